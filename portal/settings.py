@@ -1,0 +1,369 @@
+"""Rota settings: one module, two profiles, everything from the environment.
+
+Embedded profile (the default, nothing configured): SQLite in ``ROTA_DATA_DIR``, the in-memory
+channel layer, background passes run inside the server process, the ``local`` backend.
+
+Production profile (``ROTA_ENV=production``, or ``DATABASE_URL`` / ``REDIS_URL`` set): Postgres,
+Redis for Channels and as the django-q2 broker. It refuses to start without ``SECRET_KEY`` and
+``ALLOWED_HOSTS`` and turns on every ``check --deploy`` protection.
+
+Every variable is documented in ``.env.example``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+# --- small typed helpers ------------------------------------------------------------------------
+
+
+def env_str(name: str, default: str = "") -> str:
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (true/false), got {raw!r}")
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
+
+
+def env_list(name: str, default: list[str] | None = None) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return list(default or [])
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+# --- profile ------------------------------------------------------------------------------------
+
+ROTA_ENV = env_str("ROTA_ENV", "")
+if ROTA_ENV not in {"", "embedded", "production"}:
+    raise ImproperlyConfigured(f"ROTA_ENV must be 'embedded' or 'production', got {ROTA_ENV!r}")
+DATABASE_URL = env_str("DATABASE_URL")
+REDIS_URL = env_str("REDIS_URL")
+PRODUCTION = ROTA_ENV == "production" or (ROTA_ENV != "embedded" and bool(DATABASE_URL or REDIS_URL))
+PROFILE = "production" if PRODUCTION else "embedded"
+
+DATA_DIR = Path(env_str("ROTA_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = env_bool("DEBUG", default=not PRODUCTION)
+
+if PRODUCTION:
+    SECRET_KEY = env_str("SECRET_KEY")
+    if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure"):
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set to a random string of at least 50 characters in production "
+            "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(64))')"
+        )
+    ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("ALLOWED_HOSTS must list the host names Rota is served on in production")
+    if not DATABASE_URL:
+        raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL in production")
+    if not REDIS_URL:
+        raise ImproperlyConfigured("REDIS_URL must point at Redis in production")
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off in production")
+else:
+    # The embedded profile runs on one machine for one team; a stable per-install key is kept in
+    # the data directory so sessions survive restarts.
+    SECRET_KEY = env_str("SECRET_KEY")
+    if not SECRET_KEY:
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        key_file = DATA_DIR / "secret_key"
+        if not key_file.exists():
+            import secrets
+
+            key_file.write_text(secrets.token_urlsafe(64))
+            key_file.chmod(0o600)
+        SECRET_KEY = key_file.read_text().strip()
+    ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# --- applications -------------------------------------------------------------------------------
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "channels",
+    "django_q",
+    "apps.core",
+    "apps.accounts",
+    "apps.cluster",
+    "apps.quotas",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+ASGI_APPLICATION = "portal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+            ],
+        },
+    },
+]
+
+# --- data ---------------------------------------------------------------------------------------
+
+if PRODUCTION:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(DATA_DIR / "rota.sqlite3"),
+            # Several threads (server, scheduler and launcher loops) write; WAL and a generous
+            # busy timeout keep SQLite's single writer from failing requests.
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+
+if PRODUCTION:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 2000, "expiry": 30},
+        }
+    }
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# django-q2: Redis broker in production; the database broker in the embedded profile so that
+# `manage.py qcluster` works without Redis.
+Q_CLUSTER: dict[str, object] = {
+    "name": "rota",
+    "workers": env_int("ROTA_Q_WORKERS", 2),
+    "timeout": 120,
+    "retry": 180,
+    "max_attempts": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 500,
+}
+if PRODUCTION:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# How passes triggered by events run: "django_q" hands them to qcluster workers (production);
+# "thread" runs them in a worker thread of the current process (embedded: the in-memory channel
+# layer only reaches websockets in the server's own process); "inline" runs them on commit in the
+# caller's thread (tests).
+ROTA_TASK_RUNNER = env_str("ROTA_TASK_RUNNER", "django_q" if PRODUCTION else "thread")
+if ROTA_TASK_RUNNER not in {"django_q", "thread", "inline"}:
+    raise ImproperlyConfigured("ROTA_TASK_RUNNER must be one of django_q, thread, inline")
+
+# --- auth ---------------------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+# --- i18n ---------------------------------------------------------------------------------------
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- static -------------------------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+
+# --- API ----------------------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "apps.accounts.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.permissions.IsActiveUser"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.PageNumberPagination",
+    "PAGE_SIZE": 25,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "apps.core.api.exception_handler.api_exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"priority_update": "6/min"},
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Rota API",
+    "DESCRIPTION": "Time-sharing GPU cluster platform. Authenticate with `Authorization: Bearer <token>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+
+# --- Rota ---------------------------------------------------------------------------------------
+
+ROTA_PUBLIC_URL = env_str("ROTA_PUBLIC_URL", "http://127.0.0.1:8000")
+ROTA_LOG_ROOT = Path(env_str("ROTA_LOG_ROOT", str(DATA_DIR / "logs"))).resolve()
+ROTA_RUN_ROOT = Path(env_str("ROTA_RUN_ROOT", str(DATA_DIR / "run"))).resolve()
+ROTA_BACKEND = env_str("ROTA_BACKEND", "kubernetes" if PRODUCTION else "local")
+if ROTA_BACKEND not in {"local", "kubernetes"}:
+    raise ImproperlyConfigured("ROTA_BACKEND must be 'local' or 'kubernetes'")
+
+# Accounts and tokens.
+ROTA_TOKEN_PREFIX = "rota_"
+ROTA_MAX_UNFINISHED_CHAINS_PER_USER = env_int("ROTA_MAX_UNFINISHED_CHAINS_PER_USER", 1000)
+
+# Scheduler policy: every threshold is a setting (see docs/scheduler.md).
+ROTA_SCHEDULER = {
+    "MIN_RUN_SECONDS": env_float("ROTA_SCHED_MIN_RUN_SECONDS", 300.0),
+    "TIME_SLICE_SECONDS": env_float("ROTA_SCHED_TIME_SLICE_SECONDS", 3600.0),
+    "TIMESHARE_WAIT_SECONDS": env_float("ROTA_SCHED_TIMESHARE_WAIT_SECONDS", 900.0),
+    "ABOVE_NORMAL_AGING_SECONDS": env_float("ROTA_SCHED_ABOVE_NORMAL_AGING_SECONDS", 1800.0),
+    "FAIRSHARE_HALF_LIFE_SECONDS": env_float("ROTA_SCHED_FAIRSHARE_HALF_LIFE_SECONDS", 3600.0),
+    "RESERVATION_WAIT_SECONDS": env_float("ROTA_SCHED_RESERVATION_WAIT_SECONDS", 1800.0),
+    "PASS_INTERVAL_SECONDS": env_float("ROTA_SCHED_PASS_INTERVAL_SECONDS", 2.0),
+}
+
+# Execution.
+ROTA_LAUNCHER = {
+    "GRACE_SECONDS": env_float("ROTA_SUSPEND_GRACE_SECONDS", 60.0),
+    "START_TIMEOUT_SECONDS": env_float("ROTA_START_TIMEOUT_SECONDS", 300.0),
+    "DEFAULT_WATCHDOG_SECONDS": env_float("ROTA_DEFAULT_WATCHDOG_SECONDS", 1800.0),
+    "PASS_INTERVAL_SECONDS": env_float("ROTA_LAUNCHER_PASS_INTERVAL_SECONDS", 1.0),
+    "LOG_LINE_MAX_BYTES": env_int("ROTA_LOG_LINE_MAX_BYTES", 4096),
+    "MASTER_PORT": env_int("ROTA_MASTER_PORT", 29500),
+}
+
+ROTA_KUBERNETES = {
+    "NAMESPACE": env_str("ROTA_K8S_NAMESPACE", "rota-jobs"),
+    "IMAGE_PULL_SECRETS": env_list("ROTA_K8S_IMAGE_PULL_SECRETS"),
+    "IN_CLUSTER": env_bool("ROTA_K8S_IN_CLUSTER", default=False),
+    "KUBECONFIG": env_str("KUBECONFIG"),
+}
+
+MEILISEARCH_URL = env_str("MEILISEARCH_URL")
+MEILISEARCH_API_KEY = env_str("MEILISEARCH_API_KEY")
+
+# --- security -----------------------------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# --- logging ------------------------------------------------------------------------------------
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"scrub_tokens": {"()": "apps.core.logging.ScrubTokensFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["scrub_tokens"]},
+    },
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,40 @@
+"""Settings for the test suite: the active profile's settings plus fast, deterministic knobs.
+
+The profile (embedded SQLite or production Postgres + Redis) still comes from the environment,
+so the same suite runs against both (see ``scripts/test``).
+"""
+
+import atexit
+import os
+import shutil
+import tempfile
+
+if not os.environ.get("ROTA_DATA_DIR"):
+    _tmp = tempfile.mkdtemp(prefix="rota-test-")
+    os.environ["ROTA_DATA_DIR"] = _tmp
+    atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
+
+from portal.settings import *  # noqa: E402,F403
+from portal.settings import PRODUCTION, REDIS_URL  # noqa: E402
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Passes triggered by events run on commit in the caller's thread: tests see their effects at once.
+ROTA_TASK_RUNNER = "inline"
+ROTA_TEST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+if PRODUCTION:
+    # Each xdist worker gets its own Redis key space so parallel tests never see each other's
+    # channel messages or cache entries.
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"rota-test-{ROTA_TEST_WORKER}", "capacity": 2000},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"rota-test-{ROTA_TEST_WORKER}",
+        }
+    }
