@@ -2,4 +2,9 @@
 
 from django.urls import include, path
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", include("apps.accounts.api.urls")),
+    path("", include("apps.cluster.api.urls")),
+    path("", include("apps.quotas.api.urls")),
+    path("", include("apps.core.api.urls")),
+]

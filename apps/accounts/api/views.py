@@ -1,0 +1,123 @@
+"""API views for the current user, their tokens, and user administration. Thin: services do the work."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts import selectors, services
+from apps.accounts.api import serializers as s
+from apps.accounts.models import User
+from apps.accounts.permissions import IsUserAdmin
+from apps.core.errors import NotFound
+
+
+class MeView(APIView):
+    """Who am I: the authenticated user, their groups and the scope of the token used."""
+
+    @extend_schema(responses=s.MeSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(s.MeSerializer(request.user, context={"request": request}).data)
+
+
+class TokenListCreateView(generics.ListAPIView):
+    """My API tokens (active ones; `?include_revoked=1` for all). POST creates one and shows it once."""
+
+    serializer_class = s.TokenSerializer
+
+    def get_queryset(self) -> Any:
+        include = self.request.query_params.get("include_revoked") in {"1", "true", "yes"}
+        return selectors.tokens_of(user=self.request.user, include_revoked=include)
+
+    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer})
+    def post(self, request: Request) -> Response:
+        data = s.TokenCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = services.token_create(actor=request.user, **data.validated_data)
+        body = s.TokenSerializer(issued.token).data | {"token": issued.raw}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailView(APIView):
+    """One of my tokens; DELETE revokes it."""
+
+    @extend_schema(responses=s.TokenSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        token = selectors.token_get_for_owner(user=request.user, token_id=pk)
+        if token is None:
+            raise NotFound(_("No such token."))
+        return Response(s.TokenSerializer(token).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, pk: int) -> Response:
+        token = selectors.token_get_for_owner(user=request.user, token_id=pk)
+        if token is None:
+            raise NotFound(_("No such token."))
+        services.token_revoke(actor=request.user, token=token)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AdminUserListCreateView(generics.ListAPIView):
+    """All users (root admins). POST creates a user, optionally issuing a token shown once."""
+
+    permission_classes = [IsUserAdmin]
+    serializer_class = s.AdminUserSerializer
+    filterset_fields = ["role", "is_active"]
+    search_fields = ["username", "nickname"]
+
+    def get_queryset(self) -> Any:
+        qs = selectors.users_list()
+        q = self.request.query_params.get("q")
+        if q:
+            qs = qs.filter(username__icontains=q)
+        return qs
+
+    @extend_schema(request=s.AdminUserCreateSerializer, responses={201: s.AdminUserSerializer})
+    def post(self, request: Request) -> Response:
+        data = s.AdminUserCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        issue_token = values.pop("issue_token")
+        user = services.user_create(actor=request.user, **values)
+        body = dict(s.AdminUserSerializer(user).data)
+        if issue_token:
+            issued = services.token_create(actor=request.user, user=user, name="issued at creation")
+            body["token"] = issued.raw
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class AdminUserDetailView(APIView):
+    permission_classes = [IsUserAdmin]
+
+    @extend_schema(responses=s.AdminUserSerializer)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(s.AdminUserSerializer(get_object_or_404(selectors.users_list(), pk=pk)).data)
+
+    @extend_schema(request=s.AdminUserUpdateSerializer, responses=s.AdminUserSerializer)
+    def patch(self, request: Request, pk: int) -> Response:
+        user = get_object_or_404(User, pk=pk)
+        data = s.AdminUserUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        user = services.user_update(actor=request.user, user=user, **data.validated_data)
+        return Response(s.AdminUserSerializer(user).data)
+
+
+class AdminUserTokenCreateView(APIView):
+    """Issue a token for another user (root admins; recorded in the audit log)."""
+
+    permission_classes = [IsUserAdmin]
+
+    @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        user = get_object_or_404(User, pk=pk)
+        data = s.TokenCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        issued = services.token_create(actor=request.user, user=user, **data.validated_data)
+        return Response(s.TokenSerializer(issued.token).data | {"token": issued.raw}, status=status.HTTP_201_CREATED)

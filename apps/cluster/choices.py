@@ -1,0 +1,21 @@
+"""Enumerations of the cluster inventory."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class NodeState(models.TextChoices):
+    READY = "ready", _("Ready")
+    NOT_READY = "not_ready", _("Not ready")
+    DISABLED = "disabled", _("Disabled")
+
+
+class MountKind(models.TextChoices):
+    HOST_PATH = "host_path", _("Host path")
+    PVC = "pvc", _("Persistent volume claim")
+    CONFIGMAP = "configmap", _("Config map")
+
+
+class MountAction(models.TextChoices):
+    ADD = "add", _("Add")
+    REMOVE = "remove", _("Remove")

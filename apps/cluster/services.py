@@ -1,0 +1,242 @@
+"""Admin writes to the cluster inventory. Every write is validated, audited, and in one transaction.
+
+Node state changes also ask for a scheduling pass (nodes gained or lost capacity) and, for a node
+that became unusable, let the launcher requeue the jobs on it (see ``apps.launcher.reconcile``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.accounts.choices import AdminGroup
+from apps.accounts.models import User
+from apps.cluster import templates
+from apps.cluster.choices import MountAction, MountKind, NodeState
+from apps.cluster.models import Environment, MountRule, Node, NodeGroup
+from apps.core.audit import audit_record, snapshot
+from apps.core.errors import ApplicationError, PermissionDenied
+from apps.core.tasks import enqueue_on_commit
+
+NODE_FIELDS = ["name", "group", "gpu_count", "gpu_model", "cpu", "memory_bytes", "room", "state", "state_reason", "labels"]
+ENV_FIELDS = ["name", "image", "description", "env_vars", "interpreter"]
+MOUNT_FIELDS = ["name", "kind", "source", "container_path", "read_only", "action", "active", "conditions"]
+
+
+def _require_cluster_admin(actor: User | None) -> None:
+    if actor is not None and not actor.in_admin_group(AdminGroup.CLUSTER_MANAGER, AdminGroup.OPS):
+        raise PermissionDenied(_("Only cluster managers and ops may change the cluster inventory."))
+
+
+def _full_clean(instance: Any, exclude: list[str] | None = None) -> None:
+    try:
+        instance.full_clean(exclude=exclude, validate_unique=True)
+    except ValidationError as exc:
+        fields = {k: [str(m) for m in v] for k, v in exc.message_dict.items()}
+        first_field, messages = next(iter(fields.items()))
+        raise ApplicationError(f"{first_field}: {messages[0]}", fields=fields) from exc
+
+
+def _node_capacity_changed() -> None:
+    enqueue_on_commit("apps.scheduler.tasks.schedule_pass")
+    enqueue_on_commit("apps.launcher.tasks.reconcile_pass")
+
+
+@transaction.atomic
+def node_group_upsert(*, actor: User | None, name: str, description: str = "") -> NodeGroup:
+    _require_cluster_admin(actor)
+    group = NodeGroup.objects.filter(name=name).first()
+    before = snapshot(group, ["name", "description"]) if group else None
+    if group is None:
+        group = NodeGroup(name=name)
+    group.description = description
+    _full_clean(group)
+    group.save()
+    after = snapshot(group, ["name", "description"])
+    if after != before:
+        audit_record(actor=actor, action="node_group.upsert", target=group, before=before, after=after)
+    return group
+
+
+@transaction.atomic
+def node_upsert(
+    *,
+    actor: User | None,
+    name: str,
+    group: NodeGroup,
+    gpu_count: int = 0,
+    gpu_model: str = "",
+    cpu: int = 0,
+    memory_bytes: int = 0,
+    room: str = "",
+    labels: dict[str, str] | None = None,
+) -> Node:
+    """Register a node or update its description (not its state: see enable/disable)."""
+    _require_cluster_admin(actor)
+    node = Node.objects.select_for_update().filter(name=name).first()
+    before = snapshot(node, NODE_FIELDS) if node else None
+    if node is None:
+        node = Node(name=name, state=NodeState.READY)
+    node.group = group
+    node.gpu_count = gpu_count
+    node.gpu_model = gpu_model
+    node.cpu = cpu
+    node.memory_bytes = memory_bytes
+    node.room = room
+    node.labels = dict(labels or {})
+    _full_clean(node)
+    node.save()
+    after = snapshot(node, NODE_FIELDS)
+    if after != before:
+        audit_record(actor=actor, action="node.upsert", target=node, before=before, after=after)
+        _node_capacity_changed()
+    return node
+
+
+@transaction.atomic
+def node_disable(*, actor: User, node: Node, reason: str) -> Node:
+    """Take a node out of scheduling. Jobs on it are requeued by the launcher."""
+    _require_cluster_admin(actor)
+    reason = reason.strip()
+    if not reason:
+        raise ApplicationError(_("Say why the node is disabled (it is shown to users)."), fields={"reason": [_("Required.")]})
+    node = Node.objects.select_for_update().get(pk=node.pk)
+    before = snapshot(node, ["state", "state_reason"])
+    node.state = NodeState.DISABLED
+    node.state_reason = reason[:255]
+    node.state_changed_at = timezone.now()
+    node.save(update_fields=["state", "state_reason", "state_changed_at"])
+    audit_record(actor=actor, action="node.disable", target=node, before=before, after=snapshot(node, ["state", "state_reason"]))
+    _node_capacity_changed()
+    return node
+
+
+@transaction.atomic
+def node_enable(*, actor: User, node: Node) -> Node:
+    """Put a disabled node back into scheduling (the backend may still report it not ready)."""
+    _require_cluster_admin(actor)
+    node = Node.objects.select_for_update().get(pk=node.pk)
+    before = snapshot(node, ["state", "state_reason"])
+    if node.state == NodeState.DISABLED:
+        node.state = NodeState.READY
+        node.state_reason = ""
+        node.state_changed_at = timezone.now()
+        node.save(update_fields=["state", "state_reason", "state_changed_at"])
+        audit_record(actor=actor, action="node.enable", target=node, before=before, after=snapshot(node, ["state", "state_reason"]))
+        _node_capacity_changed()
+    return node
+
+
+def node_observe_readiness(*, name: str, ready: bool, reason: str = "") -> bool:
+    """Record what the backend sees of a node. Disabled nodes stay disabled. True if it changed."""
+    target = NodeState.READY if ready else NodeState.NOT_READY
+    with transaction.atomic():
+        changed = (
+            Node.objects.filter(name=name)
+            .exclude(state=NodeState.DISABLED)
+            .exclude(state=target)
+            .update(state=target, state_reason="" if ready else reason[:255], state_changed_at=timezone.now())
+        )
+        if changed:
+            _node_capacity_changed()
+    return bool(changed)
+
+
+@transaction.atomic
+def environment_upsert(
+    *,
+    actor: User | None,
+    name: str,
+    image: str,
+    description: str = "",
+    env_vars: dict[str, str] | None = None,
+    interpreter: str = "python3",
+) -> Environment:
+    _require_cluster_admin(actor)
+    env_vars = dict(env_vars or {})
+    bad = [k for k, v in env_vars.items() if not isinstance(v, str) or not k.replace("_", "").isalnum()]
+    if bad:
+        raise ApplicationError(
+            _("Environment variables must be NAME = \"value\" strings; check: %(names)s") % {"names": ", ".join(bad)},
+            fields={"env_vars": [_("Invalid entries.")]},
+        )
+    environment = Environment.objects.filter(name=name).first()
+    before = snapshot(environment, ENV_FIELDS) if environment else None
+    if environment is None:
+        environment = Environment(name=name)
+    environment.image = image
+    environment.description = description
+    environment.env_vars = env_vars
+    environment.interpreter = interpreter
+    _full_clean(environment)
+    environment.save()
+    after = snapshot(environment, ENV_FIELDS)
+    if after != before:
+        audit_record(actor=actor, action="environment.upsert", target=environment, before=before, after=after)
+    return environment
+
+
+@transaction.atomic
+def mount_rule_upsert(
+    *,
+    actor: User | None,
+    name: str,
+    source: str,
+    container_path: str,
+    kind: str = MountKind.HOST_PATH,
+    read_only: bool = False,
+    action: str = MountAction.ADD,
+    active: bool = True,
+    owner_users: list[User] | None = None,
+    owner_groups: list[Group] | None = None,
+    conditions: dict[str, Any] | None = None,
+) -> MountRule:
+    """Create or update a mount rule; templates and conditions are validated before saving."""
+    _require_cluster_admin(actor)
+    problems: dict[str, list[str]] = {}
+    for field, value in (("source", source), ("container_path", container_path)):
+        found = templates.validate_template(value)
+        if found:
+            problems[field] = found
+    if not container_path.startswith("/"):
+        problems.setdefault("container_path", []).append("must be an absolute path")
+    if kind == MountKind.HOST_PATH and not source.startswith("/"):
+        problems.setdefault("source", []).append("a host path must be absolute")
+    if kind not in MountKind.values:
+        problems["kind"] = [f"must be one of {', '.join(MountKind.values)}"]
+    if action not in MountAction.values:
+        problems["action"] = ["must be add or remove"]
+    cond_problems = templates.validate_conditions(conditions or {})
+    if cond_problems:
+        problems["conditions"] = cond_problems
+    if problems:
+        field, messages = next(iter(problems.items()))
+        raise ApplicationError(f"{field}: {messages[0]}", fields=problems)
+    rule = MountRule.objects.filter(name=name).first()
+    before = None
+    if rule is not None:
+        before = snapshot(rule, MOUNT_FIELDS)
+        before["owners"] = sorted([f"user:{u}" for u in rule.owner_users.all()] + [f"group:{g}" for g in rule.owner_groups.all()])
+    else:
+        rule = MountRule(name=name)
+    rule.kind = kind
+    rule.source = source
+    rule.container_path = container_path
+    rule.read_only = read_only
+    rule.action = action
+    rule.active = active
+    rule.conditions = dict(conditions or {})
+    _full_clean(rule)
+    rule.save()
+    rule.owner_users.set(owner_users or [])
+    rule.owner_groups.set(owner_groups or [])
+    after = snapshot(rule, MOUNT_FIELDS)
+    after["owners"] = sorted([f"user:{u}" for u in owner_users or []] + [f"group:{g}" for g in owner_groups or []])
+    if after != before:
+        audit_record(actor=actor, action="mount_rule.upsert", target=rule, before=before, after=after)
+    return rule
