@@ -83,7 +83,7 @@ DEBUG = env_bool("DEBUG", default=not PRODUCTION)
 
 if PRODUCTION:
     SECRET_KEY = env_str("SECRET_KEY")
-    if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure"):
+    if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure"):
         raise ImproperlyConfigured(
             "SECRET_KEY must be set to a random string of at least 50 characters in production "
             "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(64))')"
@@ -134,6 +134,9 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.cluster",
     "apps.quotas",
+    "apps.experiments",
+    "apps.scheduler",
+    "apps.launcher",
 ]
 
 MIDDLEWARE = [
@@ -289,6 +292,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "TokenScopeEnum": "apps.accounts.choices.TokenScope",
+        "TokenCreateScopeEnum": ["all", "except_jupyter", "read_only"],
+    },
 }
 
 # --- Rota ---------------------------------------------------------------------------------------

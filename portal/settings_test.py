@@ -8,6 +8,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from pathlib import Path
 
 if not os.environ.get("ROTA_DATA_DIR"):
     _tmp = tempfile.mkdtemp(prefix="rota-test-")
@@ -17,6 +18,8 @@ if not os.environ.get("ROTA_DATA_DIR"):
 from portal.settings import *  # noqa: E402,F403
 from portal.settings import PRODUCTION, REDIS_URL  # noqa: E402
 
+STATIC_ROOT = Path(os.environ["ROTA_DATA_DIR"]) / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Passes triggered by events run on commit in the caller's thread: tests see their effects at once.
 ROTA_TASK_RUNNER = "inline"

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts import tokens
-from apps.accounts.choices import AdminGroup, Role, TokenScope
+from apps.accounts.choices import PUBLIC_GROUP, AdminGroup, Role, TokenScope
 from apps.accounts.models import ApiToken, User
 from apps.core.audit import audit_record, snapshot
 from apps.core.errors import ApplicationError, NotFound, PermissionDenied
@@ -236,6 +236,6 @@ def tokens_revoke_for_attempt(*, attempt_id: int) -> int:
 
 
 def ensure_admin_groups() -> None:
-    """Create the permission groups (idempotent)."""
-    for value in AdminGroup.values:
+    """Create the permission groups and the implicit quota groups (idempotent)."""
+    for value in [*AdminGroup.values, PUBLIC_GROUP, *Role.values]:
         Group.objects.get_or_create(name=value)

@@ -37,14 +37,14 @@ def mounts_for(*, user: User, task: dict[str, str]) -> list[ResolvedMount]:
     """The mounts a job of ``user`` gets. ``task`` holds ``id``, ``chain_id``, ``name``, ``type``, ``group``.
 
     Precedence (highest first): the user's own conditional rules, the user's unconditional rules,
-    group conditional rules, group unconditional rules; per container path the first add wins,
+    their groups' conditional then unconditional rules, then ``public``'s; per container path the first add wins,
     and a matching ``remove`` for that path (or ``*``) takes it away whatever its rank.
     """
     groups = user.group_names() | {"public", user.role}
     rules = (
         MountRule.objects.filter(active=True)
         .filter(Q(owner_users=user) | Q(owner_groups__name__in=groups))
-        .prefetch_related("owner_users")
+        .prefetch_related("owner_users", "owner_groups")
         .distinct()
         .order_by("name")
     )
@@ -73,8 +73,9 @@ def mounts_for(*, user: User, task: dict[str, str]) -> list[ResolvedMount]:
         if not templates.conditions_match(rule.conditions, facts):
             continue
         own = any(u.pk == user.pk for u in rule.owner_users.all())
+        specific_group = any(g.name in groups and g.name != "public" for g in rule.owner_groups.all())
         conditional = bool(rule.conditions)
-        rank = (0 if own else 2) + (0 if conditional else 1)
+        rank = (0 if own else 2 if specific_group else 4) + (0 if conditional else 1)
         ranked.append((rank, rule.name, rule))
     ranked.sort(key=lambda item: (item[0], item[1]))
 

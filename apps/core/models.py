@@ -33,3 +33,19 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action} {self.target_repr}"
+
+
+class Lease(models.Model):
+    """A named, expiring lock held by one worker (single-flight passes; see ``apps.core.leases``).
+
+    Taken with one conditional UPDATE, so it works the same on PostgreSQL and SQLite, and a worker
+    that dies mid-pass loses it when it expires instead of blocking everyone forever.
+    """
+
+    name = models.CharField(max_length=64, primary_key=True)
+    holder = models.CharField(max_length=128, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    rerun_requested = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"{self.name} held by {self.holder or 'nobody'}"

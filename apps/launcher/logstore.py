@@ -236,12 +236,13 @@ class LogWriter:
                     os.utime(self._fd)  # type: ignore[arg-type]
 
     def write_line(self, text: str) -> None:
-        """Write ``text`` as complete line(s) (embedded newlines make several lines)."""
+        """Write ``text`` as complete line(s): one trailing newline is dropped, embedded ones
+        make several lines."""
         with self._lock:
             self._check_open()
             now = self._clock()
             out = bytearray(self._take_partial())
-            for line in text.split("\n"):
+            for line in text.removesuffix("\n").split("\n"):
                 self._accumulate(line.encode("utf-8", errors="replace"), now)
                 self._line_started = now
                 out += self._take_line()
@@ -416,8 +417,9 @@ class LogStore:
                 if start == 0:
                     raw = _read_at(f, 0, min(limit, size))
                 else:
-                    # Read one byte before ``start`` to know whether it already is a line start.
-                    window = _read_at(f, start - 1, min(limit, size - start + 1))
+                    # Read one byte before ``start`` too, to know whether it already is a line start
+                    # (so up to ``limit + 1`` bytes are read; at most ``limit`` are returned).
+                    window = _read_at(f, start - 1, min(limit, size - start) + 1)
                     nl = window.find(b"\n")
                     if nl < 0:  # a single line longer than the tail: show it from ``start``
                         raw = window[1:]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.priorities import Priority, parse_priority
@@ -7,6 +8,9 @@ from apps.quotas.choices import QuotaKind
 from apps.quotas.models import Quota
 
 
+@extend_schema_field(
+    {"oneOf": [{"type": "string", "enum": [p.label for p in Priority]}, {"type": "integer", "enum": Priority.values}]}
+)
 class PriorityField(serializers.Field):
     """A priority by name ("HIGH") or number (30)."""
 

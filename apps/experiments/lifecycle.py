@@ -1,0 +1,359 @@
+"""Attempt state changes: the only code that moves an attempt from one state to another.
+
+Every change is a conditional update from the states it may come from (``choices.TRANSITIONS``),
+so a finished attempt never changes, ``running`` never goes back to ``queued``, and two workers
+doing the same thing at once cannot both succeed: the loser's update matches no row and it returns
+``False``. Events are sent and passes enqueued after commit.
+
+Callers: user services (``services.py``), the scheduler driver (start, suspend requests) and the
+launcher's reconcile loop (running, finished, suspended). The job runtime API (whole-life state,
+checkpoints, suspend acknowledgement) is at the bottom.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.tasks import enqueue_on_commit
+from apps.experiments import events
+from apps.experiments.choices import (
+    FINAL_WORKER_STATUSES,
+    TRANSITIONS,
+    ChainStatus,
+    QueueStatus,
+    RankStatus,
+    StopReason,
+    SuspendReason,
+    SuspendState,
+    WorkerStatus,
+)
+from apps.experiments.models import Attempt, Chain, Rank
+from portal.realtime import chain_group, send_event_on_commit, user_group
+
+SCHEDULE = "apps.scheduler.tasks.schedule_pass"
+RECONCILE = "apps.launcher.tasks.reconcile_pass"
+
+_CHAIN_STATUS = {
+    WorkerStatus.STARTING: ChainStatus.STARTING,
+    WorkerStatus.RUNNING: ChainStatus.RUNNING,
+    WorkerStatus.SUSPENDING: ChainStatus.SUSPENDING,
+    WorkerStatus.STOPPING: ChainStatus.STOPPING,
+    WorkerStatus.SUCCEEDED: ChainStatus.SUCCEEDED,
+    WorkerStatus.FAILED: ChainStatus.FAILED,
+    WorkerStatus.STOPPED: ChainStatus.STOPPED,
+    WorkerStatus.CANCELED: ChainStatus.CANCELED,
+}
+
+
+def sources_of(target: str) -> list[str]:
+    """Worker statuses from which ``target`` may be reached."""
+    return [source for source, targets in TRANSITIONS.items() if target in targets]
+
+
+def transition(attempt_id: int, target: str, *, only_from: list[str] | None = None, **fields: Any) -> bool:
+    """Move one attempt to ``target`` if it is in a state that allows it. True if it moved."""
+    allowed = sources_of(target)
+    if only_from is not None:
+        allowed = [s for s in allowed if s in only_from]
+    if target in FINAL_WORKER_STATUSES:
+        fields.setdefault("queue_status", QueueStatus.FINISHED)
+        fields.setdefault("finished_at", timezone.now())
+    return Attempt.objects.filter(pk=attempt_id, worker_status__in=allowed).update(worker_status=target, **fields) == 1
+
+
+def chain_status_for(chain: Chain, attempt: Attempt) -> str:
+    if attempt.worker_status == WorkerStatus.QUEUED:
+        if chain.held:
+            return ChainStatus.HELD
+        return ChainStatus.WAITING if attempt.index == 0 else ChainStatus.SUSPENDED
+    return _CHAIN_STATUS[attempt.worker_status]
+
+
+def sync_chain(chain_id: int) -> Chain:
+    """Recompute the chain's denormalised status from its latest attempt; emit if it changed."""
+    chain = Chain.objects.select_for_update().select_related("latest_attempt").get(pk=chain_id)
+    attempt = chain.latest_attempt
+    assert attempt is not None
+    status = chain_status_for(chain, attempt)
+    finished = attempt.worker_status in FINAL_WORKER_STATUSES and attempt.worker_status != WorkerStatus.SUSPENDED
+    changes: dict[str, Any] = {}
+    if chain.status != status:
+        changes["status"] = status
+    if chain.finished != finished:
+        changes["finished"] = finished
+        changes["finished_at"] = attempt.finished_at if finished else None
+    if changes:
+        Chain.objects.filter(pk=chain.pk).update(**changes)
+        for key, value in changes.items():
+            setattr(chain, key, value)
+    emit_chain_status(chain, attempt)
+    return chain
+
+
+def emit_chain_status(chain: Chain, attempt: Attempt) -> None:
+    send_event_on_commit(
+        [user_group(chain.owner_id), chain_group(chain.pk)],
+        events.ChainStatusChanged(
+            chain_id=chain.pk,
+            attempt_id=attempt.pk,
+            status=chain.status,
+            worker_status=attempt.worker_status,
+            restart_count=chain.restart_count,
+            owner_id=chain.owner_id,
+        ),
+    )
+
+
+def _release_ranks(attempt_id: int, status: str | None = None) -> None:
+    now = timezone.now()
+    Rank.objects.filter(attempt_id=attempt_id, holds_node=True).update(holds_node=False, finished_at=now)
+    if status is not None:
+        Rank.objects.filter(attempt_id=attempt_id, status__in=[RankStatus.PENDING, RankStatus.RUNNING]).update(
+            status=status, finished_at=now
+        )
+
+
+def _revoke_job_tokens(attempt_id: int) -> None:
+    from apps.accounts.services import tokens_revoke_for_attempt
+
+    tokens_revoke_for_attempt(attempt_id=attempt_id)
+
+
+def requeue(chain: Chain, previous: Attempt, *, held: bool = False) -> Attempt:
+    """Queue the next attempt of ``chain`` after ``previous`` ended, carrying whole-life state."""
+    state = Attempt.objects.filter(pk=previous.pk).values_list("whole_life_state", flat=True).get()
+    nxt = Attempt.objects.create(
+        chain=chain,
+        index=previous.index + 1,
+        priority=chain.priority,
+        whole_life_state=state,
+        watchdog_seconds=chain.watchdog_seconds,
+    )
+    Chain.objects.filter(pk=chain.pk).update(
+        latest_attempt=nxt, restart_count=nxt.index, whole_life_state=state, held=held
+    )
+    chain.latest_attempt = nxt
+    chain.restart_count = nxt.index
+    chain.held = held
+    return nxt
+
+
+# --- scheduler ----------------------------------------------------------------------------------
+
+
+def attempt_start(attempt_id: int, *, priority: int, quota_priority: int, node_ids: list[int]) -> bool:
+    """QUEUED → STARTING on ``node_ids`` (index = rank). False if it was no longer queued.
+
+    Call inside a transaction (savepoint): the partial unique constraint on held nodes raises
+    ``IntegrityError`` if a node is already held, and the caller rolls this start back.
+    """
+    now = timezone.now()
+    moved = transition(
+        attempt_id,
+        WorkerStatus.STARTING,
+        only_from=[WorkerStatus.QUEUED],
+        queue_status=QueueStatus.SCHEDULED,
+        effective_priority=priority,
+        quota_priority=quota_priority,
+        scheduled_at=now,
+        pending_code="",
+        pending_message="",
+        queue_position=None,
+        pending_holders=[],
+        infeasible=False,
+    )
+    if not moved:
+        return False
+    Rank.objects.bulk_create(
+        [Rank(attempt_id=attempt_id, rank=i, node_id=node_id, holds_node=True) for i, node_id in enumerate(node_ids)]
+    )
+    return True
+
+
+def attempt_request_suspend(
+    attempt_id: int, *, reason: str, beneficiary: int | None = None, now: datetime | None = None
+) -> bool:
+    """Ask a starting or running attempt to suspend (the launcher delivers the notice)."""
+    moved = transition(
+        attempt_id,
+        WorkerStatus.SUSPENDING,
+        only_from=[WorkerStatus.STARTING, WorkerStatus.RUNNING],
+        suspend_reason=reason,
+        suspend_state=SuspendState.REQUESTED,
+        suspend_requested_at=now or timezone.now(),
+        suspend_for=beneficiary,
+    )
+    if moved:
+        enqueue_on_commit(RECONCILE)
+    return moved
+
+
+# --- launcher -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def attempt_mark_running(attempt_id: int) -> bool:
+    """STARTING → RUNNING once every rank runs."""
+    now = timezone.now()
+    moved = transition(attempt_id, WorkerStatus.RUNNING, only_from=[WorkerStatus.STARTING], started_at=now)
+    if moved:
+        attempt = Attempt.objects.select_related("chain").get(pk=attempt_id)
+        nodes = list(Rank.objects.filter(attempt_id=attempt_id).order_by("rank").values_list("node__name", flat=True))
+        send_event_on_commit(
+            [user_group(attempt.chain.owner_id), chain_group(attempt.chain_id)],
+            events.AttemptStarted(chain_id=attempt.chain_id, attempt_id=attempt_id, nodes=nodes),
+        )
+        sync_chain(attempt.chain_id)
+    return moved
+
+
+def rank_update(
+    attempt_id: int, rank: int, *, status: str, exit_code: int | None = None, message: str = "",
+    started_at: datetime | None = None,
+) -> bool:
+    """Record what the backend sees of one rank. A finished rank frees its node."""
+    final = status in {RankStatus.SUCCEEDED, RankStatus.FAILED, RankStatus.KILLED}
+    qs = Rank.objects.filter(attempt_id=attempt_id, rank=rank).exclude(
+        status__in=[RankStatus.SUCCEEDED, RankStatus.FAILED, RankStatus.KILLED]
+    )
+    fields: dict[str, Any] = {"status": status, "message": message[:255]}
+    if exit_code is not None:
+        fields["exit_code"] = exit_code
+    if status == RankStatus.RUNNING:
+        fields["started_at"] = started_at or timezone.now()
+        qs = qs.exclude(status=RankStatus.RUNNING)
+    if final:
+        fields["finished_at"] = timezone.now()
+        fields["holds_node"] = False
+    changed = qs.update(**fields) == 1
+    if changed and final:
+        enqueue_on_commit(SCHEDULE)  # a finished rank's node is free for others
+    return changed
+
+
+@transaction.atomic
+def attempt_mark_suspended(attempt_id: int, *, reason: str | None = None) -> Attempt | None:
+    """The attempt's processes are gone after a suspend: finish it and queue the next attempt.
+
+    Also used when the launcher gives up on an attempt for the platform's reasons (a node became
+    unusable, ranks could not start in time): ``reason`` then says which. Returns the new attempt.
+    """
+    attempt = Attempt.objects.select_related("chain").get(pk=attempt_id)
+    fields: dict[str, Any] = {}
+    if reason is not None:
+        fields["suspend_reason"] = reason
+    if not transition(attempt_id, WorkerStatus.SUSPENDED, **fields):
+        return None
+    _release_ranks(attempt_id, RankStatus.KILLED)
+    _revoke_job_tokens(attempt_id)
+    chain = Chain.objects.select_for_update().get(pk=attempt.chain_id)
+    suspend_reason = reason or attempt.suspend_reason
+    # A person's suspend holds the chain until they resume it; the scheduler's requeues at once.
+    held = suspend_reason in {SuspendReason.USER, SuspendReason.ADMIN}
+    nxt = requeue(chain, attempt, held=held)
+    send_event_on_commit(
+        [user_group(chain.owner_id), chain_group(chain.pk)],
+        events.AttemptSuspended(chain_id=chain.pk, attempt_id=attempt_id, reason=suspend_reason),
+    )
+    sync_chain(chain.pk)
+    enqueue_on_commit(SCHEDULE)
+    return nxt
+
+
+@transaction.atomic
+def attempt_mark_finished(
+    attempt_id: int, *, status: str, stop_reason: str = "", exit_code: int | None = None, message: str = ""
+) -> bool:
+    """The attempt ended for good (succeeded, failed or stopped): the chain is finished."""
+    if status not in {WorkerStatus.SUCCEEDED, WorkerStatus.FAILED, WorkerStatus.STOPPED, WorkerStatus.CANCELED}:
+        raise ValueError(f"not a final status for a chain: {status}")
+    attempt = Attempt.objects.select_related("chain").get(pk=attempt_id)
+    fields: dict[str, Any] = {"exit_code": exit_code, "failure_message": message[:500]}
+    fields["stop_reason"] = stop_reason or attempt.stop_reason or (
+        StopReason.COMPLETED if status == WorkerStatus.SUCCEEDED else ""
+    )
+    if not transition(attempt_id, status, **fields):
+        return False
+    _release_ranks(attempt_id, RankStatus.KILLED)
+    _revoke_job_tokens(attempt_id)
+    send_event_on_commit(
+        [user_group(attempt.chain.owner_id), chain_group(attempt.chain_id)],
+        events.AttemptFinished(
+            chain_id=attempt.chain_id, attempt_id=attempt_id, worker_status=status,
+            stop_reason=fields["stop_reason"], exit_code=exit_code,
+        ),
+    )
+    sync_chain(attempt.chain_id)
+    enqueue_on_commit(SCHEDULE)
+    return True
+
+
+# --- job runtime API (attempt-scoped token) -----------------------------------------------------
+
+
+def attempt_set_whole_life_state(attempt_id: int, value: int) -> bool:
+    """Record the job's whole-life state; carried to the next attempt. Refused once finished."""
+    changed = (
+        Attempt.objects.filter(pk=attempt_id)
+        .exclude(queue_status=QueueStatus.FINISHED)
+        .update(whole_life_state=value)
+    )
+    return changed == 1
+
+
+def attempt_report_checkpoint(attempt_id: int) -> bool:
+    """The job saved a checkpoint: it loses least work if suspended now (victim choice)."""
+    return (
+        Attempt.objects.filter(pk=attempt_id)
+        .exclude(queue_status=QueueStatus.FINISHED)
+        .update(last_checkpoint_at=timezone.now())
+        == 1
+    )
+
+
+def attempt_acknowledge_suspend(attempt_id: int) -> bool:
+    return (
+        Attempt.objects.filter(pk=attempt_id, worker_status=WorkerStatus.SUSPENDING, suspend_state=SuspendState.REQUESTED)
+        .update(suspend_state=SuspendState.ACKNOWLEDGED)
+        == 1
+    )
+
+
+def attempt_go_suspend(attempt_id: int) -> bool:
+    """The job is ready to be suspended now (``go_suspend()``): the launcher frees its nodes at once.
+
+    Outside a suspend, ``go_suspend()`` is the job asking to be suspended and requeued itself.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        ready = (
+            Attempt.objects.filter(pk=attempt_id, worker_status=WorkerStatus.SUSPENDING)
+            .update(suspend_state=SuspendState.READY)
+        )
+        if not ready:
+            ready = transition(
+                attempt_id,
+                WorkerStatus.SUSPENDING,
+                only_from=[WorkerStatus.RUNNING],
+                suspend_reason=SuspendReason.SELF,
+                suspend_state=SuspendState.READY,
+                suspend_requested_at=now,
+            )
+            if ready:
+                sync_chain(Attempt.objects.filter(pk=attempt_id).values_list("chain_id", flat=True).get())
+        if ready:
+            enqueue_on_commit(RECONCILE)
+    return bool(ready)
+
+
+def attempt_set_watchdog(attempt_id: int, seconds: int) -> bool:
+    return (
+        Attempt.objects.filter(pk=attempt_id)
+        .exclude(queue_status=QueueStatus.FINISHED)
+        .update(watchdog_seconds=seconds)
+        == 1
+    )

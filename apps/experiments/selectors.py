@@ -1,0 +1,92 @@
+"""Reads of experiments: visibility, lookup by id or name, lists, detail, quota usage."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.core.errors import NotFound
+from apps.experiments.choices import QueueStatus
+from apps.experiments.models import Attempt, Chain, ChainTag, Rank
+
+
+def chains_visible_to(*, user: User) -> QuerySet[Chain]:
+    """Own chains, chains shared with the user's team, or everything for platform admins."""
+    qs = Chain.objects.all()
+    if user.is_platform_admin:
+        return qs
+    condition = Q(owner=user)
+    if user.team_id is not None:
+        condition |= Q(shared_with_team=True, owner__team_id=user.team_id)
+    return qs.filter(condition)
+
+
+def chain_visible(*, user: User, chain: Chain) -> bool:
+    return chains_visible_to(user=user).filter(pk=chain.pk).exists()
+
+
+def chain_get(*, user: User, key: str | int) -> Chain:
+    """A chain by id, or by name among the user's own chains (the unfinished one, else the newest)."""
+    visible = chains_visible_to(user=user)
+    text = str(key).strip()
+    chain: Chain | None = None
+    if text.isdigit():
+        chain = visible.filter(pk=int(text)).first()
+    if chain is None and text:
+        chain = (
+            Chain.objects.filter(owner=user, name=text).order_by("finished", "-id").first()
+        )
+    if chain is None:
+        raise NotFound(f"No job {text!r} that you can see.")
+    return chain
+
+
+def chain_list(*, user: User) -> QuerySet[Chain]:
+    """The list query: one row per chain with its latest attempt, tags and owner (constant queries)."""
+    return (
+        chains_visible_to(user=user)
+        .select_related("latest_attempt", "owner", "node_group")
+        .prefetch_related(Prefetch("tags", queryset=ChainTag.objects.order_by("name")))
+        .order_by("-id")
+    )
+
+
+def chain_detail(*, user: User, key: str | int) -> Chain:
+    chain = chain_get(user=user, key=key)
+    return (
+        Chain.objects.select_related("latest_attempt", "owner", "node_group", "environment")
+        .prefetch_related(
+            Prefetch("tags", queryset=ChainTag.objects.order_by("name")),
+            Prefetch(
+                "attempts",
+                queryset=Attempt.objects.order_by("index").prefetch_related(
+                    Prefetch("ranks", queryset=Rank.objects.select_related("node").order_by("rank"))
+                ),
+            ),
+        )
+        .get(pk=chain.pk)
+    )
+
+
+def attempt_runtime_seconds(attempt: Attempt, now: datetime | None = None) -> float:
+    if attempt.started_at is None:
+        return 0.0
+    end = attempt.finished_at or now or timezone.now()
+    return max(0.0, (end - attempt.started_at).total_seconds())
+
+
+def quota_usage(*, user: User) -> dict[tuple[str, int], int]:
+    """Nodes the user holds now per (node group, quota level): starting, running, suspending, stopping."""
+    used: dict[tuple[str, int], int] = defaultdict(int)
+    rows = (
+        Attempt.objects.filter(chain__owner=user, queue_status=QueueStatus.SCHEDULED)
+        .values_list("chain__node_group__name", "quota_priority", "chain__node_count")
+    )
+    for group, level, count in rows:
+        if level is not None:
+            used[(group, level)] += count
+    return dict(used)

@@ -1,0 +1,378 @@
+"""What users (and admins) do to experiments: submit, stop, suspend, resume, tag, star, share,
+change priority. Each service validates, checks object permissions, writes in one transaction,
+and enqueues the scheduling or reconcile pass on commit.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.accounts.choices import Role
+from apps.accounts.models import User
+from apps.cluster.choices import NodeState
+from apps.cluster.models import Environment, NodeGroup
+from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, RateLimited
+from apps.core.priorities import Priority, parse_priority
+from apps.core.tasks import enqueue_on_commit
+from apps.experiments import lifecycle
+from apps.experiments.choices import (
+    HOLDING_WORKER_STATUSES,
+    EntrypointKind,
+    StopReason,
+    SuspendReason,
+    WorkerStatus,
+)
+from apps.experiments.models import Attempt, Chain, ChainTag
+from apps.quotas.selectors import quota_resolve
+
+NAME_RE = re.compile(r"^[^\x00-\x1f()/\\]{1,200}$")
+TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+RESERVED_ENV = re.compile(r"^(ROTA_|MARSV2_)|^(WORLD_SIZE|RANK|MASTER_ADDR|MASTER_PORT|MASTER_IP|CUDA_VISIBLE_DEVICES)$")
+EXTERNAL_PRIORITIES = frozenset({Priority.AUTO, Priority.BELOW_NORMAL, Priority.LOW})
+PRIORITY_UPDATE_INTERVAL = timedelta(seconds=10)
+
+
+def _fail(field: str, message: str) -> ApplicationError:
+    return ApplicationError(message, fields={field: [message]})
+
+
+def can_act_on(user: User, chain: Chain) -> bool:
+    """Owner or platform admin: stop, suspend, resume, priority."""
+    return chain.owner_id == user.pk or user.is_platform_admin
+
+
+def _require_actor(user: User, chain: Chain) -> None:
+    # Anyone who cannot act on a chain is told it does not exist if they cannot even see it.
+    if can_act_on(user, chain):
+        return
+    from apps.experiments.selectors import chain_visible
+
+    if chain_visible(user=user, chain=chain):
+        raise PermissionDenied(_("Only the owner of this job or an admin may do that."))
+    raise NotFound(_("No such job."))
+
+
+def _validate_priority(user: User, value: int | str) -> int:
+    try:
+        priority = parse_priority(value)
+    except ValueError as exc:
+        raise _fail("priority", str(exc)) from exc
+    if user.role == Role.EXTERNAL and priority not in EXTERNAL_PRIORITIES and not user.is_platform_admin:
+        raise _fail("priority", _("External users may submit at AUTO, BELOW_NORMAL or LOW only."))
+    return int(priority)
+
+
+def _validate_env_vars(env_vars: Any) -> dict[str, str]:
+    if not isinstance(env_vars, dict):
+        raise _fail("env_vars", _("Environment variables must be a mapping of NAME to value."))
+    clean: dict[str, str] = {}
+    for key, value in env_vars.items():
+        if not isinstance(key, str) or not ENV_NAME_RE.match(key):
+            raise _fail("env_vars", _("%(k)r is not a valid variable name.") % {"k": key})
+        if RESERVED_ENV.match(key):
+            raise _fail("env_vars", _("%(k)s is set by the platform and cannot be overridden.") % {"k": key})
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise _fail("env_vars", _("The value of %(k)s must be a string.") % {"k": key})
+        clean[key] = str(value)
+    return clean
+
+
+def _validate_tags(tags: Any) -> list[str]:
+    if not isinstance(tags, (list, tuple)):
+        raise _fail("tags", _("Tags must be a list."))
+    clean = sorted({str(t).strip() for t in tags if str(t).strip()})
+    for tag in clean:
+        if not TAG_RE.match(tag):
+            raise _fail("tags", _("Tag %(t)r: use letters, digits, '_', '.', ':' or '-' (at most 64).") % {"t": tag})
+    return clean
+
+
+@transaction.atomic
+def experiment_submit(
+    *,
+    user: User,
+    name: str,
+    workspace: str,
+    entrypoint: str,
+    kind: str = EntrypointKind.PYTHON,
+    parameters: list[str] | None = None,
+    env_vars: dict[str, str] | None = None,
+    group: str,
+    nodes: int = 1,
+    priority: int | str = Priority.AUTO,
+    environment: str | None = None,
+    tags: list[str] | None = None,
+    watchdog_seconds: int | None = None,
+    whole_life_state: int = 0,
+    custom_rank: float | None = None,
+    shared_with_team: bool = False,
+    notes: str = "",
+) -> Chain:
+    """Submit a job: validate everything, create its chain and first attempt, ask for a pass.
+
+    Raises ``ApplicationError`` naming the field at fault, with nothing written.
+    """
+    name = (name or "").strip()
+    if not NAME_RE.match(name):
+        raise _fail("name", _("Give the job a name of 1–200 characters, without parentheses, slashes or control characters."))
+    if kind not in EntrypointKind.values:
+        raise _fail("kind", _("Kind must be python, bash or executable."))
+    workspace = (workspace or "").strip()
+    if not workspace.startswith("/") or len(workspace) > 1024:
+        raise _fail("workspace", _("The workspace must be an absolute directory path."))
+    entrypoint = (entrypoint or "").strip()
+    if not entrypoint or len(entrypoint) > 1024:
+        raise _fail("entrypoint", _("Say which script or program to run."))
+    if settings.ROTA_BACKEND == "local":
+        # On the local backend the workspace is on this machine: catch typos now, not at start time.
+        if not os.path.isdir(workspace):
+            raise _fail("workspace", _("No such directory on the cluster: %(p)s") % {"p": workspace})
+        target = Path(entrypoint) if entrypoint.startswith("/") else Path(workspace) / entrypoint
+        if kind != EntrypointKind.EXECUTABLE or "/" in entrypoint:
+            if not target.is_file():
+                raise _fail("entrypoint", _("No such file: %(p)s") % {"p": str(target)})
+    params = [str(p) for p in (parameters or [])]
+    if not isinstance(parameters or [], list):
+        raise _fail("parameters", _("Parameters must be a list of strings."))
+    env = _validate_env_vars(env_vars or {})
+    tag_names = _validate_tags(tags or [])
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise _fail("nodes", _("A job needs at least one node."))
+    node_group = NodeGroup.objects.filter(name=group).first()
+    if node_group is None:
+        known = ", ".join(NodeGroup.objects.values_list("name", flat=True)) or _("none")
+        raise _fail("group", _("Unknown node group %(g)r (known: %(k)s).") % {"g": group, "k": known})
+    size = node_group.nodes.exclude(state=NodeState.DISABLED).count()
+    if nodes > size:
+        raise _fail(
+            "nodes",
+            _("Group %(g)s has %(n)d usable node(s); this job asks for %(m)d.") % {"g": group, "n": size, "m": nodes},
+        )
+    level = _validate_priority(user, priority)
+    quota = quota_resolve(user=user)
+    env_name = environment or quota.default_environment
+    if not env_name:
+        raise _fail("environment", _("You may not use any environment yet; ask an admin for one."))
+    env_obj = Environment.objects.filter(name=env_name).first()
+    if env_obj is None:
+        raise _fail("environment", _("Unknown environment %(e)r.") % {"e": env_name})
+    if not quota.may_use_environment(env_name) and not user.is_platform_admin:
+        raise _fail("environment", _("You may not use the environment %(e)r.") % {"e": env_name})
+    if watchdog_seconds is not None and (not isinstance(watchdog_seconds, int) or watchdog_seconds < 60):
+        raise _fail("watchdog_seconds", _("The watchdog time must be at least 60 seconds."))
+    unfinished = Chain.objects.filter(owner=user, finished=False).count()
+    if unfinished >= settings.ROTA_MAX_UNFINISHED_CHAINS_PER_USER:
+        raise ApplicationError(
+            _("You have %(n)d unfinished jobs, the most allowed. Stop some first.") % {"n": unfinished},
+            code="too_many_jobs",
+        )
+    if Chain.objects.filter(owner=user, name=name, finished=False).exists():
+        raise Conflict(
+            _("You already have an unfinished job named %(n)r. Choose another name or stop that job.") % {"n": name},
+            fields={"name": [_("Already in use by an unfinished job.")]},
+        )
+    chain = Chain(
+        owner=user,
+        name=name,
+        workspace=workspace,
+        entrypoint=entrypoint,
+        kind=kind,
+        parameters=params,
+        env_vars=env,
+        node_group=node_group,
+        node_count=nodes,
+        priority=level,
+        environment=env_obj,
+        environment_name=env_name,
+        custom_rank=custom_rank,
+        watchdog_seconds=watchdog_seconds,
+        whole_life_state=whole_life_state,
+        shared_with_team=shared_with_team,
+        notes=notes,
+    )
+    try:
+        with transaction.atomic():
+            chain.save()
+    except IntegrityError as exc:  # a concurrent submit with the same name won the race
+        raise Conflict(
+            _("You already have an unfinished job named %(n)r.") % {"n": name},
+            fields={"name": [_("Already in use by an unfinished job.")]},
+        ) from exc
+    attempt = Attempt.objects.create(
+        chain=chain, index=0, priority=level, whole_life_state=whole_life_state, watchdog_seconds=watchdog_seconds
+    )
+    Chain.objects.filter(pk=chain.pk).update(latest_attempt=attempt)
+    chain.latest_attempt = attempt
+    ChainTag.objects.bulk_create([ChainTag(chain=chain, name=t) for t in tag_names])
+    lifecycle.emit_chain_status(chain, attempt)
+    enqueue_on_commit(lifecycle.SCHEDULE)
+    return chain
+
+
+def _latest(chain: Chain) -> Attempt:
+    attempt = Attempt.objects.get(pk=chain.latest_attempt_id)
+    return attempt
+
+
+@transaction.atomic
+def experiment_stop(*, actor: User, chain: Chain) -> Chain:
+    """Stop a job: a waiting one is canceled at once; a running one is handed to the launcher."""
+    _require_actor(actor, chain)
+    chain = Chain.objects.select_for_update().get(pk=chain.pk)
+    attempt = _latest(chain)
+    reason = StopReason.USER if actor.pk == chain.owner_id else StopReason.ADMIN
+    if attempt.worker_status == WorkerStatus.QUEUED:
+        lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.CANCELED, stop_reason=reason)
+    elif attempt.worker_status in HOLDING_WORKER_STATUSES:
+        if attempt.worker_status != WorkerStatus.STOPPING:
+            lifecycle.transition(
+                attempt.pk, WorkerStatus.STOPPING, stop_reason=reason, stop_requested_at=timezone.now()
+            )
+            lifecycle.sync_chain(chain.pk)
+            enqueue_on_commit(lifecycle.RECONCILE)
+    else:
+        raise Conflict(_("This job has already finished (%(s)s).") % {"s": chain.get_status_display()})
+    chain.refresh_from_db()
+    return chain
+
+
+@transaction.atomic
+def experiment_suspend(*, actor: User, chain: Chain) -> Chain:
+    """Suspend a job: a running one gets the suspend notice and is requeued *held* (it waits
+    for ``experiment_resume``); a waiting one is held where it is."""
+    _require_actor(actor, chain)
+    chain = Chain.objects.select_for_update().get(pk=chain.pk)
+    attempt = _latest(chain)
+    reason = SuspendReason.USER if actor.pk == chain.owner_id else SuspendReason.ADMIN
+    if attempt.worker_status == WorkerStatus.QUEUED:
+        if chain.held:
+            raise Conflict(_("This job is already suspended; resume it to let it run."))
+        Chain.objects.filter(pk=chain.pk).update(held=True)
+        lifecycle.sync_chain(chain.pk)
+        enqueue_on_commit(lifecycle.SCHEDULE)
+    elif attempt.worker_status in (WorkerStatus.STARTING, WorkerStatus.RUNNING):
+        lifecycle.attempt_request_suspend(attempt.pk, reason=reason)
+        lifecycle.sync_chain(chain.pk)
+    elif attempt.worker_status == WorkerStatus.SUSPENDING:
+        # Already suspending for the scheduler: make it a person's suspend, so it is held after.
+        Attempt.objects.filter(pk=attempt.pk, worker_status=WorkerStatus.SUSPENDING).update(suspend_reason=reason)
+    else:
+        raise Conflict(_("Only a waiting or running job can be suspended (this one is %(s)s).") % {
+            "s": chain.get_status_display()})
+    chain.refresh_from_db()
+    return chain
+
+
+@transaction.atomic
+def experiment_resume(*, actor: User, chain: Chain) -> Chain:
+    """Resume a job: a held one may run again; a stopped, failed or canceled one gets a new
+    attempt carrying its whole-life state."""
+    _require_actor(actor, chain)
+    chain = Chain.objects.select_for_update().get(pk=chain.pk)
+    attempt = _latest(chain)
+    if attempt.worker_status == WorkerStatus.QUEUED:
+        if not chain.held:
+            raise Conflict(_("This job is already waiting to run."))
+        Chain.objects.filter(pk=chain.pk).update(held=False)
+        chain.held = False
+    elif attempt.worker_status in (WorkerStatus.STOPPED, WorkerStatus.FAILED, WorkerStatus.CANCELED):
+        if Chain.objects.filter(owner=chain.owner, name=chain.name, finished=False).exclude(pk=chain.pk).exists():
+            raise Conflict(_("Another unfinished job is named %(n)r; stop or rename it first.") % {"n": chain.name})
+        lifecycle.requeue(chain, attempt)
+    elif attempt.worker_status == WorkerStatus.SUCCEEDED:
+        raise Conflict(_("This job succeeded; submit it again to run it once more."))
+    else:
+        raise Conflict(_("This job is %(s)s; only a suspended or stopped job can be resumed.") % {
+            "s": chain.get_status_display()})
+    lifecycle.sync_chain(chain.pk)
+    enqueue_on_commit(lifecycle.SCHEDULE)
+    chain.refresh_from_db()
+    return chain
+
+
+@transaction.atomic
+def experiment_tag(*, user: User, chain: Chain, tag: str) -> list[str]:
+    _require_actor(user, chain)
+    (name,) = _validate_tags([tag]) or [""]
+    if not name:
+        raise _fail("tag", _("Give a tag."))
+    ChainTag.objects.get_or_create(chain=chain, name=name)
+    return sorted(chain.tags.values_list("name", flat=True))
+
+
+@transaction.atomic
+def experiment_untag(*, user: User, chain: Chain, tag: str) -> list[str]:
+    _require_actor(user, chain)
+    ChainTag.objects.filter(chain=chain, name=tag.strip()).delete()
+    return sorted(chain.tags.values_list("name", flat=True))
+
+
+def experiment_star(*, user: User, chain: Chain, starred: bool = True) -> Chain:
+    _require_actor(user, chain)
+    Chain.objects.filter(pk=chain.pk).update(starred=starred)
+    chain.starred = starred
+    return chain
+
+
+def experiment_share(*, user: User, chain: Chain, shared: bool = True) -> Chain:
+    """Share the job with the owner's team (read-only for them) or stop sharing it."""
+    _require_actor(user, chain)
+    if shared and chain.owner.team_id is None:
+        raise ApplicationError(_("You are not in a team, so there is nobody to share with."))
+    Chain.objects.filter(pk=chain.pk).update(shared_with_team=shared)
+    chain.shared_with_team = shared
+    return chain
+
+
+@transaction.atomic
+def experiment_set_priority(
+    *, user: User, chain: Chain, priority: int | str | None = None, custom_rank: float | None = None
+) -> Chain:
+    """Change the requested priority and/or custom rank (owner or admin; once per 10 s per job).
+
+    The new priority applies to the waiting attempt and to attempts after a suspend; a running
+    attempt keeps the level it was admitted at.
+    """
+    _require_actor(user, chain)
+    if priority is None and custom_rank is None:
+        raise ApplicationError(_("Give a priority, a custom rank, or both."))
+    now = timezone.now()
+    fields: dict[str, Any] = {"priority_updated_at": now}
+    if priority is not None:
+        fields["priority"] = _validate_priority(user, priority)
+    if custom_rank is not None:
+        fields["custom_rank"] = float(custom_rank)
+    updated = (
+        Chain.objects.filter(pk=chain.pk, finished=False)
+        .exclude(priority_updated_at__gt=now - PRIORITY_UPDATE_INTERVAL)
+        .update(**fields)
+    )
+    if not updated:
+        fresh = Chain.objects.get(pk=chain.pk)
+        if fresh.finished:
+            raise Conflict(_("This job has finished."))
+        raise RateLimited(
+            _("The priority of a job can be changed once every %(s)d seconds.") % {"s": PRIORITY_UPDATE_INTERVAL.seconds}
+        )
+    if "priority" in fields:
+        Attempt.objects.filter(chain=chain, worker_status=WorkerStatus.QUEUED).update(priority=fields["priority"])
+    enqueue_on_commit(lifecycle.SCHEDULE)
+    chain.refresh_from_db()
+    return chain
+
+
+def experiment_set_notes(*, user: User, chain: Chain, notes: str) -> Chain:
+    _require_actor(user, chain)
+    Chain.objects.filter(pk=chain.pk).update(notes=notes[:10000])
+    chain.notes = notes[:10000]
+    return chain

@@ -1,0 +1,377 @@
+"""The scheduler's thin shell: load a snapshot, call the pure ``policy.plan``, apply, emit.
+
+A pass:
+1. **Load** everything the policy needs in a constant number of queries (nodes, scheduled and
+   queued attempts with their held nodes, resolved quotas of the users involved, fair-share usage)
+   into plain frozen dataclasses.
+2. **Plan**: ``policy.plan(snapshot)`` — pure, deterministic, no database.
+3. **Apply** in one short transaction: starts (each in a savepoint; a conditional update from
+   ``queued`` plus the "a node is held once" constraint make a double booking impossible even if
+   two passes race), suspend requests, ABOVE_NORMAL demotions, and the explanations of waiting
+   attempts (only the rows whose explanation changed are written). Usage counters are advanced.
+4. **Emit** events and enqueue the launcher's reconcile pass — after commit, so a rolled-back pass
+   says nothing.
+
+Passes are single-flight through a lease (``apps.core.leases``); see ``tasks.schedule_pass``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.cluster.choices import NodeState
+from apps.cluster.models import Node
+from apps.core.tasks import enqueue_on_commit
+from apps.experiments import events, lifecycle
+from apps.experiments.choices import QueueStatus, SuspendReason, WorkerStatus
+from apps.experiments.models import Attempt, Rank
+from apps.quotas.selectors import quota_resolve_many
+from apps.scheduler import policy
+from apps.scheduler.models import UserUsage, decayed
+from portal.realtime import chain_group, send_event_on_commit, user_group
+
+logger = logging.getLogger(__name__)
+
+_SUSPEND_REASONS = {
+    policy.SuspendReason.PREEMPTED: SuspendReason.PREEMPTED,
+    policy.SuspendReason.TIME_SHARE: SuspendReason.TIME_SHARE,
+}
+
+
+def policy_config() -> policy.PolicyConfig:
+    conf = settings.ROTA_SCHEDULER
+    return policy.PolicyConfig(
+        min_run_seconds=conf["MIN_RUN_SECONDS"],
+        time_slice_seconds=conf["TIME_SLICE_SECONDS"],
+        timeshare_wait_seconds=conf["TIMESHARE_WAIT_SECONDS"],
+        above_normal_aging_seconds=conf["ABOVE_NORMAL_AGING_SECONDS"],
+        fairshare_half_life_seconds=conf["FAIRSHARE_HALF_LIFE_SECONDS"],
+        reservation_wait_seconds=conf["RESERVATION_WAIT_SECONDS"],
+    )
+
+
+@dataclass
+class Loaded:
+    """A snapshot plus what the apply step needs to map decisions back to rows."""
+
+    snapshot: policy.Snapshot
+    node_ids: dict[str, int]
+    user_ids: dict[str, int]
+    chain_of: dict[int, int]  # attempt id → chain id
+    owner_of: dict[int, int]  # attempt id → owner id
+    held_by_user: dict[int, int]  # user id → nodes held now
+    current: dict[int, tuple[str, str, int | None, list[Any], bool]]  # waiting attempt → stored explanation
+    queries: int = 0
+
+
+@dataclass
+class PassResult:
+    started: list[int] = field(default_factory=list)
+    suspended: list[int] = field(default_factory=list)
+    demoted: list[int] = field(default_factory=list)
+    explained: int = 0
+    skipped_starts: list[int] = field(default_factory=list)
+    plan_seconds: float = 0.0
+    total_seconds: float = 0.0
+
+
+def _ts(value: datetime | None) -> float | None:
+    return value.timestamp() if value is not None else None
+
+
+def load_snapshot(now: datetime | None = None) -> Loaded:
+    """Read the cluster and the queue (constant number of queries)."""
+    now = now or timezone.now()
+    node_rows = list(Node.objects.values_list("id", "name", "group__name", "room", "state"))
+    nodes = tuple(
+        policy.Node(name=name, group=group, room=room, schedulable=state == NodeState.READY)
+        for _id, name, group, room, state in node_rows
+    )
+    node_ids = {name: node_id for node_id, name, _g, _r, _s in node_rows}
+
+    held: dict[int, list[str]] = defaultdict(list)
+    for attempt_id, node_name in (
+        Rank.objects.filter(holds_node=True).order_by("attempt_id", "rank").values_list("attempt_id", "node__name")
+    ):
+        held[attempt_id].append(node_name)
+
+    scheduled = list(
+        Attempt.objects.filter(queue_status=QueueStatus.SCHEDULED).values_list(
+            "id",
+            "chain_id",
+            "chain__owner_id",
+            "chain__owner__username",
+            "chain__node_group__name",
+            "effective_priority",
+            "quota_priority",
+            "started_at",
+            "scheduled_at",
+            "last_checkpoint_at",
+            "worker_status",
+        )
+    )
+    waiting_rows = list(
+        Attempt.objects.filter(queue_status=QueueStatus.QUEUED, chain__held=False).values_list(
+            "id",
+            "chain_id",
+            "chain__owner_id",
+            "chain__owner__username",
+            "chain__node_group__name",
+            "chain__node_count",
+            "priority",
+            "chain__custom_rank",
+            "chain__created_at",
+            "created_at",
+            "chain__environment_id",
+            "pending_code",
+            "pending_message",
+            "queue_position",
+            "pending_holders",
+            "infeasible",
+        )
+    )
+    user_ids: dict[str, int] = {}
+    chain_of: dict[int, int] = {}
+    owner_of: dict[int, int] = {}
+    held_by_user: dict[int, int] = defaultdict(int)
+    running: list[policy.Running] = []
+    for aid, cid, uid, uname, group, prio, qprio, started, sched, ckpt, status in scheduled:
+        user_ids[uname] = uid
+        chain_of[aid] = cid
+        owner_of[aid] = uid
+        holding = tuple(held.get(aid, ()))
+        held_by_user[uid] += len(holding)
+        running.append(
+            policy.Running(
+                attempt_id=aid,
+                chain_id=str(cid),
+                user=uname,
+                group=group,
+                priority=prio if prio is not None else 0,
+                quota_priority=qprio if qprio is not None else (prio or 0),
+                nodes=holding,
+                started_at=_ts(started or sched) or now.timestamp(),
+                last_checkpoint_at=_ts(ckpt),
+                suspending=status in (WorkerStatus.SUSPENDING, WorkerStatus.STOPPING),
+            )
+        )
+    waiting: list[policy.Waiting] = []
+    current: dict[int, tuple[str, str, int | None, list[Any], bool]] = {}
+    for (
+        aid,
+        cid,
+        uid,
+        uname,
+        group,
+        count,
+        prio,
+        rank,
+        chain_created,
+        created,
+        env_id,
+        code,
+        message,
+        position,
+        holders,
+        infeasible,
+    ) in waiting_rows:
+        user_ids[uname] = uid
+        chain_of[aid] = cid
+        owner_of[aid] = uid
+        first = chain_created.timestamp()
+        waiting.append(
+            policy.Waiting(
+                attempt_id=aid,
+                chain_id=str(cid),
+                user=uname,
+                group=group,
+                node_count=count,
+                priority=prio,
+                custom_rank=rank if rank is not None else first,
+                first_submitted_at=first,
+                queued_at=created.timestamp(),
+                environment_ok=env_id is not None,
+            )
+        )
+        current[aid] = (code, message, position, holders, infeasible)
+
+    resolved = quota_resolve_many(user_ids=user_ids.values())
+    quotas = {name: dict(resolved[uid].node) for name, uid in user_ids.items()}
+    half_life = settings.ROTA_SCHEDULER["FAIRSHARE_HALF_LIFE_SECONDS"]
+    id_to_name = {uid: name for name, uid in user_ids.items()}
+    usage = {
+        id_to_name[u.user_id]: decayed(u.value, (now - u.updated_at).total_seconds(), half_life)
+        for u in UserUsage.objects.filter(user_id__in=list(user_ids.values()))
+    }
+    snapshot = policy.Snapshot(
+        now=now.timestamp(),
+        nodes=nodes,
+        running=tuple(running),
+        waiting=tuple(waiting),
+        quotas=quotas,
+        usage=usage,
+        config=policy_config(),
+    )
+    return Loaded(snapshot, node_ids, user_ids, chain_of, owner_of, dict(held_by_user), current)
+
+
+def _holders_json(holders: tuple[policy.Holder, ...], chain_of: dict[int, int]) -> list[dict[str, Any]]:
+    return [
+        {
+            "attempt_id": h.attempt_id,
+            "chain_id": chain_of.get(h.attempt_id),
+            "user": h.user,
+            "nodes": h.nodes,
+            "priority": h.priority,
+        }
+        for h in holders
+    ]
+
+
+def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
+    """Write the plan's decisions. Call inside ``transaction.atomic``."""
+    result = PassResult()
+    touched_chains: set[int] = set()
+
+    for demotion in plan.demotions:
+        if Attempt.objects.filter(pk=demotion.attempt_id, queue_status=QueueStatus.SCHEDULED).update(
+            effective_priority=demotion.new_priority
+        ):
+            result.demoted.append(demotion.attempt_id)
+
+    for suspend in plan.suspends:
+        if lifecycle.attempt_request_suspend(
+            suspend.attempt_id,
+            reason=_SUSPEND_REASONS[suspend.reason],
+            beneficiary=suspend.beneficiary_attempt_id,
+            now=now,
+        ):
+            result.suspended.append(suspend.attempt_id)
+            touched_chains.add(loaded.chain_of[suspend.attempt_id])
+
+    for start in plan.starts:
+        try:
+            with transaction.atomic():
+                ok = lifecycle.attempt_start(
+                    start.attempt_id,
+                    priority=start.priority,
+                    quota_priority=start.priority,
+                    node_ids=[loaded.node_ids[n] for n in start.nodes],
+                )
+                if not ok:
+                    result.skipped_starts.append(start.attempt_id)
+                    continue
+        except IntegrityError:
+            # Another pass (or a forced concurrent one) booked one of these nodes first.
+            logger.warning("start of attempt %s skipped: a node was already held", start.attempt_id)
+            result.skipped_starts.append(start.attempt_id)
+            continue
+        result.started.append(start.attempt_id)
+        touched_chains.add(loaded.chain_of[start.attempt_id])
+
+    infeasible_ids = {item.attempt_id for item in plan.infeasible}
+    changed: list[Attempt] = []
+    for attempt_id, explanation in plan.explanations.items():
+        stored = loaded.current.get(attempt_id)
+        holders = _holders_json(explanation.holders, loaded.chain_of)
+        position = explanation.position or None
+        value = (str(explanation.code), explanation.message[:500], position, holders, attempt_id in infeasible_ids)
+        if stored == value:
+            continue
+        changed.append(
+            Attempt(
+                pk=attempt_id,
+                pending_code=value[0],
+                pending_message=value[1],
+                queue_position=value[2],
+                pending_holders=value[3],
+                infeasible=value[4],
+            )
+        )
+        if stored is None or stored[:3] != value[:3]:
+            chain_id = loaded.chain_of[attempt_id]
+            send_event_on_commit(
+                [user_group(loaded.owner_of[attempt_id]), chain_group(chain_id)],
+                events.ExplanationChanged(
+                    chain_id=chain_id, attempt_id=attempt_id, code=value[0], message=value[1], queue_position=position
+                ),
+            )
+    if changed:
+        # Only rows still queued: an attempt that started or was canceled meanwhile keeps its state.
+        still_queued = set(
+            Attempt.objects.filter(pk__in=[a.pk for a in changed], queue_status=QueueStatus.QUEUED).values_list(
+                "pk", flat=True
+            )
+        )
+        Attempt.objects.bulk_update(
+            [a for a in changed if a.pk in still_queued],
+            ["pending_code", "pending_message", "queue_position", "pending_holders", "infeasible"],
+            batch_size=500,
+        )
+    result.explained = len(changed)
+
+    for chain_id in sorted(touched_chains):
+        lifecycle.sync_chain(chain_id)
+    _advance_usage(loaded, now)
+    if result.started or result.suspended:
+        enqueue_on_commit(lifecycle.RECONCILE)
+        for uid in {loaded.owner_of[a] for a in result.started + result.suspended}:
+            send_event_on_commit([user_group(uid)], events.QuotaUsageChanged(user_id=uid))
+    return result
+
+
+def _advance_usage(loaded: Loaded, now: datetime) -> None:
+    """Fair share: add the node-seconds held since each holder's last update, decayed."""
+    if not loaded.held_by_user:
+        return
+    half_life = settings.ROTA_SCHEDULER["FAIRSHARE_HALF_LIFE_SECONDS"]
+    rows = {u.user_id: u for u in UserUsage.objects.filter(user_id__in=list(loaded.held_by_user))}
+    create: list[UserUsage] = []
+    update: list[UserUsage] = []
+    for uid, nodes in sorted(loaded.held_by_user.items()):
+        row = rows.get(uid)
+        if row is None:
+            create.append(UserUsage(user_id=uid, value=0.0, updated_at=now))
+            continue
+        elapsed = max(0.0, (now - row.updated_at).total_seconds())
+        # Cap one step at an interval a pass could have missed, so a long outage is not billed.
+        step = min(elapsed, 60.0)
+        row.value = decayed(row.value, elapsed, half_life) + nodes * step
+        row.updated_at = now
+        update.append(row)
+    if create:
+        UserUsage.objects.bulk_create(create, ignore_conflicts=True)
+    if update:
+        UserUsage.objects.bulk_update(update, ["value", "updated_at"])
+
+
+def run_pass(now: datetime | None = None) -> PassResult:
+    """One scheduling pass: load, plan, apply (one transaction), emit after commit."""
+    started = time.perf_counter()
+    now = now or timezone.now()
+    loaded = load_snapshot(now)
+    t0 = time.perf_counter()
+    plan = policy.plan(loaded.snapshot)
+    plan_seconds = time.perf_counter() - t0
+    with transaction.atomic():
+        result = apply_plan(loaded, plan, now)
+    result.plan_seconds = plan_seconds
+    result.total_seconds = time.perf_counter() - started
+    if result.started or result.suspended:
+        logger.info(
+            "scheduling pass: %d started, %d suspend requests, %d explanations updated (%.0f ms)",
+            len(result.started),
+            len(result.suspended),
+            result.explained,
+            result.total_seconds * 1000,
+        )
+    return result

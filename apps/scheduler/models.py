@@ -1,0 +1,33 @@
+"""State the scheduler keeps between passes: each user's decayed recent usage (fair share)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+
+
+class UserUsage(models.Model):
+    """Node-seconds a user consumed recently, decaying with a half-life (``FAIRSHARE_HALF_LIFE_SECONDS``).
+
+    Stored as (value, as of ``updated_at``); the value at any later time is
+    ``value * 2 ** (-(t - updated_at) / half_life)``, so only users who hold nodes are written.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage")
+    value = models.FloatField(default=0.0)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.value:.0f} node-s"
+
+    def value_at(self, when: datetime, half_life: float) -> float:
+        return decayed(self.value, (when - self.updated_at).total_seconds(), half_life)
+
+
+def decayed(value: float, elapsed: float, half_life: float) -> float:
+    if half_life <= 0:
+        return 0.0
+    return value * math.pow(2.0, -max(0.0, elapsed) / half_life)

@@ -1,0 +1,1138 @@
+"""Rota's scheduling policy: one pure pass from a snapshot of the cluster to decisions.
+
+``plan(snapshot)`` is a function of plain data: the nodes, the running attempts (with the nodes they
+hold), the waiting attempts, the users' resolved quotas and decayed usage, and the policy settings.
+It never touches the database; ``apps/scheduler/driver.py`` loads the snapshot, calls ``plan`` and
+applies the returned ``Plan`` in one transaction. The user-facing description is docs/scheduler.md.
+
+A pass works in this order:
+
+1. **Index.** Nodes are grouped; a node is *free* when it is schedulable and no running attempt
+   holds it. ABOVE_NORMAL runners past ``above_normal_aging_seconds`` are demoted to NORMAL first,
+   so every later rule sees their effective priority. Runners already ``suspending`` keep their
+   nodes, which count as *becoming free*. Quota use per (user, group, level) is charged from the
+   runners' ``quota_priority``.
+2. **Feasibility.** A waiting attempt that can never run (unknown group, bigger than its group,
+   above its quota ceiling, bad environment) is reported ``infeasible`` and takes part in nothing.
+3. **AUTO** is resolved per (user, group), in the user's own order, to the highest level whose
+   quota left (after runners and the user's earlier AUTO attempts) fits the node count.
+4. **Order.** Each group is independent (nodes, quota keys and victims never cross groups). Its
+   waiting attempts are sorted by priority desc, usage asc, custom_rank, first submission, id.
+5. **Walk the queue once.** For each attempt, in order: quota check; start on free nodes (best-fit
+   room); else claim nodes that are becoming free; else suspend the fewest, cheapest victims
+   (strictly lower priority, then the time-share rule); else explain why it waits. Claims and the
+   one anti-starvation reservation per group are node *counts* held back from later attempts, so
+   backfill only ever uses the surplus.
+
+Everything is sorted before it is iterated, so the same input gives the same ``Plan`` whatever the
+order of the input tuples. The pass is O(W log W + R log R) for W waiting and R running attempts:
+capacities are kept as per-group counters, victim lists are sorted once, and the explanations of the
+many attempts blocked behind a full group share cached holder tuples.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+# --------------------------------------------------------------------------------------------------
+# Public data
+
+
+class Priority(enum.IntEnum):
+    """HAI's priority levels; AUTO asks for the highest level the user still has quota for."""
+
+    EXTREME_HIGH = 50
+    VERY_HIGH = 40
+    HIGH = 30
+    ABOVE_NORMAL = 20
+    NORMAL = 10
+    UNDER_NORMAL = 8
+    BELOW_NORMAL = 5
+    LOW = 0
+    AUTO = -1
+
+
+#: The real levels, highest first (the order AUTO tries them in).
+LEVELS: tuple[int, ...] = tuple(sorted((p.value for p in Priority if p is not Priority.AUTO), reverse=True))
+
+
+class SuspendReason(enum.StrEnum):
+    PREEMPTED = "PREEMPTED"  # a strictly higher-priority attempt needs the nodes
+    TIME_SHARE = "TIME_SHARE"  # an equal-priority attempt of another user gets its turn
+
+
+class ReasonCode(enum.StrEnum):
+    """Why a waiting attempt did not start in this pass (see docs/scheduler.md)."""
+
+    # infeasible: can never start as submitted
+    GROUP_TOO_SMALL = "GROUP_TOO_SMALL"
+    QUOTA_CEILING = "QUOTA_CEILING"
+    ENVIRONMENT = "ENVIRONMENT"
+    INFEASIBLE = "INFEASIBLE"
+    # waiting
+    QUOTA = "QUOTA"
+    PRIORITY = "PRIORITY"
+    NO_NODES = "NO_NODES"
+    FRAGMENTATION = "FRAGMENTATION"
+    RESERVED = "RESERVED"
+    MIN_RUNTIME = "MIN_RUNTIME"
+    TIME_SLICE = "TIME_SLICE"
+    WAITING_FOR_SUSPEND = "WAITING_FOR_SUSPEND"
+
+
+INFEASIBLE_CODES: frozenset[ReasonCode] = frozenset(
+    {ReasonCode.GROUP_TOO_SMALL, ReasonCode.QUOTA_CEILING, ReasonCode.ENVIRONMENT, ReasonCode.INFEASIBLE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    min_run_seconds: float = 300  # a victim must have run this long in its current attempt (anti-thrash)
+    time_slice_seconds: float = 3600  # an equal-priority runner may be time-shared after this
+    timeshare_wait_seconds: float = 900  # ... if another user's equal-priority attempt has waited this long
+    above_normal_aging_seconds: float = 1800  # ABOVE_NORMAL running this long ages to NORMAL
+    fairshare_half_life_seconds: float = 3600  # used by the driver to decay usage; kept here for docs
+    reservation_wait_seconds: float = 1800  # an attempt waiting this long gets a reservation (anti-starvation)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    group: str
+    room: str = ""
+    schedulable: bool = True  # False = not ready or disabled: counts toward the group's size, never used
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    attempt_id: int
+    chain_id: str
+    user: str
+    group: str
+    priority: int  # effective priority now (already demoted if it aged in an earlier pass)
+    quota_priority: int  # the level whose quota it is charged to (aging does not move it)
+    nodes: tuple[str, ...]  # nodes still held (finished ranks' nodes already removed by the driver)
+    started_at: float  # epoch seconds, start of this attempt
+    last_checkpoint_at: float | None = None
+    suspending: bool = False  # a suspend was already requested; nodes still held until it ends
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    attempt_id: int
+    chain_id: str
+    user: str
+    group: str
+    node_count: int
+    priority: int  # requested; Priority.AUTO means "highest level with quota left"
+    custom_rank: float  # user-set order within their own jobs; default = first_submitted_at
+    first_submitted_at: float  # the chain's first submission (FIFO)
+    queued_at: float  # when this attempt started waiting
+    environment_ok: bool = True  # False: unknown or not permitted image (infeasible)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    now: float
+    nodes: tuple[Node, ...]
+    running: tuple[Running, ...]
+    waiting: tuple[Waiting, ...]
+    # user -> (group, level) -> max nodes held at once, already resolved by the driver
+    quotas: Mapping[str, Mapping[tuple[str, int], int]]
+    usage: Mapping[str, float]  # user -> decayed recent usage (node-seconds), for fair share
+    config: PolicyConfig = PolicyConfig()
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    attempt_id: int
+    nodes: tuple[str, ...]  # index = rank
+    priority: int  # the resolved level (never AUTO); also the quota level it is charged to
+
+
+@dataclass(frozen=True, slots=True)
+class Suspend:
+    attempt_id: int  # the victim
+    reason: SuspendReason
+    beneficiary_attempt_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Demotion:
+    attempt_id: int
+    new_priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Infeasible:
+    attempt_id: int
+    code: ReasonCode
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """An attempt holding (or about to hold) what a waiting attempt needs."""
+
+    attempt_id: int
+    user: str
+    nodes: int
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    attempt_id: int
+    code: ReasonCode
+    message: str  # English, specific; the portal and CLI show it as is
+    position: int  # 1-based place among the group's attempts still waiting after this pass; 0 = infeasible
+    holders: tuple[Holder, ...]  # most relevant first, at most MAX_HOLDERS
+    resolved_priority: int | None  # the level it is queued at; None when AUTO found no level
+    eta: float | None = None  # MIN_RUNTIME / TIME_SLICE: earliest epoch time it may suspend its way in
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    starts: tuple[Start, ...]
+    suspends: tuple[Suspend, ...]
+    demotions: tuple[Demotion, ...]
+    keeps: tuple[int, ...]  # every running attempt not suspended now (incl. those already suspending)
+    infeasible: tuple[Infeasible, ...]
+    explanations: Mapping[int, Explanation]  # every waiting attempt that does not start (infeasible too)
+
+
+MAX_HOLDERS = 5
+
+
+def _slot_setters(cls: type) -> tuple:
+    return tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
+
+
+_E_SET = _slot_setters(Explanation)
+
+
+def _explain(
+    attempt_id: int,
+    code: ReasonCode,
+    message: str,
+    position: int,
+    holders: tuple[Holder, ...],
+    resolved_priority: int | None,
+    eta: float | None = None,
+    _new: Any = object.__new__,
+    _set: tuple = _E_SET,
+) -> Explanation:
+    """``Explanation(...)`` at half the cost: a pass builds one per waiting attempt, and the generated
+    ``__init__`` of a frozen dataclass goes through ``object.__setattr__`` for every field."""
+    e = _new(Explanation)
+    _set[0](e, attempt_id)
+    _set[1](e, code)
+    _set[2](e, message)
+    _set[3](e, position)
+    _set[4](e, holders)
+    _set[5](e, resolved_priority)
+    _set[6](e, eta)
+    return e
+
+
+_NAMES: dict[int, str] = {p.value: p.name for p in Priority}
+_LEVEL_SET = frozenset(LEVELS)
+_NORMAL = int(Priority.NORMAL)
+_ABOVE_NORMAL = int(Priority.ABOVE_NORMAL)
+_AUTO = int(Priority.AUTO)
+_PREEMPTED = SuspendReason.PREEMPTED
+_TIME_SHARE = SuspendReason.TIME_SHARE
+
+
+def priority_name(priority: int) -> str:
+    return _NAMES.get(priority, str(priority))
+
+
+def format_duration(seconds: float) -> str:
+    """``95`` -> ``"1m 35s"``; rounded up so that "in 0s" never appears for a future time."""
+    s = max(0, math.ceil(seconds))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m {s:02d}s" if s else f"{m}m"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h}h {m:02d}m" if m else f"{h}h"
+    d, h = divmod(h, 24)
+    return f"{d}d {h}h"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+_NODE_WORDS: dict[int, str] = {k: _plural(k, "node") for k in range(129)}
+
+
+def _nodes(n: int) -> str:
+    """``"1 node"``, ``"3 nodes"``."""
+    words = _NODE_WORDS.get(n)
+    return _plural(n, "node") if words is None else words
+
+
+def _ids(holders: Iterable[Holder]) -> str:
+    return ", ".join(f"#{h.attempt_id}" for h in holders)
+
+
+# --------------------------------------------------------------------------------------------------
+# Working state of one pass
+
+
+class _Runner:
+    __slots__ = (
+        "attempt_id",
+        "booked",
+        "checkpoint_at",
+        "holder",
+        "listed",
+        "priority",
+        "started_at",
+        "taken",
+        "ts_eligible",
+        "usage",
+        "user",
+        "value",
+    )
+
+    def __init__(self, r: Running, priority: int, value: int, usage: float) -> None:
+        self.attempt_id = r.attempt_id
+        self.user = r.user
+        self.priority = priority
+        self.value = value  # schedulable nodes of its group that it holds: what suspending it frees
+        self.started_at = r.started_at
+        self.checkpoint_at = r.started_at if r.last_checkpoint_at is None else r.last_checkpoint_at
+        self.usage = usage
+        self.taken = False  # chosen as a victim in this pass
+        self.booked = False  # counted in a MIN_RUNTIME / TIME_SLICE estimate of an attempt ahead
+        self.ts_eligible = False
+        self.listed = False  # appears in a cached tuple of holders
+        self.holder = Holder(r.attempt_id, r.user, len(r.nodes), priority)
+
+
+class _Room:
+    __slots__ = ("free", "name", "names", "pos")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.names: list[str] = []  # free nodes sorted by name; names[pos:] are still free
+        self.pos = 0
+        self.free = 0
+
+
+class _Group:
+    """Counters and sorted lists for one node group; every count is in nodes."""
+
+    __slots__ = (
+        "becoming",
+        "becoming_pos",
+        "becoming_total",
+        "blocked_cache",
+        "by_priority",
+        "claimed_free",
+        "equal",
+        "equal_now",
+        "equal_pos",
+        "exhausted",
+        "free",
+        "held_at",
+        "idle0",
+        "lower",
+        "lower_by_level",
+        "lower_cap_cache",
+        "lower_pos",
+        "message_cache",
+        "name",
+        "position",
+        "prio_holders_cache",
+        "reserved_becoming",
+        "reserved_free",
+        "reserver",
+        "reserver_holder",
+        "rooms",
+        "schedulable",
+        "size",
+        "takers",
+        "takers_cache",
+        "ts",
+        "ts_nodes",
+        "ts_user",
+        "young",
+        "young_cache",
+        "young_pos",
+    )
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.size = 0  # registered nodes, schedulable or not
+        self.schedulable = 0
+        self.rooms: list[_Room] = []
+        self.idle0 = 0  # free nodes at the start of the pass
+        self.free = 0  # free nodes nobody started on yet (claims and the reservation are counted apart)
+        self.claimed_free = 0  # free nodes held for attempts waiting for suspends
+        self.reserved_free = 0  # free nodes held for the starving attempt
+        self.reserved_becoming = 0
+        self.reserver: Waiting | None = None
+        self.reserver_holder: Holder | None = None
+        # nodes of suspending attempts nobody has claimed yet: [runner, nodes left] in claim order
+        self.becoming: list[list] = []
+        self.becoming_pos = 0
+        self.becoming_total = 0
+        # victims: every runner that may be suspended now, in "least work lost" order
+        self.lower: list[_Runner] = []
+        self.lower_pos = 0
+        self.lower_by_level: dict[int, int] = {}
+        self.lower_cap_cache: dict[int, int] = {}
+        # time-share candidates per priority, in round-robin order (highest usage, longest running)
+        self.ts: dict[int, list[_Runner]] = {}
+        self.ts_nodes: dict[int, int] = {}
+        self.ts_user: dict[tuple[int, str], int] = {}
+        # for MIN_RUNTIME / TIME_SLICE estimates
+        self.young: list[tuple[float, int, _Runner]] = []  # (may be suspended from, priority, runner)
+        self.young_cache: dict[int, list[tuple[float, _Runner]]] = {}
+        self.young_pos: dict[int, int] = {}
+        self.equal: dict[int, list[tuple[float, _Runner]]] = {}  # priority -> (slice ends, runner)
+        self.equal_pos: dict[int, int] = {}
+        self.equal_now: dict[int, int] = {}  # priority -> index of the first runner whose slice is not over
+        # for messages
+        self.by_priority: list[_Runner] = []  # not suspending, highest priority first
+        self.held_at: dict[int, int] = {}  # priority -> schedulable nodes held at that priority
+        self.prio_holders_cache: dict[int, tuple[Holder, ...]] = {}
+        self.message_cache: dict[tuple[int, int, int, int], str] = {}
+        # (level, node count) -> (code, message, holders) of a user-independent "blocked"; emptied on any change
+        self.blocked_cache: dict[tuple[int, int], tuple[ReasonCode, str, tuple[Holder, ...]]] = {}
+        self.exhausted: dict[int, bool] = {}  # priority -> no runner left to book for an estimate
+        self.takers: list[Holder] = []  # attempts that took or claimed free nodes in this pass
+        self.takers_cache: tuple[int, tuple[Holder, ...]] = (0, ())
+        self.position = 0
+
+    # ---- capacity ------------------------------------------------------------------------------
+
+    def lower_cap(self, priority: int) -> int:
+        """Nodes freed by suspending every eligible runner strictly below ``priority``."""
+        cap = self.lower_cap_cache.get(priority)
+        if cap is None:
+            cap = 0
+            for level, nodes in self.lower_by_level.items():
+                if level < priority:
+                    cap += nodes
+            self.lower_cap_cache[priority] = cap
+        return cap
+
+    def take_nodes(self, n: int) -> tuple[str, ...]:
+        """Pick ``n`` free nodes: the fullest-fitting single room, else the fewest rooms."""
+        self.blocked_cache.clear()
+        best: _Room | None = None
+        for room in self.rooms:
+            if room.free >= n and (best is None or room.free < best.free):
+                best = room
+        if best is not None:
+            chosen = best.names[best.pos : best.pos + n]
+            best.pos += n
+            best.free -= n
+        else:
+            chosen = []
+            for room in sorted(self.rooms, key=lambda r: (-r.free, r.name)):
+                k = min(room.free, n - len(chosen))
+                if k <= 0:
+                    continue
+                chosen.extend(room.names[room.pos : room.pos + k])
+                room.pos += k
+                room.free -= k
+                if len(chosen) == n:
+                    break
+        self.free -= n
+        return tuple(chosen)
+
+    def claim_becoming(self, n: int) -> list[_Runner]:
+        """Take ``n`` nodes from the becoming-free pool; returns the runners they come from."""
+        got: list[_Runner] = []
+        becoming = self.becoming
+        while n > 0:
+            entry = becoming[self.becoming_pos]
+            k = min(entry[1], n)
+            entry[1] -= k
+            n -= k
+            self.becoming_total -= k
+            got.append(entry[0])
+            if entry[1] == 0:
+                self.becoming_pos += 1
+        return got
+
+    def mark_taken(self, r: _Runner) -> None:
+        r.taken = True
+        self.lower_by_level[r.priority] -= r.value
+        if r.ts_eligible:
+            self.ts_nodes[r.priority] -= r.value
+            self.ts_user[(r.priority, r.user)] -= r.value
+        for level in self.lower_cap_cache:
+            if level > r.priority:
+                self.lower_cap_cache[level] -= r.value
+        if r.listed:
+            self.prio_holders_cache.clear()
+
+    # ---- victims ---------------------------------------------------------------------------------
+
+    def select_victims(
+        self, priority: int, user: str, need: int, time_share: bool
+    ) -> list[tuple[_Runner, SuspendReason]] | None:
+        """Fewest and cheapest victims freeing ``need`` nodes, or None when impossible now.
+
+        Strictly lower priorities first, in least-work-lost order, then (if allowed) equal-priority
+        runners of other users in round-robin order. A last pass drops, most expensive first, every
+        victim the others already cover, so removing any single remaining victim leaves it short.
+        """
+        chosen: list[tuple[_Runner, SuspendReason] | None] = []
+        total = 0
+        lower = self.lower
+        i = self.lower_pos
+        while i < len(lower) and lower[i].taken:
+            i += 1
+        self.lower_pos = i
+        while total < need and i < len(lower):
+            r = lower[i]
+            i += 1
+            if r.priority >= priority:
+                break
+            if not r.taken:
+                chosen.append((r, _PREEMPTED))
+                total += r.value
+        if total < need and time_share:
+            for r in self.ts.get(priority, ()):
+                if r.taken or r.user == user:
+                    continue
+                chosen.append((r, _TIME_SHARE))
+                total += r.value
+                if total >= need:
+                    break
+        if total < need:
+            return None
+        for k in range(len(chosen) - 1, -1, -1):
+            value = chosen[k][0].value  # type: ignore[index]
+            if total - value >= need:
+                total -= value
+                chosen[k] = None
+        return [c for c in chosen if c is not None]
+
+    def estimate(
+        self, priority: int, user: str, missing: int, wait_ok_at: float, now: float, waited_enough: bool
+    ) -> tuple[float, bool, list[_Runner]] | None:
+        """When could ``missing`` more nodes be freed by suspending? (time, via time-share?, runners).
+
+        Looks at runners that may not be suspended yet: lower-priority ones until they have run the
+        minimum time, equal-priority ones of other users until their slice is over and the waiter has
+        waited long enough. The runners counted are *booked* for this estimate, so attempts further
+        down the queue do not promise themselves the same nodes. None when even that is not enough.
+        """
+        young = self.young_cache.get(priority)
+        if young is None:
+            young = [(t, r) for t, p, r in self.young if p < priority]
+            self.young_cache[priority] = young
+        equal = self.equal.get(priority, ())
+        ny, ne = len(young), len(equal)
+        i = self.young_pos.get(priority, 0)
+        while i < ny and young[i][1].booked:
+            i += 1
+        self.young_pos[priority] = i
+        j = self.equal_pos.get(priority, 0)
+        while j < ne and (equal[j][1].booked or equal[j][1].taken):
+            j += 1
+        self.equal_pos[priority] = j
+        if i >= ny and j >= ne:
+            self.exhausted[priority] = True
+            return None
+        if waited_enough:  # runners whose slice is over already count as eligible now
+            j = max(j, self.equal_now.get(priority, 0))
+        acc = 0
+        got: list[_Runner] = []
+        t = now
+        via_ts = False
+        while acc < missing:
+            te = math.inf
+            while j < ne:
+                r = equal[j][1]
+                if r.booked or r.taken or r.user == user:
+                    j += 1
+                    continue
+                te = max(equal[j][0], wait_ok_at)
+                break
+            while i < ny and young[i][1].booked:
+                i += 1
+            ty = young[i][0] if i < ny else math.inf
+            if ty == math.inf and te == math.inf:
+                return None
+            if ty <= te:
+                t, r = young[i]
+                i += 1
+                via_ts = False
+            else:
+                t, r = te, equal[j][1]
+                j += 1
+                via_ts = True
+            acc += r.value
+            got.append(r)
+        for r in got:
+            r.booked = True
+        return t, via_ts, got[:MAX_HOLDERS]
+
+    def priority_holders(self, priority: int) -> tuple[Holder, ...]:
+        """Runners it may not preempt (priority >= its own), highest first; shared per priority."""
+        holders = self.prio_holders_cache.get(priority)
+        if holders is None:
+            out: list[Holder] = []
+            for r in self.by_priority:
+                if r.priority < priority:
+                    break
+                if not r.taken:
+                    r.listed = True
+                    out.append(r.holder)
+                    if len(out) == MAX_HOLDERS:
+                        break
+            holders = tuple(out)
+            self.prio_holders_cache[priority] = holders
+        return holders
+
+    def taker_holders(self) -> tuple[Holder, ...]:
+        n, cached = self.takers_cache
+        if n != len(self.takers):
+            cached = tuple(self.takers[:MAX_HOLDERS])
+            self.takers_cache = (len(self.takers), cached)
+        return cached
+
+
+# --------------------------------------------------------------------------------------------------
+# The pass
+
+
+def plan(snapshot: Snapshot) -> Plan:
+    """Decide one scheduling pass. Pure: same snapshot, same plan."""
+    return _Pass(snapshot).run()
+
+
+class _Pass:
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.s = snapshot
+        self.cfg = snapshot.config
+        self.now = snapshot.now
+        self.groups: dict[str, _Group] = {}
+        self.quota_used: dict[tuple[str, str, int], int] = {}
+        self.quota_running: dict[tuple[str, str, int], list[Holder]] = {}
+        self.quota_pass: dict[tuple[str, str, int], list[Holder]] = {}
+        self.quota_holders_cache: dict[tuple[str, str, int], tuple[int, tuple[Holder, ...]]] = {}
+        self.user_group_holders: dict[tuple[str, str], list[Holder]] = {}
+        self.top_quota: dict[tuple[str, str], int] = {}
+        self.starts: list[Start] = []
+        self.suspends: list[Suspend] = []
+        self.demotions: list[Demotion] = []
+        self.infeasible: list[Infeasible] = []
+        self.explanations: dict[int, Explanation] = {}
+
+    def quota(self, user: str, group: str, level: int) -> int:
+        q = self.s.quotas.get(user)
+        return 0 if q is None else q.get((group, level), 0)
+
+    # ---- 1. index ----------------------------------------------------------------------------------
+
+    def index(self) -> None:
+        cfg = self.cfg
+        now = self.now
+        usage = self.s.usage
+        groups = self.groups
+        held: set[str] = set()
+        for r in self.s.running:
+            held.update(r.nodes)
+        node_group: dict[str, tuple[str, bool]] = {}
+        rooms: dict[tuple[str, str], _Room] = {}
+        for node in sorted(self.s.nodes, key=lambda n: n.name):
+            g = groups.get(node.group)
+            if g is None:
+                g = groups[node.group] = _Group(node.group)
+            g.size += 1
+            node_group[node.name] = (node.group, node.schedulable)
+            if not node.schedulable:
+                continue
+            g.schedulable += 1
+            if node.name in held:
+                continue
+            room = rooms.get((node.group, node.room))
+            if room is None:
+                room = rooms[(node.group, node.room)] = _Room(node.room)
+            room.names.append(node.name)
+            room.free += 1
+            g.free += 1
+        for (group, _), room in sorted(rooms.items()):
+            groups[group].rooms.append(room)
+        for g in groups.values():
+            g.idle0 = g.free
+
+        min_run = cfg.min_run_seconds
+        slice_run = max(cfg.min_run_seconds, cfg.time_slice_seconds)
+        quota_used = self.quota_used
+        quota_running = self.quota_running
+        user_group_holders = self.user_group_holders
+        for r in sorted(self.s.running, key=lambda r: r.attempt_id):
+            priority = r.priority
+            if priority == _ABOVE_NORMAL and now - r.started_at >= cfg.above_normal_aging_seconds:
+                priority = _NORMAL
+                self.demotions.append(Demotion(r.attempt_id, _NORMAL))
+            key = (r.user, r.group, r.quota_priority)
+            quota_used[key] = quota_used.get(key, 0) + len(r.nodes)
+            value = 0
+            for name in r.nodes:
+                info = node_group.get(name)
+                if info is not None and info[1] and info[0] == r.group:
+                    value += 1
+            runner = _Runner(r, priority, value, usage.get(r.user, 0.0))
+            quota_running.setdefault(key, []).append(runner.holder)
+            user_group_holders.setdefault((r.user, r.group), []).append(runner.holder)
+            g = groups.get(r.group)
+            if g is None:
+                continue
+            g.held_at[priority] = g.held_at.get(priority, 0) + value
+            if r.suspending:
+                if value:
+                    g.becoming.append([runner, value])
+                    g.becoming_total += value
+                continue
+            g.by_priority.append(runner)
+            if value == 0:
+                continue
+            ran = now - r.started_at
+            if ran >= min_run:
+                g.lower.append(runner)
+                g.lower_by_level[priority] = g.lower_by_level.get(priority, 0) + value
+                if ran >= slice_run:
+                    runner.ts_eligible = True
+                    g.ts.setdefault(priority, []).append(runner)
+                    g.ts_nodes[priority] = g.ts_nodes.get(priority, 0) + value
+                    k = (priority, r.user)
+                    g.ts_user[k] = g.ts_user.get(k, 0) + value
+            else:
+                g.young.append((r.started_at + min_run, priority, runner))
+            g.equal.setdefault(priority, []).append((r.started_at + slice_run, runner))
+
+        for g in groups.values():
+            g.lower.sort(key=lambda r: (r.priority, -r.checkpoint_at, -r.started_at, r.attempt_id))
+            for lst in g.ts.values():
+                lst.sort(key=lambda r: (-r.usage, r.started_at, r.attempt_id))
+            g.young.sort(key=lambda e: (e[0], e[2].attempt_id))
+            for p, lst in g.equal.items():
+                lst.sort(key=lambda e: (e[0], e[1].attempt_id))
+                g.equal_now[p] = bisect.bisect_right(lst, now, key=lambda e: e[0])
+            g.by_priority.sort(key=lambda r: (-r.priority, r.started_at, r.attempt_id))
+        for lst in quota_running.values():
+            lst.sort(key=lambda h: (-h.nodes, h.attempt_id))
+        for lst in user_group_holders.values():
+            lst.sort(key=lambda h: (-h.priority, -h.nodes, h.attempt_id))
+
+    # ---- 2. feasibility --------------------------------------------------------------------------
+
+    def check_feasible(self, w: Waiting) -> tuple[ReasonCode, str]:
+        """Why ``w`` can never start (only called for attempts that failed the fast check in ``run``)."""
+        g = self.groups.get(w.group)
+        n = w.node_count
+        if g is None:
+            return ReasonCode.GROUP_TOO_SMALL, f"Group '{w.group}' does not exist: no node is registered in it."
+        if n < 1:
+            return ReasonCode.INFEASIBLE, f"A job needs at least 1 node; this one asks for {n}."
+        if n > g.size:
+            return (
+                ReasonCode.GROUP_TOO_SMALL,
+                f"Needs {_plural(n, 'node')} but group '{w.group}' has only {_plural(g.size, 'node')} registered.",
+            )
+        if w.priority != _AUTO and w.priority not in _LEVEL_SET:
+            return ReasonCode.INFEASIBLE, f"Unknown priority {w.priority}."
+        if not w.environment_ok:
+            return (
+                ReasonCode.ENVIRONMENT,
+                f"Its environment (image) is unknown or {w.user} is not permitted to use it.",
+            )
+        quotas = self.s.quotas.get(w.user) or {}
+        if w.priority == _AUTO:
+            top = max(quotas.get((w.group, lvl), 0) for lvl in LEVELS)
+            return (
+                ReasonCode.QUOTA_CEILING,
+                f"Needs {_plural(n, 'node')} but {w.user}'s largest quota in '{w.group}' at any priority is "
+                f"{_plural(top, 'node')}.",
+            )
+        q = quotas.get((w.group, w.priority), 0)
+        enough = [
+            f"{_NAMES[lvl]} ({quotas.get((w.group, lvl), 0)})" for lvl in LEVELS if quotas.get((w.group, lvl), 0) >= n
+        ]
+        hint = f" Levels with enough quota: {', '.join(enough)}." if enough else ""
+        return (
+            ReasonCode.QUOTA_CEILING,
+            f"Needs {_plural(n, 'node')} but {w.user}'s quota in '{w.group}' at {_NAMES[w.priority]} "
+            f"is {_plural(q, 'node')}, so it can never start at this level.{hint}",
+        )
+
+    # ---- 3. AUTO ------------------------------------------------------------------------------------
+
+    def resolve_auto(self, autos: list[Waiting]) -> dict[int, int | str]:
+        """attempt_id -> resolved level, or the QUOTA message when no level has room."""
+        by_user: dict[tuple[str, str], list[Waiting]] = {}
+        for w in autos:
+            by_user.setdefault((w.user, w.group), []).append(w)
+        out: dict[int, int | str] = {}
+        for (user, group), lst in sorted(by_user.items()):
+            lst.sort(key=lambda w: (w.custom_rank, w.first_submitted_at, w.attempt_id))
+            tentative: dict[int, int] = {}
+            for w in lst:
+                for lvl in LEVELS:
+                    used = self.quota_used.get((user, group, lvl), 0) + tentative.get(lvl, 0)
+                    if used + w.node_count <= self.quota(user, group, lvl):
+                        tentative[lvl] = tentative.get(lvl, 0) + w.node_count
+                        out[w.attempt_id] = lvl
+                        break
+                else:
+                    levels = []
+                    for lvl in LEVELS:
+                        q = self.quota(user, group, lvl)
+                        if q > 0:
+                            used = self.quota_used.get((user, group, lvl), 0) + tentative.get(lvl, 0)
+                            levels.append(f"{priority_name(lvl)} {used}/{q}")
+                    out[w.attempt_id] = (
+                        f"AUTO found no priority level with {_plural(w.node_count, 'node')} of {user}'s quota left "
+                        f"in '{group}' (in use/quota, counting {user}'s AUTO jobs ahead of this one: "
+                        f"{', '.join(levels)})."
+                    )
+        return out
+
+    # ---- the whole pass --------------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        self.index()
+        groups = self.groups
+        quotas = self.s.quotas
+        usage = self.s.usage
+        top_quota = self.top_quota
+        queues: dict[str, list[tuple]] = {}
+        autos: list[Waiting] = []
+        bad: list[Waiting] = []
+        for w in self.s.waiting:
+            g = groups.get(w.group)
+            n = w.node_count
+            if g is not None and 0 < n <= g.size and w.environment_ok:
+                level = w.priority
+                uq = quotas.get(w.user)
+                if level == _AUTO:
+                    top_key = (w.user, w.group)
+                    top = top_quota.get(top_key)
+                    if top is None:
+                        top = top_quota[top_key] = max((uq or {}).get((w.group, lvl), 0) for lvl in LEVELS)
+                    if top >= n:
+                        autos.append(w)
+                        continue
+                elif level in _LEVEL_SET and uq is not None and uq.get((w.group, level), 0) >= n:
+                    # the scheduling order; attempt ids are unique, so Waiting itself is never compared
+                    entry = (-level, usage.get(w.user, 0.0), w.custom_rank, w.first_submitted_at, w.attempt_id, w)
+                    queue = queues.get(w.group)
+                    if queue is None:
+                        queues[w.group] = [entry]
+                    else:
+                        queue.append(entry)
+                    continue
+            bad.append(w)
+        bad.sort(key=lambda w: w.attempt_id)
+        for w in bad:
+            code, message = self.check_feasible(w)
+            self.infeasible.append(Infeasible(w.attempt_id, code, message))
+            resolved = None if w.priority == _AUTO else w.priority
+            self.explanations[w.attempt_id] = _explain(w.attempt_id, code, message, 0, (), resolved)
+        resolved_auto = self.resolve_auto(autos) if autos else {}
+        for w in autos:
+            res = resolved_auto[w.attempt_id]
+            level = res if isinstance(res, int) else _AUTO
+            entry = (-level, usage.get(w.user, 0.0), w.custom_rank, w.first_submitted_at, w.attempt_id, w)
+            queues.setdefault(w.group, []).append(entry)
+        for name in sorted(queues):
+            queue = queues[name]
+            queue.sort()
+            self.walk(groups[name], queue, resolved_auto)
+
+        suspended = {s.attempt_id for s in self.suspends}
+        keeps = tuple(sorted(r.attempt_id for r in self.s.running if r.attempt_id not in suspended))
+        return Plan(
+            starts=tuple(self.starts),
+            suspends=tuple(self.suspends),
+            demotions=tuple(self.demotions),
+            keeps=keeps,
+            infeasible=tuple(self.infeasible),
+            explanations=self.explanations,
+        )
+
+    def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:
+        used = self.quota_used.get(key, 0)
+        cached = self.quota_holders_cache.get(key)
+        if cached is not None and cached[0] == used:
+            return cached[1]
+        holders = tuple((self.quota_running.get(key, []) + self.quota_pass.get(key, []))[:MAX_HOLDERS])
+        self.quota_holders_cache[key] = (used, holders)
+        return holders
+
+    def walk(self, g: _Group, queue: list[tuple], resolved_auto: Mapping[int, int | str]) -> None:
+        """Go down one group's queue once, starting, claiming, preempting or explaining."""
+        cfg = self.cfg
+        now = self.now
+        quota_used = self.quota_used
+        quota_pass = self.quota_pass
+        explanations = self.explanations
+        starts = self.starts
+        quotas = self.s.quotas
+        tw = cfg.timeshare_wait_seconds
+        reservation_wait = cfg.reservation_wait_seconds
+        gname = g.name
+        QUOTA = ReasonCode.QUOTA
+
+        for entry in queue:
+            w: Waiting = entry[5]
+            level = -entry[0]
+            n = w.node_count
+            user = w.user
+            aid = w.attempt_id
+            if level == _AUTO:
+                g.position += 1
+                holders = tuple(self.user_group_holders.get((user, gname), [])[:MAX_HOLDERS])
+                message = str(resolved_auto[aid])
+                explanations[aid] = _explain(aid, QUOTA, message, g.position, holders, None)
+                continue
+
+            # 2. quota
+            key = (user, gname, level)
+            used = quota_used.get(key, 0)
+            uq = quotas.get(user)
+            q = 0 if uq is None else uq.get((gname, level), 0)
+            if used + n > q:
+                g.position += 1
+                explanations[aid] = _explain(
+                    aid,
+                    QUOTA,
+                    f"{user}'s quota in '{gname}' at {_NAMES[level]} is {_nodes(q)}; {used} in use and this job "
+                    f"needs {n}. It can start when {user}'s jobs there free {used + n - q}.",
+                    g.position,
+                    self.quota_holders(key),
+                    level,
+                )
+                continue
+
+            # 4. start on free nodes
+            avail = g.free - g.claimed_free - g.reserved_free
+            if avail < n:
+                # Nothing changed in the group since an attempt of this level and size was found blocked
+                # for reasons that do not depend on who asks: same answer (most of a long queue ends here).
+                same = g.blocked_cache.get((level, n))
+                if same is not None and (g.reserver is not None or now - w.queued_at < reservation_wait):
+                    g.position += 1
+                    explanations[aid] = _explain(aid, same[0], same[1], g.position, same[2], level)
+                    continue
+            else:
+                starts.append(Start(aid, g.take_nodes(n), level))
+                me = Holder(aid, user, n, level)
+                quota_used[key] = used + n
+                quota_pass.setdefault(key, []).append(me)
+                g.takers.append(me)
+                continue
+
+            # 5a. nodes already being freed by suspending attempts: claim them, pick no new victim
+            becoming = g.becoming_total
+            if avail + becoming >= n:
+                self.claim(g, w, level, key, avail, n - avail, [])
+                continue
+
+            # 5b / 6. suspend lower-priority runners, then time-share with equal-priority ones
+            need = n - avail - becoming
+            waited = now - w.queued_at
+            ts_ok = waited >= tw
+            cap = g.lower_cap(level)
+            if ts_ok:
+                cap += g.ts_nodes.get(level, 0) - g.ts_user.get((level, user), 0)
+            if cap >= need:
+                victims = g.select_victims(level, user, need, ts_ok)
+                if victims is not None:
+                    self.claim(g, w, level, key, avail, becoming, victims)
+                    continue
+
+            # 8. it waits: say why
+            g.position += 1
+            reserve_note = ""
+            if g.reserver is None and waited >= reservation_wait and g.schedulable >= n:
+                # 7. anti-starvation: hold what is idle (and being freed) for it; later jobs get the surplus
+                me = Holder(aid, user, n, level)
+                g.reserver = w
+                g.blocked_cache.clear()
+                g.reserver_holder = me
+                g.reserved_free = avail
+                if becoming:
+                    g.claim_becoming(becoming)
+                g.reserved_becoming = becoming
+                quota_used[key] = used + n
+                quota_pass.setdefault(key, []).append(me)
+                reserve_note = (
+                    f" It has waited {format_duration(waited)}, so the {_nodes(avail + becoming)} idle or being freed "
+                    f"in '{gname}' are reserved for it and later jobs only get what is left."
+                )
+            code, message, holders, eta = self.blocked(g, w, level, n, avail, becoming, cap, ts_ok)
+            explanations[aid] = _explain(aid, code, message + reserve_note, g.position, holders, level, eta)
+            if not reserve_note and eta is None and not g.ts_nodes.get(level) and g.exhausted.get(level):
+                g.blocked_cache[(level, n)] = (code, message, holders)
+
+    def claim(
+        self,
+        g: _Group,
+        w: Waiting,
+        level: int,
+        key: tuple[str, str, int],
+        from_free: int,
+        from_becoming: int,
+        victims: list[tuple[_Runner, SuspendReason]],
+    ) -> None:
+        """``w`` waits for suspends: hold its free and becoming-free nodes, suspend ``victims``, explain."""
+        n = w.node_count
+        aid = w.attempt_id
+        g.blocked_cache.clear()
+        g.claimed_free += from_free
+        sources = g.claim_becoming(from_becoming) if from_becoming else []
+        me = Holder(aid, w.user, n, level)
+        self.quota_used[key] = self.quota_used.get(key, 0) + n
+        self.quota_pass.setdefault(key, []).append(me)
+        if from_free:
+            g.takers.append(me)
+        g.position += 1
+        held = (
+            f" {_nodes(from_free)} idle in '{g.name}' {'is' if from_free == 1 else 'are'} held for it meanwhile."
+            if from_free
+            else ""
+        )
+        if not victims:
+            holders = tuple(r.holder for r in sources[:MAX_HOLDERS])
+            message = (
+                f"{from_becoming} of the {_nodes(n)} it needs in '{g.name}' are being freed by suspending job(s) "
+                f"{_ids(holders)}; it starts once they have stopped.{held}"
+            )
+        else:
+            need = n - from_free - from_becoming
+            freed = 0
+            ts_count = 0
+            for r, reason in victims:
+                g.mark_taken(r)
+                freed += r.value
+                if reason is _TIME_SHARE:
+                    ts_count += 1
+                self.suspends.append(Suspend(r.attempt_id, reason, aid))
+            if freed > need:  # the last victim's extra nodes go to whoever needs them next
+                g.becoming.append([victims[-1][0], freed - need])
+                g.becoming_total += freed - need
+            holders = tuple([r.holder for r, _ in victims] + [r.holder for r in sources])[:MAX_HOLDERS]
+            why = f", {ts_count} of them to time-share at {_NAMES[level]}" if ts_count else ""
+            also = f"; {from_becoming} more are already being freed" if from_becoming else ""
+            message = (
+                f"Asked {_plural(len(victims), 'job')} to suspend ({_ids(r.holder for r, _ in victims)}{why}) to free "
+                f"{_nodes(need)} in '{g.name}'{also}; it starts once they have stopped.{held}"
+            )
+        self.explanations[aid] = _explain(aid, ReasonCode.WAITING_FOR_SUSPEND, message, g.position, holders, level)
+
+    def blocked(
+        self,
+        g: _Group,
+        w: Waiting,
+        level: int,
+        n: int,
+        avail: int,
+        becoming: int,
+        cap: int,
+        ts_ok: bool,
+    ) -> tuple[ReasonCode, str, tuple[Holder, ...], float | None]:
+        """The reason an in-quota attempt that could neither start, claim nor preempt is waiting."""
+        gname = g.name
+        now = self.now
+        if g.schedulable < n:
+            now_ok = (
+                "none is" if g.schedulable == 0 else f"only {g.schedulable} {'is' if g.schedulable == 1 else 'are'}"
+            )
+            return (
+                ReasonCode.NO_NODES,
+                f"Needs {_nodes(n)} but group '{gname}' has {_nodes(g.size)} and {now_ok} schedulable now (the others "
+                f"are not ready or disabled).",
+                (),
+                None,
+            )
+        reserver = g.reserver
+        if reserver is not None and reserver is not w:
+            reserved = g.reserved_free + g.reserved_becoming
+            if reserved and avail + becoming + reserved >= n:
+                return (
+                    ReasonCode.RESERVED,
+                    f"Needs {_nodes(n)} in '{gname}': {_nodes(reserved)} idle or being freed "
+                    f"{'is' if reserved == 1 else 'are'} reserved for job #{reserver.attempt_id} ({reserver.user}, "
+                    f"waiting {format_duration(now - reserver.queued_at)} for {_nodes(reserver.node_count)}); "
+                    f"{avail + becoming} left for others.",
+                    (g.reserver_holder,),  # type: ignore[arg-type]
+                    None,
+                )
+            # the reservation alone does not block it: were the idle nodes enough before this pass split them?
+            if g.idle0 >= n and g.idle0 - g.reserved_free < n:
+                taken = g.idle0 - g.reserved_free - avail
+                holders = (g.reserver_holder, *g.taker_holders()[: MAX_HOLDERS - 1])
+                return (
+                    ReasonCode.FRAGMENTATION,
+                    f"{g.idle0} nodes of '{gname}' were idle, enough for its {n}, but they are split: "
+                    f"{g.reserved_free} reserved for starving job #{reserver.attempt_id} and {taken} taken or claimed "
+                    f"by jobs ahead of it in this pass; {avail} left.",
+                    holders,  # type: ignore[arg-type]
+                    None,
+                )
+        missing = n - avail - becoming - cap
+        if missing > 0 and not g.exhausted.get(level):
+            est = g.estimate(level, w.user, missing, w.queued_at + self.cfg.timeshare_wait_seconds, now, ts_ok)
+            if est is not None:
+                eta, via_ts, runners = est
+                holders = tuple(r.holder for r in runners)
+                if via_ts:
+                    return (
+                        ReasonCode.TIME_SLICE,
+                        f"Will get a time-share turn in '{gname}' in about {format_duration(eta - now)}: "
+                        f"equal-priority ({_NAMES[level]}) jobs of other users ({_ids(holders)}) may be suspended once "
+                        f"they have run a {format_duration(self.cfg.time_slice_seconds)} slice and this job has waited "
+                        f"{format_duration(self.cfg.timeshare_wait_seconds)}.",
+                        holders,
+                        eta,
+                    )
+                return (
+                    ReasonCode.MIN_RUNTIME,
+                    f"Can suspend lower-priority jobs in '{gname}' ({_ids(holders)}) once they have run the minimum "
+                    f"{format_duration(self.cfg.min_run_seconds)}: in about {format_duration(eta - now)}.",
+                    holders,
+                    eta,
+                )
+        if g.idle0 >= n:
+            return (
+                ReasonCode.PRIORITY,
+                f"Needs {_nodes(n)} in '{gname}': {g.idle0} were idle but jobs ahead of it in the queue took or "
+                f"claimed them in this pass; {avail} left.",
+                g.taker_holders(),
+                None,
+            )
+        cache_key = (level, n, avail, cap)
+        message = g.message_cache.get(cache_key)
+        if message is None:
+            above = 0
+            for lvl, nodes in g.held_at.items():
+                if lvl >= level:
+                    above += nodes
+            lower = f"; suspending every eligible lower-priority job would free only {cap}" if cap else ""
+            message = g.message_cache[cache_key] = (
+                f"Needs {_nodes(n)} in '{gname}' and {avail} {'is' if avail == 1 else 'are'} free; {above} of the "
+                f"group's {g.schedulable} schedulable nodes are held by jobs at {_NAMES[level]} or higher, which it "
+                f"may not suspend{lower}."
+            )
+        return ReasonCode.PRIORITY, message, g.priority_holders(level), None

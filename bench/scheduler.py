@@ -1,0 +1,107 @@
+"""Benchmarks of the scheduler.
+
+    .venv/bin/python -m bench.scheduler --plan-only
+
+Section "plan": the pure policy ``plan(snapshot)`` on synthetic snapshots (bench/workload.py) with
+2,000 nodes, 2,000 running attempts (a full cluster) and 100 / 1,000 / 10,000 waiting attempts,
+plus the same with 1,700 running attempts so idle nodes exist and backfill starts happen.
+Target (docs/PERFORMANCE.md): 10,000 waiting + 2,000 running on 2,000 nodes <= 50 ms median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import time
+from collections import Counter
+from typing import Any
+
+from apps.scheduler.policy import plan
+from bench.workload import make_snapshot
+
+PLAN_SIZES: tuple[int, ...] = (100, 1_000, 10_000)
+PLAN_TARGET_MS = 50.0
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def bench_plan(
+    sizes: tuple[int, ...] = PLAN_SIZES,
+    *,
+    n_nodes: int = 2_000,
+    n_running: int = 2_000,
+    runs: int = 21,
+    seed: int = 1,
+) -> list[dict[str, Any]]:
+    """Time ``plan`` at each waiting-queue size; one dict of numbers per size."""
+    results: list[dict[str, Any]] = []
+    for n_waiting in sizes:
+        snapshot = make_snapshot(n_nodes, n_running, n_waiting, seed)
+        result = plan(snapshot)  # warm-up, and the decision counts
+        timings: list[float] = []
+        gc_was_enabled = gc.isenabled()
+        try:
+            for _ in range(runs):
+                gc.collect()
+                gc.disable()
+                t0 = time.perf_counter()
+                plan(snapshot)
+                timings.append((time.perf_counter() - t0) * 1000)
+                gc.enable()
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        codes = Counter(e.code.value for e in result.explanations.values())
+        results.append(
+            {
+                "nodes": n_nodes,
+                "running": n_running,
+                "waiting": n_waiting,
+                "runs": runs,
+                "median_ms": statistics.median(timings),
+                "p95_ms": _percentile(timings, 0.95),
+                "starts": len(result.starts),
+                "suspends": len(result.suspends),
+                "demotions": len(result.demotions),
+                "infeasible": len(result.infeasible),
+                "codes": dict(sorted(codes.items())),
+            }
+        )
+    return results
+
+
+def print_plan(results: list[dict[str, Any]], title: str) -> None:
+    print(title)
+    print(f"  {'waiting':>8} {'median ms':>10} {'p95 ms':>8} {'starts':>7} {'suspends':>9} {'demoted':>8}  codes")
+    for r in results:
+        print(
+            f"  {r['waiting']:>8,} {r['median_ms']:>10.1f} {r['p95_ms']:>8.1f} {r['starts']:>7} {r['suspends']:>9} "
+            f"{r['demotions']:>8}  {', '.join(f'{k}={v}' for k, v in r['codes'].items())}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--plan-only", action="store_true", help="run only the pure plan() section")
+    parser.add_argument("--runs", type=int, default=21, help="timed runs per size (default 21)")
+    args = parser.parse_args(argv)
+
+    full = bench_plan(PLAN_SIZES, runs=args.runs)
+    print_plan(full, f"plan(): {full[0]['running']:,} running on {full[0]['nodes']:,} nodes (full cluster)")
+    idle = bench_plan(PLAN_SIZES, n_running=1_700, runs=args.runs)
+    print_plan(idle, f"plan(): {idle[0]['running']:,} running on {idle[0]['nodes']:,} nodes (some idle nodes)")
+    worst = max(r["median_ms"] for r in full + idle if r["waiting"] == max(PLAN_SIZES))
+    verdict = "OK" if worst <= PLAN_TARGET_MS else "OVER TARGET"
+    print(f"target: median <= {PLAN_TARGET_MS:.0f} ms at {max(PLAN_SIZES):,} waiting: {worst:.1f} ms {verdict}")
+    if args.plan_only:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""The API's shared behaviour: one error shape, the OpenAPI schema and its docs page."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from apps.core.logging import scrub
+
+
+@pytest.mark.django_db
+def test_schema_lists_every_endpoint(client):
+    response = client.get("/api/schema/")
+    assert response.status_code == 200
+    schema = yaml.safe_load(response.content)
+    paths = set(schema["paths"])
+    for expected in ["/api/v1/me/", "/api/v1/tokens/", "/api/v1/nodes/", "/api/v1/admin/quotas/", "/api/v1/quota/"]:
+        assert expected in paths
+    from tests.core.test_permissions import _api_routes
+
+    assert len(paths) == len(_api_routes())
+    assert schema["components"]["securitySchemes"]
+
+
+@pytest.mark.django_db
+def test_docs_page_renders(client):
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    assert b"swagger" in response.content.lower()
+
+
+@pytest.mark.django_db
+def test_validation_errors_have_one_shape_with_fields(api):
+    response = api.post("/api/v1/tokens/", {"scope": "root"}, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid"
+    assert set(error["fields"]) == {"name", "scope"}
+    assert error["message"]
+
+
+@pytest.mark.django_db
+def test_not_found_has_the_shape(api):
+    response = api.get("/api/v1/nodes/ghost/")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_logs_scrub_tokens():
+    line = "GET /operating/task/create?token=rota_abcdefgh_SECRETSECRETSECRET1234&x=1 Bearer rota_abcdefgh_SECRETSECRET99999"
+    cleaned = scrub(line)
+    assert "SECRET" not in cleaned
+    assert "token=[scrubbed]" in cleaned

@@ -1,0 +1,27 @@
+"""Which API routes have a permission suite (route patterns as Django prints them)."""
+
+from __future__ import annotations
+
+COVERED: set[str] = {
+    "api/v1/me/",
+    "api/v1/tokens/",
+    "api/v1/tokens/<int:pk>/",
+    "api/v1/admin/users/",
+    "api/v1/admin/users/<int:pk>/",
+    "api/v1/admin/users/<int:pk>/tokens/",
+    "api/v1/node-groups/",
+    "api/v1/nodes/",
+    "api/v1/nodes/<str:name>/",
+    "api/v1/environments/",
+    "api/v1/admin/nodes/",
+    "api/v1/admin/nodes/<str:name>/disable/",
+    "api/v1/admin/nodes/<str:name>/enable/",
+    "api/v1/quota/",
+    "api/v1/admin/quotas/",
+    "api/v1/admin/quotas/<int:pk>/",
+    "api/v1/admin/audit/",
+}
+
+
+def covered_routes() -> set[str]:
+    return set(COVERED)
