@@ -7,4 +7,5 @@ urlpatterns = [
     path("", include("apps.cluster.api.urls")),
     path("", include("apps.quotas.api.urls")),
     path("", include("apps.core.api.urls")),
+    path("", include("apps.experiments.api.urls")),
 ]

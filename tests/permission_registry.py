@@ -20,6 +20,15 @@ COVERED: set[str] = {
     "api/v1/admin/quotas/",
     "api/v1/admin/quotas/<int:pk>/",
     "api/v1/admin/audit/",
+    "api/v1/experiments/",
+    "api/v1/experiments/<str:key>/",
+    "api/v1/experiments/<str:key>/stop/",
+    "api/v1/experiments/<str:key>/suspend/",
+    "api/v1/experiments/<str:key>/resume/",
+    "api/v1/experiments/<str:key>/tags/",
+    "api/v1/experiments/<str:key>/star/",
+    "api/v1/experiments/<str:key>/priority/",
+    "api/v1/experiments/<str:key>/share/",
 }
 
 

@@ -161,7 +161,7 @@ class ProcessIdentity:
                 return True
             return True
         state, ticks = stat
-        return state not in ("Z", "X", "x") and True
+        return state not in ("Z", "X", "x") and self.start_ticks is not None and ticks == self.start_ticks
 
 
 # --------------------------------------------------------------------------------------------

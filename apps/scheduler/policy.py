@@ -197,6 +197,16 @@ class Explanation:
 
 
 @dataclass(frozen=True, slots=True)
+class Reservation:
+    """Anti-starvation: idle and being-freed nodes of ``group`` held for a long-waiting attempt."""
+
+    attempt_id: int
+    group: str
+    free_nodes: int  # idle nodes held now (later attempts may not start on them)
+    freeing_nodes: int  # nodes of suspending attempts held for it
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     starts: tuple[Start, ...]
     suspends: tuple[Suspend, ...]
@@ -204,6 +214,7 @@ class Plan:
     keeps: tuple[int, ...]  # every running attempt not suspended now (incl. those already suspending)
     infeasible: tuple[Infeasible, ...]
     explanations: Mapping[int, Explanation]  # every waiting attempt that does not start (infeasible too)
+    reservations: tuple[Reservation, ...] = ()  # at most one per group
 
 
 MAX_HOLDERS = 5
@@ -636,6 +647,7 @@ class _Pass:
         self.demotions: list[Demotion] = []
         self.infeasible: list[Infeasible] = []
         self.explanations: dict[int, Explanation] = {}
+        self.reservations: list[Reservation] = []
 
     def quota(self, user: str, group: str, level: int) -> int:
         q = self.s.quotas.get(user)
@@ -869,6 +881,7 @@ class _Pass:
             keeps=keeps,
             infeasible=tuple(self.infeasible),
             explanations=self.explanations,
+            reservations=tuple(self.reservations),
         )
 
     def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:
@@ -975,12 +988,20 @@ class _Pass:
                 if becoming:
                     g.claim_becoming(becoming)
                 g.reserved_becoming = becoming
+                self.reservations.append(Reservation(aid, gname, avail, becoming))
                 quota_used[key] = used + n
                 quota_pass.setdefault(key, []).append(me)
-                reserve_note = (
-                    f" It has waited {format_duration(waited)}, so the {_nodes(avail + becoming)} idle or being freed "
-                    f"in '{gname}' are reserved for it and later jobs only get what is left."
-                )
+                held = avail + becoming
+                if held:
+                    reserve_note = (
+                        f" It has waited {format_duration(waited)}, so {_nodes(held)} idle or being freed in '{gname}' "
+                        f"{'is' if held == 1 else 'are'} reserved for it; later jobs only get what is left."
+                    )
+                else:
+                    reserve_note = (
+                        f" It has waited {format_duration(waited)}, so it holds the reservation of '{gname}': nodes "
+                        f"that become idle are kept for it, not given to later jobs."
+                    )
             code, message, holders, eta = self.blocked(g, w, level, n, avail, becoming, cap, ts_ok)
             explanations[aid] = _explain(aid, code, message + reserve_note, g.position, holders, level, eta)
             if not reserve_note and eta is None and not g.ts_nodes.get(level) and g.exhausted.get(level):

@@ -20,7 +20,7 @@ GOOD = {
 
 
 def load_settings(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {*GOOD, "DEBUG", "ROTA_DATA_DIR"}}
+    clean = {k: v for k, v in os.environ.items() if k not in {*GOOD, "DEBUG", "ROTA_DATA_DIR", "SECURE_SSL_REDIRECT"}}
     clean.update(env)
     clean["ROTA_DATA_DIR"] = str(tmp_path)
     clean["DJANGO_SETTINGS_MODULE"] = "portal.settings"
@@ -81,7 +81,7 @@ def test_bad_values_are_rejected_with_a_clear_message(tmp_path, env, message):
 
 
 def test_check_deploy_is_clean_with_production_env(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {*GOOD, "DEBUG"}}
+    env = {k: v for k, v in os.environ.items() if k not in {*GOOD, "DEBUG", "SECURE_SSL_REDIRECT"}}
     env.update(GOOD, ROTA_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="portal.settings")
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

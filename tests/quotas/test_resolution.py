@@ -167,7 +167,7 @@ def test_my_quota_api(api, user):
     node("public", 1, kind="node_limit")
     body = api.get("/api/v1/quota/").json()
     assert body["node"] == [
-        {"group": "training", "priority": HIGH, "priority_name": "HIGH", "quota": 1, "limit": 1},
+        {"group": "training", "priority": HIGH, "priority_name": "HIGH", "quota": 1, "limit": 1, "used": 0},
     ]
 
 

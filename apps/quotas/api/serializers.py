@@ -64,6 +64,7 @@ class NodeQuotaRowSerializer(serializers.Serializer):
     priority_name = serializers.CharField()
     quota = serializers.IntegerField(help_text="Effective quota (capped by the limit).")
     limit = serializers.IntegerField(allow_null=True)
+    used = serializers.IntegerField(help_text="Nodes held now by my starting, running and suspending jobs at this level.")
 
 
 class JupyterQuotaRowSerializer(serializers.Serializer):

@@ -23,16 +23,22 @@ from apps.quotas.models import Quota
 
 
 def my_quota_body(user: User) -> dict[str, Any]:
+    """Resolved quota with current use: every level with quota or in use, per node group."""
+    from apps.experiments.selectors import quota_usage
+
     quota = selectors.quota_resolve(user=user)
+    used = quota_usage(user=user)
+    keys = sorted(set(quota.node) | set(used), key=lambda k: (k[0], -k[1]))
     node_rows = [
         {
             "group": group,
             "priority": priority,
             "priority_name": Priority(priority).label,
-            "quota": value,
+            "quota": quota.node.get((group, priority), 0),
             "limit": quota.node_limit.get((group, priority)),
+            "used": used.get((group, priority), 0),
         }
-        for (group, priority), value in sorted(quota.node.items(), key=lambda kv: (kv[0][0], -kv[0][1]))
+        for group, priority in keys
     ]
     jupyter_rows = [
         {"group": g, "containers": j.containers, "cpu": j.cpu, "memory_gib": j.memory_gib}

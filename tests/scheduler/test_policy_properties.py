@@ -1,0 +1,298 @@
+"""Properties of the scheduling policy over random clusters and workloads (Hypothesis).
+
+Each example is a small cluster (1-4 groups, 1-30 nodes in rooms, some not schedulable), running
+attempts on distinct nodes of their group (quotas sometimes already exceeded), and waiting attempts
+of several users at every priority including AUTO. The invariants are the brief's: no node
+double-booked, quota never exceeded, victims strictly lower (or the time-share rule) and minimal,
+deterministic, every decision explained.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from apps.scheduler.policy import (
+    INFEASIBLE_CODES,
+    LEVELS,
+    MAX_HOLDERS,
+    Node,
+    Plan,
+    PolicyConfig,
+    Priority,
+    ReasonCode,
+    Running,
+    Snapshot,
+    SuspendReason,
+    Waiting,
+    plan,
+)
+
+NOW = 100_000.0
+USERS = ("ann", "bob", "cat", "dan")
+AGES = (0.0, 60.0, 299.0, 300.0, 900.0, 1799.0, 1800.0, 3600.0, 7200.0, 20000.0)
+WAITS = (0.0, 60.0, 899.0, 900.0, 1800.0, 5000.0)
+PRIORITIES = (*LEVELS, int(Priority.AUTO))
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> Snapshot:
+    groups = [f"g{i}" for i in range(draw(st.integers(1, 4)))]
+    n_nodes = draw(st.integers(1, 30))
+    node_list = [
+        Node(
+            name=f"n{i:02d}",
+            group=draw(st.sampled_from(groups)),
+            room=draw(st.sampled_from(("", "r1", "r2"))),
+            schedulable=draw(st.integers(0, 9)) > 0,
+        )
+        for i in range(n_nodes)
+    ]
+    free_by_group: dict[str, list[str]] = defaultdict(list)
+    for node in node_list:
+        free_by_group[node.group].append(node.name)
+    running: list[Running] = []
+    attempt = 1
+    for _ in range(draw(st.integers(0, 14))):
+        group = draw(st.sampled_from(groups))
+        pool = free_by_group[group]
+        if not pool:
+            continue
+        size = draw(st.integers(1, min(4, len(pool))))
+        held, free_by_group[group] = pool[:size], pool[size:]
+        priority = draw(st.sampled_from(LEVELS))
+        started = NOW - draw(st.sampled_from(AGES))
+        running.append(
+            Running(
+                attempt_id=attempt,
+                chain_id=f"c{attempt}",
+                user=draw(st.sampled_from(USERS)),
+                group=group,
+                priority=priority,
+                quota_priority=priority if draw(st.integers(0, 4)) else draw(st.sampled_from(LEVELS)),
+                nodes=tuple(held),
+                started_at=started,
+                last_checkpoint_at=None
+                if draw(st.booleans())
+                else started + (NOW - started) * draw(st.sampled_from((0.1, 0.5, 0.9))),
+                suspending=draw(st.integers(0, 9)) == 0,
+            )
+        )
+        attempt += 1
+    waiting: list[Waiting] = []
+    for _ in range(draw(st.integers(0, 16))):
+        first = NOW - draw(st.sampled_from(AGES))
+        waiting.append(
+            Waiting(
+                attempt_id=attempt,
+                chain_id=f"c{attempt}",
+                user=draw(st.sampled_from(USERS)),
+                group=draw(st.sampled_from(groups)) if draw(st.integers(0, 19)) else "nowhere",
+                node_count=draw(st.integers(1, 4)),
+                priority=draw(st.sampled_from(PRIORITIES)),
+                custom_rank=first if draw(st.integers(0, 3)) else float(draw(st.integers(0, 3))),
+                first_submitted_at=first,
+                queued_at=max(first, NOW - draw(st.sampled_from(WAITS))),
+                environment_ok=draw(st.integers(0, 19)) > 0,
+            )
+        )
+        attempt += 1
+    levels = st.sampled_from(LEVELS)
+    quotas = {
+        user: draw(st.dictionaries(st.tuples(st.sampled_from(groups), levels), st.integers(0, 8), max_size=8))
+        for user in USERS
+    }
+    usage = {user: float(draw(st.sampled_from((0, 10, 500)))) for user in USERS}
+    config = PolicyConfig(
+        min_run_seconds=draw(st.sampled_from((0.0, 300.0))),
+        time_slice_seconds=draw(st.sampled_from((600.0, 3600.0))),
+        timeshare_wait_seconds=draw(st.sampled_from((0.0, 900.0))),
+        reservation_wait_seconds=draw(st.sampled_from((0.0, 1800.0, float("inf")))),
+    )
+    return Snapshot(NOW, tuple(node_list), tuple(running), tuple(waiting), quotas, usage, config)
+
+
+def effective_priority(r: Running, s: Snapshot) -> int:
+    if r.priority == Priority.ABOVE_NORMAL and s.now - r.started_at >= s.config.above_normal_aging_seconds:
+        return int(Priority.NORMAL)
+    return r.priority
+
+
+def check_plan(s: Snapshot, result: Plan) -> None:
+    nodes = {n.name: n for n in s.nodes}
+    runs = {r.attempt_id: r for r in s.running}
+    waits = {w.attempt_id: w for w in s.waiting}
+    quota = s.quotas
+
+    # every running attempt is kept or suspended, exactly once
+    suspended = [x.attempt_id for x in result.suspends]
+    assert len(suspended) == len(set(suspended))
+    assert sorted([*result.keeps, *suspended]) == sorted(runs)
+
+    # every waiting attempt starts, is infeasible, or is explained with a queue position
+    started = {x.attempt_id: x for x in result.starts}
+    infeasible = {x.attempt_id: x for x in result.infeasible}
+    assert len(started) == len(result.starts)
+    for aid in waits:
+        if aid in started:
+            assert aid not in result.explanations and aid not in infeasible
+        elif aid in infeasible:
+            e = result.explanations[aid]
+            assert e.code is infeasible[aid].code and e.code in INFEASIBLE_CODES and e.position == 0
+        else:
+            e = result.explanations[aid]
+            assert e.code not in INFEASIBLE_CODES and e.position >= 1 and e.message
+    assert set(result.explanations) | set(started) == set(waits)
+    for e in result.explanations.values():
+        assert len(e.holders) <= MAX_HOLDERS
+    positions: dict[str, list[int]] = defaultdict(list)
+    for aid, e in result.explanations.items():
+        if e.position:
+            positions[waits[aid].group].append(e.position)
+    for group_positions in positions.values():
+        assert sorted(group_positions) == list(range(1, len(group_positions) + 1))
+
+    # whole nodes, no node double-booked, only schedulable nodes of the job's group
+    held = {name for r in s.running for name in r.nodes}
+    given: list[str] = []
+    for x in result.starts:
+        w = waits[x.attempt_id]
+        assert len(x.nodes) == w.node_count
+        for name in x.nodes:
+            assert nodes[name].schedulable and nodes[name].group == w.group and name not in held
+        given.extend(x.nodes)
+        assert x.priority in LEVELS
+        if w.priority != Priority.AUTO:
+            assert x.priority == w.priority
+    assert len(given) == len(set(given))
+
+    # quota never exceeded by starts
+    charged: Counter[tuple[str, str, int]] = Counter()
+    for r in s.running:
+        charged[(r.user, r.group, r.quota_priority)] += len(r.nodes)
+    starting: Counter[tuple[str, str, int]] = Counter()
+    for x in result.starts:
+        w = waits[x.attempt_id]
+        starting[(w.user, w.group, x.priority)] += w.node_count
+    for (user, group, level), n in starting.items():
+        assert charged[(user, group, level)] + n <= quota.get(user, {}).get((group, level), 0)
+
+    # victims: lower priority (or the time-share rule), eligible, minimal
+    demoted = {d.attempt_id for d in result.demotions}
+    assert demoted == {
+        r.attempt_id
+        for r in s.running
+        if r.priority == Priority.ABOVE_NORMAL and s.now - r.started_at >= s.config.above_normal_aging_seconds
+    }
+    by_beneficiary: dict[int, list[Running]] = defaultdict(list)
+    for x in result.suspends:
+        v, b = runs[x.attempt_id], waits[x.beneficiary_attempt_id]
+        e = result.explanations[b.attempt_id]
+        assert e.code is ReasonCode.WAITING_FOR_SUSPEND and b.attempt_id not in started
+        assert v.group == b.group
+        assert not v.suspending
+        assert s.now - v.started_at >= s.config.min_run_seconds
+        pv, pb = effective_priority(v, s), e.resolved_priority
+        assert pb is not None
+        if x.reason is SuspendReason.PREEMPTED:
+            assert pv < pb
+        else:
+            assert x.reason is SuspendReason.TIME_SHARE
+            assert pv == pb and v.user != b.user
+            assert s.now - v.started_at >= s.config.time_slice_seconds
+            assert s.now - b.queued_at >= s.config.timeshare_wait_seconds
+        assert not (v.user == b.user and pv == pb)
+        by_beneficiary[b.attempt_id].append(v)
+
+    def frees(r: Running) -> int:
+        return sum(1 for name in r.nodes if name in nodes and nodes[name].schedulable and nodes[name].group == r.group)
+
+    for aid, victims in by_beneficiary.items():
+        total = sum(frees(v) for v in victims)
+        for v in victims:
+            assert frees(v) > 0
+            assert total - frees(v) < waits[aid].node_count  # without any one victim it would be short
+
+    # no head-of-line waste: where nothing is held back, an in-quota job that waits could not fit
+    held_back = {r.group for r in result.reservations}
+    held_back |= {
+        waits[aid].group for aid, e in result.explanations.items() if e.code is ReasonCode.WAITING_FOR_SUSPEND
+    }
+    free_left: Counter[str] = Counter(
+        n.group for n in s.nodes if n.schedulable and n.name not in held and n.name not in set(given)
+    )
+    for aid, e in result.explanations.items():
+        w = waits[aid]
+        if e.position and e.code is not ReasonCode.QUOTA and w.group not in held_back:
+            assert w.node_count > free_left[w.group], (aid, e)
+    assert len(held_back) >= len(result.reservations) == len({r.group for r in result.reservations})
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots())
+def test_plan_invariants(s: Snapshot) -> None:
+    check_plan(s, plan(s))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots(), st.randoms(use_true_random=False))
+def test_plan_is_deterministic_whatever_the_input_order(s: Snapshot, rng: random.Random) -> None:
+    first = plan(s)
+    assert plan(s) == first
+    shuffled = [list(s.nodes), list(s.running), list(s.waiting)]
+    for items in shuffled:
+        rng.shuffle(items)
+    copy = Snapshot(
+        s.now,
+        tuple(shuffled[0]),
+        tuple(shuffled[1]),
+        tuple(shuffled[2]),
+        dict(reversed(list(s.quotas.items()))),
+        dict(reversed(list(s.usage.items()))),
+        s.config,
+    )
+    assert plan(copy) == first
+
+
+def apply(s: Snapshot, result: Plan, later: float) -> Snapshot:
+    """What the driver does: starts run, victims are suspending, demotions are recorded."""
+    waits = {w.attempt_id: w for w in s.waiting}
+    suspended = {x.attempt_id for x in result.suspends}
+    demoted = {d.attempt_id: d.new_priority for d in result.demotions}
+    running = [
+        Running(
+            r.attempt_id,
+            r.chain_id,
+            r.user,
+            r.group,
+            demoted.get(r.attempt_id, r.priority),
+            r.quota_priority,
+            r.nodes,
+            r.started_at,
+            r.last_checkpoint_at,
+            r.suspending or r.attempt_id in suspended,
+        )
+        for r in s.running
+    ]
+    for x in result.starts:
+        w = waits[x.attempt_id]
+        running.append(Running(w.attempt_id, w.chain_id, w.user, w.group, x.priority, x.priority, x.nodes, s.now))
+    started = {x.attempt_id for x in result.starts}
+    waiting = tuple(w for w in s.waiting if w.attempt_id not in started)
+    return Snapshot(later, s.nodes, tuple(running), waiting, s.quotas, s.usage, s.config)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots())
+def test_next_pass_frees_no_extra_victims_for_attempts_waiting_on_suspends(s: Snapshot) -> None:
+    first = plan(s)
+    second_snapshot = apply(s, first, s.now)
+    second = plan(second_snapshot)
+    check_plan(second_snapshot, second)
+    waiting_on_suspend = {x.beneficiary_attempt_id for x in first.suspends}
+    assert not [x for x in second.suspends if x.beneficiary_attempt_id in waiting_on_suspend]
+    for aid in waiting_on_suspend:
+        assert second.explanations[aid].code is ReasonCode.WAITING_FOR_SUSPEND
