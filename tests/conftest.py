@@ -84,3 +84,72 @@ def task_log(monkeypatch: pytest.MonkeyPatch) -> TaskLog:
 
     monkeypatch.setattr(tasks, "_dispatch", dispatch)
     return log
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """A job workspace with a trivial script (the local backend checks paths at submit)."""
+    (tmp_path / "train.py").write_text("print('hello')\n")
+    (tmp_path / "run.sh").write_text("echo hello\n")
+    return tmp_path
+
+
+class Cluster:
+    """A small cluster: node group ``training`` with ``n`` nodes, environment ``default`` for everyone,
+    and public quotas per priority level (``quotas`` maps level → nodes)."""
+
+    def __init__(self, n: int, quotas: dict[int, int], rooms: list[str] | None = None) -> None:
+        from django.contrib.auth.models import Group
+
+        from apps.cluster import services as cluster_services
+        from apps.quotas import services as quota_services
+
+        self.group = cluster_services.node_group_upsert(actor=None, name="training")
+        self.nodes = [
+            cluster_services.node_upsert(
+                actor=None, name=f"n{i}", group=self.group, gpu_count=8, room=(rooms[i] if rooms else "a")
+            )
+            for i in range(n)
+        ]
+        env = cluster_services.environment_upsert(actor=None, name="default", image="python:3.11")
+        public = Group.objects.get_or_create(name="public")[0]
+        quota_services.quota_set(actor=None, group=public, kind="environment", environment=env, value=1)
+        for level, value in quotas.items():
+            self.set_quota(public, level, value)
+
+    def set_quota(self, subject, level: int, value: int) -> None:
+        from django.contrib.auth.models import Group
+
+        from apps.quotas import services as quota_services
+
+        kwargs = {"group": subject} if isinstance(subject, Group) else {"user": subject}
+        quota_services.quota_set(actor=None, kind="node", node_group=self.group, priority=level, value=value, **kwargs)
+
+
+@pytest.fixture
+def cluster(transactional_db):
+    """Four nodes and generous public quotas. Transactional: passes run after real commits."""
+    return Cluster(4, {0: 4, 10: 4, 20: 4, 30: 4, 40: 4, 50: 4})
+
+
+@pytest.fixture
+def submit(workspace):
+    """Submit a job through the service with sensible defaults."""
+    from apps.experiments import services as experiment_services
+
+    counter = {"n": 0}
+
+    def do(user, **kwargs):
+        counter["n"] += 1
+        values = {
+            "name": f"job-{counter['n']}",
+            "workspace": str(workspace),
+            "entrypoint": "train.py",
+            "group": "training",
+            "nodes": 1,
+            "priority": 10,
+        }
+        values.update(kwargs)
+        return experiment_services.experiment_submit(user=user, **values)
+
+    return do

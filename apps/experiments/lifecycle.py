@@ -75,7 +75,7 @@ def chain_status_for(chain: Chain, attempt: Attempt) -> str:
 
 def sync_chain(chain_id: int) -> Chain:
     """Recompute the chain's denormalised status from its latest attempt; emit if it changed."""
-    chain = Chain.objects.select_for_update().select_related("latest_attempt").get(pk=chain_id)
+    chain = Chain.objects.select_for_update(of=("self",)).select_related("latest_attempt").get(pk=chain_id)
     attempt = chain.latest_attempt
     assert attempt is not None
     status = chain_status_for(chain, attempt)

@@ -284,7 +284,13 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
         stored = loaded.current.get(attempt_id)
         holders = _holders_json(explanation.holders, loaded.chain_of)
         position = explanation.position or None
-        value = (str(explanation.code), explanation.message[:500], position, holders, attempt_id in infeasible_ids)
+        value = (
+            str(explanation.code).lower(),
+            explanation.message[:500],
+            position,
+            holders,
+            attempt_id in infeasible_ids,
+        )
         if stored == value:
             continue
         changed.append(

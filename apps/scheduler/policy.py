@@ -351,6 +351,7 @@ class _Group:
         "blocked_cache",
         "by_priority",
         "claimed_free",
+        "claimers",
         "equal",
         "equal_now",
         "equal_pos",
@@ -373,8 +374,7 @@ class _Group:
         "rooms",
         "schedulable",
         "size",
-        "takers",
-        "takers_cache",
+        "starters",
         "ts",
         "ts_nodes",
         "ts_user",
@@ -423,8 +423,8 @@ class _Group:
         # (level, node count) -> (code, message, holders) of a user-independent "blocked"; emptied on any change
         self.blocked_cache: dict[tuple[int, int], tuple[ReasonCode, str, tuple[Holder, ...]]] = {}
         self.exhausted: dict[int, bool] = {}  # priority -> no runner left to book for an estimate
-        self.takers: list[Holder] = []  # attempts that took or claimed free nodes in this pass
-        self.takers_cache: tuple[int, tuple[Holder, ...]] = (0, ())
+        self.starters: list[Holder] = []  # attempts that started on free nodes in this pass
+        self.claimers: list[Holder] = []  # attempts holding free nodes while they wait for suspends
         self.position = 0
 
     # ---- capacity ------------------------------------------------------------------------------
@@ -612,13 +612,6 @@ class _Group:
             holders = tuple(out)
             self.prio_holders_cache[priority] = holders
         return holders
-
-    def taker_holders(self) -> tuple[Holder, ...]:
-        n, cached = self.takers_cache
-        if n != len(self.takers):
-            cached = tuple(self.takers[:MAX_HOLDERS])
-            self.takers_cache = (len(self.takers), cached)
-        return cached
 
 
 # --------------------------------------------------------------------------------------------------
@@ -940,46 +933,47 @@ class _Pass:
 
             # 4. start on free nodes
             avail = g.free - g.claimed_free - g.reserved_free
-            if avail < n:
-                # Nothing changed in the group since an attempt of this level and size was found blocked
-                # for reasons that do not depend on who asks: same answer (most of a long queue ends here).
-                same = g.blocked_cache.get((level, n))
-                if same is not None and (g.reserver is not None or now - w.queued_at < reservation_wait):
-                    g.position += 1
-                    explanations[aid] = _explain(aid, same[0], same[1], g.position, same[2], level)
-                    continue
-            else:
+            if avail >= n:
                 starts.append(Start(aid, g.take_nodes(n), level))
                 me = Holder(aid, user, n, level)
                 quota_used[key] = used + n
                 quota_pass.setdefault(key, []).append(me)
-                g.takers.append(me)
+                g.starters.append(me)
+                continue
+            # Nothing changed in the group since an attempt of this level and size was found blocked for
+            # reasons that do not depend on who asks: same answer (most of a long queue ends here).
+            same = g.blocked_cache.get((level, n))
+            if same is not None and (g.reserver is not None or now - w.queued_at < reservation_wait):
+                g.position += 1
+                explanations[aid] = _explain(aid, same[0], same[1], g.position, same[2], level)
                 continue
 
-            # 5a. nodes already being freed by suspending attempts: claim them, pick no new victim
             becoming = g.becoming_total
-            if avail + becoming >= n:
-                self.claim(g, w, level, key, avail, n - avail, [])
-                continue
-
-            # 5b / 6. suspend lower-priority runners, then time-share with equal-priority ones
-            need = n - avail - becoming
             waited = now - w.queued_at
             ts_ok = waited >= tw
-            cap = g.lower_cap(level)
-            if ts_ok:
-                cap += g.ts_nodes.get(level, 0) - g.ts_user.get((level, user), 0)
-            if cap >= need:
-                victims = g.select_victims(level, user, need, ts_ok)
-                if victims is not None:
-                    self.claim(g, w, level, key, avail, becoming, victims)
+            cap = 0
+            if g.reserver is None:  # behind a reservation nobody claims or suspends (rule 7)
+                # 5a. nodes already being freed by suspending attempts: claim them, pick no new victim
+                if avail + becoming >= n:
+                    self.claim(g, w, level, key, avail, n - avail, [])
                     continue
+                # 5b / 6. suspend lower-priority runners, then time-share with equal-priority ones
+                need = n - avail - becoming
+                cap = g.lower_cap(level)
+                if ts_ok:
+                    cap += g.ts_nodes.get(level, 0) - g.ts_user.get((level, user), 0)
+                if cap >= need:
+                    victims = g.select_victims(level, user, need, ts_ok)
+                    if victims is not None:
+                        self.claim(g, w, level, key, avail, becoming, victims)
+                        continue
 
             # 8. it waits: say why
             g.position += 1
             reserve_note = ""
             if g.reserver is None and waited >= reservation_wait and g.schedulable >= n:
-                # 7. anti-starvation: hold what is idle (and being freed) for it; later jobs get the surplus
+                # 7. anti-starvation: hold what is idle and being freed for it; nobody behind it in the
+                # queue may start on idle nodes or suspend anyone in the group until it starts
                 me = Holder(aid, user, n, level)
                 g.reserver = w
                 g.blocked_cache.clear()
@@ -991,20 +985,18 @@ class _Pass:
                 self.reservations.append(Reservation(aid, gname, avail, becoming))
                 quota_used[key] = used + n
                 quota_pass.setdefault(key, []).append(me)
-                held = avail + becoming
-                if held:
-                    reserve_note = (
-                        f" It has waited {format_duration(waited)}, so {_nodes(held)} idle or being freed in '{gname}' "
-                        f"{'is' if held == 1 else 'are'} reserved for it; later jobs only get what is left."
-                    )
-                else:
-                    reserve_note = (
-                        f" It has waited {format_duration(waited)}, so it holds the reservation of '{gname}': nodes "
-                        f"that become idle are kept for it, not given to later jobs."
-                    )
+                reserve_note = (
+                    f" It has waited {format_duration(waited)}, so it holds the reservation of '{gname}' "
+                    f"({avail + becoming} idle or being freed now): jobs behind it may not start there or suspend "
+                    f"others until it starts."
+                )
             code, message, holders, eta = self.blocked(g, w, level, n, avail, becoming, cap, ts_ok)
             explanations[aid] = _explain(aid, code, message + reserve_note, g.position, holders, level, eta)
-            if not reserve_note and eta is None and not g.ts_nodes.get(level) and g.exhausted.get(level):
+            if not reserve_note and (
+                code is ReasonCode.RESERVED
+                or code is ReasonCode.NO_NODES
+                or (eta is None and not g.ts_nodes.get(level) and g.exhausted.get(level))
+            ):
                 g.blocked_cache[(level, n)] = (code, message, holders)
 
     def claim(
@@ -1027,7 +1019,7 @@ class _Pass:
         self.quota_used[key] = self.quota_used.get(key, 0) + n
         self.quota_pass.setdefault(key, []).append(me)
         if from_free:
-            g.takers.append(me)
+            g.claimers.append(me)
         g.position += 1
         held = (
             f" {_nodes(from_free)} idle in '{g.name}' {'is' if from_free == 1 else 'are'} held for it meanwhile."
@@ -1073,7 +1065,7 @@ class _Pass:
         cap: int,
         ts_ok: bool,
     ) -> tuple[ReasonCode, str, tuple[Holder, ...], float | None]:
-        """The reason an in-quota attempt that could neither start, claim nor preempt is waiting."""
+        """The reason an in-quota attempt that could neither start, claim nor suspend is waiting."""
         gname = g.name
         now = self.now
         if g.schedulable < n:
@@ -1090,28 +1082,15 @@ class _Pass:
         reserver = g.reserver
         if reserver is not None and reserver is not w:
             reserved = g.reserved_free + g.reserved_becoming
-            if reserved and avail + becoming + reserved >= n:
-                return (
-                    ReasonCode.RESERVED,
-                    f"Needs {_nodes(n)} in '{gname}': {_nodes(reserved)} idle or being freed "
-                    f"{'is' if reserved == 1 else 'are'} reserved for job #{reserver.attempt_id} ({reserver.user}, "
-                    f"waiting {format_duration(now - reserver.queued_at)} for {_nodes(reserver.node_count)}); "
-                    f"{avail + becoming} left for others.",
-                    (g.reserver_holder,),  # type: ignore[arg-type]
-                    None,
-                )
-            # the reservation alone does not block it: were the idle nodes enough before this pass split them?
-            if g.idle0 >= n and g.idle0 - g.reserved_free < n:
-                taken = g.idle0 - g.reserved_free - avail
-                holders = (g.reserver_holder, *g.taker_holders()[: MAX_HOLDERS - 1])
-                return (
-                    ReasonCode.FRAGMENTATION,
-                    f"{g.idle0} nodes of '{gname}' were idle, enough for its {n}, but they are split: "
-                    f"{g.reserved_free} reserved for starving job #{reserver.attempt_id} and {taken} taken or claimed "
-                    f"by jobs ahead of it in this pass; {avail} left.",
-                    holders,  # type: ignore[arg-type]
-                    None,
-                )
+            return (
+                ReasonCode.RESERVED,
+                f"Job #{reserver.attempt_id} ({reserver.user}, waiting {format_duration(now - reserver.queued_at)} for "
+                f"{_nodes(reserver.node_count)}) is ahead of it and holds the reservation of '{gname}' "
+                f"({reserved} idle or being freed now): until it starts, jobs behind it neither start on idle nodes "
+                f"nor suspend others there.",
+                (g.reserver_holder,),  # type: ignore[arg-type]
+                None,
+            )
         missing = n - avail - becoming - cap
         if missing > 0 and not g.exhausted.get(level):
             est = g.estimate(level, w.user, missing, w.queued_at + self.cfg.timeshare_wait_seconds, now, ts_ok)
@@ -1135,12 +1114,21 @@ class _Pass:
                     holders,
                     eta,
                 )
+        if g.free >= n:  # enough idle nodes, but held in pieces for gangs ahead that wait for the rest
+            claimers = tuple(g.claimers[:MAX_HOLDERS])
+            return (
+                ReasonCode.FRAGMENTATION,
+                f"{g.free} nodes of '{gname}' are idle, enough for its {n}, but {g.claimed_free} of them are held "
+                f"for jobs ahead of it ({_ids(claimers)}) until the jobs they suspended have stopped; {avail} left.",
+                claimers,
+                None,
+            )
         if g.idle0 >= n:
             return (
                 ReasonCode.PRIORITY,
-                f"Needs {_nodes(n)} in '{gname}': {g.idle0} were idle but jobs ahead of it in the queue took or "
-                f"claimed them in this pass; {avail} left.",
-                g.taker_holders(),
+                f"Needs {_nodes(n)} in '{gname}': {g.idle0} were idle but jobs ahead of it in the queue started on "
+                f"{g.idle0 - g.free} of them in this pass; {avail} left.",
+                tuple(g.starters[:MAX_HOLDERS]),
                 None,
             )
         cache_key = (level, n, avail, cap)

@@ -41,7 +41,7 @@ def test_bad_rules_are_rejected():
 @pytest.mark.django_db
 def test_precedence_conditions_and_removal():
     team = Group.objects.get_or_create(name="vision")[0]
-    public = Group.objects.get(name="public")
+    public = Group.objects.get_or_create(name="public")[0]
     ann = UserFactory(username="ann", team=team)
     ann.groups.add(team)
     rule("pub-data", "/shared/public", "/data", owner_groups=[public], read_only=True)

@@ -92,34 +92,37 @@ def set_pod_status(core: client.CoreV1Api, name: str, status: dict[str, Any]) ->
     core.patch_namespaced_pod_status(name, NAMESPACE, {"status": status})
 
 
+def container(state: dict[str, Any], ready: bool = False) -> dict[str, Any]:
+    """A container status as the kubelet reports it (the typed client insists on these fields)."""
+    return {
+        "name": "job",
+        "image": "registry.example/train:1",
+        "imageID": "registry.example/train@sha256:0",
+        "ready": ready,
+        "restartCount": 0,
+        "state": state,
+    }
+
+
 def running(started: str = "2030-01-01T10:00:00Z") -> dict[str, Any]:
     return {
         "phase": "Running",
         "startTime": started,
-        "containerStatuses": [
-            {"name": "job", "containerID": "containerd://x", "state": {"running": {"startedAt": started}}}
-        ],
+        "containerStatuses": [container({"running": {"startedAt": started}}, ready=True)],
     }
 
 
 def terminated(phase: str, exit_code: int, reason: str) -> dict[str, Any]:
-    return {
-        "phase": phase,
-        "containerStatuses": [
-            {
-                "name": "job",
-                "state": {
-                    "terminated": {
-                        "exitCode": exit_code,
-                        "reason": reason,
-                        "containerID": "containerd://x",
-                        "startedAt": "2030-01-01T10:00:00Z",
-                        "finishedAt": "2030-01-01T11:00:00Z",
-                    }
-                },
-            }
-        ],
+    state = {
+        "terminated": {
+            "exitCode": exit_code,
+            "reason": reason,
+            "containerID": "containerd://x",
+            "startedAt": "2030-01-01T10:00:00Z",
+            "finishedAt": "2030-01-01T11:00:00Z",
+        }
     }
+    return {"phase": phase, "containerStatuses": [container(state)]}
 
 
 def epoch(text: str) -> float:
@@ -323,8 +326,9 @@ def test_invalid_specs_are_refused_before_any_request(kube: KubeServer, make_bac
     with pytest.raises(ValueError, match="distinct"):
         backend.start(dataclasses.replace(make_spec(), ranks=(make_spec().ranks[0],) * 2))
     with pytest.raises(ValueError, match="two mounts"):
-        spec = make_spec(mounts=(MountSpec("pvc", "a", "/dev/shm"),))
-        backend.start(spec)
+        backend.start(make_spec(mounts=(MountSpec("pvc", "a", "/dev/shm"),)))
+    with pytest.raises(ValueError, match="mount kind"):
+        backend.start(make_spec(mounts=(MountSpec("nfs", "server:/x", "/x"),)))
     assert count(kube, method="POST") == 0
 
 
@@ -413,9 +417,7 @@ def test_observe_maps_pod_phases(make_backend: MakeBackend, core: Any) -> None:
         "rota-7-0",
         {
             "phase": "Pending",
-            "containerStatuses": [
-                {"name": "job", "state": {"waiting": {"reason": "ImagePullBackOff", "message": "pull denied"}}}
-            ],
+            "containerStatuses": [container({"waiting": {"reason": "ImagePullBackOff", "message": "pull denied"}})],
         },
     )
     set_pod_status(
@@ -543,7 +545,7 @@ def test_stop_kills_at_once_and_leaves_finished_ranks(kube: KubeServer, make_bac
     backend.stop(7)
 
     assert [(r.name, r.params) for r in kube.requests(method="DELETE")] == [("rota-7-0", {"gracePeriodSeconds": "0"})]
-    annotated = [r.name for r in kube.requests(method="PATCH")]
+    annotated = [r.name for r in kube.requests(method="PATCH", subresource=None)]
     assert annotated == ["rota-7", "rota-7-0"]
     service = kube.get("v1/services", NAMESPACE, "rota-7")
     assert service is not None
@@ -568,6 +570,7 @@ def test_stop_after_suspend_shortens_the_grace(kube: KubeServer, make_backend: M
                 "annotations": {"rota.dev/stop-reason": "suspend"},
                 "deletionTimestamp": "2030-01-01T10:00:00Z",
                 "deletionGracePeriodSeconds": 60,
+                "finalizers": ["test.example/hold"],  # keeps it in kmock while "terminating"
             }
         },
     )
@@ -886,7 +889,9 @@ def test_log_timestamps_compare_as_numbers() -> None:
     assert parse_log_timestamp("2030-01-01T02:00:00.000000001+02:00") == (midnight, 1)
     # As strings "…00Z" > "…00.000000001Z"; as instants it is the other way round.
     earlier, later = parse_log_timestamp("2030-01-01T00:00:00Z"), parse_log_timestamp("2030-01-01T00:00:00.000000001Z")
-    assert earlier is not None and later is not None and earlier < later
+    assert earlier is not None
+    assert later is not None
+    assert earlier < later
     assert parse_log_timestamp("hello") is None
 
 
@@ -902,14 +907,14 @@ def test_line_splitter_on_a_fake_stream() -> None:
 
 def test_log_cursor_skips_exactly_what_was_delivered() -> None:
     cursor = LogCursor()
-    a, b, c = (100, 1), (100, 2), (101, 0)
+    a, b, c, d = (100, 1), (100, 2), (101, 0), (102, 0)
     cursor.begin_stream()
     assert [cursor.accept(k) for k in (a, b, b, None)] == [True, True, True, True]
     assert cursor.since_seconds(now=150.2) == 51 + 30
     cursor.begin_stream()  # reconnect: the server repeats from an earlier point
     assert [cursor.accept(k) for k in (a, b, b, b, c)] == [False, False, False, True, True]
     cursor.begin_stream()
-    assert [cursor.accept(k) for k in (c, a)] == [False, True]  # after catching up, nothing is dropped
+    assert [cursor.accept(k) for k in (c, d, a)] == [False, True, True]  # after catching up, nothing is dropped
     assert LogCursor().since_seconds(now=1.0) is None
 
 

@@ -16,6 +16,7 @@ from apps.scheduler.policy import (
     PolicyConfig,
     Priority,
     ReasonCode,
+    Reservation,
     Running,
     Snapshot,
     Start,
@@ -283,7 +284,7 @@ def test_order_is_priority_then_fair_share_then_custom_rank_then_fifo() -> None:
     assert positions == {2: 1, 5: 2, 1: 3}
     assert {code(result, aid) for aid in positions} == {ReasonCode.PRIORITY}
     assert result.explanations[2].message == (
-        "Needs 1 node in 'g': 2 were idle but jobs ahead of it in the queue took or claimed them in this pass; 0 left."
+        "Needs 1 node in 'g': 2 were idle but jobs ahead of it in the queue started on 2 of them in this pass; 0 left."
     )
     assert result.explanations[2].holders == (Holder(4, "cat", 1, P.NORMAL), Holder(3, "cat", 1, P.NORMAL))
 
@@ -552,47 +553,60 @@ def test_idle_nodes_go_to_jobs_that_fit_behind_a_blocked_one() -> None:
 
 
 def test_a_starving_job_gets_a_reservation() -> None:
-    cluster = nodes("a", "b", "c", "d")
-    run = [running(1, "ann", ["a", "b"], P.HIGH)]
-    wait = [waiting(2, "bob", n=3, submitted_ago=40 * 60), waiting(3, "cat")]
-    result = plan(snap(cluster, run, wait))
-    assert result.starts == ()
-    reserver = result.explanations[2]
-    assert reserver.code is ReasonCode.PRIORITY
-    assert reserver.message.endswith(
-        "It has waited 40m, so 2 nodes idle or being freed in 'g' are reserved for it; later jobs only get what is "
-        "left."
-    )
-    blocked = result.explanations[3]
-    assert blocked.code is ReasonCode.RESERVED
-    assert blocked.message == (
-        "Needs 1 node in 'g': 2 nodes idle or being freed are reserved for job #2 (bob, waiting 40m for 3 nodes); "
-        "0 left for others."
-    )
-    assert blocked.holders == (Holder(2, "bob", 3, P.NORMAL),)
-    assert blocked.position == 2
-    # the same job after 10 minutes only: no reservation, backfill
-    wait = [waiting(2, "bob", n=3, submitted_ago=10 * 60), waiting(3, "cat")]
-    assert started(plan(snap(cluster, run, wait))) == {3: ("c",)}
-
-
-def test_idle_nodes_split_between_a_reservation_and_jobs_ahead_is_fragmentation() -> None:
-    cluster = nodes("a", "b", "c", "d", "e", "f")
-    run = [running(1, "ann", ["a", "b"], P.HIGH)]
+    cluster = nodes("a", "b", "c", "d", "e")
+    run = [running(1, "ann", ["a", "b"], P.HIGH), running(2, "ann", ["e"], P.LOW)]
     wait = [
-        waiting(2, "bob", n=1, priority=P.HIGH),
-        waiting(3, "cat", n=5, submitted_ago=2 * HOUR),  # starving: reserves the 3 idle nodes left
-        waiting(4, "dan", n=4, submitted_ago=60),
+        waiting(3, "bob", n=4, submitted_ago=40 * 60),
+        waiting(4, "cat"),
+        waiting(5, "cat", n=2, priority=P.NORMAL, submitted_ago=30),  # could suspend #2 but for the reservation
     ]
     result = plan(snap(cluster, run, wait))
-    assert started(result) == {2: ("c",)}
-    explanation = result.explanations[4]
+    assert result.starts == ()
+    assert result.suspends == ()
+    assert result.reservations == (Reservation(3, "g", 2, 0),)
+    reserver = result.explanations[3]
+    assert reserver.code is ReasonCode.PRIORITY
+    assert reserver.message == (
+        "Needs 4 nodes in 'g' and 2 are free; 2 of the group's 5 schedulable nodes are held by jobs at NORMAL or "
+        "higher, which it may not suspend; suspending every eligible lower-priority job would free only 1. It has "
+        "waited 40m, so it holds the reservation of 'g' (2 idle or being freed now): jobs behind it may not start "
+        "there or suspend others until it starts."
+    )
+    for aid, position in ((4, 2), (5, 3)):
+        blocked = result.explanations[aid]
+        assert blocked.code is ReasonCode.RESERVED
+        assert blocked.message == (
+            "Job #3 (bob, waiting 40m for 4 nodes) is ahead of it and holds the reservation of 'g' (2 idle or being "
+            "freed now): until it starts, jobs behind it neither start on idle nodes nor suspend others there."
+        )
+        assert blocked.holders == (Holder(3, "bob", 4, P.NORMAL),)
+        assert blocked.position == position
+    # the same job after 10 minutes only: no reservation, backfill and preemption go on
+    wait[0] = waiting(3, "bob", n=4, submitted_ago=10 * 60)
+    result = plan(snap(cluster, run, wait))
+    assert result.reservations == ()
+    assert started(result) == {4: ("c",)}
+    assert result.suspends == (Suspend(2, SuspendReason.PREEMPTED, 5),)
+
+
+def test_idle_nodes_held_for_gangs_waiting_on_suspends_is_fragmentation() -> None:
+    cluster = nodes("a", "b", "c", "d", "e")
+    run = [running(1, "ann", ["a"], P.LOW)]
+    wait = [waiting(2, "bob", n=5, priority=P.HIGH), waiting(3, "cat", n=2)]
+    result = plan(snap(cluster, run, wait))
+    assert result.starts == ()
+    assert result.suspends == (Suspend(1, SuspendReason.PREEMPTED, 2),)
+    assert result.explanations[2].message == (
+        "Asked 1 job to suspend (#1) to free 1 node in 'g'; it starts once they have stopped. 4 nodes idle in 'g' are "
+        "held for it meanwhile."
+    )
+    explanation = result.explanations[3]
     assert explanation.code is ReasonCode.FRAGMENTATION
     assert explanation.message == (
-        "4 nodes of 'g' were idle, enough for its 4, but they are split: 3 reserved for starving job #3 and 1 taken or "
-        "claimed by jobs ahead of it in this pass; 0 left."
+        "4 nodes of 'g' are idle, enough for its 2, but 4 of them are held for jobs ahead of it (#2) until the jobs "
+        "they suspended have stopped; 0 left."
     )
-    assert explanation.holders == (Holder(3, "cat", 5, P.NORMAL), Holder(2, "bob", 1, P.HIGH))
+    assert explanation.holders == (Holder(2, "bob", 5, P.HIGH),)
 
 
 # 8. Explanations ------------------------------------------------------------------------------------

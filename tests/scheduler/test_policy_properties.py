@@ -35,13 +35,14 @@ NOW = 100_000.0
 USERS = ("ann", "bob", "cat", "dan")
 AGES = (0.0, 60.0, 299.0, 300.0, 900.0, 1799.0, 1800.0, 3600.0, 7200.0, 20000.0)
 WAITS = (0.0, 60.0, 899.0, 900.0, 1800.0, 5000.0)
-PRIORITIES = (*LEVELS, int(Priority.AUTO))
 
 
 @st.composite
 def snapshots(draw: st.DrawFn) -> Snapshot:
     groups = [f"g{i}" for i in range(draw(st.integers(1, 4)))]
-    n_nodes = draw(st.integers(1, 30))
+    n_nodes = draw(st.one_of(st.integers(1, 8), st.integers(8, 30)))
+    # a narrow palette makes equal priorities (time-sharing) and aging common
+    palette = draw(st.sampled_from((LEVELS, LEVELS, (10, 20, 0), (10,), (10, 30), (20, 10))))
     node_list = [
         Node(
             name=f"n{i:02d}",
@@ -63,7 +64,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
             continue
         size = draw(st.integers(1, min(4, len(pool))))
         held, free_by_group[group] = pool[:size], pool[size:]
-        priority = draw(st.sampled_from(LEVELS))
+        priority = draw(st.sampled_from(palette))
         started = NOW - draw(st.sampled_from(AGES))
         running.append(
             Running(
@@ -92,7 +93,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
                 user=draw(st.sampled_from(USERS)),
                 group=draw(st.sampled_from(groups)) if draw(st.integers(0, 19)) else "nowhere",
                 node_count=draw(st.integers(1, 4)),
-                priority=draw(st.sampled_from(PRIORITIES)),
+                priority=draw(st.sampled_from((*palette, int(Priority.AUTO)))),
                 custom_rank=first if draw(st.integers(0, 3)) else float(draw(st.integers(0, 3))),
                 first_submitted_at=first,
                 queued_at=max(first, NOW - draw(st.sampled_from(WAITS))),
@@ -100,9 +101,9 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
             )
         )
         attempt += 1
-    levels = st.sampled_from(LEVELS)
+    keys = [(g, lvl) for g in groups for lvl in LEVELS]
     quotas = {
-        user: draw(st.dictionaries(st.tuples(st.sampled_from(groups), levels), st.integers(0, 8), max_size=8))
+        user: dict(zip(keys, draw(st.lists(st.integers(0, 6), min_size=len(keys), max_size=len(keys))), strict=True))
         for user in USERS
     }
     usage = {user: float(draw(st.sampled_from((0, 10, 500)))) for user in USERS}
@@ -138,13 +139,18 @@ def check_plan(s: Snapshot, result: Plan) -> None:
     assert len(started) == len(result.starts)
     for aid in waits:
         if aid in started:
-            assert aid not in result.explanations and aid not in infeasible
+            assert aid not in result.explanations
+            assert aid not in infeasible
         elif aid in infeasible:
             e = result.explanations[aid]
-            assert e.code is infeasible[aid].code and e.code in INFEASIBLE_CODES and e.position == 0
+            assert e.code is infeasible[aid].code
+            assert e.code in INFEASIBLE_CODES
+            assert e.position == 0
         else:
             e = result.explanations[aid]
-            assert e.code not in INFEASIBLE_CODES and e.position >= 1 and e.message
+            assert e.code not in INFEASIBLE_CODES
+            assert e.position >= 1
+            assert e.message
     assert set(result.explanations) | set(started) == set(waits)
     for e in result.explanations.values():
         assert len(e.holders) <= MAX_HOLDERS
@@ -162,7 +168,9 @@ def check_plan(s: Snapshot, result: Plan) -> None:
         w = waits[x.attempt_id]
         assert len(x.nodes) == w.node_count
         for name in x.nodes:
-            assert nodes[name].schedulable and nodes[name].group == w.group and name not in held
+            assert nodes[name].schedulable
+            assert nodes[name].group == w.group
+            assert name not in held
         given.extend(x.nodes)
         assert x.priority in LEVELS
         if w.priority != Priority.AUTO:
@@ -191,7 +199,8 @@ def check_plan(s: Snapshot, result: Plan) -> None:
     for x in result.suspends:
         v, b = runs[x.attempt_id], waits[x.beneficiary_attempt_id]
         e = result.explanations[b.attempt_id]
-        assert e.code is ReasonCode.WAITING_FOR_SUSPEND and b.attempt_id not in started
+        assert e.code is ReasonCode.WAITING_FOR_SUSPEND
+        assert b.attempt_id not in started
         assert v.group == b.group
         assert not v.suspending
         assert s.now - v.started_at >= s.config.min_run_seconds
@@ -201,7 +210,8 @@ def check_plan(s: Snapshot, result: Plan) -> None:
             assert pv < pb
         else:
             assert x.reason is SuspendReason.TIME_SHARE
-            assert pv == pb and v.user != b.user
+            assert pv == pb
+            assert v.user != b.user
             assert s.now - v.started_at >= s.config.time_slice_seconds
             assert s.now - b.queued_at >= s.config.timeshare_wait_seconds
         assert not (v.user == b.user and pv == pb)

@@ -151,6 +151,7 @@ CONTAINER_NAME = "job"
 SHM_VOLUME = "dshm"
 SHM_PATH = "/dev/shm"  # noqa: S108 - the container's shared memory, not a temp file
 FINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+MOUNT_KINDS = frozenset({"host_path", "pvc", "configmap"})
 DEFAULT_SECRET_ENV_PATTERN = r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY"  # noqa: S105 - a pattern of names
 
 _BACKOFF_MIN = 0.1
@@ -847,11 +848,7 @@ class KubernetesBackend(Backend):
     def _volumes(self, spec: LaunchSpec) -> tuple[list[JsonDict], list[JsonDict]]:
         volumes: list[JsonDict] = []
         mounts: list[JsonDict] = []
-        paths: set[str] = {SHM_PATH}
         for index, mount in enumerate(spec.mounts):
-            if mount.container_path in paths:
-                raise ValueError(f"two mounts at {mount.container_path}")
-            paths.add(mount.container_path)
             volume = self._volume(index, mount)
             volumes.append(volume)
             mounts.append({"name": volume["name"], "mountPath": mount.container_path, "readOnly": mount.read_only})
@@ -956,6 +953,13 @@ class KubernetesBackend(Backend):
         if spec.gpus_per_rank < 0 or spec.cpu < 0 or spec.memory_bytes < 0:
             raise ValueError("resources must be >= 0")
         normalize_capabilities(spec.capabilities)
+        paths = {SHM_PATH}
+        for mount in spec.mounts:
+            if mount.kind not in MOUNT_KINDS:
+                raise ValueError(f"unknown mount kind: {mount.kind!r}")
+            if mount.container_path in paths:
+                raise ValueError(f"two mounts at {mount.container_path}")
+            paths.add(mount.container_path)
 
     # ----------------------------------------------------------------------------------------------
     # API helpers
