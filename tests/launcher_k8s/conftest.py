@@ -84,7 +84,7 @@ class RotaEmulator(kmock.KubernetesEmulator):
         return await super()._handle(request)
 
     async def _serve_list(self, request: kmock.Request) -> Any:
-        result = await super()._serve_list(request)
+        result: Any = await super()._serve_list(request)
         selector = request.params.get("labelSelector")
         if selector:
             result["items"] = [

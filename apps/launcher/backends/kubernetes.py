@@ -65,8 +65,9 @@ Observation: list + watch. ``start_watching()`` runs two informer threads, one f
 ``resourceVersion``), then watches from it (``allowWatchBookmarks``), resumes from the last
 ``resourceVersion`` it saw when a watch ends normally, relists at once on *410 Gone* (an
 ``ApiException`` with status 410 or an ``ERROR`` event with code 410), and relists every
-``relist_interval`` seconds anyway (a watch is opened with ``timeoutSeconds`` and a client read
-timeout bounded by the time left, so an idle stream also ends at the deadline): events can be lost.
+``relist_interval`` seconds anyway, because events can be lost (a watch is opened with
+``timeoutSeconds`` and a client read timeout equal to the time left, and is closed at the first
+event past the deadline; worst case, events stopping just before it, about twice the interval).
 A relist replaces the cache; pods absent from it become tombstones — but only pods last seen *before*
 the list request was sent, so a pod ``start`` inserted during a relist is not declared lost. Other
 errors back off exponentially (0.1 s .. 10 s). The informers filter by label on the client side too
