@@ -25,6 +25,12 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 ROTA_TASK_RUNNER = "inline"
 ROTA_TEST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 
+if not PRODUCTION:
+    # A file, not SQLite's shared-cache memory database: tests run real passes in threads (the
+    # live server, the scheduler and launcher loops), and shared-cache mode has table locks that
+    # ignore the busy timeout.
+    DATABASES["default"]["TEST"] = {"NAME": str(Path(os.environ["ROTA_DATA_DIR"]) / "test.sqlite3")}  # noqa: F405
+
 if PRODUCTION:
     # Each xdist worker gets its own Redis key space so parallel tests never see each other's
     # channel messages or cache entries.

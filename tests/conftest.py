@@ -153,3 +153,86 @@ def submit(workspace):
         return experiment_services.experiment_submit(user=user, **values)
 
     return do
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.05, message: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+class Platform:
+    """A running embedded platform: live HTTP server, local backend, scheduler and launcher loops."""
+
+    def __init__(self, url: str, root) -> None:
+        self.url = url
+        self.root = root
+
+    @staticmethod
+    def backend():
+        from apps.launcher.backends import get_backend
+
+        return get_backend()
+
+
+@pytest.fixture
+def platform(live_server, settings, task_log, tmp_path):
+    import threading
+
+    from django.db import close_old_connections
+
+    from apps.core.tasks import run_now
+    from apps.launcher.backends import get_backend, reset_backend
+
+    settings.ROTA_PUBLIC_URL = live_server.url
+    settings.ROTA_BACKEND = "local"
+    settings.ROTA_RUN_ROOT = tmp_path / "run"
+    settings.ROTA_LOG_ROOT = tmp_path / "logs"
+    settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "GRACE_SECONDS": 5.0, "START_TIMEOUT_SECONDS": 30.0}
+    settings.ROTA_SCHEDULER = {**settings.ROTA_SCHEDULER, "MIN_RUN_SECONDS": 0.0}
+    reset_backend()
+    task_log.allowed.clear()  # passes run in the loop below, as in the embedded server
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            for name in ("apps.scheduler.tasks.schedule_pass", "apps.launcher.tasks.reconcile_pass"):
+                try:
+                    run_now(name)
+                except Exception:  # noqa: BLE001  (a failing pass is retried; the test sees its effect)
+                    import logging
+
+                    logging.getLogger("tests").exception("pass failed")
+            close_old_connections()
+            stop.wait(0.05)
+        close_old_connections()
+
+    thread = threading.Thread(target=loop, name="test-platform-loops", daemon=True)
+    thread.start()
+    try:
+        yield Platform(live_server.url, tmp_path)
+    finally:
+        stop.set()
+        thread.join(30)
+        backend = get_backend()
+        for attempt_id in backend.known_attempts():
+            backend.stop(attempt_id)
+        for attempt_id in backend.known_attempts():
+            wait_until(lambda a=attempt_id: _released(backend, a), timeout=15, message=f"attempt {attempt_id} to end")
+        reset_backend()
+
+
+def _released(backend, attempt_id: int) -> bool:
+    try:
+        backend.release(attempt_id)
+    except Exception:  # noqa: BLE001  (still winding down)
+        return False
+    return True

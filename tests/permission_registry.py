@@ -29,6 +29,16 @@ COVERED: set[str] = {
     "api/v1/experiments/<str:key>/star/",
     "api/v1/experiments/<str:key>/priority/",
     "api/v1/experiments/<str:key>/share/",
+    "api/v1/experiments/<str:key>/logs/",
+    "api/v1/experiments/<str:key>/logs/search/",
+    "api/v1/experiments/<str:key>/logs/download/",
+    "api/v1/experiments/<str:key>/metrics/",
+    "api/v1/job/status/",
+    "api/v1/job/whole-life-state/",
+    "api/v1/job/checkpoint/",
+    "api/v1/job/go-suspend/",
+    "api/v1/job/watchdog/",
+    "api/v1/job/metrics/",
 }
 
 

@@ -388,9 +388,7 @@ def test_existing_service_is_adopted_as_owner(kube: KubeServer, make_backend: Ma
     assert pod["metadata"]["ownerReferences"][0]["uid"] == existing.metadata.uid
 
 
-def test_start_after_suspend_or_stop_never_recreates_ranks(
-    kube: KubeServer, make_backend: MakeBackend, core: Any
-) -> None:
+def test_start_after_suspend_never_recreates_ranks(kube: KubeServer, make_backend: MakeBackend) -> None:
     backend = make_backend()
     backend.start(make_spec())
     backend.signal_suspend(7)
@@ -755,6 +753,8 @@ def test_410_response_on_watch_triggers_a_relist(
     core.delete_namespaced_pod("rota-7-0", NAMESPACE)  # while nobody watches
     pod_watch.end()  # the resumed watch gets 410 → relist → the pod is gone
     wait_until(lambda: pod_watch.opened == 3, what="watch after the relist")
+    resumed_at = pod_watch.requests[1].params["resourceVersion"]
+    assert resumed_at == event(kube, "ADDED", "rota-7-0")["object"]["metadata"]["resourceVersion"]
     assert count(kube, action=kmock.action.LIST, resource="pods") == pod_lists + 1
     assert backend.observe(7)[0].phase == RankPhase.MISSING
 

@@ -13,3 +13,14 @@ urlpatterns = [
     path("experiments/<str:key>/priority/", views.PriorityView.as_view(), name="api-experiment-priority"),
     path("experiments/<str:key>/share/", views.ShareView.as_view(), name="api-experiment-share"),
 ]
+
+from apps.experiments.api import runtime  # noqa: E402
+
+urlpatterns += [
+    path("job/status/", runtime.JobStatusView.as_view(), name="api-job-status"),
+    path("job/whole-life-state/", runtime.WholeLifeStateView.as_view(), name="api-job-state"),
+    path("job/checkpoint/", runtime.CheckpointView.as_view(), name="api-job-checkpoint"),
+    path("job/go-suspend/", runtime.GoSuspendView.as_view(), name="api-job-go-suspend"),
+    path("job/watchdog/", runtime.WatchdogView.as_view(), name="api-job-watchdog"),
+    path("job/metrics/", runtime.MetricsView.as_view(), name="api-job-metrics"),
+]

@@ -1,0 +1,77 @@
+"""The configured backend and log store, one per process (``ROTA_BACKEND``: local | kubernetes)."""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+
+from django.conf import settings
+
+from apps.launcher.backends.base import Backend
+from apps.launcher.logstore import LogStore
+
+_lock = threading.Lock()
+_backend: Backend | None = None
+
+
+@lru_cache(maxsize=1)
+def get_log_store() -> LogStore:
+    return LogStore(settings.ROTA_LOG_ROOT, line_max_bytes=settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"])
+
+
+def get_backend() -> Backend:
+    """The process-wide backend, created on first use."""
+    global _backend
+    with _lock:
+        if _backend is None:
+            _backend = _create()
+        return _backend
+
+
+def reset_backend() -> None:
+    """Close and forget the backend (tests; settings changes)."""
+    global _backend
+    with _lock:
+        if _backend is not None:
+            _backend.close()
+        _backend = None
+    get_log_store.cache_clear()
+
+
+def _create() -> Backend:
+    if settings.ROTA_BACKEND == "local":
+        from apps.launcher.backends.local import LocalBackend
+
+        settings.ROTA_RUN_ROOT.mkdir(parents=True, exist_ok=True)
+        return LocalBackend(settings.ROTA_RUN_ROOT, get_log_store())
+    from kubernetes import client, config
+
+    from apps.launcher.backends.kubernetes import KubernetesBackend
+
+    conf = settings.ROTA_KUBERNETES
+    if conf["IN_CLUSTER"]:
+        config.load_incluster_config()
+    else:
+        config.load_kube_config(config_file=conf["KUBECONFIG"] or None)
+    store = get_log_store()
+    chains: dict[int, str] = {}
+
+    def sink(attempt_id: int, rank: int, lines: object) -> None:
+        from apps.experiments.models import Attempt
+
+        chain = chains.get(attempt_id)
+        if chain is None:
+            chain = str(Attempt.objects.values_list("chain_id", flat=True).get(pk=attempt_id))
+            chains[attempt_id] = chain
+        store.append_lines(chain, attempt_id, rank, lines)  # type: ignore[arg-type]
+
+    backend = KubernetesBackend(
+        client.ApiClient(),
+        namespace=conf["NAMESPACE"],
+        image_pull_secrets=conf["IMAGE_PULL_SECRETS"],
+        log_sink=sink,
+        master_port=settings.ROTA_LAUNCHER["MASTER_PORT"],
+        suspend_grace_seconds=int(settings.ROTA_LAUNCHER["GRACE_SECONDS"]),
+    )
+    backend.start_watching()
+    return backend

@@ -1,0 +1,60 @@
+"""Seconds-level safety nets: periodic scheduling and reconcile passes.
+
+django-q2's own schedules tick at minute granularity, so a small loop per kind calls the pass
+every few seconds; the passes are single-flight through their lease, so running these loops in
+several processes is harmless. Event-triggered passes still run right after the events.
+
+Embedded profile: ``start_background_loops()`` runs them as threads of the server process (the
+in-memory channel layer only reaches that process). Production: ``manage.py rota_worker``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from apps.core.tasks import run_now
+
+logger = logging.getLogger(__name__)
+
+PASSES = {
+    "scheduler": ("apps.scheduler.tasks.schedule_pass", lambda: settings.ROTA_SCHEDULER["PASS_INTERVAL_SECONDS"]),
+    "launcher": ("apps.launcher.tasks.reconcile_pass", lambda: settings.ROTA_LAUNCHER["PASS_INTERVAL_SECONDS"]),
+}
+
+_started = False
+_lock = threading.Lock()
+stop_event = threading.Event()
+
+
+def loop(name: str, stop: threading.Event) -> None:
+    task, interval = PASSES[name]
+    while not stop.is_set():
+        began = time.monotonic()
+        try:
+            close_old_connections()
+            run_now(task)
+        except Exception:
+            logger.exception("%s pass failed; retrying", name)
+        finally:
+            close_old_connections()
+        stop.wait(max(0.05, interval() - (time.monotonic() - began)))
+
+
+def start_background_loops() -> list[threading.Thread]:
+    """Start one daemon thread per pass kind in this process (once)."""
+    global _started
+    with _lock:
+        if _started:
+            return []
+        _started = True
+    threads = []
+    for name in PASSES:
+        thread = threading.Thread(target=loop, args=(name, stop_event), name=f"rota-{name}-loop", daemon=True)
+        thread.start()
+        threads.append(thread)
+    return threads

@@ -1,0 +1,150 @@
+"""The job runtime API: what a running job calls with its attempt-scoped token (``rota.job``).
+
+Every endpoint acts on the token's own attempt and nothing else; ordinary tokens may call them
+too with ``?attempt=<id>`` for their own running attempts (handy for debugging a job by hand).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.choices import TokenScope
+from apps.accounts.models import ApiToken
+from apps.core.errors import ApplicationError, Conflict, NotFound
+from apps.experiments import lifecycle
+from apps.experiments.choices import QueueStatus, SuspendState, WorkerStatus
+from apps.experiments.models import Attempt, MetricPoint
+
+MAX_METRICS_PER_CALL = 100
+
+
+def attempt_of(request: Request) -> Attempt:
+    token = request.auth if isinstance(request.auth, ApiToken) else None
+    if token is not None and token.scope == TokenScope.JOB:
+        attempt_id: Any = token.attempt_id
+    else:
+        attempt_id = request.query_params.get("attempt") or request.data.get("attempt")
+        if not str(attempt_id or "").isdigit():
+            raise ApplicationError("Say which attempt: ?attempt=<id> (jobs use their ROTA_TASK_TOKEN instead).")
+    attempt = Attempt.objects.select_related("chain").filter(pk=int(attempt_id), chain__owner=request.user).first()
+    if attempt is None:
+        raise NotFound("No such attempt of yours.")
+    return attempt
+
+
+class _RuntimeView(APIView):
+    allow_job_token = True
+
+
+class StateSerializer(serializers.Serializer):
+    whole_life_state = serializers.IntegerField()
+
+
+class WatchdogSerializer(serializers.Serializer):
+    seconds = serializers.IntegerField(min_value=60, max_value=30 * 86400)
+
+
+class MetricsSerializer(serializers.Serializer):
+    step = serializers.IntegerField(min_value=0)
+    values = serializers.DictField(child=serializers.FloatField(), allow_empty=False)
+
+    def validate_values(self, values: dict[str, float]) -> dict[str, float]:
+        if len(values) > MAX_METRICS_PER_CALL:
+            raise serializers.ValidationError(f"At most {MAX_METRICS_PER_CALL} metrics per call.")
+        bad = [k for k in values if not (1 <= len(k) <= 64)]
+        if bad:
+            raise serializers.ValidationError("Metric names must be 1–64 characters.")
+        return values
+
+
+class JobStatusView(_RuntimeView):
+    """What the job should know now: suspend requested?, whole-life state, restart count."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request) -> Response:
+        attempt = attempt_of(request)
+        suspend = attempt.worker_status in (WorkerStatus.SUSPENDING, WorkerStatus.STOPPING)
+        if attempt.worker_status == WorkerStatus.SUSPENDING:
+            lifecycle.attempt_acknowledge_suspend(attempt.pk)
+        return Response(
+            {
+                "attempt_id": attempt.pk,
+                "chain_id": attempt.chain_id,
+                "worker_status": attempt.worker_status,
+                "suspend_requested": suspend,
+                "whole_life_state": attempt.whole_life_state,
+                "restart_count": attempt.index,
+            }
+        )
+
+
+class WholeLifeStateView(_RuntimeView):
+    """Set the whole-life state carried to the next attempt of the chain."""
+
+    @extend_schema(request=StateSerializer, responses={200: StateSerializer})
+    def post(self, request: Request) -> Response:
+        attempt = attempt_of(request)
+        data = StateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not lifecycle.attempt_set_whole_life_state(attempt.pk, data.validated_data["whole_life_state"]):
+            raise Conflict("This attempt has finished; its state can no longer change.")
+        return Response(data.validated_data)
+
+
+class CheckpointView(_RuntimeView):
+    """The job saved a checkpoint (the scheduler then prefers it as a victim: it loses least work)."""
+
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        attempt = attempt_of(request)
+        if not lifecycle.attempt_report_checkpoint(attempt.pk):
+            raise Conflict("This attempt has finished.")
+        return Response({"ok": True})
+
+
+class GoSuspendView(_RuntimeView):
+    """The job is ready to be suspended now: its nodes are freed at once (and it is requeued)."""
+
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request: Request) -> Response:
+        attempt = attempt_of(request)
+        if not lifecycle.attempt_go_suspend(attempt.pk):
+            raise Conflict(f"This attempt is {attempt.worker_status}; only a running job can suspend.")
+        return Response({"ok": True, "suspend_state": int(SuspendState.READY)})
+
+
+class WatchdogView(_RuntimeView):
+    """Stop the job as hung if it prints nothing for this many seconds."""
+
+    @extend_schema(request=WatchdogSerializer, responses={200: WatchdogSerializer})
+    def post(self, request: Request) -> Response:
+        attempt = attempt_of(request)
+        data = WatchdogSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not lifecycle.attempt_set_watchdog(attempt.pk, data.validated_data["seconds"]):
+            raise Conflict("This attempt has finished.")
+        return Response(data.validated_data)
+
+
+class MetricsView(_RuntimeView):
+    """Record ``log_metrics(step, **values)``."""
+
+    @extend_schema(request=MetricsSerializer, responses={201: dict})
+    def post(self, request: Request) -> Response:
+        attempt = attempt_of(request)
+        if attempt.queue_status == QueueStatus.FINISHED:
+            raise Conflict("This attempt has finished.")
+        data = MetricsSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        step = data.validated_data["step"]
+        MetricPoint.objects.bulk_create(
+            [MetricPoint(attempt=attempt, step=step, name=name, value=value)
+             for name, value in sorted(data.validated_data["values"].items())]
+        )
+        return Response({"recorded": len(data.validated_data["values"])}, status=201)

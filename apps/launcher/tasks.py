@@ -1,0 +1,14 @@
+"""django-q2 task interfaces of the launcher. Idempotent; safe to run from several workers."""
+
+from __future__ import annotations
+
+from apps.core.leases import run_single_flight
+
+LEASE = "launcher"
+
+
+def reconcile_pass() -> bool:
+    """Run a reconcile pass unless another worker is running one (it will then run once more)."""
+    from apps.launcher.reconcile import reconcile
+
+    return run_single_flight(LEASE, reconcile, ttl=120.0)

@@ -1,0 +1,181 @@
+"""The job side of Rota's contract: what a training script calls while it runs on the platform.
+
+    from rota import job
+
+    state = job.get_whole_life_state()          # 0 on the first attempt
+    for step in range(state, total_steps):
+        train_one_step()
+        if step % 100 == 0:
+            save_checkpoint(step)
+            job.set_whole_life_state(step)      # carried to the next attempt after a suspend
+            job.report_checkpoint()             # losing this job now costs little
+            job.log_metrics(step, loss=loss)    # charts in the portal
+        if job.receive_suspend_command():       # the platform wants the nodes back
+            save_checkpoint(step)
+            job.set_whole_life_state(step)
+            job.go_suspend()                    # free the nodes now; the chain is requeued
+
+Outside the platform (no ``ROTA_TASK_TOKEN``) every call is a no-op, so the same script runs on a
+laptop. ``ROTA_SIMULATE_SUSPEND=<seconds>`` makes ``receive_suspend_command`` return True after
+that long, to rehearse the suspend path anywhere.
+
+The suspend notice arrives as SIGTERM on every rank (the standard container stop signal); this
+module turns it into a flag instead of letting the default handler end the process at once. The
+platform kills what is left after the grace period.
+
+Standard library only (``urllib``), so it imports in any interpreter a job runs with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+__all__ = [
+    "get_whole_life_state",
+    "go_suspend",
+    "in_platform",
+    "log_metrics",
+    "receive_suspend_command",
+    "report_checkpoint",
+    "set_watchdog_time",
+    "set_whole_life_state",
+]
+
+_suspend = threading.Event()
+_started = time.monotonic()
+_last_poll = 0.0
+_POLL_INTERVAL = 5.0
+_state_override: int | None = None
+
+
+def _env(*names: str) -> str:
+    for name in names:
+        value = os.environ.get(name)
+        if value:
+            return value
+    return ""
+
+
+def in_platform() -> bool:
+    """True when running as a Rota job (an attempt token is in the environment)."""
+    return bool(_env("ROTA_TASK_TOKEN", "MARSV2_USER_TOKEN")) and bool(_env("ROTA_API_URL", "MARSV2_SERVER"))
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    _suspend.set()
+
+
+def _install_handler() -> None:
+    if not in_platform() or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except (ValueError, OSError):  # not the main thread of the main interpreter
+        pass
+
+
+_install_handler()
+
+
+def _call(method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
+    url = _env("ROTA_API_URL", "MARSV2_SERVER").rstrip("/") + "/api/v1/job/" + path
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Authorization", "Bearer " + _env("ROTA_TASK_TOKEN", "MARSV2_USER_TOKEN"))
+    request.add_header("Content-Type", "application/json")
+    request.add_header("Accept", "application/json")
+    last_error: Exception | None = None
+    for attempt in range(3):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (platform URL)
+                raw = response.read()
+                return json.loads(raw) if raw else {}
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", {}).get("message", "")
+            except Exception:
+                message = ""
+            raise RuntimeError(f"rota.job: {path} failed ({exc.code}): {message or exc.reason}") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            last_error = exc
+            time.sleep(0.5 * (attempt + 1))
+    raise RuntimeError(f"rota.job: cannot reach the platform at {url}: {last_error}")
+
+
+def receive_suspend_command(poll: bool = True) -> bool:
+    """True once the platform has asked this job to suspend (and from then on).
+
+    The notice is SIGTERM; with ``poll`` the platform is also asked at most every 5 seconds, for
+    jobs whose SIGTERM went to another process.
+    """
+    global _last_poll
+    if _suspend.is_set():
+        return True
+    simulate = os.environ.get("ROTA_SIMULATE_SUSPEND") or os.environ.get("SIMULATE_SUSPEND")
+    if simulate and time.monotonic() - _started >= float(simulate):
+        _suspend.set()
+        return True
+    if poll and in_platform() and time.monotonic() - _last_poll >= _POLL_INTERVAL:
+        _last_poll = time.monotonic()
+        try:
+            if _call("GET", "status/").get("suspend_requested"):
+                _suspend.set()
+        except RuntimeError:
+            pass  # the SIGTERM path still works
+    return _suspend.is_set()
+
+
+def go_suspend(wait: float = 30.0) -> None:
+    """Tell the platform this job is ready to stop now, then exit. Its nodes are freed at once
+    and the chain is requeued (its whole-life state carried over)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if in_platform():
+        _call("POST", "go-suspend/")
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:  # the platform ends the process
+            time.sleep(0.2)
+    sys.exit(0)
+
+
+def set_whole_life_state(value: int) -> None:
+    """Record an integer that the next attempt of this chain starts with (e.g. the last step saved)."""
+    global _state_override
+    value = int(value)
+    _state_override = value
+    if in_platform():
+        _call("POST", "whole-life-state/", {"whole_life_state": value})
+
+
+def get_whole_life_state() -> int:
+    """The whole-life state: what the previous attempt set (0 on the first attempt)."""
+    if _state_override is not None:
+        return _state_override
+    raw = _env("ROTA_WHOLE_LIFE_STATE", "MARSV2_WHOLE_LIFE_STATE")
+    return int(raw) if raw.lstrip("-").isdigit() else 0
+
+
+def report_checkpoint() -> None:
+    """Say a checkpoint was just saved: if the scheduler must suspend someone, this job loses least."""
+    if in_platform():
+        _call("POST", "checkpoint/")
+
+
+def log_metrics(step: int, **values: float) -> None:
+    """Record metric values at ``step`` (shown as charts across the chain's attempts)."""
+    if in_platform() and values:
+        _call("POST", "metrics/", {"step": int(step), "values": {k: float(v) for k, v in values.items()}})
+
+
+def set_watchdog_time(seconds: int) -> None:
+    """Stop the job as hung if it prints nothing for ``seconds`` (at least 60)."""
+    if in_platform():
+        _call("POST", "watchdog/", {"seconds": int(seconds)})
