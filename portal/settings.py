@@ -281,7 +281,7 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 25,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler.api_exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"priority_update": "6/min"},
+    "DEFAULT_THROTTLE_RATES": {"login": env_str("ROTA_LOGIN_RATE", "20/min")},
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -295,6 +295,13 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "TokenScopeEnum": "apps.accounts.choices.TokenScope",
         "TokenCreateScopeEnum": ["all", "except_jupyter", "read_only"],
+        "QuotaKindEnum": "apps.quotas.choices.QuotaKind",
+        "EntrypointKindEnum": "apps.experiments.choices.EntrypointKind",
+        "ChainStatusEnum": "apps.experiments.choices.ChainStatus",
+        "NodeStateEnum": "apps.cluster.choices.NodeState",
+        "RankStatusEnum": "apps.experiments.choices.RankStatus",
+        "WorkerStatusEnum": "apps.experiments.choices.WorkerStatus",
+        "QueueStatusEnum": "apps.experiments.choices.QueueStatus",
     },
 }
 

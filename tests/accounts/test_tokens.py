@@ -188,3 +188,26 @@ def test_deactivated_user_cannot_get_new_token(admin_user):
     target = UserFactory(username="gone", is_active=False)
     with pytest.raises(ApplicationError, match="deactivated"):
         services.token_create(actor=admin_user, user=target, name="x")
+
+
+@pytest.mark.django_db
+def test_password_login_issues_a_token(user):
+    client = APIClient()
+    response = client.post("/api/v1/auth/token/", {"username": "alice", "password": "pw-for-tests-1", "name": "cli"},
+                           format="json")
+    assert response.status_code == 201, response.json()
+    assert bearer(response.json()["token"]).get("/api/v1/me/").json()["username"] == "alice"
+    assert ApiToken.objects.get(user=user).name == "cli"
+
+
+@pytest.mark.django_db
+def test_password_login_refuses_wrong_credentials(user):
+    client = APIClient()
+    response = client.post("/api/v1/auth/token/", {"username": "alice", "password": "nope"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_credentials"
+    assert not ApiToken.objects.exists()
+    user.is_active = False
+    user.save()
+    response = client.post("/api/v1/auth/token/", {"username": "alice", "password": "pw-for-tests-1"}, format="json")
+    assert response.json()["error"]["code"] == "invalid_credentials"

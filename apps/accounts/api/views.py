@@ -7,16 +7,24 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from django.contrib.auth import authenticate
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts import selectors, services
 from apps.accounts.api import serializers as s
+from apps.accounts.choices import TokenScope
 from apps.accounts.models import User
 from apps.accounts.permissions import IsUserAdmin
-from apps.core.errors import NotFound
+from apps.core.errors import ApplicationError, NotFound
+
+
+class LoginRateThrottle(AnonRateThrottle):
+    scope = "login"
 
 
 class MeView(APIView):
@@ -122,4 +130,38 @@ class AdminUserTokenCreateView(APIView):
         data = s.TokenCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         issued = services.token_create(actor=request.user, user=user, **data.validated_data)
+        return Response(s.TokenSerializer(issued.token).data | {"token": issued.raw}, status=status.HTTP_201_CREATED)
+
+
+class LoginTokenSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+    name = serializers.CharField(max_length=100, default="rota cli")
+    scope = serializers.ChoiceField(
+        choices=[TokenScope.ALL, TokenScope.EXCEPT_JUPYTER, TokenScope.READ_ONLY], default=TokenScope.ALL
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class LoginTokenView(APIView):
+    """Exchange a user name and password for a new API token (what `rota login` does).
+
+    The token is shown once. Wrong credentials get 400 `invalid_credentials`; repeated failures
+    from one address are throttled.
+    """
+
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginRateThrottle]
+
+    @extend_schema(request=LoginTokenSerializer, responses={201: s.IssuedTokenSerializer})
+    def post(self, request: Request) -> Response:
+        data = LoginTokenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        user = authenticate(request._request, username=values["username"], password=values["password"])
+        if user is None or not user.is_active:
+            raise ApplicationError(_("Wrong user name or password."), code="invalid_credentials")
+        issued = services.token_create(actor=user, name=values["name"], scope=values["scope"],
+                                       expires_at=values["expires_at"])
         return Response(s.TokenSerializer(issued.token).data | {"token": issued.raw}, status=status.HTTP_201_CREATED)
