@@ -15,8 +15,8 @@ if not os.environ.get("ROTA_DATA_DIR"):
     os.environ["ROTA_DATA_DIR"] = _tmp
     atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
 
-from portal.settings import *  # noqa: E402,F403
-from portal.settings import PRODUCTION, REDIS_URL  # noqa: E402
+from portal.settings import *  # noqa: F403
+from portal.settings import PRODUCTION, REDIS_URL
 
 STATIC_ROOT = Path(os.environ["ROTA_DATA_DIR"]) / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)

@@ -211,8 +211,9 @@ def token_create(
 
 def token_create_for_attempt(*, user: User, attempt_id: int, expires_at: datetime | None = None) -> IssuedToken:
     """Issue the attempt-scoped token a job uses for the runtime API (``ROTA_TASK_TOKEN``)."""
-    return _issue(user=user, name=f"job attempt {attempt_id}", scope=TokenScope.JOB, expires_at=expires_at,
-                  attempt_id=attempt_id)
+    return _issue(
+        user=user, name=f"job attempt {attempt_id}", scope=TokenScope.JOB, expires_at=expires_at, attempt_id=attempt_id
+    )
 
 
 @transaction.atomic

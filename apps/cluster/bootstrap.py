@@ -155,8 +155,9 @@ def _apply(entry: _Entry) -> None:
         d = _take(entry, {"name", "description"}, {"name"})
         cluster_services.node_group_upsert(actor=None, name=d["name"], description=d.get("description", ""))
     elif section == "nodes":
-        d = _take(entry, {"name", "group", "gpu_count", "gpu_model", "cpu", "memory_gib", "room", "labels"},
-                  {"name", "group"})
+        d = _take(
+            entry, {"name", "group", "gpu_count", "gpu_model", "cpu", "memory_gib", "room", "labels"}, {"name", "group"}
+        )
         group = NodeGroup.objects.filter(name=d["group"]).first()
         if group is None:
             raise ApplicationError(f"unknown node group {d['group']!r} (define it under [[node_groups]])")
@@ -175,8 +176,11 @@ def _apply(entry: _Entry) -> None:
             labels={str(k): str(v) for k, v in labels.items()},
         )
     elif section == "environments":
-        d = _take(entry, {"name", "image", "description", "env_vars", "interpreter", "users", "groups", "rank"},
-                  {"name", "image"})
+        d = _take(
+            entry,
+            {"name", "image", "description", "env_vars", "interpreter", "users", "groups", "rank"},
+            {"name", "image"},
+        )
         env = cluster_services.environment_upsert(
             actor=None,
             name=d["name"],
@@ -188,11 +192,15 @@ def _apply(entry: _Entry) -> None:
         rank = _int(d, "rank", 1) or 1
         for subject in [f"user:{u}" for u in d.get("users", [])] + [f"group:{g}" for g in d.get("groups", [])]:
             user, group = _subject(subject)
-            quota_services.quota_set(actor=None, user=user, group=group, kind=QuotaKind.ENVIRONMENT,
-                                     environment=env, value=rank)
+            quota_services.quota_set(
+                actor=None, user=user, group=group, kind=QuotaKind.ENVIRONMENT, environment=env, value=rank
+            )
     elif section == "mounts":
-        d = _take(entry, {"name", "kind", "source", "container_path", "read_only", "action", "active", "owners",
-                          "conditions"}, {"name", "source", "container_path"})
+        d = _take(
+            entry,
+            {"name", "kind", "source", "container_path", "read_only", "action", "active", "owners", "conditions"},
+            {"name", "source", "container_path"},
+        )
         users, groups = [], []
         for owner in d.get("owners", ["group:public"]):
             user, group = _subject(owner)
@@ -214,8 +222,22 @@ def _apply(entry: _Entry) -> None:
             conditions=d.get("conditions", {}),
         )
     elif section == "users":
-        d = _take(entry, {"username", "password", "password_env", "role", "nickname", "email", "team", "groups",
-                          "superuser", "active"}, {"username"})
+        d = _take(
+            entry,
+            {
+                "username",
+                "password",
+                "password_env",
+                "role",
+                "nickname",
+                "email",
+                "team",
+                "groups",
+                "superuser",
+                "active",
+            },
+            {"username"},
+        )
         password = d.get("password")
         if d.get("password_env"):
             password = os.environ.get(d["password_env"])
@@ -251,8 +273,9 @@ def _apply(entry: _Entry) -> None:
             if user.is_superuser != superuser:
                 User.objects.filter(pk=user.pk).update(is_superuser=superuser, is_staff=superuser)
     elif section == "quotas":
-        d = _take(entry, {"subject", "kind", "node_group", "priority", "environment", "value"},
-                  {"subject", "kind", "value"})
+        d = _take(
+            entry, {"subject", "kind", "node_group", "priority", "environment", "value"}, {"subject", "kind", "value"}
+        )
         user, group = _subject(d["subject"])
         node_group = None
         if d.get("node_group"):
@@ -270,8 +293,16 @@ def _apply(entry: _Entry) -> None:
                 priority = int(parse_priority(d["priority"]))
             except ValueError as exc:
                 raise ApplicationError(str(exc)) from exc
-        quota_services.quota_set(actor=None, user=user, group=group, kind=d["kind"], node_group=node_group,
-                                 priority=priority, environment=environment, value=_int(d, "value"))
+        quota_services.quota_set(
+            actor=None,
+            user=user,
+            group=group,
+            kind=d["kind"],
+            node_group=node_group,
+            priority=priority,
+            environment=environment,
+            value=_int(d, "value"),
+        )
 
 
 def apply_file(path: Path) -> BootstrapResult:

@@ -26,6 +26,7 @@ from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
+
 def _resolve(name: str) -> Callable[..., Any]:
     return import_string(name)
 

@@ -42,16 +42,34 @@ HOLDING_WORKER_STATUSES = frozenset(
 TRANSITIONS: dict[str, frozenset[str]] = {
     WorkerStatus.QUEUED: frozenset({WorkerStatus.STARTING, WorkerStatus.CANCELED}),
     WorkerStatus.STARTING: frozenset(
-        {WorkerStatus.RUNNING, WorkerStatus.SUSPENDING, WorkerStatus.STOPPING, WorkerStatus.SUSPENDED,
-         WorkerStatus.FAILED, WorkerStatus.SUCCEEDED, WorkerStatus.STOPPED}
+        {
+            WorkerStatus.RUNNING,
+            WorkerStatus.SUSPENDING,
+            WorkerStatus.STOPPING,
+            WorkerStatus.SUSPENDED,
+            WorkerStatus.FAILED,
+            WorkerStatus.SUCCEEDED,
+            WorkerStatus.STOPPED,
+        }
     ),
     WorkerStatus.RUNNING: frozenset(
-        {WorkerStatus.SUSPENDING, WorkerStatus.STOPPING, WorkerStatus.SUCCEEDED, WorkerStatus.FAILED,
-         WorkerStatus.SUSPENDED, WorkerStatus.STOPPED}
+        {
+            WorkerStatus.SUSPENDING,
+            WorkerStatus.STOPPING,
+            WorkerStatus.SUCCEEDED,
+            WorkerStatus.FAILED,
+            WorkerStatus.SUSPENDED,
+            WorkerStatus.STOPPED,
+        }
     ),
     WorkerStatus.SUSPENDING: frozenset(
-        {WorkerStatus.SUSPENDED, WorkerStatus.STOPPING, WorkerStatus.STOPPED, WorkerStatus.FAILED,
-         WorkerStatus.SUCCEEDED}
+        {
+            WorkerStatus.SUSPENDED,
+            WorkerStatus.STOPPING,
+            WorkerStatus.STOPPED,
+            WorkerStatus.FAILED,
+            WorkerStatus.SUCCEEDED,
+        }
     ),
     WorkerStatus.STOPPING: frozenset({WorkerStatus.STOPPED, WorkerStatus.FAILED, WorkerStatus.SUCCEEDED}),
 }

@@ -29,8 +29,14 @@ class ChainFilterSet(django_filters.FilterSet):
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     ordering = django_filters.OrderingFilter(
-        fields=(("id", "id"), ("created_at", "created_at"), ("name", "name"), ("priority", "priority"),
-                ("status", "status"), ("node_count", "nodes")),
+        fields=(
+            ("id", "id"),
+            ("created_at", "created_at"),
+            ("name", "name"),
+            ("priority", "priority"),
+            ("status", "status"),
+            ("node_count", "nodes"),
+        ),
     )
 
     class Meta:

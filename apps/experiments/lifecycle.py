@@ -212,7 +212,12 @@ def attempt_mark_running(attempt_id: int) -> bool:
 
 
 def rank_update(
-    attempt_id: int, rank: int, *, status: str, exit_code: int | None = None, message: str = "",
+    attempt_id: int,
+    rank: int,
+    *,
+    status: str,
+    exit_code: int | None = None,
+    message: str = "",
     started_at: datetime | None = None,
 ) -> bool:
     """Record what the backend sees of one rank. A finished rank frees its node."""
@@ -273,8 +278,8 @@ def attempt_mark_finished(
         raise ValueError(f"not a final status for a chain: {status}")
     attempt = Attempt.objects.select_related("chain").get(pk=attempt_id)
     fields: dict[str, Any] = {"exit_code": exit_code, "failure_message": message[:500]}
-    fields["stop_reason"] = stop_reason or attempt.stop_reason or (
-        StopReason.COMPLETED if status == WorkerStatus.SUCCEEDED else ""
+    fields["stop_reason"] = (
+        stop_reason or attempt.stop_reason or (StopReason.COMPLETED if status == WorkerStatus.SUCCEEDED else "")
     )
     if not transition(attempt_id, status, **fields):
         return False
@@ -283,8 +288,11 @@ def attempt_mark_finished(
     send_event_on_commit(
         [user_group(attempt.chain.owner_id), chain_group(attempt.chain_id)],
         events.AttemptFinished(
-            chain_id=attempt.chain_id, attempt_id=attempt_id, worker_status=status,
-            stop_reason=fields["stop_reason"], exit_code=exit_code,
+            chain_id=attempt.chain_id,
+            attempt_id=attempt_id,
+            worker_status=status,
+            stop_reason=fields["stop_reason"],
+            exit_code=exit_code,
         ),
     )
     sync_chain(attempt.chain_id)
@@ -298,9 +306,7 @@ def attempt_mark_finished(
 def attempt_set_whole_life_state(attempt_id: int, value: int) -> bool:
     """Record the job's whole-life state; carried to the next attempt. Refused once finished."""
     changed = (
-        Attempt.objects.filter(pk=attempt_id)
-        .exclude(queue_status=QueueStatus.FINISHED)
-        .update(whole_life_state=value)
+        Attempt.objects.filter(pk=attempt_id).exclude(queue_status=QueueStatus.FINISHED).update(whole_life_state=value)
     )
     return changed == 1
 
@@ -317,8 +323,9 @@ def attempt_report_checkpoint(attempt_id: int) -> bool:
 
 def attempt_acknowledge_suspend(attempt_id: int) -> bool:
     return (
-        Attempt.objects.filter(pk=attempt_id, worker_status=WorkerStatus.SUSPENDING, suspend_state=SuspendState.REQUESTED)
-        .update(suspend_state=SuspendState.ACKNOWLEDGED)
+        Attempt.objects.filter(
+            pk=attempt_id, worker_status=WorkerStatus.SUSPENDING, suspend_state=SuspendState.REQUESTED
+        ).update(suspend_state=SuspendState.ACKNOWLEDGED)
         == 1
     )
 
@@ -330,9 +337,8 @@ def attempt_go_suspend(attempt_id: int) -> bool:
     """
     now = timezone.now()
     with transaction.atomic():
-        ready = (
-            Attempt.objects.filter(pk=attempt_id, worker_status=WorkerStatus.SUSPENDING)
-            .update(suspend_state=SuspendState.READY)
+        ready = Attempt.objects.filter(pk=attempt_id, worker_status=WorkerStatus.SUSPENDING).update(
+            suspend_state=SuspendState.READY
         )
         if not ready:
             ready = transition(

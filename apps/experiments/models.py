@@ -185,3 +185,6 @@ class MetricPoint(models.Model):
     class Meta:
         ordering = ["attempt_id", "name", "step"]
         indexes = [models.Index(fields=["attempt", "name", "step"])]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.step} = {self.value}"

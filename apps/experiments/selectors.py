@@ -37,9 +37,7 @@ def chain_get(*, user: User, key: str | int) -> Chain:
     if text.isdigit():
         chain = visible.filter(pk=int(text)).first()
     if chain is None and text:
-        chain = (
-            Chain.objects.filter(owner=user, name=text).order_by("finished", "-id").first()
-        )
+        chain = Chain.objects.filter(owner=user, name=text).order_by("finished", "-id").first()
     if chain is None:
         raise NotFound(f"No job {text!r} that you can see.")
     return chain
@@ -82,9 +80,8 @@ def attempt_runtime_seconds(attempt: Attempt, now: datetime | None = None) -> fl
 def quota_usage(*, user: User) -> dict[tuple[str, int], int]:
     """Nodes the user holds now per (node group, quota level): starting, running, suspending, stopping."""
     used: dict[tuple[str, int], int] = defaultdict(int)
-    rows = (
-        Attempt.objects.filter(chain__owner=user, queue_status=QueueStatus.SCHEDULED)
-        .values_list("chain__node_group__name", "quota_priority", "chain__node_count")
+    rows = Attempt.objects.filter(chain__owner=user, queue_status=QueueStatus.SCHEDULED).values_list(
+        "chain__node_group__name", "quota_priority", "chain__node_count"
     )
     for group, level, count in rows:
         if level is not None:

@@ -37,7 +37,9 @@ from apps.quotas.selectors import quota_resolve
 NAME_RE = re.compile(r"^[^\x00-\x1f()/\\]{1,200}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-RESERVED_ENV = re.compile(r"^(ROTA_|MARSV2_)|^(WORLD_SIZE|RANK|MASTER_ADDR|MASTER_PORT|MASTER_IP|CUDA_VISIBLE_DEVICES)$")
+RESERVED_ENV = re.compile(
+    r"^(ROTA_|MARSV2_)|^(WORLD_SIZE|RANK|MASTER_ADDR|MASTER_PORT|MASTER_IP|CUDA_VISIBLE_DEVICES)$"
+)
 EXTERNAL_PRIORITIES = frozenset({Priority.AUTO, Priority.BELOW_NORMAL, Priority.LOW})
 PRIORITY_UPDATE_INTERVAL = timedelta(seconds=10)
 
@@ -124,7 +126,9 @@ def experiment_submit(
     """
     name = (name or "").strip()
     if not NAME_RE.match(name):
-        raise _fail("name", _("Give the job a name of 1–200 characters, without parentheses, slashes or control characters."))
+        raise _fail(
+            "name", _("Give the job a name of 1–200 characters, without parentheses, slashes or control characters.")
+        )
     if kind not in EntrypointKind.values:
         raise _fail("kind", _("Kind must be python, bash or executable."))
     workspace = (workspace or "").strip()
@@ -138,12 +142,12 @@ def experiment_submit(
         if not os.path.isdir(workspace):
             raise _fail("workspace", _("No such directory on the cluster: %(p)s") % {"p": workspace})
         target = Path(entrypoint) if entrypoint.startswith("/") else Path(workspace) / entrypoint
-        if kind != EntrypointKind.EXECUTABLE or "/" in entrypoint:
-            if not target.is_file():
-                raise _fail("entrypoint", _("No such file: %(p)s") % {"p": str(target)})
-    params = [str(p) for p in (parameters or [])]
+        # A bare executable name (e.g. "nvidia-smi") is looked up on PATH at run time.
+        if (kind != EntrypointKind.EXECUTABLE or "/" in entrypoint) and not target.is_file():
+            raise _fail("entrypoint", _("No such file: %(p)s") % {"p": str(target)})
     if not isinstance(parameters or [], list):
         raise _fail("parameters", _("Parameters must be a list of strings."))
+    params = [str(p) for p in (parameters or [])]
     env = _validate_env_vars(env_vars or {})
     tag_names = _validate_tags(tags or [])
     if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
@@ -267,8 +271,9 @@ def experiment_suspend(*, actor: User, chain: Chain) -> Chain:
         # Already suspending for the scheduler: make it a person's suspend, so it is held after.
         Attempt.objects.filter(pk=attempt.pk, worker_status=WorkerStatus.SUSPENDING).update(suspend_reason=reason)
     else:
-        raise Conflict(_("Only a waiting or running job can be suspended (this one is %(s)s).") % {
-            "s": chain.get_status_display()})
+        raise Conflict(
+            _("Only a waiting or running job can be suspended (this one is %(s)s).") % {"s": chain.get_status_display()}
+        )
     chain.refresh_from_db()
     return chain
 
@@ -292,8 +297,9 @@ def experiment_resume(*, actor: User, chain: Chain) -> Chain:
     elif attempt.worker_status == WorkerStatus.SUCCEEDED:
         raise Conflict(_("This job succeeded; submit it again to run it once more."))
     else:
-        raise Conflict(_("This job is %(s)s; only a suspended or stopped job can be resumed.") % {
-            "s": chain.get_status_display()})
+        raise Conflict(
+            _("This job is %(s)s; only a suspended or stopped job can be resumed.") % {"s": chain.get_status_display()}
+        )
     lifecycle.sync_chain(chain.pk)
     enqueue_on_commit(lifecycle.SCHEDULE)
     chain.refresh_from_db()
@@ -362,7 +368,8 @@ def experiment_set_priority(
         if fresh.finished:
             raise Conflict(_("This job has finished."))
         raise RateLimited(
-            _("The priority of a job can be changed once every %(s)d seconds.") % {"s": PRIORITY_UPDATE_INTERVAL.seconds}
+            _("The priority of a job can be changed once every %(s)d seconds.")
+            % {"s": PRIORITY_UPDATE_INTERVAL.seconds}
         )
     if "priority" in fields:
         Attempt.objects.filter(chain=chain, worker_status=WorkerStatus.QUEUED).update(priority=fields["priority"])

@@ -65,7 +65,9 @@ def rank_env(
         "ROTA_NODE_NAME": placement.node,
         "ROTA_GROUP": chain.node_group.name,
         "ROTA_USER": chain.owner.username,
-        "ROTA_PRIORITY": str(attempt.effective_priority if attempt.effective_priority is not None else attempt.priority),
+        "ROTA_PRIORITY": str(
+            attempt.effective_priority if attempt.effective_priority is not None else attempt.priority
+        ),
         # HAI's names, so HAI-era scripts run unchanged.
         "MARSV2_TASK_ID": str(attempt.pk),
         "MARSV2_CHAIN_ID": str(chain.pk),

@@ -113,8 +113,13 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
         MountSpec(kind=m.kind, source=m.source, container_path=m.container_path, read_only=m.read_only)
         for m in mounts_for(
             user=chain.owner,
-            task={"id": str(attempt.pk), "chain_id": str(chain.pk), "name": chain.name, "type": "training",
-                  "group": chain.node_group.name},
+            task={
+                "id": str(attempt.pk),
+                "chain_id": str(chain.pk),
+                "name": chain.name,
+                "type": "training",
+                "group": chain.node_group.name,
+            },
         )
     )
     first_node = ranks[0].node if ranks else None
@@ -230,12 +235,14 @@ class Reconciler:
         _record_ranks(attempt, observed)
         failure = _first_failure(observed)
         if failure is not None:
-            self._fail(attempt, StopReason.START_FAILED if failure.started_at is None else StopReason.RANK_FAILED,
-                       failure)
+            self._fail(
+                attempt, StopReason.START_FAILED if failure.started_at is None else StopReason.RANK_FAILED, failure
+            )
             return
         ranks = list(attempt.ranks.all())
-        if ranks and all(observed.get(r.rank) and observed[r.rank].phase in (RankPhase.RUNNING, RankPhase.SUCCEEDED)
-                         for r in ranks):
+        if ranks and all(
+            observed.get(r.rank) and observed[r.rank].phase in (RankPhase.RUNNING, RankPhase.SUCCEEDED) for r in ranks
+        ):
             if lifecycle.attempt_mark_running(attempt.pk):
                 self.result.running.append(attempt.pk)
             attempt.refresh_from_db(fields=["worker_status"])
@@ -259,8 +266,11 @@ class Reconciler:
                 self.result.finished[attempt.pk] = WorkerStatus.SUCCEEDED
             self._release(attempt.pk)
             return
-        if any(observed.get(r.rank) is None or observed[r.rank].phase in (RankPhase.KILLED, RankPhase.MISSING)
-               for r in ranks if r.status != RankStatus.SUCCEEDED):
+        if any(
+            observed.get(r.rank) is None or observed[r.rank].phase in (RankPhase.KILLED, RankPhase.MISSING)
+            for r in ranks
+            if r.status != RankStatus.SUCCEEDED
+        ):
             # Processes vanished without the platform asking: requeue so no work is lost for good.
             self.backend.stop(attempt.pk)
             self._requeue(attempt, SuspendReason.NODE_NOT_READY, message="its processes disappeared")
@@ -279,7 +289,10 @@ class Reconciler:
             self.backend.stop(attempt.pk)
             with transaction.atomic():
                 lifecycle.transition(
-                    attempt.pk, WorkerStatus.STOPPING, stop_reason=StopReason.HUNG, stop_requested_at=self.now,
+                    attempt.pk,
+                    WorkerStatus.STOPPING,
+                    stop_reason=StopReason.HUNG,
+                    stop_requested_at=self.now,
                     failure_message=f"no output for more than {int(seconds)} s (watchdog)",
                 )
                 lifecycle.sync_chain(attempt.chain_id)
@@ -336,7 +349,10 @@ class Reconciler:
         observed = self.backend.observe(attempt.pk)
         _record_ranks(attempt, observed)
         if lifecycle.attempt_mark_finished(
-            attempt.pk, status=WorkerStatus.FAILED, stop_reason=reason, exit_code=failure.exit_code,
+            attempt.pk,
+            status=WorkerStatus.FAILED,
+            stop_reason=reason,
+            exit_code=failure.exit_code,
             message=_failure_message(failure),
         ):
             self.result.finished[attempt.pk] = WorkerStatus.FAILED

@@ -21,7 +21,9 @@ class Quota(models.Model):
     Resolution rules live in ``apps.quotas.selectors``. Writes go through ``apps.quotas.services``.
     """
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="quotas")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="quotas"
+    )
     group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="quotas")
     kind = models.CharField(_("kind"), max_length=24, choices=QuotaKind.choices)
     node_group = models.ForeignKey(NodeGroup, null=True, blank=True, on_delete=models.CASCADE, related_name="quotas")
@@ -36,12 +38,17 @@ class Quota(models.Model):
         ordering = ["kind", "resource"]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(user__isnull=False) & Q(group__isnull=True)) | (Q(user__isnull=True) & Q(group__isnull=False)),
+                condition=(Q(user__isnull=False) & Q(group__isnull=True))
+                | (Q(user__isnull=True) & Q(group__isnull=False)),
                 name="quota_exactly_one_subject",
             ),
             models.CheckConstraint(condition=Q(value__gte=0), name="quota_value_non_negative"),
-            models.UniqueConstraint(fields=["user", "resource"], condition=Q(user__isnull=False), name="quota_unique_user_resource"),
-            models.UniqueConstraint(fields=["group", "resource"], condition=Q(group__isnull=False), name="quota_unique_group_resource"),
+            models.UniqueConstraint(
+                fields=["user", "resource"], condition=Q(user__isnull=False), name="quota_unique_user_resource"
+            ),
+            models.UniqueConstraint(
+                fields=["group", "resource"], condition=Q(group__isnull=False), name="quota_unique_group_resource"
+            ),
         ]
         indexes = [models.Index(fields=["kind", "node_group"])]
 

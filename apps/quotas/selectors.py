@@ -152,7 +152,9 @@ def quota_levels_with_quota(quota: ResolvedQuota, group: str) -> list[tuple[int,
 
 
 def quotas_list() -> list[Quota]:
-    return list(Quota.objects.select_related("user", "group", "node_group", "environment").order_by("kind", "resource", "id"))
+    return list(
+        Quota.objects.select_related("user", "group", "node_group", "environment").order_by("kind", "resource", "id")
+    )
 
 
 def environments_for(*, user: User) -> QuerySet[Environment]:

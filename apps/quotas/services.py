@@ -33,12 +33,11 @@ def _validate(
     fields: dict[str, list[str]] = {}
     if kind not in QuotaKind.values:
         fields["kind"] = [_("Unknown quota kind; use one of: %(k)s") % {"k": ", ".join(QuotaKind.values)}]
-    if kind in PER_GROUP_AND_PRIORITY or kind in PER_GROUP:
-        if node_group is None:
-            fields["node_group"] = [_("This kind of quota needs a node group.")]
-    if kind in PER_GROUP_AND_PRIORITY:
-        if priority is None or priority == Priority.AUTO or priority not in Priority.values:
-            fields["priority"] = [_("Give a priority level (LOW … EXTREME_HIGH), not AUTO.")]
+    if (kind in PER_GROUP_AND_PRIORITY or kind in PER_GROUP) and node_group is None:
+        fields["node_group"] = [_("This kind of quota needs a node group.")]
+    bad_level = priority is None or priority == Priority.AUTO or priority not in Priority.values
+    if kind in PER_GROUP_AND_PRIORITY and bad_level:
+        fields["priority"] = [_("Give a priority level (LOW … EXTREME_HIGH), not AUTO.")]
     if kind == QuotaKind.ENVIRONMENT and environment is None:
         fields["environment"] = [_("An environment quota needs an environment.")]
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -64,7 +63,9 @@ def quota_set(
     """Create or update one quota row for a user or a group. Audited; triggers a scheduling pass."""
     _require_quota_admin(actor)
     if (user is None) == (group is None):
-        raise ApplicationError(_("A quota belongs to exactly one user or one group."), fields={"subject": [_("Required.")]})
+        raise ApplicationError(
+            _("A quota belongs to exactly one user or one group."), fields={"subject": [_("Required.")]}
+        )
     _validate(kind, node_group, priority, environment, value)
     if kind not in PER_GROUP_AND_PRIORITY:
         priority = None
@@ -76,9 +77,20 @@ def quota_set(
         kind, node_group.name if node_group else None, priority, environment.name if environment else None
     )
     existing = Quota.objects.select_for_update().filter(user=user, group=group, resource=resource).first()
-    before = {"value": existing.value, "expires_at": existing.expires_at.isoformat() if existing.expires_at else None} if existing else None
-    quota = existing or Quota(user=user, group=group, kind=kind, node_group=node_group, priority=priority,
-                              environment=environment, resource=resource)
+    before = (
+        {"value": existing.value, "expires_at": existing.expires_at.isoformat() if existing.expires_at else None}
+        if existing
+        else None
+    )
+    quota = existing or Quota(
+        user=user,
+        group=group,
+        kind=kind,
+        node_group=node_group,
+        priority=priority,
+        environment=environment,
+        resource=resource,
+    )
     quota.value = value
     quota.expires_at = expires_at
     quota.save()

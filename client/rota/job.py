@@ -28,6 +28,7 @@ Standard library only (``urllib``), so it imports in any interpreter a job runs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -76,26 +77,27 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def _install_handler() -> None:
     if not in_platform() or threading.current_thread() is not threading.main_thread():
         return
-    try:
+    with contextlib.suppress(ValueError, OSError):  # not the main thread of the main interpreter
         signal.signal(signal.SIGTERM, _on_sigterm)
-    except (ValueError, OSError):  # not the main thread of the main interpreter
-        pass
 
 
 _install_handler()
 
 
 def _call(method: str, path: str, body: dict[str, Any] | None = None, timeout: float = 10.0) -> dict[str, Any]:
-    url = _env("ROTA_API_URL", "MARSV2_SERVER").rstrip("/") + "/api/v1/job/" + path
+    base = _env("ROTA_API_URL", "MARSV2_SERVER").rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        raise RuntimeError(f"rota.job: ROTA_API_URL must be an http(s) URL, got {base!r}")
+    url = base + "/api/v1/job/" + path
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - http(s) checked above
     request.add_header("Authorization", "Bearer " + _env("ROTA_TASK_TOKEN", "MARSV2_USER_TOKEN"))
     request.add_header("Content-Type", "application/json")
     request.add_header("Accept", "application/json")
     last_error: Exception | None = None
     for attempt in range(3):
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (platform URL)
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                 raw = response.read()
                 return json.loads(raw) if raw else {}
         except urllib.error.HTTPError as exc:

@@ -120,7 +120,7 @@ def test_job_token_cannot_call_general_api(user):
     response = bearer(issued.raw).get("/api/v1/tokens/")
     assert response.status_code == 403
     # Job tokens are the platform's: never listed to the owner.
-    assert not services.token_create(actor=user, name="mine").token.scope == "job"
+    assert services.token_create(actor=user, name="mine").token.scope != "job"
     names = [t.name for t in ApiToken.objects.filter(user=user).exclude(scope="job")]
     assert names == ["mine"]
 
@@ -193,8 +193,9 @@ def test_deactivated_user_cannot_get_new_token(admin_user):
 @pytest.mark.django_db
 def test_password_login_issues_a_token(user):
     client = APIClient()
-    response = client.post("/api/v1/auth/token/", {"username": "alice", "password": "pw-for-tests-1", "name": "cli"},
-                           format="json")
+    response = client.post(
+        "/api/v1/auth/token/", {"username": "alice", "password": "pw-for-tests-1", "name": "cli"}, format="json"
+    )
     assert response.status_code == 201, response.json()
     assert bearer(response.json()["token"]).get("/api/v1/me/").json()["username"] == "alice"
     assert ApiToken.objects.get(user=user).name == "cli"

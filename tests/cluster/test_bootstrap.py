@@ -39,7 +39,10 @@ def test_example_cluster_applies_and_is_idempotent(demo_password, capsys):
     first = counts()
     assert first[:6] == (2, 5, 1, 1, 2, 9)
     assert sorted(Node.objects.filter(group__name="training").values_list("name", flat=True)) == [
-        "local-0", "local-1", "local-2", "local-3",
+        "local-0",
+        "local-1",
+        "local-2",
+        "local-3",
     ]
     admin = User.objects.get(username="admin")
     assert admin.check_password("demo-pass-123")
@@ -92,10 +95,15 @@ def test_bad_input_names_the_line_and_applies_nothing(tmp_path):
         ("[[node_groups]]\nname = 'Bad Name!'", "name"),
         ("[[node_groups]]\nname = 'ok'\ncolour = 'red'", "unknown key(s) colour"),
         ("[[quotas]]\nsubject = 'group:public'\nkind = 'node'\nnode_group = 'x'\nvalue = 1", "unknown node group"),
-        ("[[node_groups]]\nname='t'\n[[quotas]]\nsubject = 'public'\nkind = 'node'\nnode_group = 't'\nvalue = 1",
-         "subject must look like"),
-        ("[[node_groups]]\nname='t'\n[[quotas]]\nsubject = 'group:public'\nkind = 'node'\nnode_group = 't'\n"
-         "priority = 'URGENT'\nvalue = 1", "Unknown priority"),
+        (
+            "[[node_groups]]\nname='t'\n[[quotas]]\nsubject = 'public'\nkind = 'node'\nnode_group = 't'\nvalue = 1",
+            "subject must look like",
+        ),
+        (
+            "[[node_groups]]\nname='t'\n[[quotas]]\nsubject = 'group:public'\nkind = 'node'\nnode_group = 't'\n"
+            "priority = 'URGENT'\nvalue = 1",
+            "Unknown priority",
+        ),
         ("[[mounts]]\nname = 'm'\nsource = '/data/{user.password}'\ncontainer_path = '/d'", "unknown placeholder"),
         ("[[users]]\nusername = 'u'\npassword_env = 'ROTA_TEST_UNSET_VAR'", "is not set"),
     ],
@@ -127,5 +135,5 @@ def test_yaml_file_with_line_numbers(tmp_path):
 def test_unsupported_extension(tmp_path):
     path = tmp_path / "c.json"
     path.write_text("{}")
-    with pytest.raises(CommandError, match="use a .toml"):
+    with pytest.raises(CommandError, match=r"use a \.toml"):
         call_command("rota_bootstrap", str(path))

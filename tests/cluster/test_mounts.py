@@ -18,7 +18,10 @@ def rule(name, source, path, **kw):
 
 
 def test_template_expansion_is_a_whitelist():
-    assert templates.expand("/d/{user.username}/{task.chain_id}", {"user.username": "ann", "task.chain_id": "c1"}) == "/d/ann/c1"
+    assert (
+        templates.expand("/d/{user.username}/{task.chain_id}", {"user.username": "ann", "task.chain_id": "c1"})
+        == "/d/ann/c1"
+    )
     with pytest.raises(ValueError, match="unknown placeholder"):
         templates.expand("/d/{user.__class__}", {})
     with pytest.raises(ValueError, match="no safe value"):

@@ -47,7 +47,10 @@ def test_not_found_has_the_shape(api):
 
 
 def test_logs_scrub_tokens():
-    line = "GET /operating/task/create?token=rota_abcdefgh_SECRETSECRETSECRET1234&x=1 Bearer rota_abcdefgh_SECRETSECRET99999"
+    line = (
+        "GET /operating/task/create?token=rota_abcdefgh_SECRETSECRETSECRET1234&x=1 "
+        "Bearer rota_abcdefgh_SECRETSECRET99999"
+    )
     cleaned = scrub(line)
     assert "SECRET" not in cleaned
     assert "token=[scrubbed]" in cleaned

@@ -17,34 +17,79 @@ ENDPOINTS = [
     Endpoint("tokens-list", "GET", lambda c: "/api/v1/tokens/"),
     Endpoint("tokens-create", "POST", lambda c: "/api/v1/tokens/", {"name": "perm"}, ok_status=201),
     Endpoint("token-detail", "GET", lambda c: f"/api/v1/tokens/{c['token'].pk}/", owner_scoped=True, skip_admin=True),
-    Endpoint("token-revoke", "DELETE", lambda c: f"/api/v1/tokens/{c['token'].pk}/", owner_scoped=True, ok_status=204,
-             skip_admin=True),
+    Endpoint(
+        "token-revoke",
+        "DELETE",
+        lambda c: f"/api/v1/tokens/{c['token'].pk}/",
+        owner_scoped=True,
+        ok_status=204,
+        skip_admin=True,
+    ),
     Endpoint("node-groups", "GET", lambda c: "/api/v1/node-groups/"),
     Endpoint("nodes", "GET", lambda c: "/api/v1/nodes/"),
     Endpoint("node-detail", "GET", lambda c: f"/api/v1/nodes/{c['node'].name}/"),
     Endpoint("environments", "GET", lambda c: "/api/v1/environments/"),
     Endpoint("my-quota", "GET", lambda c: "/api/v1/quota/"),
     Endpoint("admin-users", "GET", lambda c: "/api/v1/admin/users/", admin_only=True),
-    Endpoint("admin-users-create", "POST", lambda c: "/api/v1/admin/users/", {"username": "newbie"}, admin_only=True,
-             ok_status=201),
+    Endpoint(
+        "admin-users-create",
+        "POST",
+        lambda c: "/api/v1/admin/users/",
+        {"username": "newbie"},
+        admin_only=True,
+        ok_status=201,
+    ),
     Endpoint("admin-user-detail", "GET", lambda c: f"/api/v1/admin/users/{c['owner'].pk}/", admin_only=True),
-    Endpoint("admin-user-update", "PATCH", lambda c: f"/api/v1/admin/users/{c['owner'].pk}/", {"nickname": "N"},
-             admin_only=True),
-    Endpoint("admin-user-token", "POST", lambda c: f"/api/v1/admin/users/{c['owner'].pk}/tokens/", {"name": "x"},
-             admin_only=True, ok_status=201),
+    Endpoint(
+        "admin-user-update",
+        "PATCH",
+        lambda c: f"/api/v1/admin/users/{c['owner'].pk}/",
+        {"nickname": "N"},
+        admin_only=True,
+    ),
+    Endpoint(
+        "admin-user-token",
+        "POST",
+        lambda c: f"/api/v1/admin/users/{c['owner'].pk}/tokens/",
+        {"name": "x"},
+        admin_only=True,
+        ok_status=201,
+    ),
     Endpoint("admin-quotas", "GET", lambda c: "/api/v1/admin/quotas/", admin_only=True),
-    Endpoint("admin-quotas-create", "POST", lambda c: "/api/v1/admin/quotas/",
-             {"group": "public", "kind": "node", "node_group": "training", "priority": "LOW", "value": 1},
-             admin_only=True, ok_status=201),
+    Endpoint(
+        "admin-quotas-create",
+        "POST",
+        lambda c: "/api/v1/admin/quotas/",
+        {"group": "public", "kind": "node", "node_group": "training", "priority": "LOW", "value": 1},
+        admin_only=True,
+        ok_status=201,
+    ),
     Endpoint("admin-quota-detail", "GET", lambda c: f"/api/v1/admin/quotas/{c['quota'].pk}/", admin_only=True),
-    Endpoint("admin-quota-delete", "DELETE", lambda c: f"/api/v1/admin/quotas/{c['quota'].pk}/", admin_only=True,
-             ok_status=204),
-    Endpoint("admin-nodes-create", "POST", lambda c: "/api/v1/admin/nodes/", {"name": "n-new", "group": "training"},
-             admin_only=True, ok_status=201),
-    Endpoint("admin-node-disable", "POST", lambda c: f"/api/v1/admin/nodes/{c['node'].name}/disable/",
-             {"reason": "bad GPU"}, admin_only=True),
-    Endpoint("admin-node-enable", "POST", lambda c: f"/api/v1/admin/nodes/{c['node'].name}/enable/", {},
-             admin_only=True),
+    Endpoint(
+        "admin-quota-delete",
+        "DELETE",
+        lambda c: f"/api/v1/admin/quotas/{c['quota'].pk}/",
+        admin_only=True,
+        ok_status=204,
+    ),
+    Endpoint(
+        "admin-nodes-create",
+        "POST",
+        lambda c: "/api/v1/admin/nodes/",
+        {"name": "n-new", "group": "training"},
+        admin_only=True,
+        ok_status=201,
+    ),
+    Endpoint(
+        "admin-node-disable",
+        "POST",
+        lambda c: f"/api/v1/admin/nodes/{c['node'].name}/disable/",
+        {"reason": "bad GPU"},
+        admin_only=True,
+    ),
+    Endpoint(
+        "admin-node-enable", "POST", lambda c: f"/api/v1/admin/nodes/{c['node'].name}/enable/", {}, admin_only=True
+    ),
     Endpoint("admin-audit", "GET", lambda c: "/api/v1/admin/audit/", admin_only=True),
 ]
 
@@ -98,8 +143,11 @@ def test_anonymous_is_refused_and_nothing_changes(ctx, endpoint):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.admin_only or e.owner_scoped],
-                         ids=[e.name for e in ENDPOINTS if e.admin_only or e.owner_scoped])
+@pytest.mark.parametrize(
+    "endpoint",
+    [e for e in ENDPOINTS if e.admin_only or e.owner_scoped],
+    ids=[e.name for e in ENDPOINTS if e.admin_only or e.owner_scoped],
+)
 def test_other_user_is_refused_and_nothing_changes(ctx, endpoint):
     before = db_state()
     response = call(ctx["clients"]["intruder"], endpoint, ctx)
@@ -109,16 +157,18 @@ def test_other_user_is_refused_and_nothing_changes(ctx, endpoint):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if not e.admin_only],
-                         ids=[e.name for e in ENDPOINTS if not e.admin_only])
+@pytest.mark.parametrize(
+    "endpoint", [e for e in ENDPOINTS if not e.admin_only], ids=[e.name for e in ENDPOINTS if not e.admin_only]
+)
 def test_owner_is_allowed(ctx, endpoint):
     response = call(ctx["clients"]["owner"], endpoint, ctx)
     assert response.status_code == endpoint.ok_status, response.content
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if not e.skip_admin],
-                         ids=[e.name for e in ENDPOINTS if not e.skip_admin])
+@pytest.mark.parametrize(
+    "endpoint", [e for e in ENDPOINTS if not e.skip_admin], ids=[e.name for e in ENDPOINTS if not e.skip_admin]
+)
 def test_admin_is_allowed(ctx, endpoint):
     response = call(ctx["clients"]["admin"], endpoint, ctx)
     assert response.status_code == (endpoint.admin_status or endpoint.ok_status), response.content

@@ -24,7 +24,10 @@ def load_settings(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedPr
     clean.update(env)
     clean["ROTA_DATA_DIR"] = str(tmp_path)
     clean["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    code = "import django; django.setup(); from django.conf import settings; print(settings.PROFILE, settings.DATABASES['default']['ENGINE'])"
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.PROFILE, settings.DATABASES['default']['ENGINE'])"
+    )
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=60)
 
 
@@ -85,7 +88,11 @@ def test_check_deploy_is_clean_with_production_env(tmp_path):
     env.update(GOOD, ROTA_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="portal.settings")
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout

@@ -14,8 +14,14 @@ from tests.permissions import Endpoint, call, db_state
 
 
 def body(workspace, **kw):
-    values = {"name": "api-job", "workspace": str(workspace), "entrypoint": "train.py", "group": "training",
-              "nodes": 1, "priority": "NORMAL"}
+    values = {
+        "name": "api-job",
+        "workspace": str(workspace),
+        "entrypoint": "train.py",
+        "group": "training",
+        "nodes": 1,
+        "priority": "NORMAL",
+    }
     values.update(kw)
     return values
 
@@ -124,21 +130,38 @@ def test_quota_shows_usage(cluster, api, submit, user):
 
 EXPERIMENT_ENDPOINTS = [
     Endpoint("exp-list", "GET", lambda c: "/api/v1/experiments/"),
-    Endpoint("exp-submit", "POST", lambda c: "/api/v1/experiments/", lambda c: body(c["workspace"], name="perm-new"),
-             ok_status=201),
+    Endpoint(
+        "exp-submit",
+        "POST",
+        lambda c: "/api/v1/experiments/",
+        lambda c: body(c["workspace"], name="perm-new"),
+        ok_status=201,
+    ),
     Endpoint("exp-detail", "GET", lambda c: f"/api/v1/experiments/{c['chain'].pk}/", owner_scoped=True),
     Endpoint("exp-stop", "POST", lambda c: f"/api/v1/experiments/{c['chain'].pk}/stop/", owner_scoped=True),
     Endpoint("exp-suspend", "POST", lambda c: f"/api/v1/experiments/{c['chain'].pk}/suspend/", owner_scoped=True),
-    Endpoint("exp-resume", "POST", lambda c: f"/api/v1/experiments/{c['chain'].pk}/resume/", owner_scoped=True,
-             ok_status=409),
-    Endpoint("exp-tag", "POST", lambda c: f"/api/v1/experiments/{c['chain'].pk}/tags/", {"tag": "t"},
-             owner_scoped=True),
+    Endpoint(
+        "exp-resume", "POST", lambda c: f"/api/v1/experiments/{c['chain'].pk}/resume/", owner_scoped=True, ok_status=409
+    ),
+    Endpoint(
+        "exp-tag", "POST", lambda c: f"/api/v1/experiments/{c['chain'].pk}/tags/", {"tag": "t"}, owner_scoped=True
+    ),
     Endpoint("exp-untag", "DELETE", lambda c: f"/api/v1/experiments/{c['chain'].pk}/tags/?tag=t", owner_scoped=True),
     Endpoint("exp-star", "POST", lambda c: f"/api/v1/experiments/{c['chain'].pk}/star/", owner_scoped=True),
-    Endpoint("exp-priority", "POST", lambda c: f"/api/v1/experiments/{c['chain'].pk}/priority/",
-             {"priority": "HIGH"}, owner_scoped=True),
-    Endpoint("exp-share", "POST", lambda c: f"/api/v1/experiments/{c['chain'].pk}/share/", {"shared": False},
-             owner_scoped=True),
+    Endpoint(
+        "exp-priority",
+        "POST",
+        lambda c: f"/api/v1/experiments/{c['chain'].pk}/priority/",
+        {"priority": "HIGH"},
+        owner_scoped=True,
+    ),
+    Endpoint(
+        "exp-share",
+        "POST",
+        lambda c: f"/api/v1/experiments/{c['chain'].pk}/share/",
+        {"shared": False},
+        owner_scoped=True,
+    ),
 ]
 
 
@@ -171,7 +194,10 @@ def test_experiment_permissions(pctx, endpoint):
     assert response.status_code == endpoint.ok_status, response.content
 
 
-@pytest.mark.parametrize("endpoint", [e for e in EXPERIMENT_ENDPOINTS if e.owner_scoped and e.method != "GET"],
-                         ids=[e.name for e in EXPERIMENT_ENDPOINTS if e.owner_scoped and e.method != "GET"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [e for e in EXPERIMENT_ENDPOINTS if e.owner_scoped and e.method != "GET"],
+    ids=[e.name for e in EXPERIMENT_ENDPOINTS if e.owner_scoped and e.method != "GET"],
+)
 def test_admin_may_act_on_any_experiment(pctx, endpoint):
     assert call(pctx["admin"], endpoint, pctx).status_code == endpoint.ok_status

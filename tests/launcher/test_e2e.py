@@ -41,14 +41,18 @@ def log_of(chain: Chain, rank: int, attempt: Attempt | None = None) -> str:
 
 def test_two_node_job_runs_with_the_contract_and_succeeds(platform, cluster, submit, workspace):
     user = UserFactory(username="e2e-a")
-    write(workspace, "env.py", """
+    write(
+        workspace,
+        "env.py",
+        """
         import os
         for k in ["WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT", "ROTA_CHAIN_ID", "ROTA_NB_NAME",
                   "ROTA_WHOLE_LIFE_STATE", "MARSV2_RANK", "MARSV2_NB_NAME", "ROTA_API_URL"]:
             print(k, "=", os.environ[k])
         print("token set:", bool(os.environ["ROTA_TASK_TOKEN"]))
         print("cwd", os.getcwd())
-    """)
+    """,
+    )
     chain = submit(user, name="two-node", entrypoint="env.py", nodes=2, priority="NORMAL")
     wait_until(lambda: chain_status(chain) == ChainStatus.SUCCEEDED, message="job to succeed")
     attempt = latest(chain)
@@ -95,8 +99,10 @@ def test_preempted_job_checkpoints_requeues_and_resumes_with_its_state(platform,
     write(workspace, "ckpt.py", CHECKPOINTING)
     write(workspace, "quick.py", "print('high priority work')\n")
     victim = submit(low_user, name="victim", entrypoint="ckpt.py", nodes=4, priority="LOW")
-    wait_until(lambda: chain_status(victim) == ChainStatus.RUNNING and "start from 0" in log_of(victim, 0),
-               message="victim running")
+    wait_until(
+        lambda: chain_status(victim) == ChainStatus.RUNNING and "start from 0" in log_of(victim, 0),
+        message="victim running",
+    )
     wait_until(lambda: latest(victim).last_checkpoint_at is not None, message="a checkpoint")
     first = latest(victim)
     winner = submit(high_user, name="winner", entrypoint="quick.py", nodes=2, priority="HIGH")
@@ -128,11 +134,15 @@ def platform_get(platform, user, path: str) -> dict:
 def test_grace_expiry_kills_a_job_that_ignores_the_notice(platform, cluster, submit, workspace, settings):
     settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "GRACE_SECONDS": 1.0}
     user = UserFactory(username="e2e-stubborn")
-    write(workspace, "stubborn.sh", """
+    write(
+        workspace,
+        "stubborn.sh",
+        """
         trap 'echo got SIGTERM, ignoring' TERM
         echo started
         while true; do sleep 0.1; done
-    """)
+    """,
+    )
     chain = submit(user, name="stubborn", kind="bash", entrypoint="stubborn.sh", nodes=1)
     wait_until(lambda: chain_status(chain) == ChainStatus.RUNNING and "started" in log_of(chain, 0), message="running")
     attempt = latest(chain)
@@ -148,7 +158,10 @@ def test_grace_expiry_kills_a_job_that_ignores_the_notice(platform, cluster, sub
 def test_go_suspend_frees_the_nodes_at_once(platform, cluster, submit, workspace, settings):
     settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "GRACE_SECONDS": 120.0}
     user = UserFactory(username="e2e-polite")
-    write(workspace, "polite.py", """
+    write(
+        workspace,
+        "polite.py",
+        """
         import time
         from rota import job
         print("up", flush=True)
@@ -156,7 +169,8 @@ def test_go_suspend_frees_the_nodes_at_once(platform, cluster, submit, workspace
             time.sleep(0.05)
         job.set_whole_life_state(11)
         job.go_suspend()
-    """)
+    """,
+    )
     chain = submit(user, name="polite", entrypoint="polite.py", nodes=2)
     wait_until(lambda: chain_status(chain) == ChainStatus.RUNNING and "up" in log_of(chain, 0), message="running")
     attempt = latest(chain)
@@ -171,14 +185,18 @@ def test_go_suspend_frees_the_nodes_at_once(platform, cluster, submit, workspace
 
 def test_failing_rank_fails_the_job_and_stops_the_others(platform, cluster, submit, workspace):
     user = UserFactory(username="e2e-fail")
-    write(workspace, "fail.py", """
+    write(
+        workspace,
+        "fail.py",
+        """
         import os, sys, time
         if os.environ["RANK"] == "1":
             print("rank 1 crashing", flush=True)
             sys.exit(3)
         print("rank 0 waiting", flush=True)
         time.sleep(600)
-    """)
+    """,
+    )
     chain = submit(user, name="failing", entrypoint="fail.py", nodes=2)
     wait_until(lambda: chain_status(chain) == ChainStatus.FAILED, timeout=30, message="job failed")
     attempt = latest(chain)
@@ -205,8 +223,9 @@ def test_disabled_node_requeues_its_jobs(platform, cluster, submit, workspace, a
     assert Rank.objects.get(attempt=latest(chain)).node_id != node.pk
 
 
-def test_reconcile_crash_mid_start_then_restart_starts_nothing_twice(cluster, submit, workspace, settings, tmp_path,
-                                                                     monkeypatch):
+def test_reconcile_crash_mid_start_then_restart_starts_nothing_twice(
+    cluster, submit, workspace, settings, tmp_path, monkeypatch
+):
     settings.ROTA_BACKEND = "local"
     settings.ROTA_RUN_ROOT = tmp_path / "run"
     settings.ROTA_LOG_ROOT = tmp_path / "logs"
@@ -214,7 +233,7 @@ def test_reconcile_crash_mid_start_then_restart_starts_nothing_twice(cluster, su
 
     reset_backend()
     user = UserFactory(username="e2e-crash")
-    write(workspace, "count.sh", "echo started >> \"$ROTA_LOG_DIR/../../starts-$RANK\"; sleep 600\n")
+    write(workspace, "count.sh", 'echo started >> "$ROTA_LOG_DIR/../../starts-$RANK"; sleep 600\n')
     chain = submit(user, name="crashy", kind="bash", entrypoint="count.sh", nodes=2)
     attempt = latest(chain)
     assert attempt.worker_status == WorkerStatus.STARTING
@@ -226,15 +245,18 @@ def test_reconcile_crash_mid_start_then_restart_starts_nothing_twice(cluster, su
     monkeypatch.setattr(reconcile_module.lifecycle, "attempt_mark_running", crash)
     with pytest.raises(SystemExit):
         reconcile_module.Reconciler(get_backend())._one(
-            Attempt.objects.prefetch_related("ranks__node").select_related("chain__owner", "chain__node_group",
-                                                                            "chain__environment").get(pk=attempt.pk)
+            Attempt.objects.prefetch_related("ranks__node")
+            .select_related("chain__owner", "chain__node_group", "chain__environment")
+            .get(pk=attempt.pk)
         )
     assert latest(chain).worker_status == WorkerStatus.STARTING
     monkeypatch.undo()
     # A new worker (fresh backend object, as after a restart) adopts the running ranks.
     reset_backend()
-    wait_until(lambda: (reconcile_module.reconcile(), latest(chain).worker_status)[1] == WorkerStatus.RUNNING,
-               message="adopted and running")
+    wait_until(
+        lambda: (reconcile_module.reconcile(), latest(chain).worker_status)[1] == WorkerStatus.RUNNING,
+        message="adopted and running",
+    )
     starts = sorted(p.name for p in (tmp_path / "logs").glob("starts-*"))
     assert starts == ["starts-0", "starts-1"]
     assert all((tmp_path / "logs" / s).read_text().count("started") == 1 for s in starts)

@@ -509,15 +509,19 @@ def test_a_job_ignoring_sigterm_keeps_running_until_stop_kills_it(harness: Harne
         """
         trap '' TERM
         i=0
-        while true; do i=$((i+1)); echo $i > "$OUT/beat"; sleep 0.02; done
+        while true; do i=$((i+1)); echo $i > "$OUT/beat-$RANK"; sleep 0.02; done
         """,
     )
     harness.backend.start(harness.spec(22, entry, ranks=2))
-    beat = harness.workspace / "beat"
-    wait_until(beat.exists, what="the first heartbeat")
+    beats = [harness.workspace / f"beat-{rank}" for rank in (0, 1)]
+    # Both ranks have installed their trap once they beat (a SIGTERM before that would kill them).
+    wait_until(lambda: all(b.exists() for b in beats), what="the first heartbeat of both ranks")
     harness.backend.signal_suspend(22)
-    after_signal = int(beat.read_text() or 0)
-    wait_until(lambda: int(beat.read_text() or 0) > after_signal + 2, what="heartbeats after SIGTERM")
+    after_signal = [int(b.read_text() or 0) for b in beats]
+    wait_until(
+        lambda: all(int(b.read_text() or 0) > n + 2 for b, n in zip(beats, after_signal, strict=True)),
+        what="heartbeats after SIGTERM",
+    )
     assert {o.phase for o in harness.backend.observe(22).values()} == {RankPhase.RUNNING}
     harness.backend.stop(22)
     harness.backend.stop(22)  # repeats are harmless

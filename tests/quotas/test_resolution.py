@@ -27,8 +27,14 @@ def node(subject, value, *, kind="node", priority=HIGH, group_name="training", e
     user = subject if not isinstance(subject, str) else None
     group = g(subject) if isinstance(subject, str) else None
     return services.quota_set(
-        actor=None, user=user, group=group, kind=kind, node_group=NodeGroupFactory(name=group_name),
-        priority=priority, value=value, expires_at=expires_at,
+        actor=None,
+        user=user,
+        group=group,
+        kind=kind,
+        node_group=NodeGroupFactory(name=group_name),
+        priority=priority,
+        value=value,
+        expires_at=expires_at,
     )
 
 
@@ -45,7 +51,11 @@ CASES = [
     ("user row overrides lower group row", [("public", "node", 2), ("user", "node", 7)], 7),
     ("limit caps quota", [("vision", "node", 5), ("public", "node_limit", 3)], 3),
     ("min across group limits", [("vision", "node", 8), ("public", "node_limit", 6), ("vision", "node_limit", 4)], 4),
-    ("user limit overrides group limits", [("vision", "node", 8), ("public", "node_limit", 2), ("user", "node_limit", 6)], 6),
+    (
+        "user limit overrides group limits",
+        [("vision", "node", 8), ("public", "node_limit", 2), ("user", "node_limit", 6)],
+        6,
+    ),
     ("limit above quota changes nothing", [("vision", "node", 3), ("public", "node_limit", 10)], 3),
     ("zero user row removes group quota", [("vision", "node", 5), ("user", "node", 0)], 0),
 ]

@@ -269,11 +269,11 @@ def test_racing_passes_on_postgres_never_double_book(cluster, submit, django_db_
         ]
         barrier = threading.Barrier(2)
 
-        def racer() -> None:
+        def racer(barrier: threading.Barrier = barrier) -> None:
             try:
                 barrier.wait(5)
                 driver.run_pass()
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 connection.close()

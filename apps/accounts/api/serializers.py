@@ -14,7 +14,18 @@ class MeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "username", "nickname", "email", "role", "team", "groups", "is_active", "is_admin", "token_scope"]
+        fields = [
+            "id",
+            "username",
+            "nickname",
+            "email",
+            "role",
+            "team",
+            "groups",
+            "is_active",
+            "is_admin",
+            "token_scope",
+        ]
 
     def get_groups(self, obj: User) -> list[str]:
         return sorted(obj.group_names())
@@ -33,7 +44,17 @@ class TokenSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "scope", "created_at", "created_by", "expires_at", "last_used_at", "revoked_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scope",
+            "created_at",
+            "created_by",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+        ]
         read_only_fields = fields
 
 
@@ -59,13 +80,26 @@ class AdminUserSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "username", "nickname", "email", "role", "team", "groups", "is_active", "date_joined", "last_login"]
+        fields = [
+            "id",
+            "username",
+            "nickname",
+            "email",
+            "role",
+            "team",
+            "groups",
+            "is_active",
+            "date_joined",
+            "last_login",
+        ]
         read_only_fields = ["id", "date_joined", "last_login"]
 
 
 class AdminUserCreateSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    password = serializers.CharField(required=False, allow_blank=True, write_only=True, style={"input_type": "password"})
+    password = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, style={"input_type": "password"}
+    )
     role = serializers.ChoiceField(choices=Role.choices, default=Role.INTERNAL)
     nickname = serializers.CharField(required=False, allow_blank=True, default="")
     email = serializers.EmailField(required=False, allow_blank=True, default="")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from django.contrib.auth import authenticate
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import AllowAny
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
 from apps.accounts import selectors, services
@@ -162,6 +162,7 @@ class LoginTokenView(APIView):
         user = authenticate(request._request, username=values["username"], password=values["password"])
         if user is None or not user.is_active:
             raise ApplicationError(_("Wrong user name or password."), code="invalid_credentials")
-        issued = services.token_create(actor=user, name=values["name"], scope=values["scope"],
-                                       expires_at=values["expires_at"])
+        issued = services.token_create(
+            actor=user, name=values["name"], scope=values["scope"], expires_at=values["expires_at"]
+        )
         return Response(s.TokenSerializer(issued.token).data | {"token": issued.raw}, status=status.HTTP_201_CREATED)

@@ -20,8 +20,20 @@ class NodeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Node
-        fields = ["id", "name", "group", "gpu_count", "gpu_model", "cpu", "memory_bytes", "room", "state",
-                  "state_reason", "labels", "state_changed_at"]
+        fields = [
+            "id",
+            "name",
+            "group",
+            "gpu_count",
+            "gpu_model",
+            "cpu",
+            "memory_bytes",
+            "room",
+            "state",
+            "state_reason",
+            "labels",
+            "state_changed_at",
+        ]
         read_only_fields = ["id", "state", "state_reason", "state_changed_at"]
 
 

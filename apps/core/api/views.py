@@ -14,8 +14,18 @@ from apps.core.models import AuditEntry
 class AuditEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEntry
-        fields = ["id", "created_at", "actor_name", "action", "target_type", "target_id", "target_repr", "before",
-                  "after", "note"]
+        fields = [
+            "id",
+            "created_at",
+            "actor_name",
+            "action",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "before",
+            "after",
+            "note",
+        ]
 
 
 class AuditFilterSet(django_filters.FilterSet):

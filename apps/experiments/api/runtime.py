@@ -144,7 +144,9 @@ class MetricsView(_RuntimeView):
         data.is_valid(raise_exception=True)
         step = data.validated_data["step"]
         MetricPoint.objects.bulk_create(
-            [MetricPoint(attempt=attempt, step=step, name=name, value=value)
-             for name, value in sorted(data.validated_data["values"].items())]
+            [
+                MetricPoint(attempt=attempt, step=step, name=name, value=value)
+                for name, value in sorted(data.validated_data["values"].items())
+            ]
         )
         return Response({"recorded": len(data.validated_data["values"])}, status=201)

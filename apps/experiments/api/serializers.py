@@ -50,9 +50,27 @@ class ChainListSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Chain
-        fields = ["id", "name", "owner", "status", "worker_status", "attempt_id", "restart_count", "group", "nodes",
-                  "priority", "priority_name", "effective_priority", "tags", "starred", "shared_with_team",
-                  "created_at", "started_at", "finished_at", "pending"]
+        fields = [
+            "id",
+            "name",
+            "owner",
+            "status",
+            "worker_status",
+            "attempt_id",
+            "restart_count",
+            "group",
+            "nodes",
+            "priority",
+            "priority_name",
+            "effective_priority",
+            "tags",
+            "starred",
+            "shared_with_team",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "pending",
+        ]
 
     def get_priority_name(self, obj: Chain) -> str | None:
         return priority_name(obj.priority)
@@ -83,10 +101,28 @@ class AttemptSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Attempt
-        fields = ["id", "index", "queue_status", "worker_status", "priority", "effective_priority", "whole_life_state",
-                  "stop_reason", "suspend_reason", "suspend_state", "exit_code", "failure_message", "created_at",
-                  "scheduled_at", "started_at", "finished_at", "last_checkpoint_at", "runtime_seconds", "pending",
-                  "ranks"]
+        fields = [
+            "id",
+            "index",
+            "queue_status",
+            "worker_status",
+            "priority",
+            "effective_priority",
+            "whole_life_state",
+            "stop_reason",
+            "suspend_reason",
+            "suspend_state",
+            "exit_code",
+            "failure_message",
+            "created_at",
+            "scheduled_at",
+            "started_at",
+            "finished_at",
+            "last_checkpoint_at",
+            "runtime_seconds",
+            "pending",
+            "ranks",
+        ]
 
     def get_runtime_seconds(self, obj: Attempt) -> float:
         return round(attempt_runtime_seconds(obj), 3)
@@ -103,9 +139,23 @@ class ChainDetailSerializer(ChainListSerializer):
     can_act = serializers.SerializerMethodField()
 
     class Meta(ChainListSerializer.Meta):
-        fields = [*ChainListSerializer.Meta.fields, "workspace", "entrypoint", "kind", "parameters", "env_vars",
-                  "environment", "whole_life_state", "custom_rank", "watchdog_seconds", "notes", "held",
-                  "runtime_seconds", "can_act", "attempts"]
+        fields = [
+            *ChainListSerializer.Meta.fields,
+            "workspace",
+            "entrypoint",
+            "kind",
+            "parameters",
+            "env_vars",
+            "environment",
+            "whole_life_state",
+            "custom_rank",
+            "watchdog_seconds",
+            "notes",
+            "held",
+            "runtime_seconds",
+            "can_act",
+            "attempts",
+        ]
 
     def get_runtime_seconds(self, obj: Chain) -> float:
         return round(sum(attempt_runtime_seconds(a) for a in obj.attempts.all()), 3)

@@ -44,7 +44,9 @@ class ExperimentListCreateView(generics.ListAPIView):
         data.is_valid(raise_exception=True)
         chain = services.experiment_submit(user=request.user, **data.validated_data)
         chain = selectors.chain_detail(user=request.user, key=chain.pk)
-        return Response(s.ChainDetailSerializer(chain, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.ChainDetailSerializer(chain, context={"request": request}).data, status=status.HTTP_201_CREATED
+        )
 
 
 class ExperimentDetailView(APIView):

@@ -44,7 +44,9 @@ def parse_cursor(text: str, attempt_ids: list[int]) -> ChainCursor:
         attempt_text, offset_text = text.split(":", 1)
         cursor = ChainCursor(int(attempt_text), int(offset_text))
     except ValueError:
-        raise ApplicationError("cursor must look like <attempt id>:<byte offset>.", fields={"cursor": ["Invalid."]}) from None
+        raise ApplicationError(
+            "cursor must look like <attempt id>:<byte offset>.", fields={"cursor": ["Invalid."]}
+        ) from None
     if cursor.attempt_id not in attempt_ids or cursor.offset < 0:
         raise ApplicationError("cursor does not belong to this job.", fields={"cursor": ["Invalid."]})
     return cursor
@@ -81,7 +83,9 @@ class LogView(APIView):
         elif tail not in (None, ""):
             nbytes = _int(request, "tail", 65536, minimum=1, maximum=MAX_LIMIT)
             chunk = store.read(str(chain.pk), ids[-1], rank, offset=-nbytes, limit=nbytes)
-            return Response(self._body(chain, rank, ids, chunk.data, ChainCursor(ids[-1], chunk.next_offset), chunk.eof))
+            return Response(
+                self._body(chain, rank, ids, chunk.data, ChainCursor(ids[-1], chunk.next_offset), chunk.eof)
+            )
         else:
             cursor = None
         page = store.read_chain(str(chain.pk), ids, rank, cursor=cursor, limit=limit)
@@ -126,7 +130,10 @@ class LogSearchView(APIView):
         truthy = {"1", "true", "yes", "on"}
         try:
             result = get_log_store().search(
-                str(chain.pk), attempt_id, list(range(chain.node_count)), query,
+                str(chain.pk),
+                attempt_id,
+                list(range(chain.node_count)),
+                query,
                 regex=request.query_params.get("regex", "").lower() in truthy,
                 case_sensitive=request.query_params.get("case", "").lower() in truthy,
             )
@@ -164,7 +171,9 @@ class LogDownloadView(APIView):
         except FileNotFoundError:
             raise NotFound("This rank has no log yet.") from None
         return FileResponse(
-            handle, as_attachment=True, filename=f"{chain.name}-attempt{attempt_id}-rank{rank}.log",
+            handle,
+            as_attachment=True,
+            filename=f"{chain.name}-attempt{attempt_id}-rank{rank}.log",
             content_type="text/plain; charset=utf-8",
         )
 

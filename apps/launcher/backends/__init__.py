@@ -1,14 +1,18 @@
-"""The configured backend and log store, one per process (``ROTA_BACKEND``: local | kubernetes)."""
+"""The configured backend and log store, one per process (``ROTA_BACKEND``: local | kubernetes).
+
+Django is imported inside the functions: the backends themselves are plain Python, and the rank
+supervisor imports them without Django.
+"""
 
 from __future__ import annotations
 
 import threading
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from django.conf import settings
-
-from apps.launcher.backends.base import Backend
-from apps.launcher.logstore import LogStore
+if TYPE_CHECKING:
+    from apps.launcher.backends.base import Backend
+    from apps.launcher.logstore import LogStore
 
 _lock = threading.Lock()
 _backend: Backend | None = None
@@ -16,6 +20,10 @@ _backend: Backend | None = None
 
 @lru_cache(maxsize=1)
 def get_log_store() -> LogStore:
+    from django.conf import settings
+
+    from apps.launcher.logstore import LogStore
+
     return LogStore(settings.ROTA_LOG_ROOT, line_max_bytes=settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"])
 
 
@@ -39,6 +47,8 @@ def reset_backend() -> None:
 
 
 def _create() -> Backend:
+    from django.conf import settings
+
     if settings.ROTA_BACKEND == "local":
         from apps.launcher.backends.local import LocalBackend
 

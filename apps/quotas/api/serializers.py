@@ -35,8 +35,19 @@ class QuotaSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Quota
-        fields = ["id", "subject", "kind", "resource", "node_group", "priority", "priority_name", "environment",
-                  "value", "expires_at", "updated_at"]
+        fields = [
+            "id",
+            "subject",
+            "kind",
+            "resource",
+            "node_group",
+            "priority",
+            "priority_name",
+            "environment",
+            "value",
+            "expires_at",
+            "updated_at",
+        ]
 
     def get_priority_name(self, obj: Quota) -> str | None:
         return Priority(obj.priority).label if obj.priority is not None else None
@@ -64,7 +75,9 @@ class NodeQuotaRowSerializer(serializers.Serializer):
     priority_name = serializers.CharField()
     quota = serializers.IntegerField(help_text="Effective quota (capped by the limit).")
     limit = serializers.IntegerField(allow_null=True)
-    used = serializers.IntegerField(help_text="Nodes held now by my starting, running and suspending jobs at this level.")
+    used = serializers.IntegerField(
+        help_text="Nodes held now by my starting, running and suspending jobs at this level."
+    )
 
 
 class JupyterQuotaRowSerializer(serializers.Serializer):

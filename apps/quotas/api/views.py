@@ -65,7 +65,7 @@ def _lookup(model: Any, field: str, value: str | None, label: str) -> Any:
         return None
     obj = model.objects.filter(**{field: value}).first()
     if obj is None:
-        raise ApplicationError(f"Unknown {label} {value!r}.", fields={label.replace(' ', '_'): [f"Unknown {label}."]})
+        raise ApplicationError(f"Unknown {label} {value!r}.", fields={label.replace(" ", "_"): [f"Unknown {label}."]})
     return obj
 
 
@@ -77,7 +77,9 @@ class AdminQuotaListCreateView(generics.ListAPIView):
     filterset_fields = ["kind"]
 
     def get_queryset(self) -> Any:
-        qs = Quota.objects.select_related("user", "group", "node_group", "environment").order_by("kind", "resource", "id")
+        qs = Quota.objects.select_related("user", "group", "node_group", "environment").order_by(
+            "kind", "resource", "id"
+        )
         node_group = self.request.query_params.get("node_group")
         if node_group:
             qs = qs.filter(node_group__name=node_group)
