@@ -28,7 +28,10 @@ class Event(Protocol):
 
 
 def event_body(event: Any) -> dict[str, Any]:
-    body = dataclasses.asdict(event) if dataclasses.is_dataclass(event) else dict(event.payload())
+    if dataclasses.is_dataclass(event) and not isinstance(event, type):
+        body = dataclasses.asdict(event)
+    else:
+        body = dict(event.payload())
     body["type"] = event.type
     return body
 

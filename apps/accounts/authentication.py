@@ -32,7 +32,8 @@ def authenticate_raw_token(raw: str) -> tuple[Any, ApiToken]:
         raise exceptions.AuthenticationFailed(_("This token was revoked. Create a new one under Account → Tokens."))
     if token.is_expired:
         raise exceptions.AuthenticationFailed(
-            _("This token expired at %(when)s. Create a new one.") % {"when": token.expires_at.isoformat()}
+            _("This token expired at %(when)s. Create a new one.")
+            % {"when": token.expires_at.isoformat() if token.expires_at else "?"}
         )
     if not token.user.is_active:
         raise exceptions.AuthenticationFailed(_("The account this token belongs to is deactivated."))

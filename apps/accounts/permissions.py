@@ -9,7 +9,7 @@ from rest_framework import permissions
 from rest_framework.request import Request
 
 from apps.accounts.choices import AdminGroup, TokenScope
-from apps.accounts.models import ApiToken
+from apps.accounts.models import ApiToken, User
 
 
 def token_scope_error(request: Request, view: Any) -> str | None:
@@ -45,7 +45,8 @@ class _AdminGroupPermission(IsActiveUser):
     message = _("You need admin rights for this.")
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        return super().has_permission(request, view) and request.user.in_admin_group(*self.groups)
+        user = request.user
+        return super().has_permission(request, view) and isinstance(user, User) and user.in_admin_group(*self.groups)
 
 
 class IsUserAdmin(_AdminGroupPermission):

@@ -55,7 +55,7 @@ class _LineLoader(yaml.SafeLoader):
     """A YAML loader that remembers the line of every mapping (as ``__line__``)."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     mapping = loader.construct_mapping(node, deep=True)
     mapping["__line__"] = node.start_mark.line + 1
     return mapping
@@ -158,8 +158,8 @@ def _apply(entry: _Entry) -> None:
         d = _take(
             entry, {"name", "group", "gpu_count", "gpu_model", "cpu", "memory_gib", "room", "labels"}, {"name", "group"}
         )
-        group = NodeGroup.objects.filter(name=d["group"]).first()
-        if group is None:
+        node_group = NodeGroup.objects.filter(name=d["group"]).first()
+        if node_group is None:
             raise ApplicationError(f"unknown node group {d['group']!r} (define it under [[node_groups]])")
         labels = d.get("labels", {})
         if not isinstance(labels, dict):
@@ -167,7 +167,7 @@ def _apply(entry: _Entry) -> None:
         cluster_services.node_upsert(
             actor=None,
             name=d["name"],
-            group=group,
+            group=node_group,
             gpu_count=_int(d, "gpu_count"),
             gpu_model=str(d.get("gpu_model", "")),
             cpu=_int(d, "cpu"),
@@ -201,7 +201,8 @@ def _apply(entry: _Entry) -> None:
             {"name", "kind", "source", "container_path", "read_only", "action", "active", "owners", "conditions"},
             {"name", "source", "container_path"},
         )
-        users, groups = [], []
+        users: list[User] = []
+        groups: list[Group] = []
         for owner in d.get("owners", ["group:public"]):
             user, group = _subject(owner)
             if user is not None:
@@ -277,10 +278,10 @@ def _apply(entry: _Entry) -> None:
             entry, {"subject", "kind", "node_group", "priority", "environment", "value"}, {"subject", "kind", "value"}
         )
         user, group = _subject(d["subject"])
-        node_group = None
+        quota_node_group: NodeGroup | None = None
         if d.get("node_group"):
-            node_group = NodeGroup.objects.filter(name=d["node_group"]).first()
-            if node_group is None:
+            quota_node_group = NodeGroup.objects.filter(name=d["node_group"]).first()
+            if quota_node_group is None:
                 raise ApplicationError(f"unknown node group {d['node_group']!r}")
         environment = None
         if d.get("environment"):
@@ -298,7 +299,7 @@ def _apply(entry: _Entry) -> None:
             user=user,
             group=group,
             kind=d["kind"],
-            node_group=node_group,
+            node_group=quota_node_group,
             priority=priority,
             environment=environment,
             value=_int(d, "value"),

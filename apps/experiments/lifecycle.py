@@ -37,7 +37,7 @@ from portal.realtime import chain_group, send_event_on_commit, user_group
 SCHEDULE = "apps.scheduler.tasks.schedule_pass"
 RECONCILE = "apps.launcher.tasks.reconcile_pass"
 
-_CHAIN_STATUS = {
+_CHAIN_STATUS: dict[str, str] = {
     WorkerStatus.STARTING: ChainStatus.STARTING,
     WorkerStatus.RUNNING: ChainStatus.RUNNING,
     WorkerStatus.SUSPENDING: ChainStatus.SUSPENDING,

@@ -224,8 +224,9 @@ def experiment_submit(
 
 
 def _latest(chain: Chain) -> Attempt:
-    attempt = Attempt.objects.get(pk=chain.latest_attempt_id)
-    return attempt
+    if chain.latest_attempt_id is None:
+        raise NotFound(_("This job has no attempt."))
+    return Attempt.objects.get(pk=chain.latest_attempt_id)
 
 
 @transaction.atomic

@@ -261,7 +261,7 @@ class Reconciler:
             return
         ranks = list(attempt.ranks.all())
         if ranks and all(observed.get(r.rank) and observed[r.rank].phase == RankPhase.SUCCEEDED for r in ranks):
-            codes = [observed[r.rank].exit_code for r in ranks]
+            codes = [observed[r.rank].exit_code or 0 for r in ranks]
             if lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.SUCCEEDED, exit_code=max(codes or [0])):
                 self.result.finished[attempt.pk] = WorkerStatus.SUCCEEDED
             self._release(attempt.pk)

@@ -62,7 +62,7 @@ class Quota(models.Model):
     @staticmethod
     def make_resource(kind: str, node_group: str | None, priority: int | None, environment: str | None) -> str:
         if kind in (QuotaKind.NODE, QuotaKind.NODE_LIMIT):
-            return f"{kind}:{node_group}:{Priority(priority).label}"
+            return f"{kind}:{node_group}:{Priority(priority or 0).label}"
         if kind == QuotaKind.ENVIRONMENT:
             return f"{kind}:{environment}"
         return f"{kind}:{node_group}"

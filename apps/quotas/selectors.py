@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db.models import Case, Q, QuerySet, Value, When
 from django.utils import timezone
@@ -65,26 +66,27 @@ def quota_group_names(user: User) -> set[str]:
     return user.group_names() | {PUBLIC_GROUP, user.role}
 
 
-def _rows(user_ids: Iterable[int], group_names: Iterable[str]) -> list[dict[str, object]]:
+def _rows(user_ids: Iterable[int], group_names: Iterable[str]) -> list[dict[str, Any]]:
     now = timezone.now()
-    return list(
+    queryset = (
         Quota.objects.filter(Q(user_id__in=list(user_ids)) | Q(group__name__in=list(group_names)))
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .values("user_id", "group__name", "kind", "node_group__name", "priority", "environment__name", "value")
     )
+    return [dict(row) for row in queryset]
 
 
-def _resolve(user_id: int, groups: set[str], rows: list[dict[str, object]]) -> ResolvedQuota:
-    own: dict[tuple[object, ...], int] = {}
-    from_groups: dict[tuple[object, ...], list[int]] = defaultdict(list)
+def _resolve(user_id: int, groups: set[str], rows: list[dict[str, Any]]) -> ResolvedQuota:
+    own: dict[tuple[Any, ...], int] = {}
+    from_groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for row in rows:
         key = (row["kind"], row["node_group__name"], row["priority"], row["environment__name"])
-        value = int(row["value"])  # type: ignore[call-overload]
+        value = int(row["value"])
         if row["user_id"] == user_id:
             own[key] = value
         elif row["group__name"] in groups:
             from_groups[key].append(value)
-    merged: dict[tuple[object, ...], int] = {}
+    merged: dict[tuple[Any, ...], int] = {}
     for key, values in from_groups.items():
         merged[key] = min(values) if key[0] == QuotaKind.NODE_LIMIT else max(values)
     merged.update(own)
@@ -95,9 +97,9 @@ def _resolve(user_id: int, groups: set[str], rows: list[dict[str, object]]) -> R
     environments: list[tuple[int, str]] = []
     for (kind, node_group, priority, environment), value in merged.items():
         if kind == QuotaKind.NODE:
-            node_quota[(str(node_group), int(priority))] = value  # type: ignore[call-overload]
+            node_quota[(str(node_group), int(priority))] = value
         elif kind == QuotaKind.NODE_LIMIT:
-            node_limit[(str(node_group), int(priority))] = value  # type: ignore[call-overload]
+            node_limit[(str(node_group), int(priority))] = value
         elif kind == QuotaKind.ENVIRONMENT:
             if value > 0:
                 environments.append((value, str(environment)))

@@ -320,6 +320,8 @@ def test_job_prefers_the_best_fitting_single_room() -> None:
     assert started(three) == {1: ("a1", "a2", "a3")}
     four = plan(snap(cluster, wait=[waiting(1, "ann", n=4)]))
     assert started(four) == {1: ("a1", "a2", "a3", "b1")}  # across rooms: fullest room first
+    tie = nodes("x1", "x2", room="X") + nodes("y1", "y2", room="Y")
+    assert started(plan(snap(tie, wait=[waiting(1, "ann", n=2)]))) == {1: ("x1", "x2")}  # equal fit: room name
 
 
 def test_a_node_is_never_given_twice_and_held_nodes_are_never_given() -> None:

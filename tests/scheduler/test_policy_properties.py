@@ -42,6 +42,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
     groups = [f"g{i}" for i in range(draw(st.integers(1, 4)))]
     n_nodes = draw(st.one_of(st.integers(1, 8), st.integers(8, 30)))
     # a narrow palette makes equal priorities (time-sharing) and aging common
+    users = draw(st.sampled_from((USERS, USERS, USERS[:2], USERS[:1])))  # few users: quota and same-user rules bite
     palette = draw(st.sampled_from((LEVELS, LEVELS, (10, 20, 0), (10,), (10, 30), (20, 10))))
     node_list = [
         Node(
@@ -70,7 +71,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
             Running(
                 attempt_id=attempt,
                 chain_id=f"c{attempt}",
-                user=draw(st.sampled_from(USERS)),
+                user=draw(st.sampled_from(users)),
                 group=group,
                 priority=priority,
                 quota_priority=priority if draw(st.integers(0, 4)) else draw(st.sampled_from(LEVELS)),
@@ -90,7 +91,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
             Waiting(
                 attempt_id=attempt,
                 chain_id=f"c{attempt}",
-                user=draw(st.sampled_from(USERS)),
+                user=draw(st.sampled_from(users)),
                 group=draw(st.sampled_from(groups)) if draw(st.integers(0, 19)) else "nowhere",
                 node_count=draw(st.integers(1, 4)),
                 priority=draw(st.sampled_from((*palette, int(Priority.AUTO)))),
@@ -239,6 +240,26 @@ def check_plan(s: Snapshot, result: Plan) -> None:
         if e.position and e.code is not ReasonCode.QUOTA and w.group not in held_back:
             assert w.node_count > free_left[w.group], (aid, e)
     assert len(held_back) >= len(result.reservations) == len({r.group for r in result.reservations})
+
+    # a reservation: nobody behind the starving attempt starts or suspends in its group
+    def order(aid: int, level: int) -> tuple:
+        w = waits[aid]
+        return (-level, s.usage.get(w.user, 0.0), w.custom_rank, w.first_submitted_at, w.attempt_id)
+
+    for r in result.reservations:
+        e = result.explanations[r.attempt_id]
+        assert e.resolved_priority is not None
+        assert waits[r.attempt_id].group == r.group
+        assert s.now - waits[r.attempt_id].queued_at >= s.config.reservation_wait_seconds
+        mark = order(r.attempt_id, e.resolved_priority)
+        for x in result.starts:
+            if waits[x.attempt_id].group == r.group:
+                assert order(x.attempt_id, x.priority) < mark
+        for x in result.suspends:
+            b = result.explanations[x.beneficiary_attempt_id]
+            if waits[x.beneficiary_attempt_id].group == r.group:
+                assert b.resolved_priority is not None
+                assert order(x.beneficiary_attempt_id, b.resolved_priority) < mark
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -76,7 +76,7 @@ class IssuedTokenSerializer(TokenSerializer):
 
 class AdminUserSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.name", default=None, allow_null=True, required=False)
-    groups = serializers.SlugRelatedField(many=True, slug_field="name", read_only=True)
+    groups: serializers.Field = serializers.SlugRelatedField(many=True, slug_field="name", read_only=True)
 
     class Meta:
         model = User

@@ -10,7 +10,6 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.permissions import AllowAny
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
@@ -20,6 +19,7 @@ from apps.accounts.api import serializers as s
 from apps.accounts.choices import TokenScope
 from apps.accounts.models import User
 from apps.accounts.permissions import IsUserAdmin
+from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError, NotFound
 
 
@@ -31,7 +31,7 @@ class MeView(APIView):
     """Who am I: the authenticated user, their groups and the scope of the token used."""
 
     @extend_schema(responses=s.MeSerializer)
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         return Response(s.MeSerializer(request.user, context={"request": request}).data)
 
 
@@ -44,10 +44,10 @@ class TokenListCreateView(generics.ListAPIView):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return self.serializer_class.Meta.model.objects.none()
         include = self.request.query_params.get("include_revoked") in {"1", "true", "yes"}
-        return selectors.tokens_of(user=self.request.user, include_revoked=include)
+        return selectors.tokens_of(user=self.request.user, include_revoked=include)  # type: ignore[arg-type]
 
     @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = s.TokenCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         issued = services.token_create(actor=request.user, **data.validated_data)
@@ -59,14 +59,14 @@ class TokenDetailView(APIView):
     """One of my tokens; DELETE revokes it."""
 
     @extend_schema(responses=s.TokenSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthedRequest, pk: int) -> Response:
         token = selectors.token_get_for_owner(user=request.user, token_id=pk)
         if token is None:
             raise NotFound(_("No such token."))
         return Response(s.TokenSerializer(token).data)
 
     @extend_schema(responses={204: None})
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: AuthedRequest, pk: int) -> Response:
         token = selectors.token_get_for_owner(user=request.user, token_id=pk)
         if token is None:
             raise NotFound(_("No such token."))
@@ -90,7 +90,7 @@ class AdminUserListCreateView(generics.ListAPIView):
         return qs
 
     @extend_schema(request=s.AdminUserCreateSerializer, responses={201: s.AdminUserSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = s.AdminUserCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
@@ -107,11 +107,11 @@ class AdminUserDetailView(APIView):
     permission_classes = [IsUserAdmin]
 
     @extend_schema(responses=s.AdminUserSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthedRequest, pk: int) -> Response:
         return Response(s.AdminUserSerializer(get_object_or_404(selectors.users_list(), pk=pk)).data)
 
     @extend_schema(request=s.AdminUserUpdateSerializer, responses=s.AdminUserSerializer)
-    def patch(self, request: Request, pk: int) -> Response:
+    def patch(self, request: AuthedRequest, pk: int) -> Response:
         user = get_object_or_404(User, pk=pk)
         data = s.AdminUserUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
@@ -125,7 +125,7 @@ class AdminUserTokenCreateView(APIView):
     permission_classes = [IsUserAdmin]
 
     @extend_schema(request=s.TokenCreateSerializer, responses={201: s.IssuedTokenSerializer})
-    def post(self, request: Request, pk: int) -> Response:
+    def post(self, request: AuthedRequest, pk: int) -> Response:
         user = get_object_or_404(User, pk=pk)
         data = s.TokenCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -155,7 +155,7 @@ class LoginTokenView(APIView):
     throttle_classes = [LoginRateThrottle]
 
     @extend_schema(request=LoginTokenSerializer, responses={201: s.IssuedTokenSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = LoginTokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data

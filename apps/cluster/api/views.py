@@ -7,7 +7,6 @@ from typing import Any
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -16,6 +15,7 @@ from apps.cluster import selectors, services
 from apps.cluster.api import serializers as s
 from apps.cluster.filtersets import NodeFilterSet
 from apps.cluster.models import Node, NodeGroup
+from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError
 from apps.quotas.selectors import environments_for
 
@@ -57,7 +57,7 @@ class EnvironmentListView(generics.ListAPIView):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return self.serializer_class.Meta.model.objects.none()
-        return environments_for(user=self.request.user)
+        return environments_for(user=self.request.user)  # type: ignore[arg-type]
 
 
 def _group_or_error(name: str) -> NodeGroup:
@@ -73,7 +73,7 @@ class AdminNodeCreateView(APIView):
     permission_classes = [IsClusterAdmin]
 
     @extend_schema(request=s.NodeWriteSerializer, responses={201: s.NodeSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = s.NodeWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
@@ -88,7 +88,7 @@ class AdminNodeDisableView(APIView):
     permission_classes = [IsClusterAdmin]
 
     @extend_schema(request=s.NodeDisableSerializer, responses=s.NodeSerializer)
-    def post(self, request: Request, name: str) -> Response:
+    def post(self, request: AuthedRequest, name: str) -> Response:
         node = get_object_or_404(Node, name=name)
         data = s.NodeDisableSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -100,7 +100,7 @@ class AdminNodeEnableView(APIView):
     permission_classes = [IsClusterAdmin]
 
     @extend_schema(request=None, responses=s.NodeSerializer)
-    def post(self, request: Request, name: str) -> Response:
+    def post(self, request: AuthedRequest, name: str) -> Response:
         node = get_object_or_404(Node, name=name)
         node = services.node_enable(actor=request.user, node=node)
         return Response(s.NodeSerializer(node).data)

@@ -88,7 +88,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         code = codes if isinstance(codes, str) else getattr(exc, "default_code", "error")
     message = " ".join(_flatten(detail)) if detail is not None else str(exc)
     extra: dict[str, Any] = {}
-    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-        extra["retry_after_seconds"] = int(exc.wait)
+    wait = getattr(exc, "wait", None)
+    if isinstance(exc, exceptions.Throttled) and wait is not None:
+        extra["retry_after_seconds"] = int(wait)
     response.data = error_body(str(code), message, None, **extra)
     return response

@@ -10,12 +10,12 @@ from typing import Any
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.choices import TokenScope
 from apps.accounts.models import ApiToken
+from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError, Conflict, NotFound
 from apps.experiments import lifecycle
 from apps.experiments.choices import QueueStatus, SuspendState, WorkerStatus
@@ -24,7 +24,7 @@ from apps.experiments.models import Attempt, MetricPoint
 MAX_METRICS_PER_CALL = 100
 
 
-def attempt_of(request: Request) -> Attempt:
+def attempt_of(request: AuthedRequest) -> Attempt:
     token = request.auth if isinstance(request.auth, ApiToken) else None
     if token is not None and token.scope == TokenScope.JOB:
         attempt_id: Any = token.attempt_id
@@ -67,7 +67,7 @@ class JobStatusView(_RuntimeView):
     """What the job should know now: suspend requested?, whole-life state, restart count."""
 
     @extend_schema(responses={200: dict})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         attempt = attempt_of(request)
         suspend = attempt.worker_status in (WorkerStatus.SUSPENDING, WorkerStatus.STOPPING)
         if attempt.worker_status == WorkerStatus.SUSPENDING:
@@ -88,7 +88,7 @@ class WholeLifeStateView(_RuntimeView):
     """Set the whole-life state carried to the next attempt of the chain."""
 
     @extend_schema(request=StateSerializer, responses={200: StateSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         attempt = attempt_of(request)
         data = StateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -101,7 +101,7 @@ class CheckpointView(_RuntimeView):
     """The job saved a checkpoint (the scheduler then prefers it as a victim: it loses least work)."""
 
     @extend_schema(request=None, responses={200: dict})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         attempt = attempt_of(request)
         if not lifecycle.attempt_report_checkpoint(attempt.pk):
             raise Conflict("This attempt has finished.")
@@ -112,7 +112,7 @@ class GoSuspendView(_RuntimeView):
     """The job is ready to be suspended now: its nodes are freed at once (and it is requeued)."""
 
     @extend_schema(request=None, responses={200: dict})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         attempt = attempt_of(request)
         if not lifecycle.attempt_go_suspend(attempt.pk):
             raise Conflict(f"This attempt is {attempt.worker_status}; only a running job can suspend.")
@@ -123,7 +123,7 @@ class WatchdogView(_RuntimeView):
     """Stop the job as hung if it prints nothing for this many seconds."""
 
     @extend_schema(request=WatchdogSerializer, responses={200: WatchdogSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         attempt = attempt_of(request)
         data = WatchdogSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -136,7 +136,7 @@ class MetricsView(_RuntimeView):
     """Record ``log_metrics(step, **values)``."""
 
     @extend_schema(request=MetricsSerializer, responses={201: dict})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         attempt = attempt_of(request)
         if attempt.queue_status == QueueStatus.FINISHED:
             raise Conflict("This attempt has finished.")

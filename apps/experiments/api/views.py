@@ -6,10 +6,10 @@ from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.typing import AuthedRequest
 from apps.experiments import selectors, services
 from apps.experiments.api import serializers as s
 from apps.experiments.filtersets import ChainFilterSet
@@ -17,7 +17,7 @@ from apps.experiments.filtersets import ChainFilterSet
 KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="Chain id, or the name of one of your jobs.")
 
 
-def _detail(request: Request, key: str) -> Response:
+def _detail(request: AuthedRequest, key: str) -> Response:
     chain = selectors.chain_detail(user=request.user, key=key)
     return Response(s.ChainDetailSerializer(chain, context={"request": request}).data)
 
@@ -36,10 +36,10 @@ class ExperimentListCreateView(generics.ListAPIView):
     def get_queryset(self) -> Any:
         if getattr(self, "swagger_fake_view", False):
             return selectors.Chain.objects.none()
-        return selectors.chain_list(user=self.request.user)
+        return selectors.chain_list(user=self.request.user)  # type: ignore[arg-type]
 
     @extend_schema(request=s.SubmitSerializer, responses={201: s.ChainDetailSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = s.SubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         chain = services.experiment_submit(user=request.user, **data.validated_data)
@@ -53,18 +53,18 @@ class ExperimentDetailView(APIView):
     """One job: its attempts, ranks and nodes, and why it waits (code, message, position, holders)."""
 
     @extend_schema(parameters=[KEY], responses=s.ChainDetailSerializer)
-    def get(self, request: Request, key: str) -> Response:
+    def get(self, request: AuthedRequest, key: str) -> Response:
         return _detail(request, key)
 
 
 class _ActionView(APIView):
     action_name = ""
 
-    def act(self, request: Request, chain: Any) -> None:
+    def act(self, request: AuthedRequest, chain: Any) -> None:
         raise NotImplementedError  # each subclass defines its action
 
     @extend_schema(parameters=[KEY], request=None, responses=s.ChainDetailSerializer)
-    def post(self, request: Request, key: str) -> Response:
+    def post(self, request: AuthedRequest, key: str) -> Response:
         chain = selectors.chain_get(user=request.user, key=key)
         self.act(request, chain)
         return _detail(request, str(chain.pk))
@@ -73,21 +73,21 @@ class _ActionView(APIView):
 class StopView(_ActionView):
     """Stop: a waiting job is canceled at once; a running one is stopped by the launcher."""
 
-    def act(self, request: Request, chain: Any) -> None:
+    def act(self, request: AuthedRequest, chain: Any) -> None:
         services.experiment_stop(actor=request.user, chain=chain)
 
 
 class SuspendView(_ActionView):
     """Suspend: the job gets the suspend notice, checkpoints, and waits (held) until resumed."""
 
-    def act(self, request: Request, chain: Any) -> None:
+    def act(self, request: AuthedRequest, chain: Any) -> None:
         services.experiment_suspend(actor=request.user, chain=chain)
 
 
 class ResumeView(_ActionView):
     """Resume a suspended (held) job, or start a new attempt of a stopped or failed one."""
 
-    def act(self, request: Request, chain: Any) -> None:
+    def act(self, request: AuthedRequest, chain: Any) -> None:
         services.experiment_resume(actor=request.user, chain=chain)
 
 
@@ -95,7 +95,7 @@ class TagView(APIView):
     """POST adds a tag; DELETE (`?tag=`) removes it."""
 
     @extend_schema(parameters=[KEY], request=s.TagSerializer, responses=s.ChainDetailSerializer)
-    def post(self, request: Request, key: str) -> Response:
+    def post(self, request: AuthedRequest, key: str) -> Response:
         chain = selectors.chain_get(user=request.user, key=key)
         data = s.TagSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -106,7 +106,7 @@ class TagView(APIView):
         parameters=[KEY, OpenApiParameter("tag", str, OpenApiParameter.QUERY, required=True)],
         responses=s.ChainDetailSerializer,
     )
-    def delete(self, request: Request, key: str) -> Response:
+    def delete(self, request: AuthedRequest, key: str) -> Response:
         chain = selectors.chain_get(user=request.user, key=key)
         data = s.TagSerializer(data={"tag": request.query_params.get("tag", "")})
         data.is_valid(raise_exception=True)
@@ -118,13 +118,13 @@ class StarView(APIView):
     """POST stars a job; DELETE unstars it."""
 
     @extend_schema(parameters=[KEY], request=None, responses=s.ChainDetailSerializer)
-    def post(self, request: Request, key: str) -> Response:
+    def post(self, request: AuthedRequest, key: str) -> Response:
         chain = selectors.chain_get(user=request.user, key=key)
         services.experiment_star(user=request.user, chain=chain, starred=True)
         return _detail(request, str(chain.pk))
 
     @extend_schema(parameters=[KEY], responses=s.ChainDetailSerializer)
-    def delete(self, request: Request, key: str) -> Response:
+    def delete(self, request: AuthedRequest, key: str) -> Response:
         chain = selectors.chain_get(user=request.user, key=key)
         services.experiment_star(user=request.user, chain=chain, starred=False)
         return _detail(request, str(chain.pk))
@@ -134,7 +134,7 @@ class PriorityView(APIView):
     """Change priority (name or number) and/or custom rank; once per 10 s per job."""
 
     @extend_schema(parameters=[KEY], request=s.PrioritySerializer, responses=s.ChainDetailSerializer)
-    def post(self, request: Request, key: str) -> Response:
+    def post(self, request: AuthedRequest, key: str) -> Response:
         chain = selectors.chain_get(user=request.user, key=key)
         data = s.PrioritySerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -146,7 +146,7 @@ class ShareView(APIView):
     """Share a job with your team (read-only for them), or stop sharing (`{"shared": false}`)."""
 
     @extend_schema(parameters=[KEY], request=s.ShareSerializer, responses=s.ChainDetailSerializer)
-    def post(self, request: Request, key: str) -> Response:
+    def post(self, request: AuthedRequest, key: str) -> Response:
         chain = selectors.chain_get(user=request.user, key=key)
         data = s.ShareSerializer(data=request.data)
         data.is_valid(raise_exception=True)

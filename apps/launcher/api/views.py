@@ -7,10 +7,10 @@ from typing import Any
 
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError, NotFound
 from apps.experiments.models import Attempt, Chain, MetricPoint
 from apps.experiments.selectors import chain_get
@@ -21,7 +21,7 @@ MAX_LIMIT = 1024 * 1024
 KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="Chain id, or the name of one of your jobs.")
 
 
-def _int(request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
+def _int(request: AuthedRequest, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return default
@@ -70,7 +70,7 @@ class LogView(APIView):
         ],
         responses={200: dict},
     )
-    def get(self, request: Request, key: str) -> Response:
+    def get(self, request: AuthedRequest, key: str) -> Response:
         chain = chain_get(user=request.user, key=key)
         rank = _int(request, "rank", 0, maximum=chain.node_count - 1)
         limit = _int(request, "limit", 65536, minimum=1, maximum=MAX_LIMIT)
@@ -120,7 +120,7 @@ class LogSearchView(APIView):
         ],
         responses={200: dict},
     )
-    def get(self, request: Request, key: str) -> Response:
+    def get(self, request: AuthedRequest, key: str) -> Response:
         chain = chain_get(user=request.user, key=key)
         ids = _attempts(chain)
         attempt_id = _int(request, "attempt", ids[-1], minimum=1)
@@ -159,7 +159,7 @@ class LogDownloadView(APIView):
         parameters=[KEY, OpenApiParameter("rank", int), OpenApiParameter("attempt", int)],
         responses={(200, "text/plain"): bytes},
     )
-    def get(self, request: Request, key: str) -> Any:
+    def get(self, request: AuthedRequest, key: str) -> Any:
         chain = chain_get(user=request.user, key=key)
         ids = _attempts(chain)
         rank = _int(request, "rank", 0, maximum=chain.node_count - 1)
@@ -182,7 +182,7 @@ class MetricsSeriesView(APIView):
     """Metrics the job logged (`log_metrics`), as one series per name across all its attempts."""
 
     @extend_schema(parameters=[KEY], responses={200: dict})
-    def get(self, request: Request, key: str) -> Response:
+    def get(self, request: AuthedRequest, key: str) -> Response:
         chain = chain_get(user=request.user, key=key)
         series: dict[str, list[dict[str, Any]]] = defaultdict(list)
         rows = (

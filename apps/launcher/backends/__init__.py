@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from apps.launcher.backends.base import Backend
@@ -24,7 +24,7 @@ def get_log_store() -> LogStore:
 
     from apps.launcher.logstore import LogStore
 
-    return LogStore(settings.ROTA_LOG_ROOT, line_max_bytes=settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"])
+    return LogStore(settings.ROTA_LOG_ROOT, line_max_bytes=int(settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"]))
 
 
 def get_backend() -> Backend:
@@ -58,7 +58,7 @@ def _create() -> Backend:
 
     from apps.launcher.backends.kubernetes import KubernetesBackend
 
-    conf = settings.ROTA_KUBERNETES
+    conf: dict[str, Any] = settings.ROTA_KUBERNETES
     if conf["IN_CLUSTER"]:
         config.load_incluster_config()
     else:
@@ -77,10 +77,10 @@ def _create() -> Backend:
 
     backend = KubernetesBackend(
         client.ApiClient(),
-        namespace=conf["NAMESPACE"],
-        image_pull_secrets=conf["IMAGE_PULL_SECRETS"],
+        namespace=str(conf["NAMESPACE"]),
+        image_pull_secrets=list(conf["IMAGE_PULL_SECRETS"]),
         log_sink=sink,
-        master_port=settings.ROTA_LAUNCHER["MASTER_PORT"],
+        master_port=int(settings.ROTA_LAUNCHER["MASTER_PORT"]),
         suspend_grace_seconds=int(settings.ROTA_LAUNCHER["GRACE_SECONDS"]),
     )
     backend.start_watching()

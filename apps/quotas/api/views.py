@@ -8,13 +8,13 @@ from django.contrib.auth.models import Group
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import User
 from apps.accounts.permissions import IsQuotaAdmin
 from apps.cluster.models import Environment, NodeGroup
+from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError
 from apps.core.priorities import Priority
 from apps.quotas import selectors, services
@@ -56,7 +56,7 @@ class MyQuotaView(APIView):
     """My resolved quota: nodes per (group, priority), dev containers per group, environments."""
 
     @extend_schema(responses=s.MyQuotaSerializer)
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthedRequest) -> Response:
         return Response(my_quota_body(request.user))
 
 
@@ -86,7 +86,7 @@ class AdminQuotaListCreateView(generics.ListAPIView):
         return qs
 
     @extend_schema(request=s.QuotaWriteSerializer, responses={201: s.QuotaSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthedRequest) -> Response:
         data = s.QuotaWriteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         v = data.validated_data
@@ -108,10 +108,10 @@ class AdminQuotaDetailView(APIView):
     permission_classes = [IsQuotaAdmin]
 
     @extend_schema(responses=s.QuotaSerializer)
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: AuthedRequest, pk: int) -> Response:
         return Response(s.QuotaSerializer(get_object_or_404(Quota, pk=pk)).data)
 
     @extend_schema(responses={204: None})
-    def delete(self, request: Request, pk: int) -> Response:
+    def delete(self, request: AuthedRequest, pk: int) -> Response:
         services.quota_delete(actor=request.user, quota=get_object_or_404(Quota, pk=pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
