@@ -277,3 +277,29 @@ def test_reconcile_crash_mid_start_then_restart_starts_nothing_twice(
     for attempt_id in backend.known_attempts():
         backend.stop(attempt_id)
     reset_backend()
+
+
+def test_example_training_job_checkpoints_and_resumes(platform, cluster, submit, workspace):
+    import shutil
+    from pathlib import Path
+
+    shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "train_checkpoint.py", workspace / "example.py")
+    user = UserFactory(username="e2e-example")
+    chain = submit(
+        user,
+        name="example",
+        entrypoint="example.py",
+        nodes=2,
+        parameters=["--steps", "400", "--every", "5", "--step-seconds", "0.02"],
+    )
+    wait_until(lambda: "step 10 " in log_of(chain, 0), message="first checkpoints")
+    services.experiment_suspend(actor=user, chain=chain)
+    wait_until(lambda: chain_status(chain) == ChainStatus.HELD, message="suspended")
+    first = Attempt.objects.get(chain=chain, index=0)
+    assert "suspend requested at step" in log_of(chain, 0, first)
+    saved = first.whole_life_state
+    assert saved >= 10
+    services.experiment_resume(actor=user, chain=chain)
+    wait_until(lambda: f"resuming from step {saved}" in log_of(chain, 0), message="resumed from the checkpoint")
+    services.experiment_stop(actor=user, chain=chain)
+    wait_until(lambda: chain_status(chain) == ChainStatus.STOPPED, message="stopped")
