@@ -315,7 +315,7 @@ if ROTA_BACKEND not in {"local", "kubernetes"}:
     raise ImproperlyConfigured("ROTA_BACKEND must be 'local' or 'kubernetes'")
 
 # Accounts and tokens.
-ROTA_TOKEN_PREFIX = "rota_"
+ROTA_TOKEN_PREFIX = "rota_"  # noqa: S105 - a prefix, not a secret
 ROTA_MAX_UNFINISHED_CHAINS_PER_USER = env_int("ROTA_MAX_UNFINISHED_CHAINS_PER_USER", 1000)
 
 # Scheduler policy: every threshold is a setting (see docs/scheduler.md).

@@ -143,5 +143,5 @@ class Backend(abc.ABC):
         """Epoch seconds of the newest log line of any rank, for the hang watchdog; None if none."""
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most backends hold nothing to release
         """Release connections and threads (tests, shutdown)."""
