@@ -23,7 +23,18 @@ from apps.core.audit import audit_record, snapshot
 from apps.core.errors import ApplicationError, PermissionDenied
 from apps.core.tasks import enqueue_on_commit
 
-NODE_FIELDS = ["name", "group", "gpu_count", "gpu_model", "cpu", "memory_bytes", "room", "state", "state_reason", "labels"]
+NODE_FIELDS = [
+    "name",
+    "group",
+    "gpu_count",
+    "gpu_model",
+    "cpu",
+    "memory_bytes",
+    "room",
+    "state",
+    "state_reason",
+    "labels",
+]
 ENV_FIELDS = ["name", "image", "description", "env_vars", "interpreter"]
 MOUNT_FIELDS = ["name", "kind", "source", "container_path", "read_only", "action", "active", "conditions"]
 
@@ -104,14 +115,18 @@ def node_disable(*, actor: User, node: Node, reason: str) -> Node:
     _require_cluster_admin(actor)
     reason = reason.strip()
     if not reason:
-        raise ApplicationError(_("Say why the node is disabled (it is shown to users)."), fields={"reason": [_("Required.")]})
+        raise ApplicationError(
+            _("Say why the node is disabled (it is shown to users)."), fields={"reason": [_("Required.")]}
+        )
     node = Node.objects.select_for_update().get(pk=node.pk)
     before = snapshot(node, ["state", "state_reason"])
     node.state = NodeState.DISABLED
     node.state_reason = reason[:255]
     node.state_changed_at = timezone.now()
     node.save(update_fields=["state", "state_reason", "state_changed_at"])
-    audit_record(actor=actor, action="node.disable", target=node, before=before, after=snapshot(node, ["state", "state_reason"]))
+    audit_record(
+        actor=actor, action="node.disable", target=node, before=before, after=snapshot(node, ["state", "state_reason"])
+    )
     _node_capacity_changed()
     return node
 
@@ -127,7 +142,13 @@ def node_enable(*, actor: User, node: Node) -> Node:
         node.state_reason = ""
         node.state_changed_at = timezone.now()
         node.save(update_fields=["state", "state_reason", "state_changed_at"])
-        audit_record(actor=actor, action="node.enable", target=node, before=before, after=snapshot(node, ["state", "state_reason"]))
+        audit_record(
+            actor=actor,
+            action="node.enable",
+            target=node,
+            before=before,
+            after=snapshot(node, ["state", "state_reason"]),
+        )
         _node_capacity_changed()
     return node
 
@@ -162,7 +183,7 @@ def environment_upsert(
     bad = [k for k, v in env_vars.items() if not isinstance(v, str) or not k.replace("_", "").isalnum()]
     if bad:
         raise ApplicationError(
-            _("Environment variables must be NAME = \"value\" strings; check: %(names)s") % {"names": ", ".join(bad)},
+            _('Environment variables must be NAME = "value" strings; check: %(names)s') % {"names": ", ".join(bad)},
             fields={"env_vars": [_("Invalid entries.")]},
         )
     environment = Environment.objects.filter(name=name).first()
@@ -221,7 +242,9 @@ def mount_rule_upsert(
     before = None
     if rule is not None:
         before = snapshot(rule, MOUNT_FIELDS)
-        before["owners"] = sorted([f"user:{u}" for u in rule.owner_users.all()] + [f"group:{g}" for g in rule.owner_groups.all()])
+        before["owners"] = sorted(
+            [f"user:{u}" for u in rule.owner_users.all()] + [f"group:{g}" for g in rule.owner_groups.all()]
+        )
     else:
         rule = MountRule(name=name)
     rule.kind = kind
