@@ -1,16 +1,34 @@
 """The one door to the channel layer: events are sent after commit, never on rollback.
 
-Services build a typed event (each app's ``events.py``) and call ``send_event_on_commit(groups,
-event)``. Consumers only authenticate, join groups (``user.<id>``, ``chain.<id>``, ``admins``) and
-forward. This module imports no app.
+Services build a typed event (each app's ``events.py``: frozen, keyword-only dataclasses, so an
+unknown field raises ``TypeError`` where it is built) and call ``send_event_on_commit(groups,
+event)``. The event is checked at once (a dataclass with a dotted ``type`` that is not an init
+argument, a JSON-serialisable body, valid group names), so a malformed event fails the service's
+test rather than a websocket later. It is sent when the surrounding transaction commits (at once
+outside one); a rolled-back transaction sends nothing.
+
+Channel message shape: ``{"type": "rota.event", "id": "<hex>", "event": body}`` where ``body`` is
+the event's fields plus ``type``. ``id`` is the same for every group of one event, so a consumer
+that is in two of its groups (``user.<id>`` and ``chain.<id>``) forwards it once. Consumers only
+authenticate, join groups (``user.<id>``, ``chain.<id>``, ``admins``) and forward: see
+``apps/experiments/consumers.py`` and docs/architecture.md.
+
+``capture_events()`` records what is sent (after commit), for tests that assert exact counts.
+
+This module imports no app.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import logging
-from collections.abc import Iterable
-from typing import Any, Protocol
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple, Protocol
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -19,21 +37,43 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 ADMINS_GROUP = "admins"
+MESSAGE_TYPE = "rota.event"
+
+_EVENT_TYPE_RE = re.compile(r"[a-z][a-z_]*(\.[a-z][a-z_]*)+")
+# Channels accepts ASCII letters, digits, hyphens, underscores and periods, under 100 characters.
+_GROUP_RE = re.compile(r"[A-Za-z0-9_.\-]{1,99}")
 
 
 class Event(Protocol):
     type: str
 
-    def payload(self) -> dict[str, Any]: ...
+
+class SentEvent(NamedTuple):
+    """One event as it left the door: the groups it went to and its body (with ``type``)."""
+
+    groups: tuple[str, ...]
+    body: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        return str(self.body["type"])
 
 
-def event_body(event: Any) -> dict[str, Any]:
-    if dataclasses.is_dataclass(event) and not isinstance(event, type):
-        body = dataclasses.asdict(event)
-    else:
-        body = dict(event.payload())
-    body["type"] = event.type
-    return body
+class CapturedEvents(list[SentEvent]):
+    """What ``capture_events()`` saw, in send order."""
+
+    def types(self) -> list[str]:
+        return [sent.type for sent in self]
+
+    def of_type(self, event_type: str) -> list[SentEvent]:
+        return [sent for sent in self if sent.type == event_type]
+
+    def to_group(self, group: str) -> list[SentEvent]:
+        return [sent for sent in self if group in sent.groups]
+
+
+_captures: list[CapturedEvents] = []
+_captures_lock = threading.Lock()
 
 
 def user_group(user_id: int) -> str:
@@ -44,20 +84,80 @@ def chain_group(chain_id: int) -> str:
     return f"chain.{chain_id}"
 
 
+def event_body(event: Any) -> dict[str, Any]:
+    """The wire body of a typed event: its fields plus ``type``. Rejects anything else."""
+    if not dataclasses.is_dataclass(event) or isinstance(event, type):
+        raise TypeError(f"events are typed dataclasses from an app's events.py, not {type(event).__name__}")
+    type_field = next((f for f in dataclasses.fields(event) if f.name == "type"), None)
+    if type_field is None or type_field.init:
+        raise TypeError(f"{type(event).__name__} needs a fixed `type` field (field(default=..., init=False))")
+    event_type = event.type
+    if not isinstance(event_type, str) or not _EVENT_TYPE_RE.fullmatch(event_type):
+        raise TypeError(f"{type(event).__name__}.type must be a dotted lower-case name, got {event_type!r}")
+    body = dataclasses.asdict(event)
+    try:
+        json.dumps(body)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{event_type} has a field that is not JSON-serialisable: {exc}") from None
+    return body
+
+
+def _check_groups(groups: Iterable[str]) -> tuple[str, ...]:
+    targets = tuple(dict.fromkeys(groups))
+    if not targets:
+        raise ValueError("an event needs at least one group")
+    bad = [g for g in targets if not isinstance(g, str) or not _GROUP_RE.fullmatch(g)]
+    if bad:
+        raise ValueError(f"invalid group name(s): {bad!r}")
+    return targets
+
+
+async def _group_send_all(layer: Any, groups: tuple[str, ...], message: dict[str, Any]) -> None:
+    for group in groups:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # a realtime hiccup must never break a committed write
+            logger.exception("could not send %s to %s", message["event"].get("type"), group)
+
+
 def _send(groups: tuple[str, ...], body: dict[str, Any]) -> None:
+    with _captures_lock:
+        for capture in _captures:
+            capture.append(SentEvent(groups, body))
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "rota.event", "event": body}
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, message)
-        except Exception:  # a realtime hiccup must never break a committed write
-            logger.exception("could not send %s to %s", body.get("type"), group)
+    message = {"type": MESSAGE_TYPE, "id": uuid.uuid4().hex, "event": body}
+    try:
+        async_to_sync(_group_send_all)(layer, groups, message)
+    except Exception:
+        logger.exception("could not send %s", body.get("type"))
 
 
 def send_event_on_commit(groups: Iterable[str], event: Any) -> None:
-    """Send ``event`` to ``groups`` once the current transaction commits (at once outside one)."""
+    """Send ``event`` to ``groups`` once the current transaction commits (at once outside one).
+
+    Raises ``TypeError``/``ValueError`` at once for a malformed event or group name."""
     body = event_body(event)
-    targets = tuple(dict.fromkeys(groups))
+    targets = _check_groups(groups)
     transaction.on_commit(lambda: _send(targets, body))
+
+
+@contextlib.contextmanager
+def capture_events() -> Iterator[CapturedEvents]:
+    """Record every event sent (after commit) while the block runs, in order. Events still go out.
+
+    ::
+
+        with capture_events() as sent:
+            experiment_stop(actor=user, chain=chain)
+        assert sent.types() == ["attempt.finished", "chain.status"]
+    """
+    captured = CapturedEvents()
+    with _captures_lock:
+        _captures.append(captured)
+    try:
+        yield captured
+    finally:
+        with _captures_lock:
+            _captures.remove(captured)

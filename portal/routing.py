@@ -1,6 +1,7 @@
 """Channels routing: websockets need an allowed Origin and an authenticated user.
 
-Consumers are collected from each app's ``routing.websocket_urlpatterns``.
+Consumers are collected from each app's ``routing.websocket_urlpatterns``. Who is connecting (session
+cookie or token; the Origin rule) is settled by ``apps.accounts.ws_auth.websocket_stack``.
 """
 
 from __future__ import annotations
@@ -8,11 +9,9 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-from channels.auth import AuthMiddlewareStack
 from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
 
-WEBSOCKET_ROUTE_MODULES: list[str] = []
+WEBSOCKET_ROUTE_MODULES: list[str] = ["apps.experiments.routing"]
 
 
 def websocket_urlpatterns() -> list[Any]:
@@ -23,9 +22,6 @@ def websocket_urlpatterns() -> list[Any]:
 
 
 def build_application(http_app: Any) -> ProtocolTypeRouter:
-    return ProtocolTypeRouter(
-        {
-            "http": http_app,
-            "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns()))),
-        }
-    )
+    from apps.accounts.ws_auth import websocket_stack
+
+    return ProtocolTypeRouter({"http": http_app, "websocket": websocket_stack(URLRouter(websocket_urlpatterns()))})

@@ -2,6 +2,7 @@
 
 Node state changes also ask for a scheduling pass (nodes gained or lost capacity) and, for a node
 that became unusable, let the launcher requeue the jobs on it (see ``apps.launcher.reconcile``).
+They send a ``node.state`` event to the ``admins`` group after commit (``apps.cluster.events``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
 from apps.cluster import templates
 from apps.cluster.choices import MountAction, MountKind, NodeState
+from apps.cluster.events import NodeStateChanged
 from apps.cluster.models import Environment, MountRule, Node, NodeGroup
 from apps.core.audit import audit_record, snapshot
 from apps.core.errors import ApplicationError, PermissionDenied
 from apps.core.tasks import enqueue_on_commit
+from portal.realtime import ADMINS_GROUP, send_event_on_commit
 
 NODE_FIELDS = [
     "name",
@@ -56,6 +59,20 @@ def _full_clean(instance: Any, exclude: list[str] | None = None) -> None:
 def _node_capacity_changed() -> None:
     enqueue_on_commit("apps.scheduler.tasks.schedule_pass")
     enqueue_on_commit("apps.launcher.tasks.reconcile_pass")
+
+
+def _emit_node_state(node: Node, previous_state: str) -> None:
+    send_event_on_commit(
+        [ADMINS_GROUP],
+        NodeStateChanged(
+            node_id=node.pk,
+            name=node.name,
+            group=node.group.name,
+            state=node.state,
+            previous_state=previous_state,
+            reason=node.state_reason,
+        ),
+    )
 
 
 @transaction.atomic
@@ -118,7 +135,7 @@ def node_disable(*, actor: User, node: Node, reason: str) -> Node:
         raise ApplicationError(
             _("Say why the node is disabled (it is shown to users)."), fields={"reason": [_("Required.")]}
         )
-    node = Node.objects.select_for_update().get(pk=node.pk)
+    node = Node.objects.select_for_update().select_related("group").get(pk=node.pk)
     before = snapshot(node, ["state", "state_reason"])
     node.state = NodeState.DISABLED
     node.state_reason = reason[:255]
@@ -135,7 +152,7 @@ def node_disable(*, actor: User, node: Node, reason: str) -> Node:
 def node_enable(*, actor: User, node: Node) -> Node:
     """Put a disabled node back into scheduling (the backend may still report it not ready)."""
     _require_cluster_admin(actor)
-    node = Node.objects.select_for_update().get(pk=node.pk)
+    node = Node.objects.select_for_update().select_related("group").get(pk=node.pk)
     before = snapshot(node, ["state", "state_reason"])
     if node.state == NodeState.DISABLED:
         node.state = NodeState.READY
@@ -157,15 +174,24 @@ def node_observe_readiness(*, name: str, ready: bool, reason: str = "") -> bool:
     """Record what the backend sees of a node. Disabled nodes stay disabled. True if it changed."""
     target = NodeState.READY if ready else NodeState.NOT_READY
     with transaction.atomic():
-        changed = (
-            Node.objects.filter(name=name)
+        node = (
+            Node.objects.select_for_update()
+            .select_related("group")
+            .filter(name=name)
             .exclude(state=NodeState.DISABLED)
             .exclude(state=target)
-            .update(state=target, state_reason="" if ready else reason[:255], state_changed_at=timezone.now())
+            .first()
         )
-        if changed:
-            _node_capacity_changed()
-    return bool(changed)
+        if node is None:
+            return False
+        previous = node.state
+        node.state = target
+        node.state_reason = "" if ready else reason[:255]
+        node.state_changed_at = timezone.now()
+        node.save(update_fields=["state", "state_reason", "state_changed_at"])
+        _node_capacity_changed()
+        _emit_node_state(node, previous)
+    return True
 
 
 @transaction.atomic

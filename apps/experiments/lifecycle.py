@@ -164,6 +164,7 @@ def attempt_start(attempt_id: int, *, priority: int, quota_priority: int, node_i
         pending_message="",
         queue_position=None,
         pending_holders=[],
+        pending_digest="",
         infeasible=False,
     )
     if not moved:

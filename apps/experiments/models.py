@@ -123,6 +123,11 @@ class Attempt(models.Model):
     pending_message = models.CharField(max_length=500, blank=True)
     queue_position = models.PositiveIntegerField(null=True, blank=True)
     pending_holders = models.JSONField(default=list, blank=True)
+    pending_digest = models.CharField(
+        max_length=17,
+        blank=True,
+        help_text=_("Fingerprint of the stored explanation: passes compare it, not the text."),
+    )
     infeasible = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)

@@ -17,6 +17,8 @@ Passes are single-flight through a lease (``apps.core.leases``); see ``tasks.sch
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 from collections import defaultdict
@@ -25,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.cluster.choices import NodeState
@@ -69,7 +71,7 @@ class Loaded:
     chain_of: dict[int, int]  # attempt id → chain id
     owner_of: dict[int, int]  # attempt id → owner id
     held_by_user: dict[int, int]  # user id → nodes held now
-    current: dict[int, tuple[str, str, int | None, list[Any], bool]]  # waiting attempt → stored explanation
+    current: dict[int, str]  # waiting attempt → fingerprint of its stored explanation
     queries: int = 0
 
 
@@ -132,11 +134,7 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
             "chain__created_at",
             "created_at",
             "chain__environment_id",
-            "pending_code",
-            "pending_message",
-            "queue_position",
-            "pending_holders",
-            "infeasible",
+            "pending_digest",
         )
     )
     user_ids: dict[str, int] = {}
@@ -165,7 +163,7 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
             )
         )
     waiting: list[policy.Waiting] = []
-    current: dict[int, tuple[str, str, int | None, list[Any], bool]] = {}
+    current: dict[int, str] = {}
     for (
         aid,
         cid,
@@ -178,11 +176,7 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
         chain_created,
         created,
         env_id,
-        code,
-        message,
-        position,
-        holders,
-        infeasible,
+        digest,
     ) in waiting_rows:
         user_ids[uname] = uid
         chain_of[aid] = cid
@@ -202,7 +196,7 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
                 environment_ok=env_id is not None,
             )
         )
-        current[aid] = (code, message, position, holders, infeasible)
+        current[aid] = digest
 
     resolved = quota_resolve_many(user_ids=user_ids.values())
     quotas = {name: dict(resolved[uid].node) for name, uid in user_ids.items()}
@@ -279,50 +273,27 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
         touched_chains.add(loaded.chain_of[start.attempt_id])
 
     infeasible_ids = {item.attempt_id for item in plan.infeasible}
-    changed: list[Attempt] = []
+    changed: list[tuple[int, tuple[str, str, int | None, list[Any], bool, str]]] = []
     for attempt_id, explanation in plan.explanations.items():
-        stored = loaded.current.get(attempt_id)
+        stored = loaded.current.get(attempt_id, "")
         holders = _holders_json(explanation.holders, loaded.chain_of)
         position = explanation.position or None
-        value = (
-            str(explanation.code).lower(),
-            explanation.message[:500],
-            position,
-            holders,
-            attempt_id in infeasible_ids,
-        )
-        if stored == value:
+        code, message = str(explanation.code).lower(), explanation.message[:500]
+        infeasible = attempt_id in infeasible_ids
+        shown = _digest(code, message, position)  # what users see: a change is an event
+        digest = f"{shown}:{_digest(holders, infeasible)}"
+        if stored == digest:
             continue
-        changed.append(
-            Attempt(
-                pk=attempt_id,
-                pending_code=value[0],
-                pending_message=value[1],
-                queue_position=value[2],
-                pending_holders=value[3],
-                infeasible=value[4],
-            )
-        )
-        if stored is None or stored[:3] != value[:3]:
+        changed.append((attempt_id, (code, message, position, holders, infeasible, digest)))
+        if stored[:8] != shown:
             chain_id = loaded.chain_of[attempt_id]
             send_event_on_commit(
                 [user_group(loaded.owner_of[attempt_id]), chain_group(chain_id)],
                 events.ExplanationChanged(
-                    chain_id=chain_id, attempt_id=attempt_id, code=value[0], message=value[1], queue_position=position
+                    chain_id=chain_id, attempt_id=attempt_id, code=code, message=message, queue_position=position
                 ),
             )
-    if changed:
-        # Only rows still queued: an attempt that started or was canceled meanwhile keeps its state.
-        still_queued = set(
-            Attempt.objects.filter(pk__in=[a.pk for a in changed], queue_status=QueueStatus.QUEUED).values_list(
-                "pk", flat=True
-            )
-        )
-        Attempt.objects.bulk_update(
-            [a for a in changed if a.pk in still_queued],
-            ["pending_code", "pending_message", "queue_position", "pending_holders", "infeasible"],
-            batch_size=500,
-        )
+    _write_explanations(changed)
     result.explained = len(changed)
 
     for chain_id in sorted(touched_chains):
@@ -333,6 +304,32 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
         for uid in {loaded.owner_of[a] for a in result.started + result.suspended}:
             send_event_on_commit([user_group(uid)], events.QuotaUsageChanged(user_id=uid))
     return result
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.blake2b(json.dumps(parts).encode(), digest_size=4).hexdigest()
+
+
+def _write_explanations(changed: list[tuple[int, tuple[str, str, int | None, list[Any], bool, str]]]) -> None:
+    """Store explanations with one prepared statement executed per row (pipelined by psycopg).
+
+    Only rows still queued are touched: an attempt that started or was canceled meanwhile keeps
+    its state. Much faster than ``bulk_update``'s CASE expressions for thousands of rows.
+    """
+    if not changed:
+        return
+    table = Attempt._meta.db_table
+    jsonb = "::jsonb" if connection.vendor == "postgresql" else ""
+    sql = (
+        f"UPDATE {table} SET pending_code = %s, pending_message = %s, queue_position = %s, "  # noqa: S608
+        f"pending_holders = %s{jsonb}, infeasible = %s, pending_digest = %s WHERE id = %s AND queue_status = %s"
+    )
+    params = [
+        (code, message, position, json.dumps(holders), infeasible, digest, attempt_id, QueueStatus.QUEUED.value)
+        for attempt_id, (code, message, position, holders, infeasible, digest) in changed
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _advance_usage(loaded: Loaded, now: datetime) -> None:

@@ -224,7 +224,7 @@ class PriorityType(click.ParamType):
         if text.upper() in PRIORITIES:
             return text.upper()
         names = ", ".join(f"{name} ({number})" for name, number in PRIORITIES.items())
-        self.fail(f"{value!r} is not a priority. Use a name or number: {names}.", param, ctx)
+        raise click.BadParameter(f"{value!r} is not a priority. Use a name or number: {names}.", ctx, param)
 
     def shell_complete(self, ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
         return complete_priority(ctx, param, incomplete)
@@ -358,6 +358,7 @@ def report_error(state: State, exc: RotaError) -> int:
 
 
 @click.group(
+    "rota",
     cls=RotaGroup,
     context_settings=CONTEXT,
     invoke_without_command=True,
@@ -430,23 +431,26 @@ def login(
     stored = config.read_file()
     server = config.normalize_url(url or os.environ.get("ROTA_URL") or stored.get("url") or "")
     if not server:
-        server = config.normalize_url(click.prompt("Rota server URL", default=config.DEFAULT_URL))
+        server = config.normalize_url(click.prompt("Rota server URL", default=config.DEFAULT_URL, err=True))
     api = state.client(url=server, anonymous=True)
     with api:
         if token_value is not None:
-            raw = sys.stdin.readline().strip() if token_value == "-" else token_value.strip()
+            raw = sys.stdin.readline().strip() if token_value == "-" else token_value.strip()  # noqa: S105
             if not raw:
                 raise click.BadParameter("the token is empty.", param_hint="'--token'")
-            with out.progress(f"Checking the token with {server}…"):
-                me = RotaClient(server, raw, on_retry=state._on_retry).me()
+            with (
+                out.progress(f"Checking the token with {server}…"),
+                RotaClient(server, raw, on_retry=state._on_retry) as authed,
+            ):
+                me = authed.me()
             issued: dict[str, Any] = {"token": raw, "id": None, "name": None}
             source = "token"
         else:
-            user = username or click.prompt("User name")
+            user = username or click.prompt("User name", err=True)
             if password_stdin:
                 password = sys.stdin.readline().rstrip("\n")
             else:
-                password = click.prompt("Password", hide_input=True)
+                password = click.prompt("Password", hide_input=True, err=True)
             name = token_name or f"rota cli on {socket.gethostname()}"[:100]
             with out.progress(f"Logging in to {server}…"):
                 issued = api.login(user, password, name=name)
@@ -582,10 +586,8 @@ class SubmitCommand(click.Command):
         if "--" in args:
             cut = args.index("--")
             before, after = args[:cut], args[cut + 1 :]
-            if before and not before[0].startswith("-"):
-                args = [*after, "--", *before]  # platform options, then the script and its arguments
-            else:
-                args = after + before  # options on both sides of the script
+            # Platform options, then the script and its arguments (or options on both sides of it).
+            args = [*after, "--", *before] if before and not before[0].startswith("-") else after + before
         return super().parse_args(ctx, args)
 
 
@@ -704,19 +706,22 @@ def submit_options(func: F) -> F:
             help="Stop the job as hung after this long without output (at least 60).",
         ),
         click.option("--share", is_flag=True, help="Let your team see the job."),
-        click.option("-f", "--follow", is_flag=True, help="Then follow its log until it ends (exit code as `logs -f`)."),
+        click.option(
+            "-f", "--follow", is_flag=True, help="Then follow its log until it ends (exit code as `logs -f`)."
+        ),
         click.option("-r", "--rank", type=click.IntRange(min=0), default=0, help="Rank to follow with -f."),
         click.option("--dry-run", is_flag=True, help="Print what would be submitted, and submit nothing."),
     ]
+    func = json_option(func)
     for option in reversed(options):
         func = option(func)
-    return json_option(func)
+    return func
 
 
-def do_submit(state: State, kind: str | None, **o: Any) -> None:
+def do_submit(state: State, fixed_kind: str | None, **o: Any) -> None:
     """Submit one job from the parsed options (shared by ``submit``, ``python``, ``bash``, ``exec``)."""
     out = state.out
-    kind = detect_kind(o["script"], kind or o.get("kind"))
+    kind = detect_kind(o["script"], fixed_kind or o.get("kind"))
     workspace, entrypoint = locate(o["script"], kind, o["workspace"])
     env = parse_env(o["env"])
     body: dict[str, Any] = {
@@ -762,7 +767,7 @@ def do_submit(state: State, kind: str | None, **o: Any) -> None:
             Text.assemble(
                 "Submitted job ",
                 (str(key), "bold"),
-                f" ({job.get('name')}): {nodes} in {job.get('group')}, priority {job.get('priority')}, "
+                f" ({job.get('name')}): {nodes} in {job.get('group')}, priority {job.get('priority_name')}, "
                 f"environment {job.get('environment')}.",
             )
         )
@@ -820,7 +825,8 @@ def _hai_alias(name: str, kind: str, what: str) -> None:
         cls=SubmitCommand,
         hidden=True,
         context_settings={**CONTEXT, "allow_interspersed_args": False},
-        help=f"Submit {what} (HAI style; the same as `rota submit --kind {kind}`).",
+        help=f"Submit {what} (HAI style; the same as `rota submit --kind {kind}`).\n\n"
+        f"\b\nExamples:\n  rota {name} FILE ARGS... -- -n 2 -g training -p HIGH",
     )
     @submit_options
     @pass_state
@@ -866,7 +872,9 @@ def pending_text(pending: dict[str, Any] | None) -> str:
 @click.option("-g", "--group", shell_complete=complete_group, help="Only this node group.")
 @click.option("-p", "--priority", type=PRIORITY, help="Only this priority.")
 @click.option("--owner", help="Only jobs of this user (jobs shared with you, or all for admins).")
-@click.option("--since", callback=lambda c, p, v: parse_when(v, p, c) if v else None, help="Created since (2024-05-01, 2h, 7d).")
+@click.option(
+    "--since", callback=lambda c, p, v: parse_when(v, p, c) if v else None, help="Created since (2024-05-01, 2h, 7d)."
+)
 @click.option("--until", callback=lambda c, p, v: parse_when(v, p, c) if v else None, help="Created before.")
 @click.option("--sort", type=click.Choice(ORDERINGS), default="-id", show_default=True, help="Order.")
 @click.option("--page", type=click.IntRange(min=1), default=1, show_default=True)
@@ -995,7 +1003,7 @@ def print_detail(out: Output, d: dict[str, Any]) -> None:
     title.append_text(status_cell(d.get("status")))
     out.line(title)
     effective = d.get("effective_priority")
-    prio = priority_label(d.get("priority"))
+    prio = d.get("priority_name") or priority_label(d.get("priority"))
     if effective is not None and PRIORITY_NAMES.get(effective) not in (None, prio):
         prio += f" (running as {priority_label(effective)})"
     command = " ".join(shlex.quote(p) for p in [d.get("entrypoint") or "", *(d.get("parameters") or [])])
@@ -1016,7 +1024,10 @@ def print_detail(out: Output, d: dict[str, Any]) -> None:
         ("Created", when(d.get("created_at"))),
         ("Started", when(d.get("started_at"))),
         ("Finished", when(d.get("finished_at"))),
-        ("Runtime", f"{duration(d.get('runtime_seconds'))} over {len(attempts)} attempt{'s' if len(attempts) != 1 else ''}"),
+        (
+            "Runtime",
+            f"{duration(d.get('runtime_seconds'))} over {len(attempts)} attempt{'s' if len(attempts) != 1 else ''}",
+        ),
     ]
     if d.get("whole_life_state"):
         pairs.append(("Whole-life state", d["whole_life_state"]))
@@ -1049,7 +1060,7 @@ def print_detail(out: Output, d: dict[str, Any]) -> None:
             reason = a.get("failure_message") or a.get("stop_reason") or a.get("suspend_reason") or ""
             rows.append(
                 [
-                    str(a.get("index")),
+                    str(int(a.get("index") or 0) + 1),
                     str(a.get("id")),
                     status_cell(a.get("worker_status")),
                     when(a.get("started_at")),
@@ -1081,7 +1092,7 @@ def print_detail(out: Output, d: dict[str, Any]) -> None:
                     ]
                     for r in ranks
                 ],
-                title=f"Ranks of attempt {attempts[-1].get('index')}",
+                title=f"Ranks of attempt {int(attempts[-1].get('index') or 0) + 1}",
                 right=["RANK", "EXIT"],
             )
 
@@ -1111,15 +1122,16 @@ def _job_end_message(api: RotaClient, key: str, status: str) -> str:
         return f"Job {key} {status}."
     attempt = (detail.get("attempts") or [{}])[-1]
     bits = []
-    if attempt.get("exit_code") not in (None, 0):
-        bits.append(f"exit code {attempt['exit_code']}")
-    failed = [r for r in attempt.get("ranks") or [] if r.get("status") == "failed"]
-    if failed:
-        bits.append("rank " + ", ".join(str(r.get("rank")) for r in failed))
     if attempt.get("failure_message"):
         bits.append(str(attempt["failure_message"]))
-    elif attempt.get("stop_reason") and status != "succeeded":
-        bits.append(str(attempt["stop_reason"]))
+    else:
+        if attempt.get("exit_code") not in (None, 0):
+            bits.append(f"exit code {attempt['exit_code']}")
+        failed = [r for r in attempt.get("ranks") or [] if r.get("status") == "failed"]
+        if failed:
+            bits.append("rank " + ", ".join(str(r.get("rank")) for r in failed))
+        if attempt.get("stop_reason") and status not in {"succeeded", "failed"}:
+            bits.append(str(attempt["stop_reason"]))
     suffix = f" ({'; '.join(bits)})" if bits else ""
     if status == "held":
         return f"Job {detail['id']} is held (suspended){suffix}; `rota resume {detail['id']}` starts it again."
@@ -1149,8 +1161,11 @@ def follow_job(
             out.json_line(page | {"data": text})
         else:
             out.raw(text)
-        if not follow or page.get("finished"):
-            return JOB_EXIT_CODES.get(page.get("status", ""), ExitCode.OK) if follow else ExitCode.OK
+        if not follow:
+            return ExitCode.OK
+        if page.get("finished"):
+            out.note(_job_end_message(api, key, page.get("status", "")))
+            return JOB_EXIT_CODES.get(page.get("status", ""), ExitCode.OK)
 
     def stop(page: dict[str, Any]) -> bool:
         return not through_suspend and page.get("status") in SUSPENDED_STATUSES
@@ -1240,9 +1255,9 @@ def logs(
 SETTLED = {
     "stop": lambda s: s in TERMINAL_STATUSES,
     "suspend": lambda s: s in {"held", "suspended", *TERMINAL_STATUSES},
-    "resume": lambda s: s not in {"held", "suspending", "stopping"},
+    "resume": lambda s: s in {"running", *TERMINAL_STATUSES},
 }
-DONE_WORD = {"stop": "stopped", "suspend": "suspended", "resume": "resumed"}
+DONE_WORD = {"stop": "stopped", "suspend": "suspended (held)", "resume": "running again"}
 
 
 def run_action(state: State, action: str, jobs: Sequence[str], wait: bool, timeout: float) -> None:
@@ -1474,12 +1489,12 @@ def quota(state: State) -> None:
                 row.get("group"),
                 row.get("priority_name") or priority_label(row.get("priority")),
                 f"{used}/{total}",
-                bar if out.terminal else "",
+                *([bar] if out.terminal else []),
                 "-" if row.get("limit") is None else str(row.get("limit")),
             ]
         )
     out.table(
-        ["GROUP", "PRIORITY", "USED/QUOTA", "" if out.terminal else "", "LIMIT"],
+        ["GROUP", "PRIORITY", "USED/QUOTA", *([""] if out.terminal else []), "LIMIT"],
         rows,
         title="Nodes",
         right=["USED/QUOTA", "LIMIT"],
@@ -1490,7 +1505,10 @@ def quota(state: State) -> None:
         out.line()
         out.table(
             ["GROUP", "CONTAINERS", "CPU", "MEMORY"],
-            [[j.get("group"), str(j.get("containers")), str(j.get("cpu")), f"{j.get('memory_gib')} GiB"] for j in jupyter],
+            [
+                [j.get("group"), str(j.get("containers")), str(j.get("cpu")), f"{j.get('memory_gib')} GiB"]
+                for j in jupyter
+            ],
             title="Dev containers",
             right=["CONTAINERS", "CPU", "MEMORY"],
         )
@@ -1517,7 +1535,10 @@ def images(state: State) -> None:
         return
     out.table(
         ["NAME", "IMAGE", "DESCRIPTION"],
-        [[("* " if i == 0 else "  ") + str(e.get("name")), e.get("image"), e.get("description") or ""] for i, e in enumerate(rows)],
+        [
+            [("* " if i == 0 else "  ") + str(e.get("name")), e.get("image"), e.get("description") or ""]
+            for i, e in enumerate(rows)
+        ],
         empty="No environments: ask an admin for one.",
     )
     if rows:
@@ -1645,7 +1666,7 @@ def tokens_revoke(state: State, token_ids: tuple[str, ...]) -> None:
         api.token_revoke(token_id)
         revoked.append(token_id)
     out = state.out
-    if hit_current and state.settings.token_source == "file":
+    if hit_current and state.settings.token_source == "file":  # noqa: S105
         config.forget_token()
     if state.json_mode:
         out.json({"revoked": revoked})

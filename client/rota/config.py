@@ -133,9 +133,7 @@ def write_file(data: dict[str, Any], path: Path | None = None) -> Path:
 
 def save_login(*, url: str, token: str, username: str | None, token_id: int | None, source: str) -> Path:
     """Store a new login, keeping nothing of the previous one."""
-    return write_file(
-        {"url": url, "token": token, "username": username, "token_id": token_id, "token_source": source}
-    )
+    return write_file({"url": url, "token": token, "username": username, "token_id": token_id, "token_source": source})
 
 
 def forget_token(path: Path | None = None) -> dict[str, Any]:

@@ -72,7 +72,7 @@ def duration(seconds: float | None) -> str:
     """``3725`` → ``1h 02m 05s``."""
     if seconds is None:
         return "-"
-    total = int(round(seconds))
+    total = round(seconds)
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
@@ -123,7 +123,7 @@ class Output:
     def line(self, text: str | Text = "", style: str | None = None) -> None:
         """A line of result text; styled on a terminal, plain otherwise."""
         if self.terminal:
-            self.out.print(text, style=style or "", soft_wrap=True)
+            self.out.print(text, style=style or "", soft_wrap=True, markup=False)
         else:
             sys.stdout.write((text.plain if isinstance(text, Text) else str(text)) + "\n")
 
@@ -153,7 +153,10 @@ class Output:
                 table.add_row(*[cell if isinstance(cell, Text) else styled(cell) for cell in row])
             self.out.print(table)
             return
-        plain = [[cell.plain if isinstance(cell, Text) else ("" if cell is None else str(cell)) for cell in row] for row in rows]
+        plain = [
+            [cell.plain if isinstance(cell, Text) else ("" if cell is None else str(cell)) for cell in row]
+            for row in rows
+        ]
         widths = [max(len(h), *(len(r[i]) for r in plain)) for i, h in enumerate(headers)]
         lines = []
         if title:
@@ -173,7 +176,7 @@ class Output:
             if self.terminal:
                 text = Text(label, style="bold")
                 text.append_text(value if isinstance(value, Text) else Text("" if value is None else str(value)))
-                self.out.print(text, soft_wrap=True)
+                self.out.print(text, soft_wrap=True, markup=False)
             else:
                 shown = value.plain if isinstance(value, Text) else ("" if value is None else str(value))
                 sys.stdout.write(f"{label}{shown}".rstrip() + "\n")
@@ -182,11 +185,11 @@ class Output:
 
     def note(self, text: str | Text) -> None:
         """Something worth knowing that is not the result (stderr)."""
-        self.err.print(text, style="dim" if self.err.is_terminal else "", soft_wrap=True)
+        self.err.print(text, style="dim" if self.err.is_terminal else "", soft_wrap=True, markup=False)
 
     def hint(self, text: str) -> None:
         """A next step to take (stderr)."""
-        self.err.print(text, style="cyan" if self.err.is_terminal else "", soft_wrap=True)
+        self.err.print(text, style="cyan" if self.err.is_terminal else "", soft_wrap=True, markup=False)
 
     def warn(self, text: str) -> None:
         self.err.print(f"Warning: {text}", style="yellow", soft_wrap=True, markup=False)

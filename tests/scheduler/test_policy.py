@@ -498,9 +498,15 @@ def test_equal_priority_jobs_of_two_users_time_share() -> None:
 
 
 def test_time_sharing_never_between_jobs_of_the_same_user() -> None:
-    result = plan(snap(nodes("a"), [running(1, "ann", ["a"], ran=5 * HOUR)], [waiting(2, "ann", waited=5 * HOUR)]))
+    no_reservation = PolicyConfig(reservation_wait_seconds=math.inf)
+    run = [running(1, "ann", ["a"], ran=5 * HOUR)]
+    result = plan(snap(nodes("a"), run, [waiting(2, "ann", waited=5 * HOUR)], config=no_reservation))
     assert result.suspends == ()
     assert code(result, 2) is ReasonCode.PRIORITY
+    # ann's own runner is the heaviest user's and the longest running, yet bob's is the one time-shared
+    run = [running(1, "ann", ["a"], ran=5 * HOUR), running(3, "bob", ["b"], ran=2 * HOUR)]
+    result = plan(snap(nodes("a", "b"), run, [waiting(2, "ann", waited=HOUR)], usage={"ann": 900.0, "bob": 1.0}))
+    assert result.suspends == (Suspend(3, SuspendReason.TIME_SHARE, 2),)
 
 
 def test_time_sharing_takes_from_the_heaviest_user_then_the_longest_runner() -> None:

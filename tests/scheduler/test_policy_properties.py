@@ -38,7 +38,8 @@ WAITS = (0.0, 60.0, 899.0, 900.0, 1800.0, 5000.0)
 
 
 @st.composite
-def snapshots(draw: st.DrawFn) -> Snapshot:
+def snapshots(draw: st.DrawFn, starving: bool = False) -> Snapshot:
+    """A random snapshot; ``starving``: every waiting attempt has waited long enough for a reservation."""
     groups = [f"g{i}" for i in range(draw(st.integers(1, 4)))]
     n_nodes = draw(st.one_of(st.integers(1, 8), st.integers(8, 30)))
     # a narrow palette makes equal priorities (time-sharing) and aging common
@@ -112,7 +113,7 @@ def snapshots(draw: st.DrawFn) -> Snapshot:
         min_run_seconds=draw(st.sampled_from((0.0, 300.0))),
         time_slice_seconds=draw(st.sampled_from((600.0, 3600.0))),
         timeshare_wait_seconds=draw(st.sampled_from((0.0, 900.0))),
-        reservation_wait_seconds=draw(st.sampled_from((0.0, 1800.0, float("inf")))),
+        reservation_wait_seconds=0.0 if starving else draw(st.sampled_from((0.0, 1800.0, float("inf")))),
     )
     return Snapshot(NOW, tuple(node_list), tuple(running), tuple(waiting), quotas, usage, config)
 
@@ -286,6 +287,19 @@ def test_plan_is_deterministic_whatever_the_input_order(s: Snapshot, rng: random
         s.config,
     )
     assert plan(copy) == first
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots(starving=True))
+def test_reservation_holds_back_everyone_behind_the_starving_attempt(s: Snapshot) -> None:
+    result = plan(s)
+    check_plan(s, result)  # includes: no start and no suspend behind a reservation in its group
+    waits = {w.attempt_id: w for w in s.waiting}
+    for r in result.reservations:
+        mark = result.explanations[r.attempt_id].position
+        for aid, e in result.explanations.items():
+            if waits[aid].group == r.group and e.position > mark:
+                assert e.code in (ReasonCode.RESERVED, ReasonCode.QUOTA, ReasonCode.NO_NODES)
 
 
 def apply(s: Snapshot, result: Plan, later: float) -> Snapshot:

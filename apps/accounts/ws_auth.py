@@ -1,0 +1,112 @@
+"""Who is on the other end of a websocket: the browser's session, or the CLI's token.
+
+The stack (outermost first, see ``websocket_stack``):
+
+1. ``OriginCheck`` — a browser always sends ``Origin``; it must be one of ``ALLOWED_HOSTS``
+   (Channels' own validator), which stops another site from opening a socket with the user's
+   cookie. A connection *without* ``Origin`` comes from a program (the CLI), not a browser: it is
+   let through, but marked so its session cookie is ignored and only a token counts.
+2. Channels' ``AuthMiddlewareStack`` — the session user from the cookie.
+3. ``TokenAuthMiddleware`` — when there is no session user, a bearer token from the
+   ``Authorization: Bearer <token>`` header, or from the subprotocol list
+   (``Sec-WebSocket-Protocol: rota.v1, rota.token.<token>``; browsers cannot set headers). Never
+   from the query string: URLs end up in access logs. The token subprotocol is removed from the
+   scope once read, so nothing downstream can echo or log it; consumers accept ``rota.v1``.
+   Job tokens (scoped to one attempt) are refused: they are for the job runtime API only.
+
+A failed token leaves the user anonymous and records why in ``scope["auth_error"]``; consumers
+refuse anonymous users before accepting, so nothing is sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from rest_framework.exceptions import AuthenticationFailed
+
+from apps.accounts.authentication import authenticate_raw_token
+from apps.accounts.choices import TokenScope
+
+PROTOCOL = "rota.v1"
+TOKEN_PROTOCOL_PREFIX = "rota.token."  # noqa: S105 - a prefix, not a secret
+
+
+class OriginCheck(OriginValidator):
+    """``Origin``, when present, must be an allowed host; when absent, only a token authenticates."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["type"] != "websocket":
+            raise ValueError("OriginCheck only guards websockets")
+        has_origin = any(name == b"origin" for name, _ in scope.get("headers", []))
+        if not has_origin:
+            return await self.application({**scope, "rota_browser": False}, receive, send)
+        return await super().__call__({**scope, "rota_browser": True}, receive, send)
+
+
+def _token_from_scope(scope: dict[str, Any]) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            parts = value.decode("latin1").split()
+            if len(parts) == 2 and parts[0].lower() == "bearer":
+                return parts[1]
+    for protocol in scope.get("subprotocols", []):
+        if protocol.startswith(TOKEN_PROTOCOL_PREFIX):
+            return protocol[len(TOKEN_PROTOCOL_PREFIX) :]
+    return None
+
+
+def _scrubbed(scope: dict[str, Any]) -> dict[str, Any]:
+    """The scope without the token (header and subprotocol)."""
+    return {
+        **scope,
+        "headers": [(n, v) for n, v in scope.get("headers", []) if n != b"authorization"],
+        "subprotocols": [p for p in scope.get("subprotocols", []) if not p.startswith(TOKEN_PROTOCOL_PREFIX)],
+    }
+
+
+@database_sync_to_async
+def _authenticate(raw: str) -> tuple[Any, str | None]:
+    try:
+        user, token = authenticate_raw_token(raw)
+    except AuthenticationFailed as exc:
+        return AnonymousUser(), str(exc.detail)
+    if token.scope == TokenScope.JOB:
+        return AnonymousUser(), "Job tokens may only call the job runtime API."
+    return user, None
+
+
+class TokenAuthMiddleware:
+    """Authenticates by bearer token when the session did not (or must not: no ``Origin``)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        raw = _token_from_scope(scope)
+        scope = _scrubbed(scope)
+        user = scope.get("user")
+        if not scope.get("rota_browser", True):
+            user = AnonymousUser()  # no Origin: not a browser, so the cookie does not count
+        auth_error = None
+        if not (user is not None and user.is_authenticated) and raw:
+            user, auth_error = await _authenticate(raw)
+        scope["user"] = user if user is not None else AnonymousUser()
+        scope["auth_error"] = auth_error
+        return await self.inner(scope, receive, send)
+
+
+def allowed_origins() -> list[str]:
+    hosts = list(settings.ALLOWED_HOSTS)
+    if settings.DEBUG and not hosts:
+        hosts = ["localhost", "127.0.0.1", "[::1]"]
+    return hosts
+
+
+def websocket_stack(inner: Any) -> Any:
+    """Wrap the websocket router: Origin check, session, token."""
+    return OriginCheck(AuthMiddlewareStack(TokenAuthMiddleware(inner)), allowed_origins())

@@ -1,0 +1,433 @@
+"""Websockets of experiments: the page's event stream (with multiplexed log follows) and the CLI's log.
+
+Consumers only authenticate, check visibility, join groups and forward (STYLE.md habit 3); events
+come from services through ``portal.realtime`` after commit, logs from the process's tailers
+(``apps.launcher.tailer``). Who is connecting is settled by ``apps.accounts.ws_auth`` (session
+cookie or token, Origin checked); an anonymous user, or one who may not see the chain, is refused
+before the handshake completes, so nothing is sent.
+
+``/ws/events/`` — one per page. On connect: groups ``user.<id>`` (own chains, quota) and, for
+platform admins, ``admins`` (node events). Client → server (JSON)::
+
+    {"action": "subscribe", "chain": 12}        → {"type": "subscribed", "chain": 12}
+    {"action": "unsubscribe", "chain": 12}      → {"type": "unsubscribed", "chain": 12}
+    {"action": "follow_log", "chain": 12, "rank": 0, "cursor": "34:1024" | null, "tail": 65536 | null,
+     "stream": "s1"}
+    {"action": "unfollow_log", "stream": "s1"}
+    {"action": "ping"}                          → {"type": "pong"}
+
+Errors: ``{"type": "error", "code": "not_found" | "bad_request" | "too_many", "message": …}``
+(with ``stream`` or ``chain`` when about one). A chain the user may not see is ``not_found``,
+exactly like one that does not exist. Events: ``{"type": "chain.status", …fields}`` (see the
+apps' ``events.py``). Log messages::
+
+    {"type": "log.lines", "stream": "s1", "chain": 12, "rank": 0, "data": "…", "cursor": "34:2048"}
+    {"type": "log.behind", "stream": "s1", "chain": 12, "rank": 0, "cursor": "34:2048"}
+    {"type": "log.end", "stream": "s1", "chain": 12, "rank": 0, "status": "succeeded"}
+
+After ``log.behind`` the stream is over: follow again from its cursor. After ``log.end`` nothing
+more will come (a resumed chain is followed anew).
+
+``/ws/logs/<chain>/<rank>/`` — the CLI. The same log messages without ``stream``. The client sends
+``{"cursor": …, "tail": …}`` first (nothing within ``FIRST_MESSAGE_WAIT`` seconds: from the
+beginning); sending it again restarts the follow (after ``log.behind``). The server closes with
+1000 after ``log.end``. Close codes before the handshake: 4401 not authenticated, 4404 no such
+chain or rank for this user.
+
+Subprotocols: ``rota.v1`` is accepted when offered (browsers must offer it when they pass a
+``rota.token.<token>`` subprotocol, which is never echoed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from apps.accounts.ws_auth import PROTOCOL
+from apps.experiments.models import Attempt
+from apps.experiments.selectors import chains_visible_to
+from apps.launcher import tailer as tailing
+from apps.launcher.backends import get_log_store
+from apps.launcher.logstore import ChainCursor
+from portal.realtime import ADMINS_GROUP, chain_group, user_group
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+MAX_MESSAGE_BYTES = 8 * 1024
+MAX_SUBSCRIPTIONS = 500
+MAX_LOG_STREAMS = 16
+MAX_TAIL_BYTES = 1024 * 1024
+FIRST_MESSAGE_WAIT = 0.5
+SEEN_EVENT_IDS = 512
+
+
+class RequestError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --- reads (database thread) --------------------------------------------------------------------
+
+
+def _chain_for_follow(user: Any, chain_id: int, rank: int) -> tailing.ChainState:
+    """The chain's state if ``user`` may see it and it has ``rank``; else ``RequestError``."""
+    row = chains_visible_to(user=user).filter(pk=chain_id).values_list("node_count", "finished", "status").first()
+    if row is None:
+        raise RequestError("not_found", f"No job {chain_id} that you can see.")
+    node_count, finished, status = row
+    if not 0 <= rank < node_count:
+        raise RequestError("not_found", f"Job {chain_id} has ranks 0 to {node_count - 1}; there is no rank {rank}.")
+    ids = tuple(Attempt.objects.filter(chain_id=chain_id).order_by("index").values_list("pk", flat=True))
+    if not ids:
+        raise RequestError("not_found", f"Job {chain_id} has no attempt yet.")
+    return tailing.ChainState(ids, finished, status)
+
+
+def _chain_visible(user: Any, chain_id: int) -> bool:
+    return chains_visible_to(user=user).filter(pk=chain_id).exists()
+
+
+def _is_platform_admin(user: Any) -> bool:
+    return bool(user.is_platform_admin)
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def _int_field(message: dict[str, Any], name: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    value = message.get(name)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (maximum and value > maximum):
+        bound = f" and at most {maximum}" if maximum else ""
+        raise RequestError("bad_request", f"`{name}` must be a whole number of at least {minimum}{bound}.")
+    return value
+
+
+def parse_start(message: dict[str, Any], state: tailing.ChainState) -> tuple[ChainCursor | None, int | None]:
+    """``cursor`` ("<attempt id>:<offset>", one of the chain's attempts) or ``tail`` (bytes)."""
+    text = message.get("cursor")
+    if text not in (None, ""):
+        try:
+            attempt_text, offset_text = str(text).split(":", 1)
+            cursor = ChainCursor(int(attempt_text), int(offset_text))
+        except ValueError:
+            raise RequestError("bad_request", "`cursor` must look like <attempt id>:<byte offset>.") from None
+        if cursor.attempt_id not in state.attempt_ids or cursor.offset < 0:
+            raise RequestError("bad_request", "`cursor` does not belong to this job.")
+        return cursor, None
+    if message.get("tail") is not None:
+        return None, _int_field(message, "tail", maximum=MAX_TAIL_BYTES)
+    return None, None
+
+
+def negotiated_subprotocol(scope: dict[str, Any]) -> str | None:
+    return PROTOCOL if PROTOCOL in scope.get("subprotocols", []) else None
+
+
+def transport_backlog_probe(send: Any) -> Callable[[], int] | None:
+    """Bytes daphne accepted for this socket but could not write yet (a slow network), if visible.
+
+    ASGI's ``send`` never waits under daphne: it hands the frame to Twisted, which buffers it. The
+    send callable daphne passes is ``partial(server.handle_reply, protocol)``; its transport's
+    buffer is the backlog. Any other server (or a test communicator) gets no probe."""
+    if not isinstance(send, functools.partial) or not send.args:
+        return None
+    protocol = send.args[0]
+    transport = getattr(protocol, "transport", None)
+    if transport is None or not hasattr(transport, "dataBuffer"):
+        return None
+
+    def probe() -> int:
+        try:
+            pending = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+            queue = getattr(protocol, "send_queue", None) or ()
+            return int(pending + sum(len(item[0]) for item in queue))
+        except Exception:  # internals changed: behave as if unknown
+            return 0
+
+    return probe
+
+
+# --- log streams --------------------------------------------------------------------------------
+
+
+class LogSink:
+    """Writes one log stream's messages to a consumer's socket."""
+
+    def __init__(
+        self,
+        consumer: AsyncWebsocketConsumer,
+        *,
+        chain_id: int,
+        rank: int,
+        stream: str | None,
+        on_done: Callable[[LogSink], Any],
+        backlog: Callable[[], int] | None,
+    ) -> None:
+        self.consumer = consumer
+        self.chain_id = chain_id
+        self.rank = rank
+        self.stream = stream
+        self.on_done = on_done
+        self._backlog = backlog
+        self.viewer: tailing.Viewer | None = None
+        stream_part = f'"stream":{json.dumps(stream)},' if stream is not None else ""
+        self._lines_head = f'{{"type":"log.lines",{stream_part}"chain":{chain_id},"rank":{rank},"data":'
+
+    def _fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {"stream": self.stream} if self.stream is not None else {}
+        return {**fields, "chain": self.chain_id, "rank": self.rank}
+
+    async def lines(self, text: str, cursor: str, json_text: str | None) -> None:
+        data = json_text if json_text is not None else json.dumps(text, ensure_ascii=False)
+        await self.consumer.send(text_data=f'{self._lines_head}{data},"cursor":"{cursor}"}}')
+
+    async def behind(self, cursor: str) -> None:
+        await self.consumer.send(text_data=json.dumps({"type": "log.behind", **self._fields(), "cursor": cursor}))
+        await self.on_done(self)
+
+    async def end(self, status: str) -> None:
+        await self.consumer.send(text_data=json.dumps({"type": "log.end", **self._fields(), "status": status}))
+        await self.on_done(self)
+
+    def backlog(self) -> int:
+        return self._backlog() if self._backlog is not None else 0
+
+
+async def start_follow(
+    consumer: AsyncWebsocketConsumer,
+    *,
+    user: Any,
+    chain_id: int,
+    rank: int,
+    message: dict[str, Any],
+    stream: str | None,
+    on_done: Callable[[LogSink], Any],
+) -> LogSink:
+    """Check the user may see the chain's rank, resolve the start, and start a viewer."""
+    state = await database_sync_to_async(_chain_for_follow)(user, chain_id, rank)
+    cursor, tail = parse_start(message, state)
+    start = await asyncio.to_thread(
+        tailing.resolve_start, get_log_store(), chain_id, rank, state.attempt_ids, cursor=cursor, tail=tail
+    )
+    sink = LogSink(
+        consumer,
+        chain_id=chain_id,
+        rank=rank,
+        stream=stream,
+        on_done=on_done,
+        backlog=transport_backlog_probe(consumer.base_send),
+    )
+    sink.viewer = tailing.get_hub().follow(chain_id=chain_id, rank=rank, state=state, start=start, sink=sink)
+    return sink
+
+
+# --- consumers ----------------------------------------------------------------------------------
+
+
+class EventsConsumer(AsyncWebsocketConsumer):
+    """``/ws/events/``: what the user may see, pushed; chain subscriptions and log follows on demand."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        self.chains: set[int] = set()
+        self.streams: dict[str, LogSink] = {}
+        self._seen: deque[str] = deque(maxlen=SEEN_EVENT_IDS)
+        groups = [user_group(user.pk)]
+        if await database_sync_to_async(_is_platform_admin)(user):
+            groups.append(ADMINS_GROUP)
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups.append(group)
+        await self.accept(subprotocol=negotiated_subprotocol(self.scope))
+
+    async def disconnect(self, code: int) -> None:
+        for sink in list(getattr(self, "streams", {}).values()):
+            if sink.viewer is not None:
+                await sink.viewer.close()
+        if hasattr(self, "streams"):
+            self.streams.clear()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        message: dict[str, Any] = {}
+        try:
+            message = self._parse(text_data)
+            action = message.get("action")
+            if action == "subscribe":
+                await self._subscribe(message)
+            elif action == "unsubscribe":
+                await self._unsubscribe(message)
+            elif action == "follow_log":
+                await self._follow_log(message)
+            elif action == "unfollow_log":
+                await self._unfollow_log(message)
+            elif action == "ping":
+                await self.send(text_data='{"type":"pong"}')
+            else:
+                raise RequestError(
+                    "bad_request", "`action` must be subscribe, unsubscribe, follow_log, unfollow_log or ping."
+                )
+        except RequestError as exc:
+            await self._error(exc, message)
+
+    @staticmethod
+    def _parse(text_data: str | None) -> dict[str, Any]:
+        if text_data is None or len(text_data) > MAX_MESSAGE_BYTES:
+            raise RequestError("bad_request", f"Send JSON text messages of at most {MAX_MESSAGE_BYTES} bytes.")
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            raise RequestError("bad_request", "Messages must be JSON objects.") from None
+        if not isinstance(message, dict):
+            raise RequestError("bad_request", "Messages must be JSON objects.")
+        return message
+
+    async def _error(self, exc: RequestError, message: dict[str, Any]) -> None:
+        body: dict[str, Any] = {"type": "error", "code": exc.code, "message": exc.message}
+        for key in ("stream", "chain"):
+            if isinstance(message.get(key), (str, int)) and not isinstance(message.get(key), bool):
+                body[key] = message[key]
+        await self.send(text_data=json.dumps(body))
+
+    async def _subscribe(self, message: dict[str, Any]) -> None:
+        chain_id = _int_field(message, "chain", minimum=1)
+        if chain_id not in self.chains:
+            if len(self.chains) >= MAX_SUBSCRIPTIONS:
+                raise RequestError("too_many", f"At most {MAX_SUBSCRIPTIONS} jobs per connection.")
+            if not await database_sync_to_async(_chain_visible)(self.user, chain_id):
+                raise RequestError("not_found", f"No job {chain_id} that you can see.")
+            group = chain_group(chain_id)
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups.append(group)
+            self.chains.add(chain_id)
+        await self.send(text_data=json.dumps({"type": "subscribed", "chain": chain_id}))
+
+    async def _unsubscribe(self, message: dict[str, Any]) -> None:
+        chain_id = _int_field(message, "chain", minimum=1)
+        if chain_id in self.chains:
+            group = chain_group(chain_id)
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups.remove(group)
+            self.chains.discard(chain_id)
+        await self.send(text_data=json.dumps({"type": "unsubscribed", "chain": chain_id}))
+
+    async def _follow_log(self, message: dict[str, Any]) -> None:
+        stream = message.get("stream")
+        if not isinstance(stream, str) or not 1 <= len(stream) <= 64:
+            raise RequestError("bad_request", "`stream` must be a client-chosen id of 1 to 64 characters.")
+        chain_id = _int_field(message, "chain", minimum=1)
+        rank = _int_field(message, "rank") if message.get("rank") is not None else 0
+        previous = self.streams.pop(stream, None)
+        if previous is not None and previous.viewer is not None:
+            await previous.viewer.close()
+        if len(self.streams) >= MAX_LOG_STREAMS:
+            raise RequestError("too_many", f"At most {MAX_LOG_STREAMS} logs followed per connection.")
+        self.streams[stream] = await start_follow(
+            self, user=self.user, chain_id=chain_id, rank=rank, message=message, stream=stream, on_done=self._done
+        )
+
+    async def _done(self, sink: LogSink) -> None:
+        if sink.stream is not None and self.streams.get(sink.stream) is sink:
+            del self.streams[sink.stream]
+
+    async def _unfollow_log(self, message: dict[str, Any]) -> None:
+        sink = self.streams.pop(str(message.get("stream")), None)
+        if sink is not None and sink.viewer is not None:
+            await sink.viewer.close()
+
+    async def rota_event(self, message: dict[str, Any]) -> None:
+        """An event from ``portal.realtime``: forward it once, even if it came through two groups."""
+        event_id = message.get("id")
+        if event_id is not None:
+            if event_id in self._seen:
+                return
+            self._seen.append(event_id)
+        await self.send(text_data=json.dumps(message["event"]))
+
+
+class LogsConsumer(AsyncWebsocketConsumer):
+    """``/ws/logs/<chain>/<rank>/``: one rank's log for the CLI — backlog, then follow, then end."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        kwargs = self.scope["url_route"]["kwargs"]
+        self.chain_id, self.rank = int(kwargs["chain"]), int(kwargs["rank"])
+        try:
+            await database_sync_to_async(_chain_for_follow)(user, self.chain_id, self.rank)
+        except RequestError:
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        self.sink: LogSink | None = None
+        self._start_lock = asyncio.Lock()
+        await self.accept(subprotocol=negotiated_subprotocol(self.scope))
+        self._starter: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(self._start_unless_asked())
+
+    async def _start_unless_asked(self) -> None:
+        await asyncio.sleep(FIRST_MESSAGE_WAIT)
+        self._starter = None
+        await self._start({})
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self._starter is not None:
+            self._starter.cancel()
+            self._starter = None
+        try:
+            message = EventsConsumer._parse(text_data)
+        except RequestError as exc:
+            await self.send(text_data=json.dumps({"type": "error", "code": exc.code, "message": exc.message}))
+            return
+        await self._start(message)
+
+    async def _start(self, message: dict[str, Any]) -> None:
+        async with self._start_lock:
+            if self.sink is not None and self.sink.viewer is not None:
+                await self.sink.viewer.close()
+                self.sink = None
+            try:
+                self.sink = await start_follow(
+                    self,
+                    user=self.user,
+                    chain_id=self.chain_id,
+                    rank=self.rank,
+                    message=message,
+                    stream=None,
+                    on_done=self._done,
+                )
+            except RequestError as exc:
+                await self.send(text_data=json.dumps({"type": "error", "code": exc.code, "message": exc.message}))
+
+    async def _done(self, sink: LogSink) -> None:
+        if sink is self.sink and sink.viewer is not None and sink.viewer.state == "ended":
+            await self.close(code=1000)
+
+    async def disconnect(self, code: int) -> None:
+        starter = getattr(self, "_starter", None)
+        if starter is not None:
+            starter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starter
+        sink = getattr(self, "sink", None)
+        if sink is not None and sink.viewer is not None:
+            await sink.viewer.close()
