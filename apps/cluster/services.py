@@ -145,6 +145,7 @@ def node_disable(*, actor: User, node: Node, reason: str) -> Node:
         actor=actor, action="node.disable", target=node, before=before, after=snapshot(node, ["state", "state_reason"])
     )
     _node_capacity_changed()
+    _emit_node_state(node, before["state"])
     return node
 
 
@@ -167,6 +168,7 @@ def node_enable(*, actor: User, node: Node) -> Node:
             after=snapshot(node, ["state", "state_reason"]),
         )
         _node_capacity_changed()
+        _emit_node_state(node, before["state"])
     return node
 
 

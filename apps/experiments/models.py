@@ -124,7 +124,7 @@ class Attempt(models.Model):
     queue_position = models.PositiveIntegerField(null=True, blank=True)
     pending_holders = models.JSONField(default=list, blank=True)
     pending_digest = models.CharField(
-        max_length=17,
+        max_length=24,
         blank=True,
         help_text=_("Fingerprint of the stored explanation: passes compare it, not the text."),
     )

@@ -17,10 +17,10 @@ Passes are single-flight through a lease (``apps.core.leases``); see ``tasks.sch
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
+import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,8 +30,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from apps.accounts.models import User
 from apps.cluster.choices import NodeState
-from apps.cluster.models import Node
+from apps.cluster.models import Node, NodeGroup
 from apps.core.tasks import enqueue_on_commit
 from apps.experiments import events, lifecycle
 from apps.experiments.choices import QueueStatus, SuspendReason, WorkerStatus
@@ -93,26 +94,28 @@ def _ts(value: datetime | None) -> float | None:
 def load_snapshot(now: datetime | None = None) -> Loaded:
     """Read the cluster and the queue (constant number of queries)."""
     now = now or timezone.now()
-    node_rows = list(Node.objects.values_list("id", "name", "group__name", "room", "state"))
+    # Small lookup tables instead of joins: thousands of rows then carry integers, not strings.
+    group_names = dict(NodeGroup.objects.values_list("id", "name"))
+    node_rows = list(Node.objects.values_list("id", "name", "group_id", "room", "state"))
     nodes = tuple(
-        policy.Node(name=name, group=group, room=room, schedulable=state == NodeState.READY)
-        for _id, name, group, room, state in node_rows
+        policy.Node(name=name, group=group_names[group_id], room=room, schedulable=state == NodeState.READY)
+        for _id, name, group_id, room, state in node_rows
     )
     node_ids = {name: node_id for node_id, name, _g, _r, _s in node_rows}
+    node_names = {node_id: name for node_id, name, _g, _r, _s in node_rows}
 
     held: dict[int, list[str]] = defaultdict(list)
-    for attempt_id, node_name in (
-        Rank.objects.filter(holds_node=True).order_by("attempt_id", "rank").values_list("attempt_id", "node__name")
+    for attempt_id, node_id in (
+        Rank.objects.filter(holds_node=True).order_by("attempt_id", "rank").values_list("attempt_id", "node_id")
     ):
-        held[attempt_id].append(node_name)
+        held[attempt_id].append(node_names[node_id])
 
     scheduled = list(
         Attempt.objects.filter(queue_status=QueueStatus.SCHEDULED).values_list(
             "id",
             "chain_id",
             "chain__owner_id",
-            "chain__owner__username",
-            "chain__node_group__name",
+            "chain__node_group_id",
             "effective_priority",
             "quota_priority",
             "started_at",
@@ -126,8 +129,7 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
             "id",
             "chain_id",
             "chain__owner_id",
-            "chain__owner__username",
-            "chain__node_group__name",
+            "chain__node_group_id",
             "chain__node_count",
             "priority",
             "chain__custom_rank",
@@ -142,7 +144,10 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
     owner_of: dict[int, int] = {}
     held_by_user: dict[int, int] = defaultdict(int)
     running: list[policy.Running] = []
-    for aid, cid, uid, uname, group, prio, qprio, started, sched, ckpt, status in scheduled:
+    owner_ids = {row[2] for row in scheduled} | {row[2] for row in waiting_rows}
+    usernames = dict(User.objects.filter(pk__in=owner_ids).values_list("id", "username"))
+    for aid, cid, uid, group_id, prio, qprio, started, sched, ckpt, status in scheduled:
+        uname, group = usernames[uid], group_names[group_id]
         user_ids[uname] = uid
         chain_of[aid] = cid
         owner_of[aid] = uid
@@ -168,8 +173,7 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
         aid,
         cid,
         uid,
-        uname,
-        group,
+        group_id,
         count,
         prio,
         rank,
@@ -178,6 +182,7 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
         env_id,
         digest,
     ) in waiting_rows:
+        uname, group = usernames[uid], group_names[group_id]
         user_ids[uname] = uid
         chain_of[aid] = cid
         owner_of[aid] = uid
@@ -274,16 +279,21 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
 
     infeasible_ids = {item.attempt_id for item in plan.infeasible}
     changed: list[tuple[int, tuple[str, str, int | None, list[Any], bool, str]]] = []
+    holder_digests: dict[int, str] = {}  # the policy shares holder tuples between explanations
     for attempt_id, explanation in plan.explanations.items():
         stored = loaded.current.get(attempt_id, "")
-        holders = _holders_json(explanation.holders, loaded.chain_of)
         position = explanation.position or None
         code, message = str(explanation.code).lower(), explanation.message[:500]
         infeasible = attempt_id in infeasible_ids
-        shown = _digest(code, message, position)  # what users see: a change is an event
-        digest = f"{shown}:{_digest(holders, infeasible)}"
+        shown = _digest(f"{code}\x1f{message}\x1f{position}")  # what users see: a change is an event
+        key = id(explanation.holders)
+        held_digest = holder_digests.get(key)
+        if held_digest is None:
+            held_digest = holder_digests[key] = _digest(repr(explanation.holders))
+        digest = f"{shown}:{held_digest}{int(infeasible)}"
         if stored == digest:
             continue
+        holders = _holders_json(explanation.holders, loaded.chain_of)
         changed.append((attempt_id, (code, message, position, holders, infeasible, digest)))
         if stored[:8] != shown:
             chain_id = loaded.chain_of[attempt_id]
@@ -306,8 +316,9 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
     return result
 
 
-def _digest(*parts: Any) -> str:
-    return hashlib.blake2b(json.dumps(parts).encode(), digest_size=4).hexdigest()
+def _digest(text: str) -> str:
+    """A short stable fingerprint (stored, so it must not depend on the process: no ``hash()``)."""
+    return f"{zlib.crc32(text.encode()):08x}"
 
 
 def _write_explanations(changed: list[tuple[int, tuple[str, str, int | None, list[Any], bool, str]]]) -> None:

@@ -26,7 +26,7 @@ from rich.text import Text
 from rota import __version__, config
 from rota.api import SUSPENDED_STATUSES, TERMINAL_STATUSES, RotaClient
 from rota.errors import EXIT_CODE_TABLE, ApiError, ExitCode, NetworkError, NotLoggedIn, RotaError
-from rota.output import Output, duration, size, status_cell, styled, when
+from rota.output import Output, duration, size, status_cell, styled, when, when_short
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -776,9 +776,34 @@ def do_submit(state: State, fixed_kind: str | None, **o: Any) -> None:
         out.hint(f"  stop it:        rota stop {key}")
         if job.get("url"):
             out.hint(f"  in the portal:  {job['url']}")
+        if out.terminal and not o["follow"]:
+            first_look(state, api, key)
     if o["follow"]:
         code = follow_job(state, api, key, rank=o["rank"], tail_lines=None, cursor=None, through_suspend=False)
         click.get_current_context().exit(code)
+
+
+def first_look(state: State, api: RotaClient, key: int, seconds: float = 2.0) -> None:
+    """On a terminal, wait briefly for the scheduler's verdict and say it: running where, or why not."""
+    out = state.out
+    deadline = time.monotonic() + seconds
+    detail: dict[str, Any] = {}
+    with out.progress("Waiting for the scheduler…"):
+        while time.monotonic() < deadline:
+            detail = api.experiment(key)
+            if detail.get("status") != "waiting" or detail.get("pending"):
+                break
+            time.sleep(0.25)
+    status = detail.get("status")
+    pending = detail.get("pending")
+    if pending and pending.get("infeasible"):
+        out.warn(f"job {key} cannot start as submitted: {pending.get('message')}")
+    elif pending:
+        out.note(f"Job {key} is waiting: {pending_text(pending)}")
+    elif status in {"starting", "running"}:
+        ranks = ((detail.get("attempts") or [{}])[-1]).get("ranks") or []
+        where = ", ".join(str(r.get("node")) for r in ranks)
+        out.note(f"Job {key} is {status}" + (f" on {where}." if where else "."))
 
 
 def _submit_with_unique_name(api: RotaClient, body: dict[str, Any], base: str, *, explicit: bool) -> dict[str, Any]:
@@ -949,7 +974,7 @@ def list_(
     headers += ["TAGS", "INFO"]
     table_rows = []
     for row in rows:
-        info = pending_text(row.get("pending"))
+        info = pending_text(row.get("pending")) if row.get("status") in {"waiting", "suspended", "held"} else ""
         if row.get("restart_count"):
             info = (f"attempt {row['restart_count'] + 1}; " + info).rstrip("; ")
         star = "★ " if row.get("starred") else ""
@@ -962,12 +987,12 @@ def list_(
                 str(row.get("nodes")),
                 row.get("group"),
                 priority_label(row.get("priority")),
-                when(row.get("created_at")),
+                when_short(row.get("created_at")),
                 ",".join(row.get("tags") or []),
                 info,
             ]
         )
-    out.table(headers, table_rows, right=["ID", "NODES"], empty="No jobs match.")
+    out.table(headers, table_rows, right=["ID", "NODES"], clip=["INFO"], empty="No jobs match.")
     if rows and not all_pages:
         last = first + len(rows) - 1
         out.note(f"Jobs {first}–{last} of {count}." + (f" Next page: rota list --page {page + 1}" if has_next else ""))

@@ -68,6 +68,15 @@ def when(value: str | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def when_short(value: str | None) -> str:
+    """Like :func:`when`, without the year when it is this year and without seconds (for lists)."""
+    full = when(value)
+    if len(full) != 19:
+        return full
+    this_year = datetime.now().strftime("%Y")
+    return full[5:16] if full.startswith(this_year) else full[:16]
+
+
 def duration(seconds: float | None) -> str:
     """``3725`` → ``1h 02m 05s``."""
     if seconds is None:
@@ -139,18 +148,28 @@ class Output:
         *,
         title: str | None = None,
         right: Sequence[str] = (),
+        clip: Sequence[str] = (),
         empty: str = "Nothing to show.",
     ) -> None:
-        """Aligned columns: a rich table on a terminal, plain space-aligned text when piped."""
+        """Aligned columns: a rich table on a terminal, plain space-aligned text when piped.
+
+        Columns named in ``clip`` are cut to one line with an ellipsis on a terminal (never when piped)."""
         if not rows:
             self.note(empty)
             return
         if self.terminal:
             table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False, show_edge=False)
+            # Short columns never wrap; a clipped column gives way (one line, ellipsis) when space is short.
             for header in headers:
-                table.add_column(header, justify="right" if header in right else "left", overflow="fold")
+                justify = "right" if header in right else "left"
+                table.add_column(header, justify=justify, no_wrap=bool(clip) and header not in clip)
+            clipped = {i for i, header in enumerate(headers) if header in clip}
             for row in rows:
-                table.add_row(*[cell if isinstance(cell, Text) else styled(cell) for cell in row])
+                cells = [cell if isinstance(cell, Text) else styled(cell) for cell in row]
+                for i in clipped:
+                    cells[i] = cells[i].copy()
+                    cells[i].no_wrap, cells[i].overflow = True, "ellipsis"
+                table.add_row(*cells)
             self.out.print(table)
             return
         plain = [

@@ -1,0 +1,94 @@
+"""Who may open a websocket: session cookie (browser, Origin checked) or token (header or
+subprotocol, never the URL); refusals happen before the handshake, so nothing is sent."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+
+from tests.realtime.conftest import communicator
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.mark.parametrize("path", ["/ws/events/", "/ws/logs/1/0/"])
+async def test_anonymous_is_refused(ws_app, path):
+    comm = communicator(ws_app, path)
+    connected, code = await comm.connect()
+    assert (connected, code) == (False, 4401)
+    assert await comm.receive_nothing()
+
+
+async def test_token_in_the_subprotocol_is_accepted_and_never_echoed(ws_app, user, token_for):
+    token = await database_sync_to_async(token_for)(user)
+    comm = communicator(ws_app, "/ws/events/", token=token, origin=None)
+    connected, subprotocol = await comm.connect()
+    assert (connected, subprotocol) == (True, "rota.v1")
+    await comm.send_json_to({"action": "ping"})
+    assert await comm.receive_json_from() == {"type": "pong"}
+    await comm.disconnect()
+
+
+async def test_token_in_the_authorization_header_is_accepted(ws_app, user, token_for):
+    token = await database_sync_to_async(token_for)(user)
+    comm = communicator(ws_app, "/ws/events/", token=token, token_in="header", origin=None)
+    connected, subprotocol = await comm.connect()
+    assert (connected, subprotocol) == (True, None)
+    await comm.disconnect()
+
+
+async def test_token_in_the_query_string_is_ignored(ws_app, user, token_for):
+    token = await database_sync_to_async(token_for)(user)
+    comm = communicator(ws_app, f"/ws/events/?token={token}", origin=None)
+    assert await comm.connect() == (False, 4401)
+
+
+@pytest.mark.parametrize("scope", ["job"])
+async def test_job_tokens_and_bad_tokens_are_refused(ws_app, user, token_for, scope):
+    token = await database_sync_to_async(token_for)(user, scope)
+    for raw in (token, token[:-3] + "xyz", "not-a-token"):
+        comm = communicator(ws_app, "/ws/events/", token=raw, origin=None)
+        assert await comm.connect() == (False, 4401), raw
+
+
+async def test_session_cookie_works_from_an_allowed_origin(ws_app, user, cookie_for):
+    cookie = await database_sync_to_async(cookie_for)(user)
+    comm = communicator(ws_app, "/ws/events/", cookie=cookie, subprotocols=["rota.v1"])
+    assert await comm.connect() == (True, "rota.v1")
+    await comm.disconnect()
+
+
+async def test_session_cookie_is_refused_from_another_origin(ws_app, user, cookie_for):
+    cookie = await database_sync_to_async(cookie_for)(user)
+    comm = communicator(ws_app, "/ws/events/", cookie=cookie, origin=b"https://evil.example")
+    connected, _ = await comm.connect()
+    assert connected is False
+    assert await comm.receive_nothing()
+
+
+async def test_session_cookie_without_origin_does_not_authenticate(ws_app, user, cookie_for):
+    """No Origin means not a browser: only a token counts, so a stolen cookie alone is not enough."""
+    cookie = await database_sync_to_async(cookie_for)(user)
+    comm = communicator(ws_app, "/ws/events/", cookie=cookie, origin=None)
+    assert await comm.connect() == (False, 4401)
+
+
+async def test_logs_of_another_users_chain_are_refused_before_anything_is_sent(
+    ws_app, cluster, submit, user, other_user, token_for, log_store
+):
+    chain = await database_sync_to_async(submit)(user)
+    attempt_id = await database_sync_to_async(lambda: chain.attempts.get().pk)()
+    with log_store.writer(str(chain.pk), attempt_id, 0) as w:
+        w.write_line("secret training output")
+    token = await database_sync_to_async(token_for)(other_user)
+    for path in (f"/ws/logs/{chain.pk}/0/", f"/ws/logs/{chain.pk + 1000}/0/"):
+        comm = communicator(ws_app, path, token=token)
+        assert await comm.connect() == (False, 4404), path
+        assert await comm.receive_nothing()
+    # The owner may, but not a rank the job does not have.
+    owner = await database_sync_to_async(token_for)(user)
+    comm = communicator(ws_app, f"/ws/logs/{chain.pk}/1/", token=owner)
+    assert await comm.connect() == (False, 4404)
+    comm = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=owner)
+    assert (await comm.connect())[0] is True
+    await comm.disconnect()
