@@ -1083,6 +1083,7 @@ def print_detail(out: Output, d: dict[str, Any]) -> None:
         rows = []
         for a in attempts:
             reason = a.get("failure_message") or a.get("stop_reason") or a.get("suspend_reason") or ""
+            reason = REASONS.get(reason, reason) if reason != "completed" else ""
             rows.append(
                 [
                     str(int(a.get("index") or 0) + 1),
@@ -1139,6 +1140,21 @@ def tail_page(api: RotaClient, key: str, rank: int, lines: int) -> tuple[str, di
         nbytes *= 4
 
 
+REASONS = {
+    "user": "by its owner",
+    "admin": "by an admin",
+    "rank_failed": "a rank failed",
+    "hung": "no output for longer than its watchdog time",
+    "start_failed": "it could not be started",
+    "lost": "its processes disappeared",
+    "preempted": "preempted by a higher-priority job",
+    "time_share": "time-shared with another user's job",
+    "node_not_ready": "a node it ran on became unusable",
+    "unschedulable": "its ranks could not start in time",
+    "self": "it called go_suspend()",
+}
+
+
 def _job_end_message(api: RotaClient, key: str, status: str) -> str:
     """A one-line summary of how the job ended (why it failed, with the failing rank's exit code)."""
     try:
@@ -1155,8 +1171,9 @@ def _job_end_message(api: RotaClient, key: str, status: str) -> str:
         failed = [r for r in attempt.get("ranks") or [] if r.get("status") == "failed"]
         if failed:
             bits.append("rank " + ", ".join(str(r.get("rank")) for r in failed))
-        if attempt.get("stop_reason") and status not in {"succeeded", "failed"}:
-            bits.append(str(attempt["stop_reason"]))
+        reason = attempt.get("stop_reason") if status in {"stopped", "canceled"} else attempt.get("suspend_reason")
+        if reason and status != "succeeded":
+            bits.append(REASONS.get(str(reason), str(reason)))
     suffix = f" ({'; '.join(bits)})" if bits else ""
     if status == "held":
         return f"Job {detail['id']} is held (suspended){suffix}; `rota resume {detail['id']}` starts it again."

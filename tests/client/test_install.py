@@ -83,7 +83,7 @@ def test_console_entry_point_follows_a_job_live_while_it_is_suspended_and_stoppe
         wait_until(lambda: "is waiting" in err.read_text(), message="the follower to report the wait")
         assert run(shell_env, "stop", str(waiting["id"])).returncode == 0
         assert follower.wait(timeout=30) == 2  # canceled
-    assert f"Job {waiting['id']} canceled." in err.read_text()
+    assert f"Job {waiting['id']} canceled (by its owner)." in err.read_text()
 
     # Follow the running job live; suspending it ends the follow with exit code 3.
     wait_until(lambda: "step 5" in run(shell_env, "logs", str(first)).stdout, message="the first job's output")

@@ -1,0 +1,277 @@
+"""Live logs: backlog from a cursor then new lines in order, across attempts exactly as the HTTP
+API pages them, one shared tailer per (chain, rank), slow viewers fall behind alone, and a
+finished job's log ends."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+
+from apps.launcher import logstore
+from apps.launcher.tailer import get_hub
+from tests.realtime.conftest import (
+    communicator,
+    contents,
+    finish,
+    log_data,
+    receive_until,
+    run,
+    suspend_and_requeue,
+)
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+def write(store: logstore.LogStore, chain_id: int, attempt_id: int, lines: list[str]) -> None:
+    with store.writer(str(chain_id), attempt_id, 0) as writer:
+        for line in lines:
+            writer.write_line(line)
+
+
+def line_count(messages: list[dict[str, Any]]) -> int:
+    return len(contents(log_data(messages)))
+
+
+async def until_attached(count: int, timeout: float = 5.0) -> Any:
+    """The (single) tailer once ``count`` viewers follow it live."""
+    hub = get_hub()
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        tailers = list(hub.tailers.values())
+        if len(tailers) == 1 and len(tailers[0].viewers) == count:
+            return tailers[0]
+        assert asyncio.get_running_loop().time() < deadline, f"tailers: {hub.tailers}"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def job(cluster, submit, user):
+    """A running one-node job of ``user``: (chain, attempt id)."""
+    chain = submit(user)
+    attempt = run(chain)
+    return chain, attempt.pk
+
+
+async def test_follow_sends_the_backlog_from_the_cursor_then_new_lines_in_order(
+    ws_app, job, user, token_for, log_store
+):
+    chain, attempt_id = job
+    write(log_store, chain.pk, attempt_id, [f"line {i}" for i in range(5)])
+    raw = log_store.path(str(chain.pk), attempt_id, 0).read_bytes()
+    offset = sum(len(line) for line in raw.splitlines(keepends=True)[:2])
+    comm = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await comm.connect())[0]
+    await comm.send_json_to(
+        {"action": "follow_log", "chain": chain.pk, "rank": 0, "cursor": f"{attempt_id}:{offset}", "stream": "main"}
+    )
+    backlog = await receive_until(comm, lambda m: line_count(m) >= 3)
+    assert contents(log_data(backlog)) == ["line 2", "line 3", "line 4"]
+    assert log_data(backlog) == raw[offset:].decode()
+
+    for batch in range(4):
+        write(log_store, chain.pk, attempt_id, [f"line {5 + batch * 5 + i}" for i in range(5)])
+        await asyncio.sleep(0.03)
+    live = await receive_until(comm, lambda m: line_count(m) >= 20)
+    assert contents(log_data(live)) == [f"line {i}" for i in range(5, 25)]
+    size = log_store.size(str(chain.pk), attempt_id, 0)
+    assert live[-1]["cursor"] == f"{attempt_id}:{size}"
+    assert all((m["type"], m["stream"], m["chain"], m["rank"]) == ("log.lines", "main", chain.pk, 0) for m in live)
+    assert await comm.receive_nothing()
+    await comm.disconnect()
+
+
+async def test_cli_socket_sends_the_tail_follows_and_ends_when_the_job_finishes(
+    ws_app, job, user, token_for, log_store
+):
+    chain, attempt_id = job
+    write(log_store, chain.pk, attempt_id, [f"step {i}" for i in range(10)])
+    lines = log_store.path(str(chain.pk), attempt_id, 0).read_bytes().splitlines(keepends=True)
+    comm = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=await database_sync_to_async(token_for)(user))
+    assert await comm.connect() == (True, "rota.v1")
+    await comm.send_json_to({"tail": sum(len(line) for line in lines[-3:])})
+    tail = await receive_until(comm, lambda m: line_count(m) >= 3)
+    assert contents(log_data(tail)) == ["step 7", "step 8", "step 9"]
+    assert "stream" not in tail[0]
+
+    write(log_store, chain.pk, attempt_id, ["step 10", "step 11"])
+    await receive_until(comm, lambda m: line_count(m) >= 2)
+    write(log_store, chain.pk, attempt_id, ["last words"])
+    await database_sync_to_async(finish)(chain)
+    rest = await receive_until(comm, lambda m: bool(m) and m[-1]["type"] == "log.end")
+    assert contents(log_data(rest)) == ["last words"]
+    assert rest[-1] == {"type": "log.end", "chain": chain.pk, "rank": 0, "status": "succeeded"}
+    assert await comm.receive_output() == {"type": "websocket.close", "code": 1000}
+    await comm.disconnect()
+
+
+async def test_a_finished_jobs_log_is_sent_whole_then_ends(ws_app, job, user, token_for, log_store):
+    chain, attempt_id = job
+    write(log_store, chain.pk, attempt_id, ["only line"])
+    await database_sync_to_async(finish)(chain, "failed")
+    comm = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await comm.connect())[0]
+    await comm.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "x"})
+    messages = await receive_until(comm, lambda m: bool(m) and m[-1]["type"] == "log.end")
+    assert contents(log_data(messages)) == ["only line"]
+    assert messages[-1] == {"type": "log.end", "stream": "x", "chain": chain.pk, "rank": 0, "status": "failed"}
+    assert await comm.receive_nothing()
+    await comm.disconnect()
+
+
+async def test_follow_crosses_attempts_exactly_like_the_http_pages(ws_app, job, user, token_for, log_store):
+    chain, first = job
+    write(log_store, chain.pk, first, ["first 0", "first 1"])
+    comm = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await comm.connect())[0]
+    await comm.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "cursor": None, "stream": "live"})
+    received = await receive_until(comm, lambda m: line_count(m) >= 2)
+
+    second = (await database_sync_to_async(suspend_and_requeue)(chain)).pk
+    write(log_store, chain.pk, second, ["second 0", "second 1"])
+    received += await receive_until(comm, lambda m: any("second 1" in x.get("data", "") for x in m))
+    received = [m for m in received if m["type"].startswith("log.")]  # chain events come too
+    expected = log_store.read_chain(str(chain.pk), [first, second], 0, limit=1 << 20).data
+    assert "──── attempt 2 (id " in expected
+    assert log_data(received) == expected
+    assert received[-1]["cursor"] == f"{second}:{log_store.size(str(chain.pk), second, 0)}"
+
+    # A viewer arriving later reads the same from the files (catch-up path), and from a cursor too.
+    await comm.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "late"})
+    late = await receive_until(comm, lambda m: log_data(m) == expected)
+    assert {m["stream"] for m in late} == {"late"}
+    await comm.send_json_to(
+        {"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "mid", "cursor": f"{first}:0"}
+    )
+    mid = await receive_until(comm, lambda m: log_data(m) == expected)
+    assert {m["stream"] for m in mid} == {"mid"}
+
+    await database_sync_to_async(run)(chain)
+    await database_sync_to_async(finish)(chain)
+    ends = await receive_until(comm, lambda m: len([x for x in m if x["type"] == "log.end"]) == 3)
+    assert {(m["stream"], m["status"]) for m in ends if m["type"] == "log.end"} == {
+        ("live", "succeeded"),
+        ("late", "succeeded"),
+        ("mid", "succeeded"),
+    }
+    assert not [m for m in ends if m["type"] == "log.lines"]
+    await comm.disconnect()
+
+
+async def test_one_tailer_reads_each_write_once_however_many_viewers(
+    ws_app, job, user, token_for, log_store, monkeypatch
+):
+    chain, attempt_id = job
+    token = await database_sync_to_async(token_for)(user)
+    viewers = [communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=token) for _ in range(5)]
+    for comm in viewers:
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"tail": 0})
+    tailer = await until_attached(5)
+
+    opened: list[object] = []
+    real_open = logstore._open_raw
+
+    def counting_open(path):
+        opened.append(path)
+        return real_open(path)
+
+    monkeypatch.setattr(logstore, "_open_raw", counting_open)
+    for k in range(6):
+        write(log_store, chain.pk, attempt_id, [f"write {k}"])
+        for comm in viewers:
+            got = await receive_until(comm, lambda m: line_count(m) >= 1)
+            assert contents(log_data(got)) == [f"write {k}"]
+    # Six writes, six reads of the file, for five viewers (HAI: one poll per subscriber).
+    assert len(opened) == 6
+    assert tailer.reads == 6
+    assert list(get_hub().tailers.values()) == [tailer]
+    for comm in viewers:
+        await comm.disconnect()
+    assert get_hub().tailers == {}
+
+
+def gated(app: Any, gate: asyncio.Event) -> Any:
+    """The app, but frames to ``/ws/logs/`` sockets wait for ``gate``: a viewer on a stalled network."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if scope["path"].startswith("/ws/logs/"):
+
+            async def slow_send(message: dict[str, Any]) -> None:
+                if message["type"] == "websocket.send":
+                    await gate.wait()
+                await send(message)
+
+            return await app(scope, receive, slow_send)
+        return await app(scope, receive, send)
+
+    return wrapped
+
+
+async def test_a_slow_viewer_falls_behind_without_stalling_a_fast_one(ws_app, job, user, token_for, log_store):
+    chain, attempt_id = job
+    gate = asyncio.Event()
+    app = gated(ws_app, gate)
+    token = await database_sync_to_async(token_for)(user)
+    slow = communicator(app, f"/ws/logs/{chain.pk}/0/", token=token)
+    fast = communicator(app, "/ws/events/", token=token)
+    assert (await slow.connect())[0] and (await fast.connect())[0]
+    await slow.send_json_to({"tail": 0})
+    await fast.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "tail": 0, "stream": "f"})
+    tailer = await until_attached(2)
+
+    total = 800  # ~260 KB: twice the viewer buffer (128 KiB in these tests)
+    for batch in range(0, total, 50):
+        write(log_store, chain.pk, attempt_id, [f"{n:04d} " + "x" * 290 for n in range(batch, batch + 50)])
+        await asyncio.sleep(0.02)
+    got = await receive_until(fast, lambda m: line_count(m) >= total, timeout=10)
+    assert [line[:4] for line in contents(log_data(got))] == [f"{n:04d}" for n in range(total)]
+    assert {m["type"] for m in got} == {"log.lines"}
+    assert len(tailer.viewers) == 1  # the slow one was detached; its buffer dropped
+
+    gate.set()  # the network recovers: it gets what it had taken, then where to resume
+    before = await receive_until(slow, lambda m: bool(m) and m[-1]["type"] == "log.behind")
+    resume = before[-1]["cursor"]
+    assert before[-1] == {"type": "log.behind", "chain": chain.pk, "rank": 0, "cursor": resume}
+    assert line_count(before) < total
+    await slow.send_json_to({"cursor": resume})
+    whole = log_store.path(str(chain.pk), attempt_id, 0).read_bytes().decode()
+    after = await receive_until(slow, lambda m: log_data(before) + log_data(m) == whole, timeout=10)
+    assert after[-1]["cursor"] == f"{attempt_id}:{len(whole.encode())}"
+    await slow.disconnect()
+    await fast.disconnect()
+
+
+async def test_bad_cursors_and_ranks_get_a_clear_error(ws_app, job, user, token_for, log_store):
+    chain, attempt_id = job
+    comm = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await comm.connect())[0]
+    for fields, code in (
+        ({"cursor": "nonsense"}, "bad_request"),
+        ({"cursor": f"{attempt_id + 99}:0"}, "bad_request"),
+        ({"tail": -1}, "bad_request"),
+        ({"rank": 3}, "not_found"),
+    ):
+        await comm.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "s", **fields})
+        reply = await comm.receive_json_from()
+        assert (reply["type"], reply["code"], reply["stream"]) == ("error", code, "s"), fields
+    await comm.disconnect()
+
+
+async def test_unfollow_stops_the_stream_and_the_tailer(ws_app, job, user, token_for, log_store):
+    chain, attempt_id = job
+    comm = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await comm.connect())[0]
+    await comm.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "tail": 0, "stream": "s"})
+    await until_attached(1)
+    await comm.send_json_to({"action": "unfollow_log", "stream": "s"})
+    for _ in range(100):
+        if not get_hub().tailers:
+            break
+        await asyncio.sleep(0.01)
+    assert get_hub().tailers == {}
+    write(log_store, chain.pk, attempt_id, ["nobody reads this"])
+    assert await comm.receive_nothing(0.2)
+    await comm.disconnect()
