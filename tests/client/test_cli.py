@@ -202,6 +202,9 @@ def test_submit_two_nodes_with_every_option_then_follow_it_to_the_end(alice: Rot
     ]
     assert f"Job {job['id']} succeeded." in result.stderr
     assert "rank 1 done" in alice("logs", str(job["id"]), "-r", "1").stdout
+    pages = [json.loads(line) for line in alice("logs", "two-ranks", "-f", "--json").stdout.splitlines()]
+    assert "".join(p["data"] for p in pages) == result.stdout
+    assert (pages[-1]["finished"], pages[-1]["status"], pages[-1]["rank"]) == (True, "succeeded", 0)
     assert alice("logs", str(job["id"]), "--tail", "1").stdout.endswith("rank 0 done\n")
 
     detail = alice.json("status", str(job["id"]))

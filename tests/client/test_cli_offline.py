@@ -284,3 +284,17 @@ def test_completion_script_and_completions(rota: Rota) -> None:
     assert result.stdout.split() == ["plain,VERY_HIGH"]
     result = rota(env={"_ROTA_COMPLETE": "bash_complete", "COMP_WORDS": "rota logs x --thr", "COMP_CWORD": "3"})
     assert result.stdout.split() == ["plain,--through-suspend"]
+
+
+def test_logout_from_an_unreachable_server_keeps_the_token_unless_told(
+    rota: Rota, config_home: Path, closed_port: int
+) -> None:
+    path = config_home / "rota" / "config.json"
+    url = f"http://127.0.0.1:{closed_port}"
+    config.write_file({"url": url, "token": "rota_abcdefgh_" + "x" * 30, "token_id": 5}, path)
+    result = rota("logout", expect=ExitCode.NETWORK)
+    assert "The token was kept" in result.stderr and "rota logout --local" in result.stderr
+    assert json.loads(path.read_text())["token"].startswith("rota_")
+    assert rota.json("logout", "--local") == {"logged_out": True, "revoked": False}
+    assert json.loads(path.read_text()) == {"url": url}
+    assert "Not logged in" in rota("logout").stdout

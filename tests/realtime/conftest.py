@@ -3,16 +3,15 @@ per test, fast tailer intervals, and a channel layer flushed between tests."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.db import transaction
+from django.db import connections, transaction
 
 from apps.accounts import services as account_services
 from apps.experiments import lifecycle
@@ -30,12 +29,14 @@ def ws_app() -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_layer() -> Any:
-    """Channel layers cache queues/connections per event loop; every test has its own loop."""
+def _clean_up_after_sockets() -> Any:
+    """Flush the channel layer (it caches queues per event loop; every test has its own loop) and
+    close the database connection of the thread consumers query in (kept open in production)."""
     yield
     layer = get_channel_layer()
     if layer is not None and hasattr(layer, "flush"):
         async_to_sync(layer.flush)()
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture
@@ -76,7 +77,7 @@ def communicator(
     token: str | None = None,
     cookie: str | None = None,
     origin: bytes | None = ORIGIN,
-    token_in: str = "protocol",
+    token_in: str = "protocol",  # noqa: S107 - where the token goes, not a token
     subprotocols: list[str] | None = None,
 ) -> WebsocketCommunicator:
     headers: list[tuple[bytes, bytes]] = []
@@ -105,7 +106,7 @@ async def receive_until(
             raise AssertionError(f"timed out; received so far: {messages!r}"[:2000])
         try:
             messages.append(await comm.receive_json_from(timeout=left))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"timed out; received so far: {messages!r}"[:2000]) from None
     return messages
 

@@ -43,10 +43,12 @@ async def test_token_in_the_query_string_is_ignored(ws_app, user, token_for):
     assert await comm.connect() == (False, 4401)
 
 
-@pytest.mark.parametrize("scope", ["job"])
-async def test_job_tokens_and_bad_tokens_are_refused(ws_app, user, token_for, scope):
-    token = await database_sync_to_async(token_for)(user, scope)
-    for raw in (token, token[:-3] + "xyz", "not-a-token"):
+async def test_job_tokens_and_bad_tokens_are_refused(ws_app, user, token_for):
+    from apps.accounts.services import token_create_for_attempt
+
+    job_token = (await database_sync_to_async(token_create_for_attempt)(user=user, attempt_id=1)).raw
+    token = await database_sync_to_async(token_for)(user)
+    for raw in (job_token, token[:-3] + "xyz", "not-a-token"):
         comm = communicator(ws_app, "/ws/events/", token=raw, origin=None)
         assert await comm.connect() == (False, 4401), raw
 

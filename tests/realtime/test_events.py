@@ -16,7 +16,7 @@ from apps.core.events import NotificationCreated
 from apps.experiments import events, services
 from apps.experiments.choices import WorkerStatus
 from portal.realtime import ADMINS_GROUP, capture_events, chain_group, send_event_on_commit, user_group
-from tests.realtime.conftest import communicator, finish, latest_attempt, receive_until, run, suspend_and_requeue
+from tests.realtime.conftest import communicator, finish, receive_until, run, suspend_and_requeue
 
 
 class Rollback(Exception):
@@ -67,7 +67,7 @@ def test_sent_after_commit_and_never_on_rollback():
             send_event_on_commit([user_group(1)], events.QuotaUsageChanged(user_id=1))
             assert sent == []
         assert sent.types() == ["quota.usage"]
-        with pytest.raises(Rollback), transaction.atomic():
+        with pytest.raises(Rollback), transaction.atomic():  # noqa: PT012 - the raise is the rollback
             send_event_on_commit([user_group(1)], events.QuotaUsageChanged(user_id=1))
             raise Rollback
         assert len(sent) == 1
@@ -130,7 +130,7 @@ def test_exact_events_of_user_actions(cluster, submit, user):
         services.experiment_suspend(actor=user, chain=big)
     assert [(s.type, s.body["status"]) for s in sent] == [("chain.status", "suspending")]
 
-    with capture_events() as sent, pytest.raises(Rollback), transaction.atomic():
+    with capture_events() as sent, pytest.raises(Rollback), transaction.atomic():  # noqa: PT012
         services.experiment_stop(actor=user, chain=big)
         raise Rollback
     assert sent == []
@@ -163,7 +163,7 @@ def test_exact_node_events_go_to_admins_only(cluster, admin_user):
         "previous_state": "ready",
         "reason": "GPU 3 has ECC errors",
     }
-    with capture_events() as sent, pytest.raises(Rollback), transaction.atomic():
+    with capture_events() as sent, pytest.raises(Rollback), transaction.atomic():  # noqa: PT012
         cluster_services.node_disable(actor=admin_user, node=node, reason="oops")
         raise Rollback
     assert sent == []
@@ -297,7 +297,9 @@ async def test_bad_messages_get_a_clear_error(ws_app, user, token_for):
 async def test_notification_event_reaches_its_user(ws_app, user, token_for):
     comm = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
     assert (await comm.connect())[0]
-    event = NotificationCreated(notification_id=7, user_id=user.pk, kind="reply", title="Re: NaN", url="/f/1", unread_count=3)
+    event = NotificationCreated(
+        notification_id=7, user_id=user.pk, kind="reply", title="Re: NaN", url="/f/1", unread_count=3
+    )
     await database_sync_to_async(send_event_on_commit)([user_group(user.pk)], event)
     assert await comm.receive_json_from() == {
         "type": "notification.created",
