@@ -123,6 +123,22 @@ def _revoke_job_tokens(attempt_id: int) -> None:
     tokens_revoke_for_attempt(attempt_id=attempt_id)
 
 
+HELD_CODE = "held"
+HELD_MESSAGE = "Suspended by a person: it waits until it is resumed."
+
+
+def hold_fields() -> dict[str, Any]:
+    """The explanation a held attempt shows (the scheduler skips held chains)."""
+    return {
+        "pending_code": HELD_CODE,
+        "pending_message": HELD_MESSAGE,
+        "queue_position": None,
+        "pending_holders": [],
+        "pending_digest": "",
+        "infeasible": False,
+    }
+
+
 def requeue(chain: Chain, previous: Attempt, *, held: bool = False) -> Attempt:
     """Queue the next attempt of ``chain`` after ``previous`` ended, carrying whole-life state."""
     state = Attempt.objects.filter(pk=previous.pk).values_list("whole_life_state", flat=True).get()
@@ -132,6 +148,7 @@ def requeue(chain: Chain, previous: Attempt, *, held: bool = False) -> Attempt:
         priority=chain.priority,
         whole_life_state=state,
         watchdog_seconds=chain.watchdog_seconds,
+        **(hold_fields() if held else {}),
     )
     Chain.objects.filter(pk=chain.pk).update(
         latest_attempt=nxt, restart_count=nxt.index, whole_life_state=state, held=held

@@ -263,6 +263,7 @@ def experiment_suspend(*, actor: User, chain: Chain) -> Chain:
         if chain.held:
             raise Conflict(_("This job is already suspended; resume it to let it run."))
         Chain.objects.filter(pk=chain.pk).update(held=True)
+        Attempt.objects.filter(pk=attempt.pk).update(**lifecycle.hold_fields())
         lifecycle.sync_chain(chain.pk)
         enqueue_on_commit(lifecycle.SCHEDULE)
     elif attempt.worker_status in (WorkerStatus.STARTING, WorkerStatus.RUNNING):
@@ -290,6 +291,8 @@ def experiment_resume(*, actor: User, chain: Chain) -> Chain:
         if not chain.held:
             raise Conflict(_("This job is already waiting to run."))
         Chain.objects.filter(pk=chain.pk).update(held=False)
+        # The next scheduling pass writes the real explanation (or starts it).
+        Attempt.objects.filter(pk=attempt.pk).update(pending_code="", pending_message="", pending_digest="")
         chain.held = False
     elif attempt.worker_status in (WorkerStatus.STOPPED, WorkerStatus.FAILED, WorkerStatus.CANCELED):
         if Chain.objects.filter(owner=chain.owner, name=chain.name, finished=False).exclude(pk=chain.pk).exists():

@@ -258,3 +258,15 @@ def test_go_suspend_outside_a_suspend_requeues_without_hold(cluster, submit, use
     chain.refresh_from_db()
     assert chain.held is False
     assert latest(chain).worker_status == WorkerStatus.STARTING  # requeued and placed again
+
+
+@pytest.mark.django_db
+def test_held_chain_explains_itself(cluster, submit, user):
+    cluster.set_quota(user, 10, 0)
+    chain = submit(user)
+    services.experiment_suspend(actor=user, chain=chain)
+    attempt = latest(chain)
+    assert (attempt.pending_code, attempt.queue_position) == ("held", None)
+    assert "resumed" in attempt.pending_message
+    services.experiment_resume(actor=user, chain=chain)
+    assert latest(chain).pending_code == "quota"
