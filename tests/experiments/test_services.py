@@ -269,4 +269,4 @@ def test_held_chain_explains_itself(cluster, submit, user):
     assert (attempt.pending_code, attempt.queue_position) == ("held", None)
     assert "resumed" in attempt.pending_message
     services.experiment_resume(actor=user, chain=chain)
-    assert latest(chain).pending_code == "quota"
+    assert latest(chain).pending_code == "quota_ceiling"  # no NORMAL quota at all: it can never run
