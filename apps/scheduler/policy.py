@@ -20,9 +20,11 @@ A pass works in this order:
    waiting attempts are sorted by priority desc, usage asc, custom_rank, first submission, id.
 5. **Walk the queue once.** For each attempt, in order: quota check; start on free nodes (best-fit
    room); else claim nodes that are becoming free; else suspend the fewest, cheapest victims
-   (strictly lower priority, then the time-share rule); else explain why it waits. Claims and the
-   one anti-starvation reservation per group are node *counts* held back from later attempts, so
-   backfill only ever uses the surplus.
+   (strictly lower priority, then the time-share rule); else explain why it waits. An attempt
+   waiting for suspends holds the free nodes it will use, as a *count* later attempts cannot start
+   on; so does the first long-waiting blocked attempt (the group's reservation), after which nobody
+   behind it starts or suspends in that group. Everything else is backfill: later attempts start on
+   whatever idle nodes are left.
 
 Everything is sorted before it is iterated, so the same input gives the same ``Plan`` whatever the
 order of the input tuples. The pass is O(W log W + R log R) for W waiting and R running attempts:
@@ -225,6 +227,17 @@ def _slot_setters(cls: type) -> tuple:
 
 
 _E_SET = _slot_setters(Explanation)
+_H_SET = _slot_setters(Holder)
+
+
+def _holder(attempt_id: int, user: str, nodes: int, priority: int, _new: Any = object.__new__) -> Holder:
+    """``Holder(...)`` without the frozen-dataclass ``__init__`` cost (one per running attempt per pass)."""
+    h = _new(Holder)
+    _H_SET[0](h, attempt_id)
+    _H_SET[1](h, user)
+    _H_SET[2](h, nodes)
+    _H_SET[3](h, priority)
+    return h
 
 
 def _explain(
@@ -328,7 +341,7 @@ class _Runner:
         self.booked = False  # counted in a MIN_RUNTIME / TIME_SLICE estimate of an attempt ahead
         self.ts_eligible = False
         self.listed = False  # appears in a cached tuple of holders
-        self.holder = Holder(r.attempt_id, r.user, len(r.nodes), priority)
+        self.holder = _holder(r.attempt_id, r.user, len(r.nodes), priority)
 
 
 class _Room:
@@ -503,7 +516,7 @@ class _Group:
         runners of other users in round-robin order. A last pass drops, most expensive first, every
         victim the others already cover, so removing any single remaining victim leaves it short.
         """
-        chosen: list[tuple[_Runner, SuspendReason] | None] = []
+        chosen: list[tuple[_Runner, SuspendReason]] = []
         total = 0
         lower = self.lower
         i = self.lower_pos
@@ -528,12 +541,13 @@ class _Group:
                     break
         if total < need:
             return None
+        keep = [True] * len(chosen)
         for k in range(len(chosen) - 1, -1, -1):
-            value = chosen[k][0].value  # type: ignore[index]
+            value = chosen[k][0].value
             if total - value >= need:
                 total -= value
-                chosen[k] = None
-        return [c for c in chosen if c is not None]
+                keep[k] = False
+        return [c for c, kept in zip(chosen, keep, strict=True) if kept]
 
     def estimate(
         self, priority: int, user: str, missing: int, wait_ok_at: float, now: float, waited_enough: bool
@@ -728,17 +742,13 @@ class _Pass:
 
         for g in groups.values():
             g.lower.sort(key=lambda r: (r.priority, -r.checkpoint_at, -r.started_at, r.attempt_id))
-            for lst in g.ts.values():
-                lst.sort(key=lambda r: (-r.usage, r.started_at, r.attempt_id))
+            for runners in g.ts.values():
+                runners.sort(key=lambda r: (-r.usage, r.started_at, r.attempt_id))
             g.young.sort(key=lambda e: (e[0], e[2].attempt_id))
-            for p, lst in g.equal.items():
-                lst.sort(key=lambda e: (e[0], e[1].attempt_id))
-                g.equal_now[p] = bisect.bisect_right(lst, now, key=lambda e: e[0])
+            for p, slices in g.equal.items():
+                slices.sort(key=lambda e: (e[0], e[1].attempt_id))
+                g.equal_now[p] = bisect.bisect_right(slices, now, key=lambda e: e[0])
             g.by_priority.sort(key=lambda r: (-r.priority, r.started_at, r.attempt_id))
-        for lst in quota_running.values():
-            lst.sort(key=lambda h: (-h.nodes, h.attempt_id))
-        for lst in user_group_holders.values():
-            lst.sort(key=lambda h: (-h.priority, -h.nodes, h.attempt_id))
 
     # ---- 2. feasibility --------------------------------------------------------------------------
 
@@ -791,25 +801,24 @@ class _Pass:
         out: dict[int, int | str] = {}
         for (user, group), lst in sorted(by_user.items()):
             lst.sort(key=lambda w: (w.custom_rank, w.first_submitted_at, w.attempt_id))
-            tentative: dict[int, int] = {}
+            # room left per level, highest level first; it shrinks as earlier AUTO jobs take it
+            room = [[lvl, self.quota(user, group, lvl) - self.quota_used.get((user, group, lvl), 0)] for lvl in LEVELS]
             for w in lst:
-                for lvl in LEVELS:
-                    used = self.quota_used.get((user, group, lvl), 0) + tentative.get(lvl, 0)
-                    if used + w.node_count <= self.quota(user, group, lvl):
-                        tentative[lvl] = tentative.get(lvl, 0) + w.node_count
-                        out[w.attempt_id] = lvl
+                n = w.node_count
+                for slot in room:
+                    if slot[1] >= n:
+                        slot[1] -= n
+                        out[w.attempt_id] = slot[0]
                         break
                 else:
                     levels = []
-                    for lvl in LEVELS:
+                    for lvl, left in room:
                         q = self.quota(user, group, lvl)
                         if q > 0:
-                            used = self.quota_used.get((user, group, lvl), 0) + tentative.get(lvl, 0)
-                            levels.append(f"{priority_name(lvl)} {used}/{q}")
+                            levels.append(f"{_NAMES[lvl]} {q - left}/{q}")
                     out[w.attempt_id] = (
-                        f"AUTO found no priority level with {_plural(w.node_count, 'node')} of {user}'s quota left "
-                        f"in '{group}' (in use/quota, counting {user}'s AUTO jobs ahead of this one: "
-                        f"{', '.join(levels)})."
+                        f"AUTO found no priority level with {_nodes(n)} of {user}'s quota left in '{group}' "
+                        f"(in use/quota, counting {user}'s AUTO jobs ahead of this one: {', '.join(levels)})."
                     )
         return out
 
@@ -882,7 +891,8 @@ class _Pass:
         cached = self.quota_holders_cache.get(key)
         if cached is not None and cached[0] == used:
             return cached[1]
-        holders = tuple((self.quota_running.get(key, []) + self.quota_pass.get(key, []))[:MAX_HOLDERS])
+        running = sorted(self.quota_running.get(key, ()), key=lambda h: (-h.nodes, h.attempt_id))
+        holders = tuple((running + self.quota_pass.get(key, []))[:MAX_HOLDERS])
         self.quota_holders_cache[key] = (used, holders)
         return holders
 
@@ -895,6 +905,7 @@ class _Pass:
         explanations = self.explanations
         starts = self.starts
         quotas = self.s.quotas
+        quota_of: dict[tuple[str, str, int], int] = {}
         tw = cfg.timeshare_wait_seconds
         reservation_wait = cfg.reservation_wait_seconds
         gname = g.name
@@ -908,7 +919,8 @@ class _Pass:
             aid = w.attempt_id
             if level == _AUTO:
                 g.position += 1
-                holders = tuple(self.user_group_holders.get((user, gname), [])[:MAX_HOLDERS])
+                mine = self.user_group_holders.get((user, gname), ())
+                holders = tuple(sorted(mine, key=lambda h: (-h.priority, -h.nodes, h.attempt_id))[:MAX_HOLDERS])
                 message = str(resolved_auto[aid])
                 explanations[aid] = _explain(aid, QUOTA, message, g.position, holders, None)
                 continue
@@ -916,8 +928,10 @@ class _Pass:
             # 2. quota
             key = (user, gname, level)
             used = quota_used.get(key, 0)
-            uq = quotas.get(user)
-            q = 0 if uq is None else uq.get((gname, level), 0)
+            q = quota_of.get(key)
+            if q is None:
+                uq = quotas.get(user)
+                q = quota_of[key] = 0 if uq is None else uq.get((gname, level), 0)
             if used + n > q:
                 g.position += 1
                 explanations[aid] = _explain(
@@ -1030,7 +1044,7 @@ class _Pass:
             holders = tuple(r.holder for r in sources[:MAX_HOLDERS])
             message = (
                 f"{from_becoming} of the {_nodes(n)} it needs in '{g.name}' are being freed by suspending job(s) "
-                f"{_ids(holders)}; it starts once they have stopped.{held}"
+                f"{_ids(holders)}; it starts once {'it has' if len(sources) == 1 else 'they have'} stopped.{held}"
             )
         else:
             need = n - from_free - from_becoming
@@ -1050,7 +1064,8 @@ class _Pass:
             also = f"; {from_becoming} more are already being freed" if from_becoming else ""
             message = (
                 f"Asked {_plural(len(victims), 'job')} to suspend ({_ids(r.holder for r, _ in victims)}{why}) to free "
-                f"{_nodes(need)} in '{g.name}'{also}; it starts once they have stopped.{held}"
+                f"{_nodes(need)} in '{g.name}'{also}; it starts once "
+                f"{'it has' if len(victims) + len(sources) == 1 else 'they have'} stopped.{held}"
             )
         self.explanations[aid] = _explain(aid, ReasonCode.WAITING_FOR_SUSPEND, message, g.position, holders, level)
 
@@ -1080,7 +1095,7 @@ class _Pass:
                 None,
             )
         reserver = g.reserver
-        if reserver is not None and reserver is not w:
+        if reserver is not None and reserver is not w and g.reserver_holder is not None:
             reserved = g.reserved_free + g.reserved_becoming
             return (
                 ReasonCode.RESERVED,
@@ -1088,7 +1103,7 @@ class _Pass:
                 f"{_nodes(reserver.node_count)}) is ahead of it and holds the reservation of '{gname}' "
                 f"({reserved} idle or being freed now): until it starts, jobs behind it neither start on idle nodes "
                 f"nor suspend others there.",
-                (g.reserver_holder,),  # type: ignore[arg-type]
+                (g.reserver_holder,),
                 None,
             )
         missing = n - avail - becoming - cap
@@ -1141,7 +1156,7 @@ class _Pass:
             lower = f"; suspending every eligible lower-priority job would free only {cap}" if cap else ""
             message = g.message_cache[cache_key] = (
                 f"Needs {_nodes(n)} in '{gname}' and {avail} {'is' if avail == 1 else 'are'} free; {above} of the "
-                f"group's {g.schedulable} schedulable nodes are held by jobs at {_NAMES[level]} or higher, which it "
-                f"may not suspend{lower}."
+                f"group's {g.schedulable} schedulable nodes {'is' if above == 1 else 'are'} held by jobs at "
+                f"{_NAMES[level]} or higher, which it may not suspend{lower}."
             )
         return ReasonCode.PRIORITY, message, g.priority_holders(level), None

@@ -24,6 +24,7 @@ from apps.scheduler.policy import (
     SuspendReason,
     Waiting,
     _explain,
+    _holder,
     format_duration,
     plan,
 )
@@ -304,7 +305,7 @@ def test_gang_starts_on_all_its_nodes_or_none() -> None:
     explanation = result.explanations[2]
     assert explanation.code is ReasonCode.PRIORITY
     assert explanation.message == (
-        "Needs 4 nodes in 'g' and 3 are free; 1 of the group's 4 schedulable nodes are held by jobs at NORMAL or "
+        "Needs 4 nodes in 'g' and 3 are free; 1 of the group's 4 schedulable nodes is held by jobs at NORMAL or "
         "higher, which it may not suspend."
     )
     assert explanation.holders == (Holder(1, "ann", 1, P.HIGH),)
@@ -605,7 +606,7 @@ def test_idle_nodes_held_for_gangs_waiting_on_suspends_is_fragmentation() -> Non
     assert result.starts == ()
     assert result.suspends == (Suspend(1, SuspendReason.PREEMPTED, 2),)
     assert result.explanations[2].message == (
-        "Asked 1 job to suspend (#1) to free 1 node in 'g'; it starts once they have stopped. 4 nodes idle in 'g' are "
+        "Asked 1 job to suspend (#1) to free 1 node in 'g'; it starts once it has stopped. 4 nodes idle in 'g' are "
         "held for it meanwhile."
     )
     explanation = result.explanations[3]
@@ -647,7 +648,8 @@ def test_a_group_without_schedulable_nodes_says_so() -> None:
     )
 
 
-def test_fast_explanation_factory_matches_the_dataclass() -> None:
+def test_fast_factories_match_the_dataclasses() -> None:
+    assert _holder(1, "ann", 2, P.HIGH) == Holder(1, "ann", 2, P.HIGH)
     holders = (Holder(1, "ann", 2, P.HIGH),)
     assert _explain(7, ReasonCode.QUOTA, "m", 3, holders, 10, 5.0) == Explanation(
         7, ReasonCode.QUOTA, "m", 3, holders, 10, 5.0
