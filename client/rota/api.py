@@ -219,9 +219,11 @@ class RotaClient:
         return self.request("GET", path, params=pairs)
 
     def post(self, path: str, body: Any = None) -> Any:
+        """POST a JSON body (``{}`` when none)."""
         return self.request("POST", path, json=body if body is not None else {})
 
     def delete(self, path: str, **params: Any) -> Any:
+        """DELETE with query parameters (``None`` values are left out)."""
         return self.request("DELETE", path, params={k: v for k, v in params.items() if v is not None})
 
     def pages(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
@@ -287,18 +289,22 @@ class RotaClient:
         return self.post(f"experiments/{self._key(key)}/{action}/")
 
     def tag(self, key: str | int, tag: str) -> dict[str, Any]:
+        """Add a tag to a job; returns its detail."""
         return self.post(f"experiments/{self._key(key)}/tags/", {"tag": tag})
 
     def untag(self, key: str | int, tag: str) -> dict[str, Any]:
+        """Remove a tag from a job; returns its detail."""
         return self.delete(f"experiments/{self._key(key)}/tags/", tag=tag)
 
     def star(self, key: str | int, starred: bool = True) -> dict[str, Any]:
+        """Star (or unstar) a job; returns its detail."""
         path = f"experiments/{self._key(key)}/star/"
         return self.post(path) if starred else self.delete(path)
 
     def set_priority(
         self, key: str | int, *, priority: str | int | None = None, custom_rank: float | None = None
     ) -> dict[str, Any]:
+        """Change a job's priority (name or number) and/or its rank among the owner's jobs."""
         body: dict[str, Any] = {}
         if priority is not None:
             body["priority"] = priority
@@ -353,6 +359,7 @@ class RotaClient:
             time.sleep(poll if now - idle_since < 10 else max_poll)
 
     def log_search(self, key: str | int, query: str, **params: Any) -> dict[str, Any]:
+        """Search the latest attempt's logs across ranks: matching lines and counts per rank."""
         return self.get(f"experiments/{self._key(key)}/logs/search/", q=query, **params)
 
     # ---- cluster ---------------------------------------------------------------------------
@@ -362,6 +369,7 @@ class RotaClient:
         return list(self.pages("nodes/", **filters))
 
     def node_groups(self) -> list[dict[str, Any]]:
+        """Node groups with their node counts."""
         return list(self.pages("node-groups/"))
 
     def quota(self) -> dict[str, Any]:

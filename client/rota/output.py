@@ -15,7 +15,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -161,7 +162,7 @@ class Output:
             table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False, show_edge=False)
             # Short columns never wrap; a clipped column gives way (one line, ellipsis) when space is short.
             for header in headers:
-                justify = "right" if header in right else "left"
+                justify: JustifyMethod = "right" if header in right else "left"
                 table.add_column(header, justify=justify, no_wrap=bool(clip) and header not in clip)
             clipped = {i for i, header in enumerate(headers) if header in clip}
             for row in rows:
@@ -172,18 +173,19 @@ class Output:
                 table.add_row(*cells)
             self.out.print(table)
             return
-        plain = [
+        plain: list[list[str]] = [
             [cell.plain if isinstance(cell, Text) else ("" if cell is None else str(cell)) for cell in row]
             for row in rows
         ]
-        widths = [max(len(h), *(len(r[i]) for r in plain)) for i, h in enumerate(headers)]
+        widths = [max(cell_len(h), *(cell_len(r[i]) for r in plain)) for i, h in enumerate(headers)]
         lines = []
         if title:
             lines.append(title)
-        for cells in [list(headers), *plain]:
-            parts = [
-                cell.rjust(widths[i]) if headers[i] in right else cell.ljust(widths[i]) for i, cell in enumerate(cells)
-            ]
+        for texts in [list(headers), *plain]:
+            parts = []
+            for i, text in enumerate(texts):
+                pad = " " * (widths[i] - cell_len(text))  # display width: ★ and CJK names align too
+                parts.append(pad + text if headers[i] in right else text + pad)
             lines.append("  ".join(parts).rstrip())
         sys.stdout.write("\n".join(lines) + "\n")
 
@@ -211,9 +213,11 @@ class Output:
         self.err.print(text, style="cyan" if self.err.is_terminal else "", soft_wrap=True, markup=False)
 
     def warn(self, text: str) -> None:
+        """A warning on stderr."""
         self.err.print(f"Warning: {text}", style="yellow", soft_wrap=True, markup=False)
 
     def error(self, text: str) -> None:
+        """An error message on stderr (the exit code says the rest)."""
         self.err.print(f"Error: {text}", style="bold red", soft_wrap=True, markup=False)
 
     @contextlib.contextmanager

@@ -95,6 +95,15 @@ def test_login_with_a_token(platform, cluster, rota, config_home):
     assert "as erin" in result.stdout
     assert json.loads((config_home / "rota" / "config.json").read_text())["token"] == raw
     assert rota.json("whoami")["username"] == "erin"
+    assert rota.json("logout") == {"logged_out": True, "revoked": True}  # found by its prefix, then revoked
+    assert ApiToken.objects.get(prefix=raw.split("_")[1]).revoked_at is not None
+
+    # A read-only token may not revoke itself: logout still forgets it, and says so.
+    read_only = account_services.token_create(actor=user, name="ro", scope="read_only").raw
+    rota("login", "--token", read_only)
+    result = rota("logout")
+    assert "did not let this token revoke itself (This token is read-only.)" in result.stderr
+    assert "token" not in json.loads((config_home / "rota" / "config.json").read_text())
 
 
 def test_bad_tokens_exit_5_and_say_why(platform, cluster, rota):
@@ -122,11 +131,11 @@ def test_tokens_create_list_revoke(alice: Rota):
     table = alice("tokens", "list").stdout
     assert "* " in next(line for line in table.splitlines() if " tests " in line)  # the token in use
 
-    # The read-only token can read but not submit.
+    # The read-only token can read but not write.
     read_only = Rota({**alice.env, "ROTA_TOKEN": created["token"]})
     assert read_only.json("whoami")["token_scope"] == "read_only"
     result = read_only("tokens", "create", "x", expect=ExitCode.REFUSED)
-    assert "Error:" in result.stderr
+    assert "Error: This token is read-only." in result.stderr
 
     laptop_prefix = next(t["prefix"] for t in listed if t["name"] == "laptop")
     assert alice.json("tokens", "revoke", str(created["id"]), laptop_prefix) == {
@@ -353,7 +362,7 @@ def test_list_filters_pagination_tags_and_stars(alice: Rota, workspace: Path):
     assert page1["count"] == 3 and [r["id"] for r in page1["results"]] == [ids[2], ids[1]]
     assert [r["id"] for r in page2["results"]] == [ids[0]]
     assert [r["id"] for r in alice.json("list", "--page-size", "1", "--all")["results"]] == ids[::-1]
-    assert "Next page: rota list --page 2" in alice("list", "--page-size", "2").stderr
+    assert "Jobs 1–2 of 3. Next page: add --page 2." in alice("list", "--page-size", "2").stderr
     assert [r["name"] for r in alice.json("list", "-t", "keep")["results"]] == ["b-job"]
     assert [r["name"] for r in alice.json("list", "--starred")["results"]] == ["c-job"]
     assert [r["name"] for r in alice.json("list", "--name", "a-")["results"]] == ["a-job"]
