@@ -19,7 +19,12 @@ def token_scope_error(request: Request, view: Any) -> str | None:
         return None
     if token.scope == TokenScope.JOB:
         return None if getattr(view, "allow_job_token", False) else _("Job tokens may only call the job runtime API.")
-    if token.scope == TokenScope.READ_ONLY and request.method not in permissions.SAFE_METHODS:
+    revoking_itself = (
+        getattr(view, "allows_self_revoke", False)
+        and request.method == "DELETE"
+        and str(getattr(view, "kwargs", {}).get("pk")) == str(token.pk)
+    )
+    if token.scope == TokenScope.READ_ONLY and request.method not in permissions.SAFE_METHODS and not revoking_itself:
         return _("This token is read-only.")
     if token.scope == TokenScope.EXCEPT_JUPYTER and getattr(view, "is_container_api", False):
         return _("This token may not manage dev containers.")

@@ -295,7 +295,15 @@ def attempt_mark_finished(
     if status not in {WorkerStatus.SUCCEEDED, WorkerStatus.FAILED, WorkerStatus.STOPPED, WorkerStatus.CANCELED}:
         raise ValueError(f"not a final status for a chain: {status}")
     attempt = Attempt.objects.select_related("chain").get(pk=attempt_id)
-    fields: dict[str, Any] = {"exit_code": exit_code, "failure_message": message[:500]}
+    fields: dict[str, Any] = {
+        "exit_code": exit_code,
+        "failure_message": message[:500],
+        "pending_code": "",
+        "pending_message": "",
+        "queue_position": None,
+        "pending_holders": [],
+        "pending_digest": "",
+    }
     fields["stop_reason"] = (
         stop_reason or attempt.stop_reason or (StopReason.COMPLETED if status == WorkerStatus.SUCCEEDED else "")
     )
@@ -348,30 +356,38 @@ def attempt_acknowledge_suspend(attempt_id: int) -> bool:
     )
 
 
-def attempt_go_suspend(attempt_id: int) -> bool:
-    """The job is ready to be suspended now (``go_suspend()``): the launcher frees its nodes at once.
+def attempt_go_suspend(attempt_id: int, rank: int | None = None) -> bool:
+    """A rank is ready to be suspended now (``go_suspend()``). Once every rank still running is
+    ready (or ``rank`` is None: the whole job), the launcher frees the nodes at once — so one rank
+    cannot cut off another that is still saving its checkpoint.
 
     Outside a suspend, ``go_suspend()`` is the job asking to be suspended and requeued itself.
+    Returns True if the request was taken.
     """
     now = timezone.now()
     with transaction.atomic():
-        ready = Attempt.objects.filter(pk=attempt_id, worker_status=WorkerStatus.SUSPENDING).update(
-            suspend_state=SuspendState.READY
+        if rank is not None:
+            Rank.objects.filter(attempt_id=attempt_id, rank=rank).update(suspend_ready=True)
+        pending = Rank.objects.filter(
+            attempt_id=attempt_id, suspend_ready=False, status__in=[RankStatus.PENDING, RankStatus.RUNNING]
         )
-        if not ready:
-            ready = transition(
+        all_ready = rank is None or not pending.exists()
+        state = SuspendState.READY if all_ready else SuspendState.ACKNOWLEDGED
+        taken = Attempt.objects.filter(pk=attempt_id, worker_status=WorkerStatus.SUSPENDING).update(suspend_state=state)
+        if not taken:
+            taken = transition(
                 attempt_id,
                 WorkerStatus.SUSPENDING,
                 only_from=[WorkerStatus.RUNNING],
                 suspend_reason=SuspendReason.SELF,
-                suspend_state=SuspendState.READY,
+                suspend_state=state,
                 suspend_requested_at=now,
             )
-            if ready:
+            if taken:
                 sync_chain(Attempt.objects.filter(pk=attempt_id).values_list("chain_id", flat=True).get())
-        if ready:
+        if taken:
             enqueue_on_commit(RECONCILE)
-    return bool(ready)
+    return bool(taken)
 
 
 def attempt_set_watchdog(attempt_id: int, seconds: int) -> bool:

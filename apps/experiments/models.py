@@ -160,6 +160,7 @@ class Rank(models.Model):
     rank = models.PositiveIntegerField()
     node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="ranks")
     holds_node = models.BooleanField(default=True)
+    suspend_ready = models.BooleanField(default=False, help_text=_("This rank called go_suspend()."))
     gpus = models.JSONField(default=list, blank=True)
     status = models.CharField(max_length=16, choices=RankStatus.choices, default=RankStatus.PENDING)
     exit_code = models.IntegerField(null=True, blank=True)

@@ -141,7 +141,8 @@ def go_suspend(wait: float = 30.0) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     if in_platform():
-        _call("POST", "go-suspend/")
+        rank = _env("RANK", "MARSV2_RANK")
+        _call("POST", "go-suspend/", {"rank": int(rank)} if rank.isdigit() else {})
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:  # the platform ends the process
             time.sleep(0.2)

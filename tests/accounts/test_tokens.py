@@ -212,3 +212,17 @@ def test_password_login_refuses_wrong_credentials(user):
     user.save()
     response = client.post("/api/v1/auth/token/", {"username": "alice", "password": "pw-for-tests-1"}, format="json")
     assert response.json()["error"]["code"] == "invalid_credentials"
+
+
+@pytest.mark.django_db
+def test_me_says_which_token_and_a_read_only_token_may_revoke_itself(user):
+    issued = services.token_create(actor=user, name="ro", scope="read_only")
+    client = bearer(issued.raw)
+    me = client.get("/api/v1/me/").json()
+    assert (me["token_id"], me["token_prefix"]) == (issued.token.pk, issued.token.prefix)
+    other = services.token_create(actor=user, name="other")
+    assert client.delete(f"/api/v1/tokens/{other.token.pk}/").status_code == 403  # not itself: read-only
+    assert client.delete(f"/api/v1/tokens/{issued.token.pk}/").status_code == 204
+    issued.token.refresh_from_db()
+    other.token.refresh_from_db()
+    assert issued.token.revoked_at is not None and other.token.revoked_at is None

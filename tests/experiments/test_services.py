@@ -270,3 +270,18 @@ def test_held_chain_explains_itself(cluster, submit, user):
     assert "resumed" in attempt.pending_message
     services.experiment_resume(actor=user, chain=chain)
     assert latest(chain).pending_code == "quota_ceiling"  # no NORMAL quota at all: it can never run
+
+
+@pytest.mark.django_db
+def test_go_suspend_waits_for_every_running_rank(cluster, submit, user):
+    from apps.experiments.choices import SuspendState
+
+    chain = submit(user, nodes=2)
+    attempt = run(chain)
+    services.experiment_suspend(actor=user, chain=chain)
+    assert lifecycle.attempt_go_suspend(attempt.pk, rank=1)
+    attempt.refresh_from_db()
+    assert attempt.suspend_state == SuspendState.ACKNOWLEDGED  # rank 0 may still be saving
+    assert lifecycle.attempt_go_suspend(attempt.pk, rank=0)
+    attempt.refresh_from_db()
+    assert attempt.suspend_state == SuspendState.READY

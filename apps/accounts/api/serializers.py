@@ -11,6 +11,8 @@ class MeSerializer(serializers.ModelSerializer):
     groups = serializers.SerializerMethodField()
     is_admin = serializers.SerializerMethodField()
     token_scope = serializers.SerializerMethodField()
+    token_id = serializers.SerializerMethodField()
+    token_prefix = serializers.SerializerMethodField()
 
     class Meta:
         model = User
@@ -25,6 +27,8 @@ class MeSerializer(serializers.ModelSerializer):
             "is_active",
             "is_admin",
             "token_scope",
+            "token_id",
+            "token_prefix",
         ]
 
     def get_groups(self, obj: User) -> list[str]:
@@ -33,10 +37,22 @@ class MeSerializer(serializers.ModelSerializer):
     def get_is_admin(self, obj: User) -> bool:
         return obj.is_platform_admin
 
+    def _token(self) -> ApiToken | None:
+        token = getattr(self.context.get("request"), "auth", None)
+        return token if isinstance(token, ApiToken) else None
+
     def get_token_scope(self, obj: User) -> str | None:
-        request = self.context.get("request")
-        token = getattr(request, "auth", None)
-        return token.scope if isinstance(token, ApiToken) else None
+        token = self._token()
+        return token.scope if token else None
+
+    def get_token_id(self, obj: User) -> int | None:
+        """The id of the token this request used (so a client can revoke it on logout)."""
+        token = self._token()
+        return token.pk if token else None
+
+    def get_token_prefix(self, obj: User) -> str | None:
+        token = self._token()
+        return token.prefix if token else None
 
 
 class TokenSerializer(serializers.ModelSerializer):

@@ -56,7 +56,9 @@ class TokenListCreateView(generics.ListAPIView):
 
 
 class TokenDetailView(APIView):
-    """One of my tokens; DELETE revokes it."""
+    """One of my tokens; DELETE revokes it (any token may revoke itself, even a read-only one)."""
+
+    allows_self_revoke = True
 
     @extend_schema(responses=s.TokenSerializer)
     def get(self, request: AuthedRequest, pk: int) -> Response:

@@ -18,7 +18,7 @@ from apps.accounts.models import ApiToken
 from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError, Conflict, NotFound
 from apps.experiments import lifecycle
-from apps.experiments.choices import QueueStatus, SuspendState, WorkerStatus
+from apps.experiments.choices import QueueStatus, WorkerStatus
 from apps.experiments.models import Attempt, MetricPoint
 
 MAX_METRICS_PER_CALL = 100
@@ -108,15 +108,23 @@ class CheckpointView(_RuntimeView):
         return Response({"ok": True})
 
 
-class GoSuspendView(_RuntimeView):
-    """The job is ready to be suspended now: its nodes are freed at once (and it is requeued)."""
+class GoSuspendSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(min_value=0, required=False, allow_null=True, default=None)
 
-    @extend_schema(request=None, responses={200: dict})
+
+class GoSuspendView(_RuntimeView):
+    """A rank is ready to be suspended now (`{"rank": n}`; no rank = the whole job). When every
+    running rank is ready the nodes are freed at once and the chain is requeued."""
+
+    @extend_schema(request=GoSuspendSerializer, responses={200: dict})
     def post(self, request: AuthedRequest) -> Response:
         attempt = attempt_of(request)
-        if not lifecycle.attempt_go_suspend(attempt.pk):
+        data = GoSuspendSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        if not lifecycle.attempt_go_suspend(attempt.pk, rank=data.validated_data["rank"]):
             raise Conflict(f"This attempt is {attempt.worker_status}; only a running job can suspend.")
-        return Response({"ok": True, "suspend_state": int(SuspendState.READY)})
+        attempt.refresh_from_db(fields=["suspend_state"])
+        return Response({"ok": True, "suspend_state": attempt.suspend_state})
 
 
 class WatchdogView(_RuntimeView):

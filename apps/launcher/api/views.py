@@ -36,7 +36,11 @@ def _int(request: AuthedRequest, name: str, default: int, *, minimum: int = 0, m
 
 
 def _attempts(chain: Chain) -> list[int]:
-    return list(Attempt.objects.filter(chain=chain).order_by("index").values_list("pk", flat=True))
+    """Attempts that have (or may have) logs, in order: those that were ever scheduled, and the
+    latest. A held or waiting next attempt gets no separator until it runs."""
+    rows = list(Attempt.objects.filter(chain=chain).order_by("index").values_list("pk", "scheduled_at"))
+    ran = [pk for pk, scheduled_at in rows if scheduled_at is not None]
+    return ran or [rows[-1][0]]
 
 
 def parse_cursor(text: str, attempt_ids: list[int]) -> ChainCursor:

@@ -1,0 +1,292 @@
+"""Reads the portal's pages need on top of the domain selectors: notices, preferences, the
+dashboard's panels and the experiments list page. Every function runs a constant number of
+queries, whatever the number of jobs or nodes (the page tests guard it)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.cluster.choices import NodeState
+from apps.cluster.models import Node
+from apps.core.priorities import QUOTA_LEVELS, Priority
+from apps.experiments.choices import ChainStatus, QueueStatus
+from apps.experiments.models import Attempt, Chain, ChainTag, Rank
+from apps.experiments.selectors import attempt_runtime_seconds, chain_list, quota_usage
+from apps.quotas.selectors import quota_resolve
+from apps.web.choices import SEVERITY_ORDER, NoticeAudience
+from apps.web.models import Notice, UserPreference
+
+ACTIVE_STATUSES = [ChainStatus.STARTING, ChainStatus.RUNNING, ChainStatus.SUSPENDING, ChainStatus.STOPPING]
+WAITING_STATUSES = [ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.HELD]
+
+
+# --- notices and preferences --------------------------------------------------------------------
+
+
+def notices_for(*, user: User, now: datetime | None = None) -> list[Notice]:
+    """Notices shown to ``user`` now: for everyone, for one of their groups (or team), or for them.
+
+    Most severe first, then newest."""
+    now = now or timezone.now()
+    audience = (
+        Q(audience=NoticeAudience.ALL)
+        | Q(audience=NoticeAudience.USER, user=user)
+        | Q(audience=NoticeAudience.GROUP, group__name__in=sorted(user.group_names()))
+    )
+    notices = list(
+        Notice.objects.filter(audience, starts_at__lte=now)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by("-starts_at", "-id")[:20]
+    )
+    rank = {severity: i for i, severity in enumerate(SEVERITY_ORDER)}
+    return sorted(notices, key=lambda n: rank.get(n.severity, len(rank)))
+
+
+def preference_of(*, user: User) -> UserPreference:
+    """The user's preferences (an unsaved default when they never chose)."""
+    return UserPreference.objects.filter(user=user).first() or UserPreference(user=user)
+
+
+# --- experiments list ---------------------------------------------------------------------------
+
+
+def chain_rows(*, user: User) -> QuerySet[Chain]:
+    """``chain_list`` plus each chain's attempt times (for the summed duration): one more query."""
+    return chain_list(user=user).prefetch_related(
+        Prefetch(
+            "attempts",
+            queryset=Attempt.objects.only("id", "chain_id", "index", "started_at", "finished_at").order_by("index"),
+            to_attr="attempt_times",
+        )
+    )
+
+
+def chain_runtime_seconds(chain: Chain, now: datetime | None = None) -> float:
+    """Time the chain has run, summed over its attempts (waiting time excluded)."""
+    attempts = getattr(chain, "attempt_times", None)
+    if attempts is None:
+        attempts = list(chain.attempts.all())
+    now = now or timezone.now()
+    return sum(attempt_runtime_seconds(a, now) for a in attempts)
+
+
+def tags_of(*, user: User, limit: int = 50) -> list[str]:
+    """The tags on the user's own jobs, most used first (suggestions for filters and tagging)."""
+    rows = (
+        ChainTag.objects.filter(chain__owner=user)
+        .values("name")
+        .annotate(n=Count("id"))
+        .order_by("-n", "name")[:limit]
+    )
+    return [row["name"] for row in rows]
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+@dataclass
+class QuotaRow:
+    priority: int
+    priority_name: str
+    used: int
+    quota: int
+    limit: int | None
+
+    @property
+    def percent(self) -> int:
+        if self.quota <= 0:
+            return 100 if self.used else 0
+        return min(100, round(100 * self.used / self.quota))
+
+    @property
+    def over(self) -> bool:
+        return self.used > self.quota
+
+
+@dataclass
+class GroupQuota:
+    group: str
+    rows: list[QuotaRow]
+
+
+def my_quota(*, user: User) -> list[GroupQuota]:
+    """Nodes the user holds and may hold per node group and priority (levels with quota or use)."""
+    quota = quota_resolve(user=user)
+    used = quota_usage(user=user)
+    by_group: dict[str, list[QuotaRow]] = defaultdict(list)
+    for group, level in sorted(set(quota.node) | set(used), key=lambda k: (k[0], -k[1])):
+        by_group[group].append(
+            QuotaRow(
+                priority=level,
+                priority_name=Priority(level).label,
+                used=used.get((group, level), 0),
+                quota=quota.node.get((group, level), 0),
+                limit=quota.node_limit.get((group, level)),
+            )
+        )
+    return [GroupQuota(group=g, rows=rows) for g, rows in sorted(by_group.items())]
+
+
+@dataclass
+class GroupOverview:
+    name: str
+    total: int = 0
+    busy: int = 0
+    free: int = 0
+    not_ready: int = 0
+    disabled: int = 0
+
+    @property
+    def busy_percent(self) -> int:
+        usable = self.busy + self.free
+        return round(100 * self.busy / usable) if usable else 0
+
+
+def cluster_overview() -> list[GroupOverview]:
+    """Nodes per node group: busy (a rank holds it), free (ready and idle), not ready, disabled."""
+    holding = Rank.objects.filter(node=OuterRef("pk"), holds_node=True)
+    groups: dict[str, GroupOverview] = {}
+    for name, state, busy in (
+        Node.objects.annotate(busy=Exists(holding)).values_list("group__name", "state", "busy").order_by()
+    ):
+        g = groups.setdefault(name, GroupOverview(name=name))
+        g.total += 1
+        if busy:
+            g.busy += 1
+        elif state == NodeState.READY:
+            g.free += 1
+        elif state == NodeState.DISABLED:
+            g.disabled += 1
+        else:
+            g.not_ready += 1
+    return [groups[k] for k in sorted(groups)]
+
+
+@dataclass
+class QueueLane:
+    priority: int
+    priority_name: str
+    running_jobs: int = 0
+    running_nodes: int = 0
+    waiting_jobs: int = 0
+    waiting_nodes: int = 0
+    mine: list[Chain] = field(default_factory=list)
+
+
+@dataclass
+class GroupQueues:
+    group: str
+    lanes: list[QueueLane]
+
+
+def priority_queues(*, user: User, my_chains: list[Chain]) -> list[GroupQueues]:
+    """Jobs running and waiting per node group and priority level, with the user's own in each lane.
+
+    Running jobs count at the level they were admitted at; waiting ones at the level they asked for
+    (AUTO is its own lane until the scheduler starts it). Held jobs wait for a person, not for
+    nodes, and are not counted."""
+    rows = (
+        Attempt.objects.filter(queue_status__in=[QueueStatus.QUEUED, QueueStatus.SCHEDULED])
+        .exclude(queue_status=QueueStatus.QUEUED, chain__held=True)
+        .values("chain__node_group__name", "queue_status", "effective_priority", "priority")
+        .annotate(jobs=Count("id"), nodes=Sum("chain__node_count"))
+        .order_by()
+    )
+    lanes: dict[str, dict[int, QueueLane]] = defaultdict(dict)
+
+    def lane(group: str, level: int) -> QueueLane:
+        found = lanes[group].get(level)
+        if found is None:
+            found = lanes[group][level] = QueueLane(priority=level, priority_name=Priority(level).label)
+        return found
+
+    for row in rows:
+        group = row["chain__node_group__name"]
+        if row["queue_status"] == QueueStatus.SCHEDULED:
+            level = row["effective_priority"] if row["effective_priority"] is not None else row["priority"]
+            item = lane(group, level)
+            item.running_jobs += row["jobs"]
+            item.running_nodes += row["nodes"] or 0
+        else:
+            item = lane(group, row["priority"])
+            item.waiting_jobs += row["jobs"]
+            item.waiting_nodes += row["nodes"] or 0
+    for chain in my_chains:
+        attempt = chain.latest_attempt
+        if attempt is None or chain.status == ChainStatus.HELD:
+            continue
+        level = attempt.effective_priority if attempt.effective_priority is not None else attempt.priority
+        lane(chain.node_group.name, level).mine.append(chain)
+    order = [int(p) for p in QUOTA_LEVELS] + [int(Priority.AUTO)]
+    result = []
+    for group in sorted(lanes):
+        present = lanes[group]
+        result.append(GroupQueues(group=group, lanes=[present[p] for p in order if p in present]))
+    return result
+
+
+@dataclass
+class Dashboard:
+    running: list[Chain]
+    waiting: list[Chain]
+    running_count: int
+    waiting_count: int
+    nodes_held: int
+    quota: list[GroupQuota]
+    cluster: list[GroupOverview]
+    queues: list[GroupQueues]
+    notices: list[Notice]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cluster_busy(self) -> int:
+        return sum(g.busy for g in self.cluster)
+
+    @property
+    def cluster_total(self) -> int:
+        return sum(g.total for g in self.cluster)
+
+
+DASHBOARD_JOBS = 50
+
+
+def dashboard(*, user: User) -> Dashboard:
+    """Everything on the user's dashboard: their unfinished jobs, quota, the cluster and its queues."""
+    mine = list(
+        chain_list(user=user).filter(owner=user, finished=False).order_by("-id")[:DASHBOARD_JOBS]
+    )
+    counts = dict(
+        Chain.objects.filter(owner=user, finished=False)
+        .values_list("status")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("status", "n")
+    )
+    running = [c for c in mine if c.status in ACTIVE_STATUSES]
+    waiting = sorted(
+        (c for c in mine if c.status in WAITING_STATUSES),
+        key=lambda c: (
+            c.status == ChainStatus.HELD,
+            (c.latest_attempt.queue_position if c.latest_attempt else None) or 10**9,
+            c.pk,
+        ),
+    )
+    quota = my_quota(user=user)
+    return Dashboard(
+        running=running,
+        waiting=waiting,
+        running_count=sum(counts.get(s, 0) for s in ACTIVE_STATUSES),
+        waiting_count=sum(counts.get(s, 0) for s in WAITING_STATUSES),
+        nodes_held=sum(row.used for g in quota for row in g.rows),
+        quota=quota,
+        cluster=cluster_overview(),
+        queues=priority_queues(user=user, my_chains=mine),
+        notices=notices_for(user=user),
+    )

@@ -1,0 +1,152 @@
+"""Template helpers of the portal: icons, status tones, durations, reasons, the JS strings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django import template
+from django.templatetags.static import static
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from apps.core.priorities import Priority
+from apps.experiments.models import Attempt, Chain
+from apps.web import presentation
+from apps.web.selectors import chain_runtime_seconds
+
+register = template.Library()
+
+
+@register.simple_tag
+def icon(name: str, css: str = "") -> SafeString:
+    """An icon from the vendored Lucide sprite; decorative (the control around it has the label)."""
+    return format_html(
+        '<svg class="icon {}" aria-hidden="true" focusable="false"><use href="{}#i-{}"></use></svg>',
+        css,
+        static("vendor/lucide/sprite.svg"),
+        name,
+    )
+
+
+@register.filter
+def tone(status: str) -> str:
+    return presentation.tone(status)
+
+
+@register.filter
+def priority_name(value: int | None) -> str:
+    if value is None:
+        return "—"
+    try:
+        return Priority(int(value)).label
+    except ValueError:
+        return str(value)
+
+
+def format_duration(seconds: float | None) -> str:
+    """``3 d 4 h``, ``2 h 05 min``, ``4 min 09 s``, ``12 s`` (two units at most, translated)."""
+    if seconds is None:
+        return "—"
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return _("%(d)d d %(h)d h") % {"d": days, "h": hours}
+    if hours:
+        return _("%(h)d h %(m)02d min") % {"h": hours, "m": minutes}
+    if minutes:
+        return _("%(m)d min %(s)02d s") % {"m": minutes, "s": secs}
+    return _("%(s)d s") % {"s": secs}
+
+
+@register.filter
+def duration(seconds: float | None) -> str:
+    return format_duration(seconds)
+
+
+@register.filter
+def chain_runtime(chain: Chain) -> float:
+    return chain_runtime_seconds(chain)
+
+
+@register.filter
+def attempt_runtime(attempt: Attempt) -> float:
+    from apps.experiments.selectors import attempt_runtime_seconds
+
+    return attempt_runtime_seconds(attempt)
+
+
+@register.simple_tag
+def reason(code: str, held: bool = False) -> presentation.Reason:
+    return presentation.HELD if held else presentation.reason_for(code)
+
+
+@register.filter
+def nodes_label(count: int) -> str:
+    return ngettext("%(n)d node", "%(n)d nodes", count) % {"n": count}
+
+
+@register.filter
+def iso(value: datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+@register.filter
+def get_item(mapping: dict[Any, Any], key: Any) -> Any:
+    return mapping.get(key) if mapping else None
+
+
+@register.simple_tag
+def js_strings() -> dict[str, str]:
+    """Strings the scripts show, translated for the page's language (``json_script`` them)."""
+    strings = {
+        "live": _("Live"),
+        "connecting": _("Connecting…"),
+        "offline": _("Offline — updating every few seconds"),
+        "copied": _("Copied"),
+        "copyFailed": _("Could not copy; select the text and copy it yourself."),
+        "requestFailed": _("The server did not answer. Check your connection and try again."),
+        "sessionExpired": _("Your session has ended. Sign in again."),
+        "confirm": _("Confirm"),
+        "cancel": _("Cancel"),
+        "selected": _("%(n)s selected"),
+        "following": _("Following"),
+        "paused": _("Paused"),
+        "newLines": _("%(n)s new lines — click to follow"),
+        "loading": _("Loading…"),
+        "loadEarlier": _("Load earlier lines"),
+        "loadLater": _("Load later lines"),
+        "startOfLog": _("Start of the log"),
+        "emptyLog": _("No output yet. Lines appear here as soon as the job prints them."),
+        "emptyLogFinished": _("This rank printed nothing."),
+        "attempt": _("Attempt %(n)s"),
+        "attemptStarts": _("Attempt %(n)s starts"),
+        "jobEnded": _("The job has ended (%(s)s). Nothing more will come."),
+        "matches": _("%(n)s matches"),
+        "noMatches": _("No matches"),
+        "matchOf": _("%(i)s of %(n)s"),
+        "searching": _("Searching…"),
+        "ranksMatching": _("Ranks with matches:"),
+        "linkCopied": _("Link to this line copied"),
+        "truncatedResults": _("Only the first matches are listed."),
+        "noMetrics": _("No metrics yet."),
+        "step": _("Step"),
+        "time": _("Time"),
+        "justNow": _("just now"),
+        "behind": _("Fell behind the live log; catching up…"),
+    }
+    return strings
+
+
+@register.simple_tag
+def optional_static(path: str) -> str:
+    """The URL of a static file that may not exist (another part of the project ships it): empty
+    when the manifest of a production build has no entry for it, instead of a server error."""
+    try:
+        return static(path)
+    except ValueError:
+        return ""

@@ -1,0 +1,759 @@
+"""Portal pages. Views are thin: they read through selectors, write through services, and turn an
+``ApplicationError`` into a message or a form error the user can act on.
+
+HTMX requests (``HX-Request: true``) get partials — a table body, a row, the live part of a job's
+page — with any messages appended as out-of-band toasts; the same URLs answer plain requests
+with whole pages, so everything also works without JavaScript.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import Prefetch
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
+from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+from django.views.i18n import set_language
+
+from apps.accounts import selectors as account_selectors
+from apps.accounts import services as account_services
+from apps.cluster.models import NodeGroup
+from apps.core.errors import ApplicationError, NotFound
+from apps.experiments import services as experiment_services
+from apps.experiments.choices import ChainStatus
+from apps.experiments.filtersets import STATUS_GROUPS, ChainFilterSet
+from apps.experiments.models import Attempt, Chain, ChainTag, Rank
+from apps.experiments.selectors import chain_detail, chains_visible_to
+from apps.quotas.selectors import environments_for, quota_resolve
+from apps.web import selectors
+from apps.web import services as web_services
+from apps.web.choices import Theme
+from apps.web.cli import cli_command
+from apps.web.forms import (
+    BatchForm,
+    PreferenceForm,
+    PriorityForm,
+    SignInForm,
+    SubmitForm,
+    TagForm,
+    TokenCreateForm,
+)
+from apps.web.logs import read_log_page
+
+THEME_COOKIE = "rota_theme"
+PAGE_SIZES = (25, 50, 100)
+YEAR = 365 * 24 * 3600
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def is_htmx(request: HttpRequest) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render_htmx(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
+    """A partial, followed by the pending messages as out-of-band toasts."""
+    body = render_to_string(template, context, request=request)
+    body += render_to_string("web/partials/toasts_oob.html", {}, request=request)
+    return HttpResponse(body, status=status)
+
+
+def safe_next(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return fallback
+
+
+def visible_chain(request: HttpRequest, pk: int) -> Chain:
+    """A job the user may see, or 404 (a job of someone else is indistinguishable from none)."""
+    chain = chains_visible_to(user=request.user).filter(pk=pk).select_related("owner").first()  # type: ignore[misc]
+    if chain is None:
+        raise Http404(_("No such job."))
+    return chain
+
+
+def set_preference_cookies(response: HttpResponse, *, language: str | None, theme: str | None) -> None:
+    if language:
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME, language, max_age=YEAR, samesite="Lax", secure=settings.PRODUCTION
+        )
+    if theme:
+        response.set_cookie(THEME_COOKIE, theme, max_age=YEAR, samesite="Lax", secure=settings.PRODUCTION)
+
+
+# --- sign in, language, theme -------------------------------------------------------------------
+
+
+class SignInView(auth_views.LoginView):
+    """User name and password. Without "keep me signed in" the session ends with the browser."""
+
+    template_name = "registration/login.html"
+    form_class = SignInForm
+    redirect_authenticated_user = True
+
+    def form_valid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]
+        response = super().form_valid(form)
+        self.request.session.set_expiry(settings.SESSION_COOKIE_AGE if form.cleaned_data.get("remember") else 0)
+        preference = selectors.preference_of(user=form.get_user())
+        set_preference_cookies(response, language=preference.language or None, theme=preference.theme)
+        return response
+
+
+@require_POST
+def language_view(request: HttpRequest) -> HttpResponse:
+    """Switch language and come back to the same page (Django's ``set_language``), remembered for
+    signed-in users on every device."""
+    response = set_language(request)
+    code = request.POST.get("language", "")
+    if request.user.is_authenticated and code in dict(settings.LANGUAGES):
+        web_services.preference_set(user=request.user, language=code)  # type: ignore[arg-type]
+    if isinstance(response, HttpResponseRedirect) and code in dict(settings.LANGUAGES):
+        set_preference_cookies(response, language=code, theme=None)
+    return response
+
+
+@require_POST
+def theme_view(request: HttpRequest) -> HttpResponse:
+    """Light, dark or the system's; the page switches at once (script), this remembers it."""
+    theme = request.POST.get("theme", "")
+    if theme not in Theme.values:
+        return HttpResponse(_("Unknown theme."), status=400)
+    if request.user.is_authenticated:
+        web_services.preference_set(user=request.user, theme=theme)  # type: ignore[arg-type]
+    response: HttpResponse = (
+        HttpResponse(status=204) if is_htmx(request) else redirect(safe_next(request, reverse("web:dashboard")))
+    )
+    set_preference_cookies(response, language=None, theme=theme)
+    return response
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    data = selectors.dashboard(user=request.user)  # type: ignore[arg-type]
+    context = {"dash": data, "has_quota": any(g.rows for g in data.quota)}
+    if is_htmx(request):
+        return render_htmx(request, "web/partials/dashboard_live.html", context)
+    return render(request, "web/dashboard.html", context)
+
+
+# --- experiments list ---------------------------------------------------------------------------
+
+
+STATUS_TABS = [
+    ("", _("All")),
+    ("pending", _("Waiting")),
+    ("active", _("Running")),
+    ("finished", _("Finished")),
+]
+
+
+def status_tab_of(value: str) -> str:
+    if value in STATUS_GROUPS:
+        return value
+    for group, members in STATUS_GROUPS.items():
+        if value in members:
+            return group
+    return ""
+
+
+def list_filter_data(request: HttpRequest) -> QueryDict:
+    """The list's URL parameters as the shared ``ChainFilterSet`` reads them.
+
+    ``scope=mine`` (the default) shows the user's own jobs; ``scope=all`` adds jobs shared with
+    their team (everything, for admins). ``created_until`` is an inclusive day."""
+    data = request.GET.copy()
+    if data.get("scope", "mine") != "all":
+        data["owner"] = request.user.get_username()
+    until = data.get("created_until", "")
+    if until:
+        try:
+            data["created_before"] = (date.fromisoformat(until) + timedelta(days=1)).isoformat()
+        except ValueError:
+            data["created_before"] = "invalid"
+    for key in ("created_after", "created_before"):
+        if data.get(key) == "":
+            del data[key]
+    return data
+
+
+def list_context(request: HttpRequest) -> dict[str, Any]:
+    user = request.user
+    filterset = ChainFilterSet(list_filter_data(request), queryset=selectors.chain_rows(user=user))  # type: ignore[arg-type]
+    try:
+        per_page = int(request.GET.get("per_page", PAGE_SIZES[0]))
+    except ValueError:
+        per_page = PAGE_SIZES[0]
+    if per_page not in PAGE_SIZES:
+        per_page = PAGE_SIZES[0]
+    paginator = Paginator(filterset.qs, per_page)
+    page = paginator.get_page(request.GET.get("page"))
+    status = request.GET.get("status", "")
+    tab = status_tab_of(status)
+    filtered = any(
+        request.GET.get(k)
+        for k in ("status", "name", "tag", "starred", "group", "priority", "created_after", "created_until")
+    )
+    errors = {
+        name: errs for name, errs in filterset.form.errors.items() if name not in ("owner",)
+    }
+    return {
+        "filterset": filterset,
+        "filter_errors": errors,
+        "page": page,
+        "chains": list(page.object_list),
+        "per_page": per_page,
+        "page_sizes": PAGE_SIZES,
+        "status": status,
+        "status_tab": tab,
+        "status_tabs": STATUS_TABS,
+        "sub_statuses": [(s, ChainStatus(s).label) for s in STATUS_GROUPS.get(tab, [])],
+        "scope": request.GET.get("scope", "mine"),
+        "filtered": filtered,
+        "groups": list(NodeGroup.objects.order_by("name").values_list("name", flat=True)),
+        "priorities": [p.label for p in selectors.Priority],
+        "known_tags": selectors.tags_of(user=user),  # type: ignore[arg-type]
+        "query": request.GET.urlencode(),
+    }
+
+
+@login_required
+@require_GET
+def chain_list_view(request: HttpRequest) -> HttpResponse:
+    context = list_context(request)
+    if is_htmx(request) and request.headers.get("HX-Target") == "chain-results":
+        return render_htmx(request, "web/partials/chain_results.html", context)
+    return render(request, "web/chain_list.html", context)
+
+
+def row_context(request: HttpRequest, pk: int) -> dict[str, Any]:
+    chain = selectors.chain_rows(user=request.user).filter(pk=pk).first()  # type: ignore[arg-type]
+    if chain is None:
+        raise Http404(_("No such job."))
+    return {"chain": chain}
+
+
+@login_required
+@require_GET
+def chain_row_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """One row of the list (live updates refresh rows one by one)."""
+    return render_htmx(request, "web/partials/chain_row.html", row_context(request, pk))
+
+
+@login_required
+@require_POST
+def chain_batch_view(request: HttpRequest) -> HttpResponse:
+    """Stop, suspend, resume, tag or untag the selected jobs; report what happened to each."""
+    form = BatchForm(request.POST)
+    back = safe_next(request, reverse("web:chain-list"))
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
+    else:
+        action = form.cleaned_data["action"]
+        result = web_services.batch_apply(
+            user=request.user,  # type: ignore[arg-type]
+            chain_ids=form.cleaned_data["ids"],
+            action=action,
+            tag=(form.cleaned_data.get("tag") or "").strip(),
+        )
+        done = len(result.done)
+        if done:
+            messages.success(request, batch_message(action, done))
+        for chain, error in result.failed[:5]:
+            messages.warning(request, _("%(name)s (#%(id)d): %(error)s") % {"name": chain.name, "id": chain.pk, "error": error})
+        if len(result.failed) > 5:
+            messages.warning(request, _("%(n)d more could not be changed.") % {"n": len(result.failed) - 5})
+        if result.missing:
+            messages.warning(
+                request,
+                ngettext("%(n)d job was not found.", "%(n)d jobs were not found.", len(result.missing))
+                % {"n": len(result.missing)},
+            )
+    if is_htmx(request):
+        response = render_htmx(request, "web/partials/empty.html", {})
+        response["HX-Trigger"] = "rota:list-changed"
+        return response
+    return redirect(back)
+
+
+def batch_message(action: str, n: int) -> str:
+    texts = {
+        "stop": ngettext("Stopping %(n)d job.", "Stopping %(n)d jobs.", n),
+        "suspend": ngettext("Suspending %(n)d job.", "Suspending %(n)d jobs.", n),
+        "resume": ngettext("Resumed %(n)d job.", "Resumed %(n)d jobs.", n),
+        "tag": ngettext("Tagged %(n)d job.", "Tagged %(n)d jobs.", n),
+        "untag": ngettext("Removed the tag from %(n)d job.", "Removed the tag from %(n)d jobs.", n),
+    }
+    return texts[action] % {"n": n}
+
+
+# --- experiment detail --------------------------------------------------------------------------
+
+
+def detail_context(request: HttpRequest, pk: int) -> dict[str, Any]:
+    try:
+        chain = chain_detail(user=request.user, key=pk)  # type: ignore[arg-type]
+    except NotFound:
+        raise Http404(_("No such job.")) from None
+    attempts = list(chain.attempts.all())
+    latest = attempts[-1] if attempts else None
+    user = request.user
+    can_act = chain.owner_id == user.pk or user.is_platform_admin  # type: ignore[union-attr]
+    status = chain.status
+    return {
+        "chain": chain,
+        "attempts": attempts,
+        "attempts_desc": list(reversed(attempts)),
+        "latest": latest,
+        "ranks": list(latest.ranks.all()) if latest else [],
+        "can_act": can_act,
+        "can_stop": can_act and not chain.finished,
+        "can_suspend": can_act and status in (ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.STARTING, ChainStatus.RUNNING),
+        "can_resume": can_act
+        and status in (ChainStatus.HELD, ChainStatus.STOPPED, ChainStatus.FAILED, ChainStatus.CANCELED),
+        "waiting": status in (ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.HELD),
+        "priority_form": PriorityForm(user=user, initial={"priority": chain.priority}),  # type: ignore[arg-type]
+        "runtime": sum(
+            selectors.attempt_runtime_seconds(a) for a in attempts
+        ),
+        "cli": cli_command(submit_values_of(chain)).command,
+        "team_name": chain.owner.team.name if chain.owner.team_id else "",
+    }
+
+
+@login_required
+@require_GET
+def chain_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    context = detail_context(request, pk)
+    if is_htmx(request):
+        return render_htmx(request, "web/partials/chain_live.html", context)
+    return render(request, "web/chain_detail.html", context)
+
+
+ACTIONS = {
+    "stop": (experiment_services.experiment_stop, _("Stopping the job; its processes get SIGTERM.")),
+    "suspend": (
+        experiment_services.experiment_suspend,
+        _("Suspending the job: it gets the notice, saves a checkpoint, then waits until you resume it."),
+    ),
+    "resume": (experiment_services.experiment_resume, _("Resumed: the job is back in the queue.")),
+}
+
+
+def respond_after_action(request: HttpRequest, pk: int) -> HttpResponse:
+    """The refreshed row (from the list), the live part of the page (from the job page), or a redirect."""
+    if is_htmx(request):
+        if request.POST.get("ctx") == "row":
+            return render_htmx(request, "web/partials/chain_row.html", row_context(request, pk))
+        return render_htmx(request, "web/partials/chain_live.html", detail_context(request, pk))
+    return redirect(safe_next(request, reverse("web:chain-detail", args=[pk])))
+
+
+@login_required
+@require_POST
+def chain_action_view(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    chain = visible_chain(request, pk)
+    service, done = ACTIONS[action]
+    try:
+        service(actor=request.user, chain=chain)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done)
+    return respond_after_action(request, pk)
+
+
+@login_required
+@require_POST
+def chain_priority_view(request: HttpRequest, pk: int) -> HttpResponse:
+    chain = visible_chain(request, pk)
+    form = PriorityForm(request.POST, user=request.user)  # type: ignore[arg-type]
+    if not form.is_valid():
+        messages.error(request, _("Choose one of the priorities offered."))
+    else:
+        try:
+            chain = experiment_services.experiment_set_priority(
+                user=request.user,  # type: ignore[arg-type]
+                chain=chain,
+                priority=form.cleaned_data["priority"],
+            )
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(request, _("Priority set to %(p)s.") % {"p": chain.get_priority_display()})
+    return respond_after_action(request, pk)
+
+
+@login_required
+@require_POST
+def chain_tag_view(request: HttpRequest, pk: int, remove: bool = False) -> HttpResponse:
+    chain = visible_chain(request, pk)
+    form = TagForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Give a tag of at most 64 characters."))
+    else:
+        tag = form.cleaned_data["tag"].strip()
+        try:
+            if remove:
+                experiment_services.experiment_untag(user=request.user, chain=chain, tag=tag)  # type: ignore[arg-type]
+            else:
+                experiment_services.experiment_tag(user=request.user, chain=chain, tag=tag)  # type: ignore[arg-type]
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+    return respond_after_action(request, pk)
+
+
+@login_required
+@require_POST
+def chain_star_view(request: HttpRequest, pk: int) -> HttpResponse:
+    chain = visible_chain(request, pk)
+    try:
+        experiment_services.experiment_star(
+            user=request.user,  # type: ignore[arg-type]
+            chain=chain,
+            starred=request.POST.get("starred", "1") == "1",
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return respond_after_action(request, pk)
+
+
+@login_required
+@require_POST
+def chain_share_view(request: HttpRequest, pk: int) -> HttpResponse:
+    chain = visible_chain(request, pk)
+    shared = request.POST.get("shared", "1") == "1"
+    try:
+        experiment_services.experiment_share(user=request.user, chain=chain, shared=shared)  # type: ignore[arg-type]
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Your team can see this job now.") if shared else _("Only you can see this job now."))
+    return respond_after_action(request, pk)
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def chain_logs_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """The log viewer: one rank at a time, followed live, paged from byte offsets."""
+    context = detail_context(request, pk)
+    chain = context["chain"]
+    try:
+        rank = int(request.GET.get("rank", 0))
+    except ValueError:
+        rank = 0
+    context["rank"] = rank if 0 <= rank < chain.node_count else 0
+    context["rank_choices"] = list(range(chain.node_count))
+    context["viewer_config"] = {
+        "chain": chain.pk,
+        "rank": context["rank"],
+        "ranks": chain.node_count,
+        "attempts": [{"id": a.pk, "index": a.index + 1} for a in context["attempts"]],
+        "finished": chain.finished,
+        "status": chain.status,
+        "readUrl": reverse("web:chain-log-read", args=[chain.pk]),
+        "searchUrl": reverse("api-experiment-log-search", args=[chain.pk]),
+        "downloadUrl": reverse("api-experiment-log-download", args=[chain.pk]),
+    }
+    return render(request, "web/chain_logs.html", context)
+
+
+@login_required
+@require_GET
+def chain_log_read_view(request: HttpRequest, pk: int) -> JsonResponse:
+    """A page of one rank's log of one attempt, from a byte offset forwards, backwards, or the tail.
+
+    JSON; see ``apps.web.logs.read_log_page``. Never reads more than one page of the file."""
+    chain = visible_chain(request, pk)
+    try:
+        page = read_log_page(chain, request.GET)
+    except ApplicationError as exc:
+        return JsonResponse({"error": exc.message}, status=exc.status)
+    return JsonResponse(page)
+
+
+# --- submit -------------------------------------------------------------------------------------
+
+
+def submit_values_of(chain: Chain) -> dict[str, Any]:
+    """A chain's submission as the submit form's values (for resubmitting and the CLI preview)."""
+    return {
+        "name": chain.name,
+        "workspace": chain.workspace,
+        "entrypoint": chain.entrypoint,
+        "kind": chain.kind,
+        "parameters": list(chain.parameters or []),
+        "env_vars": dict(chain.env_vars or {}),
+        "group": chain.node_group.name,
+        "nodes": chain.node_count,
+        "priority": chain.priority,
+        "environment": chain.environment_name,
+        "tags": chain.tag_names,
+        "watchdog_seconds": chain.watchdog_seconds,
+        "whole_life_state": chain.whole_life_state,
+        "custom_rank": chain.custom_rank,
+        "shared_with_team": chain.shared_with_team,
+        "notes": chain.notes,
+    }
+
+
+def form_initial(values: dict[str, Any]) -> dict[str, Any]:
+    import shlex
+
+    initial = dict(values)
+    initial["parameters"] = shlex.join(values.get("parameters") or [])
+    initial["env_vars"] = "\n".join(f"{k}={v}" for k, v in (values.get("env_vars") or {}).items())
+    initial["tags"] = " ".join(values.get("tags") or [])
+    return initial
+
+
+def unique_name(user: Any, name: str) -> str:
+    """``name``, or ``name-2``, ``name-3`` … when an unfinished job of the user already has it."""
+    taken = set(
+        Chain.objects.filter(owner=user, finished=False, name__startswith=name).values_list("name", flat=True)
+    )
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name}-{n}" in taken:
+        n += 1
+    return f"{name}-{n}"
+
+
+def submit_choices(user: Any) -> tuple[list[str], list[str], dict[str, Any]]:
+    """Node groups and environments the user may use, and their quota per group (for hints)."""
+    quota = quota_resolve(user=user)
+    quota_groups = sorted({g for (g, _p), v in quota.node.items() if v > 0})
+    all_groups = list(NodeGroup.objects.order_by("name").values_list("name", flat=True))
+    groups = all_groups if user.is_platform_admin else [g for g in all_groups if g in quota_groups]
+    environments = list(environments_for(user=user).values_list("name", flat=True))
+    hints: dict[str, dict[str, int]] = {}
+    for (group, level), value in quota.node.items():
+        hints.setdefault(group, {})[str(level)] = value
+    return groups, environments, hints
+
+
+def submit_form(request: HttpRequest, data: Any = None, initial: dict[str, Any] | None = None) -> SubmitForm:
+    groups, environments, _hints = submit_choices(request.user)
+    return SubmitForm(data, initial=initial, user=request.user, groups=groups, environments=environments)  # type: ignore[arg-type]
+
+
+@login_required
+def submit_view(request: HttpRequest) -> HttpResponse:
+    """The submit form: every field, choices the user may use, inline errors, a CLI preview.
+
+    ``?from=<id>`` prefills it from an existing job (resubmit)."""
+    groups, environments, hints = submit_choices(request.user)
+    source: Chain | None = None
+    if request.method == "POST":
+        form = SubmitForm(request.POST, user=request.user, groups=groups, environments=environments)  # type: ignore[arg-type]
+        if form.is_valid():
+            try:
+                chain = experiment_services.experiment_submit(user=request.user, **form.service_arguments())  # type: ignore[arg-type]
+            except ApplicationError as exc:
+                attach_errors(form, exc)
+            else:
+                messages.success(
+                    request, _("Submitted “%(name)s”. Its status and logs update here live.") % {"name": chain.name}
+                )
+                return redirect("web:chain-detail", pk=chain.pk)
+        preview = cli_command(form_values(form))
+    else:
+        initial: dict[str, Any] = {}
+        from_id = request.GET.get("from", "")
+        if from_id.isdigit():
+            source = visible_chain(request, int(from_id))
+            source = Chain.objects.select_related("node_group").prefetch_related("tags").get(pk=source.pk)
+            values = submit_values_of(source)
+            values["name"] = unique_name(request.user, source.name)
+            initial = form_initial(values)
+        else:
+            initial = {"environment": environments[0] if environments else None, "group": groups[0] if groups else None}
+        form = SubmitForm(initial=initial, user=request.user, groups=groups, environments=environments)  # type: ignore[arg-type]
+        preview = cli_command(form_values(form))
+    return render(
+        request,
+        "web/submit.html",
+        {
+            "form": form,
+            "preview": preview,
+            "source": source,
+            "quota_hints": hints,
+            "no_groups": not groups,
+            "no_environments": not environments,
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+def attach_errors(form: SubmitForm, exc: ApplicationError) -> None:
+    """Put a service's errors next to the fields they name; anything else on top of the form."""
+    placed = False
+    for field, errors in exc.fields.items():
+        if field in form.fields:
+            for error in errors:
+                form.add_error(field, error)
+            placed = True
+    if not placed or exc.message not in sum(exc.fields.values(), []):
+        form.add_error(None, exc.message)
+
+
+def form_values(form: SubmitForm) -> dict[str, Any]:
+    """What the form holds now, cleaned where valid and raw elsewhere (for the CLI preview)."""
+    if form.is_bound:
+        form.is_valid()
+        values: dict[str, Any] = {}
+        for name in form.fields:
+            if name in getattr(form, "cleaned_data", {}):
+                values[name] = form.cleaned_data[name]
+            else:
+                raw = form.data.get(name)
+                values[name] = raw if name not in ("parameters", "env_vars", "tags") else None
+        return values
+    initial = {**{n: f.initial for n, f in form.fields.items()}, **form.initial}
+    import shlex
+
+    try:
+        params = shlex.split(initial.get("parameters") or "")
+    except ValueError:
+        params = []
+    env: dict[str, str] = {}
+    for line in (initial.get("env_vars") or "").splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            env[key.strip()] = value
+    initial["parameters"] = params
+    initial["env_vars"] = env
+    initial["tags"] = (initial.get("tags") or "").split()
+    return initial
+
+
+@login_required
+@require_POST
+def submit_preview_view(request: HttpRequest) -> HttpResponse:
+    """The CLI command for what the form holds now (the form posts here as the user types)."""
+    form = submit_form(request, data=request.POST)
+    return render(request, "web/partials/cli_preview.html", {"preview": cli_command(form_values(form))})
+
+
+# --- account ------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def profile_view(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    return render(
+        request,
+        "web/account/profile.html",
+        {
+            "quota": selectors.my_quota(user=user),  # type: ignore[arg-type]
+            "resolved": quota_resolve(user=user),  # type: ignore[arg-type]
+            "groups": sorted(user.groups.values_list("name", flat=True)),  # type: ignore[union-attr]
+            "tab": "profile",
+        },
+    )
+
+
+@never_cache
+@login_required
+def tokens_view(request: HttpRequest) -> HttpResponse:
+    """My API tokens: create (the secret is shown once, in this response only), list, revoke."""
+    user = request.user
+    issued = None
+    status = 200
+    if request.method == "POST":
+        form = TokenCreateForm(request.POST)
+        if form.is_valid():
+            try:
+                issued = account_services.token_create(
+                    actor=user,  # type: ignore[arg-type]
+                    name=form.cleaned_data["name"],
+                    scope=form.cleaned_data["scope"],
+                    expires_at=form.cleaned_data["expires_at"],
+                )
+            except ApplicationError as exc:
+                for field, errors in exc.fields.items():
+                    target = "expires_on" if field == "expires_at" else field
+                    for error in errors:
+                        form.add_error(target if target in form.fields else None, error)
+                if not exc.fields:
+                    form.add_error(None, exc.message)
+                status = 400
+            else:
+                form = TokenCreateForm()
+        else:
+            status = 400
+    else:
+        form = TokenCreateForm()
+    show_revoked = request.GET.get("revoked") == "1"
+    tokens = list(account_selectors.tokens_of(user=user, include_revoked=show_revoked))  # type: ignore[arg-type]
+    response = render(
+        request,
+        "web/account/tokens.html",
+        {"form": form, "issued": issued, "tokens": tokens, "show_revoked": show_revoked, "tab": "tokens"},
+        status=status,
+    )
+    return response
+
+
+@login_required
+@require_POST
+def token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
+    token = account_selectors.token_get_for_owner(user=request.user, token_id=pk)  # type: ignore[arg-type]
+    if token is None:
+        raise Http404(_("No such token."))
+    account_services.token_revoke(actor=request.user, token=token)  # type: ignore[arg-type]
+    messages.success(request, _("Revoked “%(name)s”. Programs using it are signed out.") % {"name": token.name})
+    return redirect("web:tokens")
+
+
+@login_required
+def settings_view(request: HttpRequest) -> HttpResponse:
+    preference = selectors.preference_of(user=request.user)  # type: ignore[arg-type]
+    if request.method == "POST":
+        form = PreferenceForm(request.POST, instance=preference)
+        if form.is_valid():
+            saved = web_services.preference_set(
+                user=request.user,  # type: ignore[arg-type]
+                language=form.cleaned_data["language"],
+                theme=form.cleaned_data["theme"],
+            )
+            response = redirect("web:settings")
+            if saved.language:
+                set_preference_cookies(response, language=saved.language, theme=None)
+            else:
+                response.delete_cookie(settings.LANGUAGE_COOKIE_NAME)
+            set_preference_cookies(response, language=None, theme=saved.theme)
+            messages.success(request, _("Settings saved."))
+            return response
+    else:
+        form = PreferenceForm(instance=preference)
+    return render(request, "web/account/settings.html", {"form": form, "tab": "settings"})
+
+
+# Used by templates of the detail page (kept here so the page's queries stay in one place).
+__all__ = ["Attempt", "ChainTag", "Prefetch", "Rank"]
