@@ -245,7 +245,7 @@ def test_reconcile_crash_mid_start_then_restart_starts_nothing_twice(
         raise SystemExit("reconcile worker killed")
 
     # The worker dies right after the backend started the ranks, before recording anything.
-    monkeypatch.setattr(reconcile_module.lifecycle, "attempt_mark_running", crash)
+    monkeypatch.setattr(reconcile_module, "_record_ranks", crash)
     with pytest.raises(SystemExit):
         reconcile_module.Reconciler(get_backend())._one(
             Attempt.objects.prefetch_related("ranks__node")
