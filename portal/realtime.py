@@ -91,7 +91,7 @@ def event_body(event: Any) -> dict[str, Any]:
     type_field = next((f for f in dataclasses.fields(event) if f.name == "type"), None)
     if type_field is None or type_field.init:
         raise TypeError(f"{type(event).__name__} needs a fixed `type` field (field(default=..., init=False))")
-    event_type = event.type
+    event_type = getattr(event, "type", None)
     if not isinstance(event_type, str) or not _EVENT_TYPE_RE.fullmatch(event_type):
         raise TypeError(f"{type(event).__name__}.type must be a dotted lower-case name, got {event_type!r}")
     body = dataclasses.asdict(event)

@@ -37,7 +37,11 @@ if PRODUCTION:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": f"rota-test-{ROTA_TEST_WORKER}", "capacity": 2000},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],  # see portal/settings.py
+                "prefix": f"rota-test-{ROTA_TEST_WORKER}",
+                "capacity": 2000,
+            },
         }
     }
     CACHES = {

@@ -43,9 +43,12 @@ class OriginCheck(OriginValidator):
         if scope["type"] != "websocket":
             raise ValueError("OriginCheck only guards websockets")
         has_origin = any(name == b"origin" for name, _ in scope.get("headers", []))
+        # The server's own ``send`` (middlewares below wrap it): consumers look at the socket's
+        # unsent bytes through it (``apps.experiments.consumers.transport_backlog_probe``).
+        scope = {**scope, "rota_browser": has_origin, "rota_server_send": send}
         if not has_origin:
-            return await self.application({**scope, "rota_browser": False}, receive, send)
-        return await super().__call__({**scope, "rota_browser": True}, receive, send)
+            return await self.application(scope, receive, send)
+        return await super().__call__(scope, receive, send)
 
 
 def _token_from_scope(scope: dict[str, Any]) -> str | None:

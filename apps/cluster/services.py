@@ -135,7 +135,7 @@ def node_disable(*, actor: User, node: Node, reason: str) -> Node:
         raise ApplicationError(
             _("Say why the node is disabled (it is shown to users)."), fields={"reason": [_("Required.")]}
         )
-    node = Node.objects.select_for_update().select_related("group").get(pk=node.pk)
+    node = Node.objects.select_for_update(of=("self",)).select_related("group").get(pk=node.pk)
     before = snapshot(node, ["state", "state_reason"])
     node.state = NodeState.DISABLED
     node.state_reason = reason[:255]
@@ -153,7 +153,7 @@ def node_disable(*, actor: User, node: Node, reason: str) -> Node:
 def node_enable(*, actor: User, node: Node) -> Node:
     """Put a disabled node back into scheduling (the backend may still report it not ready)."""
     _require_cluster_admin(actor)
-    node = Node.objects.select_for_update().select_related("group").get(pk=node.pk)
+    node = Node.objects.select_for_update(of=("self",)).select_related("group").get(pk=node.pk)
     before = snapshot(node, ["state", "state_reason"])
     if node.state == NodeState.DISABLED:
         node.state = NodeState.READY
@@ -176,8 +176,9 @@ def node_observe_readiness(*, name: str, ready: bool, reason: str = "") -> bool:
     """Record what the backend sees of a node. Disabled nodes stay disabled. True if it changed."""
     target = NodeState.READY if ready else NodeState.NOT_READY
     with transaction.atomic():
+        # Locked and re-checked (not a blind update) to know the state it leaves, for the event.
         node = (
-            Node.objects.select_for_update()
+            Node.objects.select_for_update(of=("self",))
             .select_related("group")
             .filter(name=name)
             .exclude(state=NodeState.DISABLED)

@@ -16,7 +16,7 @@ platform admins, ``admins`` (node events). Client → server (JSON)::
     {"action": "unfollow_log", "stream": "s1"}
     {"action": "ping"}                          → {"type": "pong"}
 
-Errors: ``{"type": "error", "code": "not_found" | "bad_request" | "too_many", "message": …}``
+Errors: ``{"type": "error", "code": "not_found" | "bad_request" | "too_many" | "internal", "message": …}``
 (with ``stream`` or ``chain`` when about one). A chain the user may not see is ``not_found``,
 exactly like one that does not exist. Events: ``{"type": "chain.status", …fields}`` (see the
 apps' ``events.py``). Log messages::
@@ -29,9 +29,11 @@ After ``log.behind`` the stream is over: follow again from its cursor. After ``l
 more will come (a resumed chain is followed anew).
 
 ``/ws/logs/<chain>/<rank>/`` — the CLI. The same log messages without ``stream``. The client sends
-``{"cursor": …, "tail": …}`` first (nothing within ``FIRST_MESSAGE_WAIT`` seconds: from the
-beginning); sending it again restarts the follow (after ``log.behind``). The server closes with
-1000 after ``log.end``. Close codes before the handshake: 4401 not authenticated, 4404 no such
+``{"cursor": …, "tail": …}`` first — ``{}`` for the beginning. A client that sends nothing gets the
+log from the beginning after ``FIRST_MESSAGE_WAIT`` seconds, so clients should always send it: a
+message that arrives later (a busy server) restarts the follow, after the beginning was sent.
+Sending it again restarts the follow (after ``log.behind``). The server closes with 1000 after
+``log.end``. Close codes before the handshake: 4401 not authenticated, 4404 no such
 chain or rank for this user.
 
 Subprotocols: ``rota.v1`` is accepted when offered (browsers must offer it when they pass a
@@ -53,7 +55,6 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from apps.accounts.ws_auth import PROTOCOL
-from apps.experiments.models import Attempt
 from apps.experiments.selectors import chains_visible_to
 from apps.launcher import tailer as tailing
 from apps.launcher.backends import get_log_store
@@ -68,7 +69,9 @@ MAX_MESSAGE_BYTES = 8 * 1024
 MAX_SUBSCRIPTIONS = 500
 MAX_LOG_STREAMS = 16
 MAX_TAIL_BYTES = 1024 * 1024
-FIRST_MESSAGE_WAIT = 0.5
+MAX_ID = 2**62  # larger ids cannot exist (and would overflow the database's integers)
+MAX_RANK = 100_000
+FIRST_MESSAGE_WAIT = 2.0
 SEEN_EVENT_IDS = 512
 
 
@@ -84,16 +87,15 @@ class RequestError(Exception):
 
 def _chain_for_follow(user: Any, chain_id: int, rank: int) -> tailing.ChainState:
     """The chain's state if ``user`` may see it and it has ``rank``; else ``RequestError``."""
-    row = chains_visible_to(user=user).filter(pk=chain_id).values_list("node_count", "finished", "status").first()
-    if row is None:
+    node_count = chains_visible_to(user=user).filter(pk=chain_id).values_list("node_count", flat=True).first()
+    if node_count is None:
         raise RequestError("not_found", f"No job {chain_id} that you can see.")
-    node_count, finished, status = row
     if not 0 <= rank < node_count:
         raise RequestError("not_found", f"Job {chain_id} has ranks 0 to {node_count - 1}; there is no rank {rank}.")
-    ids = tuple(Attempt.objects.filter(chain_id=chain_id).order_by("index").values_list("pk", flat=True))
-    if not ids:
+    state = tailing.chain_states([chain_id]).get(chain_id)
+    if state is None:
         raise RequestError("not_found", f"Job {chain_id} has no attempt yet.")
-    return tailing.ChainState(ids, finished, status)
+    return state
 
 
 def _chain_visible(user: Any, chain_id: int) -> bool:
@@ -204,6 +206,12 @@ class LogSink:
         await self.consumer.send(text_data=json.dumps({"type": "log.end", **self._fields(), "status": status}))
         await self.on_done(self)
 
+    async def failed(self) -> None:
+        message = "The log stream failed on the server; follow it again from your last cursor."
+        body = {"type": "error", "code": "internal", "message": message, **self._fields()}
+        await self.consumer.send(text_data=json.dumps(body))
+        await self.on_done(self)
+
     def backlog(self) -> int:
         return self._backlog() if self._backlog is not None else 0
 
@@ -230,7 +238,7 @@ async def start_follow(
         rank=rank,
         stream=stream,
         on_done=on_done,
-        backlog=transport_backlog_probe(consumer.base_send),
+        backlog=transport_backlog_probe(consumer.scope.get("rota_server_send")),
     )
     sink.viewer = tailing.get_hub().follow(chain_id=chain_id, rank=rank, state=state, start=start, sink=sink)
     return sink
@@ -308,7 +316,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(body))
 
     async def _subscribe(self, message: dict[str, Any]) -> None:
-        chain_id = _int_field(message, "chain", minimum=1)
+        chain_id = _int_field(message, "chain", minimum=1, maximum=MAX_ID)
         if chain_id not in self.chains:
             if len(self.chains) >= MAX_SUBSCRIPTIONS:
                 raise RequestError("too_many", f"At most {MAX_SUBSCRIPTIONS} jobs per connection.")
@@ -321,7 +329,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps({"type": "subscribed", "chain": chain_id}))
 
     async def _unsubscribe(self, message: dict[str, Any]) -> None:
-        chain_id = _int_field(message, "chain", minimum=1)
+        chain_id = _int_field(message, "chain", minimum=1, maximum=MAX_ID)
         if chain_id in self.chains:
             group = chain_group(chain_id)
             await self.channel_layer.group_discard(group, self.channel_name)
@@ -333,8 +341,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         stream = message.get("stream")
         if not isinstance(stream, str) or not 1 <= len(stream) <= 64:
             raise RequestError("bad_request", "`stream` must be a client-chosen id of 1 to 64 characters.")
-        chain_id = _int_field(message, "chain", minimum=1)
-        rank = _int_field(message, "rank") if message.get("rank") is not None else 0
+        chain_id = _int_field(message, "chain", minimum=1, maximum=MAX_ID)
+        rank = _int_field(message, "rank", maximum=MAX_RANK) if message.get("rank") is not None else 0
         previous = self.streams.pop(stream, None)
         if previous is not None and previous.viewer is not None:
             await previous.viewer.close()
@@ -375,6 +383,8 @@ class LogsConsumer(AsyncWebsocketConsumer):
         kwargs = self.scope["url_route"]["kwargs"]
         self.chain_id, self.rank = int(kwargs["chain"]), int(kwargs["rank"])
         try:
+            if self.chain_id > MAX_ID or self.rank > MAX_RANK:
+                raise RequestError("not_found", "No such job.")
             await database_sync_to_async(_chain_for_follow)(user, self.chain_id, self.rank)
         except RequestError:
             await self.close(code=CLOSE_NOT_FOUND)

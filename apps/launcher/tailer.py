@@ -25,11 +25,14 @@ follow it, and nothing holds a whole log:
   ``VIEWER_BUFFER_BYTES`` the viewer is detached, its buffer dropped, and it is sent ``log.behind``
   with the cursor of the first byte it did not get; the client follows again from there, which
   reads from the files at the client's own pace. A slow viewer therefore costs the others nothing
-  and holds at most its buffer in memory. (The consumer also reports the server's unsent bytes for
-  the socket, when it can see them, so the buffer fills when the network is slow.)
+  and holds at most its buffer in memory. A slow *network* is seen too: under daphne an ASGI send
+  never waits (Twisted buffers the frame), so the sink reports the socket's unsent bytes
+  (``Sink.backlog``); while they exceed half the buffer limit the viewer stops draining, its
+  buffer fills and it falls behind, instead of the server buffering the whole log for it.
 
 The hub is per event loop (``get_hub()``); everything here runs on that loop except file reads
-(``asyncio.to_thread``) and the state query. See docs/architecture.md (realtime).
+(``asyncio.to_thread``) and the state query. The wire protocol is in ``apps/experiments/consumers.py``;
+measurements in docs/PERFORMANCE.md (``bench/realtime.py``).
 """
 
 from __future__ import annotations
@@ -106,6 +109,10 @@ class Sink(Protocol):
 
     async def end(self, status: str) -> None: ...
 
+    async def failed(self) -> None:
+        """The stream broke on the server (an I/O error): the client may follow again later."""
+        ...
+
     def backlog(self) -> int:
         """Bytes accepted for this socket but not yet sent by the server (0 if unknown)."""
         ...
@@ -124,6 +131,7 @@ class Tailer:
     position: ChainCursor = field(init=False)
     ended: str | None = field(default=None, init=False)
     """The chain's final status once the log ended."""
+    failed: bool = field(default=False, init=False)
     viewers: set[Viewer] = field(default_factory=set, init=False)
     users: int = field(default=0, init=False)
     reads: int = field(default=0, init=False)
@@ -178,7 +186,11 @@ class Tailer:
         if state is None:  # the chain was deleted
             state = ChainState(self.state.attempt_ids, True, "deleted")
         elif self.position.attempt_id not in state.attempt_ids:
-            return  # never forget the attempt being read
+            if self.position.offset > 0:
+                return  # never forget an attempt being read
+            # It was the latest attempt, never scheduled, and a later one replaced it (a chain
+            # canceled while waiting, then resumed): nothing was read from it, start at the new one.
+            self.position = ChainCursor(state.attempt_ids[0], 0)
         self.state = state
         self._wake.set()
 
@@ -199,7 +211,11 @@ class Tailer:
             raise
         except Exception:
             logger.exception("tailer for chain %s rank %s failed", self.chain_id, self.rank)
-            self._end("error")
+            self.failed = True
+            self.hub._forget(self)
+            for viewer in list(self.viewers):
+                viewer.fail()
+            self.viewers.clear()
 
     async def sync(self) -> None:
         """Reload the chain's state and read everything written so far (a viewer needs it now)."""
@@ -269,6 +285,7 @@ class Viewer:
         self._wake = asyncio.Event()
         self._behind = False
         self._end_status: str | None = None
+        self._failed = False
         self._ends_line: bool | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -288,6 +305,10 @@ class Viewer:
 
     def finish(self, status: str) -> None:
         self._end_status = status
+        self._wake.set()
+
+    def fail(self) -> None:
+        self._failed = True
         self._wake.set()
 
     # -- the viewer's task -------------------------------------------------------------------
@@ -311,6 +332,8 @@ class Viewer:
         except Exception:
             logger.exception("log viewer of chain %s failed", self.tailer.chain_id)
             self.state = "closed"
+            with contextlib.suppress(Exception):
+                await self.sink.failed()
         finally:
             self.tailer.detach(self)
             self.tailer.release()
@@ -321,6 +344,10 @@ class Viewer:
         tailer = self.tailer
         synced = False
         while True:
+            if tailer.failed:
+                self.state = "closed"
+                await self.sink.failed()
+                return False
             where = tailer.compare(self.cursor)
             if where is None or where > 0:
                 if not synced:
@@ -384,6 +411,10 @@ class Viewer:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._failed:
+                self.state = "closed"
+                await self.sink.failed()
+                return
             if self._behind:
                 self.state = "behind"
                 await self.sink.behind(format_cursor(self.cursor))
@@ -536,25 +567,34 @@ def resolve_start(
 
 
 async def load_chain_states(chain_ids: list[int]) -> dict[int, ChainState]:
-    """The state of several chains in two queries (run in the database thread)."""
+    """``chain_states`` in the database thread."""
     from channels.db import database_sync_to_async
 
-    return await database_sync_to_async(_load_chain_states)(chain_ids)
+    return await database_sync_to_async(chain_states)(chain_ids)
 
 
-def _load_chain_states(chain_ids: list[int]) -> dict[int, ChainState]:
+def chain_states(chain_ids: list[int]) -> dict[int, ChainState]:
+    """The state of several chains in two queries.
+
+    The attempts are those whose logs the HTTP API pages through (``apps.launcher.api.views``):
+    the ones ever scheduled, or the latest when none was — a waiting or held next attempt gets its
+    separator once it runs."""
     from apps.experiments.models import Attempt, Chain
 
-    attempts: dict[int, list[int]] = {}
-    for chain_id, attempt_id in (
-        Attempt.objects.filter(chain_id__in=chain_ids).order_by("chain_id", "index").values_list("chain_id", "pk")
+    attempts: dict[int, list[tuple[int, bool]]] = {}
+    for chain_id, attempt_id, scheduled_at in (
+        Attempt.objects.filter(chain_id__in=chain_ids)
+        .order_by("chain_id", "index")
+        .values_list("chain_id", "pk", "scheduled_at")
     ):
-        attempts.setdefault(chain_id, []).append(attempt_id)
-    return {
-        pk: ChainState(tuple(attempts[pk]), finished, status)
-        for pk, finished, status in Chain.objects.filter(pk__in=chain_ids).values_list("pk", "finished", "status")
-        if attempts.get(pk)
-    }
+        attempts.setdefault(chain_id, []).append((attempt_id, scheduled_at is not None))
+    states: dict[int, ChainState] = {}
+    for pk, finished, status in Chain.objects.filter(pk__in=chain_ids).values_list("pk", "finished", "status"):
+        rows = attempts.get(pk)
+        if rows:
+            ran = tuple(attempt_id for attempt_id, scheduled in rows if scheduled)
+            states[pk] = ChainState(ran or (rows[-1][0],), finished, status)
+    return states
 
 
 def realtime_setting(name: str) -> Any:

@@ -83,7 +83,7 @@ async def test_logs_of_another_users_chain_are_refused_before_anything_is_sent(
     with log_store.writer(str(chain.pk), attempt_id, 0) as w:
         w.write_line("secret training output")
     token = await database_sync_to_async(token_for)(other_user)
-    for path in (f"/ws/logs/{chain.pk}/0/", f"/ws/logs/{chain.pk + 1000}/0/"):
+    for path in (f"/ws/logs/{chain.pk}/0/", f"/ws/logs/{chain.pk + 1000}/0/", "/ws/logs/9999999999999999999999/0/"):
         comm = communicator(ws_app, path, token=token)
         assert await comm.connect() == (False, 4404), path
         assert await comm.receive_nothing()

@@ -285,7 +285,13 @@ async def test_node_events_reach_admins_not_users(ws_app, cluster, user, admin_u
 async def test_bad_messages_get_a_clear_error(ws_app, user, token_for):
     comm = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
     assert (await comm.connect())[0]
-    for bad in ("not json", "[1]", '{"action": "dance"}', '{"action": "subscribe", "chain": "x"}'):
+    for bad in (
+        "not json",
+        "[1]",
+        '{"action": "dance"}',
+        '{"action": "subscribe", "chain": "x"}',
+        '{"action": "subscribe", "chain": 123456789012345678901234567890}',
+    ):
         await comm.send_to(text_data=bad)
         reply = await comm.receive_json_from()
         assert (reply["type"], reply["code"]) == ("error", "bad_request"), bad

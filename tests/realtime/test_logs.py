@@ -16,6 +16,7 @@ from tests.realtime.conftest import (
     communicator,
     contents,
     finish,
+    latest_attempt,
     log_data,
     receive_until,
     run,
@@ -141,12 +142,12 @@ async def test_follow_crosses_attempts_exactly_like_the_http_pages(ws_app, job, 
     # A viewer arriving later reads the same from the files (catch-up path), and from a cursor too.
     await comm.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "late"})
     late = await receive_until(comm, lambda m: log_data(m) == expected)
-    assert {m["stream"] for m in late} == {"late"}
+    assert {m["stream"] for m in late if m["type"].startswith("log.")} == {"late"}
     await comm.send_json_to(
         {"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "mid", "cursor": f"{first}:0"}
     )
     mid = await receive_until(comm, lambda m: log_data(m) == expected)
-    assert {m["stream"] for m in mid} == {"mid"}
+    assert {m["stream"] for m in mid if m["type"].startswith("log.")} == {"mid"}
 
     await database_sync_to_async(run)(chain)
     await database_sync_to_async(finish)(chain)
@@ -274,4 +275,95 @@ async def test_unfollow_stops_the_stream_and_the_tailer(ws_app, job, user, token
     assert get_hub().tailers == {}
     write(log_store, chain.pk, attempt_id, ["nobody reads this"])
     assert await comm.receive_nothing(0.2)
+    await comm.disconnect()
+
+
+async def test_cli_socket_without_a_first_message_starts_from_the_beginning(
+    ws_app, job, user, token_for, log_store, monkeypatch
+):
+    from apps.experiments import consumers
+
+    monkeypatch.setattr(consumers, "FIRST_MESSAGE_WAIT", 0.05)
+    chain, attempt_id = job
+    write(log_store, chain.pk, attempt_id, ["one", "two"])
+    comm = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=await database_sync_to_async(token_for)(user))
+    assert (await comm.connect())[0]
+    got = await receive_until(comm, lambda m: line_count(m) >= 2)
+    assert contents(log_data(got)) == ["one", "two"]
+    await comm.disconnect()
+
+
+async def test_the_transport_probe_reads_daphnes_unsent_bytes():
+    """Under daphne, ASGI sends never wait; the probe sees what Twisted (and autobahn) still hold."""
+    import functools
+
+    from apps.experiments.consumers import transport_backlog_probe
+
+    class Transport:
+        dataBuffer = b"x" * 1000  # Twisted's attribute names
+        offset = 200
+        _tempDataLen = 50
+
+    class Protocol:
+        transport = Transport()
+        send_queue = [(b"y" * 30, False)]
+
+    def handle_reply(protocol, message):
+        return None
+
+    probe = transport_backlog_probe(functools.partial(handle_reply, Protocol()))
+    assert probe is not None
+    assert probe() == 800 + 50 + 30
+    assert transport_backlog_probe(None) is None
+    assert transport_backlog_probe(handle_reply) is None
+
+
+async def test_a_broken_tailer_tells_its_viewers_instead_of_going_silent(ws_app, job, user, token_for, log_store):
+    chain, attempt_id = job
+    comm = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await comm.connect())[0]
+    await comm.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "tail": 0, "stream": "s"})
+    tailer = await until_attached(1)
+
+    def unreadable(*args, **kwargs):
+        raise PermissionError("log store unreadable")
+
+    tailer.hub.store.read = unreadable  # this test's store instance only
+    write(log_store, chain.pk, attempt_id, ["never delivered"])
+    reply = await comm.receive_json_from(timeout=5)
+    assert (reply["type"], reply["code"], reply["stream"]) == ("error", "internal", "s")
+    assert get_hub().tailers == {}
+    await comm.disconnect()
+
+
+async def test_a_held_next_attempt_gets_its_separator_only_once_it_runs_as_over_http(
+    ws_app, job, user, token_for, log_store, make_client
+):
+    from apps.experiments import lifecycle, services
+
+    chain, first = job
+    write(log_store, chain.pk, first, ["before the suspend"])
+    comm = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await comm.connect())[0]
+    await comm.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "s"})
+    received = await receive_until(comm, lambda m: line_count(m) >= 1)
+
+    def suspend_by_owner() -> int:
+        services.experiment_suspend(actor=user, chain=chain)
+        lifecycle.attempt_mark_suspended(first)  # the processes are gone; the next attempt is held
+        return latest_attempt(chain).pk
+
+    second = await database_sync_to_async(suspend_by_owner)()
+    await asyncio.sleep(0.3)  # several state polls: the held attempt must not show up
+    received += await receive_until(comm, lambda m: len(m) >= 3)  # the status events, no log
+    assert not [m for m in received if m["type"] == "log.lines" and "attempt 2" in m["data"]]
+
+    await database_sync_to_async(lambda: services.experiment_resume(actor=user, chain=chain))()
+    await database_sync_to_async(run)(chain)
+    write(log_store, chain.pk, second, ["after the resume"])
+    received += await receive_until(comm, lambda m: "after the resume" in log_data(m))
+    client = await database_sync_to_async(make_client)(user)
+    page = await database_sync_to_async(lambda: client.get(f"/api/v1/experiments/{chain.pk}/logs/").json())()
+    assert page["data"] == log_data(received)
+    assert contents(page["data"])[1].startswith("──── attempt 2 (id ")
     await comm.disconnect()

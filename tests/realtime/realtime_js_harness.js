@@ -1,0 +1,189 @@
+// Drives static/js/realtime.js in Node with a fake WebSocket, timers and document.
+// Usage: node realtime_js_harness.js <path to realtime.js>; exits non-zero on a failed assertion.
+"use strict";
+const assert = require("assert");
+const fs = require("fs");
+const vm = require("vm");
+
+const sockets = [];
+class FakeSocket {
+  constructor(url, protocols) {
+    this.url = url;
+    this.protocols = protocols;
+    this.readyState = 0;
+    this.sent = [];
+    sockets.push(this);
+  }
+  send(text) {
+    assert.strictEqual(this.readyState, 1, "sent on a socket that is not open");
+    this.sent.push(JSON.parse(text));
+  }
+  close(code) {
+    this.readyState = 3;
+    this.closedWith = code;
+  }
+  serverOpens() {
+    this.readyState = 1;
+    this.onopen();
+  }
+  serverSends(message) {
+    this.onmessage({ data: JSON.stringify(message) });
+  }
+  drops() {
+    this.readyState = 3;
+    this.onclose({ code: 1006, reason: "" });
+  }
+}
+
+const listeners = {};
+const indicator = {
+  attributes: { "data-label-live": "En direct" },
+  textContent: "",
+  setAttribute(name, value) {
+    this.attributes[name] = value;
+  },
+  getAttribute(name) {
+    return name in this.attributes ? this.attributes[name] : null;
+  },
+};
+const document = {
+  hidden: false,
+  readyState: "complete",
+  addEventListener(type, fn) {
+    listeners[type] = fn;
+  },
+  querySelectorAll(selector) {
+    assert.strictEqual(selector, "[data-realtime-status]");
+    return [indicator];
+  },
+};
+let timers = [];
+const window = {
+  location: { protocol: "https:", host: "rota.example" },
+  WebSocket: FakeSocket,
+  document,
+  console,
+  setTimeout(fn, ms) {
+    timers.push({ fn, ms });
+    return timers.length;
+  },
+  clearTimeout(id) {
+    if (timers[id - 1]) timers[id - 1].fn = null;
+  },
+  setInterval() {
+    return 1;
+  },
+  clearInterval() {},
+};
+function runTimers() {
+  const due = timers.filter((t) => t.fn);
+  timers = [];
+  due.forEach((t) => t.fn());
+  return due.map((t) => t.ms);
+}
+
+vm.runInNewContext(fs.readFileSync(process.argv[2], "utf8"), { window, Math, JSON, Map, Set, Object, Array });
+const rt = window.Rota.realtime;
+const seen = { open: 0, reconnect: 0, close: 0, status: [], lines: [], behind: [], end: [] };
+rt.on("open", () => seen.open++);
+rt.on("reconnect", () => seen.reconnect++);
+rt.on("close", () => seen.close++);
+rt.on("chain.status", (e) => seen.status.push(e.status));
+
+// One socket per page, token-less (the cookie), rota.v1 offered; subscribing before it opens is queued.
+assert.strictEqual(indicator.attributes["data-state"], "offline");
+rt.connect();
+rt.connect();
+assert.strictEqual(sockets.length, 1);
+const first = sockets[0];
+assert.strictEqual(first.url, "wss://rota.example/ws/events/");
+assert.deepStrictEqual(Array.from(first.protocols), ["rota.v1"]); // (an array of the script's realm)
+assert.strictEqual(indicator.attributes["data-state"], "connecting");
+rt.subscribeChain(5);
+rt.subscribeChain(5);
+first.serverOpens();
+assert.deepStrictEqual(first.sent, [{ action: "subscribe", chain: 5 }]);
+assert.strictEqual(indicator.attributes["data-state"], "live");
+assert.strictEqual(indicator.textContent, "En direct");
+assert.deepStrictEqual([seen.open, seen.reconnect], [1, 0]);
+
+// Follow a log; lines move its cursor; events dispatch by type.
+const log = rt.followLog({
+  chain: 5,
+  rank: 1,
+  tail: 100,
+  onLines: (data, cursor) => seen.lines.push([data, cursor]),
+  onBehind: (cursor) => seen.behind.push(cursor),
+  onEnd: (status) => seen.end.push(status),
+});
+assert.deepStrictEqual(first.sent[1], { action: "follow_log", stream: "s1", chain: 5, rank: 1, tail: 100 });
+first.serverSends({ type: "log.lines", stream: "s1", chain: 5, rank: 1, data: "a\n", cursor: "7:10" });
+first.serverSends({ type: "chain.status", chain_id: 5, status: "running" });
+assert.deepStrictEqual(seen.lines, [["a\n", "7:10"]]);
+assert.deepStrictEqual(seen.status, ["running"]);
+
+// The connection drops: offline, a jittered retry within the first backoff step, then everything
+// is re-subscribed and the log re-followed from its cursor, and the page is told to re-fetch.
+first.drops();
+assert.strictEqual(indicator.attributes["data-state"], "offline");
+assert.strictEqual(indicator.textContent, "Offline");
+assert.strictEqual(seen.close, 1);
+const [delay] = runTimers();
+assert.ok(delay >= 0 && delay <= 500, `first retry after ${delay} ms`);
+const second = sockets[1];
+second.serverOpens();
+assert.deepStrictEqual(second.sent, [
+  { action: "subscribe", chain: 5 },
+  { action: "follow_log", stream: "s1", chain: 5, rank: 1, cursor: "7:10" },
+]);
+assert.deepStrictEqual([seen.open, seen.reconnect], [2, 1]);
+
+// Behind: told, and re-followed from the cursor at once. End: called once, not re-followed.
+second.serverSends({ type: "log.behind", stream: "s1", chain: 5, rank: 1, cursor: "7:50" });
+assert.deepStrictEqual(seen.behind, ["7:50"]);
+assert.deepStrictEqual(second.sent[2], { action: "follow_log", stream: "s1", chain: 5, rank: 1, cursor: "7:50" });
+second.serverSends({ type: "log.end", stream: "s1", chain: 5, rank: 1, status: "succeeded" });
+assert.deepStrictEqual(seen.end, ["succeeded"]);
+log.close();
+assert.strictEqual(second.sent.length, 3, "a closed, ended stream sends nothing");
+
+// Pause/resume of a live stream.
+const other = rt.followLog({ chain: 6, cursor: "9:0" });
+other.pause();
+other.resume();
+assert.deepStrictEqual(second.sent.slice(3), [
+  { action: "follow_log", stream: "s2", chain: 6, rank: 0, cursor: "9:0" },
+  { action: "unfollow_log", stream: "s2" },
+  { action: "follow_log", stream: "s2", chain: 6, rank: 0, cursor: "9:0" },
+]);
+other.close();
+
+// A hidden tab closes its socket and does not retry; visible again, it reconnects and re-fetches.
+document.hidden = true;
+listeners.visibilitychange();
+assert.strictEqual(second.closedWith, 1000);
+assert.strictEqual(indicator.attributes["data-state"], "offline");
+assert.deepStrictEqual(runTimers(), []);
+document.hidden = false;
+listeners.visibilitychange();
+const third = sockets[2];
+third.serverOpens();
+assert.deepStrictEqual(third.sent, [{ action: "subscribe", chain: 5 }]);
+assert.strictEqual(seen.reconnect, 2);
+
+// Subscriptions are counted; the last unsubscribe tells the server.
+rt.unsubscribeChain(5);
+assert.strictEqual(third.sent.length, 1);
+rt.unsubscribeChain(5);
+assert.deepStrictEqual(third.sent[1], { action: "unsubscribe", chain: 5 });
+
+// Backoff grows (full jitter under a doubling ceiling, capped at 30 s) while the server is down.
+third.drops();
+const ceilings = [];
+for (let i = 0; i < 9; i++) {
+  const [ms] = runTimers();
+  ceilings.push(ms);
+  sockets[sockets.length - 1].drops();
+}
+ceilings.forEach((ms, i) => assert.ok(ms <= Math.min(30000, 500 * 2 ** i), `retry ${i} after ${ms} ms`));
+process.stdout.write("ok\n");
