@@ -339,5 +339,18 @@ def test_next_pass_frees_no_extra_victims_for_attempts_waiting_on_suspends(s: Sn
     check_plan(second_snapshot, second)
     waiting_on_suspend = {x.beneficiary_attempt_id for x in first.suspends}
     assert not [x for x in second.suspends if x.beneficiary_attempt_id in waiting_on_suspend]
+    waits = {w.attempt_id: w for w in second_snapshot.waiting}
     for aid in waiting_on_suspend:
-        assert second.explanations[aid].code is ReasonCode.WAITING_FOR_SUSPEND
+        explanation = second.explanations[aid]
+        if explanation.code is ReasonCode.WAITING_FOR_SUSPEND:
+            continue
+        # Nodes that are being freed go to the first waiting attempt in queue order that needs
+        # them, not necessarily to the one whose need triggered the suspend: then an attempt
+        # ahead of it in its group must be the one waiting for them.
+        group = waits[aid].group
+        ahead = [
+            e
+            for other, e in second.explanations.items()
+            if waits[other].group == group and 0 < e.position < explanation.position
+        ]
+        assert any(e.code is ReasonCode.WAITING_FOR_SUSPEND for e in ahead), explanation
