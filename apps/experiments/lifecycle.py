@@ -366,6 +366,10 @@ def attempt_go_suspend(attempt_id: int, rank: int | None = None) -> bool:
     """
     now = timezone.now()
     with transaction.atomic():
+        # Ranks call this at the same moment: lock the attempt so the "is every rank ready?"
+        # check sees the other ranks' answers (no write skew under READ COMMITTED).
+        if not Attempt.objects.select_for_update().filter(pk=attempt_id).exists():
+            return False
         if rank is not None:
             Rank.objects.filter(attempt_id=attempt_id, rank=rank).update(suspend_ready=True)
         pending = Rank.objects.filter(
