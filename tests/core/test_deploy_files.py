@@ -10,8 +10,19 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_kubernetes_manifests_parse_and_grant_least_privilege():
     docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "kubernetes" / "rota.yaml").read_text()) if d]
     kinds = sorted({d["kind"] for d in docs})
-    assert kinds == sorted({"Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
-                            "Deployment", "Service", "PersistentVolumeClaim"})
+    assert kinds == sorted(
+        {
+            "Namespace",
+            "ServiceAccount",
+            "Role",
+            "RoleBinding",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Deployment",
+            "Service",
+            "PersistentVolumeClaim",
+        }
+    )
     role = next(d for d in docs if d["kind"] == "Role")
     granted = {(r["resources"][0], verb) for r in role["rules"] for verb in r["verbs"]}
     assert ("pods", "create") in granted and ("pods/log", "get") in granted
