@@ -36,9 +36,14 @@ def test_inline_runs_after_commit_and_never_on_rollback(settings):
         tasks.enqueue_on_commit("tests.core.test_tasks.record", 1)
         assert CALLS == []  # not before the commit
     assert CALLS == [("record", (1,))]
-    with pytest.raises(RuntimeError), transaction.atomic():
-        tasks.enqueue_on_commit("tests.core.test_tasks.record", 2)
-        raise RuntimeError("roll back")
+
+    def rolled_back() -> None:
+        with transaction.atomic():
+            tasks.enqueue_on_commit("tests.core.test_tasks.record", 2)
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        rolled_back()
     assert CALLS == [("record", (1,))]
 
 
