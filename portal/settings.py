@@ -137,6 +137,7 @@ INSTALLED_APPS = [
     "apps.experiments",
     "apps.scheduler",
     "apps.launcher",
+    "apps.web",
 ]
 
 MIDDLEWARE = [
@@ -198,7 +199,9 @@ if PRODUCTION:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 2000, "expiry": 30},
+            # redis-py 8 times reads out after 5 s by default, exactly channels-redis's blocking-pop
+            # timeout: idle websockets would die. Reads time out later than that pop instead.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 2000, "expiry": 30},
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from apps.web import services
@@ -17,7 +18,6 @@ class NoticeAdmin(admin.ModelAdmin):
     list_display = ["title", "severity", "audience", "group", "user", "starts_at", "expires_at"]
     list_filter = ["severity", "audience"]
     search_fields = ["title", "body"]
-    autocomplete_fields: list[str] = []
     raw_id_fields = ["user"]
 
     def save_model(self, request: HttpRequest, obj: Notice, form: Any, change: bool) -> None:
@@ -25,6 +25,10 @@ class NoticeAdmin(admin.ModelAdmin):
 
     def delete_model(self, request: HttpRequest, obj: Notice) -> None:
         services.notice_delete(actor=request.user, notice=obj)  # type: ignore[arg-type]
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Notice]) -> None:
+        for notice in queryset:  # one audited delete each
+            services.notice_delete(actor=request.user, notice=notice)  # type: ignore[arg-type]
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return bool(getattr(request.user, "in_admin_group", lambda: False)())

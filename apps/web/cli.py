@@ -54,7 +54,7 @@ def cli_command(values: dict[str, Any]) -> CliPreview:
     if values.get("workspace"):
         options += ["--workspace", str(values["workspace"]).strip()]
     kind = values.get("kind")
-    if kind and kind != guessed_kind(entrypoint):
+    if kind and values.get("entrypoint") and kind != guessed_kind(entrypoint):
         options += ["--kind", str(kind)]
     if values.get("watchdog_seconds"):
         options += ["--watchdog", str(int(values["watchdog_seconds"]))]
@@ -62,8 +62,6 @@ def cli_command(values: dict[str, Any]) -> CliPreview:
         options.append("--share")
     command = shlex.join(args + (["--", *options] if options else []))
     missing = [
-        name
-        for name in ("whole_life_state", "custom_rank", "notes")
-        if values.get(name) not in (None, "", 0, 0.0)
+        name for name in ("whole_life_state", "custom_rank", "notes") if values.get(name) not in (None, "", 0, 0.0)
     ]
     return CliPreview(command=command, not_in_cli=missing)

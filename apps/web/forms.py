@@ -5,21 +5,24 @@ from __future__ import annotations
 import re
 import shlex
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.choices import Role, TokenScope
 from apps.accounts.models import User
+from apps.core.errors import ApplicationError
 from apps.core.priorities import QUOTA_LEVELS, Priority
 from apps.experiments.choices import EntrypointKind
 from apps.experiments.services import EXTERNAL_PRIORITIES
 from apps.web.models import UserPreference
 
 MAX_BATCH = 200
+LIST_FIELDS = ("parameters", "env_vars", "tags")  # typed as text, submitted as lists/mappings
 BATCH_ACTIONS = ("stop", "suspend", "resume", "tag", "untag")
 
 
@@ -32,6 +35,10 @@ class SignInForm(AuthenticationForm):
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update({"autocomplete": "username", "autocapitalize": "none"})
         self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
+
+
+def choice_field(form: forms.BaseForm, name: str) -> forms.ChoiceField:
+    return cast(forms.ChoiceField, form.fields[name])
 
 
 def priority_choices(user: User) -> list[tuple[int, str]]:
@@ -116,15 +123,33 @@ class SubmitForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["group"].choices = [(g, g) for g in groups]
-        self.fields["environment"].choices = [(e, e) for e in environments]
-        self.fields["priority"].choices = priority_choices(user)
+        choice_field(self, "group").choices = [(g, g) for g in groups]
+        choice_field(self, "environment").choices = [(e, e) for e in environments]
+        choice_field(self, "priority").choices = priority_choices(user)
         if user.team_id is None:
             self.fields["shared_with_team"].disabled = True
             self.fields["shared_with_team"].help_text = _("You are not in a team.")
         for name in ("workspace", "entrypoint", "parameters", "env_vars", "tags"):
             self.fields[name].widget.attrs.setdefault("spellcheck", "false")
             self.fields[name].widget.attrs.setdefault("autocapitalize", "none")
+        placeholders = {
+            "name": _("e.g. resnet50-baseline"),
+            "workspace": _("e.g. /home/you/project"),
+            "entrypoint": "train.py",
+            "parameters": "--epochs 10 --lr 3e-4",
+            "env_vars": "NCCL_DEBUG=INFO",
+            "tags": _("e.g. vision baseline"),
+            "watchdog_seconds": "1800",
+        }
+        for name, text in placeholders.items():
+            self.fields[name].widget.attrs.setdefault("placeholder", text)
+        self.fields["name"].widget.attrs.setdefault("autocomplete", "off")
+
+    def clean_workspace(self) -> str:
+        workspace = (self.cleaned_data.get("workspace") or "").strip()
+        if not workspace.startswith("/"):
+            raise forms.ValidationError(_("The workspace must be an absolute directory path."))
+        return workspace
 
     def clean_parameters(self) -> list[str]:
         text = self.cleaned_data.get("parameters") or ""
@@ -140,9 +165,7 @@ class SubmitForm(forms.Form):
             if not line or line.startswith("#"):
                 continue
             if "=" not in line:
-                raise forms.ValidationError(
-                    _("Line %(n)d: write NAME=value."), params={"n": number}, code="format"
-                )
+                raise forms.ValidationError(_("Line %(n)d: write NAME=value."), params={"n": number}, code="format")
             key, value = line.split("=", 1)
             values[key.strip()] = value
         return values
@@ -158,6 +181,51 @@ class SubmitForm(forms.Form):
         data = dict(self.cleaned_data)
         data["shared_with_team"] = bool(data.get("shared_with_team"))
         return data
+
+    def attach_service_errors(self, exc: ApplicationError) -> None:
+        """Put a service's errors next to the fields they name; anything else above the form."""
+        placed = False
+        for field, errors in exc.fields.items():
+            if field in self.fields:
+                for error in errors:
+                    self.add_error(field, error)
+                placed = True
+        field_messages = {message for errors in exc.fields.values() for message in errors}
+        if not placed or exc.message not in field_messages:
+            self.add_error(None, exc.message)
+
+    @staticmethod
+    def initial_from(values: dict[str, Any]) -> dict[str, Any]:
+        """Initial data for the form from ``experiment_submit`` arguments (lists shown as text)."""
+        initial = dict(values)
+        initial["parameters"] = shlex.join(values.get("parameters") or [])
+        initial["env_vars"] = "\n".join(f"{k}={v}" for k, v in (values.get("env_vars") or {}).items())
+        initial["tags"] = " ".join(values.get("tags") or [])
+        return initial
+
+    def current_values(self) -> dict[str, Any]:
+        """What the form holds now as ``experiment_submit`` arguments: cleaned where valid, raw
+        elsewhere (for the CLI preview, which follows the form as the user types)."""
+        if self.is_bound:
+            self.is_valid()
+            cleaned = getattr(self, "cleaned_data", {})
+            return {
+                name: cleaned[name] if name in cleaned else (None if name in LIST_FIELDS else self.data.get(name))
+                for name in self.fields
+            }
+        values = {**{name: field.initial for name, field in self.fields.items()}, **self.initial}
+        try:
+            values["parameters"] = shlex.split(values.get("parameters") or "")
+        except ValueError:
+            values["parameters"] = []
+        env: dict[str, str] = {}
+        for line in (values.get("env_vars") or "").splitlines():
+            if "=" in line:
+                key, value = line.split("=", 1)
+                env[key.strip()] = value
+        values["env_vars"] = env
+        values["tags"] = (values.get("tags") or "").split()
+        return values
 
 
 class TokenCreateForm(forms.Form):
@@ -184,9 +252,7 @@ class TokenCreateForm(forms.Form):
         initial=TokenScope.ALL,
     )
     expires = forms.ChoiceField(label=_("Expires"), choices=EXPIRY_CHOICES, initial="30")
-    expires_on = forms.DateField(
-        label=_("Expiry date"), required=False, widget=forms.DateInput(attrs={"type": "date"})
-    )
+    expires_on = forms.DateField(label=_("Expiry date"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -212,13 +278,17 @@ class PreferenceForm(forms.ModelForm):
         fields = ["language", "theme"]
         widgets = {"theme": forms.RadioSelect}
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choice_field(self, "language").choices = [("", _("The browser's language")), *settings.LANGUAGES]
+
 
 class PriorityForm(forms.Form):
     priority = forms.TypedChoiceField(label=_("Priority"), coerce=int)
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["priority"].choices = priority_choices(user)
+        choice_field(self, "priority").choices = priority_choices(user)
 
 
 class TagForm(forms.Form):

@@ -41,9 +41,7 @@ def _int(params: QueryDict, name: str, default: int, *, minimum: int, maximum: i
 def read_log_page(chain: Chain, params: QueryDict) -> dict[str, Any]:
     """``rank``, ``attempt`` (id; default the latest), ``mode`` (forward | backward | tail),
     ``offset`` (bytes: where to start, or where a backward page ends), ``limit`` (bytes)."""
-    attempts = list(
-        Attempt.objects.filter(chain=chain).order_by("index").values_list("pk", "index", "worker_status")
-    )
+    attempts = list(Attempt.objects.filter(chain=chain).order_by("index").values_list("pk", "index", "worker_status"))
     if not attempts:
         raise ApplicationError(_("This job has no attempt yet."), status=404)
     ids = [a[0] for a in attempts]

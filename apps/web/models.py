@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -73,7 +75,7 @@ class Notice(models.Model):
         return self.title
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, Any] = {}
         if self.audience == NoticeAudience.GROUP and self.group_id is None:
             errors["group"] = _("Choose the group this notice is for.")
         if self.audience == NoticeAudience.USER and self.user_id is None:

@@ -14,12 +14,12 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.cluster.choices import NodeState
-from apps.cluster.models import Node
+from apps.cluster.models import Node, NodeGroup
 from apps.core.priorities import QUOTA_LEVELS, Priority
 from apps.experiments.choices import ChainStatus, QueueStatus
 from apps.experiments.models import Attempt, Chain, ChainTag, Rank
 from apps.experiments.selectors import attempt_runtime_seconds, chain_list, quota_usage
-from apps.quotas.selectors import quota_resolve
+from apps.quotas.selectors import environments_for, quota_resolve
 from apps.web.choices import SEVERITY_ORDER, NoticeAudience
 from apps.web.models import Notice, UserPreference
 
@@ -45,7 +45,7 @@ def notices_for(*, user: User, now: datetime | None = None) -> list[Notice]:
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
         .order_by("-starts_at", "-id")[:20]
     )
-    rank = {severity: i for i, severity in enumerate(SEVERITY_ORDER)}
+    rank = {str(severity): i for i, severity in enumerate(SEVERITY_ORDER)}
     return sorted(notices, key=lambda n: rank.get(n.severity, len(rank)))
 
 
@@ -80,12 +80,76 @@ def chain_runtime_seconds(chain: Chain, now: datetime | None = None) -> float:
 def tags_of(*, user: User, limit: int = 50) -> list[str]:
     """The tags on the user's own jobs, most used first (suggestions for filters and tagging)."""
     rows = (
-        ChainTag.objects.filter(chain__owner=user)
-        .values("name")
-        .annotate(n=Count("id"))
-        .order_by("-n", "name")[:limit]
+        ChainTag.objects.filter(chain__owner=user).values("name").annotate(n=Count("id")).order_by("-n", "name")[:limit]
     )
     return [row["name"] for row in rows]
+
+
+# --- submit form ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubmitChoices:
+    """What the submit form offers a user: node groups they have quota in (every group for
+    admins), environments they may use (their default first), and their quota per group and level
+    (for the form's hints)."""
+
+    groups: list[str]
+    environments: list[str]
+    hints: dict[str, Any]
+
+
+def submit_choices(*, user: User) -> SubmitChoices:
+    quota = quota_resolve(user=user)
+    with_quota = {g for (g, _p), v in quota.node.items() if v > 0}
+    every_group = list(NodeGroup.objects.order_by("name").values_list("name", flat=True))
+    groups = every_group if user.is_platform_admin else [g for g in every_group if g in with_quota]
+    per_group: dict[str, dict[str, int]] = {}
+    for (group, level), value in quota.node.items():
+        per_group.setdefault(group, {})[str(level)] = value
+    return SubmitChoices(
+        groups=groups,
+        environments=list(environments_for(user=user).values_list("name", flat=True)),
+        hints={"groups": per_group, "levels": {str(int(p)): p.label for p in Priority}},
+    )
+
+
+def chain_submission(*, chain: Chain) -> dict[str, Any]:
+    """A chain's submission as ``experiment_submit`` arguments (to resubmit it, or show its CLI twin)."""
+    return {
+        "name": chain.name,
+        "workspace": chain.workspace,
+        "entrypoint": chain.entrypoint,
+        "kind": chain.kind,
+        "parameters": list(chain.parameters or []),
+        "env_vars": dict(chain.env_vars or {}),
+        "group": chain.node_group.name,
+        "nodes": chain.node_count,
+        "priority": chain.priority,
+        "environment": chain.environment_name,
+        "tags": chain.tag_names,
+        "watchdog_seconds": chain.watchdog_seconds,
+        "whole_life_state": chain.whole_life_state,
+        "custom_rank": chain.custom_rank,
+        "shared_with_team": chain.shared_with_team,
+        "notes": chain.notes,
+    }
+
+
+def free_chain_name(*, user: User, name: str) -> str:
+    """``name``, or ``name-2``, ``name-3`` … when an unfinished job of the user already has it."""
+    taken = set(Chain.objects.filter(owner=user, finished=False, name__startswith=name).values_list("name", flat=True))
+    if name not in taken:
+        return name
+    n = 2
+    while f"{name}-{n}" in taken:
+        n += 1
+    return f"{name}-{n}"
+
+
+def last_workspace(*, user: User) -> str:
+    """The workspace of the user's newest job (the submit form starts from it)."""
+    return Chain.objects.filter(owner=user).order_by("-id").values_list("workspace", flat=True).first() or ""
 
 
 # --- dashboard ----------------------------------------------------------------------------------
@@ -246,6 +310,16 @@ class Dashboard:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def blocked(self) -> list[Chain]:
+        """Waiting jobs that can never start as submitted (HAI's "error trainings" callout)."""
+        return [c for c in self.waiting if c.latest_attempt is not None and c.latest_attempt.infeasible]
+
+    @property
+    def more_jobs(self) -> bool:
+        """More unfinished jobs than the dashboard lists."""
+        return self.running_count + self.waiting_count > len(self.running) + len(self.waiting)
+
+    @property
     def cluster_busy(self) -> int:
         return sum(g.busy for g in self.cluster)
 
@@ -259,9 +333,7 @@ DASHBOARD_JOBS = 50
 
 def dashboard(*, user: User) -> Dashboard:
     """Everything on the user's dashboard: their unfinished jobs, quota, the cluster and its queues."""
-    mine = list(
-        chain_list(user=user).filter(owner=user, finished=False).order_by("-id")[:DASHBOARD_JOBS]
-    )
+    mine = list(chain_list(user=user).filter(owner=user, finished=False).order_by("-id")[:DASHBOARD_JOBS])
     counts = dict(
         Chain.objects.filter(owner=user, finished=False)
         .values_list("status")

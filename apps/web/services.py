@@ -67,6 +67,23 @@ def notice_delete(*, actor: User, notice: Notice) -> None:
     notice.delete()
 
 
+def chain_move_to_front(*, user: User, chain: Chain) -> Chain:
+    """Put a waiting job first among the owner's own waiting jobs (HAI's "move to first").
+
+    The scheduler orders a user's jobs of equal priority by custom rank, which defaults to the
+    submission time; this gives the job a rank just below the lowest of the others. Subject to the
+    same permission check and rate limit as any priority change."""
+    others = (
+        Chain.objects.filter(owner_id=chain.owner_id, finished=False)
+        .exclude(pk=chain.pk)
+        .values_list("custom_rank", "created_at")
+    )
+    ranks = [rank if rank is not None else created.timestamp() for rank, created in others]
+    own = chain.custom_rank if chain.custom_rank is not None else chain.created_at.timestamp()
+    front = min([own, *ranks]) - 1.0
+    return experiment_services.experiment_set_priority(user=user, chain=chain, custom_rank=front)
+
+
 @dataclass
 class BatchResult:
     done: list[Chain] = field(default_factory=list)

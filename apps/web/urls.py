@@ -23,6 +23,7 @@ urlpatterns = [
     path("experiments/<int:pk>/suspend/", views.chain_action_view, {"action": "suspend"}, name="chain-suspend"),
     path("experiments/<int:pk>/resume/", views.chain_action_view, {"action": "resume"}, name="chain-resume"),
     path("experiments/<int:pk>/priority/", views.chain_priority_view, name="chain-priority"),
+    path("experiments/<int:pk>/front/", views.chain_front_view, name="chain-front"),
     path("experiments/<int:pk>/tags/", views.chain_tag_view, name="chain-tag"),
     path("experiments/<int:pk>/tags/remove/", views.chain_tag_view, {"remove": True}, name="chain-untag"),
     path("experiments/<int:pk>/star/", views.chain_star_view, name="chain-star"),

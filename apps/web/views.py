@@ -8,7 +8,9 @@ with whole pages, so everything also works without JavaScript.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
@@ -16,28 +18,29 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.i18n import set_language
 
 from apps.accounts import selectors as account_selectors
 from apps.accounts import services as account_services
+from apps.accounts.models import User
 from apps.cluster.models import NodeGroup
 from apps.core.errors import ApplicationError, NotFound
+from apps.core.priorities import Priority
 from apps.experiments import services as experiment_services
 from apps.experiments.choices import ChainStatus
 from apps.experiments.filtersets import STATUS_GROUPS, ChainFilterSet
-from apps.experiments.models import Attempt, Chain, ChainTag, Rank
-from apps.experiments.selectors import chain_detail, chains_visible_to
-from apps.quotas.selectors import environments_for, quota_resolve
+from apps.experiments.models import Chain
+from apps.experiments.selectors import attempt_runtime_seconds, chain_detail, chains_visible_to
+from apps.quotas.selectors import quota_resolve
 from apps.web import selectors
 from apps.web import services as web_services
 from apps.web.choices import Theme
@@ -54,6 +57,14 @@ from apps.web.forms import (
 from apps.web.logs import read_log_page
 
 THEME_COOKIE = "rota_theme"
+
+
+class SignedInRequest(HttpRequest):
+    """A request to a page behind ``login_required``: its user is a real ``User``."""
+
+    user: User
+
+
 PAGE_SIZES = (25, 50, 100)
 YEAR = 365 * 24 * 3600
 
@@ -72,6 +83,22 @@ def render_htmx(request: HttpRequest, template: str, context: dict[str, Any], st
     return HttpResponse(body, status=status)
 
 
+def friendly_404(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Pages answer an unknown (or someone else's) job with the portal's own 404 page, which says
+    what to do next, even when ``DEBUG`` would show Django's technical one."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except Http404:
+            if is_htmx(request):
+                raise
+            return render(request, "404.html", status=404)
+
+    return wrapper
+
+
 def safe_next(request: HttpRequest, fallback: str) -> str:
     target = request.POST.get("next") or request.GET.get("next") or ""
     if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
@@ -79,9 +106,9 @@ def safe_next(request: HttpRequest, fallback: str) -> str:
     return fallback
 
 
-def visible_chain(request: HttpRequest, pk: int) -> Chain:
+def visible_chain(request: SignedInRequest, pk: int) -> Chain:
     """A job the user may see, or 404 (a job of someone else is indistinguishable from none)."""
-    chain = chains_visible_to(user=request.user).filter(pk=pk).select_related("owner").first()  # type: ignore[misc]
+    chain = chains_visible_to(user=request.user).filter(pk=pk).select_related("owner").first()
     if chain is None:
         raise Http404(_("No such job."))
     return chain
@@ -106,7 +133,7 @@ class SignInView(auth_views.LoginView):
     form_class = SignInForm
     redirect_authenticated_user = True
 
-    def form_valid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]
+    def form_valid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]  # narrower form type
         response = super().form_valid(form)
         self.request.session.set_expiry(settings.SESSION_COOKIE_AGE if form.cleaned_data.get("remember") else 0)
         preference = selectors.preference_of(user=form.get_user())
@@ -120,8 +147,8 @@ def language_view(request: HttpRequest) -> HttpResponse:
     signed-in users on every device."""
     response = set_language(request)
     code = request.POST.get("language", "")
-    if request.user.is_authenticated and code in dict(settings.LANGUAGES):
-        web_services.preference_set(user=request.user, language=code)  # type: ignore[arg-type]
+    if isinstance(request.user, User) and code in dict(settings.LANGUAGES):
+        web_services.preference_set(user=request.user, language=code)
     if isinstance(response, HttpResponseRedirect) and code in dict(settings.LANGUAGES):
         set_preference_cookies(response, language=code, theme=None)
     return response
@@ -133,8 +160,8 @@ def theme_view(request: HttpRequest) -> HttpResponse:
     theme = request.POST.get("theme", "")
     if theme not in Theme.values:
         return HttpResponse(_("Unknown theme."), status=400)
-    if request.user.is_authenticated:
-        web_services.preference_set(user=request.user, theme=theme)  # type: ignore[arg-type]
+    if isinstance(request.user, User):
+        web_services.preference_set(user=request.user, theme=theme)
     response: HttpResponse = (
         HttpResponse(status=204) if is_htmx(request) else redirect(safe_next(request, reverse("web:dashboard")))
     )
@@ -147,8 +174,8 @@ def theme_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def dashboard_view(request: HttpRequest) -> HttpResponse:
-    data = selectors.dashboard(user=request.user)  # type: ignore[arg-type]
+def dashboard_view(request: SignedInRequest) -> HttpResponse:
+    data = selectors.dashboard(user=request.user)
     context = {"dash": data, "has_quota": any(g.rows for g in data.quota)}
     if is_htmx(request):
         return render_htmx(request, "web/partials/dashboard_live.html", context)
@@ -159,10 +186,10 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
 
 
 STATUS_TABS = [
-    ("", _("All")),
-    ("pending", _("Waiting")),
-    ("active", _("Running")),
-    ("finished", _("Finished")),
+    ("", gettext_lazy("All")),
+    ("pending", gettext_lazy("Waiting")),
+    ("active", gettext_lazy("Running")),
+    ("finished", gettext_lazy("Finished")),
 ]
 
 
@@ -175,7 +202,7 @@ def status_tab_of(value: str) -> str:
     return ""
 
 
-def list_filter_data(request: HttpRequest) -> QueryDict:
+def list_filter_data(request: SignedInRequest) -> QueryDict:
     """The list's URL parameters as the shared ``ChainFilterSet`` reads them.
 
     ``scope=mine`` (the default) shows the user's own jobs; ``scope=all`` adds jobs shared with
@@ -195,9 +222,9 @@ def list_filter_data(request: HttpRequest) -> QueryDict:
     return data
 
 
-def list_context(request: HttpRequest) -> dict[str, Any]:
+def list_context(request: SignedInRequest) -> dict[str, Any]:
     user = request.user
-    filterset = ChainFilterSet(list_filter_data(request), queryset=selectors.chain_rows(user=user))  # type: ignore[arg-type]
+    filterset = ChainFilterSet(list_filter_data(request), queryset=selectors.chain_rows(user=user))
     try:
         per_page = int(request.GET.get("per_page", PAGE_SIZES[0]))
     except ValueError:
@@ -212,9 +239,7 @@ def list_context(request: HttpRequest) -> dict[str, Any]:
         request.GET.get(k)
         for k in ("status", "name", "tag", "starred", "group", "priority", "created_after", "created_until")
     )
-    errors = {
-        name: errs for name, errs in filterset.form.errors.items() if name not in ("owner",)
-    }
+    errors = {name: errs for name, errs in filterset.form.errors.items() if name not in ("owner",)}
     return {
         "filterset": filterset,
         "filter_errors": errors,
@@ -229,23 +254,23 @@ def list_context(request: HttpRequest) -> dict[str, Any]:
         "scope": request.GET.get("scope", "mine"),
         "filtered": filtered,
         "groups": list(NodeGroup.objects.order_by("name").values_list("name", flat=True)),
-        "priorities": [p.label for p in selectors.Priority],
-        "known_tags": selectors.tags_of(user=user),  # type: ignore[arg-type]
+        "priorities": [p.label for p in Priority],
+        "known_tags": selectors.tags_of(user=user),
         "query": request.GET.urlencode(),
     }
 
 
 @login_required
 @require_GET
-def chain_list_view(request: HttpRequest) -> HttpResponse:
+def chain_list_view(request: SignedInRequest) -> HttpResponse:
     context = list_context(request)
     if is_htmx(request) and request.headers.get("HX-Target") == "chain-results":
         return render_htmx(request, "web/partials/chain_results.html", context)
     return render(request, "web/chain_list.html", context)
 
 
-def row_context(request: HttpRequest, pk: int) -> dict[str, Any]:
-    chain = selectors.chain_rows(user=request.user).filter(pk=pk).first()  # type: ignore[arg-type]
+def row_context(request: SignedInRequest, pk: int) -> dict[str, Any]:
+    chain = selectors.chain_rows(user=request.user).filter(pk=pk).first()
     if chain is None:
         raise Http404(_("No such job."))
     return {"chain": chain}
@@ -253,25 +278,25 @@ def row_context(request: HttpRequest, pk: int) -> dict[str, Any]:
 
 @login_required
 @require_GET
-def chain_row_view(request: HttpRequest, pk: int) -> HttpResponse:
+def chain_row_view(request: SignedInRequest, pk: int) -> HttpResponse:
     """One row of the list (live updates refresh rows one by one)."""
     return render_htmx(request, "web/partials/chain_row.html", row_context(request, pk))
 
 
 @login_required
 @require_POST
-def chain_batch_view(request: HttpRequest) -> HttpResponse:
+def chain_batch_view(request: SignedInRequest) -> HttpResponse:
     """Stop, suspend, resume, tag or untag the selected jobs; report what happened to each."""
     form = BatchForm(request.POST)
     back = safe_next(request, reverse("web:chain-list"))
     if not form.is_valid():
         for errors in form.errors.values():
             for error in errors:
-                messages.error(request, error)
+                messages.error(request, str(error))
     else:
         action = form.cleaned_data["action"]
         result = web_services.batch_apply(
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             chain_ids=form.cleaned_data["ids"],
             action=action,
             tag=(form.cleaned_data.get("tag") or "").strip(),
@@ -280,7 +305,9 @@ def chain_batch_view(request: HttpRequest) -> HttpResponse:
         if done:
             messages.success(request, batch_message(action, done))
         for chain, error in result.failed[:5]:
-            messages.warning(request, _("%(name)s (#%(id)d): %(error)s") % {"name": chain.name, "id": chain.pk, "error": error})
+            messages.warning(
+                request, _("%(name)s (#%(id)d): %(error)s") % {"name": chain.name, "id": chain.pk, "error": error}
+            )
         if len(result.failed) > 5:
             messages.warning(request, _("%(n)d more could not be changed.") % {"n": len(result.failed) - 5})
         if result.missing:
@@ -310,15 +337,16 @@ def batch_message(action: str, n: int) -> str:
 # --- experiment detail --------------------------------------------------------------------------
 
 
-def detail_context(request: HttpRequest, pk: int) -> dict[str, Any]:
+def detail_context(request: SignedInRequest, pk: int, view: str = "overview") -> dict[str, Any]:
+    """Everything the job's page shows; ``view`` is "overview" or "logs" (the header is shared)."""
     try:
-        chain = chain_detail(user=request.user, key=pk)  # type: ignore[arg-type]
+        chain = chain_detail(user=request.user, key=pk)
     except NotFound:
         raise Http404(_("No such job.")) from None
     attempts = list(chain.attempts.all())
     latest = attempts[-1] if attempts else None
     user = request.user
-    can_act = chain.owner_id == user.pk or user.is_platform_admin  # type: ignore[union-attr]
+    can_act = chain.owner_id == user.pk or user.is_platform_admin
     status = chain.status
     return {
         "chain": chain,
@@ -328,50 +356,54 @@ def detail_context(request: HttpRequest, pk: int) -> dict[str, Any]:
         "ranks": list(latest.ranks.all()) if latest else [],
         "can_act": can_act,
         "can_stop": can_act and not chain.finished,
-        "can_suspend": can_act and status in (ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.STARTING, ChainStatus.RUNNING),
+        "can_suspend": can_act
+        and status in (ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.STARTING, ChainStatus.RUNNING),
         "can_resume": can_act
         and status in (ChainStatus.HELD, ChainStatus.STOPPED, ChainStatus.FAILED, ChainStatus.CANCELED),
         "waiting": status in (ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.HELD),
-        "priority_form": PriorityForm(user=user, initial={"priority": chain.priority}),  # type: ignore[arg-type]
-        "runtime": sum(
-            selectors.attempt_runtime_seconds(a) for a in attempts
-        ),
-        "cli": cli_command(submit_values_of(chain)).command,
-        "team_name": chain.owner.team.name if chain.owner.team_id else "",
+        "priority_form": PriorityForm(user=user, initial={"priority": chain.priority}),
+        "runtime": sum(attempt_runtime_seconds(a) for a in attempts),
+        "cli": cli_command(selectors.chain_submission(chain=chain)).command,
+        "team_name": chain.owner.team.name if chain.owner.team is not None else "",
+        "view": view,
     }
 
 
 @login_required
 @require_GET
-def chain_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
-    context = detail_context(request, pk)
+@friendly_404
+def chain_detail_view(request: SignedInRequest, pk: int) -> HttpResponse:
+    view = "logs" if request.GET.get("view") == "logs" else "overview"
+    context = detail_context(request, pk, view)
     if is_htmx(request):
         return render_htmx(request, "web/partials/chain_live.html", context)
     return render(request, "web/chain_detail.html", context)
 
 
 ACTIONS = {
-    "stop": (experiment_services.experiment_stop, _("Stopping the job; its processes get SIGTERM.")),
+    "stop": (experiment_services.experiment_stop, gettext_lazy("Stopping the job; its processes get SIGTERM.")),
     "suspend": (
         experiment_services.experiment_suspend,
-        _("Suspending the job: it gets the notice, saves a checkpoint, then waits until you resume it."),
+        gettext_lazy("Suspending the job: it gets the notice, saves a checkpoint, then waits until you resume it."),
     ),
-    "resume": (experiment_services.experiment_resume, _("Resumed: the job is back in the queue.")),
+    "resume": (experiment_services.experiment_resume, gettext_lazy("Resumed: the job is back in the queue.")),
 }
 
 
-def respond_after_action(request: HttpRequest, pk: int) -> HttpResponse:
+def respond_after_action(request: SignedInRequest, pk: int) -> HttpResponse:
     """The refreshed row (from the list), the live part of the page (from the job page), or a redirect."""
     if is_htmx(request):
         if request.POST.get("ctx") == "row":
             return render_htmx(request, "web/partials/chain_row.html", row_context(request, pk))
-        return render_htmx(request, "web/partials/chain_live.html", detail_context(request, pk))
-    return redirect(safe_next(request, reverse("web:chain-detail", args=[pk])))
+        view = "logs" if request.POST.get("view") == "logs" else "overview"
+        return render_htmx(request, "web/partials/chain_live.html", detail_context(request, pk, view))
+    page = "web:chain-logs" if request.POST.get("view") == "logs" else "web:chain-detail"
+    return redirect(safe_next(request, reverse(page, args=[pk])))
 
 
 @login_required
 @require_POST
-def chain_action_view(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def chain_action_view(request: SignedInRequest, pk: int, action: str) -> HttpResponse:
     chain = visible_chain(request, pk)
     service, done = ACTIONS[action]
     try:
@@ -385,15 +417,15 @@ def chain_action_view(request: HttpRequest, pk: int, action: str) -> HttpRespons
 
 @login_required
 @require_POST
-def chain_priority_view(request: HttpRequest, pk: int) -> HttpResponse:
+def chain_priority_view(request: SignedInRequest, pk: int) -> HttpResponse:
     chain = visible_chain(request, pk)
-    form = PriorityForm(request.POST, user=request.user)  # type: ignore[arg-type]
+    form = PriorityForm(request.POST, user=request.user)
     if not form.is_valid():
         messages.error(request, _("Choose one of the priorities offered."))
     else:
         try:
             chain = experiment_services.experiment_set_priority(
-                user=request.user,  # type: ignore[arg-type]
+                user=request.user,
                 chain=chain,
                 priority=form.cleaned_data["priority"],
             )
@@ -406,7 +438,21 @@ def chain_priority_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def chain_tag_view(request: HttpRequest, pk: int, remove: bool = False) -> HttpResponse:
+def chain_front_view(request: SignedInRequest, pk: int) -> HttpResponse:
+    """Move a waiting job to the front of the owner's own queue."""
+    chain = visible_chain(request, pk)
+    try:
+        web_services.chain_move_to_front(user=request.user, chain=chain)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Moved to the front of your queue; it goes first among your waiting jobs."))
+    return respond_after_action(request, pk)
+
+
+@login_required
+@require_POST
+def chain_tag_view(request: SignedInRequest, pk: int, remove: bool = False) -> HttpResponse:
     chain = visible_chain(request, pk)
     form = TagForm(request.POST)
     if not form.is_valid():
@@ -415,9 +461,9 @@ def chain_tag_view(request: HttpRequest, pk: int, remove: bool = False) -> HttpR
         tag = form.cleaned_data["tag"].strip()
         try:
             if remove:
-                experiment_services.experiment_untag(user=request.user, chain=chain, tag=tag)  # type: ignore[arg-type]
+                experiment_services.experiment_untag(user=request.user, chain=chain, tag=tag)
             else:
-                experiment_services.experiment_tag(user=request.user, chain=chain, tag=tag)  # type: ignore[arg-type]
+                experiment_services.experiment_tag(user=request.user, chain=chain, tag=tag)
         except ApplicationError as exc:
             messages.error(request, exc.message)
     return respond_after_action(request, pk)
@@ -425,11 +471,11 @@ def chain_tag_view(request: HttpRequest, pk: int, remove: bool = False) -> HttpR
 
 @login_required
 @require_POST
-def chain_star_view(request: HttpRequest, pk: int) -> HttpResponse:
+def chain_star_view(request: SignedInRequest, pk: int) -> HttpResponse:
     chain = visible_chain(request, pk)
     try:
         experiment_services.experiment_star(
-            user=request.user,  # type: ignore[arg-type]
+            user=request.user,
             chain=chain,
             starred=request.POST.get("starred", "1") == "1",
         )
@@ -440,15 +486,17 @@ def chain_star_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def chain_share_view(request: HttpRequest, pk: int) -> HttpResponse:
+def chain_share_view(request: SignedInRequest, pk: int) -> HttpResponse:
     chain = visible_chain(request, pk)
     shared = request.POST.get("shared", "1") == "1"
     try:
-        experiment_services.experiment_share(user=request.user, chain=chain, shared=shared)  # type: ignore[arg-type]
+        experiment_services.experiment_share(user=request.user, chain=chain, shared=shared)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, _("Your team can see this job now.") if shared else _("Only you can see this job now."))
+        messages.success(
+            request, _("Your team can see this job now.") if shared else _("Only you can see this job now.")
+        )
     return respond_after_action(request, pk)
 
 
@@ -457,9 +505,10 @@ def chain_share_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def chain_logs_view(request: HttpRequest, pk: int) -> HttpResponse:
+@friendly_404
+def chain_logs_view(request: SignedInRequest, pk: int) -> HttpResponse:
     """The log viewer: one rank at a time, followed live, paged from byte offsets."""
-    context = detail_context(request, pk)
+    context = detail_context(request, pk, "logs")
     chain = context["chain"]
     try:
         rank = int(request.GET.get("rank", 0))
@@ -477,13 +526,14 @@ def chain_logs_view(request: HttpRequest, pk: int) -> HttpResponse:
         "readUrl": reverse("web:chain-log-read", args=[chain.pk]),
         "searchUrl": reverse("api-experiment-log-search", args=[chain.pk]),
         "downloadUrl": reverse("api-experiment-log-download", args=[chain.pk]),
+        "statusLabels": {s.value: str(s.label) for s in ChainStatus},
     }
     return render(request, "web/chain_logs.html", context)
 
 
 @login_required
 @require_GET
-def chain_log_read_view(request: HttpRequest, pk: int) -> JsonResponse:
+def chain_log_read_view(request: SignedInRequest, pk: int) -> JsonResponse:
     """A page of one rank's log of one attempt, from a byte offset forwards, backwards, or the tail.
 
     JSON; see ``apps.web.logs.read_log_page``. Never reads more than one page of the file."""
@@ -498,165 +548,64 @@ def chain_log_read_view(request: HttpRequest, pk: int) -> JsonResponse:
 # --- submit -------------------------------------------------------------------------------------
 
 
-def submit_values_of(chain: Chain) -> dict[str, Any]:
-    """A chain's submission as the submit form's values (for resubmitting and the CLI preview)."""
-    return {
-        "name": chain.name,
-        "workspace": chain.workspace,
-        "entrypoint": chain.entrypoint,
-        "kind": chain.kind,
-        "parameters": list(chain.parameters or []),
-        "env_vars": dict(chain.env_vars or {}),
-        "group": chain.node_group.name,
-        "nodes": chain.node_count,
-        "priority": chain.priority,
-        "environment": chain.environment_name,
-        "tags": chain.tag_names,
-        "watchdog_seconds": chain.watchdog_seconds,
-        "whole_life_state": chain.whole_life_state,
-        "custom_rank": chain.custom_rank,
-        "shared_with_team": chain.shared_with_team,
-        "notes": chain.notes,
-    }
-
-
-def form_initial(values: dict[str, Any]) -> dict[str, Any]:
-    import shlex
-
-    initial = dict(values)
-    initial["parameters"] = shlex.join(values.get("parameters") or [])
-    initial["env_vars"] = "\n".join(f"{k}={v}" for k, v in (values.get("env_vars") or {}).items())
-    initial["tags"] = " ".join(values.get("tags") or [])
-    return initial
-
-
-def unique_name(user: Any, name: str) -> str:
-    """``name``, or ``name-2``, ``name-3`` … when an unfinished job of the user already has it."""
-    taken = set(
-        Chain.objects.filter(owner=user, finished=False, name__startswith=name).values_list("name", flat=True)
-    )
-    if name not in taken:
-        return name
-    n = 2
-    while f"{name}-{n}" in taken:
-        n += 1
-    return f"{name}-{n}"
-
-
-def submit_choices(user: Any) -> tuple[list[str], list[str], dict[str, Any]]:
-    """Node groups and environments the user may use, and their quota per group (for hints)."""
-    quota = quota_resolve(user=user)
-    quota_groups = sorted({g for (g, _p), v in quota.node.items() if v > 0})
-    all_groups = list(NodeGroup.objects.order_by("name").values_list("name", flat=True))
-    groups = all_groups if user.is_platform_admin else [g for g in all_groups if g in quota_groups]
-    environments = list(environments_for(user=user).values_list("name", flat=True))
-    hints: dict[str, dict[str, int]] = {}
-    for (group, level), value in quota.node.items():
-        hints.setdefault(group, {})[str(level)] = value
-    return groups, environments, hints
-
-
-def submit_form(request: HttpRequest, data: Any = None, initial: dict[str, Any] | None = None) -> SubmitForm:
-    groups, environments, _hints = submit_choices(request.user)
-    return SubmitForm(data, initial=initial, user=request.user, groups=groups, environments=environments)  # type: ignore[arg-type]
+def submit_form(request: SignedInRequest, choices: selectors.SubmitChoices, **kwargs: Any) -> SubmitForm:
+    return SubmitForm(user=request.user, groups=choices.groups, environments=choices.environments, **kwargs)
 
 
 @login_required
-def submit_view(request: HttpRequest) -> HttpResponse:
+@friendly_404
+def submit_view(request: SignedInRequest) -> HttpResponse:
     """The submit form: every field, choices the user may use, inline errors, a CLI preview.
 
     ``?from=<id>`` prefills it from an existing job (resubmit)."""
-    groups, environments, hints = submit_choices(request.user)
+    choices = selectors.submit_choices(user=request.user)
     source: Chain | None = None
     if request.method == "POST":
-        form = SubmitForm(request.POST, user=request.user, groups=groups, environments=environments)  # type: ignore[arg-type]
+        form = submit_form(request, choices, data=request.POST)
         if form.is_valid():
             try:
-                chain = experiment_services.experiment_submit(user=request.user, **form.service_arguments())  # type: ignore[arg-type]
+                chain = experiment_services.experiment_submit(user=request.user, **form.service_arguments())
             except ApplicationError as exc:
-                attach_errors(form, exc)
+                form.attach_service_errors(exc)
             else:
                 messages.success(
                     request, _("Submitted “%(name)s”. Its status and logs update here live.") % {"name": chain.name}
                 )
                 return redirect("web:chain-detail", pk=chain.pk)
-        preview = cli_command(form_values(form))
     else:
-        initial: dict[str, Any] = {}
         from_id = request.GET.get("from", "")
         if from_id.isdigit():
             source = visible_chain(request, int(from_id))
-            source = Chain.objects.select_related("node_group").prefetch_related("tags").get(pk=source.pk)
-            values = submit_values_of(source)
-            values["name"] = unique_name(request.user, source.name)
-            initial = form_initial(values)
+            values = selectors.chain_submission(chain=source)
+            values["name"] = selectors.free_chain_name(user=request.user, name=source.name)
         else:
-            initial = {"environment": environments[0] if environments else None, "group": groups[0] if groups else None}
-        form = SubmitForm(initial=initial, user=request.user, groups=groups, environments=environments)  # type: ignore[arg-type]
-        preview = cli_command(form_values(form))
+            values = {
+                "environment": choices.environments[0] if choices.environments else None,
+                "group": choices.groups[0] if choices.groups else None,
+                "workspace": selectors.last_workspace(user=request.user),
+            }
+        form = submit_form(request, choices, initial=SubmitForm.initial_from(values))
     return render(
         request,
         "web/submit.html",
         {
             "form": form,
-            "preview": preview,
+            "preview": cli_command(form.current_values()),
             "source": source,
-            "quota_hints": hints,
-            "no_groups": not groups,
-            "no_environments": not environments,
+            "quota_hints": choices.hints,
+            "no_groups": not choices.groups,
+            "no_environments": not choices.environments,
         },
         status=400 if request.method == "POST" else 200,
     )
 
 
-def attach_errors(form: SubmitForm, exc: ApplicationError) -> None:
-    """Put a service's errors next to the fields they name; anything else on top of the form."""
-    placed = False
-    for field, errors in exc.fields.items():
-        if field in form.fields:
-            for error in errors:
-                form.add_error(field, error)
-            placed = True
-    if not placed or exc.message not in sum(exc.fields.values(), []):
-        form.add_error(None, exc.message)
-
-
-def form_values(form: SubmitForm) -> dict[str, Any]:
-    """What the form holds now, cleaned where valid and raw elsewhere (for the CLI preview)."""
-    if form.is_bound:
-        form.is_valid()
-        values: dict[str, Any] = {}
-        for name in form.fields:
-            if name in getattr(form, "cleaned_data", {}):
-                values[name] = form.cleaned_data[name]
-            else:
-                raw = form.data.get(name)
-                values[name] = raw if name not in ("parameters", "env_vars", "tags") else None
-        return values
-    initial = {**{n: f.initial for n, f in form.fields.items()}, **form.initial}
-    import shlex
-
-    try:
-        params = shlex.split(initial.get("parameters") or "")
-    except ValueError:
-        params = []
-    env: dict[str, str] = {}
-    for line in (initial.get("env_vars") or "").splitlines():
-        if "=" in line:
-            key, value = line.split("=", 1)
-            env[key.strip()] = value
-    initial["parameters"] = params
-    initial["env_vars"] = env
-    initial["tags"] = (initial.get("tags") or "").split()
-    return initial
-
-
 @login_required
 @require_POST
-def submit_preview_view(request: HttpRequest) -> HttpResponse:
+def submit_preview_view(request: SignedInRequest) -> HttpResponse:
     """The CLI command for what the form holds now (the form posts here as the user types)."""
-    form = submit_form(request, data=request.POST)
-    return render(request, "web/partials/cli_preview.html", {"preview": cli_command(form_values(form))})
+    form = submit_form(request, selectors.submit_choices(user=request.user), data=request.POST)
+    return render(request, "web/partials/cli_preview.html", {"preview": cli_command(form.current_values())})
 
 
 # --- account ------------------------------------------------------------------------------------
@@ -664,15 +613,15 @@ def submit_preview_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def profile_view(request: HttpRequest) -> HttpResponse:
+def profile_view(request: SignedInRequest) -> HttpResponse:
     user = request.user
     return render(
         request,
         "web/account/profile.html",
         {
-            "quota": selectors.my_quota(user=user),  # type: ignore[arg-type]
-            "resolved": quota_resolve(user=user),  # type: ignore[arg-type]
-            "groups": sorted(user.groups.values_list("name", flat=True)),  # type: ignore[union-attr]
+            "quota": selectors.my_quota(user=user),
+            "resolved": quota_resolve(user=user),
+            "groups": sorted(user.groups.values_list("name", flat=True)),
             "tab": "profile",
         },
     )
@@ -680,7 +629,7 @@ def profile_view(request: HttpRequest) -> HttpResponse:
 
 @never_cache
 @login_required
-def tokens_view(request: HttpRequest) -> HttpResponse:
+def tokens_view(request: SignedInRequest) -> HttpResponse:
     """My API tokens: create (the secret is shown once, in this response only), list, revoke."""
     user = request.user
     issued = None
@@ -690,7 +639,7 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             try:
                 issued = account_services.token_create(
-                    actor=user,  # type: ignore[arg-type]
+                    actor=user,
                     name=form.cleaned_data["name"],
                     scope=form.cleaned_data["scope"],
                     expires_at=form.cleaned_data["expires_at"],
@@ -710,7 +659,7 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
     else:
         form = TokenCreateForm()
     show_revoked = request.GET.get("revoked") == "1"
-    tokens = list(account_selectors.tokens_of(user=user, include_revoked=show_revoked))  # type: ignore[arg-type]
+    tokens = list(account_selectors.tokens_of(user=user, include_revoked=show_revoked))
     response = render(
         request,
         "web/account/tokens.html",
@@ -722,23 +671,23 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def token_revoke_view(request: HttpRequest, pk: int) -> HttpResponse:
-    token = account_selectors.token_get_for_owner(user=request.user, token_id=pk)  # type: ignore[arg-type]
+def token_revoke_view(request: SignedInRequest, pk: int) -> HttpResponse:
+    token = account_selectors.token_get_for_owner(user=request.user, token_id=pk)
     if token is None:
         raise Http404(_("No such token."))
-    account_services.token_revoke(actor=request.user, token=token)  # type: ignore[arg-type]
+    account_services.token_revoke(actor=request.user, token=token)
     messages.success(request, _("Revoked “%(name)s”. Programs using it are signed out.") % {"name": token.name})
     return redirect("web:tokens")
 
 
 @login_required
-def settings_view(request: HttpRequest) -> HttpResponse:
-    preference = selectors.preference_of(user=request.user)  # type: ignore[arg-type]
+def settings_view(request: SignedInRequest) -> HttpResponse:
+    preference = selectors.preference_of(user=request.user)
     if request.method == "POST":
         form = PreferenceForm(request.POST, instance=preference)
         if form.is_valid():
             saved = web_services.preference_set(
-                user=request.user,  # type: ignore[arg-type]
+                user=request.user,
                 language=form.cleaned_data["language"],
                 theme=form.cleaned_data["theme"],
             )
@@ -751,9 +700,9 @@ def settings_view(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Settings saved."))
             return response
     else:
-        form = PreferenceForm(instance=preference)
+        initial: dict[str, str] = {}
+        if preference.pk is None:  # never saved: show what the menus at the top chose on this device
+            cookie_theme = request.COOKIES.get(THEME_COOKIE, "")
+            initial["theme"] = cookie_theme if cookie_theme in Theme.values else Theme.SYSTEM
+        form = PreferenceForm(instance=preference, initial=initial)
     return render(request, "web/account/settings.html", {"form": form, "tab": "settings"})
-
-
-# Used by templates of the detail page (kept here so the page's queries stay in one place).
-__all__ = ["Attempt", "ChainTag", "Prefetch", "Rank"]

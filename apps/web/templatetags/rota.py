@@ -132,12 +132,30 @@ def js_strings() -> dict[str, str]:
         "searching": _("Searching…"),
         "ranksMatching": _("Ranks with matches:"),
         "linkCopied": _("Link to this line copied"),
+        "linkToLine": _("Link to this line"),
         "truncatedResults": _("Only the first matches are listed."),
         "noMetrics": _("No metrics yet."),
         "step": _("Step"),
         "time": _("Time"),
         "justNow": _("just now"),
         "behind": _("Fell behind the live log; catching up…"),
+        "notFound": _("Not found: it may have been removed, or you may not see it any more."),
+        "durDH": _("%(d)d d %(h)d h"),
+        "durHM": _("%(h)d h %(m)02d min"),
+        "durMS": _("%(m)d min %(s)02d s"),
+        "durS": _("%(s)d s"),
+        "quotaAt": _("Your quota at %(p)s in %(g)s — nodes at once: %(n)s."),
+        "quotaAuto": _("AUTO will use %(p)s, your highest level with quota in %(g)s (nodes at once: %(n)s)."),
+        "quotaNone": _("You have no quota at %(p)s in %(g)s: the job would wait. Pick another priority."),
+        "quotaTooBig": _(
+            "This asks for more nodes than your largest quota in %(g)s allows (%(n)s): it could never start."
+        ),
+        "followLive": _("following live"),
+        "followPolling": _("following (checking every second)"),
+        "lines": _("%(n)s lines loaded"),
+        "rank": _("rank %(n)s"),
+        "noOutputYet": _("Waiting for output…"),
+        "searchFailed": _("The search failed: %(e)s"),
     }
     return strings
 

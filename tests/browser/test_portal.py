@@ -1,0 +1,166 @@
+"""A researcher's session in a real browser: sign in, submit through the form, watch the job run
+and its log stream in, suspend, resume, stop; filter the list; switch to Chinese and back; search
+the log across ranks and link to a line."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.experiments.models import Chain
+from tests.browser.conftest import sign_in
+from tests.conftest import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+TICKER = """
+    import time
+    from rota import job
+
+    start = job.get_whole_life_state()
+    print("resumed at", start if start else "starting", flush=True)
+    tick = start
+    while True:
+        tick += 1
+        print("tick", tick, flush=True)
+        if job.receive_suspend_command(poll=False):
+            job.set_whole_life_state(tick)
+            print("suspending at", tick, flush=True)
+            job.go_suspend()
+        time.sleep(0.2)
+"""
+
+
+def header_status(tab):
+    return tab.locator("#chain-live h1 [data-status]")
+
+
+def confirm(tab) -> None:
+    dialog = tab.locator("#confirm-dialog")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Confirm").click()
+
+
+def test_submit_follow_suspend_resume_stop_filter_and_switch_language(browser_page, cluster, user, workspace):
+    tab = browser_page
+    (workspace / "ticker.py").write_text(textwrap.dedent(TICKER))
+    sign_in(tab)
+    expect(tab.get_by_role("heading", name="Nothing running or waiting")).to_be_visible()
+
+    # Submit through the form; the CLI preview follows what is typed.
+    tab.get_by_role("link", name="Submit a job").first.click()
+    tab.get_by_label("Name", exact=True).fill("browser-job")
+    tab.get_by_label("Workspace").fill(str(workspace))
+    tab.get_by_label("Script or program").fill("ticker.py")
+    tab.get_by_label("Priority").select_option(label="NORMAL")
+    tab.get_by_label("Tags").fill("ui e2e")
+    expect(tab.locator("[data-cli-command]")).to_contain_text("rota submit ticker.py -- -g training -p NORMAL")
+    tab.get_by_role("button", name="Submit", exact=True).click()
+    tab.wait_for_url(re.compile(r"/experiments/\d+/$"))
+    chain = Chain.objects.get(name="browser-job")
+    expect(tab.get_by_text("Submitted “browser-job”")).to_be_visible()
+
+    # It goes running (the page updates itself), and its log streams in.
+    expect(header_status(tab)).to_have_attribute("data-status", "running")
+    tab.get_by_role("link", name="Logs").first.click()
+    tab.wait_for_url(f"**/experiments/{chain.pk}/logs/")
+    lines = tab.locator("[data-log-lines] .ln .tx")
+    expect(lines.filter(has_text=re.compile(r"^tick 3$"))).to_have_count(1)
+    expect(lines.filter(has_text=re.compile(r"^tick 20$"))).to_have_count(1)  # still arriving: followed
+
+    # Suspend: the job checkpoints and waits, held, until resumed.
+    tab.get_by_role("button", name="Suspend").click()
+    confirm(tab)
+    expect(header_status(tab)).to_have_attribute("data-status", "held")
+    expect(lines.filter(has_text="suspending at")).to_have_count(1)
+    tab.get_by_role("button", name="Resume").first.click()
+    expect(header_status(tab)).to_have_attribute("data-status", "running")
+    expect(tab.locator("[data-log-lines] .log-sep", has_text="Attempt 2 starts")).to_be_visible()
+    expect(lines.filter(has_text=re.compile(r"^resumed at \d+$"))).to_have_count(1)
+
+    # Stop it.
+    tab.get_by_role("button", name="Stop").click()
+    confirm(tab)
+    expect(header_status(tab)).to_have_attribute("data-status", "stopped")
+    wait_until(lambda: Chain.objects.get(pk=chain.pk).status == "stopped", message="stopped in the database")
+
+    # Filter the list (the filters land in the address).
+    tab.get_by_role("link", name="Experiments").first.click()
+    rows = tab.locator("#chain-results tbody tr")
+    expect(rows).to_have_count(1)
+    tab.get_by_role("link", name="Running").click()
+    expect(tab.get_by_role("heading", name="No job matches these filters")).to_be_visible()
+    tab.get_by_role("link", name="Finished").click()
+    expect(rows).to_have_count(1)
+    tab.get_by_label("Exactly").select_option(label="Stopped")
+    expect(tab).to_have_url(re.compile(r"status=stopped"))
+    expect(rows).to_have_count(1)
+    tab.get_by_label("Name contains").fill("nothing-like-this")
+    expect(tab.get_by_role("heading", name="No job matches these filters")).to_be_visible()
+    expect(tab).to_have_url(re.compile(r"name=nothing-like-this"))
+    tab.get_by_label("Name contains").fill("browser")
+    expect(rows).to_have_count(1)
+    filtered_url = tab.url
+
+    # Switch to Chinese and back, staying on the same filtered list.
+    tab.locator("[data-language-menu] summary").click()
+    tab.get_by_role("button", name="简体中文").click()
+    expect(tab.get_by_role("heading", name="实验", exact=True)).to_be_visible()
+    assert tab.url == filtered_url
+    expect(rows).to_have_count(1)
+    tab.locator("[data-language-menu] summary").click()
+    tab.get_by_role("button", name="English").click()
+    expect(tab.get_by_role("heading", name="Experiments", exact=True)).to_be_visible()
+    assert tab.url == filtered_url
+
+
+SPEAKER = """
+    import os
+    rank = os.environ["RANK"]
+    for i in range(200):
+        print(f"rank {rank} line {i}" + (" needle" if rank == "1" and i == 150 else ""), flush=True)
+"""
+
+
+def test_log_search_across_ranks_and_link_to_a_line(browser_page, cluster, submit, user, workspace):
+    tab = browser_page
+    (workspace / "speaker.py").write_text(textwrap.dedent(SPEAKER))
+    chain = submit(user, name="two-ranks", entrypoint="speaker.py", nodes=2)
+    wait_until(lambda: Chain.objects.get(pk=chain.pk).status == "succeeded", timeout=30, message="job to finish")
+    sign_in(tab)
+    tab.goto(f"{tab.base}/experiments/{chain.pk}/logs/")
+    lines = tab.locator("[data-log-lines] .ln .tx")
+    expect(lines.filter(has_text="rank 0 line 199")).to_have_count(1)
+    expect(tab.locator("[data-log-lines] [data-end]")).to_contain_text("Nothing more will come")
+
+    # Search: which ranks match, then jump to the match in rank 1.
+    search = tab.get_by_label("Search the log")
+    search.fill("needle")
+    search.press("Enter")
+    bar = tab.locator("[data-log-searchbar]")
+    expect(bar.get_by_role("button", name="rank 1 (1)")).to_be_enabled()
+    expect(bar.get_by_role("button", name="rank 0 (0)")).to_be_disabled()
+    bar.get_by_role("button", name="rank 1 (1)").click()
+    expect(tab.get_by_label("Rank", exact=True)).to_have_value("1")
+    target = tab.locator("[data-log-lines] .ln.target")
+    expect(target).to_contain_text("rank 1 line 150 needle")
+    expect(target.locator("mark.hit")).to_have_text("needle")
+
+    # Link to a line: the address points at it, and opening it shows that line.
+    line = lines.filter(has_text=re.compile(r"^rank 1 line 120$"))
+    line.locator("xpath=..").locator(".g").click()
+    expect(tab).to_have_url(re.compile(r"rank=1&attempt=\d+&at=\d+"))
+    linked = tab.url
+    tab.goto(tab.base + "/")
+    tab.goto(linked)
+    expect(tab.locator("[data-log-lines] .ln.target")).to_contain_text("rank 1 line 120")
+
+    # Wrap toggle and download link.
+    tab.get_by_role("button", name="Wrap").click()
+    expect(tab.locator("[data-log-body]")).to_have_class(re.compile(r"\bwrap\b"))
+    tab.locator("summary", has_text="Download").click()
+    link = tab.locator("[data-download-attempt]").first
+    expect(link).to_have_attribute("href", re.compile(r"rank=1&attempt=\d+"))
