@@ -112,6 +112,15 @@ def _call(method: str, path: str, body: dict[str, Any] | None = None, timeout: f
     raise RuntimeError(f"rota.job: cannot reach the platform at {url}: {last_error}")
 
 
+def _best_effort(method: str, path: str, body: dict[str, Any] | None = None) -> None:
+    """Telemetry and state updates must not kill a training run when the platform is briefly
+    unreachable: warn on stderr and go on (the job's own checkpoint files are what matter)."""
+    try:
+        _call(method, path, body)
+    except RuntimeError as exc:
+        print(f"{exc} (continuing)", file=sys.stderr, flush=True)
+
+
 def receive_suspend_command(poll: bool = True) -> bool:
     """True once the platform has asked this job to suspend (and from then on).
 
@@ -155,7 +164,7 @@ def set_whole_life_state(value: int) -> None:
     value = int(value)
     _state_override = value
     if in_platform():
-        _call("POST", "whole-life-state/", {"whole_life_state": value})
+        _best_effort("POST", "whole-life-state/", {"whole_life_state": value})
 
 
 def get_whole_life_state() -> int:
@@ -169,16 +178,16 @@ def get_whole_life_state() -> int:
 def report_checkpoint() -> None:
     """Say a checkpoint was just saved: if the scheduler must suspend someone, this job loses least."""
     if in_platform():
-        _call("POST", "checkpoint/")
+        _best_effort("POST", "checkpoint/")
 
 
 def log_metrics(step: int, **values: float) -> None:
     """Record metric values at ``step`` (shown as charts across the chain's attempts)."""
     if in_platform() and values:
-        _call("POST", "metrics/", {"step": int(step), "values": {k: float(v) for k, v in values.items()}})
+        _best_effort("POST", "metrics/", {"step": int(step), "values": {k: float(v) for k, v in values.items()}})
 
 
 def set_watchdog_time(seconds: int) -> None:
     """Stop the job as hung if it prints nothing for ``seconds`` (at least 60)."""
     if in_platform():
-        _call("POST", "watchdog/", {"seconds": int(seconds)})
+        _best_effort("POST", "watchdog/", {"seconds": int(seconds)})
