@@ -11,6 +11,11 @@ import os
 import shutil
 
 import pytest
+from playwright.sync_api import expect
+
+# Assertions wait for the page as long as actions do: jobs start through real scheduler and
+# launcher passes, which take longer when CI runs two test workers beside the browser.
+expect.set_options(timeout=30_000)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
