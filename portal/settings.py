@@ -206,7 +206,7 @@ if PRODUCTION:
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "portal.layers.EmbeddedChannelLayer"}}  # see portal/layers.py
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # django-q2: Redis broker in production; the database broker in the embedded profile so that
@@ -272,6 +272,14 @@ STORAGES = {
 }
 
 # --- API ----------------------------------------------------------------------------------------
+
+# Password guessing (apps/accounts/signin_guard.py): the portal's sign-in and the API's token
+# exchange refuse an account, or an address, that failed this often within the window.
+ROTA_SIGNIN = {
+    "MAX_FAILURES_PER_ACCOUNT": env_int("ROTA_SIGNIN_MAX_FAILURES_PER_ACCOUNT", 10),
+    "MAX_FAILURES_PER_ADDRESS": env_int("ROTA_SIGNIN_MAX_FAILURES_PER_ADDRESS", 50),
+    "WINDOW_SECONDS": env_int("ROTA_SIGNIN_WINDOW_SECONDS", 900),
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -71,6 +71,36 @@ class TaskLog:
         return sum(1 for c in self.calls if c == name)
 
 
+@pytest.fixture
+def plain_static_storage(settings):
+    """Pages link static files; the production profile's manifest storage needs collectstatic."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_signin_counts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Failed sign-ins are counted per address (127.0.0.1 for every test) in the shared cache: each
+    test counts in a key space of its own, so one test's failures never lock another out."""
+    import uuid
+
+    from apps.accounts import signin_guard
+
+    monkeypatch.setattr(signin_guard, "PREFIX", f"signin-guard-{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(autouse=True)
+def _realtime_outbox_drained():
+    """Events a test committed reach the channel layer before the next test starts (database ids
+    are reused between tests, so a late event could land in the next test's ``user.1`` group)."""
+    from portal.realtime import outbox
+
+    yield
+    assert outbox.flush(10.0), "realtime events were still being sent 10 s after the test"
+
+
 @pytest.fixture(autouse=True)
 def task_log(monkeypatch: pytest.MonkeyPatch) -> TaskLog:
     from apps.core import tasks
@@ -183,8 +213,24 @@ class Platform:
         return get_backend()
 
 
+@pytest.fixture(scope="session")
+def _asgi_server(django_db_setup, django_db_blocker):
+    """One uvicorn thread per test process serving the ASGI application (see tests/asgi_server.py)."""
+    from tests.asgi_server import AsgiServer, build_test_application
+
+    server = AsgiServer(build_test_application()).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def platform(live_server, settings, task_log, tmp_path):
+def asgi_live_server(_asgi_server, transactional_db):
+    """The live platform's address, HTTP and websockets alike; the database is the test's."""
+    return _asgi_server
+
+
+@pytest.fixture
+def platform(asgi_live_server, settings, task_log, tmp_path):
     import threading
 
     from django.db import close_old_connections
@@ -192,7 +238,7 @@ def platform(live_server, settings, task_log, tmp_path):
     from apps.core.tasks import run_now
     from apps.launcher.backends import get_backend, reset_backend
 
-    settings.ROTA_PUBLIC_URL = live_server.url
+    settings.ROTA_PUBLIC_URL = asgi_live_server.url
     settings.ROTA_BACKEND = "local"
     settings.ROTA_RUN_ROOT = tmp_path / "run"
     settings.ROTA_LOG_ROOT = tmp_path / "logs"
@@ -218,7 +264,7 @@ def platform(live_server, settings, task_log, tmp_path):
     thread = threading.Thread(target=loop, name="test-platform-loops", daemon=True)
     thread.start()
     try:
-        yield Platform(live_server.url, tmp_path)
+        yield Platform(asgi_live_server.url, tmp_path)
     finally:
         stop.set()
         thread.join(30)

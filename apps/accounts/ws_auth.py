@@ -16,21 +16,34 @@ The stack (outermost first, see ``websocket_stack``):
 
 A failed token leaves the user anonymous and records why in ``scope["auth_error"]``; consumers
 refuse anonymous users before accepting, so nothing is sent.
+
+A socket outlives the check made when it opened, so the credential it was opened with is kept in
+``scope["rota_auth"]`` and ``credential_problem(scope)`` checks it again: consumers call it every
+``ROTA_REALTIME["AUTH_RECHECK_SECONDS"]`` and at the token's expiry, and close the socket (4401)
+once the token is revoked, expired or deleted, the session signed out (or its password changed),
+or the account deactivated.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import import_module
 from typing import Any
 
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.auth.models import AnonymousUser
+from django.utils.crypto import constant_time_compare
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import AuthenticationFailed
 
 from apps.accounts.authentication import authenticate_raw_token
 from apps.accounts.choices import TokenScope
+from apps.accounts.models import ApiToken, User
 
 PROTOCOL = "rota.v1"
 TOKEN_PROTOCOL_PREFIX = "rota.token."  # noqa: S105 - a prefix, not a secret
@@ -72,15 +85,64 @@ def _scrubbed(scope: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Credential:
+    """What a socket was authenticated with: a token (its id and expiry) or a session (its key)."""
+
+    kind: str  # "token" | "session"
+    user_id: int
+    token_id: int | None = None
+    expires_at: datetime | None = None
+    session_key: str | None = None
+
+
 @database_sync_to_async
-def _authenticate(raw: str) -> tuple[Any, str | None]:
+def _authenticate(raw: str) -> tuple[Any, str | None, Credential | None]:
     try:
         user, token = authenticate_raw_token(raw)
     except AuthenticationFailed as exc:
-        return AnonymousUser(), str(exc.detail)
+        return AnonymousUser(), str(exc.detail), None
     if token.scope == TokenScope.JOB:
-        return AnonymousUser(), "Job tokens may only call the job runtime API."
-    return user, None
+        return AnonymousUser(), "Job tokens may only call the job runtime API.", None
+    return user, None, Credential("token", user.pk, token_id=token.pk, expires_at=token.expires_at)
+
+
+def _token_problem(credential: Credential) -> str | None:
+    token = ApiToken.objects.select_related("user").filter(pk=credential.token_id or 0).first()
+    if token is None:
+        return _("The token this connection used was deleted. Sign in again.")
+    if token.is_revoked:
+        return _("The token this connection used was revoked. Sign in again.")
+    if token.is_expired:
+        return _("The token this connection used expired. Create a new one and reconnect.")
+    if not token.user.is_active:
+        return _("Your account was deactivated.")
+    return None
+
+
+def _session_problem(credential: Credential) -> str | None:
+    signed_out = _("You were signed out. Sign in again to keep following live updates.")
+    if not credential.session_key:
+        return signed_out
+    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key=credential.session_key).load()
+    if str(data.get(SESSION_KEY, "")) != str(credential.user_id):
+        return signed_out  # logged out, expired, or flushed
+    user = User.objects.filter(pk=credential.user_id).first()
+    if user is None or not user.is_active:
+        return _("Your account was deactivated.")
+    if not constant_time_compare(str(data.get(HASH_SESSION_KEY, "")), user.get_session_auth_hash()):
+        return signed_out  # the password changed: Django ends every other session
+    return None
+
+
+def credential_problem(scope: dict[str, Any]) -> str | None:
+    """Why the socket's credential no longer holds, or ``None`` while it does (database reads)."""
+    credential: Credential | None = scope.get("rota_auth")
+    if credential is None:
+        return None  # not authenticated through this stack (consumers refuse anonymous users)
+    if credential.kind == "token":
+        return _token_problem(credential)
+    return _session_problem(credential)
 
 
 class TokenAuthMiddleware:
@@ -96,10 +158,15 @@ class TokenAuthMiddleware:
         if not scope.get("rota_browser", True):
             user = AnonymousUser()  # no Origin: not a browser, so the cookie does not count
         auth_error = None
-        if not (user is not None and user.is_authenticated) and raw:
-            user, auth_error = await _authenticate(raw)
+        credential = None
+        if user is not None and user.is_authenticated:
+            session = scope.get("session")
+            credential = Credential("session", user.pk, session_key=getattr(session, "session_key", None))
+        elif raw:
+            user, auth_error, credential = await _authenticate(raw)
         scope["user"] = user if user is not None else AnonymousUser()
         scope["auth_error"] = auth_error
+        scope["rota_auth"] = credential
         return await self.inner(scope, receive, send)
 
 

@@ -6,8 +6,9 @@ come from services through ``portal.realtime`` after commit, logs from the proce
 cookie or token, Origin checked); an anonymous user, or one who may not see the chain, is refused
 before the handshake completes, so nothing is sent.
 
-``/ws/events/`` — one per page. On connect: groups ``user.<id>`` (own chains, quota) and, for
-platform admins, ``admins`` (node events). Client → server (JSON)::
+``/ws/events/`` — one per page. On connect: groups ``user.<id>`` (own chains, quota), ``team.<id>``
+(the chains team-mates share with the user's team) and, for platform admins, ``admins`` (node
+events). Client → server (JSON)::
 
     {"action": "subscribe", "chain": 12}        → {"type": "subscribed", "chain": 12}
     {"action": "unsubscribe", "chain": 12}      → {"type": "unsubscribed", "chain": 12}
@@ -36,6 +37,10 @@ Sending it again restarts the follow (after ``log.behind``). The server closes w
 ``log.end``. Close codes before the handshake: 4401 not authenticated, 4404 no such
 chain or rank for this user.
 
+Both sockets close with 4401, after ``{"type": "error", "code": "unauthenticated", "message": …}``,
+when the token or session they were opened with stops holding (revoked, expired, signed out,
+account deactivated): see ``AuthWatch``.
+
 Subprotocols: ``rota.v1`` is accepted when offered (browsers must offer it when they pass a
 ``rota.token.<token>`` subprotocol, which is never echoed).
 """
@@ -53,13 +58,14 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.utils import timezone
 
-from apps.accounts.ws_auth import PROTOCOL
+from apps.accounts.ws_auth import PROTOCOL, credential_problem
 from apps.experiments.selectors import chains_visible_to
 from apps.launcher import tailer as tailing
 from apps.launcher.backends import get_log_store
 from apps.launcher.logstore import ChainCursor
-from portal.realtime import ADMINS_GROUP, chain_group, user_group
+from portal.realtime import ADMINS_GROUP, chain_group, team_group, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -244,6 +250,52 @@ async def start_follow(
     return sink
 
 
+# --- credentials that end while the socket is open ----------------------------------------------
+
+
+class AuthWatch:
+    """Closes a consumer's socket (4401, after an ``unauthenticated`` error) once the token or
+    session it was opened with no longer holds: checked every ``AUTH_RECHECK_SECONDS`` and at the
+    token's expiry (``apps.accounts.ws_auth.credential_problem``)."""
+
+    def __init__(self, consumer: AsyncWebsocketConsumer) -> None:
+        self.consumer = consumer
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._watch())
+
+    def _next_wait(self) -> float:
+        wait = float(tailing.realtime_setting("AUTH_RECHECK_SECONDS"))
+        credential = self.consumer.scope.get("rota_auth")
+        expires_at = getattr(credential, "expires_at", None)
+        if expires_at is not None:
+            wait = min(wait, max(0.0, (expires_at - timezone.now()).total_seconds()) + 0.01)
+        return wait
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(self._next_wait())
+            try:
+                problem = await database_sync_to_async(credential_problem)(self.consumer.scope)
+            except Exception:  # a database hiccup: keep the socket, check again later
+                logger.exception("could not re-check a websocket's credential")
+                continue
+            if problem is not None:
+                body = {"type": "error", "code": "unauthenticated", "message": str(problem)}
+                await self.consumer.send(text_data=json.dumps(body))
+                await self.consumer.close(code=CLOSE_UNAUTHENTICATED)
+                return
+
+    async def stop(self) -> None:
+        task, self.task = self.task, None
+        if task is None or task is asyncio.current_task():
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 # --- consumers ----------------------------------------------------------------------------------
 
 
@@ -260,14 +312,20 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.streams: dict[str, LogSink] = {}
         self._seen: deque[str] = deque(maxlen=SEEN_EVENT_IDS)
         groups = [user_group(user.pk)]
+        if getattr(user, "team_id", None) is not None:
+            groups.append(team_group(user.team_id))  # the team's shared chains
         if await database_sync_to_async(_is_platform_admin)(user):
             groups.append(ADMINS_GROUP)
         for group in groups:
             await self.channel_layer.group_add(group, self.channel_name)
             self.groups.append(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
+        self.auth_watch = AuthWatch(self)
+        self.auth_watch.start()
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "auth_watch"):
+            await self.auth_watch.stop()
         for sink in list(getattr(self, "streams", {}).values()):
             if sink.viewer is not None:
                 await sink.viewer.close()
@@ -392,6 +450,8 @@ class LogsConsumer(AsyncWebsocketConsumer):
         self.sink: LogSink | None = None
         self._start_lock = asyncio.Lock()
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
+        self.auth_watch = AuthWatch(self)
+        self.auth_watch.start()
         self._starter: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(self._start_unless_asked())
 
     async def _start_unless_asked(self) -> None:
@@ -433,6 +493,8 @@ class LogsConsumer(AsyncWebsocketConsumer):
             await self.close(code=1000)
 
     async def disconnect(self, code: int) -> None:
+        if hasattr(self, "auth_watch"):
+            await self.auth_watch.stop()
         starter = getattr(self, "_starter", None)
         if starter is not None:
             starter.cancel()

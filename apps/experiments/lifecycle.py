@@ -12,6 +12,7 @@ checkpoints, suspend acknowledgement) is at the bottom.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from apps.experiments.choices import (
     WorkerStatus,
 )
 from apps.experiments.models import Attempt, Chain, Rank
-from portal.realtime import chain_group, send_event_on_commit, user_group
+from portal.realtime import chain_group, send_event_on_commit, team_group, user_group
 
 SCHEDULE = "apps.scheduler.tasks.schedule_pass"
 RECONCILE = "apps.launcher.tasks.reconcile_pass"
@@ -94,9 +95,31 @@ def sync_chain(chain_id: int) -> Chain:
     return chain
 
 
+def chain_audience(chain: Chain) -> list[str]:
+    """Who hears about a chain: its owner, its subscribers and, when shared, the owner's team.
+
+    The team is the owner's team now (as in ``selectors.chains_visible_to``): one query, and
+    only for a shared chain."""
+    groups = [user_group(chain.owner_id), chain_group(chain.pk)]
+    if chain.shared_with_team:
+        team_id = shared_chain_teams([chain.pk]).get(chain.pk)
+        if team_id is not None:
+            groups.append(team_group(team_id))
+    return groups
+
+
+def shared_chain_teams(chain_ids: Iterable[int]) -> dict[int, int]:
+    """Chain id → its owner's team id, for those of ``chain_ids`` shared with a team (one query)."""
+    ids = list(chain_ids)
+    if not ids:
+        return {}
+    rows = Chain.objects.filter(pk__in=ids, shared_with_team=True, owner__team__isnull=False)
+    return dict(rows.values_list("pk", "owner__team_id"))
+
+
 def emit_chain_status(chain: Chain, attempt: Attempt) -> None:
     send_event_on_commit(
-        [user_group(chain.owner_id), chain_group(chain.pk)],
+        chain_audience(chain),
         events.ChainStatusChanged(
             chain_id=chain.pk,
             attempt_id=attempt.pk,
@@ -222,7 +245,7 @@ def attempt_mark_running(attempt_id: int) -> bool:
         attempt = Attempt.objects.select_related("chain").get(pk=attempt_id)
         nodes = list(Rank.objects.filter(attempt_id=attempt_id).order_by("rank").values_list("node__name", flat=True))
         send_event_on_commit(
-            [user_group(attempt.chain.owner_id), chain_group(attempt.chain_id)],
+            chain_audience(attempt.chain),
             events.AttemptStarted(chain_id=attempt.chain_id, attempt_id=attempt_id, nodes=nodes),
         )
         sync_chain(attempt.chain_id)
@@ -279,7 +302,7 @@ def attempt_mark_suspended(attempt_id: int, *, reason: str | None = None) -> Att
     held = suspend_reason in {SuspendReason.USER, SuspendReason.ADMIN}
     nxt = requeue(chain, attempt, held=held)
     send_event_on_commit(
-        [user_group(chain.owner_id), chain_group(chain.pk)],
+        chain_audience(chain),
         events.AttemptSuspended(chain_id=chain.pk, attempt_id=attempt_id, reason=suspend_reason),
     )
     sync_chain(chain.pk)
@@ -312,7 +335,7 @@ def attempt_mark_finished(
     _release_ranks(attempt_id, RankStatus.KILLED)
     _revoke_job_tokens(attempt_id)
     send_event_on_commit(
-        [user_group(attempt.chain.owner_id), chain_group(attempt.chain_id)],
+        chain_audience(attempt.chain),
         events.AttemptFinished(
             chain_id=attempt.chain_id,
             attempt_id=attempt_id,

@@ -341,6 +341,8 @@ def experiment_share(*, user: User, chain: Chain, shared: bool = True) -> Chain:
         raise ApplicationError(_("You are not in a team, so there is nobody to share with."))
     Chain.objects.filter(pk=chain.pk).update(shared_with_team=shared)
     chain.shared_with_team = shared
+    if shared:  # the team's open pages learn of it (their list shows it without a reload)
+        lifecycle.emit_chain_status(chain, _latest(chain))
     return chain
 
 

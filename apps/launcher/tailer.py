@@ -60,6 +60,9 @@ DEFAULTS: dict[str, float] = {
     "LOG_POLL_SECONDS": 0.05,
     "STATE_POLL_SECONDS": 1.0,
     "VIEWER_BUFFER_BYTES": 1024 * 1024,
+    # How often an open websocket checks that its token or session still holds (and at the
+    # token's expiry): a revoked token or a signed-out session loses its live updates this soon.
+    "AUTH_RECHECK_SECONDS": 30.0,
 }
 
 

@@ -40,7 +40,7 @@ from apps.experiments.models import Attempt, Rank
 from apps.quotas.selectors import quota_resolve_many
 from apps.scheduler import policy
 from apps.scheduler.models import UserUsage, decayed
-from portal.realtime import chain_group, send_event_on_commit, user_group
+from portal.realtime import chain_group, send_event_on_commit, team_group, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -280,6 +280,7 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
     infeasible_ids = {item.attempt_id for item in plan.infeasible}
     changed: list[tuple[int, tuple[str, str, int | None, list[Any], bool, str]]] = []
     holder_digests: dict[int, str] = {}  # the policy shares holder tuples between explanations
+    shown_changes: list[events.ExplanationChanged] = []  # what users see changed: an event each
     for attempt_id, explanation in plan.explanations.items():
         stored = loaded.current.get(attempt_id, "")
         position = explanation.position or None
@@ -297,12 +298,17 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
         changed.append((attempt_id, (code, message, position, holders, infeasible, digest)))
         if stored[:8] != shown:
             chain_id = loaded.chain_of[attempt_id]
-            send_event_on_commit(
-                [user_group(loaded.owner_of[attempt_id]), chain_group(chain_id)],
+            shown_changes.append(
                 events.ExplanationChanged(
                     chain_id=chain_id, attempt_id=attempt_id, code=code, message=message, queue_position=position
-                ),
+                )
             )
+    teams = lifecycle.shared_chain_teams({event.chain_id for event in shown_changes})
+    for event in shown_changes:
+        groups = [user_group(loaded.owner_of[event.attempt_id]), chain_group(event.chain_id)]
+        if event.chain_id in teams:
+            groups.append(team_group(teams[event.chain_id]))
+        send_event_on_commit(groups, event)
     _write_explanations(changed)
     result.explained = len(changed)
 

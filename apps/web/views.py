@@ -133,6 +133,13 @@ class SignInView(auth_views.LoginView):
     form_class = SignInForm
     redirect_authenticated_user = True
 
+    def form_invalid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]  # narrower form type
+        response = super().form_invalid(form)
+        if form.lockout is not None:  # too many failures: 429, and when to come back
+            response.status_code = 429
+            response["Retry-After"] = str(form.lockout.retry_after)
+        return response
+
     def form_valid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]  # narrower form type
         response = super().form_valid(form)
         self.request.session.set_expiry(settings.SESSION_COOKIE_AGE if form.cleaned_data.get("remember") else 0)

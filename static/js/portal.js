@@ -405,6 +405,9 @@
       rt.on("open", function () { setLiveState("live"); });
       rt.on("reconnect", function () { refreshAll(); });
       rt.on("close", function () { setLiveState(rt.state ? rt.state() : "offline"); });
+      // The server ended the socket because the sign-in ended: say so (pages keep polling,
+      // and the next one sends the user to the sign-in page).
+      rt.on("error", function (ev) { if (ev.code === "unauthenticated") toast("error", ev.message); });
       EVENT_TYPES.forEach(function (type) { rt.on(type, function (ev) { onRealtimeEvent(type, ev); }); });
       subscribePageChains();
       try { rt.connect(); } catch (e) { setLiveState("offline"); }

@@ -39,6 +39,7 @@
   var BACKOFF_MIN_MS = 500;
   var BACKOFF_MAX_MS = 30000;
   var PING_EVERY_MS = 25000;
+  var CLOSE_UNAUTHENTICATED = 4401;
   var DEFAULT_LABELS = { connecting: "Connecting…", live: "Live", offline: "Offline" };
 
   var socket = null;
@@ -167,6 +168,12 @@
       stopPing();
       setState("offline");
       emit("close", { code: closeEvent.code, reason: closeEvent.reason });
+      // 4401: the session or token this socket was opened with ended (signed out elsewhere,
+      // password changed, token revoked). Reconnecting cannot help until the user signs in.
+      if (closeEvent.code === CLOSE_UNAUTHENTICATED) {
+        wanted = false;
+        return;
+      }
       scheduleReconnect();
     };
     ws.onerror = function () {

@@ -29,11 +29,8 @@ ARGS = [
 
 
 @pytest.fixture(autouse=True)
-def _plain_static_storage(settings):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def _plain_static_storage(plain_static_storage):
+    """Every page here links static files (see ``plain_static_storage``)."""
 
 
 @pytest.fixture(scope="module")

@@ -49,6 +49,8 @@ def test_submit_follow_suspend_resume_stop_filter_and_switch_language(browser_pa
     (workspace / "ticker.py").write_text(textwrap.dedent(TICKER))
     sign_in(tab)
     expect(tab.get_by_role("heading", name="Nothing running or waiting")).to_be_visible()
+    # The page is live over its websocket (polling is only the fallback while it is not).
+    expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
 
     # Submit through the form; the CLI preview follows what is typed.
     tab.get_by_role("link", name="Submit a job").first.click()
@@ -67,6 +69,7 @@ def test_submit_follow_suspend_resume_stop_filter_and_switch_language(browser_pa
     expect(header_status(tab)).to_have_attribute("data-status", "running")
     tab.get_by_role("link", name="Logs").first.click()
     tab.wait_for_url(f"**/experiments/{chain.pk}/logs/")
+    expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
     lines = tab.locator("[data-log-lines] .ln .tx")
     expect(lines.filter(has_text=re.compile(r"^tick 3$"))).to_have_count(1)
     expect(lines.filter(has_text=re.compile(r"^tick 20$"))).to_have_count(1)  # still arriving: followed

@@ -186,4 +186,26 @@ for (let i = 0; i < 9; i++) {
   sockets[sockets.length - 1].drops();
 }
 ceilings.forEach((ms, i) => assert.ok(ms <= Math.min(30000, 500 * 2 ** i), `retry ${i} after ${ms} ms`));
+
+// The server ends a socket whose sign-in ended (4401 after an "unauthenticated" error): the page
+// hears why, and nothing reconnects — not a timer, not the tab becoming visible — until connect().
+runTimers();
+const live = sockets[sockets.length - 1];
+live.serverOpens();
+const errors = [];
+rt.on("error", (e) => errors.push(e.code));
+live.serverSends({ type: "error", code: "unauthenticated", message: "You were signed out." });
+live.readyState = 3;
+live.onclose({ code: 4401, reason: "" });
+assert.deepStrictEqual(errors, ["unauthenticated"]);
+assert.strictEqual(indicator.attributes["data-state"], "offline");
+const socketsBefore = sockets.length;
+assert.deepStrictEqual(runTimers(), []);
+document.hidden = true;
+listeners.visibilitychange();
+document.hidden = false;
+listeners.visibilitychange();
+assert.strictEqual(sockets.length, socketsBefore);
+rt.connect();
+assert.strictEqual(sockets.length, socketsBefore + 1);
 process.stdout.write("ok\n");

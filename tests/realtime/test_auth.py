@@ -94,3 +94,89 @@ async def test_logs_of_another_users_chain_are_refused_before_anything_is_sent(
     comm = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=owner)
     assert (await comm.connect())[0] is True
     await comm.disconnect()
+
+
+# --- credentials that stop holding while the socket is open -------------------------------------
+
+
+@pytest.fixture
+def quick_recheck(settings):
+    settings.ROTA_REALTIME = {"AUTH_RECHECK_SECONDS": 0.05, "STATE_POLL_SECONDS": 0.1}
+
+
+async def closed_as_unauthenticated(comm, timeout: float = 5.0) -> str:
+    """The error message sent before the 4401 close."""
+    message = await comm.receive_json_from(timeout=timeout)
+    assert (message["type"], message["code"]) == ("error", "unauthenticated"), message
+    assert await comm.receive_output(timeout=timeout) == {"type": "websocket.close", "code": 4401}
+    return message["message"]
+
+
+@pytest.mark.parametrize("path", ["/ws/events/", "/ws/logs/{chain}/0/"])
+async def test_a_revoked_token_loses_its_open_socket(ws_app, quick_recheck, cluster, submit, user, path):
+    from apps.accounts import services as account_services
+
+    chain = await database_sync_to_async(submit)(user)
+    issued = await database_sync_to_async(account_services.token_create)(actor=user, name="cli")
+    comm = communicator(ws_app, path.format(chain=chain.pk), token=issued.raw, origin=None)
+    assert (await comm.connect())[0]
+    assert await comm.receive_nothing(0.3)  # checked several times: still fine, nothing sent
+    await database_sync_to_async(account_services.token_revoke)(actor=user, token=issued.token)
+    assert "revoked" in await closed_as_unauthenticated(comm)
+
+
+async def test_a_token_that_expires_closes_its_socket_at_expiry(ws_app, settings, user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.accounts import services as account_services
+
+    settings.ROTA_REALTIME = {"AUTH_RECHECK_SECONDS": 3600}  # only the expiry can close it in time
+    expires = timezone.now() + timedelta(seconds=1)
+    issued = await database_sync_to_async(account_services.token_create)(actor=user, name="short", expires_at=expires)
+    comm = communicator(ws_app, "/ws/events/", token=issued.raw, origin=None)
+    assert (await comm.connect())[0]
+    assert "expired" in await closed_as_unauthenticated(comm, timeout=10)
+    assert timezone.now() >= expires
+
+
+async def test_a_deactivated_account_loses_its_open_socket(ws_app, quick_recheck, user, token_for):
+    comm = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user), origin=None)
+    assert (await comm.connect())[0]
+    user.is_active = False
+    await database_sync_to_async(user.save)(update_fields=["is_active"])
+    assert "deactivated" in await closed_as_unauthenticated(comm)
+
+
+async def test_signing_out_closes_the_browsers_socket_and_a_live_session_keeps_it(
+    ws_app, quick_recheck, user, other_user, cookie_for
+):
+    from django.contrib.sessions.models import Session
+
+    cookie = await database_sync_to_async(cookie_for)(user)
+    kept_cookie = await database_sync_to_async(cookie_for)(other_user)
+    comm = communicator(ws_app, "/ws/events/", cookie=cookie)
+    kept = communicator(ws_app, "/ws/events/", cookie=kept_cookie)
+    assert (await comm.connect())[0] and (await kept.connect())[0]
+    assert await comm.receive_nothing(0.3)
+    key = cookie.split("=", 1)[1]
+    await database_sync_to_async(lambda: Session.objects.filter(session_key=key).delete())()  # signed out
+    assert "signed out" in await closed_as_unauthenticated(comm)
+    assert await kept.receive_nothing(0.3)
+    await kept.send_json_to({"action": "ping"})
+    assert await kept.receive_json_from() == {"type": "pong"}
+    await kept.disconnect()
+
+
+async def test_changing_the_password_ends_the_other_sessions_sockets(ws_app, quick_recheck, user, cookie_for):
+    cookie = await database_sync_to_async(cookie_for)(user)
+    comm = communicator(ws_app, "/ws/events/", cookie=cookie)
+    assert (await comm.connect())[0]
+
+    def change_password() -> None:
+        user.set_password("a-new-password-42")
+        user.save(update_fields=["password"])
+
+    await database_sync_to_async(change_password)()
+    assert "signed out" in await closed_as_unauthenticated(comm)

@@ -4,6 +4,7 @@ delivered over ``/ws/events/`` only to those who may see them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -114,6 +115,26 @@ def test_exact_events_of_a_job_lifecycle(cluster, submit, user):
         ("attempt.finished", "succeeded", None),
         ("chain.status", "succeeded", "succeeded"),
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sharing_tells_the_team_and_unsharing_tells_nobody_new(cluster, submit, user):
+    from django.contrib.auth.models import Group
+
+    user.team = Group.objects.create(name="vision")
+    user.save(update_fields=["team"])
+    chain = submit(user)
+    with capture_events() as sent:
+        services.experiment_share(user=user, chain=chain, shared=True)
+    assert [(s.type, s.groups) for s in sent] == [
+        ("chain.status", (user_group(user.pk), chain_group(chain.pk), f"team.{user.team_id}"))
+    ]
+    with capture_events() as sent:
+        services.experiment_share(user=user, chain=chain, shared=False)
+    assert sent == []
+    with capture_events() as sent:
+        services.experiment_stop(actor=user, chain=chain)
+    assert all(f"team.{user.team_id}" not in s.groups for s in sent) and sent
 
 
 @pytest.mark.django_db(transaction=True)
@@ -267,6 +288,55 @@ async def test_team_members_may_subscribe_to_shared_chains(ws_app, cluster, subm
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
+async def test_team_members_hear_of_shared_chains_without_subscribing(
+    ws_app, cluster, submit, user, other_user, token_for
+):
+    from django.contrib.auth.models import Group
+
+    from tests.factories import UserFactory
+
+    def make_team() -> Any:
+        team = Group.objects.create(name="vision")
+        for member in (user, other_user):
+            member.team = team
+            member.save(update_fields=["team"])
+        return UserFactory(username="carol")  # not in the team
+
+    outsider = await database_sync_to_async(make_team)()
+    shared = await database_sync_to_async(submit)(user, shared_with_team=True)
+    private = await database_sync_to_async(submit)(user, name="private")
+    mate = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(other_user))
+    owner = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    stranger = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(outsider))
+    for comm in (mate, owner, stranger):
+        assert (await comm.connect())[0]
+
+    with capture_events() as sent:
+        await database_sync_to_async(run)(private)
+        await database_sync_to_async(run)(shared)
+    team = f"team.{user.team_id}"
+    assert {s.body["chain_id"] for s in sent.to_group(team)} == {shared.pk}
+    assert sent.to_group(team) == [s for s in sent if s.body["chain_id"] == shared.pk]
+
+    received = await receive_until(mate, lambda m: len(m) >= 2)
+    assert [(m["type"], m["chain_id"]) for m in received] == [
+        ("attempt.started", shared.pk),
+        ("chain.status", shared.pk),
+    ]
+    assert await mate.receive_nothing()
+    # The owner is in the team too: each event reaches them once.
+    received = await receive_until(owner, lambda m: len(m) >= 4)
+    assert sorted((m["chain_id"], m["type"]) for m in received) == sorted(
+        (chain.pk, kind) for chain in (shared, private) for kind in ("attempt.started", "chain.status")
+    )
+    assert await owner.receive_nothing()
+    assert await stranger.receive_nothing()
+    for comm in (mate, owner, stranger):
+        await comm.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
 async def test_node_events_reach_admins_not_users(ws_app, cluster, user, admin_user, token_for):
     admin = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(admin_user))
     plain = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
@@ -317,3 +387,47 @@ async def test_notification_event_reaches_its_user(ws_app, user, token_for):
         "unread_count": 3,
     }
     await comm.disconnect()
+
+
+# --- the outbox ---------------------------------------------------------------------------------
+
+
+class GatedLayer:
+    """A channel layer that holds every send until the test opens the gate, and records them."""
+
+    def __init__(self, fail_group: str | None = None) -> None:
+        import threading
+
+        self.gate = threading.Event()
+        self.sent: list[tuple[str, int]] = []
+        self.fail_group = fail_group
+
+    async def group_send(self, group: str, message: dict) -> None:
+        import asyncio
+
+        while not self.gate.is_set():
+            await asyncio.sleep(0.005)
+        if group == self.fail_group:
+            raise ConnectionError("redis went away")
+        self.sent.append((group, message["event"]["user_id"]))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_committing_code_does_not_wait_for_the_layer_and_order_is_kept(monkeypatch):
+    from portal import realtime
+
+    layer = GatedLayer(fail_group="user.3")
+    monkeypatch.setattr(realtime, "get_channel_layer", lambda: layer)
+    for user_id in range(1, 6):  # outside a transaction: sent at once, i.e. handed to the outbox
+        send_event_on_commit([user_group(user_id), ADMINS_GROUP], events.QuotaUsageChanged(user_id=user_id))
+    assert layer.sent == []  # the layer has not taken one yet, and nobody waited for it
+    assert not realtime.outbox.flush(0.05)
+    layer.gate.set()
+    assert realtime.outbox.flush(10.0)
+    # In commit order; a failing group is logged and skipped, the rest still go out.
+    assert layer.sent == [
+        (group, user_id)
+        for user_id in range(1, 6)
+        for group in (user_group(user_id), ADMINS_GROUP)
+        if group != "user.3"
+    ]

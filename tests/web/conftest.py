@@ -11,12 +11,8 @@ from apps.accounts.models import User
 
 
 @pytest.fixture(autouse=True)
-def _plain_static_storage(settings):
-    """Pages link static files; the production profile's manifest storage needs collectstatic."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
+def _plain_static_storage(plain_static_storage):
+    """Every page here links static files (see ``plain_static_storage``)."""
 
 
 @pytest.fixture

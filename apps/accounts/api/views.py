@@ -8,13 +8,13 @@ from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import exceptions, generics, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from apps.accounts import selectors, services
+from apps.accounts import selectors, services, signin_guard
 from apps.accounts.api import serializers as s
 from apps.accounts.choices import TokenScope
 from apps.accounts.models import User
@@ -148,8 +148,9 @@ class LoginTokenSerializer(serializers.Serializer):
 class LoginTokenView(APIView):
     """Exchange a user name and password for a new API token (what `rota login` does).
 
-    The token is shown once. Wrong credentials get 400 `invalid_credentials`; repeated failures
-    from one address are throttled.
+    The token is shown once. Wrong credentials get 400 `invalid_credentials`; requests from one
+    address are rate-limited, and after too many failures an account or address is refused
+    (429, with `Retry-After`) for a while, even with the right password.
     """
 
     authentication_classes: list[type] = []
@@ -161,9 +162,14 @@ class LoginTokenView(APIView):
         data = LoginTokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
+        lockout = signin_guard.check(values["username"], request._request)
+        if lockout is not None:
+            raise exceptions.Throttled(wait=lockout.retry_after, detail=lockout.message)
         user = authenticate(request._request, username=values["username"], password=values["password"])
         if user is None or not user.is_active:
+            signin_guard.record_failure(values["username"], request._request)
             raise ApplicationError(_("Wrong user name or password."), code="invalid_credentials")
+        signin_guard.record_success(values["username"])
         issued = services.token_create(
             actor=user, name=values["name"], scope=values["scope"], expires_at=values["expires_at"]
         )
