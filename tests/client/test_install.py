@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 import textwrap
@@ -93,9 +94,15 @@ def test_console_entry_point_follows_a_job_live_while_it_is_suspended_and_stoppe
         stderr=subprocess.PIPE,
         text=True,
     )
+    # Suspend only once the follower is attached (it printed the tail), or a slow start could
+    # find the attempt already over.
+    assert select.select([follower.stdout], [], [], 60)[0], "the follower printed nothing"
+    first_line = follower.stdout.readline()
+    assert "] step " in first_line, first_line
     suspended = run(shell_env, "suspend", str(first), "--wait")
     assert suspended.returncode == 0, suspended.stderr
-    out, errors = follower.communicate(timeout=30)
+    rest, errors = follower.communicate(timeout=30)
+    out = first_line + rest
     assert follower.returncode == 3, errors
     assert "] suspending\n" in out and "is held" in errors
     stopped = run(shell_env, "stop", str(first), "--wait", "--json")
