@@ -237,6 +237,7 @@ def platform(asgi_live_server, settings, task_log, tmp_path):
 
     from apps.core.tasks import run_now
     from apps.launcher.backends import get_backend, reset_backend
+    from apps.launcher.tailer import forget_hubs
 
     settings.ROTA_PUBLIC_URL = asgi_live_server.url
     settings.ROTA_BACKEND = "local"
@@ -245,6 +246,7 @@ def platform(asgi_live_server, settings, task_log, tmp_path):
     settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "GRACE_SECONDS": 5.0, "START_TIMEOUT_SECONDS": 30.0}
     settings.ROTA_SCHEDULER = {**settings.ROTA_SCHEDULER, "MIN_RUN_SECONDS": 0.0}
     reset_backend()
+    forget_hubs()  # the server outlives this test: its log tailers must read this test's log root
     task_log.allowed.clear()  # passes run in the loop below, as in the embedded server
     stop = threading.Event()
 

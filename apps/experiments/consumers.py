@@ -29,10 +29,16 @@ apps' ``events.py``). Log messages::
 After ``log.behind`` the stream is over: follow again from its cursor. After ``log.end`` nothing
 more will come (a resumed chain is followed anew).
 
-``/ws/logs/<chain>/<rank>/`` — the CLI. The same log messages without ``stream``. The client sends
-``{"cursor": …, "tail": …}`` first — ``{}`` for the beginning. A client that sends nothing gets the
-log from the beginning after ``FIRST_MESSAGE_WAIT`` seconds, so clients should always send it: a
-message that arrives later (a busy server) restarts the follow, after the beginning was sent.
+``/ws/logs/<chain>/<rank>/`` — the CLI. The same log messages without ``stream``, plus the
+chain's status when the follow reaches the live end and whenever it changes (lines written before
+a change come first), so a client learns that the job was suspended or held without polling::
+
+    {"type": "log.status", "chain": 12, "rank": 0, "status": "held"}
+
+The client sends ``{"cursor": …, "tail": …}`` first — ``{}`` for the beginning. A client that
+sends nothing gets the log from the beginning after ``FIRST_MESSAGE_WAIT`` seconds, so clients
+should always send it: a message that arrives later (a busy server) restarts the follow, after the
+beginning was sent.
 Sending it again restarts the follow (after ``log.behind``). The server closes with 1000 after
 ``log.end``. Close codes before the handshake: 4401 not authenticated, 4404 no such
 chain or rank for this user.
@@ -212,6 +218,9 @@ class LogSink:
         await self.consumer.send(text_data=json.dumps({"type": "log.end", **self._fields(), "status": status}))
         await self.on_done(self)
 
+    async def status(self, status: str) -> None:
+        await self.consumer.send(text_data=json.dumps({"type": "log.status", **self._fields(), "status": status}))
+
     async def failed(self) -> None:
         message = "The log stream failed on the server; follow it again from your last cursor."
         body = {"type": "error", "code": "internal", "message": message, **self._fields()}
@@ -231,6 +240,7 @@ async def start_follow(
     message: dict[str, Any],
     stream: str | None,
     on_done: Callable[[LogSink], Any],
+    statuses: bool = False,
 ) -> LogSink:
     """Check the user may see the chain's rank, resolve the start, and start a viewer."""
     state = await database_sync_to_async(_chain_for_follow)(user, chain_id, rank)
@@ -246,7 +256,9 @@ async def start_follow(
         on_done=on_done,
         backlog=transport_backlog_probe(consumer.scope.get("rota_server_send")),
     )
-    sink.viewer = tailing.get_hub().follow(chain_id=chain_id, rank=rank, state=state, start=start, sink=sink)
+    sink.viewer = tailing.get_hub().follow(
+        chain_id=chain_id, rank=rank, state=state, start=start, sink=sink, statuses=statuses
+    )
     return sink
 
 
@@ -484,6 +496,7 @@ class LogsConsumer(AsyncWebsocketConsumer):
                     message=message,
                     stream=None,
                     on_done=self._done,
+                    statuses=True,
                 )
             except RequestError as exc:
                 await self.send(text_data=json.dumps({"type": "error", "code": exc.code, "message": exc.message}))

@@ -112,6 +112,9 @@ class Sink(Protocol):
 
     async def end(self, status: str) -> None: ...
 
+    async def status(self, status: str) -> None:
+        """The chain's status, when the viewer asked for it (``statuses``): on attach, then on change."""
+
     async def failed(self) -> None:
         """The stream broke on the server (an I/O error): the client may follow again later."""
         ...
@@ -194,7 +197,11 @@ class Tailer:
             # It was the latest attempt, never scheduled, and a later one replaced it (a chain
             # canceled while waiting, then resumed): nothing was read from it, start at the new one.
             self.position = ChainCursor(state.attempt_ids[0], 0)
+        changed = state.status != self.state.status
         self.state = state
+        if changed:
+            for viewer in list(self.viewers):
+                viewer.status_changed(state.status)
         self._wake.set()
 
     # -- following ---------------------------------------------------------------------------
@@ -279,6 +286,9 @@ class Viewer:
     cursor: ChainCursor
     sink: Sink
     buffer_limit: int
+    statuses: bool = False
+    """Also send the chain's status (on attach, then on change): the CLI's socket learns that a
+    job was suspended without asking the REST API."""
     state: str = field(default="catching_up", init=False)
     """catching_up → live → (behind | ended | closed)"""
 
@@ -289,6 +299,8 @@ class Viewer:
         self._behind = False
         self._end_status: str | None = None
         self._failed = False
+        self._status: str | None = None
+        self._status_read = False
         self._ends_line: bool | None = None
         self.task: asyncio.Task[None] | None = None
 
@@ -305,6 +317,11 @@ class Viewer:
             self._buffer.append(chunk)
             self._buffered += chunk.size
         self._wake.set()
+
+    def status_changed(self, status: str) -> None:
+        if self.statuses:
+            self._status = status
+            self._wake.set()
 
     def finish(self, status: str) -> None:
         self._end_status = status
@@ -366,6 +383,7 @@ class Viewer:
                     return False
                 tailer.attach(self)  # no await since the comparison: nothing can slip in between
                 self.state = "live"
+                self.status_changed(tailer.state.status)
                 return True
             await self._wait_for_room()
             text, cursor = await asyncio.to_thread(self._read_files, tailer.position, tailer.state.attempt_ids)
@@ -424,6 +442,17 @@ class Viewer:
                 return
             if self._buffer:
                 await self._send_buffered()
+                continue
+            if self._status is not None:
+                if not self._status_read:  # first everything written before the change
+                    self._status_read = True
+                    await self.tailer.sync()
+                    self._wake.set()
+                    continue
+                status, self._status, self._status_read = self._status, None, False
+                self._wake.set()  # look again: the end may be known already
+                if self._end_status is None:  # else ``log.end`` says it
+                    await self.sink.status(status)
                 continue
             if self._end_status is not None:
                 await self._send_end(self._end_status)
@@ -490,6 +519,7 @@ class TailHub:
         state: ChainState,
         start: ChainCursor,
         sink: Sink,
+        statuses: bool = False,
     ) -> Viewer:
         """Start a viewer from ``start`` (see ``resolve_start``); it runs until closed or ended."""
         tailer = self.tailers.get((chain_id, rank))
@@ -498,7 +528,7 @@ class TailHub:
             self.tailers[(chain_id, rank)] = tailer
         tailer.retain()
         tailer.update_state(state)  # just loaded by the caller: at least as fresh as the tailer's
-        viewer = Viewer(tailer, start, sink, self.buffer_bytes)
+        viewer = Viewer(tailer, start, sink, self.buffer_bytes, statuses)
         self.viewers.add(viewer)
         viewer.start()
         self._ensure_state_poll()
@@ -625,3 +655,11 @@ def get_hub() -> TailHub:
         )
         _hubs[loop] = hub
     return hub
+
+
+def forget_hubs() -> None:
+    """Drop every loop's hub: the next follower builds one from the current settings.
+
+    For tests, where one long-lived server outlives the log root each test configures; a server
+    process never needs it (its log root does not change)."""
+    _hubs.clear()

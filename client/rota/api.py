@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from rota import __version__
+from rota import __version__, logstream
 from rota.errors import ApiError, NetworkError, NotRotaServer
 
 RetryHook = Callable[[str, float, int, int], None]
@@ -337,13 +337,21 @@ class RotaClient:
         max_poll: float = 2.0,
         stop: Callable[[dict[str, Any]], bool] | None = None,
         limit: int | None = None,
+        live: bool | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Yield log pages from ``cursor`` (the start when ``None``) on.
 
-        Without ``follow`` it stops at the end of what is written now. With ``follow`` it polls
-        (every ``poll`` s while output flows, slowing to ``max_poll`` s when idle) until the page
-        says ``finished``, or until ``stop(page)`` is true at the end of the output.
+        Without ``follow`` it stops at the end of what is written now. With ``follow`` it goes on
+        until the page says ``finished``, or until ``stop(page)`` is true at the end of the output.
+        While the job runs, new lines come over the live socket (:mod:`rota.logstream`) as they
+        are written; pages from it carry ``"live": true`` and no ``eof``. Where the socket is not
+        offered (``live=False``, ``ROTA_LIVE_LOGS=0``, a proxy without websockets) it polls: every
+        ``poll`` s while output flows, slowing to ``max_poll`` s when idle.
         """
+        if live is None:
+            live = os.environ.get("ROTA_LIVE_LOGS", "1").strip().lower() not in {"0", "no", "false", "off"}
+        live_log = self._live_log() if follow and live else None
+        misses = 0  # streams in a row that opened but brought nothing and did not end cleanly
         idle_since: float | None = None
         while True:
             page = self.logs(key, rank=rank, cursor=cursor, limit=limit)
@@ -354,9 +362,30 @@ class RotaClient:
                 continue
             if not follow or page.get("finished") or (stop is not None and stop(page)):
                 return
+            if live_log is not None and page.get("status") in logstream.LIVE_STATUSES and "chain_id" in page:
+                end, got = logstream.StreamEnd(), False
+                try:
+                    for data, after in live_log.stream(int(page["chain_id"]), rank, cursor, end):
+                        got, cursor = True, after
+                        yield {**page, "data": data, "cursor": cursor, "eof": False, "live": True}
+                except logstream.LiveLogUnavailable:
+                    live_log = None  # not offered here: poll from now on
+                    continue
+                misses = 0 if got or end.how != "closed" else misses + 1
+                if misses >= 3:
+                    live_log = None
+                if got or end.how != "closed":
+                    continue  # the next page says what happened and brings anything not yet read
             now = time.monotonic()
             idle_since = idle_since or now
             time.sleep(poll if now - idle_since < 10 else max_poll)
+
+    def _live_log(self) -> Any:
+        """The live log socket for this server, or ``None`` where it cannot be used."""
+        try:
+            return logstream.LiveLog(self.url, self.token)
+        except logstream.LiveLogUnavailable:
+            return None
 
     def log_search(self, key: str | int, query: str, **params: Any) -> dict[str, Any]:
         """Search the latest attempt's logs across ranks: matching lines and counts per rank."""

@@ -1,8 +1,8 @@
 /* Rota portal behaviour: small, dependency-free, progressive (every page works without it).
  *
  * - Live regions: an element with data-live-url is re-fetched (HTMX, outerHTML) when a realtime
- *   event it lists in data-live-events arrives (for the chains in data-live-chains, if given), on
- *   reconnect, and — while the websocket is not live or realtime.js is absent — every
+ *   event it lists in data-live-events arrives (for the chains in data-live-chains, if given), when
+ *   the websocket opens (the first time too: events before it reached nobody), and — while the websocket is not live or realtime.js is absent — every
  *   data-live-poll seconds while the tab is visible. A region the user is typing in waits.
  * - Toasts, copy buttons, confirmation dialogs, menus, theme and language switches (keeping the
  *   reader's place), relative times and running-time tickers, list selection and batch actions,
@@ -362,7 +362,12 @@
     onRealtimeEvent._reset = setTimeout(function () { pendingRows.clear(); }, 300);
   }
 
-  function refreshAll() { $$("[data-live-url]").forEach(refreshSoon); }
+  /** Re-fetch every live region once (an outer region brings its inner ones with it). */
+  function refreshAll() {
+    $$("[data-live-url]").forEach(function (el) {
+      if (!el.parentElement || !el.parentElement.closest("[data-live-url]")) refreshSoon(el);
+    });
+  }
 
   // Refresh what a focused input held back once the user leaves it.
   document.addEventListener("focusout", function () {
@@ -402,8 +407,9 @@
       Live.state = "";
       setLiveState("offline");
     } else {
-      rt.on("open", function () { setLiveState("live"); });
-      rt.on("reconnect", function () { refreshAll(); });
+      // Every open, the first too: what changed between rendering the page and the socket
+      // opening (a job that started meanwhile) sent its event to nobody.
+      rt.on("open", function () { setLiveState("live"); refreshAll(); });
       rt.on("close", function () { setLiveState(rt.state ? rt.state() : "offline"); });
       // The server ended the socket because the sign-in ended: say so (pages keep polling,
       // and the next one sends the user to the sign-in page).

@@ -122,7 +122,7 @@ def test_pip_install_client_into_a_fresh_virtualenv(tmp_path: Path) -> None:
     """``pip install ./client`` in a virtualenv with nothing else gives a working ``rota`` and ``rota.job``.
 
     Exactly what a user runs: pip builds the package (setuptools in an isolated build env) and
-    installs its three dependencies from the package index pip is configured with.
+    installs its four dependencies from the package index pip is configured with.
     """
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
@@ -144,8 +144,10 @@ def test_pip_install_client_into_a_fresh_virtualenv(tmp_path: Path) -> None:
     )
     assert help_text.returncode == 0, help_text.stderr
     assert "rota submit train.py" in help_text.stdout
+    # Everything imports, the websocket client too (LiveLog raises if it is missing).
+    code = "import rota, rota.job, rota.cli, rota.logstream as s; s.LiveLog('http://h', None); print(rota.__file__)"
     where = subprocess.run(
-        [str(python), "-c", "import rota, rota.job, rota.cli; print(rota.__file__)"],
+        [str(python), "-c", code],
         capture_output=True,
         text=True,
         env=env,
@@ -163,4 +165,4 @@ def test_rota_client_package_metadata() -> None:
     meta = tomllib.loads((CLIENT_DIR / "pyproject.toml").read_text())
     assert meta["project"]["name"] == "rota-client"
     assert meta["project"]["scripts"] == {"rota": "rota.cli:main"}
-    assert sorted(d.split(">")[0] for d in meta["project"]["dependencies"]) == ["click", "httpx", "rich"]
+    assert sorted(d.split(">")[0] for d in meta["project"]["dependencies"]) == ["click", "httpx", "rich", "websockets"]

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
+from apps.experiments import lifecycle
 from apps.launcher import logstore
 from apps.launcher.tailer import get_hub
 from tests.realtime.conftest import (
@@ -106,6 +107,49 @@ async def test_cli_socket_sends_the_tail_follows_and_ends_when_the_job_finishes(
     assert rest[-1] == {"type": "log.end", "chain": chain.pk, "rank": 0, "status": "succeeded"}
     assert await comm.receive_output() == {"type": "websocket.close", "code": 1000}
     await comm.disconnect()
+
+
+def hold(chain: Any) -> None:
+    """The owner suspends the running job; it stops; the chain is requeued held."""
+    from apps.experiments import services
+
+    services.experiment_suspend(actor=chain.owner, chain=chain)
+    assert lifecycle.attempt_mark_suspended(latest_attempt(chain).pk) is not None
+
+
+async def test_cli_socket_says_the_status_when_live_and_when_it_changes_after_the_lines_before_it(
+    ws_app, job, user, token_for, log_store
+):
+    chain, attempt_id = job
+    write(log_store, chain.pk, attempt_id, ["step 1"])
+    comm = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=await database_sync_to_async(token_for)(user))
+    assert (await comm.connect())[0]
+    await comm.send_json_to({})
+    first = await receive_until(comm, lambda m: bool(m) and m[-1]["type"] == "log.status")
+    assert contents(log_data(first)) == ["step 1"]
+    assert first[-1] == {"type": "log.status", "chain": chain.pk, "rank": 0, "status": "running"}
+
+    # The job writes its last lines and is suspended at once: the lines still come first.
+    write(log_store, chain.pk, attempt_id, ["saving checkpoint", "saved"])
+    await database_sync_to_async(hold)(chain)
+    rest = await receive_until(comm, lambda m: bool(m) and m[-1].get("status") == "held")
+    assert contents(log_data(rest)) == ["saving checkpoint", "saved"]
+    statuses = [m["status"] for m in rest if m["type"] == "log.status"]
+    assert statuses[-1] == "held" and set(statuses) <= {"suspending", "held"}
+    assert rest.index(next(m for m in rest if m["type"] == "log.status")) > max(
+        i for i, m in enumerate(rest) if m["type"] == "log.lines"
+    )
+    assert await comm.receive_nothing(0.3)  # held is not the end: a resumed job is followed on
+    await comm.disconnect()
+
+    # The page's socket has the chain's events for this; its log streams carry no status.
+    page = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await page.connect())[0]
+    await page.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "s"})
+    backlog = await receive_until(page, lambda m: line_count(m) >= 3)
+    assert await page.receive_nothing(0.3)
+    assert {m["type"] for m in backlog} == {"log.lines"}
+    await page.disconnect()
 
 
 async def test_a_finished_jobs_log_is_sent_whole_then_ends(ws_app, job, user, token_for, log_store):
