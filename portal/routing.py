@@ -14,10 +14,22 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 WEBSOCKET_ROUTE_MODULES: list[str] = ["apps.experiments.routing"]
 
 
+class NoSuchSocket:
+    """Any other websocket path: refused at the handshake (HTTP 403), not a server error."""
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        message = await receive()
+        if message["type"] == "websocket.connect":
+            await send({"type": "websocket.close", "code": 4404})
+
+
 def websocket_urlpatterns() -> list[Any]:
+    from django.urls import re_path
+
     patterns: list[Any] = []
     for module in WEBSOCKET_ROUTE_MODULES:
         patterns.extend(import_module(module).websocket_urlpatterns)
+    patterns.append(re_path(r"", NoSuchSocket()))
     return patterns
 
 

@@ -19,6 +19,13 @@ async def test_anonymous_is_refused(ws_app, path):
     assert await comm.receive_nothing()
 
 
+@pytest.mark.parametrize("path", ["/ws/nope/", "/ws/logs/x/0/", "/api/v1/me/"])
+async def test_an_unknown_socket_path_is_refused_not_an_error(ws_app, user, token_for, path):
+    comm = communicator(ws_app, path, token=await database_sync_to_async(token_for)(user))
+    assert await comm.connect() == (False, 4404)
+    assert await comm.receive_nothing()
+
+
 async def test_token_in_the_subprotocol_is_accepted_and_never_echoed(ws_app, user, token_for):
     token = await database_sync_to_async(token_for)(user)
     comm = communicator(ws_app, "/ws/events/", token=token, origin=None)
