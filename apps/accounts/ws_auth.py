@@ -135,6 +135,37 @@ def _session_problem(credential: Credential) -> str | None:
     return None
 
 
+def scope_language(scope: dict[str, Any]) -> str:
+    """The language to speak on this socket, picked as ``LocaleMiddleware`` picks it for a page:
+    the language cookie (set from the user's preference at sign-in), then ``Accept-Language``,
+    then ``LANGUAGE_CODE``."""
+    from django.utils.translation import get_supported_language_variant
+    from django.utils.translation.trans_real import parse_accept_lang_header
+
+    candidates: list[str] = []
+    cookie = (scope.get("cookies") or {}).get(settings.LANGUAGE_COOKIE_NAME)
+    if cookie:
+        candidates.append(str(cookie))
+    for name, value in scope.get("headers", []):
+        if name == b"accept-language":
+            candidates += [code for code, _quality in parse_accept_lang_header(value.decode("latin-1"))]
+    for code in candidates:
+        try:
+            return get_supported_language_variant(code)
+        except LookupError:
+            continue
+    return settings.LANGUAGE_CODE
+
+
+def credential_problem_text(scope: dict[str, Any], language: str) -> str | None:
+    """``credential_problem`` as text in ``language`` (database reads)."""
+    from django.utils import translation
+
+    with translation.override(language):
+        problem = credential_problem(scope)
+        return None if problem is None else str(problem)
+
+
 def credential_problem(scope: dict[str, Any]) -> str | None:
     """Why the socket's credential no longer holds, or ``None`` while it does (database reads)."""
     credential: Credential | None = scope.get("rota_auth")

@@ -66,7 +66,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
-from apps.accounts.ws_auth import PROTOCOL, credential_problem
+from apps.accounts.ws_auth import PROTOCOL, credential_problem_text, scope_language
 from apps.experiments.selectors import chains_visible_to
 from apps.launcher import tailer as tailing
 from apps.launcher.backends import get_log_store
@@ -286,10 +286,11 @@ class AuthWatch:
         return wait
 
     async def _watch(self) -> None:
+        language = scope_language(self.consumer.scope)  # the message is for the user to read
         while True:
             await asyncio.sleep(self._next_wait())
             try:
-                problem = await database_sync_to_async(credential_problem)(self.consumer.scope)
+                problem = await database_sync_to_async(credential_problem_text)(self.consumer.scope, language)
             except Exception:  # a database hiccup: keep the socket, check again later
                 logger.exception("could not re-check a websocket's credential")
                 continue

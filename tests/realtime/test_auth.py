@@ -176,6 +176,36 @@ async def test_signing_out_closes_the_browsers_socket_and_a_live_session_keeps_i
     await kept.disconnect()
 
 
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("; django_language=zh-hans", "你已退出登录。请重新登录以继续接收实时更新。"),
+        ("", "You were signed out. Sign in again to keep following live updates."),
+    ],
+)
+async def test_the_sign_out_message_is_in_the_browsers_language(
+    ws_app, quick_recheck, user, cookie_for, extra, expected
+):
+    from django.contrib.sessions.models import Session
+
+    cookie = await database_sync_to_async(cookie_for)(user)
+    comm = communicator(ws_app, "/ws/events/", cookie=cookie + extra)
+    assert (await comm.connect())[0]
+    key = cookie.split("=", 1)[1]
+    await database_sync_to_async(lambda: Session.objects.filter(session_key=key).delete())()
+    assert await closed_as_unauthenticated(comm) == expected
+
+
+async def test_the_socket_language_follows_the_cookie_then_accept_language():
+    from apps.accounts.ws_auth import scope_language
+
+    zh = [(b"accept-language", b"zh-CN,zh;q=0.9,en;q=0.8")]
+    assert scope_language({"cookies": {"django_language": "zh-hans"}, "headers": []}) == "zh-hans"
+    assert scope_language({"cookies": {"django_language": "en"}, "headers": zh}) == "en"
+    assert scope_language({"cookies": {}, "headers": zh}) == "zh-hans"
+    assert scope_language({"cookies": {"django_language": "klingon"}, "headers": [(b"accept-language", b"fr")]}) == "en"
+
+
 async def test_changing_the_password_ends_the_other_sessions_sockets(ws_app, quick_recheck, user, cookie_for):
     cookie = await database_sync_to_async(cookie_for)(user)
     comm = communicator(ws_app, "/ws/events/", cookie=cookie)
