@@ -245,12 +245,21 @@ def marker_exists(run_dir: Path, name: str) -> bool:
     return (run_dir / name).exists()
 
 
-def write_marker(run_dir: Path, name: str) -> None:
-    """Create a marker (keeping the first one's timestamp if it exists)."""
+def marker_note(run_dir: Path, name: str) -> str:
+    """The note a marker was written with ("" if none, or if it is gone)."""
+    try:
+        lines = (run_dir / name).read_text().splitlines()
+    except OSError:
+        return ""
+    return lines[1].strip() if len(lines) > 1 else ""
+
+
+def write_marker(run_dir: Path, name: str, *, note: str = "") -> None:
+    """Create a marker: its time, and ``note`` on a second line (the first writer's are kept)."""
     with contextlib.suppress(FileExistsError):
         fd = os.open(run_dir / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
-            os.write(fd, f"{time.time():.6f}\n".encode())
+            os.write(fd, f"{time.time():.6f}\n{note}\n".encode())
         finally:
             os.close(fd)
 
@@ -525,7 +534,8 @@ class Supervisor:
 
     def _platform_request(self) -> str:
         if marker_exists(self.run_dir, STOP_MARKER):
-            return "stop"
+            # A kill that ends a suspend (the job was ready, or its grace ran out) says so.
+            return "suspend" if marker_note(self.run_dir, STOP_MARKER) == "suspend" else "stop"
         if marker_exists(self.run_dir, SUSPEND_MARKER):
             return "suspend"
         return ""

@@ -317,7 +317,7 @@ class Reconciler:
             return
         grace_end = (attempt.suspend_requested_at or self.now) + timedelta(seconds=self.conf["GRACE_SECONDS"])
         if attempt.suspend_state == SuspendState.READY or self.now >= grace_end:
-            self.backend.stop(attempt.pk)
+            self.backend.stop(attempt.pk, reason="suspend")
             self.result.killed.append(attempt.pk)
         else:
             self.backend.signal_suspend(attempt.pk)

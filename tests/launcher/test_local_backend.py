@@ -530,6 +530,18 @@ def test_a_job_ignoring_sigterm_keeps_running_until_stop_kills_it(harness: Harne
         assert (o.phase, o.exit_code, o.message) == (RankPhase.KILLED, 137, "killed by SIGKILL (stop)")
 
 
+def test_a_kill_that_ends_a_suspend_says_suspend_in_the_log(harness: Harness) -> None:
+    entry = harness.script("stubborn.sh", "trap '' TERM\necho ready\nwhile true; do sleep 0.02; done\n")
+    harness.backend.start(harness.spec(24, entry))
+    harness.wait_log(24, "ready")
+    harness.backend.signal_suspend(24)
+    harness.backend.stop(24, reason="suspend")  # its grace period ran out
+    harness.backend.stop(24)  # a stop after that does not rewrite why it was killed
+    obs = harness.wait_final(24)[0]
+    assert (obs.phase, obs.exit_code, obs.message) == (RankPhase.KILLED, 137, "killed by SIGKILL (suspend)")
+    assert harness.log(24)[-1] == "[rota] killed by SIGKILL (suspend)"
+
+
 def test_a_rank_asked_to_suspend_before_it_started_never_runs(harness: Harness) -> None:
     entry = harness.script("count.sh", COUNTING_JOB)
     run_dir = harness.backend.run_dir(23)

@@ -582,6 +582,23 @@ def test_stop_after_suspend_shortens_the_grace(kube: KubeServer, make_backend: M
     assert service["metadata"]["annotations"] == {"rota.dev/stop-reason": "stop"}
 
 
+def test_a_kill_that_ends_a_suspend_deletes_at_once_and_still_says_suspend(
+    kube: KubeServer, make_backend: MakeBackend, core: Any
+) -> None:
+    backend = make_backend()
+    backend.start(make_spec(ranks=1))
+    set_pod_status(core, "rota-7-0", running())
+    backend.stop(7, reason="suspend")  # the job said it was ready (go_suspend), or its grace ran out
+    assert [(r.name, r.params) for r in kube.requests(method="DELETE")] == [("rota-7-0", {"gracePeriodSeconds": "0"})]
+    service = kube.get("v1/services", NAMESPACE, "rota-7")
+    assert service is not None
+    assert service["metadata"]["annotations"] == {"rota.dev/stop-reason": "suspend"}
+    backend.stop(7)  # a stop after it wins
+    service = kube.get("v1/services", NAMESPACE, "rota-7")
+    assert service is not None
+    assert service["metadata"]["annotations"] == {"rota.dev/stop-reason": "stop"}
+
+
 def test_killed_is_read_from_the_annotation_after_a_restart(make_backend: MakeBackend, core: Any) -> None:
     make_backend().start(make_spec(ranks=3))
     for rank in (0, 1):

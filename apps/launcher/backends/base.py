@@ -120,8 +120,12 @@ class Backend(abc.ABC):
         """Deliver the suspend notice (SIGTERM) to every rank still running. Repeats are harmless."""
 
     @abc.abstractmethod
-    def stop(self, attempt_id: int) -> None:
-        """Kill every rank of the attempt at once (SIGKILL / delete with grace 0)."""
+    def stop(self, attempt_id: int, *, reason: str = "stop") -> None:
+        """Kill every rank of the attempt at once (SIGKILL / delete with grace 0).
+
+        ``reason`` is ``"stop"``, or ``"suspend"`` when the kill ends a suspend (the job said it
+        was ready, or its grace period ran out); backends that can, say it in the rank's last log
+        line. A stop is never turned back into a suspend."""
 
     @abc.abstractmethod
     def observe(self, attempt_id: int) -> dict[int, RankObservation]:

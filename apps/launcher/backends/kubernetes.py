@@ -1070,8 +1070,9 @@ class KubernetesBackend(Backend):
             raise ValueError("grace_seconds must be >= 0")
         self._terminate(attempt_id, "suspend", grace)
 
-    def stop(self, attempt_id: int) -> None:
-        self._terminate(attempt_id, "stop", 0)
+    def stop(self, attempt_id: int, *, reason: str = "stop") -> None:
+        # Deleted at once either way; a kill that ends a suspend keeps saying "suspend".
+        self._terminate(attempt_id, "suspend" if reason == "suspend" else "stop", 0)
 
     def _terminate(self, attempt_id: int, reason: str, grace: int) -> None:
         with self._lock:

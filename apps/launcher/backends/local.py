@@ -168,12 +168,12 @@ class LocalBackend(Backend):
         write_marker(run_dir, SUSPEND_MARKER)
         self._signal_all(run_dir, signal.SIGTERM)
 
-    def stop(self, attempt_id: int) -> None:
-        """Write the ``stop`` marker, then SIGKILL each live rank's process group."""
+    def stop(self, attempt_id: int, *, reason: str = "stop") -> None:
+        """Write the ``stop`` marker (holding ``reason``), then SIGKILL each live rank's process group."""
         run_dir = self.run_dir(attempt_id)
         if not run_dir.is_dir():
             return
-        write_marker(run_dir, STOP_MARKER)
+        write_marker(run_dir, STOP_MARKER, note="suspend" if reason == "suspend" else "stop")
         self._signal_all(run_dir, signal.SIGKILL)
 
     def observe(self, attempt_id: int) -> dict[int, RankObservation]:
