@@ -55,8 +55,24 @@ def sources_of(target: str) -> list[str]:
     return [source for source, targets in TRANSITIONS.items() if target in targets]
 
 
+def lock_chain_of(attempt_id: int) -> None:
+    """Inside a transaction, lock the attempt's chain row (``SELECT … FOR UPDATE``).
+
+    The lock order everywhere is the chain, then its attempts: services lock the chain to check
+    its state before they change an attempt, and every other path that changes an attempt (and
+    then recomputes the chain) must do the same, or a user's stop and a launcher pass could each
+    hold one row and wait for the other (a deadlock PostgreSQL breaks by failing one of them).
+    Outside a transaction an update is its own transaction, holding nothing else: no lock needed.
+    """
+    if transaction.get_connection().in_atomic_block:
+        list(Chain.objects.select_for_update(of=("self",)).filter(attempts__pk=attempt_id).values_list("pk"))
+
+
 def transition(attempt_id: int, target: str, *, only_from: list[str] | None = None, **fields: Any) -> bool:
-    """Move one attempt to ``target`` if it is in a state that allows it. True if it moved."""
+    """Move one attempt to ``target`` if it is in a state that allows it. True if it moved.
+
+    Locks the chain first (``lock_chain_of``)."""
+    lock_chain_of(attempt_id)
     allowed = sources_of(target)
     if only_from is not None:
         allowed = [s for s in allowed if s in only_from]
@@ -390,7 +406,9 @@ def attempt_go_suspend(attempt_id: int, rank: int | None = None) -> bool:
     now = timezone.now()
     with transaction.atomic():
         # Ranks call this at the same moment: lock the attempt so the "is every rank ready?"
-        # check sees the other ranks' answers (no write skew under READ COMMITTED).
+        # check sees the other ranks' answers (no write skew under READ COMMITTED); its chain
+        # first, as everywhere (``lock_chain_of``).
+        lock_chain_of(attempt_id)
         if not Attempt.objects.select_for_update().filter(pk=attempt_id).exists():
             return False
         if rank is not None:

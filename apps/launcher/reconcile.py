@@ -361,6 +361,7 @@ class Reconciler:
 
     def _requeue(self, attempt: Attempt, reason: str, message: str = "") -> None:
         with transaction.atomic():
+            lifecycle.lock_chain_of(attempt.pk)  # chain before attempt, as everywhere
             if message:
                 Attempt.objects.filter(pk=attempt.pk).update(failure_message=message[:500])
             nxt = lifecycle.attempt_mark_suspended(attempt.pk, reason=reason)

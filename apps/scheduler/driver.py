@@ -242,6 +242,7 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
     touched_chains: set[int] = set()
 
     for demotion in plan.demotions:
+        lifecycle.lock_chain_of(demotion.attempt_id)  # chain before attempt, as everywhere
         if Attempt.objects.filter(pk=demotion.attempt_id, queue_status=QueueStatus.SCHEDULED).update(
             effective_priority=demotion.new_priority
         ):
