@@ -213,6 +213,22 @@ class Platform:
         return get_backend()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_database_sessions(django_db_setup, django_db_blocker):
+    """Before the test database is dropped, end the sessions worker threads left open (the test
+    server's and Channels' thread pools keep theirs), or PostgreSQL refuses to drop it."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
 @pytest.fixture(scope="session")
 def _asgi_server(django_db_setup, django_db_blocker):
     """One uvicorn thread per test process serving the ASGI application (see tests/asgi_server.py)."""
