@@ -12,7 +12,9 @@ checkpoints, suspend acknowledgement) is at the bottom.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -55,6 +57,31 @@ def sources_of(target: str) -> list[str]:
     return [source for source, targets in TRANSITIONS.items() if target in targets]
 
 
+_CHAINS_LOCKED_FOR: ContextVar[frozenset[int]] = ContextVar("chains_locked_for", default=frozenset())
+"""Attempts whose chains the current transaction already locked in bulk (``chains_locked``)."""
+
+
+@contextmanager
+def chains_locked(chain_of: dict[int, int]) -> Iterator[None]:
+    """Lock the chains of many attempts at once (one query, in id order), for a caller that is
+    about to change them all in this transaction (the scheduler's pass): ``lock_chain_of`` then
+    skips them. ``chain_of`` maps attempt id → chain id."""
+    if not chain_of:
+        yield
+        return
+    list(
+        Chain.objects.select_for_update(of=("self",))
+        .filter(pk__in=sorted(set(chain_of.values())))
+        .order_by("pk")
+        .values_list("pk")
+    )
+    token = _CHAINS_LOCKED_FOR.set(_CHAINS_LOCKED_FOR.get() | frozenset(chain_of))
+    try:
+        yield
+    finally:
+        _CHAINS_LOCKED_FOR.reset(token)
+
+
 def lock_chain_of(attempt_id: int) -> None:
     """Inside a transaction, lock the attempt's chain row (``SELECT … FOR UPDATE``).
 
@@ -64,7 +91,7 @@ def lock_chain_of(attempt_id: int) -> None:
     hold one row and wait for the other (a deadlock PostgreSQL breaks by failing one of them).
     Outside a transaction an update is its own transaction, holding nothing else: no lock needed.
     """
-    if transaction.get_connection().in_atomic_block:
+    if attempt_id not in _CHAINS_LOCKED_FOR.get() and transaction.get_connection().in_atomic_block:
         list(Chain.objects.select_for_update(of=("self",)).filter(attempts__pk=attempt_id).values_list("pk"))
 
 

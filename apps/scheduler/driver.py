@@ -241,42 +241,46 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
     result = PassResult()
     touched_chains: set[int] = set()
 
-    for demotion in plan.demotions:
-        lifecycle.lock_chain_of(demotion.attempt_id)  # chain before attempt, as everywhere
-        if Attempt.objects.filter(pk=demotion.attempt_id, queue_status=QueueStatus.SCHEDULED).update(
-            effective_priority=demotion.new_priority
-        ):
-            result.demoted.append(demotion.attempt_id)
+    # Chains before attempts, as everywhere (``lifecycle.lock_chain_of``): every chain this pass
+    # changes is locked up front in one query, in id order.
+    decided = [d.attempt_id for d in plan.demotions] + [s.attempt_id for s in plan.suspends]
+    decided += [s.attempt_id for s in plan.starts]
+    with lifecycle.chains_locked({a: loaded.chain_of[a] for a in decided}):
+        for demotion in plan.demotions:
+            if Attempt.objects.filter(pk=demotion.attempt_id, queue_status=QueueStatus.SCHEDULED).update(
+                effective_priority=demotion.new_priority
+            ):
+                result.demoted.append(demotion.attempt_id)
 
-    for suspend in plan.suspends:
-        if lifecycle.attempt_request_suspend(
-            suspend.attempt_id,
-            reason=_SUSPEND_REASONS[suspend.reason],
-            beneficiary=suspend.beneficiary_attempt_id,
-            now=now,
-        ):
-            result.suspended.append(suspend.attempt_id)
-            touched_chains.add(loaded.chain_of[suspend.attempt_id])
+        for suspend in plan.suspends:
+            if lifecycle.attempt_request_suspend(
+                suspend.attempt_id,
+                reason=_SUSPEND_REASONS[suspend.reason],
+                beneficiary=suspend.beneficiary_attempt_id,
+                now=now,
+            ):
+                result.suspended.append(suspend.attempt_id)
+                touched_chains.add(loaded.chain_of[suspend.attempt_id])
 
-    for start in plan.starts:
-        try:
-            with transaction.atomic():
-                ok = lifecycle.attempt_start(
-                    start.attempt_id,
-                    priority=start.priority,
-                    quota_priority=start.priority,
-                    node_ids=[loaded.node_ids[n] for n in start.nodes],
-                )
-                if not ok:
-                    result.skipped_starts.append(start.attempt_id)
-                    continue
-        except IntegrityError:
-            # Another pass (or a forced concurrent one) booked one of these nodes first.
-            logger.warning("start of attempt %s skipped: a node was already held", start.attempt_id)
-            result.skipped_starts.append(start.attempt_id)
-            continue
-        result.started.append(start.attempt_id)
-        touched_chains.add(loaded.chain_of[start.attempt_id])
+        for start in plan.starts:
+            try:
+                with transaction.atomic():
+                    ok = lifecycle.attempt_start(
+                        start.attempt_id,
+                        priority=start.priority,
+                        quota_priority=start.priority,
+                        node_ids=[loaded.node_ids[n] for n in start.nodes],
+                    )
+                    if not ok:
+                        result.skipped_starts.append(start.attempt_id)
+                        continue
+            except IntegrityError:
+                # Another pass (or a forced concurrent one) booked one of these nodes first.
+                logger.warning("start of attempt %s skipped: a node was already held", start.attempt_id)
+                result.skipped_starts.append(start.attempt_id)
+                continue
+            result.started.append(start.attempt_id)
+            touched_chains.add(loaded.chain_of[start.attempt_id])
 
     infeasible_ids = {item.attempt_id for item in plan.infeasible}
     changed: list[tuple[int, tuple[str, str, int | None, list[Any], bool, str]]] = []
