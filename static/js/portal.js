@@ -324,16 +324,42 @@
     return false;
   }
 
+  /** The region as it is in the page now: a refresh replaces the element (outerHTML). */
+  function current(el) {
+    if (!el) return null;
+    if (document.body.contains(el)) return el;
+    return el.id ? document.getElementById(el.id) : null;
+  }
+
+  // One refresh per region at a time; a change that arrives meanwhile asks for one more after it
+  // (else the answer in flight, rendered before the change, would be the last word).
+  var inFlight = Object.create(null);
+
   function refresh(el) {
-    if (!el || !document.body.contains(el) || !window.htmx) return;
+    el = current(el);
+    if (!el || !window.htmx) return;
     if (busy(el)) { el._deferred = true; return; }
     el._deferred = false;
     clearTimeout(el._debounce);
+    var key = el.id || "";
+    if (key && inFlight[key]) { inFlight[key] = "again"; return; }
+    if (key) inFlight[key] = true;
     Live.lastPoll.set(el, Date.now());
     var url = el.getAttribute("data-live-url") || location.pathname + location.search;
-    window.htmx.ajax("GET", url, { target: el, swap: "outerHTML", headers: { "X-Rota-Background": "1" } });
+    function done() {
+      var again = key && inFlight[key] === "again";
+      if (key) delete inFlight[key];
+      if (again) refreshSoon(current(el));
+    }
+    // The region is the request's source too: htmx keeps one request slot per source element,
+    // and with the body as source the regions' refreshes would replace each other in its queue.
+    var sent = window.htmx.ajax("GET", url, {
+      source: el, target: el, swap: "outerHTML", headers: { "X-Rota-Background": "1" },
+    });
+    if (sent && typeof sent.then === "function") sent.then(done, done); else done();
   }
   function refreshSoon(el) {
+    if (!el) return;
     clearTimeout(el._debounce);
     el._debounce = setTimeout(function () { refresh(el); }, 250);
   }
