@@ -175,7 +175,23 @@ TEMPLATES = [
 # --- data ---------------------------------------------------------------------------------------
 
 if PRODUCTION:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    # Django's psycopg connection pool, bounded, instead of persistent per-thread connections: under
+    # ASGI every request runs in a thread of its own, and CONN_MAX_AGE kept one connection per thread
+    # open long after the thread was gone (20 clients drove one daphne to 62 connections and PostgreSQL
+    # refused everyone). A request now borrows a connection and returns it when it ends; when all are
+    # busy it waits up to ROTA_DB_POOL_TIMEOUT seconds. Every process (daphne, rota_worker, each qcluster
+    # worker) has its own pool: size them so their sum stays below PostgreSQL's max_connections.
+    DB_POOL_MIN_SIZE = env_int("ROTA_DB_POOL_MIN_SIZE", 2)
+    DB_POOL_MAX_SIZE = env_int("ROTA_DB_POOL_MAX_SIZE", 20)
+    if not 1 <= DB_POOL_MIN_SIZE <= DB_POOL_MAX_SIZE:
+        raise ImproperlyConfigured("ROTA_DB_POOL_MIN_SIZE must be at least 1 and at most ROTA_DB_POOL_MAX_SIZE")
+    # Health checks make the pool replace a connection PostgreSQL dropped instead of handing it out.
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0, conn_health_checks=True)}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": DB_POOL_MIN_SIZE,
+        "max_size": DB_POOL_MAX_SIZE,
+        "timeout": env_float("ROTA_DB_POOL_TIMEOUT", 20.0),
+    }
 else:
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
@@ -287,6 +303,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.permissions.IsActiveUser"],
+    # A JSON body is one object, nested a bounded number of levels (apps/core/api/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.core.api.parsers.JSONObjectParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.api.pagination.PageNumberPagination",
     "PAGE_SIZE": 25,
@@ -347,6 +369,8 @@ ROTA_LAUNCHER = {
     "DEFAULT_WATCHDOG_SECONDS": env_float("ROTA_DEFAULT_WATCHDOG_SECONDS", 1800.0),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_LAUNCHER_PASS_INTERVAL_SECONDS", 1.0 if PRODUCTION else 0.25),
     "LOG_LINE_MAX_BYTES": env_int("ROTA_LOG_LINE_MAX_BYTES", 4096),
+    # A log search stops with a 400 after this long (RE2 keeps each line linear; huge logs are not).
+    "LOG_SEARCH_SECONDS": env_float("ROTA_LOG_SEARCH_SECONDS", 10.0),
     "MASTER_PORT": env_int("ROTA_MASTER_PORT", 29500),
 }
 

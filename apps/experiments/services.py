@@ -42,6 +42,8 @@ RESERVED_ENV = re.compile(
 )
 EXTERNAL_PRIORITIES = frozenset({Priority.AUTO, Priority.BELOW_NORMAL, Priority.LOW})
 PRIORITY_UPDATE_INTERVAL = timedelta(seconds=10)
+MAX_WATCHDOG_SECONDS = 30 * 86400
+BIGINT_RANGE = range(-(2**63), 2**63)  # the database's BigIntegerField
 
 
 def _fail(field: str, message: str) -> ApplicationError:
@@ -172,8 +174,16 @@ def experiment_submit(
         raise _fail("environment", _("Unknown environment %(e)r.") % {"e": env_name})
     if not quota.may_use_environment(env_name) and not user.is_platform_admin:
         raise _fail("environment", _("You may not use the environment %(e)r.") % {"e": env_name})
-    if watchdog_seconds is not None and (not isinstance(watchdog_seconds, int) or watchdog_seconds < 60):
-        raise _fail("watchdog_seconds", _("The watchdog time must be at least 60 seconds."))
+    if watchdog_seconds is not None and (
+        not isinstance(watchdog_seconds, int) or not 60 <= watchdog_seconds <= MAX_WATCHDOG_SECONDS
+    ):
+        raise _fail("watchdog_seconds", _("The watchdog time must be between 60 seconds and 30 days."))
+    if (
+        isinstance(whole_life_state, bool)
+        or not isinstance(whole_life_state, int)
+        or whole_life_state not in BIGINT_RANGE
+    ):
+        raise _fail("whole_life_state", _("The whole-life state must be a 64-bit signed integer."))
     unfinished = Chain.objects.filter(owner=user, finished=False).count()
     if unfinished >= settings.ROTA_MAX_UNFINISHED_CHAINS_PER_USER:
         raise ApplicationError(

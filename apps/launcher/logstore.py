@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, cast
 
 TIMESTAMP_FORMAT = "[%Y-%m-%d %H:%M:%S.%f] "
 """``strftime`` format of the line prefix (UTC)."""
@@ -54,6 +54,8 @@ _TIMESTAMP_RE = re.compile(r"\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}\] ")
 _RANK_FILE_RE = re.compile(r"rank-(\d{1,6})\.log")
 _MTIME_TOUCH_INTERVAL = 1.0
 _MAX_PATTERN_LEN = 1000
+_MAX_PATTERN_MEMORY = 8 << 20  # RE2's compiled-program budget; a pattern needing more is refused
+_DEADLINE_CHECK_LINES = 256
 _FILE_MODE = 0o640
 _DIR_MODE = 0o750
 
@@ -512,23 +514,33 @@ class LogStore:
         regex: bool = False,
         case_sensitive: bool = False,
         max_matches: int = 200,
+        time_budget: float | None = None,
     ) -> SearchResult:
         """Lines of an attempt's logs matching ``pattern`` (a substring, or a regex).
 
-        The pattern is matched against each line's content (after the timestamp). Files are
-        streamed line by line; every match is counted per rank, at most ``max_matches`` lines are
-        returned. Raises ``ValueError`` for an empty or invalid pattern, or a regex with nested
-        unbounded repetition (``(a+)+``), which can take exponential time."""
+        The pattern is matched against each line's content (after the timestamp) in time linear in
+        the line (RE2, see ``compile_search_pattern``). Files are streamed line by line; every match
+        is counted per rank, at most ``max_matches`` lines are returned. Raises ``ValueError`` for an
+        empty or invalid pattern, and ``SearchTimeout`` once the search has run ``time_budget``
+        seconds (huge logs), so one search cannot occupy a server worker for long."""
         compiled = compile_search_pattern(pattern, regex=regex, case_sensitive=case_sensitive)
+        deadline = None if time_budget is None else time.monotonic() + time_budget
         rank_list = list(ranks) if ranks is not None else self.ranks(chain_id, attempt_id)
         examined_max = self.line_max_bytes + 64  # content cap + marker; stored lines fit within
         counts: dict[int, int] = {}
         matches: list[Match] = []
         truncated = False
+        examined = 0
         for rank in rank_list:
             path = self.path(chain_id, attempt_id, rank)
             count = 0
             for line_no, offset, text in _iter_lines(path, TIMESTAMP_LEN + examined_max):
+                examined += 1
+                if deadline is not None and examined % _DEADLINE_CHECK_LINES == 1 and time.monotonic() > deadline:
+                    raise SearchTimeout(
+                        f"the search was stopped after {time_budget:g} s (at rank {rank}, line {line_no}):"
+                        " use a more specific pattern, or download the log and search it locally"
+                    )
                 _, content = split_timestamp(text)
                 if compiled.search(content) is None:
                     continue
@@ -567,63 +579,41 @@ def _iter_lines(path: Path, max_len: int) -> Iterator[tuple[int, int, str]]:
             yield line_no, line_offset, raw.rstrip(b"\n").decode("utf-8", errors="replace")
 
 
-def compile_search_pattern(pattern: str, *, regex: bool, case_sensitive: bool) -> re.Pattern[str]:
-    """Compile a user's search pattern, raising ``ValueError`` with a message a user can act on."""
+class SearchPattern(Protocol):
+    """A compiled search pattern (a ``re2`` regular expression)."""
+
+    def search(self, text: str) -> object | None: ...
+
+
+class SearchTimeout(ValueError):
+    """A search ran past its time budget and was stopped (a ``ValueError``: the caller's request was
+    too broad, and the message says how to narrow it)."""
+
+
+def compile_search_pattern(pattern: str, *, regex: bool, case_sensitive: bool) -> SearchPattern:
+    """Compile a user's search pattern, raising ``ValueError`` with a message a user can act on.
+
+    Patterns are compiled by RE2 (``google-re2``), whose matching time is linear in the length of the
+    line whatever the pattern: no pattern (``(a|a)*b``, ``(a+)+``) can make a search backtrack for
+    ever and hold the interpreter. RE2 has no backreferences or lookaround; such a pattern is refused
+    with RE2's own explanation. A plain (non-regex) pattern is matched literally."""
+    import re2  # imported here: the rank supervisor imports this module and never searches
+
     if not pattern:
         raise ValueError("empty search pattern")
     if len(pattern) > _MAX_PATTERN_LEN:
         raise ValueError(f"search pattern too long (at most {_MAX_PATTERN_LEN} characters)")
-    flags = 0 if case_sensitive else re.IGNORECASE
-    if not regex:
-        return re.compile(re.escape(pattern), flags)
+    options = re2.Options()
+    options.case_sensitive = case_sensitive
+    options.literal = not regex
+    options.max_mem = _MAX_PATTERN_MEMORY
+    options.log_errors = False
     try:
-        compiled = re.compile(pattern, flags)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
-    if _has_nested_unbounded_repeat(pattern, flags):
+        return cast(SearchPattern, re2.compile(pattern, options))
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", errors="replace")
         raise ValueError(
-            "regular expression rejected: a repeated group that itself repeats without bound, like (a+)+,"
-            " can take exponential time; simplify the pattern"
-        )
-    return compiled
-
-
-def _has_nested_unbounded_repeat(pattern: str, flags: int) -> bool:
-    """True if an unbounded repeat (``*``, ``+``, ``{n,}``) contains another one (star height > 1).
-
-    Uses the stdlib's regex parser; if its internals are unavailable the check is skipped."""
-    try:
-        from re import _constants as c  # type: ignore[attr-defined]
-        from re import _parser as p  # type: ignore[attr-defined]
-
-        tree = p.parse(pattern, flags)
-    except Exception:  # an internal API: degrade to no check
-        return False
-    repeats = {c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", c.MAX_REPEAT)}
-
-    def subpatterns(op: object, av: object) -> list[object]:
-        if op in repeats:
-            return [av[2]]  # type: ignore[index]
-        if op is c.SUBPATTERN:
-            return [av[3]]  # type: ignore[index]
-        if op is c.BRANCH:
-            return list(av[1])  # type: ignore[index]
-        if op in (c.ASSERT, c.ASSERT_NOT):
-            return [av[1]]  # type: ignore[index]
-        if op is c.GROUPREF_EXISTS:
-            return [x for x in av[1:] if x is not None]  # type: ignore[index]
-        if op is getattr(c, "ATOMIC_GROUP", None):
-            return [av]
-        return []
-
-    def walk(seq: object, inside_unbounded: bool) -> bool:
-        for op, av in seq:  # type: ignore[attr-defined]
-            unbounded = op in repeats and av[2] is not None and av[1] == c.MAXREPEAT  # type: ignore[index]
-            if unbounded and inside_unbounded:
-                return True
-            for sub in subpatterns(op, av):
-                if walk(sub, inside_unbounded or unbounded):
-                    return True
-        return False
-
-    return walk(tree, False)
+            f"invalid regular expression: {reason} (the search supports RE2 syntax: no backreferences or lookaround)"
+        ) from None

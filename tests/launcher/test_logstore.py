@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import BinaryIO
@@ -17,6 +20,7 @@ from apps.launcher.logstore import (
     LogChunk,
     LogStore,
     LogWriter,
+    SearchTimeout,
     format_timestamp,
     split_timestamp,
 )
@@ -418,10 +422,45 @@ def test_search_bad_regex_raises_a_clear_value_error(searchable: LogStore) -> No
         searchable.search(CHAIN, 5, None, "")
 
 
-@pytest.mark.parametrize("pattern", ["(a+)+$", "(x*)*y", r"(?:\w+\s?)+$"])
-def test_search_rejects_catastrophic_nested_repetition(searchable: LogStore, pattern: str) -> None:
-    with pytest.raises(ValueError, match="exponential"):
+@pytest.mark.parametrize(
+    ("pattern", "counts"),
+    [("(a|a)*b", {0: 0, 1: 1}), ("(a+)+$", {0: 1, 1: 0}), ("(x*)*y", {0: 0, 1: 0}), (r"(?:\w+\s?)+$", {0: 1, 1: 1})],
+)
+def test_search_is_linear_time_for_patterns_that_backtrack_exponentially(tmp_path: Path, pattern, counts) -> None:
+    """With a backtracking engine each of these takes 2^40 steps on 40 ``a``s and holds the
+    interpreter: the search runs in a child process so that the old engine fails this test
+    (by timing out) instead of freezing the suite."""
+    script = (
+        "import json, sys\n"
+        "from apps.launcher.logstore import LogStore\n"
+        f"store = LogStore({str(tmp_path)!r})\n"
+        f"store.append_lines({CHAIN!r}, 1, 0, ['a' * 40])\n"
+        f"store.append_lines({CHAIN!r}, 1, 1, ['a' * 40 + 'b'])\n"
+        f"print(json.dumps(store.search({CHAIN!r}, 1, None, sys.argv[1], regex=True).counts))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script, pattern], cwd=root, capture_output=True, text=True, timeout=60
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"searching for {pattern!r} did not finish: the regex engine backtracks")
+    assert done.returncode == 0, done.stderr
+    assert {int(k): v for k, v in json.loads(done.stdout).items()} == counts
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"), [(r"(a)\1", "invalid escape sequence"), ("(?<=a)b", "invalid perl operator")]
+)
+def test_search_refuses_what_re2_cannot_match_in_linear_time(searchable: LogStore, pattern, reason) -> None:
+    with pytest.raises(ValueError, match=f"invalid regular expression: .*{reason}.*RE2 syntax"):
         searchable.search(CHAIN, 5, None, pattern, regex=True)
+
+
+def test_search_stops_with_a_clear_error_once_past_its_time_budget(searchable: LogStore) -> None:
+    with pytest.raises(SearchTimeout, match=r"stopped after 0 s \(at rank 0, line 1\): use a more specific pattern"):
+        searchable.search(CHAIN, 5, None, "error", time_budget=0.0)
+    assert searchable.search(CHAIN, 5, None, "error", time_budget=60.0).counts == {0: 2, 1: 0, 2: 5}
 
 
 def test_search_missing_rank_counts_zero(searchable: LogStore) -> None:

@@ -20,8 +20,10 @@ from apps.core.errors import ApplicationError, Conflict, NotFound
 from apps.experiments import lifecycle
 from apps.experiments.choices import QueueStatus, WorkerStatus
 from apps.experiments.models import Attempt, MetricPoint
+from apps.experiments.services import MAX_WATCHDOG_SECONDS
 
 MAX_METRICS_PER_CALL = 100
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1  # the database's BigIntegerField range
 
 
 def attempt_of(request: AuthedRequest) -> Attempt:
@@ -43,15 +45,15 @@ class _RuntimeView(APIView):
 
 
 class StateSerializer(serializers.Serializer):
-    whole_life_state = serializers.IntegerField()
+    whole_life_state = serializers.IntegerField(min_value=BIGINT_MIN, max_value=BIGINT_MAX)
 
 
 class WatchdogSerializer(serializers.Serializer):
-    seconds = serializers.IntegerField(min_value=60, max_value=30 * 86400)
+    seconds = serializers.IntegerField(min_value=60, max_value=MAX_WATCHDOG_SECONDS)
 
 
 class MetricsSerializer(serializers.Serializer):
-    step = serializers.IntegerField(min_value=0)
+    step = serializers.IntegerField(min_value=0, max_value=BIGINT_MAX)
     values = serializers.DictField(child=serializers.FloatField(), allow_empty=False)
 
     def validate_values(self, values: dict[str, float]) -> dict[str, float]:
@@ -60,6 +62,8 @@ class MetricsSerializer(serializers.Serializer):
         bad = [k for k in values if not (1 <= len(k) <= 64)]
         if bad:
             raise serializers.ValidationError("Metric names must be 1–64 characters.")
+        if any(not k.isprintable() for k in values):
+            raise serializers.ValidationError("Metric names must be printable: no NUL or other control characters.")
         return values
 
 

@@ -9,6 +9,7 @@ from apps.core.priorities import Priority
 from apps.experiments.choices import EntrypointKind
 from apps.experiments.models import Attempt, Chain, Rank
 from apps.experiments.selectors import attempt_runtime_seconds
+from apps.experiments.services import MAX_WATCHDOG_SECONDS
 from apps.quotas.api.serializers import PriorityField
 
 
@@ -174,12 +175,14 @@ class SubmitSerializer(serializers.Serializer):
     parameters = serializers.ListField(child=serializers.CharField(allow_blank=True), default=list)
     env_vars = serializers.DictField(child=serializers.CharField(allow_blank=True), default=dict)
     group = serializers.CharField(max_length=64)
-    nodes = serializers.IntegerField(min_value=1, default=1)
+    nodes = serializers.IntegerField(min_value=1, max_value=100_000, default=1)
     priority = PriorityField(default=Priority.AUTO)
     environment = serializers.CharField(required=False, allow_null=True, default=None)
     tags = serializers.ListField(child=serializers.CharField(), default=list)
-    watchdog_seconds = serializers.IntegerField(required=False, allow_null=True, default=None)
-    whole_life_state = serializers.IntegerField(default=0)
+    watchdog_seconds = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=60, max_value=MAX_WATCHDOG_SECONDS
+    )
+    whole_life_state = serializers.IntegerField(default=0, min_value=-(2**63), max_value=2**63 - 1)
     custom_rank = serializers.FloatField(required=False, allow_null=True, default=None)
     shared_with_team = serializers.BooleanField(default=False)
     notes = serializers.CharField(required=False, allow_blank=True, default="")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -15,7 +16,7 @@ from apps.core.errors import ApplicationError, NotFound
 from apps.experiments.models import Attempt, Chain, MetricPoint
 from apps.experiments.selectors import chain_get
 from apps.launcher.backends import get_log_store
-from apps.launcher.logstore import ChainCursor
+from apps.launcher.logstore import ChainCursor, SearchTimeout
 
 MAX_LIMIT = 1024 * 1024
 KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="Chain id, or the name of one of your jobs.")
@@ -140,7 +141,10 @@ class LogSearchView(APIView):
                 query,
                 regex=request.query_params.get("regex", "").lower() in truthy,
                 case_sensitive=request.query_params.get("case", "").lower() in truthy,
+                time_budget=settings.ROTA_LAUNCHER["LOG_SEARCH_SECONDS"],
             )
+        except SearchTimeout as exc:
+            raise ApplicationError(str(exc), code="search_timeout", fields={"q": [str(exc)]}) from exc
         except ValueError as exc:
             raise ApplicationError(str(exc), fields={"q": [str(exc)]}) from exc
         return Response(
