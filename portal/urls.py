@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("django-admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("discuss/", include("discussion.urls")),
     path("", include("apps.web.urls")),
 ]
