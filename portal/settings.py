@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "apps.scheduler",
     "apps.launcher",
     "apps.web",
+    "discussion",
 ]
 
 MIDDLEWARE = [
@@ -402,6 +403,10 @@ if PRODUCTION:
 
 # --- logging ------------------------------------------------------------------------------------
 
+# Servers' access logs carry the full request line, query string included (HAI's client sends its
+# token there): they go through the scrubbing handler, with the filter on the logger too so a server
+# that re-installs its own handlers (uvicorn configures logging itself) still scrubs.
+_SCRUBBED_SERVER_LOGGER = {"handlers": ["console"], "filters": ["scrub_tokens"], "level": "INFO", "propagate": False}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -414,5 +419,12 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
+        "django.server": _SCRUBBED_SERVER_LOGGER,
+        "django.channels.server": _SCRUBBED_SERVER_LOGGER,
+        "uvicorn.access": _SCRUBBED_SERVER_LOGGER,
+        "uvicorn.error": _SCRUBBED_SERVER_LOGGER,
     },
 }
+# Error reports (500 e-mails, the debug page) with tokens scrubbed from the query string.
+DEFAULT_EXCEPTION_REPORTER = "apps.core.error_reports.TokenSafeExceptionReporter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "apps.core.error_reports.TokenSafeExceptionReporterFilter"
