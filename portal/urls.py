@@ -1,15 +1,29 @@
 """Top-level URLs: portal pages, the REST API under /api/v1/, its schema and docs, Django admin,
 HAI's API (``apps/hai``)."""
 
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+
+# Swagger UI and Redoc come from drf-spectacular's CDN; only these two pages allow it. The split
+# Swagger view serves its start-up script as a file, so no inline script is needed.
+DOCS_CDN = "https://cdn.jsdelivr.net"
+docs_csp = csp_update(
+    {
+        "script-src": [DOCS_CDN],
+        "style-src": [DOCS_CDN, "https://fonts.googleapis.com"],
+        "font-src": ["https://fonts.gstatic.com"],
+        "img-src": [DOCS_CDN],
+        "worker-src": ["blob:"],
+    }
+)
 
 urlpatterns = [
     path("api/v1/", include("portal.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/docs/", docs_csp(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
+    path("api/redoc/", docs_csp(SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
     path("django-admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("discuss/", include("discussion.urls")),

@@ -81,17 +81,6 @@ def plain_static_storage(settings):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_signin_counts(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Failed sign-ins are counted per address (127.0.0.1 for every test) in the shared cache: each
-    test counts in a key space of its own, so one test's failures never lock another out."""
-    import uuid
-
-    from apps.accounts import signin_guard
-
-    monkeypatch.setattr(signin_guard, "PREFIX", f"signin-guard-{uuid.uuid4().hex[:12]}")
-
-
-@pytest.fixture(autouse=True)
 def _realtime_outbox_drained():
     """Events a test committed reach the channel layer before the next test starts (database ids
     are reused between tests, so a late event could land in the next test's ``user.1`` group)."""

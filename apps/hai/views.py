@@ -234,7 +234,7 @@ def task_create(request: HttpRequest, *, user: User, token: ApiToken) -> dict[st
     """``hai-cli python|bash|exec|run``: a TaskSchema v2 body becomes ``experiment_submit``."""
     try:
         schema = json.loads(request.body or b"null")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         raise HaiError(_("The body must be a TaskSchema v2 JSON object.")) from None
     chain = experiment_services.experiment_submit(user=user, **submit_arguments(schema))
     return ok(msg=CREATED_MSG, task=hai_selectors.task_detail(chain=chain))

@@ -13,7 +13,6 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from apps.accounts import signin_guard
 from apps.accounts.choices import Role, TokenScope
 from apps.accounts.models import User
 from apps.core.errors import ApplicationError
@@ -36,21 +35,6 @@ class SignInForm(AuthenticationForm):
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update({"autocomplete": "username", "autocapitalize": "none"})
         self.fields["password"].widget.attrs.update({"autocomplete": "current-password"})
-        self.lockout: signin_guard.Lockout | None = None
-
-    def clean(self) -> dict[str, Any]:
-        """Refuse while locked out (``apps.accounts.signin_guard``); count failures; clear on success."""
-        username = str(self.cleaned_data.get("username") or "")
-        self.lockout = signin_guard.check(username, self.request)
-        if self.lockout is not None:
-            raise forms.ValidationError(self.lockout.message, code="locked")
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError:
-            signin_guard.record_failure(username, self.request)
-            raise
-        signin_guard.record_success(username)
-        return cleaned
 
 
 def choice_field(form: forms.BaseForm, name: str) -> forms.ChoiceField:

@@ -127,18 +127,12 @@ def set_preference_cookies(response: HttpResponse, *, language: str | None, them
 
 
 class SignInView(auth_views.LoginView):
-    """User name and password. Without "keep me signed in" the session ends with the browser."""
+    """User name and password. Without "keep me signed in" the session ends with the browser.
+    Password guessing is refused by django-axes (``apps/accounts/lockout.py``)."""
 
     template_name = "registration/login.html"
     form_class = SignInForm
     redirect_authenticated_user = True
-
-    def form_invalid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]  # narrower form type
-        response = super().form_invalid(form)
-        if form.lockout is not None:  # too many failures: 429, and when to come back
-            response.status_code = 429
-            response["Retry-After"] = str(form.lockout.retry_after)
-        return response
 
     def form_valid(self, form: SignInForm) -> HttpResponse:  # type: ignore[override]  # narrower form type
         response = super().form_valid(form)

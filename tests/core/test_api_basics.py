@@ -23,6 +23,33 @@ def test_schema_lists_every_endpoint(client):
 
 
 @pytest.mark.django_db
+def test_schema_says_a_tokens_creator_may_be_null(client, api, user):
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    assert schema["components"]["schemas"]["Token"]["properties"]["created_by"]["nullable"] is True
+    # a token its owner made has no separate issuer: the schema above allows what the API answers
+    tokens = api.get("/api/v1/tokens/").json()["results"]
+    assert [t["created_by"] for t in tokens] == [None]
+
+
+@pytest.mark.django_db
+def test_schema_lists_the_error_statuses_of_every_operation_in_the_error_shape(client):
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    assert schema["components"]["schemas"]["Error"]["required"] == ["error"]
+    operations = [(path, method, op) for path, ops in schema["paths"].items() for method, op in ops.items()]
+    assert len(operations) > 40
+    for path, method, op in operations:
+        responses = op["responses"]
+        assert responses["400"]["content"] == error, (path, method)
+        if op.get("security") != [{}]:
+            assert {"401", "403"} <= set(responses), (path, method)
+        if "{" in path:
+            assert "404" in responses, (path, method)
+    token = schema["paths"]["/api/v1/auth/token/"]["post"]["responses"]
+    assert sorted(token) == ["201", "400", "409", "429"]
+
+
+@pytest.mark.django_db
 def test_docs_page_renders(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200

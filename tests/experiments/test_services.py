@@ -58,7 +58,7 @@ def test_submit_creates_chain_and_first_attempt_and_schedules(cluster, submit, u
         ({"env_vars": {"1BAD": "x"}}, "env_vars", "not a valid variable name"),
         ({"tags": ["has space"]}, "tags", "Tag"),
         ({"kind": "ruby"}, "kind", "python, bash or executable"),
-        ({"watchdog_seconds": 5}, "watchdog_seconds", "at least 60"),
+        ({"watchdog_seconds": 5}, "watchdog_seconds", "between 60 seconds and 30 days"),
     ],
 )
 def test_submit_rejects_bad_input_with_a_clear_message(cluster, submit, user, kwargs, field, needle, settings):

@@ -82,6 +82,13 @@ def test_create_with_a_body_that_is_not_json_is_refused(cluster, hai):
     assert response.json() == {"success": 0, "msg": "The body must be a TaskSchema v2 JSON object."}
 
 
+def test_create_with_json_nested_a_thousand_levels_is_refused_not_a_500(cluster, hai):
+    body = b'{"spec": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    response = hai.http.post(f"/operating/task/create?token={hai.token}", data=body, content_type="application/json")
+    assert response.json() == {"success": 0, "msg": "The body must be a TaskSchema v2 JSON object."}
+    assert not Chain.objects.exists()
+
+
 def test_create_with_a_read_only_token_is_refused(cluster, make_hai, user, workspace):
     response = make_hai(user, scope="read_only")("/operating/task/create", body=create_body(workspace))
     assert (response.status_code, response.json()["msg"]) == (403, "This token is read-only.")

@@ -8,13 +8,13 @@ from django.contrib.auth import authenticate
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, generics, serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from apps.accounts import selectors, services, signin_guard
+from apps.accounts import selectors, services
 from apps.accounts.api import serializers as s
 from apps.accounts.choices import TokenScope
 from apps.accounts.models import User
@@ -162,14 +162,10 @@ class LoginTokenView(APIView):
         data = LoginTokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        lockout = signin_guard.check(values["username"], request._request)
-        if lockout is not None:
-            raise exceptions.Throttled(wait=lockout.retry_after, detail=lockout.message)
+        # django-axes counts this through authenticate(); once locked, its middleware answers 429.
         user = authenticate(request._request, username=values["username"], password=values["password"])
         if user is None or not user.is_active:
-            signin_guard.record_failure(values["username"], request._request)
             raise ApplicationError(_("Wrong user name or password."), code="invalid_credentials")
-        signin_guard.record_success(values["username"])
         issued = services.token_create(
             actor=user, name=values["name"], scope=values["scope"], expires_at=values["expires_at"]
         )
