@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "apps.scheduler",
     "apps.launcher",
     "apps.web",
+    "discussion",
 ]
 
 MIDDLEWARE = [

@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("django-admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("discuss/", include("discussion.urls")),
     # HAI Platform's API (its own paths at the root) so HAI's hai-cli works unchanged
     path("", include("apps.hai.urls")),
     path("", include("apps.web.urls")),
