@@ -109,6 +109,8 @@
       function done() {
         dialog.removeEventListener("close", done);
         resolve(dialog.returnValue === "ok");
+        // Live regions held back while the question was open catch up now.
+        setTimeout(refreshDeferred, 0);
       }
       dialog.returnValue = "";
       dialog.addEventListener("close", done);
@@ -128,6 +130,9 @@
     e.preventDefault();
     confirmDialog(question, submitter.classList.contains("btn-danger")).then(function (ok) {
       if (!ok) return;
+      // A live refresh may have replaced the form meanwhile: a detached form does not submit,
+      // and an action the user confirmed is never dropped.
+      if (!form.isConnected) { form.hidden = true; document.body.appendChild(form); }
       form._confirmed = true;
       if (form.requestSubmit) form.requestSubmit(submitter); else form.submit();
       form._confirmed = false;
@@ -317,6 +322,9 @@
   }
 
   function busy(el) {
+    // A confirmation is being answered: keep what it acts on in place until it is closed.
+    var dialog = document.getElementById("confirm-dialog");
+    if (dialog && dialog.open) return true;
     var active = document.activeElement;
     if (active && el.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)) return true;
     if (el.querySelector("details.menu[open]")) return true;
@@ -395,10 +403,12 @@
     });
   }
 
+  /** Refresh the regions that were held back (a focused input, an open menu or question). */
+  function refreshDeferred() {
+    $$("[data-live-url]").forEach(function (el) { if (el._deferred && !busy(el)) refresh(el); });
+  }
   // Refresh what a focused input held back once the user leaves it.
-  document.addEventListener("focusout", function () {
-    setTimeout(function () { $$("[data-live-url]").forEach(function (el) { if (el._deferred && !busy(el)) refresh(el); }); }, 50);
-  });
+  document.addEventListener("focusout", function () { setTimeout(refreshDeferred, 50); });
   document.addEventListener("toggle", function (e) {
     if (e.target.matches && e.target.matches("details.menu") && !e.target.open) {
       var region = e.target.closest("[data-live-url]");
@@ -494,8 +504,33 @@
     if (!question) return;
     e.preventDefault();
     var danger = submitter && submitter.classList.contains("btn-danger");
-    confirmDialog(question, danger).then(function (ok) { if (ok) e.detail.issueRequest(true); });
+    var detail = e.detail;
+    confirmDialog(question, danger).then(function (ok) {
+      if (!ok) return;
+      if (document.body.contains(detail.elt)) detail.issueRequest(true);
+      else resendConfirmed(detail);
+    });
   });
+
+  /** Send a confirmed request whose element a live refresh replaced while the question was open
+   * (htmx silently drops a request from a detached element): the same method, address and form
+   * values, into the target as it is in the page now. */
+  function resendConfirmed(detail) {
+    var elt = detail.elt;
+    var form = elt.tagName === "FORM" ? elt : elt.form || elt.closest("form");
+    var values = {};
+    if (form) new FormData(form).forEach(function (value, key) { values[key] = value; });
+    var swapper = elt.closest("[hx-swap]");
+    var target = current(detail.target);
+    if (!target) {
+      // Nowhere to show the answer: submit as a plain form (every action form also works without htmx).
+      if (form) { form.hidden = true; document.body.appendChild(form); form.submit(); }
+      return;
+    }
+    window.htmx.ajax(String(detail.verb).toUpperCase(), detail.path, {
+      target: target, swap: swapper ? swapper.getAttribute("hx-swap") : "innerHTML", values: values,
+    });
+  }
   document.body.addEventListener("rota:list-changed", function () {
     Selection.clear();
     var results = $("#chain-results");

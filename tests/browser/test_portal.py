@@ -167,3 +167,53 @@ def test_log_search_across_ranks_and_link_to_a_line(browser_page, cluster, submi
     tab.locator("summary", has_text="Download").click()
     link = tab.locator("[data-download-attempt]").first
     expect(link).to_have_attribute("href", re.compile(r"rank=1&attempt=\d+"))
+
+
+def replace_header_now(tab) -> None:
+    """Force the live refresh the user races: the job header is re-rendered and swapped in (as a
+    realtime event or the poll would do), and the old one, with the form that was clicked, is gone."""
+    tab.evaluate(
+        """async () => {
+            window.__oldHeader = document.getElementById("chain-live");
+            await htmx.ajax("GET", location.pathname, {
+                source: window.__oldHeader, target: "#chain-live", swap: "outerHTML",
+                headers: {"X-Rota-Background": "1"},
+            });
+        }"""
+    )
+    expect(tab.locator("#chain-live")).to_have_count(1)
+    assert tab.evaluate("() => !document.body.contains(window.__oldHeader)")
+
+
+def test_a_confirmed_suspend_or_stop_is_sent_even_when_a_refresh_replaced_the_header(
+    browser_page, cluster, submit, user, workspace
+):
+    tab = browser_page
+    (workspace / "ticker.py").write_text(textwrap.dedent(TICKER))
+    chain = submit(user, name="racing", entrypoint="ticker.py")
+    wait_until(lambda: Chain.objects.get(pk=chain.pk).status == "running", timeout=30, message="job to run")
+    sign_in(tab)
+    tab.goto(f"{tab.base}/experiments/{chain.pk}/")
+    expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
+    expect(header_status(tab)).to_have_attribute("data-status", "running")
+
+    # While the question is open, live refreshes wait (the header stays where the user clicked) ...
+    tab.get_by_role("button", name="Suspend").click()
+    expect(tab.locator("#confirm-dialog")).to_be_visible()
+    held_back = tab.evaluate(
+        """() => { const el = document.getElementById("chain-live"); Rota.refresh(el);
+                   return el._deferred === true && document.body.contains(el); }"""
+    )
+    assert held_back, "a live refresh went ahead under the open confirmation"
+    # ... and when one replaced it anyway (in flight before the click), OK still sends the request.
+    replace_header_now(tab)
+    confirm(tab)
+    expect(header_status(tab)).to_have_attribute("data-status", re.compile(r"^(suspending|held)$"))
+    wait_until(lambda: Chain.objects.get(pk=chain.pk).held, message="the suspend to reach the server")
+
+    tab.get_by_role("button", name="Stop").click()
+    expect(tab.locator("#confirm-dialog")).to_be_visible()
+    replace_header_now(tab)
+    confirm(tab)
+    expect(header_status(tab)).to_have_attribute("data-status", re.compile(r"^(stopping|stopped|canceled)$"))
+    wait_until(lambda: Chain.objects.get(pk=chain.pk).finished, message="the stop to reach the server")

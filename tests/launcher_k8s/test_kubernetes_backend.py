@@ -293,13 +293,13 @@ def test_start_creates_exactly_the_service_secret_and_pods(kube: KubeServer, mak
 def test_command_per_entrypoint_kind(
     make_backend: MakeBackend, kind: EntrypointKind, entrypoint: str, expected: list[str]
 ) -> None:
-    pod = make_backend().build_pod(make_spec(kind=kind, entrypoint=entrypoint), make_spec().ranks[0], "uid-1")
+    pod = make_backend().manifests.build_pod(make_spec(kind=kind, entrypoint=entrypoint), make_spec().ranks[0], "uid-1")
     assert pod["spec"]["containers"][0]["command"] == expected
 
 
 def test_cpu_only_pod_hides_gpus_and_keeps_cuda_env(make_backend: MakeBackend) -> None:
     spec = make_spec(gpus_per_rank=0, cpu=2)
-    pod = make_backend().build_pod(spec, spec.ranks[0], "uid-1")
+    pod = make_backend().manifests.build_pod(spec, spec.ranks[0], "uid-1")
     container = pod["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["NVIDIA_VISIBLE_DEVICES"] == "void"  # the image's NVIDIA_VISIBLE_DEVICES=all must not leak GPUs
@@ -311,7 +311,9 @@ def test_cpu_only_pod_hides_gpus_and_keeps_cuda_env(make_backend: MakeBackend) -
 def test_granted_capabilities_are_added_and_validated(make_backend: MakeBackend) -> None:
     backend = make_backend()
     spec = make_spec(capabilities=("cap_sys_ptrace", "NET_ADMIN", "SYS_PTRACE"))
-    caps = backend.build_pod(spec, spec.ranks[0], "uid")["spec"]["containers"][0]["securityContext"]["capabilities"]
+    caps = backend.manifests.build_pod(spec, spec.ranks[0], "uid")["spec"]["containers"][0]["securityContext"][
+        "capabilities"
+    ]
     assert caps == {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_PTRACE"]}
     assert normalize_capabilities(["CAP_CHOWN"]) == ["CHOWN"]
     for refused in (("ALL",), ("SYS ADMIN",), ("",)):
@@ -381,7 +383,7 @@ def test_start_is_idempotent_also_across_restarts_and_threads(kube: KubeServer, 
 
 def test_existing_service_is_adopted_as_owner(kube: KubeServer, make_backend: MakeBackend, core: Any) -> None:
     backend = make_backend()
-    existing = core.create_namespaced_service(NAMESPACE, backend.build_service(make_spec()))
+    existing = core.create_namespaced_service(NAMESPACE, backend.manifests.build_service(make_spec()))
     backend.start(make_spec())
     pod = kube.get("v1/pods", NAMESPACE, "rota-7-0")
     assert pod is not None
@@ -944,7 +946,9 @@ def test_known_attempts_and_release(kube: KubeServer, make_backend: MakeBackend,
     backend.start(make_spec(attempt_id=7, ranks=2))
     backend.start(make_spec(attempt_id=8, ranks=1))
     set_pod_status(core, "rota-7-0", terminated("Succeeded", 0, "Completed"))
-    core.create_namespaced_service(NAMESPACE, backend.build_service(make_spec(attempt_id=9)))  # a service only
+    core.create_namespaced_service(
+        NAMESPACE, backend.manifests.build_service(make_spec(attempt_id=9))
+    )  # a service only
     assert backend.known_attempts() == {7, 8, 9}
 
     backend.release(7)
