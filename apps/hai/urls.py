@@ -40,6 +40,15 @@ urlpatterns = [
     path("operating/task/create", views.task_create, name="task-create"),
     path("query/task", views.task_get, name="task"),
     path("query/task/list", views.task_list, name="task-list"),
+    path("query/task/log", views.task_log, name="task-log"),
+    path("query/task/sys_log", views.task_sys_log, name="task-sys-log"),
+    path("query/task/log/search", views.task_log_search, name="task-log-search"),
+    path("operating/task/stop", views.task_stop, name="task-stop"),
+    path("operating/task/suspend", views.task_suspend, name="task-suspend"),
+    path("operating/task/resume", views.task_resume, name="task-resume"),
+    path("operating/task/priority/update", views.task_priority, name="task-priority"),
+    path("operating/task/tag", views.task_tag, name="task-tag"),
+    path("operating/task/untag", views.task_untag, name="task-untag"),
     *[
         path(route, csrf_exempt(partial(views.unsupported, what=message)), name=f"unsupported-{i}")
         for i, (route, message) in enumerate(UNSUPPORTED.items())

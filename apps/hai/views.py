@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts import services as account_services
@@ -20,11 +21,14 @@ from apps.cluster.choices import NodeState
 from apps.core.priorities import Priority
 from apps.experiments import selectors as experiment_selectors
 from apps.experiments import services as experiment_services
-from apps.experiments.models import Rank
+from apps.experiments.choices import WorkerStatus
+from apps.experiments.models import Attempt, Rank
 from apps.hai import presenters
 from apps.hai import selectors as hai_selectors
-from apps.hai.envelope import HaiError, error_response, hai_endpoint, ok, param
+from apps.hai.envelope import HaiError, error_response, hai_endpoint, int_param, ok, param
 from apps.hai.taskschema import submit_arguments
+from apps.launcher.backends import get_log_store
+from apps.launcher.logstore import ChainCursor
 from apps.quotas import selectors as quota_selectors
 
 # HAI's "never expires" (the client compares expire_at with local naive time: no time zone).
@@ -263,3 +267,179 @@ def not_served(request: HttpRequest, path: str) -> JsonResponse:
         % {"path": path},
         status=404,
     )
+
+
+# --- task actions -------------------------------------------------------------------------------
+
+
+@hai_endpoint(write=True)
+def task_stop(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
+    """``hai-cli stop``: ``op=stop`` stops the job (a waiting one is canceled at once)."""
+    chain = hai_selectors.task_chain(user=user, request=request)
+    op = param(request, "op", "stop")
+    if op in ("succeed", "fail"):
+        raise HaiError(
+            _("Rota does not let a person mark a job %(op)s; stop it (op=stop) and its log says why it ended.")
+            % {"op": "succeeded" if op == "succeed" else "failed"}
+        )
+    if op != "stop":
+        raise HaiError(_("op must be stop, succeed or fail (got %(op)r).") % {"op": op})
+    experiment_services.experiment_stop(actor=user, chain=chain)
+    return ok(msg=_("Stopping task %(id)s.") % {"id": chain.pk})
+
+
+@hai_endpoint(write=True)
+def task_suspend(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
+    """Suspend (``restart_delay`` is ignored, as by HAI): the job checkpoints and waits for resume."""
+    chain = hai_selectors.task_chain(user=user, request=request)
+    experiment_services.experiment_suspend(actor=user, chain=chain)
+    return ok(msg=_("Suspending task %(id)s; resume it to let it run again.") % {"id": chain.pk})
+
+
+@hai_endpoint(write=True)
+def task_resume(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
+    chain = hai_selectors.task_chain(user=user, request=request)
+    chain = experiment_services.experiment_resume(actor=user, chain=chain)
+    return ok(msg=_("Task %(id)s may run again.") % {"id": chain.pk}, task=hai_selectors.task_detail(chain=chain))
+
+
+@hai_endpoint(write=True)
+def task_priority(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
+    """Priority (HAI's names or numbers) and/or ``custom_rank``; once per 10 s per task, as HAI."""
+    chain = hai_selectors.task_chain(user=user, request=request)
+    priority = param(request, "priority").strip() or None
+    raw_rank = param(request, "custom_rank").strip()
+    try:
+        custom_rank = float(raw_rank) if raw_rank else None
+    except ValueError:
+        raise HaiError(_("custom_rank must be a number (got %(v)r).") % {"v": raw_rank}) from None
+    chain = experiment_services.experiment_set_priority(
+        user=user, chain=chain, priority=priority, custom_rank=custom_rank
+    )
+    return ok(msg=_("Priority of task %(id)s is now %(p)s.") % {"id": chain.pk, "p": Priority(chain.priority).name})
+
+
+@hai_endpoint(write=True)
+def task_tag(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
+    chain = hai_selectors.task_chain(user=user, request=request)
+    tag = param(request, "tag").strip()
+    if tag.startswith("_"):
+        raise HaiError(_("Tags starting with '_' are reserved."))
+    if tag == "star":
+        experiment_services.experiment_star(user=user, chain=chain, starred=True)
+        return ok(msg=_("Starred."))
+    tags = experiment_services.experiment_tag(user=user, chain=chain, tag=tag)
+    return ok(msg=_("Tags: %(t)s") % {"t": ", ".join(tags)})
+
+
+@hai_endpoint(write=True)
+def task_untag(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
+    chain = hai_selectors.task_chain(user=user, request=request)
+    tag = param(request, "tag").strip()
+    if tag == "star":
+        experiment_services.experiment_star(user=user, chain=chain, starred=False)
+        return ok(msg=_("Unstarred."))
+    tags = experiment_services.experiment_untag(user=user, chain=chain, tag=tag)
+    return ok(msg=_("Tags: %(t)s") % {"t": ", ".join(tags) or "-"})
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+LOG_PAGE_BYTES = 2 * 1024 * 1024  # per poll; the client polls every 11 s
+
+
+def _parse_last_seen(raw: str, attempt_ids: list[int]) -> ChainCursor | None:
+    """HAI's ``last_seen``: ``null``/``None``/absent on the first call, else the JSON we sent."""
+    text = raw.strip()
+    if text in ("", "null", "None"):
+        return None
+    try:
+        value = json.loads(text)
+        cursor = ChainCursor(int(value["id"]), int(value["offset"]))
+    except (ValueError, TypeError, KeyError):
+        raise HaiError(_("last_seen must be the last_seen object of the previous answer, or null.")) from None
+    if cursor.attempt_id not in attempt_ids or cursor.offset < 0:
+        raise HaiError(_("last_seen does not belong to this task."))
+    return cursor
+
+
+@hai_endpoint()
+def task_log(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
+    """``hai-cli logs [-f]``: one rank's log across the chain's attempts, continued by ``last_seen``.
+
+    The first call (``last_seen`` null) gets the whole log, or its last 2 MiB when longer. Each
+    answer's ``stop_code`` stays 0 until the job has ended *and* everything was sent, so the
+    client's follow ends on the poll that delivered the last line (1: succeeded, exit 0;
+    ≥128: failed or stopped, exit 1 printing ``exit_code``). A suspended job goes on in a new
+    attempt, so its follow goes on too.
+    """
+    chain = hai_selectors.task_chain(user=user, request=request)
+    rank = int_param(request, "rank", 0, minimum=0, maximum=chain.node_count - 1)
+    ids = experiment_selectors.log_attempt_ids(chain=chain)
+    cursor = _parse_last_seen(param(request, "last_seen"), ids)
+    store = get_log_store()
+    page = store.read_chain(str(chain.pk), ids, rank, cursor=cursor, limit=LOG_PAGE_BYTES)
+    data, position, eof = page.data, page.cursor, page.eof
+    if cursor is None and not eof:  # too long for one answer: its end, from a line start
+        tail = store.read(str(chain.pk), ids[-1], rank, offset=-LOG_PAGE_BYTES, limit=LOG_PAGE_BYTES)
+        data, position, eof = tail.data, ChainCursor(ids[-1], tail.next_offset), tail.eof
+    chain.refresh_from_db(fields=["finished", "latest_attempt"])
+    assert chain.latest_attempt_id is not None, "a chain always has an attempt"
+    latest = Attempt.objects.prefetch_related("ranks").get(pk=chain.latest_attempt_id)
+    done = chain.finished and eof and position.attempt_id == ids[-1]
+    if not data and cursor is None and position == ChainCursor(ids[0], 0):
+        data = presenters.NO_LOG_YET
+    return ok(
+        msg="",
+        data=data,
+        stop_code=presenters.stop_code(latest) if done else presenters.StopCode.NO_STOP,
+        exit_code=presenters.exit_code(latest, list(latest.ranks.all())),
+        error_msg=latest.failure_message,
+        restart_log={},
+        last_seen={
+            "timestamp": presenters.hai_date(timezone.now()),
+            "offset": position.offset,
+            "mtime": presenters.hai_date(timezone.now()),
+            "id": position.attempt_id,
+        },
+    )
+
+
+@hai_endpoint()
+def task_sys_log(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
+    """What the platform did with the task, attempt by attempt (HAI's system log)."""
+    chain = hai_selectors.task_chain(user=user, request=request)
+    lines = []
+    for attempt in Attempt.objects.filter(chain=chain).order_by("index"):
+        parts = [
+            f"[{presenters.hai_date(attempt.created_at)}] attempt {attempt.index + 1} (id {attempt.pk}): "
+            f"{presenters.WORKER_STATUS[WorkerStatus(attempt.worker_status)]}"
+        ]
+        if attempt.started_at:
+            parts.append(f"started {presenters.hai_date(attempt.started_at)}")
+        if attempt.finished_at:
+            parts.append(f"ended {presenters.hai_date(attempt.finished_at)}")
+        if attempt.suspend_reason:
+            parts.append(f"suspended: {attempt.get_suspend_reason_display()}")
+        if attempt.stop_reason:
+            parts.append(f"stopped: {attempt.get_stop_reason_display()}")
+        if attempt.failure_message:
+            parts.append(attempt.failure_message)
+        if attempt.pending_message and attempt.queue_status == "queued":
+            parts.append(f"waiting: {attempt.pending_message}")
+        lines.append("; ".join(parts))
+    return ok(data="\n".join(lines) + "\n")
+
+
+@hai_endpoint()
+def task_log_search(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
+    """``search_in_global``: how many lines of the latest attempt match ``content``, per rank."""
+    chain = hai_selectors.task_chain(user=user, request=request)
+    content = param(request, "content")
+    ids = experiment_selectors.log_attempt_ids(chain=chain)
+    ranks = list(range(chain.node_count))
+    try:
+        result = get_log_store().search(str(chain.pk), ids[-1], ranks, content)
+    except ValueError as exc:
+        raise HaiError(str(exc)) from None
+    return ok(data=[result.counts.get(rank, 0) for rank in ranks])

@@ -155,3 +155,17 @@ def test_unsupported_features_answer_the_error_envelope(hai, path, needle):
     body = response.json()
     assert body["success"] == 0
     assert needle in body["msg"]
+
+
+def test_the_query_string_token_never_appears_in_captured_logs(hai, caplog, capsys):
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        hai("/query/user/info")
+        hai("/query/task", ("id", "abc"))  # a 400
+        hai("/query/task", ("id", 999))  # a 404
+        hai("/query/nothing/here")  # not served
+    captured = capsys.readouterr()
+    assert "Not Found" in caplog.text or "Bad Request" in caplog.text  # something was logged
+    assert hai.token not in caplog.text
+    assert hai.token not in captured.out + captured.err
