@@ -3,16 +3,26 @@
 ``run_single_flight("schedule", body)`` runs ``body`` in at most one worker at a time. A worker that
 finds the lease taken sets ``rerun_requested`` so the holder runs once more before it lets go: an
 event that arrives during a pass is not left waiting for the periodic safety net.
+
+A holder that dies (kill -9, OOM, a crash) cannot let go, and its lease would be honoured until it
+expires (up to two minutes of no scheduling after a restart). So a holder names its process —
+``host:pid:boot:start-ticks:thread:nonce``, the start time from ``/proc/<pid>/stat`` and the kernel's
+boot id, so a reused pid or a reboot never matches — and a worker that finds the lease taken by a
+process *of its own host* that no longer exists takes it over at once (conditionally on that same
+holder, so two workers cannot both take it). Holders on other hosts cannot be checked and are
+honoured until the lease expires.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 
 from django.db import transaction
 from django.db.models import Q
@@ -20,12 +30,62 @@ from django.utils import timezone
 
 from apps.core.models import Lease
 
+logger = logging.getLogger(__name__)
+
+
+_BOOT_ID: str | None = None
+
+
+def _boot_id() -> str:
+    """The first 8 characters of the kernel's boot id ('' where unavailable)."""
+    global _BOOT_ID
+    if _BOOT_ID is None:
+        try:
+            _BOOT_ID = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:8]
+        except OSError:
+            _BOOT_ID = ""
+    return _BOOT_ID
+
+
+def _process_start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), or None if there is no such live process.
+    (The same reading as ``apps.launcher.rank_supervisor.proc_stat``, which stays stdlib-only.)"""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    rest = raw[raw.rfind(b")") + 2 :].split()  # ``comm`` may contain spaces and parentheses
+    try:
+        state, ticks = rest[0].decode(), int(rest[19])
+    except (IndexError, ValueError):
+        return None
+    return None if state in {"Z", "X"} else ticks
+
+
+def _host() -> str:
+    return socket.gethostname()[:48]
+
 
 def _holder_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+    pid = os.getpid()
+    ticks = _process_start_ticks(pid)
+    started = "" if ticks is None else str(ticks)
+    return f"{_host()}:{pid}:{_boot_id()}:{started}:{threading.get_ident()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True if ``holder`` names a process of this host that no longer exists (see the module docstring).
+    Unknown formats, other hosts and anything this host cannot check count as alive."""
+    parts = holder.split(":")
+    if len(parts) != 6 or parts[0] != _host() or not parts[1].isdigit() or not parts[3].isdigit():
+        return False
+    if not parts[2] or parts[2] != _boot_id():
+        return bool(parts[2]) and bool(_boot_id())  # held before this machine rebooted
+    return _process_start_ticks(int(parts[1])) != int(parts[3])
 
 
 def try_acquire(name: str, holder: str, ttl: float) -> bool:
+    """Take the lease if it is free, expired, already ours, or held by a dead process of this host."""
     now = timezone.now()
     Lease.objects.get_or_create(name=name)
     with transaction.atomic():
@@ -34,6 +94,18 @@ def try_acquire(name: str, holder: str, ttl: float) -> bool:
             .filter(Q(expires_at__isnull=True) | Q(expires_at__lte=now) | Q(holder=holder))
             .update(holder=holder, expires_at=now + timedelta(seconds=ttl), rerun_requested=False)
         )
+    if taken == 1:
+        return True
+    current = Lease.objects.filter(name=name).values_list("holder", flat=True).first()
+    if not current or not holder_is_dead(current):
+        return False
+    # Conditional on the dead holder: of two workers that both saw it dead, one takes it.
+    with transaction.atomic():
+        taken = Lease.objects.filter(name=name, holder=current).update(
+            holder=holder, expires_at=now + timedelta(seconds=ttl), rerun_requested=False
+        )
+    if taken == 1:
+        logger.warning("lease %s taken over from %s, a process that no longer exists", name, current)
     return taken == 1
 
 

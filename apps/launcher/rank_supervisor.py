@@ -310,6 +310,33 @@ def child_environment(rank_env: dict[str, str], base: dict[str, str] | None = No
     return env
 
 
+def run_as(spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+    """``Popen`` arguments that start the job as its owner's POSIX account, when that is possible.
+
+    Only a supervisor running as root can switch users, and only an owner an admin mapped to a
+    POSIX account (``uid_mapped``) has one: then the job runs as ``uid``/``gid`` with no
+    supplementary groups, and ``HOME``, ``USER`` and ``LOGNAME`` from the account (as Slurm does).
+    Its log and state files stay the supervisor's (root's), so the job cannot rewrite them, and
+    other users' jobs cannot read its environment (``/proc/<pid>/environ``: its token). Otherwise the
+    job runs as the server's own user: the local backend is then single-tenant (docs/security.md)."""
+    if os.geteuid() != 0 or not spec.get("uid_mapped"):
+        return {}
+    uid = int(spec["uid"])
+    gid = int(spec["gid"]) if spec.get("gid") is not None else uid
+    try:
+        import pwd
+
+        account = pwd.getpwuid(uid)
+    except KeyError:
+        account = None
+    if account is not None:
+        env.update(HOME=account.pw_dir, USER=account.pw_name, LOGNAME=account.pw_name)
+    else:
+        env["HOME"] = str(spec["workspace"])
+        env["USER"] = env["LOGNAME"] = str(spec.get("user") or uid)
+    return {"user": uid, "group": gid, "extra_groups": []}
+
+
 def build_command(spec: dict[str, Any], env: dict[str, str]) -> list[str]:
     """argv for the rank: PYTHON → interpreter -u file, BASH → bash file, EXECUTABLE → file.
 
@@ -397,6 +424,7 @@ class Supervisor:
         if before:
             return self._finish(RankPhase.KILLED, f"{before} requested before the job started", to_log=True)
         env = child_environment(rank_spec.get("env") or {})
+        identity = run_as(spec, env)
         try:
             argv = build_command(spec, env)
         except CommandError as exc:
@@ -413,6 +441,7 @@ class Supervisor:
                 start_new_session=True,
                 close_fds=True,
                 restore_signals=True,
+                **identity,
             )
         except OSError as exc:
             os.close(read_fd)

@@ -153,6 +153,7 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
         user=owner.username,
         uid=owner.posix_uid or FALLBACK_UID_BASE + owner.pk,
         gid=owner.posix_gid,
+        uid_mapped=owner.posix_uid is not None,
         home=str(settings.ROTA_KUBERNETES["HOME"]).format(user=owner.username)
         if settings.ROTA_KUBERNETES["HOME"]
         else "",
@@ -272,6 +273,11 @@ class Reconciler:
             self._fail(
                 attempt, StopReason.START_FAILED if failure.started_at is None else StopReason.RANK_FAILED, failure
             )
+            return
+        if any(obs.phase == RankPhase.MISSING for obs in observed.values()):
+            # A rank was lost while starting (its supervisor crashed): requeue now, not at the start timeout.
+            self.backend.stop(attempt.pk)
+            self._requeue(attempt, SuspendReason.NODE_NOT_READY, message="its processes disappeared while starting")
             return
         ranks = list(attempt.ranks.all())
         if ranks and all(

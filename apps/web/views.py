@@ -40,6 +40,7 @@ from apps.experiments.choices import ChainStatus
 from apps.experiments.filtersets import STATUS_GROUPS, ChainFilterSet
 from apps.experiments.models import Chain
 from apps.experiments.selectors import attempt_runtime_seconds, chain_detail, chains_visible_to
+from apps.launcher.backends.local import isolates_owner
 from apps.quotas.selectors import quota_resolve
 from apps.web import selectors
 from apps.web import services as web_services
@@ -596,6 +597,8 @@ def submit_view(request: SignedInRequest) -> HttpResponse:
             "quota_hints": choices.hints,
             "no_groups": not choices.groups,
             "no_environments": not choices.environments,
+            "single_tenant": settings.ROTA_BACKEND == "local"
+            and not isolates_owner(uid_mapped=request.user.posix_uid is not None),
         },
         status=400 if request.method == "POST" else 200,
     )

@@ -55,12 +55,21 @@ def chromium():
 
 @pytest.fixture
 def browser_page(chromium, platform):
-    """A fresh browser tab (own cookies) on the live platform; console errors fail the test."""
+    """A fresh browser tab (own cookies) on the live platform; JavaScript errors and anything the
+    Content-Security-Policy blocked fail the test."""
     context = chromium.new_context(viewport={"width": 1360, "height": 900}, locale="en-US")
     context.set_default_timeout(30_000)
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
     tab.base = platform.url  # type: ignore[attr-defined]
     yield tab
     context.close()

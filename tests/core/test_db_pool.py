@@ -20,15 +20,19 @@ from django.db import connection
 from apps.accounts import services as account_services
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.postgres_only, pytest.mark.slow]
+POSTGRES = settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# Skipped before any fixture runs: the ASGI server fixture would otherwise start for nothing.
+pytestmark = [
+    pytest.mark.postgres_only,
+    pytest.mark.slow,
+    pytest.mark.skipif(not POSTGRES, reason="the connection pool is the production profile's (PostgreSQL)"),
+]
 
 CLIENTS = 50
 STORM_SECONDS = 8.0
 
 
 def test_production_profile_pools_connections_without_persistence():
-    if connection.vendor != "postgresql":
-        pytest.skip("the connection pool is the production profile's (PostgreSQL)")
     db = settings.DATABASES["default"]
     assert db["CONN_MAX_AGE"] == 0
     assert db["OPTIONS"]["pool"]["max_size"] == settings.DB_POOL_MAX_SIZE
@@ -44,8 +48,6 @@ def _server_connections(dsn: str, database: str) -> int:
 
 
 def test_fifty_concurrent_clients_keep_connections_bounded_and_get_no_5xx(asgi_live_server):
-    if connection.vendor != "postgresql":
-        pytest.skip("the connection pool is the production profile's (PostgreSQL)")
     user = UserFactory(username="storm")
     raw = account_services.token_create(actor=user, name="storm", scope="all").raw
     params = connection.get_connection_params()

@@ -100,9 +100,12 @@ def test_server_loggers_scrub_tokens_for_every_handler(logger_name: str) -> None
     logger = logging.getLogger(logger_name)
     collect = _Collect()
     logger.addHandler(collect)
+    level = logger.level
+    logger.setLevel(logging.INFO)  # the test ASGI server (uvicorn, log_level="warning") may have raised it
     try:
         logger.info('"%s" %s %s', f"GET /q?token={SECRET} HTTP/1.1", 200, 5)
     finally:
+        logger.setLevel(level)
         logger.removeHandler(collect)
     assert collect.lines == ['"GET /q?token=[scrubbed] HTTP/1.1" 200 5']
     # The server's own handler (the console) scrubs too, even when a server replaced the logger's filters.

@@ -226,6 +226,38 @@ def test_disabled_node_requeues_its_jobs(platform, cluster, submit, workspace, a
     assert Rank.objects.get(attempt=latest(chain)).node_id != node.pk
 
 
+def test_a_crashed_rank_supervisor_requeues_the_job_instead_of_failing_it(platform, cluster, submit, workspace):
+    """kill -9 of a rank's supervisor and then of its job (what the OOM killer can do) is not the
+    job's failure: the attempt is requeued and the job runs again."""
+    import os
+    import signal
+
+    from apps.launcher.rank_supervisor import read_state
+
+    user = UserFactory(username="e2e-crash")
+    write(workspace, "long.sh", "echo working; sleep 600\n")
+    chain = submit(user, name="supervisor-crash", kind="bash", entrypoint="long.sh", nodes=1)
+    wait_until(lambda: chain_status(chain) == ChainStatus.RUNNING, message="running")
+    attempt = latest(chain)
+    backend = get_backend()
+
+    def started():
+        state = read_state(backend.run_dir(attempt.pk), 0)
+        return state if state is not None and state.child_pid else None
+
+    state = wait_until(started, message="the rank's state with its job's pid")
+    supervisor, child = state.supervisor(), state.child()
+    assert supervisor is not None and child is not None and state.child_pgid is not None
+    os.kill(supervisor.pid, signal.SIGKILL)
+    wait_until(lambda: not supervisor.is_alive(), message="the supervisor to die")
+    os.killpg(state.child_pgid, signal.SIGKILL)
+    wait_until(lambda: latest(chain).index == 1, message="requeued")
+    attempt.refresh_from_db()
+    assert (attempt.worker_status, attempt.suspend_reason) == (WorkerStatus.SUSPENDED, SuspendReason.NODE_NOT_READY)
+    assert attempt.stop_reason == ""
+    wait_until(lambda: chain_status(chain) == ChainStatus.RUNNING, message="running again")
+
+
 def test_reconcile_crash_mid_start_then_restart_starts_nothing_twice(
     cluster, submit, workspace, settings, tmp_path, monkeypatch
 ):

@@ -618,7 +618,8 @@ def test_running_child_is_adopted_when_its_supervisor_is_killed_then_reported_ki
     assert (obs.phase, obs.message) == (RankPhase.KILLED, "lost: supervisor gone, process ended after stop request")
 
 
-def test_rank_whose_supervisor_and_process_are_gone_is_reported_lost(harness: Harness) -> None:
+def test_rank_whose_supervisor_and_process_are_gone_is_reported_missing_not_failed(harness: Harness) -> None:
+    """A crashed supervisor is no verdict on the job: MISSING makes the launcher requeue it."""
     entry = harness.script("silent.sh", SILENT_JOB)
     harness.backend.start(harness.spec(32, entry))
     harness.wait_log(32, "ready")
@@ -632,7 +633,7 @@ def test_rank_whose_supervisor_and_process_are_gone_is_reported_lost(harness: Ha
     os.killpg(state.child_pgid, signal.SIGKILL)  # not the platform: no marker
     wait_until(lambda: not child.is_alive(), what="the job to die")
     obs = harness.backend.observe(32)[0]
-    assert (obs.phase, obs.message) == (RankPhase.FAILED, "lost: supervisor and process gone")
+    assert (obs.phase, obs.message) == (RankPhase.MISSING, "lost: supervisor and process gone")
 
 
 def write_fake_running_state(harness: Harness, attempt_id: int, pid: int, ticks: int | None) -> Path:
@@ -767,3 +768,54 @@ def test_supervisor_and_backend_import_no_django() -> None:
         timeout=30,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Who a job runs as, and what it can see of the server (issue: a job read another user's token)
+
+
+SERVER_SECRETS = ("SECRET_KEY", "DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "MEILISEARCH_API_KEY")
+
+
+def test_a_job_never_sees_the_servers_secrets_in_its_environment(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in SERVER_SECRETS:
+        monkeypatch.setenv(name, f"server-{name.lower()}")
+    entry = harness.script("env.sh", "env | sort\n")
+    harness.backend.start(harness.spec(50, entry, env={"ROTA_TASK_TOKEN": "the-jobs-own"}))
+    assert harness.wait_final(50)[0].phase == RankPhase.SUCCEEDED
+    names = {line.split("=", 1)[0] for line in harness.log(50) if "=" in line}
+    assert "ROTA_TASK_TOKEN" in names and "RANK" in names
+    assert sorted(names & set(SERVER_SECRETS)) == []
+    assert not any("server-" in line for line in harness.log(50))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_as_root_a_mapped_owners_job_runs_as_their_posix_account(harness: Harness) -> None:
+    import shutil
+    import tempfile
+
+    workspace = Path(tempfile.mkdtemp(prefix="rota-owner-"))  # under /tmp: any account can enter it
+    try:
+        workspace.chmod(0o755)
+        (workspace / "who.sh").write_text('echo "uid=$(id -u) gid=$(id -g) groups=$(id -G) home=$HOME"\n')
+        spec = dataclasses.replace(
+            harness.spec(51, "who.sh"), workspace=str(workspace), uid=54321, gid=54322, uid_mapped=True
+        )
+        harness.backend.start(spec)
+        assert harness.wait_final(51)[0].phase == RankPhase.SUCCEEDED
+        assert harness.log(51)[-1] == f"uid=54321 gid=54322 groups=54322 home={workspace}"
+        # the log and state files stay the supervisor's: the job cannot rewrite them
+        assert harness.store.path(CHAIN, 51, 0).stat().st_uid == 0
+        assert harness.backend.run_dir(51).stat().st_mode & 0o077 == 0
+    finally:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+def test_as_root_an_unmapped_owners_job_runs_as_the_server_user(harness: Harness) -> None:
+    entry = harness.script("who.sh", "id -u\n")
+    harness.backend.start(dataclasses.replace(harness.spec(52, entry), uid=10007, uid_mapped=False))
+    assert harness.wait_final(52)[0].phase == RankPhase.SUCCEEDED
+    assert harness.log(52)[-1] == "0"

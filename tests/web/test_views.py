@@ -645,3 +645,22 @@ def test_unknown_job_is_a_friendly_404_even_in_debug(page, settings, url):
     assert response.status_code == 404
     body = response.content.decode()
     assert "There is nothing here" in body and 'href="/experiments/"' in body
+
+
+@pytest.mark.parametrize(
+    ("euid", "posix_uid", "warned"), [(1000, None, True), (1000, 4242, True), (0, None, True), (0, 4242, False)]
+)
+def test_the_submit_page_says_when_the_local_backend_does_not_isolate_jobs(
+    page, user, settings, monkeypatch, euid, posix_uid, warned
+):
+    """Only a server running as root starts a job as its owner's mapped POSIX account; otherwise
+    jobs share one Unix account, and the page says so before anyone submits."""
+    from apps.launcher.backends import local
+
+    settings.ROTA_BACKEND = "local"
+    monkeypatch.setattr(local.os, "geteuid", lambda: euid)
+    user.posix_uid = posix_uid
+    user.save(update_fields=["posix_uid"])
+    body = page.get("/submit/").content.decode()
+    assert ("data-single-tenant" in body) is warned
+    assert ("Jobs here are not isolated from each other" in body) is warned

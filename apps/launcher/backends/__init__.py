@@ -6,6 +6,7 @@ supervisor imports them without Django.
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -50,8 +51,9 @@ def _create() -> Backend:
     from django.conf import settings
 
     if settings.ROTA_BACKEND == "local":
-        from apps.launcher.backends.local import LocalBackend
+        from apps.launcher.backends.local import LocalBackend, single_tenant_warning
 
+        logging.getLogger("apps.launcher").warning(single_tenant_warning())
         settings.ROTA_RUN_ROOT.mkdir(parents=True, exist_ok=True)
         return LocalBackend(settings.ROTA_RUN_ROOT, get_log_store())
     from kubernetes import client, config

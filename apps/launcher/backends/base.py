@@ -81,6 +81,9 @@ class LaunchSpec:
     labels: dict[str, str] = field(default_factory=dict)
     gid: int | None = None  # the owner's POSIX gid (kubernetes: runAsGroup); None = the image's
     home: str = ""  # $HOME inside containers (kubernetes); "" = the workspace
+    # The owner has a POSIX account an admin mapped (``User.posix_uid``): the local backend, when it
+    # runs as root, starts the ranks as that uid/gid, as Slurm does (see docs/security.md).
+    uid_mapped: bool = False
 
 
 @dataclass(frozen=True)

@@ -336,8 +336,12 @@ class LocalBackend(Backend):
                 self._from_state(state, RankPhase.KILLED, node),
                 message=f"lost: supervisor gone, process ended after {request} request",
             )
+        # Neither a final state nor a request: the supervisor crashed (OOM killer, kill -9) and took or
+        # lost the job with it. Nothing says the job failed, so it is reported missing and the
+        # launcher requeues the attempt, as for a lost node (a job's own failure is FAILED, written
+        # by a living supervisor with the exit code).
         what = "supervisor and process gone" if child is not None else "supervisor gone before the process started"
-        return dataclasses.replace(self._from_state(state, RankPhase.FAILED, node), message=f"lost: {what}")
+        return dataclasses.replace(self._from_state(state, RankPhase.MISSING, node), message=f"lost: {what}")
 
     @staticmethod
     def _from_state(state: RankState, phase: RankPhase, node: str) -> RankObservation:
@@ -352,4 +356,27 @@ class LocalBackend(Backend):
         )
 
 
-__all__ = ["REPO_ROOT", "LocalBackend", "RankStillAliveError"]
+def isolates_owner(*, uid_mapped: bool) -> bool:
+    """Whether a job of an owner with (or without) a mapped POSIX account runs isolated from other
+    users' jobs: only when the server runs as root and can start it as that account
+    (``rank_supervisor.run_as``). Otherwise every job runs as the server's own Unix user, and jobs
+    can read each other's files, environment and tokens: the local backend is single-tenant."""
+    return os.geteuid() == 0 and uid_mapped
+
+
+def single_tenant_warning() -> str:
+    """What the server logs at start-up about the local backend's isolation (docs/security.md)."""
+    if os.geteuid() == 0:
+        return (
+            "local backend: running as root, jobs of users with a POSIX uid run as that account; jobs of"
+            " users without one run as root, unisolated: set every user's POSIX uid (Django admin or"
+            " PATCH /api/v1/admin/users/<id>/)"
+        )
+    return (
+        f"local backend: SINGLE-TENANT. Every job runs as this server's Unix user (uid {os.geteuid()}), so"
+        " jobs of different users can read each other's files, environment and job tokens. Use it for one"
+        " team that trusts each other; run Rota as root with POSIX uids mapped, or use the Kubernetes backend"
+    )
+
+
+__all__ = ["REPO_ROOT", "LocalBackend", "RankStillAliveError", "isolates_owner", "single_tenant_warning"]
