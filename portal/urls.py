@@ -31,3 +31,7 @@ urlpatterns = [
     path("", include("apps.hai.urls")),
     path("", include("apps.web.urls")),
 ]
+
+# Under /api/ an unmatched URL or an uncaught error answers in the API's JSON error shape.
+handler404 = "apps.core.api.errors.page_not_found"
+handler500 = "apps.core.api.errors.server_error"

@@ -17,6 +17,10 @@ events). Client → server (JSON)::
     {"action": "unfollow_log", "stream": "s1"}
     {"action": "ping"}                          → {"type": "pong"}
 
+When the owner stops sharing a chain, a team-mate's subscription to it ends with
+``{"type": "unsubscribed", "chain": 12}`` and each follow of its log with a ``not_found`` error
+(with ``stream``): nothing more of it is sent. ``/ws/logs/`` then closes with 4404 after the error.
+
 Errors: ``{"type": "error", "code": "not_found" | "bad_request" | "too_many" | "internal", "message": …}``
 (with ``stream`` or ``chain`` when about one). A chain the user may not see is ``not_found``,
 exactly like one that does not exist. Events: ``{"type": "chain.status", …fields}`` (see the
@@ -84,6 +88,7 @@ MAX_TAIL_BYTES = 1024 * 1024
 MAX_ID = 2**62  # larger ids cannot exist (and would overflow the database's integers)
 MAX_RANK = 100_000
 SEEN_EVENT_IDS = 512
+VISIBILITY_EVENT = "chain.visibility"  # apps.experiments.events.ChainVisibilityChanged
 
 
 class RequestError(Exception):
@@ -432,13 +437,39 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await sink.viewer.close()
 
     async def rota_event(self, message: dict[str, Any]) -> None:
-        """An event from ``portal.realtime``: forward it once, even if it came through two groups."""
+        """An event from ``portal.realtime``: forward it once, even if it came through two groups.
+        ``chain.visibility`` is not forwarded: it makes the consumer re-check that chain."""
         event_id = message.get("id")
         if event_id is not None:
             if event_id in self._seen:
                 return
             self._seen.append(event_id)
-        await self.send(text_data=json.dumps(message["event"]))
+        event = message["event"]
+        if event.get("type") == VISIBILITY_EVENT:
+            await self._recheck_visibility(int(event["chain_id"]))
+            return
+        await self.send(text_data=json.dumps(event))
+
+    async def _recheck_visibility(self, chain_id: int) -> None:
+        """Drop the subscription and log follows of ``chain_id`` if the user may no longer see it."""
+        sinks = [(name, sink) for name, sink in self.streams.items() if sink.chain_id == chain_id]
+        if chain_id not in self.chains and not sinks:
+            return
+        if await database_sync_to_async(_chain_visible)(self.user, chain_id):
+            return
+        if chain_id in self.chains:
+            group = chain_group(chain_id)
+            await self.channel_layer.group_discard(group, self.channel_name)
+            self.groups.remove(group)
+            self.chains.discard(chain_id)
+            await self.send(text_data=json.dumps({"type": "unsubscribed", "chain": chain_id}))
+        for name, sink in sinks:
+            if self.streams.get(name) is sink:
+                del self.streams[name]
+            if sink.viewer is not None:
+                await sink.viewer.close()
+            body = {"type": "error", "code": "not_found", "stream": name, "chain": chain_id}
+            await self.send(text_data=json.dumps({**body, "message": f"No job {chain_id} that you can see."}))
 
 
 class LogsConsumer(AsyncWebsocketConsumer):
@@ -461,6 +492,9 @@ class LogsConsumer(AsyncWebsocketConsumer):
             return
         self.sink: LogSink | None = None
         self._start_lock = asyncio.Lock()
+        group = chain_group(self.chain_id)  # only for ``chain.visibility``: other events are ignored
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups.append(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
         self.auth_watch = AuthWatch(self)
         self.auth_watch.start()
@@ -495,6 +529,19 @@ class LogsConsumer(AsyncWebsocketConsumer):
     async def _done(self, sink: LogSink) -> None:
         if sink is self.sink and sink.viewer is not None and sink.viewer.state == "ended":
             await self.close(code=1000)
+
+    async def rota_event(self, message: dict[str, Any]) -> None:
+        """The chain's group: on ``chain.visibility``, end the follow if the user may no longer see it."""
+        if message["event"].get("type") != VISIBILITY_EVENT:
+            return
+        if await database_sync_to_async(_chain_visible)(self.user, self.chain_id):
+            return
+        if self.sink is not None and self.sink.viewer is not None:
+            await self.sink.viewer.close()
+            self.sink = None
+        body = {"type": "error", "code": "not_found", "message": f"No job {self.chain_id} that you can see."}
+        await self.send(text_data=json.dumps(body))
+        await self.close(code=CLOSE_NOT_FOUND)
 
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "auth_watch"):

@@ -17,6 +17,15 @@ class ChainStatusChanged:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ChainVisibilityChanged:
+    """Who may see the chain changed (unshared): consumers re-check their subscriptions and log
+    follows of it and drop what the user may no longer see. Not forwarded to clients."""
+
+    type: str = field(default="chain.visibility", init=False)
+    chain_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class AttemptStarted:
     type: str = field(default="attempt.started", init=False)
     chain_id: int

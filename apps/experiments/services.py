@@ -23,7 +23,7 @@ from apps.cluster.models import Environment, NodeGroup
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, RateLimited
 from apps.core.priorities import Priority, parse_priority
 from apps.core.tasks import enqueue_on_commit
-from apps.experiments import lifecycle
+from apps.experiments import events, lifecycle
 from apps.experiments.choices import (
     HOLDING_WORKER_STATUSES,
     EntrypointKind,
@@ -33,6 +33,7 @@ from apps.experiments.choices import (
 )
 from apps.experiments.models import Attempt, Chain, ChainTag
 from apps.quotas.selectors import quota_resolve
+from portal.realtime import chain_group, send_event_on_commit, team_group
 
 NAME_RE = re.compile(r"^[^\x00-\x1f()/\\]{1,200}$")
 TAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
@@ -344,15 +345,23 @@ def experiment_star(*, user: User, chain: Chain, starred: bool = True) -> Chain:
     return chain
 
 
+@transaction.atomic
 def experiment_share(*, user: User, chain: Chain, shared: bool = True) -> Chain:
-    """Share the job with the owner's team (read-only for them) or stop sharing it."""
+    """Share the job with the owner's team (read-only for them) or stop sharing it.
+
+    Sharing sends the chain's status to the team; unsharing sends ``chain.visibility`` (after
+    commit) so team-mates' open sockets drop their subscriptions and log follows of it."""
     _require_actor(user, chain)
     if shared and chain.owner.team_id is None:
         raise ApplicationError(_("You are not in a team, so there is nobody to share with."))
+    team_id = lifecycle.shared_chain_teams([chain.pk]).get(chain.pk)  # before the change: who saw it
     Chain.objects.filter(pk=chain.pk).update(shared_with_team=shared)
     chain.shared_with_team = shared
     if shared:  # the team's open pages learn of it (their list shows it without a reload)
         lifecycle.emit_chain_status(chain, _latest(chain))
+    elif team_id is not None:  # team-mates' open sockets stop receiving its status and logs
+        groups = [chain_group(chain.pk), team_group(team_id)]
+        send_event_on_commit(groups, events.ChainVisibilityChanged(chain_id=chain.pk))
     return chain
 
 

@@ -81,3 +81,26 @@ def test_logs_scrub_tokens():
     cleaned = scrub(line)
     assert "SECRET" not in cleaned
     assert "token=[scrubbed]" in cleaned
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("plain_static_storage")
+def test_an_api_url_that_matches_no_route_is_a_json_404_and_a_page_one_stays_html(api):
+    response = api.get("/api/v1/tokens/not-a-number/")
+    assert (response.status_code, response["Content-Type"]) == (404, "application/json")
+    assert response.json() == {
+        "error": {"code": "not_found", "message": "No such API endpoint or object.", "fields": {}}
+    }
+    page = api.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_an_admin_cannot_create_a_user_name_with_control_characters(admin_api):
+    from apps.accounts.models import User
+
+    before = User.objects.count()
+    response = admin_api.post("/api/v1/admin/users/", {"username": "\x19ä"}, format="json")
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["username"]
+    assert User.objects.count() == before

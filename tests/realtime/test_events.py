@@ -118,7 +118,7 @@ def test_exact_events_of_a_job_lifecycle(cluster, submit, user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sharing_tells_the_team_and_unsharing_tells_nobody_new(cluster, submit, user):
+def test_sharing_tells_the_team_and_unsharing_makes_its_sockets_recheck(cluster, submit, user):
     from django.contrib.auth.models import Group
 
     user.team = Group.objects.create(name="vision")
@@ -131,6 +131,15 @@ def test_sharing_tells_the_team_and_unsharing_tells_nobody_new(cluster, submit, 
     ]
     with capture_events() as sent:
         services.experiment_share(user=user, chain=chain, shared=False)
+    assert [(s.type, s.groups, s.body) for s in sent] == [
+        (
+            "chain.visibility",
+            (chain_group(chain.pk), f"team.{user.team_id}"),
+            {"type": "chain.visibility", "chain_id": chain.pk},
+        )
+    ]
+    with capture_events() as sent:
+        services.experiment_share(user=user, chain=chain, shared=False)  # not shared: nobody to tell
     assert sent == []
     with capture_events() as sent:
         services.experiment_stop(actor=user, chain=chain)

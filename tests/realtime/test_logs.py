@@ -466,3 +466,80 @@ async def test_a_held_next_attempt_gets_its_separator_only_once_it_runs_as_over_
     assert page["data"] == log_data(received)
     assert contents(page["data"])[1].startswith("──── attempt 2 (id ")
     await comm.disconnect()
+
+
+async def test_unsharing_cuts_a_team_mate_off_the_chains_events_and_logs_at_once(
+    ws_app, job, user, other_user, token_for, log_store
+):
+    """A team-mate subscribed to a shared chain and following its log over both sockets: when the
+    owner unshares, the subscription and the follows end, and nothing more of the chain arrives."""
+    from django.contrib.auth.models import Group
+
+    from apps.experiments import services
+
+    chain, attempt_id = job
+
+    def share() -> None:
+        team = Group.objects.create(name="vision")
+        for member in (user, other_user):
+            member.team = team
+            member.save(update_fields=["team"])
+        services.experiment_share(user=user, chain=chain, shared=True)
+
+    await database_sync_to_async(share)()
+    write(log_store, chain.pk, attempt_id, ["shared 1"])
+    token = await database_sync_to_async(token_for)(other_user)
+    page = communicator(ws_app, "/ws/events/", token=token)
+    assert (await page.connect())[0]
+    await page.send_json_to({"action": "subscribe", "chain": chain.pk})
+    assert await page.receive_json_from() == {"type": "subscribed", "chain": chain.pk}
+    await page.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "s"})
+    assert contents(log_data(await receive_until(page, lambda m: line_count(m) >= 1))) == ["shared 1"]
+    cli = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=token)
+    assert (await cli.connect())[0]
+    await cli.send_json_to({})
+    assert contents(log_data(await receive_until(cli, lambda m: line_count(m) >= 1))) == ["shared 1"]
+
+    await database_sync_to_async(services.experiment_share)(user=user, chain=chain, shared=False)
+    gone = await receive_until(page, lambda m: len(m) >= 2)
+    message = f"No job {chain.pk} that you can see."
+    assert sorted(gone, key=lambda m: m["type"]) == [
+        {"type": "error", "code": "not_found", "stream": "s", "chain": chain.pk, "message": message},
+        {"type": "unsubscribed", "chain": chain.pk},
+    ]
+    closing = await receive_until(cli, lambda m: bool(m) and m[-1]["type"] == "error")
+    assert closing[-1] == {"type": "error", "code": "not_found", "message": message}
+    assert await cli.receive_output() == {"type": "websocket.close", "code": 4404}
+
+    write(log_store, chain.pk, attempt_id, ["private again"])
+    await database_sync_to_async(finish)(chain)  # a status change and a log line: neither arrives
+    assert await page.receive_nothing(0.5)
+    await page.disconnect()
+    await cli.disconnect()
+
+
+async def test_the_owner_keeps_everything_when_unsharing(ws_app, job, user, other_user, token_for, log_store):
+    from django.contrib.auth.models import Group
+
+    from apps.experiments import services
+
+    chain, attempt_id = job
+
+    def share() -> None:
+        user.team = Group.objects.create(name="vision")
+        user.save(update_fields=["team"])
+        services.experiment_share(user=user, chain=chain, shared=True)
+
+    await database_sync_to_async(share)()
+    write(log_store, chain.pk, attempt_id, ["mine"])
+    page = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await page.connect())[0]
+    await page.send_json_to({"action": "subscribe", "chain": chain.pk})
+    assert await page.receive_json_from() == {"type": "subscribed", "chain": chain.pk}
+    await page.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "s"})
+    await receive_until(page, lambda m: line_count(m) >= 1)
+    await database_sync_to_async(services.experiment_share)(user=user, chain=chain, shared=False)
+    assert await page.receive_nothing(0.5)  # no visibility event is forwarded, nothing is dropped
+    write(log_store, chain.pk, attempt_id, ["still mine"])
+    assert contents(log_data(await receive_until(page, lambda m: line_count(m) >= 1))) == ["still mine"]
+    await page.disconnect()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
 from apps.accounts.choices import Role, TokenScope
@@ -7,7 +8,7 @@ from apps.accounts.models import ApiToken, User
 
 
 class MeSerializer(serializers.ModelSerializer):
-    team = serializers.CharField(source="team.name", default=None, read_only=True)
+    team = serializers.CharField(source="team.name", default=None, read_only=True, allow_null=True)
     groups = serializers.SerializerMethodField()
     is_admin = serializers.SerializerMethodField()
     token_scope = serializers.SerializerMethodField()
@@ -116,7 +117,7 @@ class AdminUserSerializer(serializers.ModelSerializer):
 
 
 class AdminUserCreateSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+    username = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
     password = serializers.CharField(
         required=False, allow_blank=True, write_only=True, style={"input_type": "password"}
     )

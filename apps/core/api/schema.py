@@ -7,8 +7,8 @@ and, per operation, the statuses the API's plumbing can produce:
 
 - 400 (bad input) for every operation (query parameters, bodies, and bodies that are not JSON);
 - 401 and 403 for operations that need authentication (no or a bad token; not allowed);
-- 404 for operations with a path parameter (a missing or foreign object) and the job-runtime
-  endpoints (``?attempt=`` of someone else);
+- 404 for operations with a path parameter (a missing or foreign object), the job-runtime
+  endpoints (``?attempt=`` of someone else) and paginated lists (a page past the end);
 - 409 for writes (the state changed meanwhile: finished job, duplicate name);
 - 429 where requests are rate-limited or sign-ins locked out (the token exchange).
 """
@@ -50,7 +50,8 @@ def _statuses(path: str, method: str, operation: dict[str, Any]) -> list[str]:
     statuses = ["400"]
     if operation.get("security") != [{}]:
         statuses += ["401", "403"]
-    if "{" in path or path.startswith("/api/v1/job/"):
+    parameters = {p.get("name") for p in operation.get("parameters", [])}
+    if "{" in path or path.startswith("/api/v1/job/") or "page" in parameters:
         statuses.append("404")
     if method in WRITES:
         statuses.append("409")
