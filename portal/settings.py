@@ -347,11 +347,18 @@ ROTA_MAX_UNFINISHED_CHAINS_PER_USER = env_int("ROTA_MAX_UNFINISHED_CHAINS_PER_US
 # Scheduler policy: every threshold is a setting (see docs/scheduler.md).
 ROTA_SCHEDULER = {
     "MIN_RUN_SECONDS": env_float("ROTA_SCHED_MIN_RUN_SECONDS", 300.0),
-    "TIME_SLICE_SECONDS": env_float("ROTA_SCHED_TIME_SLICE_SECONDS", 3600.0),
+    "TIME_SLICE_SECONDS": env_float("ROTA_SCHED_TIME_SLICE_SECONDS", 14400.0),
     "TIMESHARE_WAIT_SECONDS": env_float("ROTA_SCHED_TIMESHARE_WAIT_SECONDS", 900.0),
     "ABOVE_NORMAL_AGING_SECONDS": env_float("ROTA_SCHED_ABOVE_NORMAL_AGING_SECONDS", 1800.0),
     "FAIRSHARE_HALF_LIFE_SECONDS": env_float("ROTA_SCHED_FAIRSHARE_HALF_LIFE_SECONDS", 3600.0),
     "RESERVATION_WAIT_SECONDS": env_float("ROTA_SCHED_RESERVATION_WAIT_SECONDS", 1800.0),
+    "RESERVATION_HOLD_SECONDS": env_float("ROTA_SCHED_RESERVATION_HOLD_SECONDS", 1800.0),
+    "RESTART_COST_SECONDS": env_float("ROTA_SCHED_RESTART_COST_SECONDS", 300.0),
+    "URGENT_PRIORITY": env_int("ROTA_SCHED_URGENT_PRIORITY", 30),
+    "CHECKPOINT_FRESH_SECONDS": env_float("ROTA_SCHED_CHECKPOINT_FRESH_SECONDS", 180.0),
+    "CHECKPOINT_WAIT_SECONDS": env_float("ROTA_SCHED_CHECKPOINT_WAIT_SECONDS", 1800.0),
+    "TIMESHARE_MAX_RATIO": env_float("ROTA_SCHED_TIMESHARE_MAX_RATIO", 2.0),
+    "VICTIM_WAIT_SECONDS": env_float("ROTA_SCHED_VICTIM_WAIT_SECONDS", 600.0),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_SCHED_PASS_INTERVAL_SECONDS", 2.0),
 }
 
@@ -370,10 +377,16 @@ ROTA_KUBERNETES = {
     "IMAGE_PULL_SECRETS": env_list("ROTA_K8S_IMAGE_PULL_SECRETS"),
     "IN_CLUSTER": env_bool("ROTA_K8S_IN_CLUSTER", default=False),
     "KUBECONFIG": env_str("KUBECONFIG"),
+    # Job pods request the node's allocatable CPU and memory less this, for the node's daemons.
+    "HEADROOM_CPU": env_float("ROTA_K8S_HEADROOM_CPU", 1.0),
+    "HEADROOM_MEMORY_BYTES": int(env_float("ROTA_K8S_HEADROOM_MEMORY_GIB", 2.0) * 2**30),
+    # $HOME of job containers ({user} = the user name); empty = the job's workspace.
+    "HOME": env_str("ROTA_K8S_HOME"),
 }
 
 MEILISEARCH_URL = env_str("MEILISEARCH_URL")
 MEILISEARCH_API_KEY = env_str("MEILISEARCH_API_KEY")
+MEILISEARCH_INDEX = env_str("MEILISEARCH_INDEX", "rota_forum_posts")
 
 # --- security -----------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ security context, RBAC) is in docs/kubernetes.md. The modules:
 from apps.launcher.backends.kubernetes.backend import KubernetesBackend
 from apps.launcher.backends.kubernetes.logs import LogCursor, LogLineSplitter, parse_log_timestamp
 from apps.launcher.backends.kubernetes.manifests import (
+    INIT_BOOT,
+    INIT_SCRIPT,
     Manifests,
     normalize_capabilities,
     pod_name,
@@ -24,6 +26,8 @@ from apps.launcher.backends.kubernetes.manifests import (
 )
 
 __all__ = [
+    "INIT_BOOT",
+    "INIT_SCRIPT",
     "KubernetesBackend",
     "LogCursor",
     "LogLineSplitter",

@@ -27,6 +27,26 @@ _CAPABILITY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SECRET_KEY_BAD = re.compile(r"[^-._A-Za-z0-9]+")
 _RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
 
+#: PID 1 of every job container. PID 1 gets no default signal handling from the kernel, so a
+#: Python or a bash that is PID 1 ignores SIGTERM, and a bash entrypoint never passes it on to its
+#: Python: the suspend notice would be lost and the rank killed at the end of the grace. This bash
+#: runs the job as its own process group (``set -m``; dash cannot without a tty), forwards
+#: TERM/INT/HUP to that whole group, reaps it and exits with its status (a ``wait`` interrupted by
+#: a signal is repeated while the job lives). ``INIT_BOOT`` (POSIX sh) runs it under bash, or
+#: ``exec``s the job directly in an image without bash.
+INIT_SCRIPT = (
+    "set -m; "
+    '"$@" & child=$!; set +m; '
+    "trap 'kill -TERM -- -$child 2>/dev/null' TERM; "
+    "trap 'kill -INT -- -$child 2>/dev/null' INT; "
+    "trap 'kill -HUP -- -$child 2>/dev/null' HUP; "
+    "while :; do "
+    'wait "$child"; status=$?; '
+    'kill -0 "$child" 2>/dev/null || exit "$status"; '
+    "done"
+)
+INIT_BOOT = 'command -v bash >/dev/null 2>&1 && exec bash -c "$0" rota-init "$@"; exec "$@"'
+
 
 def service_name(attempt_id: int) -> str:
     return f"rota-{attempt_id}"
@@ -163,6 +183,10 @@ class Manifests:
             values["NVIDIA_VISIBLE_DEVICES"] = "void"
         values["MASTER_ADDR"] = self.master_addr(spec.attempt_id)
         values["MASTER_PORT"] = str(self._master_port)
+        # Who the process is: the uid's account is on shared storage, not in the image's
+        # /etc/passwd, and getpass.getuser() (torch.compile, ...) reads these before passwd.
+        values["USER"] = values["LOGNAME"] = spec.user
+        values["HOME"] = spec.home or spec.workspace
         return values
 
     @staticmethod
@@ -203,6 +227,11 @@ class Manifests:
 
     @staticmethod
     def command(spec: LaunchSpec) -> list[str]:
+        """The container's command: the job under ``INIT_SCRIPT`` (signals reach every process)."""
+        return ["/bin/sh", "-c", INIT_BOOT, INIT_SCRIPT, *Manifests.job_argv(spec)]
+
+    @staticmethod
+    def job_argv(spec: LaunchSpec) -> list[str]:
         if spec.kind == EntrypointKind.PYTHON:
             return [spec.interpreter, "-u", spec.entrypoint, *spec.parameters]
         if spec.kind == EntrypointKind.BASH:
@@ -269,6 +298,7 @@ class Manifests:
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": spec.uid,
+                **({"runAsGroup": spec.gid} if spec.gid is not None else {}),
                 "allowPrivilegeEscalation": False,
                 "privileged": False,
                 "capabilities": capabilities,
@@ -297,6 +327,7 @@ class Manifests:
             "securityContext": {
                 "runAsNonRoot": True,
                 "runAsUser": spec.uid,
+                **({"runAsGroup": spec.gid} if spec.gid is not None else {}),
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "containers": [container],
@@ -320,6 +351,8 @@ class Manifests:
     def validate(spec: LaunchSpec) -> None:
         if spec.uid < 1:
             raise ValueError("pods run as non-root: uid must be >= 1")
+        if spec.gid is not None and spec.gid < 1:
+            raise ValueError("gid must be >= 1")
         if not spec.ranks:
             raise ValueError("an attempt needs at least one rank")
         ranks = [rank.rank for rank in spec.ranks]

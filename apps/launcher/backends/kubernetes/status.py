@@ -6,6 +6,7 @@ The mapping (phases, pending reasons, exit codes, platform-ended ranks) is in do
 from __future__ import annotations
 
 import datetime as dt
+import re
 import signal
 from collections.abc import Mapping
 from typing import Any
@@ -75,17 +76,59 @@ def observe_pod(rank: int, pod: JsonDict, *, stop_reason_annotation: str) -> Ran
 
 
 def observe_node(node: JsonDict) -> NodeObservation:
-    """One node: ready, or why not (NotReady reason, cordoned)."""
+    """One node: ready (the kubelet reports), schedulable (not cordoned) and its allocatable resources.
+
+    A cordoned node is *ready*: it takes no new work, but the jobs on it go on (a drain evicts them,
+    which the pods' ``DisruptionTarget`` condition reports).
+    """
     name = (node.get("metadata") or {}).get("name") or ""
     conditions = (node.get("status") or {}).get("conditions") or []
+    allocatable = (node.get("status") or {}).get("allocatable") or {}
+    schedulable = not (node.get("spec") or {}).get("unschedulable")
     ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
     if ready is None:
-        return NodeObservation(name, False, "no Ready condition")
-    if ready.get("status") != "True":
-        return NodeObservation(name, False, str(ready.get("reason") or "NotReady"))
-    if (node.get("spec") or {}).get("unschedulable"):
-        return NodeObservation(name, False, "cordoned")
-    return NodeObservation(name, True, "")
+        is_ready, reason = False, "no Ready condition"
+    elif ready.get("status") != "True":
+        is_ready, reason = False, str(ready.get("reason") or "NotReady")
+    else:
+        is_ready, reason = True, "" if schedulable else "cordoned"
+    return NodeObservation(
+        name,
+        is_ready,
+        reason,
+        schedulable=schedulable,
+        allocatable_cpu=parse_quantity(allocatable.get("cpu")),
+        allocatable_memory_bytes=_int_or_none(parse_quantity(allocatable.get("memory"))),
+    )
+
+
+_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)([a-zA-Z]*)$")
+_SUFFIXES = {
+    "": 1.0,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "Ki": 2.0**10,
+    "Mi": 2.0**20,
+    "Gi": 2.0**30,
+    "Ti": 2.0**40,
+    "Pi": 2.0**50,
+}
+
+
+def parse_quantity(value: object) -> float | None:
+    """A Kubernetes quantity (``"15900m"``, ``"503Gi"``, ``"1.5"``) as a number; ``None`` if not one."""
+    match = _QUANTITY.match(str(value).strip()) if value is not None else None
+    if match is None or match[2] not in _SUFFIXES:
+        return None
+    return float(match[1]) * _SUFFIXES[match[2]]
+
+
+def _int_or_none(value: float | None) -> int | None:
+    return None if value is None else int(value)
 
 
 def container_status(status: JsonDict) -> JsonDict:
