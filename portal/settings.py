@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -65,6 +66,15 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     if raw is None or raw.strip() == "":
         return list(default or [])
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def redis_database(url: str) -> int:
+    """The database number a Redis URL selects (``redis://host:6379/3``, ``?db=3``; 0 if none)."""
+    parts = urlsplit(url)
+    raw = parse_qs(parts.query).get("db", [""])[0] or parts.path.strip("/") or "0"
+    if not raw.isdigit():
+        raise ImproperlyConfigured(f"REDIS_URL must select a numbered database, got {url!r}")
+    return int(raw)
 
 
 # --- profile ------------------------------------------------------------------------------------
@@ -138,6 +148,7 @@ INSTALLED_APPS = [
     "apps.scheduler",
     "apps.launcher",
     "apps.web",
+    "discussion",
 ]
 
 MIDDLEWARE = [
@@ -196,12 +207,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 if PRODUCTION:
+    # Redis pub/sub: a process subscribes once to each group some of its sockets are in and hands
+    # every message to them itself, so an event costs one Redis message per (group, process), not
+    # one queue push and one blocking pop per socket (which collapsed past ~100 viewers of a job:
+    # docs/PERFORMANCE.md). Delivery is at most once, as realtime events are meant to be (pages
+    # re-fetch on reconnect). Pub/sub channels are shared by every database of a Redis server, so
+    # their names carry the database's number: deployments (and test runs) on one server stay apart.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 times reads out after 5 s by default, exactly channels-redis's blocking-pop
-            # timeout: idle websockets would die. Reads time out later than that pop instead.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}], "capacity": 2000, "expiry": 30},
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL}], "prefix": f"rota.db{redis_database(REDIS_URL)}."},
         }
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
@@ -355,6 +370,11 @@ ROTA_KUBERNETES = {
     "IMAGE_PULL_SECRETS": env_list("ROTA_K8S_IMAGE_PULL_SECRETS"),
     "IN_CLUSTER": env_bool("ROTA_K8S_IN_CLUSTER", default=False),
     "KUBECONFIG": env_str("KUBECONFIG"),
+    # Job pods request the node's allocatable CPU and memory less this, for the node's daemons.
+    "HEADROOM_CPU": env_float("ROTA_K8S_HEADROOM_CPU", 1.0),
+    "HEADROOM_MEMORY_BYTES": int(env_float("ROTA_K8S_HEADROOM_MEMORY_GIB", 2.0) * 2**30),
+    # $HOME of job containers ({user} = the user name); empty = the job's workspace.
+    "HOME": env_str("ROTA_K8S_HOME"),
 }
 
 MEILISEARCH_URL = env_str("MEILISEARCH_URL")

@@ -1,4 +1,5 @@
-"""Top-level URLs: portal pages, the REST API under /api/v1/, its schema and docs, Django admin."""
+"""Top-level URLs: portal pages, the REST API under /api/v1/, its schema and docs, Django admin,
+HAI's API (``apps/hai``)."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -11,5 +12,8 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("django-admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("discuss/", include("discussion.urls")),
+    # HAI Platform's API (its own paths at the root) so HAI's hai-cli works unchanged
+    path("", include("apps.hai.urls")),
     path("", include("apps.web.urls")),
 ]

@@ -40,6 +40,7 @@ COVERED: set[str] = {
     "api/v1/job/go-suspend/",
     "api/v1/job/watchdog/",
     "api/v1/job/metrics/",
+    "api/v1/job/priority/",  # tests/experiments/test_runtime_priority.py
 }
 
 

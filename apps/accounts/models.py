@@ -9,15 +9,25 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, Group
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.choices import AdminGroup, Role, TokenScope
 
+#: POSIX ids admins may give users: below 1000 are system accounts on every common distribution,
+#: and 2**31-1 is the largest id that every kernel, filesystem and NFS server treats as valid.
+POSIX_ID_MIN = 1000
+POSIX_ID_MAX = 2**31 - 1
+
 
 class User(AbstractUser):
-    """A person who uses the cluster (researcher) or runs it (admin, through groups)."""
+    """A person who uses the cluster (researcher) or runs it (admin, through groups).
+
+    ``posix_uid``/``posix_gid`` are the user's account on the cluster's shared storage, set by
+    admins: job containers run as them so files written to shared storage belong to the person.
+    """
 
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.INTERNAL)
     nickname = models.CharField(_("nickname"), max_length=150, blank=True)
@@ -30,9 +40,36 @@ class User(AbstractUser):
         related_name="team_members",
         help_text=_("The shared group: jobs shared with the team are visible to its members."),
     )
+    posix_uid = models.PositiveIntegerField(
+        _("POSIX uid"),
+        null=True,
+        blank=True,
+        unique=True,
+        validators=[MinValueValidator(POSIX_ID_MIN), MaxValueValidator(POSIX_ID_MAX)],
+        help_text=_("The user's numeric id on the cluster's shared storage; jobs run as it."),
+    )
+    posix_gid = models.PositiveIntegerField(
+        _("POSIX gid"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(POSIX_ID_MIN), MaxValueValidator(POSIX_ID_MAX)],
+        help_text=_("The user's primary group id on the cluster's shared storage."),
+    )
 
     class Meta:
         ordering = ["username"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(posix_uid__isnull=True)
+                | models.Q(posix_uid__gte=POSIX_ID_MIN, posix_uid__lte=POSIX_ID_MAX),
+                name="user_posix_uid_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(posix_gid__isnull=True)
+                | models.Q(posix_gid__gte=POSIX_ID_MIN, posix_gid__lte=POSIX_ID_MAX),
+                name="user_posix_gid_range",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.username

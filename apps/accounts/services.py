@@ -17,11 +17,11 @@ from django.utils.translation import gettext as _
 
 from apps.accounts import tokens
 from apps.accounts.choices import PUBLIC_GROUP, AdminGroup, Role, TokenScope
-from apps.accounts.models import ApiToken, User
+from apps.accounts.models import POSIX_ID_MAX, POSIX_ID_MIN, ApiToken, User
 from apps.core.audit import audit_record, snapshot
 from apps.core.errors import ApplicationError, NotFound, PermissionDenied
 
-USER_AUDIT_FIELDS = ["username", "role", "nickname", "team", "is_active", "email"]
+USER_AUDIT_FIELDS = ["username", "role", "nickname", "team", "is_active", "email", "posix_uid", "posix_gid"]
 MAX_TOKEN_NAME = 100
 
 
@@ -104,15 +104,40 @@ def user_create(
     return user
 
 
+def validate_posix_ids(*, user: User, changes: dict[str, Any]) -> None:
+    """Refuse POSIX ids outside the valid range, and a uid another user already has."""
+    errors: dict[str, list[str]] = {}
+    for name in ("posix_uid", "posix_gid"):
+        value = changes.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not POSIX_ID_MIN <= value <= POSIX_ID_MAX:
+            errors[name] = [
+                _("Use a whole number from %(lo)d to %(hi)d (ids below %(lo)d belong to system accounts).")
+                % {"lo": POSIX_ID_MIN, "hi": POSIX_ID_MAX}
+            ]
+    uid = changes.get("posix_uid")
+    if "posix_uid" not in errors and uid is not None:
+        holder = User.objects.filter(posix_uid=uid).exclude(pk=user.pk).values_list("username", flat=True).first()
+        if holder is not None:
+            errors["posix_uid"] = [_("uid %(uid)d already belongs to %(name)s.") % {"uid": uid, "name": holder}]
+    if errors:
+        raise ApplicationError(_("Check the POSIX ids."), fields=errors)
+
+
 @transaction.atomic
 def user_update(*, actor: User | None, user: User, **changes: Any) -> User:
-    """Change a user's role, nickname, email, team, groups or active flag. Audited."""
+    """Change a user's role, nickname, email, team, groups, active flag or POSIX ids. Audited.
+
+    POSIX ids are 1000..2**31-1 (``None`` clears them); a uid belongs to one user at most.
+    """
     if actor is not None:
         _require_user_admin(actor)
-    allowed = {"role", "nickname", "email", "team", "groups", "is_active", "password"}
+    allowed = {"role", "nickname", "email", "team", "groups", "is_active", "password", "posix_uid", "posix_gid"}
     unknown = set(changes) - allowed
     if unknown:
         raise ApplicationError(_("These fields cannot be changed: %(f)s") % {"f": ", ".join(sorted(unknown))})
+    validate_posix_ids(user=user, changes=changes)
     user = User.objects.select_for_update().get(pk=user.pk)
     before = snapshot(user, USER_AUDIT_FIELDS)
     before["groups"] = sorted(user.groups.values_list("name", flat=True))
@@ -120,14 +145,21 @@ def user_update(*, actor: User | None, user: User, **changes: Any) -> User:
         if changes["role"] not in Role.values:
             raise ApplicationError(_("Unknown role: use internal or external."), fields={"role": [_("Invalid.")]})
         user.role = changes["role"]
-    for name in ("nickname", "email", "is_active"):
+    for name in ("nickname", "email", "is_active", "posix_uid", "posix_gid"):
         if name in changes:
             setattr(user, name, changes[name])
     if "team" in changes:
         user.team = group_get_or_create(name=changes["team"]) if changes["team"] else None
     if changes.get("password"):
         user.set_password(changes["password"])
-    user.save()
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError as exc:  # another admin gave the same uid at the same moment
+        raise ApplicationError(
+            _("uid %(uid)s already belongs to another user.") % {"uid": user.posix_uid},
+            fields={"posix_uid": [_("Taken.")]},
+        ) from exc
     if "groups" in changes or "team" in changes:
         names = set(changes["groups"]) if "groups" in changes else set(before["groups"])
         if user.team is not None:

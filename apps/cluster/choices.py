@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 class NodeState(models.TextChoices):
     READY = "ready", _("Ready")
     NOT_READY = "not_ready", _("Not ready")
+    CORDONED = "cordoned", _("Cordoned")  # ready, takes no new work; jobs on it go on
     DISABLED = "disabled", _("Disabled")
 
 

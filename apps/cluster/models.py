@@ -31,7 +31,12 @@ class NodeGroup(models.Model):
 
 class Node(models.Model):
     """A machine. Only ``ready`` nodes are scheduled; ``disabled`` is an admin's decision with a
-    reason, ``not_ready`` is what the backend observes."""
+    reason, ``not_ready`` and ``cordoned`` are what the backend observes (a cordoned node takes no
+    new work, the jobs on it go on; a not-ready node's jobs are requeued).
+
+    ``allocatable_*`` is what the backend reports pods may request on the node in all (Kubernetes'
+    ``status.allocatable``: the nominal size less what the kubelet and system reserve); job pods
+    request that less ``ROTA_K8S_HEADROOM_*``, so they fit next to the node's daemons."""
 
     name = models.CharField(_("name"), max_length=253, unique=True, validators=[name_validator])
     group = models.ForeignKey(NodeGroup, on_delete=models.PROTECT, related_name="nodes")
@@ -39,6 +44,8 @@ class Node(models.Model):
     gpu_model = models.CharField(_("GPU model"), max_length=64, blank=True)
     cpu = models.PositiveIntegerField(_("CPU cores"), default=0)
     memory_bytes = models.PositiveBigIntegerField(_("memory (bytes)"), default=0)
+    allocatable_cpu_millis = models.PositiveIntegerField(_("allocatable CPU (millicores)"), null=True, blank=True)
+    allocatable_memory_bytes = models.PositiveBigIntegerField(_("allocatable memory (bytes)"), null=True, blank=True)
     room = models.CharField(_("room"), max_length=64, blank=True)
     state = models.CharField(_("state"), max_length=16, choices=NodeState.choices, default=NodeState.READY)
     state_reason = models.CharField(_("reason"), max_length=255, blank=True)

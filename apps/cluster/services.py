@@ -172,9 +172,15 @@ def node_enable(*, actor: User, node: Node) -> Node:
     return node
 
 
-def node_observe_readiness(*, name: str, ready: bool, reason: str = "") -> bool:
-    """Record what the backend sees of a node. Disabled nodes stay disabled. True if it changed."""
-    target = NodeState.READY if ready else NodeState.NOT_READY
+def node_observe_readiness(*, name: str, ready: bool, reason: str = "", schedulable: bool = True) -> bool:
+    """Record what the backend sees of a node: ready, cordoned (ready but not ``schedulable``) or not
+    ready. Disabled nodes stay disabled. True if it changed."""
+    if not ready:
+        target = NodeState.NOT_READY
+    elif not schedulable:
+        target = NodeState.CORDONED
+    else:
+        target = NodeState.READY
     with transaction.atomic():
         # Locked and re-checked (not a blind update) to know the state it leaves, for the event.
         node = (
@@ -189,12 +195,25 @@ def node_observe_readiness(*, name: str, ready: bool, reason: str = "") -> bool:
             return False
         previous = node.state
         node.state = target
-        node.state_reason = "" if ready else reason[:255]
+        node.state_reason = "" if target == NodeState.READY else (reason or target.label)[:255]
         node.state_changed_at = timezone.now()
         node.save(update_fields=["state", "state_reason", "state_changed_at"])
         _node_capacity_changed()
         _emit_node_state(node, previous)
     return True
+
+
+def node_observe_allocatable(*, name: str, cpu: float | None, memory_bytes: int | None) -> bool:
+    """Record a node's allocatable CPU and memory as the backend reports them (one conditional
+    update: nothing is written while they stay the same). True if they changed."""
+    cpu_millis = None if cpu is None else max(0, round(cpu * 1000))
+    memory = None if memory_bytes is None else max(0, int(memory_bytes))
+    changed = (
+        Node.objects.filter(name=name)
+        .exclude(allocatable_cpu_millis=cpu_millis, allocatable_memory_bytes=memory)
+        .update(allocatable_cpu_millis=cpu_millis, allocatable_memory_bytes=memory)
+    )
+    return changed > 0
 
 
 @transaction.atomic

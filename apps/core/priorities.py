@@ -23,13 +23,13 @@ QUOTA_LEVELS: tuple[Priority, ...] = tuple(p for p in Priority if p != Priority.
 
 def parse_priority(value: int | str) -> Priority:
     """Accept a number (30), a numeric string ("30") or a name ("HIGH", "high"). Raises ValueError."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Priority(value)
+    names = ", ".join(p.name for p in Priority)
     text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        return Priority(int(text))
     try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return Priority(value)
+        if text.lstrip("-").isdigit():
+            return Priority(int(text))
         return Priority[text.upper()]
-    except KeyError:
-        names = ", ".join(p.name for p in Priority)
+    except (KeyError, ValueError):
         raise ValueError(f"Unknown priority {value!r}: use one of {names} or its number") from None

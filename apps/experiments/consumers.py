@@ -35,10 +35,10 @@ a change come first), so a client learns that the job was suspended or held with
 
     {"type": "log.status", "chain": 12, "rank": 0, "status": "held"}
 
-The client sends ``{"cursor": …, "tail": …}`` first — ``{}`` for the beginning. A client that
-sends nothing gets the log from the beginning after ``FIRST_MESSAGE_WAIT`` seconds, so clients
-should always send it: a message that arrives later (a busy server) restarts the follow, after the
-beginning was sent.
+The client sends ``{"cursor": …, "tail": …}`` first — ``{}`` for the beginning, ``{"tail": 0}``
+for what is written from now on (after the last whole line). Nothing is sent before it: the
+socket waits for the request however long it takes to arrive (a server that started on its own
+after a delay sent a busy client's log from the beginning, then again from where it asked).
 Sending it again restarts the follow (after ``log.behind``). The server closes with 1000 after
 ``log.end``. Close codes before the handshake: 4401 not authenticated, 4404 no such
 chain or rank for this user.
@@ -83,7 +83,6 @@ MAX_LOG_STREAMS = 16
 MAX_TAIL_BYTES = 1024 * 1024
 MAX_ID = 2**62  # larger ids cannot exist (and would overflow the database's integers)
 MAX_RANK = 100_000
-FIRST_MESSAGE_WAIT = 2.0
 SEEN_EVENT_IDS = 512
 
 
@@ -465,17 +464,8 @@ class LogsConsumer(AsyncWebsocketConsumer):
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
         self.auth_watch = AuthWatch(self)
         self.auth_watch.start()
-        self._starter: asyncio.Task[None] | None = asyncio.get_running_loop().create_task(self._start_unless_asked())
-
-    async def _start_unless_asked(self) -> None:
-        await asyncio.sleep(FIRST_MESSAGE_WAIT)
-        self._starter = None
-        await self._start({})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        if self._starter is not None:
-            self._starter.cancel()
-            self._starter = None
         try:
             message = EventsConsumer._parse(text_data)
         except RequestError as exc:
@@ -509,11 +499,6 @@ class LogsConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "auth_watch"):
             await self.auth_watch.stop()
-        starter = getattr(self, "_starter", None)
-        if starter is not None:
-            starter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starter
         sink = getattr(self, "sink", None)
         if sink is not None and sink.viewer is not None:
             await sink.viewer.close()

@@ -70,6 +70,14 @@ def chain_detail(*, user: User, key: str | int) -> Chain:
     )
 
 
+def log_attempt_ids(*, chain: Chain) -> list[int]:
+    """Attempts that have (or may have) logs, in order: those that were ever scheduled, and the
+    latest. A held or waiting next attempt gets no separator until it runs."""
+    rows = list(Attempt.objects.filter(chain=chain).order_by("index").values_list("pk", "scheduled_at"))
+    ran = [pk for pk, scheduled_at in rows if scheduled_at is not None]
+    return ran or [rows[-1][0]]
+
+
 def attempt_runtime_seconds(attempt: Attempt, now: datetime | None = None) -> float:
     if attempt.started_at is None:
         return 0.0

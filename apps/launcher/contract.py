@@ -42,8 +42,9 @@ def rank_env(
     token: str,
     log_dir: str,
     env_defaults: dict[str, str],
+    procs_per_node: int = 1,
 ) -> dict[str, str]:
-    """The full environment of one rank."""
+    """The full environment of one rank (one rank = one node; ``procs_per_node`` = its GPUs)."""
     api_url = settings.ROTA_PUBLIC_URL.rstrip("/")
     port = str(settings.ROTA_LAUNCHER["MASTER_PORT"])
     env: dict[str, str] = {}
@@ -54,6 +55,11 @@ def rank_env(
         "RANK": str(placement.rank),
         "MASTER_ADDR": master_addr,
         "MASTER_PORT": port,
+        # torchrun's own variables, so `torchrun train.py` in a rank needs no arguments.
+        "PET_NNODES": str(world_size),
+        "PET_NODE_RANK": str(placement.rank),
+        "PET_NPROC_PER_NODE": str(max(1, procs_per_node)),
+        "LOCAL_WORLD_SIZE": str(max(1, procs_per_node)),
         "ROTA_TASK_ID": str(attempt.pk),
         "ROTA_CHAIN_ID": str(chain.pk),
         "ROTA_NB_NAME": chain.name,

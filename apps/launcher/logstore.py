@@ -48,6 +48,8 @@ TIMESTAMP_LEN = 29
 
 DEFAULT_LINE_MAX_BYTES = 4096
 TRUNCATION_MARKER = " …[truncated {n} bytes]"
+LINE_END_SCAN_BYTES = 1024 * 1024
+"""How far back ``line_end`` looks for a newline (far more than a capped line)."""
 
 _CHAIN_ID_RE = re.compile(r"[0-9a-f-]{1,64}")
 _TIMESTAMP_RE = re.compile(r"\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{6}\] ")
@@ -378,6 +380,28 @@ class LogStore:
             return self.path(chain_id, attempt_id, rank).stat().st_size
         except FileNotFoundError:
             return 0
+
+    def line_end(self, chain_id: str, attempt_id: int, rank: int) -> int:
+        """The offset just after the last complete line of the rank's log (0 if none).
+
+        A line is appended in one ``os.write``, but a reader can still catch it half copied (the
+        kernel grows the file page by page), so "the end" of a file being written is this, not its
+        size. A trailing run of more than ``LINE_END_SCAN_BYTES`` without a newline (not written by
+        ``LogWriter``, whose lines are capped) counts as ending at the file's size."""
+        try:
+            f = _open_raw(self.path(chain_id, attempt_id, rank))
+        except FileNotFoundError:
+            return 0
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            end, floor = size, max(0, size - LINE_END_SCAN_BYTES)
+            while end > floor:
+                start = max(floor, end - 65536)
+                nl = _read_at(f, start, end - start).rfind(b"\n")
+                if nl >= 0:
+                    return start + nl + 1
+                end = start
+            return 0 if floor == 0 else size
 
     def last_write_time(self, chain_id: str, attempt_id: int) -> float | None:
         """Newest mtime across the attempt's rank logs (epoch seconds), or ``None`` if none."""

@@ -26,6 +26,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -83,6 +84,26 @@ def _gpu_map() -> dict[str, tuple[int, ...]]:
     return mapping
 
 
+#: Users without a POSIX uid (set by admins) run as 10000 + their id: non-root, but an account no
+#: shared storage knows; docs/operations.md says to set POSIX ids before using shared storage.
+FALLBACK_UID_BASE = 10000
+
+
+def pod_resources(node: Node) -> tuple[float, int]:
+    """CPU cores and memory bytes one rank requests on ``node``: what the node can give pods
+    (allocatable, as the backend reports it; else the nominal size) less the configured headroom
+    for its daemons (device plugin, monitoring, CNI), never below one core / 1 GiB when the node
+    has that much. Requesting the nominal size never fits: the kubelet reserves part of it."""
+    conf: dict[str, Any] = settings.ROTA_KUBERNETES
+    cpu = node.allocatable_cpu_millis / 1000 if node.allocatable_cpu_millis is not None else float(node.cpu)
+    memory = node.allocatable_memory_bytes if node.allocatable_memory_bytes is not None else node.memory_bytes
+    if cpu > 0:
+        cpu = max(min(cpu, 1.0), cpu - float(conf["HEADROOM_CPU"]))
+    if memory > 0:
+        memory = max(min(memory, 2**30), memory - int(conf["HEADROOM_MEMORY_BYTES"]))
+    return round(cpu, 3), int(memory)
+
+
 def build_spec(attempt: Attempt) -> LaunchSpec:
     """The backend's view of an attempt, with a fresh attempt-scoped token for its ranks."""
     chain = attempt.chain
@@ -107,6 +128,7 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
             token=issued.raw,
             log_dir=log_dir,
             env_defaults=dict(environment.env_vars) if environment else {},
+            procs_per_node=r.node.gpu_count,
         )
         rank_specs.append(BackendRankSpec(rank=r.rank, node=r.node.name, env=env, gpus=placement.gpus))
     mounts = tuple(
@@ -123,11 +145,17 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
         )
     )
     first_node = ranks[0].node if ranks else None
+    cpu, memory_bytes = pod_resources(first_node) if first_node else (0.0, 0)
+    owner = chain.owner
     return LaunchSpec(
         attempt_id=attempt.pk,
         chain_id=str(chain.pk),
-        user=chain.owner.username,
-        uid=10000 + chain.owner_id,
+        user=owner.username,
+        uid=owner.posix_uid or FALLBACK_UID_BASE + owner.pk,
+        gid=owner.posix_gid,
+        home=str(settings.ROTA_KUBERNETES["HOME"]).format(user=owner.username)
+        if settings.ROTA_KUBERNETES["HOME"]
+        else "",
         workspace=chain.workspace,
         kind=EntrypointKind(chain.kind),
         entrypoint=chain.entrypoint,
@@ -135,8 +163,8 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
         interpreter=environment.interpreter if environment else "python3",
         image=environment.image if environment else "",
         ranks=tuple(rank_specs),
-        cpu=float(first_node.cpu) if first_node and first_node.cpu else 0.0,
-        memory_bytes=first_node.memory_bytes if first_node else 0,
+        cpu=cpu,
+        memory_bytes=memory_bytes,
         gpus_per_rank=first_node.gpu_count if first_node else 0,
         mounts=mounts,
         labels={"rota.dev/group": chain.node_group.name},
@@ -208,7 +236,13 @@ class Reconciler:
         known = set(Node.objects.values_list("name", flat=True))
         for node in observed:
             if node.name in known:
-                cluster_services.node_observe_readiness(name=node.name, ready=node.ready, reason=node.reason)
+                cluster_services.node_observe_readiness(
+                    name=node.name, ready=node.ready, reason=node.reason, schedulable=node.schedulable
+                )
+                if node.allocatable_cpu is not None or node.allocatable_memory_bytes is not None:
+                    cluster_services.node_observe_allocatable(
+                        name=node.name, cpu=node.allocatable_cpu, memory_bytes=node.allocatable_memory_bytes
+                    )
 
     # -- attempts --------------------------------------------------------------------------------
 
@@ -298,7 +332,10 @@ class Reconciler:
                 lifecycle.sync_chain(attempt.chain_id)
 
     def _node_lost(self, attempt: Attempt) -> bool:
-        bad = [r.node for r in attempt.ranks.all() if r.holds_node and r.node.state != NodeState.READY]
+        # A cordoned node takes no new work but its jobs go on (a drain evicts them, and the evicted
+        # pods requeue the attempt); only a node that is not ready or an admin disabled ends them here.
+        lost = (NodeState.NOT_READY, NodeState.DISABLED)
+        bad = [r.node for r in attempt.ranks.all() if r.holds_node and r.node.state in lost]
         if not bad:
             return False
         node = bad[0]

@@ -150,8 +150,9 @@ class Tailer:
         self._ends_line = True
         self._task: asyncio.Task[None] | None = None
         latest = self.state.attempt_ids[-1]
-        # Start at the end: what is already written, viewers read from the files themselves.
-        self.position = ChainCursor(latest, self.hub.store.size(self._key, latest, self.rank))
+        # Start at the end of the last whole line: what is already written, viewers read from the
+        # files themselves (a line caught half copied is read whole once complete).
+        self.position = ChainCursor(latest, self.hub.store.line_end(self._key, latest, self.rank))
 
     # -- bookkeeping -------------------------------------------------------------------------
 
@@ -247,6 +248,11 @@ class Tailer:
         if size > offset:
             chunk = await asyncio.to_thread(self.hub.store.read, self._key, attempt, self.rank, offset, READ_LIMIT)
             self.reads += 1
+            half_line = chunk.eof and not chunk.data.endswith("\n")
+            if half_line and attempt == state.attempt_ids[-1] and not state.finished:
+                # A line caught while the kernel copies it in: publishing it now would split it
+                # between two messages. Its writer completes it; read it whole at the next poll.
+                return False
             if chunk.next_offset > offset and self.position == ChainCursor(attempt, offset):
                 end = ChainCursor(attempt, chunk.next_offset)
                 self._publish(Chunk(chunk.data, self.position, end, chunk.next_offset - offset))
@@ -584,8 +590,8 @@ def resolve_start(
     if cursor is not None:
         return cursor
     key = str(chain_id)
-    if tail == 0:  # only what comes from now on
-        return ChainCursor(attempt_ids[-1], store.size(key, attempt_ids[-1], rank))
+    if tail == 0:  # only what comes from now on: after the last whole line written so far
+        return ChainCursor(attempt_ids[-1], store.line_end(key, attempt_ids[-1], rank))
     if tail is not None:
         for attempt_id in reversed(attempt_ids):
             if store.size(key, attempt_id, rank) > 0:

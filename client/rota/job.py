@@ -23,6 +23,16 @@ The suspend notice arrives as SIGTERM on every rank (the standard container stop
 module turns it into a flag instead of letting the default handler end the process at once. The
 platform kills what is left after the grace period.
 
+HAI-era scripts switch with one import: the calls of HAI's ``hfai.client`` job side have the same
+names and arguments here (``receive_suspend_command``, ``go_suspend``, ``set_whole_life_state``,
+``get_whole_life_state``, ``set_priority``, ``set_watchdog_time``, ``disable_warn``,
+``EXP_PRIORITY``, ``WARN_TYPE``)::
+
+    from rota import job as hfai_client      # was: import hfai.client as hfai_client
+
+They talk HTTP to Rota's job runtime API with the attempt's own token, not pickles over raw TCP to a
+per-job manager as HAI's do (docs/hai-compat.md says why).
+
 Standard library only (``urllib``), so it imports in any interpreter a job runs with.
 """
 
@@ -40,15 +50,43 @@ import urllib.request
 from typing import Any
 
 __all__ = [
+    "EXP_PRIORITY",
+    "WARN_TYPE",
+    "disable_warn",
     "get_whole_life_state",
     "go_suspend",
     "in_platform",
     "log_metrics",
     "receive_suspend_command",
     "report_checkpoint",
+    "set_priority",
     "set_watchdog_time",
     "set_whole_life_state",
 ]
+
+
+class EXP_PRIORITY:
+    """Priority levels, HAI's names and numbers."""
+
+    EXTREME_HIGH = 50
+    VERY_HIGH = 40
+    HIGH = 30
+    ABOVE_NORMAL = 20
+    NORMAL = 10
+    UNDER_NORMAL = 8
+    BELOW_NORMAL = 5
+    LOW = 0
+    AUTO = -1
+
+
+class WARN_TYPE:
+    """HAI's warning kinds for ``disable_warn`` (bit flags)."""
+
+    COMPLETED = 1
+    TERMINATING = 2
+    LOG = 4
+    INTERRUPT = 8
+
 
 _suspend = threading.Event()
 _started = time.monotonic()
@@ -191,3 +229,22 @@ def set_watchdog_time(seconds: int) -> None:
     """Stop the job as hung if it prints nothing for ``seconds`` (at least 60)."""
     if in_platform():
         _best_effort("POST", "watchdog/", {"seconds": int(seconds)})
+
+
+def set_priority(priority: int | str) -> None:
+    """Change this job's priority (a number or a name such as ``"HIGH"``; once per 10 s).
+
+    Same rules as the owner's change: it applies to the attempts after a suspend; the running
+    attempt keeps the level it was admitted at. Raises ``RuntimeError`` with the platform's reason
+    when refused (e.g. a level an external user may not use).
+    """
+    if in_platform():
+        _call("POST", "priority/", {"priority": str(priority)})
+
+
+def disable_warn(warn_type: int) -> None:
+    """HAI's call to silence its manager's warnings in the job log. Rota's platform writes no such
+    warnings into a job's log, so there is nothing to silence; the mask is only checked."""
+    mask = int(warn_type)
+    if mask < 0 or mask > 15:
+        raise ValueError("warn_type is a combination of WARN_TYPE flags (0–15)")

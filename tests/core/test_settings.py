@@ -75,12 +75,42 @@ def test_production_refuses_to_start_without(tmp_path, missing, message):
         ({**GOOD, "DEBUG": "maybe"}, "DEBUG must be a boolean"),
         ({"ROTA_ENV": "staging"}, "ROTA_ENV must be"),
         ({"ROTA_SCHED_MIN_RUN_SECONDS": "soon"}, "ROTA_SCHED_MIN_RUN_SECONDS must be a number"),
+        ({**GOOD, "REDIS_URL": "redis://127.0.0.1:6379/cache"}, "REDIS_URL must select a numbered database"),
     ],
 )
 def test_bad_values_are_rejected_with_a_clear_message(tmp_path, env, message):
     result = load_settings(env, tmp_path)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_production_fans_events_out_by_redis_pubsub_apart_per_database(tmp_path):
+    """Pub/sub channels are shared by every database of a Redis server: names carry the number."""
+    code = "import django; django.setup(); from django.conf import settings; print(settings.CHANNEL_LAYERS)"
+    seen = []
+    for url in ("redis://127.0.0.1:6379/3", "redis://127.0.0.1:6379?db=7", "redis://127.0.0.1:6379"):
+        env = {k: v for k, v in os.environ.items() if k not in {*GOOD, "DEBUG", "SECURE_SSL_REDIRECT"}}
+        env.update(GOOD, REDIS_URL=url, ROTA_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="portal.settings")
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        seen.append(result.stdout.strip())
+    assert seen == [
+        str(
+            {
+                "default": {
+                    "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                    "CONFIG": {"hosts": [{"address": url}], "prefix": prefix},
+                }
+            }
+        )
+        for url, prefix in (
+            ("redis://127.0.0.1:6379/3", "rota.db3."),
+            ("redis://127.0.0.1:6379?db=7", "rota.db7."),
+            ("redis://127.0.0.1:6379", "rota.db0."),
+        )
+    ]
 
 
 def test_check_deploy_is_clean_with_production_env(tmp_path):

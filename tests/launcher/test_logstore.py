@@ -257,6 +257,24 @@ def test_tail_larger_than_the_file_reads_it_all(store: LogStore) -> None:
     assert store.read(CHAIN, 1, 0, offset=-10_000).data == file_text(store)
 
 
+def test_line_end_is_after_the_last_whole_line_not_a_half_copied_one(
+    store: LogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert store.line_end(CHAIN, 1, 0) == 0  # no file yet
+    path = store.path(CHAIN, 1, 0)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"half, no newline yet")
+    assert store.line_end(CHAIN, 1, 0) == 0
+    whole = b"one\n" + b"x" * 70_000 + b"\n"  # the last newline is more than one read block back
+    path.write_bytes(whole + b"y" * 65_000)
+    assert store.line_end(CHAIN, 1, 0) == len(whole)
+    path.write_bytes(whole)
+    assert store.line_end(CHAIN, 1, 0) == len(whole)
+    monkeypatch.setattr(logstore, "LINE_END_SCAN_BYTES", 1000)  # a foreign run past the scan: its end
+    path.write_bytes(whole + b"z" * 5000)
+    assert store.line_end(CHAIN, 1, 0) == len(whole) + 5000
+
+
 def test_missing_file_reads_as_an_empty_chunk(store: LogStore) -> None:
     assert store.read(CHAIN, 9, 0) == LogChunk(data="", offset=0, next_offset=0, size=0, eof=True)
     assert store.read(CHAIN, 9, 0, offset=-100) == LogChunk(data="", offset=0, next_offset=0, size=0, eof=True)

@@ -28,6 +28,8 @@ from apps.launcher.backends.base import (
     RankSpec,
 )
 from apps.launcher.backends.kubernetes import (
+    INIT_BOOT,
+    INIT_SCRIPT,
     KubernetesBackend,
     LogCursor,
     LogLineSplitter,
@@ -148,6 +150,7 @@ def test_start_creates_exactly_the_service_secret_and_pods(kube: KubeServer, mak
             MountSpec("configmap", "hosts-cfg", "/etc/rota", read_only=True),
         ),
         labels={"team": "vision lab", "kubernetes.io/evil": "x", "rota.dev/attempt": "999", "Exp/Name": "A B"},
+        gid=4200,
     )
     backend.start(spec)
 
@@ -228,6 +231,7 @@ def test_start_creates_exactly_the_service_secret_and_pods(kube: KubeServer, mak
                 "securityContext": {
                     "runAsNonRoot": True,
                     "runAsUser": 1234,
+                    "runAsGroup": 4200,
                     "seccompProfile": {"type": "RuntimeDefault"},
                 },
                 "imagePullSecrets": [{"name": "regcred"}],
@@ -235,9 +239,21 @@ def test_start_creates_exactly_the_service_secret_and_pods(kube: KubeServer, mak
                     {
                         "name": "job",
                         "image": "registry.example/train:1",
-                        "command": ["/usr/bin/python3", "-u", "train.py", "--lr", "0.1"],
+                        "command": [
+                            "/bin/sh",
+                            "-c",
+                            INIT_BOOT,
+                            INIT_SCRIPT,
+                            "/usr/bin/python3",
+                            "-u",
+                            "train.py",
+                            "--lr",
+                            "0.1",
+                        ],
                         "workingDir": "/home/alice/proj",
                         "env": [
+                            {"name": "HOME", "value": "/home/alice/proj"},
+                            {"name": "LOGNAME", "value": "alice"},
                             {"name": "MARSV2_RANK", "value": str(rank)},
                             {"name": "MASTER_ADDR", "value": f"rota-7-0.rota-7.{NAMESPACE}.svc"},
                             {"name": "MASTER_PORT", "value": "29500"},
@@ -248,6 +264,7 @@ def test_start_creates_exactly_the_service_secret_and_pods(kube: KubeServer, mak
                                 "name": "ROTA_TASK_TOKEN",
                                 "valueFrom": {"secretKeyRef": {"name": "rota-7-env", "key": f"{rank}.ROTA_TASK_TOKEN"}},
                             },
+                            {"name": "USER", "value": "alice"},
                             {"name": "WORLD_SIZE", "value": "2"},
                         ],
                         "resources": {
@@ -263,6 +280,7 @@ def test_start_creates_exactly_the_service_secret_and_pods(kube: KubeServer, mak
                         "securityContext": {
                             "runAsNonRoot": True,
                             "runAsUser": 1234,
+                            "runAsGroup": 4200,
                             "allowPrivilegeEscalation": False,
                             "privileged": False,
                             "capabilities": {"drop": ["ALL"]},
@@ -293,13 +311,14 @@ def test_start_creates_exactly_the_service_secret_and_pods(kube: KubeServer, mak
 def test_command_per_entrypoint_kind(
     make_backend: MakeBackend, kind: EntrypointKind, entrypoint: str, expected: list[str]
 ) -> None:
-    pod = make_backend().build_pod(make_spec(kind=kind, entrypoint=entrypoint), make_spec().ranks[0], "uid-1")
-    assert pod["spec"]["containers"][0]["command"] == expected
+    pod = make_backend().manifests.build_pod(make_spec(kind=kind, entrypoint=entrypoint), make_spec().ranks[0], "uid-1")
+    # The job runs under the init shell, which forwards signals to its whole process group.
+    assert pod["spec"]["containers"][0]["command"] == ["/bin/sh", "-c", INIT_BOOT, INIT_SCRIPT, *expected]
 
 
 def test_cpu_only_pod_hides_gpus_and_keeps_cuda_env(make_backend: MakeBackend) -> None:
     spec = make_spec(gpus_per_rank=0, cpu=2)
-    pod = make_backend().build_pod(spec, spec.ranks[0], "uid-1")
+    pod = make_backend().manifests.build_pod(spec, spec.ranks[0], "uid-1")
     container = pod["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["NVIDIA_VISIBLE_DEVICES"] == "void"  # the image's NVIDIA_VISIBLE_DEVICES=all must not leak GPUs
@@ -311,7 +330,9 @@ def test_cpu_only_pod_hides_gpus_and_keeps_cuda_env(make_backend: MakeBackend) -
 def test_granted_capabilities_are_added_and_validated(make_backend: MakeBackend) -> None:
     backend = make_backend()
     spec = make_spec(capabilities=("cap_sys_ptrace", "NET_ADMIN", "SYS_PTRACE"))
-    caps = backend.build_pod(spec, spec.ranks[0], "uid")["spec"]["containers"][0]["securityContext"]["capabilities"]
+    caps = backend.manifests.build_pod(spec, spec.ranks[0], "uid")["spec"]["containers"][0]["securityContext"][
+        "capabilities"
+    ]
     assert caps == {"drop": ["ALL"], "add": ["NET_ADMIN", "SYS_PTRACE"]}
     assert normalize_capabilities(["CAP_CHOWN"]) == ["CHOWN"]
     for refused in (("ALL",), ("SYS ADMIN",), ("",)):
@@ -381,7 +402,7 @@ def test_start_is_idempotent_also_across_restarts_and_threads(kube: KubeServer, 
 
 def test_existing_service_is_adopted_as_owner(kube: KubeServer, make_backend: MakeBackend, core: Any) -> None:
     backend = make_backend()
-    existing = core.create_namespaced_service(NAMESPACE, backend.build_service(make_spec()))
+    existing = core.create_namespaced_service(NAMESPACE, backend.manifests.build_service(make_spec()))
     backend.start(make_spec())
     pod = kube.get("v1/pods", NAMESPACE, "rota-7-0")
     assert pod is not None
@@ -646,7 +667,7 @@ def test_nodes_from_a_direct_list(make_backend: MakeBackend, core: Any) -> None:
     assert backend.nodes() == [
         NodeObservation("n1", True, ""),
         NodeObservation("n2", False, "KubeletNotReady"),
-        NodeObservation("n3", False, "cordoned"),
+        NodeObservation("n3", True, "cordoned", schedulable=False),  # takes no new work; its jobs go on
         NodeObservation("n4", False, "no Ready condition"),
     ]
     core.patch_node_status(
@@ -809,7 +830,7 @@ def test_node_readiness_from_the_node_watch(
     make_node(core, "n2", unschedulable=True)
     node_watch.push(event(kube, "ADDED", "n2", "v1/nodes", None))
     wait_until(lambda: len(backend.nodes()) == 2, what="ADDED node")
-    assert backend.nodes()[1] == NodeObservation("n2", False, "cordoned")
+    assert backend.nodes()[1] == NodeObservation("n2", True, "cordoned", schedulable=False)
 
     core.delete_node("n1")
     node_watch.push(event(kube, "DELETED", "n1", "v1/nodes", None))
@@ -944,7 +965,9 @@ def test_known_attempts_and_release(kube: KubeServer, make_backend: MakeBackend,
     backend.start(make_spec(attempt_id=7, ranks=2))
     backend.start(make_spec(attempt_id=8, ranks=1))
     set_pod_status(core, "rota-7-0", terminated("Succeeded", 0, "Completed"))
-    core.create_namespaced_service(NAMESPACE, backend.build_service(make_spec(attempt_id=9)))  # a service only
+    core.create_namespaced_service(
+        NAMESPACE, backend.manifests.build_service(make_spec(attempt_id=9))
+    )  # a service only
     assert backend.known_attempts() == {7, 8, 9}
 
     backend.release(7)

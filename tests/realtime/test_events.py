@@ -240,6 +240,42 @@ async def test_subscribing_to_an_own_chain_does_not_duplicate_events(ws_app, clu
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True)
+async def test_many_sockets_each_get_every_event_once_in_commit_order(ws_app, cluster, submit, user, token_for):
+    """The fan-out: one process, many sockets in both groups of each event (production: one Redis
+    pub/sub message per group for the whole process, handed to every socket by the process)."""
+    import asyncio
+
+    chain = await database_sync_to_async(submit)(user)
+    token = await database_sync_to_async(token_for)(user)
+    sockets = [communicator(ws_app, "/ws/events/", token=token) for _ in range(25)]
+    for comm in sockets:
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"action": "subscribe", "chain": chain.pk})
+        assert await comm.receive_json_from() == {"type": "subscribed", "chain": chain.pk}
+
+    def send_all() -> None:
+        for seq in range(20):
+            event = events.ChainStatusChanged(
+                chain_id=chain.pk,
+                attempt_id=None,
+                status="waiting",
+                worker_status="",
+                restart_count=seq,
+                owner_id=user.pk,
+            )
+            send_event_on_commit([user_group(user.pk), chain_group(chain.pk)], event)
+
+    await database_sync_to_async(send_all)()
+    received = await asyncio.gather(*(receive_until(comm, lambda m: len(m) >= 20, timeout=10) for comm in sockets))
+    for messages in received:
+        assert [(m["type"], m["restart_count"]) for m in messages] == [("chain.status", seq) for seq in range(20)]
+    for comm in sockets:
+        assert await comm.receive_nothing(0.05)
+        await comm.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
 async def test_another_users_chain_cannot_be_subscribed_and_sends_nothing(
     ws_app, cluster, submit, user, other_user, token_for
 ):

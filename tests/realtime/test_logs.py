@@ -322,19 +322,74 @@ async def test_unfollow_stops_the_stream_and_the_tailer(ws_app, job, user, token
     await comm.disconnect()
 
 
-async def test_cli_socket_without_a_first_message_starts_from_the_beginning(
+async def test_cli_socket_sends_nothing_until_asked_then_only_what_was_asked(
     ws_app, job, user, token_for, log_store, monkeypatch
 ):
+    """A client whose request arrives late (a busy server) gets no log it did not ask for: the
+    server used to start from the beginning on its own after ``FIRST_MESSAGE_WAIT``, then again
+    from where the request said — every earlier line twice-sent as far as the client knew."""
     from apps.experiments import consumers
 
-    monkeypatch.setattr(consumers, "FIRST_MESSAGE_WAIT", 0.05)
+    monkeypatch.setattr(consumers, "FIRST_MESSAGE_WAIT", 0.05, raising=False)  # was the delay
     chain, attempt_id = job
     write(log_store, chain.pk, attempt_id, ["one", "two"])
     comm = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=await database_sync_to_async(token_for)(user))
     assert (await comm.connect())[0]
-    got = await receive_until(comm, lambda m: line_count(m) >= 2)
-    assert contents(log_data(got)) == ["one", "two"]
+    assert await comm.receive_nothing(0.3)
+    assert get_hub().tailers == {}
+    await comm.send_json_to({"tail": 0})
+    await until_attached(1)
+    write(log_store, chain.pk, attempt_id, ["three"])
+    got = await receive_until(comm, lambda m: line_count(m) >= 1 and any(x["type"] == "log.status" for x in m))
+    assert (sorted(m["type"] for m in got), contents(log_data(got))) == (["log.lines", "log.status"], ["three"])
+    await comm.send_json_to({})  # the beginning, when asked for
+    got = await receive_until(comm, lambda m: line_count(m) >= 3 and m[-1]["type"] == "log.status")
+    assert contents(log_data(got)) == ["one", "two", "three"]
+    assert await comm.receive_nothing(0.1)
     await comm.disconnect()
+
+
+def append_raw(store: logstore.LogStore, chain_id: int, attempt_id: int, data: bytes) -> None:
+    """Append bytes as they are: half a line is what a reader sees while the kernel copies one in."""
+    with open(store.path(str(chain_id), attempt_id, 0), "ab") as f:
+        f.write(data)
+
+
+async def test_viewers_joining_a_live_tailer_get_every_later_line_once_and_whole(
+    ws_app, job, user, token_for, log_store
+):
+    chain, attempt_id = job
+    token = await database_sync_to_async(token_for)(user)
+    write(log_store, chain.pk, attempt_id, ["before 0", "before 1"])
+    lines: list[str] = []  # every line completed after the first join, in order
+    joined: list[tuple[Any, int]] = []  # (viewer, index in ``lines`` of the first line it must get)
+    for turn in range(4):
+        # Half a line is in the file as the viewer joins (and as the tailer polls): the line counts
+        # as written after the join, and reaches every viewer whole, in one message.
+        append_raw(log_store, chain.pk, attempt_id, f"[2026-12-03 08:00:0{turn}.000000] half {turn}".encode())
+        comm = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=token)
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"tail": 0})
+        joined.append((comm, len(lines)))
+        tailer = await until_attached(len(joined))
+        reads = tailer.reads
+        for _ in range(500):
+            if tailer.reads > reads:
+                break
+            await asyncio.sleep(0.01)
+        assert tailer.reads > reads, "the tailer did not poll the half line"
+        append_raw(log_store, chain.pk, attempt_id, b" done\n")
+        lines.append(f"half {turn} done")
+        write(log_store, chain.pk, attempt_id, [f"turn {turn} line {i}" for i in range(3)])
+        lines += [f"turn {turn} line {i}" for i in range(3)]
+    for comm, first in joined:
+        got = await receive_until(comm, lambda m, first=first: line_count(m) >= len(lines) - first)
+        assert contents(log_data(got)) == lines[first:]
+        pieces = [m["data"] for m in got if m["type"] == "log.lines"]
+        assert [piece[-1] for piece in pieces] == ["\n"] * len(pieces)
+        assert {m["type"] for m in got} <= {"log.lines", "log.status"}
+        assert await comm.receive_nothing(0.1)
+        await comm.disconnect()
 
 
 async def test_the_transport_probe_reads_daphnes_unsent_bytes():

@@ -25,6 +25,8 @@ class MeSerializer(serializers.ModelSerializer):
             "team",
             "groups",
             "is_active",
+            "posix_uid",
+            "posix_gid",
             "is_admin",
             "token_scope",
             "token_id",
@@ -105,6 +107,8 @@ class AdminUserSerializer(serializers.ModelSerializer):
             "team",
             "groups",
             "is_active",
+            "posix_uid",
+            "posix_gid",
             "date_joined",
             "last_login",
         ]
@@ -133,3 +137,7 @@ class AdminUserUpdateSerializer(serializers.Serializer):
     groups = serializers.ListField(child=serializers.CharField(), required=False)
     is_active = serializers.BooleanField(required=False)
     password = serializers.CharField(required=False, write_only=True, style={"input_type": "password"})
+    posix_uid = serializers.IntegerField(
+        required=False, allow_null=True, help_text="1000..2**31-1, unique; null clears it."
+    )
+    posix_gid = serializers.IntegerField(required=False, allow_null=True, help_text="1000..2**31-1; null clears it.")

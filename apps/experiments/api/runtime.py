@@ -17,7 +17,7 @@ from apps.accounts.choices import TokenScope
 from apps.accounts.models import ApiToken
 from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError, Conflict, NotFound
-from apps.experiments import lifecycle
+from apps.experiments import lifecycle, services
 from apps.experiments.choices import QueueStatus, WorkerStatus
 from apps.experiments.models import Attempt, MetricPoint
 
@@ -158,3 +158,25 @@ class MetricsView(_RuntimeView):
             ]
         )
         return Response({"recorded": len(data.validated_data["values"])}, status=201)
+
+
+class JobPrioritySerializer(serializers.Serializer):
+    priority = serializers.CharField(help_text="A priority name (HIGH) or number (30), as HAI's set_priority takes.")
+
+
+class JobPriorityView(_RuntimeView):
+    """The job changes its own chain's priority (HAI's ``set_priority``): the same rules as the
+    owner's change (``experiment_set_priority``: allowed levels, once per 10 s); it applies to the
+    attempts after a suspend, the running attempt keeps the level it was admitted at."""
+
+    @extend_schema(request=JobPrioritySerializer, responses={200: dict})
+    def post(self, request: AuthedRequest) -> Response:
+        attempt = attempt_of(request)
+        if attempt.queue_status == QueueStatus.FINISHED:
+            raise Conflict("This attempt has finished.")
+        data = JobPrioritySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        chain = services.experiment_set_priority(
+            user=request.user, chain=attempt.chain, priority=data.validated_data["priority"]
+        )
+        return Response({"priority": chain.priority})

@@ -23,4 +23,5 @@ urlpatterns += [
     path("job/go-suspend/", runtime.GoSuspendView.as_view(), name="api-job-go-suspend"),
     path("job/watchdog/", runtime.WatchdogView.as_view(), name="api-job-watchdog"),
     path("job/metrics/", runtime.MetricsView.as_view(), name="api-job-metrics"),
+    path("job/priority/", runtime.JobPriorityView.as_view(), name="api-job-priority"),
 ]

@@ -14,7 +14,7 @@ from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError, NotFound
 from apps.experiments.choices import ChainStatus
 from apps.experiments.models import Attempt, Chain, MetricPoint
-from apps.experiments.selectors import chain_get
+from apps.experiments.selectors import chain_get, log_attempt_ids
 from apps.launcher.backends import get_log_store
 from apps.launcher.logstore import ChainCursor
 
@@ -37,11 +37,7 @@ def _int(request: AuthedRequest, name: str, default: int, *, minimum: int = 0, m
 
 
 def _attempts(chain: Chain) -> list[int]:
-    """Attempts that have (or may have) logs, in order: those that were ever scheduled, and the
-    latest. A held or waiting next attempt gets no separator until it runs."""
-    rows = list(Attempt.objects.filter(chain=chain).order_by("index").values_list("pk", "scheduled_at"))
-    ran = [pk for pk, scheduled_at in rows if scheduled_at is not None]
-    return ran or [rows[-1][0]]
+    return log_attempt_ids(chain=chain)
 
 
 def parse_cursor(text: str, attempt_ids: list[int]) -> ChainCursor:

@@ -65,7 +65,7 @@ class LaunchSpec:
     attempt_id: int
     chain_id: str
     user: str  # user name
-    uid: int  # numeric user id inside containers (non-root)
+    uid: int  # numeric user id inside containers (non-root): the owner's POSIX uid
     workspace: str  # absolute path; the working directory of every rank
     kind: EntrypointKind
     entrypoint: str  # file name (relative to workspace) or absolute path / executable
@@ -79,6 +79,8 @@ class LaunchSpec:
     mounts: tuple[MountSpec, ...] = ()
     capabilities: tuple[str, ...] = ()  # Linux capabilities an admin granted; empty = none
     labels: dict[str, str] = field(default_factory=dict)
+    gid: int | None = None  # the owner's POSIX gid (kubernetes: runAsGroup); None = the image's
+    home: str = ""  # $HOME inside containers (kubernetes); "" = the workspace
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,11 @@ class NodeObservation:
     """A node as the backend sees it (kubernetes: the Node object's Ready condition)."""
 
     name: str
-    ready: bool
+    ready: bool  # the kubelet reports: False = NotReady (its pods may be gone or unreachable)
     reason: str = ""
+    schedulable: bool = True  # False = cordoned: takes no new work, running jobs go on
+    allocatable_cpu: float | None = None  # cores pods may request in all (kubernetes), None = unknown
+    allocatable_memory_bytes: int | None = None
 
 
 LogSink = Callable[[int, int, Iterable[str]], None]

@@ -1,0 +1,42 @@
+"""Kubernetes execution backend: one Pod per rank, one headless Service per attempt.
+
+The design (objects, pinning, ownership, suspend and stop, list + watch, status mapping, logs,
+security context, RBAC) is in docs/kubernetes.md. The modules:
+
+* ``manifests`` — the Service, Secret and Pods of an attempt, pure;
+* ``status`` — pod and node objects as observations, pure;
+* ``api`` — HTTP plumbing (JSON responses, cutting long-lived streams);
+* ``informer`` — list + watch of one resource into callbacks, in a thread;
+* ``logs`` — following container logs with exact resumption;
+* ``backend`` — ``KubernetesBackend``, the ``Backend`` the launcher drives.
+"""
+
+from apps.launcher.backends.kubernetes.backend import KubernetesBackend
+from apps.launcher.backends.kubernetes.logs import LogCursor, LogLineSplitter, parse_log_timestamp
+from apps.launcher.backends.kubernetes.manifests import (
+    INIT_BOOT,
+    INIT_SCRIPT,
+    Manifests,
+    normalize_capabilities,
+    pod_name,
+    sanitize_label_key,
+    sanitize_label_value,
+    secret_name,
+    service_name,
+)
+
+__all__ = [
+    "INIT_BOOT",
+    "INIT_SCRIPT",
+    "KubernetesBackend",
+    "LogCursor",
+    "LogLineSplitter",
+    "Manifests",
+    "normalize_capabilities",
+    "parse_log_timestamp",
+    "pod_name",
+    "sanitize_label_key",
+    "sanitize_label_value",
+    "secret_name",
+    "service_name",
+]

@@ -1,0 +1,474 @@
+"""The Kubernetes backend: starts, signals, observes and releases attempts (docs/kubernetes.md).
+
+Plain Python and the official ``kubernetes`` client, no Django: the launcher builds a
+``kubernetes.client.ApiClient`` from settings and hands it in. Objects come from ``manifests``,
+observations from ``status``, the caches from two ``informer`` threads, logs from ``logs``.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from apps.launcher.backends.base import Backend, LaunchSpec, LogSink, NodeObservation, RankObservation, RankPhase
+from apps.launcher.backends.kubernetes.api import CONNECT_TIMEOUT, Streams, read_json
+from apps.launcher.backends.kubernetes.informer import Informer
+from apps.launcher.backends.kubernetes.logs import LOG_READ_TIMEOUT, LogFollower
+from apps.launcher.backends.kubernetes.manifests import (
+    CONTAINER_NAME,
+    DEFAULT_SECRET_ENV_PATTERN,
+    JsonDict,
+    Manifests,
+    secret_name,
+    service_name,
+)
+from apps.launcher.backends.kubernetes.status import FINAL_POD_PHASES, container_ran, observe_node, observe_pod
+
+log = logging.getLogger(__name__)
+
+_RELEASED_MEMORY = 100_000  # how many released attempt ids are remembered (events for them ignored)
+_JOIN_TIMEOUT = 5.0
+
+
+@dataclass
+class _Seen:
+    obj: JsonDict
+    seen_at: float  # time.monotonic() when this version was stored
+
+
+class KubernetesBackend(Backend):
+    """One Pod per rank in ``namespace``; the whole design is in docs/kubernetes.md."""
+
+    name = "kubernetes"
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        namespace: str,
+        image_pull_secrets: Sequence[str] = (),
+        log_sink: LogSink | None = None,
+        master_port: int = 29500,
+        owner_label_prefix: str = "rota.dev",
+        suspend_grace_seconds: int = 60,
+        relist_interval: float = 30.0,
+        request_timeout: float = 30.0,
+        secret_env_pattern: str | None = DEFAULT_SECRET_ENV_PATTERN,
+    ) -> None:
+        if suspend_grace_seconds < 0:
+            raise ValueError("suspend_grace_seconds must be >= 0")
+        if relist_interval <= 0:
+            raise ValueError("relist_interval must be > 0")
+        self._core = client.CoreV1Api(api_client)
+        self._namespace = namespace
+        self._log_sink = log_sink
+        self._suspend_grace = suspend_grace_seconds
+        self._relist_interval = relist_interval
+        self._request_timeout = request_timeout
+        self.manifests = Manifests(
+            namespace=namespace,
+            image_pull_secrets=image_pull_secrets,
+            master_port=master_port,
+            owner_label_prefix=owner_label_prefix,
+            termination_grace_seconds=suspend_grace_seconds,
+            secret_env_pattern=secret_env_pattern,
+        )
+        self.label_attempt = self.manifests.label_attempt
+        self.label_rank = self.manifests.label_rank
+        self.annotation_stop_reason = self.manifests.annotation_stop_reason
+
+        self._lock = threading.RLock()
+        self._closing = threading.Event()
+        self._streams = Streams(self._closing)
+        self._pods: dict[tuple[int, int], _Seen] = {}
+        self._tombstones: dict[tuple[int, int], RankObservation] = {}
+        self._stop_reasons: dict[int, str] = {}
+        self._released: collections.OrderedDict[int, None] = collections.OrderedDict()
+        self._followers: dict[tuple[int, int], LogFollower] = {}
+        self._last_output: dict[int, float] = {}
+        self._nodes: dict[str, JsonDict] = {}
+        self._pod_informer: Informer | None = None
+        self._node_informer: Informer | None = None
+
+    # ----------------------------------------------------------------------------------------------
+    # API helpers
+
+    def _request(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict:
+        resp = fn(*args, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, self._request_timeout), **kwargs)
+        data = read_json(resp)
+        return data if isinstance(data, dict) else {}
+
+    def _ignore_404(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict | None:
+        try:
+            return self._request(fn, *args, **kwargs)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _pod_key(self, pod: JsonDict) -> tuple[int, int] | None:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        try:
+            return int(labels[self.label_attempt]), int(labels[self.label_rank])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _attempt_of(self, obj: JsonDict) -> int | None:
+        labels = (obj.get("metadata") or {}).get("labels") or {}
+        try:
+            return int(labels[self.label_attempt])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def _list(self, fn: Callable[..., Any], *args: Any, selector: str) -> list[JsonDict]:
+        data = self._request(fn, *args, label_selector=selector)
+        return [item for item in data.get("items") or [] if isinstance(item, dict)]
+
+    def _list_attempt_pods(self, attempt_id: int) -> list[JsonDict]:
+        pods = self._list(
+            self._core.list_namespaced_pod, self._namespace, selector=f"{self.label_attempt}={attempt_id}"
+        )
+        return [pod for pod in pods if (key := self._pod_key(pod)) is not None and key[0] == attempt_id]
+
+    def _open_log(self, pod: str, since_seconds: int | None) -> Any:
+        kwargs: dict[str, Any] = {
+            "container": CONTAINER_NAME,
+            "follow": True,
+            "timestamps": True,
+            "_preload_content": False,
+            "_request_timeout": (CONNECT_TIMEOUT, LOG_READ_TIMEOUT),
+        }
+        if since_seconds is not None:
+            kwargs["since_seconds"] = since_seconds
+        return self._core.read_namespaced_pod_log(pod, self._namespace, **kwargs)
+
+    # ----------------------------------------------------------------------------------------------
+    # Backend interface
+
+    def start(self, spec: LaunchSpec) -> None:
+        self.manifests.validate(spec)
+        attempt_id = spec.attempt_id
+        with self._lock:
+            if attempt_id in self._released or attempt_id in self._stop_reasons:
+                log.info("not starting attempt %s: it was released or stopped", attempt_id)
+                return
+        service = self._ensure_service(spec)
+        meta = service.get("metadata") or {}
+        stop_reason = (meta.get("annotations") or {}).get(self.annotation_stop_reason)
+        if stop_reason:
+            with self._lock:
+                self._stop_reasons.setdefault(attempt_id, stop_reason)
+            log.info("not starting attempt %s: its service says %s", attempt_id, stop_reason)
+            return
+        owner_uid = meta.get("uid")
+        if not owner_uid:
+            raise RuntimeError(f"service {service_name(attempt_id)} has no uid; cannot own the pods")
+        secret = self.manifests.build_secret(spec, owner_uid)
+        if secret is not None:
+            self._create(self._core.create_namespaced_secret, secret)
+        for rank in spec.ranks:
+            key = (attempt_id, rank.rank)
+            with self._lock:
+                if key in self._pods or key in self._tombstones:
+                    continue  # seen before: never create a rank twice
+            created = self._create(self._core.create_namespaced_pod, self.manifests.build_pod(spec, rank, owner_uid))
+            if created is not None:
+                with self._lock:
+                    self._upsert_pod_locked(created, time.monotonic())
+
+    def _create(self, fn: Callable[..., Any], body: JsonDict) -> JsonDict | None:
+        """Create; ``None`` if it already exists (409)."""
+        try:
+            return self._request(fn, self._namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise
+
+    def _ensure_service(self, spec: LaunchSpec) -> JsonDict:
+        created = self._create(self._core.create_namespaced_service, self.manifests.build_service(spec))
+        if created is not None:
+            return created
+        return self._request(self._core.read_namespaced_service, service_name(spec.attempt_id), self._namespace)
+
+    def signal_suspend(self, attempt_id: int, *, grace_seconds: int | None = None) -> None:
+        """SIGTERM now, SIGKILL after ``grace_seconds`` (default: ``suspend_grace_seconds``)."""
+        grace = self._suspend_grace if grace_seconds is None else int(grace_seconds)
+        if grace < 0:
+            raise ValueError("grace_seconds must be >= 0")
+        self._terminate(attempt_id, "suspend", grace)
+
+    def stop(self, attempt_id: int, *, reason: str = "stop") -> None:
+        # Deleted at once either way; a kill that ends a suspend keeps saying "suspend".
+        self._terminate(attempt_id, "suspend" if reason == "suspend" else "stop", 0)
+
+    def _terminate(self, attempt_id: int, reason: str, grace: int) -> None:
+        with self._lock:
+            if attempt_id in self._released:
+                return
+            if self._stop_reasons.get(attempt_id) != "stop":  # a stop is never downgraded to a suspend
+                self._stop_reasons[attempt_id] = reason
+            reason = self._stop_reasons[attempt_id]
+        patch = {"metadata": {"annotations": {self.annotation_stop_reason: reason}}}
+        self._ignore_404(self._core.patch_namespaced_service, service_name(attempt_id), self._namespace, patch)
+        for pod in self._list_attempt_pods(attempt_id):
+            if (pod.get("status") or {}).get("phase") in FINAL_POD_PHASES:
+                continue  # it ended on its own: nothing to signal, keep its real outcome
+            meta = pod.get("metadata") or {}
+            name = meta.get("name") or ""
+            if (meta.get("annotations") or {}).get(self.annotation_stop_reason) != reason:
+                patched = self._ignore_404(self._core.patch_namespaced_pod, name, self._namespace, patch)
+                if patched is None:
+                    continue
+                with self._lock:
+                    self._upsert_pod_locked(patched, time.monotonic())
+            pending_grace = meta.get("deletionGracePeriodSeconds")
+            if meta.get("deletionTimestamp") and pending_grace is not None and pending_grace <= grace:
+                continue  # already terminating at least this fast
+            self._ignore_404(self._core.delete_namespaced_pod, name, self._namespace, grace_period_seconds=grace)
+
+    def observe(self, attempt_id: int) -> dict[int, RankObservation]:
+        with self._lock:
+            if attempt_id in self._released:
+                return {}
+        if not self._pods_synced():
+            started = time.monotonic()
+            pods = self._list_attempt_pods(attempt_id)
+            self._replace_pods(pods, started, attempt_id=attempt_id)
+        with self._lock:
+            result = {rank: obs for (aid, rank), obs in self._tombstones.items() if aid == attempt_id}
+            for (aid, rank), seen in self._pods.items():
+                if aid == attempt_id:
+                    result[rank] = self._observe_pod(rank, seen.obj)
+        return dict(sorted(result.items()))
+
+    def known_attempts(self) -> set[int]:
+        found: set[int] = set()
+        for fn in (self._core.list_namespaced_service, self._core.list_namespaced_pod):
+            for obj in self._list(fn, self._namespace, selector=self.label_attempt):
+                attempt_id = self._attempt_of(obj)
+                if attempt_id is not None:
+                    found.add(attempt_id)
+        return found
+
+    def release(self, attempt_id: int) -> None:
+        with self._lock:
+            self._released[attempt_id] = None
+            self._released.move_to_end(attempt_id)
+            while len(self._released) > _RELEASED_MEMORY:
+                self._released.popitem(last=False)
+            for key in [key for key in self._pods if key[0] == attempt_id]:
+                del self._pods[key]
+            for key in [key for key in self._tombstones if key[0] == attempt_id]:
+                del self._tombstones[key]
+            followers = [self._followers.pop(key) for key in list(self._followers) if key[0] == attempt_id]
+            self._stop_reasons.pop(attempt_id, None)
+            self._last_output.pop(attempt_id, None)
+        for follower in followers:
+            follower.cancel()
+        self._ignore_404(
+            self._core.delete_namespaced_service,
+            service_name(attempt_id),
+            self._namespace,
+            propagation_policy="Background",
+        )
+        self._ignore_404(self._core.delete_namespaced_secret, secret_name(attempt_id), self._namespace)
+        for pod in self._list_attempt_pods(attempt_id):
+            name = (pod.get("metadata") or {}).get("name") or ""
+            self._ignore_404(self._core.delete_namespaced_pod, name, self._namespace, grace_period_seconds=0)
+
+    def nodes(self) -> list[NodeObservation]:
+        informer = self._node_informer
+        if informer is not None and informer.synced.is_set() and informer.alive:
+            with self._lock:
+                objs = list(self._nodes.values())
+        else:
+            objs = [item for item in self._request(self._core.list_node).get("items") or [] if isinstance(item, dict)]
+        return sorted((observe_node(obj) for obj in objs), key=lambda node: node.name)
+
+    def last_output_at(self, attempt_id: int) -> float | None:
+        with self._lock:
+            return self._last_output.get(attempt_id)
+
+    def close(self) -> None:
+        self._closing.set()
+        self._streams.abort_all()
+        with self._lock:
+            followers = list(self._followers.values())
+        for follower in followers:
+            follower.cancel()
+        for informer in (self._pod_informer, self._node_informer):
+            if informer is not None:
+                informer.join(_JOIN_TIMEOUT)
+        for follower in followers:
+            follower.join(_JOIN_TIMEOUT)
+
+    # ----------------------------------------------------------------------------------------------
+    # Watching
+
+    def start_watching(self) -> None:
+        """Start the pod and node informers (idempotent). ``close()`` stops them."""
+        with self._lock:
+            if self._closing.is_set():
+                raise RuntimeError("the backend is closed")
+            if self._pod_informer is not None:
+                return
+            common: dict[str, Any] = {
+                "relist_interval": self._relist_interval,
+                "request_timeout": self._request_timeout,
+                "closing": self._closing,
+                "streams": self._streams,
+            }
+            self._pod_informer = Informer(
+                name="pods",
+                list_call=functools.partial(
+                    self._core.list_namespaced_pod, self._namespace, label_selector=self.label_attempt
+                ),
+                select=lambda obj: self._pod_key(obj) is not None,
+                on_replace=lambda items, started: self._replace_pods(items, started),
+                on_event=self._on_pod_event,
+                **common,
+            )
+            self._node_informer = Informer(
+                name="nodes",
+                list_call=self._core.list_node,
+                select=lambda obj: bool((obj.get("metadata") or {}).get("name")),
+                on_replace=self._replace_nodes,
+                on_event=self._on_node_event,
+                **common,
+            )
+            self._pod_informer.start()
+            self._node_informer.start()
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Wait until both informers completed their first list; ``False`` on timeout."""
+        deadline = time.monotonic() + timeout
+        for informer in (self._pod_informer, self._node_informer):
+            if informer is None or not informer.synced.wait(max(0.0, deadline - time.monotonic())):
+                return False
+        return True
+
+    def _pods_synced(self) -> bool:
+        informer = self._pod_informer
+        return informer is not None and informer.synced.is_set() and informer.alive
+
+    def _replace_pods(self, pods: list[JsonDict], started: float, attempt_id: int | None = None) -> None:
+        """A (re)list result: pods not in it, last seen before the list was sent, are gone."""
+        with self._lock:
+            listed: dict[tuple[int, int], JsonDict] = {}
+            for pod in pods:
+                key = self._pod_key(pod)
+                if key is not None and (attempt_id is None or key[0] == attempt_id):
+                    listed[key] = pod
+            for key, seen in list(self._pods.items()):
+                if attempt_id is not None and key[0] != attempt_id:
+                    continue
+                if key not in listed and seen.seen_at < started:
+                    self._forget_pod_locked(key, seen.obj)
+            for key, pod in listed.items():
+                current = self._pods.get(key)
+                if current is None or current.seen_at < started:
+                    self._upsert_pod_locked(pod, started)
+
+    def _on_pod_event(self, kind: str, pod: JsonDict) -> None:
+        key = self._pod_key(pod)
+        if key is None:
+            return
+        with self._lock:
+            if kind == "DELETED":
+                self._pods.pop(key, None)
+                if key[0] not in self._released:
+                    self._forget_pod_locked(key, pod)
+            else:
+                self._upsert_pod_locked(pod, time.monotonic())
+
+    def _upsert_pod_locked(self, pod: JsonDict, seen_at: float) -> None:
+        key = self._pod_key(pod)
+        if key is None or key[0] in self._released:
+            return
+        self._pods[key] = _Seen(pod, seen_at)
+        self._tombstones.pop(key, None)
+        self._maybe_follow_logs_locked(key, pod)
+
+    def _forget_pod_locked(self, key: tuple[int, int], last: JsonDict) -> None:
+        """The pod is gone: keep a final observation of it until ``release``."""
+        self._pods.pop(key, None)
+        annotated = ((last.get("metadata") or {}).get("annotations") or {}).get(self.annotation_stop_reason)
+        last_phase = (last.get("status") or {}).get("phase")
+        observed = self._observe_pod(key[1], last)
+        if last_phase in FINAL_POD_PHASES:
+            tombstone = observed  # it had ended (on its own, or KILLED when annotated) before vanishing
+        else:
+            reason = annotated or self._stop_reasons.get(key[0])
+            tombstone = RankObservation(
+                rank=key[1],
+                phase=RankPhase.KILLED if reason else RankPhase.MISSING,
+                node=observed.node,
+                exit_code=observed.exit_code,
+                started_at=observed.started_at,
+                finished_at=time.time(),
+                message=f"pod deleted by the platform ({reason})" if reason else "pod deleted",
+            )
+        self._tombstones[key] = tombstone
+
+    def _replace_nodes(self, nodes: list[JsonDict], started: float) -> None:
+        with self._lock:
+            self._nodes = {node["metadata"]["name"]: node for node in nodes}
+
+    def _on_node_event(self, kind: str, node: JsonDict) -> None:
+        name = node["metadata"]["name"]
+        with self._lock:
+            if kind == "DELETED":
+                self._nodes.pop(name, None)
+            else:
+                self._nodes[name] = node
+
+    def _observe_pod(self, rank: int, pod: JsonDict) -> RankObservation:
+        return observe_pod(rank, pod, stop_reason_annotation=self.annotation_stop_reason)
+
+    # ----------------------------------------------------------------------------------------------
+    # Logs
+
+    def _maybe_follow_logs_locked(self, key: tuple[int, int], pod: JsonDict) -> None:
+        if self._log_sink is None or self._closing.is_set() or key in self._followers:
+            return
+        status = pod.get("status") or {}
+        phase = status.get("phase")
+        if phase == "Running" or (phase in FINAL_POD_PHASES and container_ran(status)):
+            follower = LogFollower(self, key[0], key[1], (pod.get("metadata") or {}).get("name") or "")
+            self._followers[key] = follower
+            follower.start()
+
+    def _emit_logs(self, attempt_id: int, rank: int, lines: list[str]) -> None:
+        if self._log_sink is None:
+            return
+        try:
+            self._log_sink(attempt_id, rank, lines)
+        except Exception:
+            log.exception("log sink failed for attempt %s rank %s", attempt_id, rank)
+        with self._lock:
+            if attempt_id not in self._released:
+                self._last_output[attempt_id] = time.time()
+
+    def _pod_finished(self, key: tuple[int, int], name: str) -> bool:
+        """Is the pod final or gone? (the log follower asks once its stream has ended)"""
+        if self._pods_synced():
+            with self._lock:
+                seen = self._pods.get(key)
+            return seen is None or (seen.obj.get("status") or {}).get("phase") in FINAL_POD_PHASES
+        pod = self._ignore_404(self._core.read_namespaced_pod, name, self._namespace)
+        return pod is None or (pod.get("status") or {}).get("phase") in FINAL_POD_PHASES
+
+    def active_log_streams(self) -> set[tuple[int, int]]:
+        """``(attempt, rank)`` pairs whose log follower is still running (for tests and /monitor)."""
+        with self._lock:
+            return {key for key, follower in self._followers.items() if not follower.done.is_set()}
