@@ -335,7 +335,8 @@ class _Job:
     first_start: float | None = None
     done_at: float | None = None
     attempts: int = 0
-    demoted: bool = False  # an attempt of this chain was demoted by aging
+    ran: float = 0.0  # seconds its ended attempts ran
+    claim: bool = False  # a job was suspended for its waiting attempt
 
 
 @dataclass(slots=True)
@@ -477,6 +478,7 @@ class Simulation:
         del self.running[a.attempt_id]
         n = len(a.nodes)
         held = t - a.started_at
+        a.job.ran += held
         rc = self.restart_cost
         startup = min(held, rc)
         m = self.m
@@ -519,6 +521,7 @@ class Simulation:
                     started_at=a.started_at,
                     last_checkpoint_at=ckpt,
                     suspending=a.release_at is not None,
+                    chain_ran_before=a.job.ran,
                 )
             )
         waiting = []
@@ -535,6 +538,8 @@ class Simulation:
                     custom_rank=s.submit,
                     first_submitted_at=s.submit,
                     queued_at=a.queued_at,
+                    chain_ran=a.job.ran,
+                    claim=a.job.claim,
                 )
             )
         usage = dict(self.usage)
@@ -546,7 +551,6 @@ class Simulation:
             a = self.running.get(d.attempt_id)
             if a is not None:
                 a.priority = d.new_priority
-                a.job.demoted = True
         for s in result.suspends:
             a = self.running[s.attempt_id]
             if a.release_at is not None:
@@ -554,6 +558,9 @@ class Simulation:
             a.release_at = now + self.grace
             a.reason = s.reason
             self.m.suspensions += 1
+            beneficiary = self.waiting.get(s.beneficiary_attempt_id)
+            if beneficiary is not None:
+                beneficiary.job.claim = True
             if s.reason is SuspendReason.TIME_SHARE:
                 self.m.time_share_suspensions += 1
         for st in result.starts:
@@ -563,7 +570,9 @@ class Simulation:
             free -= set(st.nodes)
             a.nodes = st.nodes
             a.started_at = now
-            a.priority = a.quota_priority = st.priority
+            a.quota_priority = st.priority
+            a.priority = st.priority if st.effective_priority is None else st.effective_priority
+            a.job.claim = False
             a.base = a.job.saved
             a.job.attempts += 1
             if a.job.first_start is None:

@@ -87,11 +87,18 @@ def test_whoami_quota_lists_node_quota_by_group_and_priority_name(cluster, user,
         "node-training-ABOVE_NORMAL": 4,
         "node-training-LOW": 4,
     }
-    assert result["used_node_quota"] == {"training-HIGH": 2}
+    assert result["used_node_quota"] == {
+        "training-LOW": 0,
+        "training-NORMAL": 0,
+        "training-ABOVE_NORMAL": 0,
+        "training-HIGH": 2,
+        "training-VERY_HIGH": 0,
+        "training-EXTREME_HIGH": 0,
+    }
     assert result["jupyter_quota"] == {}
     assert result["train_environments"] == ["default"]
     used = hai("/query/user/training_quota/get_used").json()["result"]
-    assert used["already_used_quota"] == {"training-HIGH": 2}
+    assert used["already_used_quota"]["training-HIGH"] == 2
     assert used["user_name"] == "alice"
 
 

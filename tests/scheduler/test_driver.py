@@ -296,3 +296,43 @@ def test_racing_passes_on_postgres_never_double_book(cluster, submit, django_db_
             else:
                 lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.SUCCEEDED)
     assert errors == []
+
+
+def test_quota_lowered_below_use_suspends_the_excess(cluster, submit):
+    nia = UserFactory(username="n14")
+    attempt = run(submit(nia, nodes=2, priority="NORMAL"))
+    cluster.set_quota(nia, 10, 1)
+    driver.run_pass()
+    attempt.refresh_from_db()
+    assert (attempt.worker_status, attempt.suspend_reason, attempt.suspend_for) == (
+        WorkerStatus.SUSPENDING,
+        SuspendReason.OVER_QUOTA,
+        None,
+    )
+
+
+def test_a_requeued_above_normal_chain_runs_at_its_aged_level(cluster, submit, settings):
+    settings.ROTA_SCHEDULER = {**settings.ROTA_SCHEDULER, "MIN_RUN_SECONDS": 0.0}
+    oli = UserFactory(username="o15")
+    chain = submit(oli, nodes=1, priority="ABOVE_NORMAL")
+    first = run(chain)
+    Attempt.objects.filter(pk=first.pk).update(started_at=timezone.now() - timedelta(minutes=40))
+    lifecycle.attempt_request_suspend(first.pk, reason=SuspendReason.USER)
+    lifecycle.attempt_mark_suspended(first.pk)
+    Chain.objects.filter(pk=chain.pk).update(held=False)
+    driver.run_pass()
+    second = latest(chain)
+    assert second.index == 1
+    assert second.worker_status == WorkerStatus.STARTING
+    # charged to its ABOVE_NORMAL quota, running (and preemptible) at NORMAL
+    assert (second.priority, second.quota_priority, second.effective_priority) == (20, 20, 10)
+
+
+def test_the_job_a_suspension_was_for_has_a_claim(cluster, submit, fast_policy):
+    pia, quin = UserFactory(username="p16"), UserFactory(username="q17")
+    low = run(submit(pia, nodes=4, priority="LOW"))
+    high = submit(quin, nodes=2, priority="HIGH")
+    low.refresh_from_db()
+    assert low.suspend_for == latest(high).pk
+    waiting = {w.attempt_id: w for w in driver.load_snapshot().snapshot.waiting}
+    assert waiting[latest(high).pk].claim is True
