@@ -386,6 +386,7 @@ ROTA_KUBERNETES = {
 
 MEILISEARCH_URL = env_str("MEILISEARCH_URL")
 MEILISEARCH_API_KEY = env_str("MEILISEARCH_API_KEY")
+MEILISEARCH_INDEX = env_str("MEILISEARCH_INDEX", "rota_forum_posts")
 
 # --- security -----------------------------------------------------------------------------------
 

@@ -154,6 +154,8 @@ def test_images_list_gives_environments_with_env_name_and_quota(cluster, hai):
         ("/operating/rerun_task", "no rerun"),
         ("/monitor_v2/task_perf_api", "does not serve /monitor_v2/task_perf_api"),
         ("/query/something/new", "does not serve /query/something/new"),
+        ("/monitor/task/chain_perf_series", "metrics in the portal"),
+        ("/operating/user/training_quota/update", "quotas are set by admins"),
     ],
 )
 def test_unsupported_features_answer_the_error_envelope(hai, path, needle):
@@ -176,3 +178,13 @@ def test_the_query_string_token_never_appears_in_captured_logs(hai, caplog, caps
     assert "Not Found" in caplog.text or "Bad Request" in caplog.text  # something was logged
     assert hai.token not in caplog.text
     assert hai.token not in captured.out + captured.err
+
+
+def test_rotas_own_monitor_pages_are_not_taken_by_the_hai_routes():
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve("/monitor/")
+    except Resolver404:
+        return  # no admin pages (yet): nothing to take
+    assert not match.view_name.startswith("hai:")
