@@ -69,6 +69,11 @@ class Post(models.Model):
     deleted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Search (discussion/search/): the title and the body with its live replies as index tokens.
+    # On PostgreSQL a generated ``search_vector`` column and GIN indexes are built from these by
+    # migration 0003 (not fields here: the embedded SQLite has no such types).
+    search_title = models.TextField(blank=True, default="", editable=False)
+    search_document = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["-pinned", "-last_activity_at", "-id"]

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import User
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
-from discussion import markdown, permissions
+from discussion import markdown, permissions, search
 from discussion.choices import Category, Moderation, ReportAction, ReportStatus
 from discussion.models import Like, Post, PostView, Reply, Report, Revision, Tag
 
@@ -116,6 +116,7 @@ def post_create(
         title=title, body=body, body_html=rendered.html, category=category, author=actor, chain=chain
     )
     _set_tags(post, tag_names)
+    search.post_changed(post.pk)
     return post
 
 
@@ -137,6 +138,7 @@ def post_update(*, actor: User, post: Post, title: str, body: str, category: str
     post.category = category
     post.save(update_fields=["title", "body", "body_html", "category", "edited_at"])
     _set_tags(post, tag_names)
+    search.post_changed(post.pk)
     return post
 
 
@@ -153,6 +155,7 @@ def post_delete(*, actor: User, post: Post) -> Post:
     post.save(update_fields=["deleted_at", "deleted_by"])
     if post.author_id != actor.pk:
         audit_record(actor=actor, action="forum.post.delete", target=post)
+    search.post_changed(post.pk)
     return post
 
 
@@ -180,6 +183,7 @@ def reply_create(*, actor: User, post: Post, body: str, quote_id: int | None = N
         next_floor=F("next_floor") + 1, reply_count=F("reply_count") + 1, last_activity_at=timezone.now()
     )
     post_hotness_refresh(post_id=post.pk)
+    search.post_changed(post.pk)
     return reply
 
 
@@ -204,6 +208,7 @@ def reply_update(*, actor: User, reply: Reply, body: str) -> Reply:
         reply.body_html = markdown.render(body).html
         reply.edited_at = timezone.now()
         reply.save(update_fields=["body", "body_html", "edited_at"])
+        search.post_changed(reply.post_id)
     return reply
 
 
@@ -220,6 +225,7 @@ def reply_delete(*, actor: User, reply: Reply) -> Reply:
     if reply.author_id != actor.pk:
         audit_record(actor=actor, action="forum.reply.delete", target=reply)
     post_hotness_refresh(post_id=reply.post_id)
+    search.post_changed(reply.post_id)
     return reply
 
 
@@ -345,6 +351,7 @@ def post_moderate(*, actor: User, post: Post, action: str) -> Post:
         audit_record(
             actor=actor, action=f"forum.post.{action}", target=post, before={field: before}, after={field: value}
         )
+        search.post_changed(post.pk)
     return post
 
 

@@ -9,6 +9,7 @@ app_name = "discussion"
 urlpatterns = [
     path("", views.post_list_view, name="post-list"),
     path("new/", views.post_create_view, name="post-create"),
+    path("search/", views.search_view, name="search"),
     path("<int:pk>/", views.post_detail_view, name="post-detail"),
     path("<int:pk>/edit/", views.post_edit_view, name="post-edit"),
     path("<int:pk>/delete/", views.post_delete_view, name="post-delete"),

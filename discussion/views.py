@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.models import User
 from apps.core.errors import ApplicationError, NotFound
-from discussion import permissions, selectors, services
+from discussion import permissions, search, selectors, services
 from discussion.choices import Category, Moderation, PostOrder, ReportAction, ReportStatus
 from discussion.forms import PostForm, ReplyForm, ReportForm
 from discussion.models import Post, Reply, Report
@@ -366,3 +366,36 @@ def report_resolve_view(request: SignedInRequest, pk: int) -> HttpResponse:
     else:
         messages.success(request, _("Report closed."))
     return redirect("discussion:moderation")
+
+
+@login_required
+@require_http_methods(["GET"])
+def search_view(request: SignedInRequest) -> HttpResponse:
+    text = request.GET.get("q", "").strip()[:200]
+    sort = request.GET.get("sort", search.SearchSort.RELEVANCE)
+    if sort not in search.SearchSort.ALL:
+        sort = search.SearchSort.RELEVANCE
+    page_number = request.GET.get("page", "1")
+    query = search.SearchRequest(
+        text=text,
+        user=request.user,
+        tag=request.GET.get("tag", "")[:32],
+        category=request.GET.get("category", "") if request.GET.get("category") in Category.values else "",
+        sort=sort,
+        page=min(int(page_number), 500) if page_number.isdigit() and int(page_number) > 0 else 1,
+    )
+    results = search.get_backend().search(query) if text else search.SearchPage()
+    posts = Post.objects.in_bulk([hit.post_id for hit in results.hits])
+    rows = [(hit, posts[hit.post_id]) for hit in results.hits if hit.post_id in posts]
+    context = {
+        "query": query,
+        "results": results,
+        "rows": rows,
+        "categories": Category.choices,
+        "sorts": [
+            (search.SearchSort.RELEVANCE, _("Best match")),
+            (search.SearchSort.NEWEST, _("Newest")),
+            (search.SearchSort.ACTIVE, _("Recently active")),
+        ],
+    }
+    return render(request, "discussion/search.html", context)

@@ -207,11 +207,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 if PRODUCTION:
-    # Redis pub/sub: a process subscribes once to each group some of its sockets are in and hands
-    # every message to them itself, so an event costs one Redis message per (group, process), not
-    # one queue push and one blocking pop per socket (which collapsed past ~100 viewers of a job:
-    # docs/PERFORMANCE.md). Delivery is at most once, as realtime events are meant to be (pages
-    # re-fetch on reconnect). Pub/sub channels are shared by every database of a Redis server, so
+    # Redis pub/sub: a process subscribes once to each group its fan-out (portal/fanout.py) is in,
+    # so an event costs one Redis message per (group, process), not one queue push and one
+    # blocking pop per socket (which collapsed past ~100 viewers of a job: docs/PERFORMANCE.md).
+    # Delivery is at most once, as realtime events are meant to be (pages re-fetch on reconnect).
+    # Pub/sub channels are shared by every database of a Redis server, so
     # their names carry the database's number: deployments (and test runs) on one server stay apart.
     CHANNEL_LAYERS = {
         "default": {
@@ -386,6 +386,7 @@ ROTA_KUBERNETES = {
 
 MEILISEARCH_URL = env_str("MEILISEARCH_URL")
 MEILISEARCH_API_KEY = env_str("MEILISEARCH_API_KEY")
+MEILISEARCH_INDEX = env_str("MEILISEARCH_INDEX", "rota_forum_posts")
 
 # --- security -----------------------------------------------------------------------------------
 

@@ -323,6 +323,55 @@ def _nodes(n: int) -> str:
     return _plural(n, "node") if words is None else words
 
 
+def infeasibility(
+    w: Waiting, group_size: int | None, quotas: Mapping[tuple[str, int], int]
+) -> tuple[ReasonCode, str] | None:
+    """Why ``w`` can never start as submitted, or None when it could (given room).
+
+    ``group_size`` is the number of nodes registered in ``w.group`` (None: no such group) and
+    ``quotas`` the user's resolved quotas, (group, level) -> nodes. The submit service asks this
+    too, so a job refused at submit is refused in the words its explanation would have used.
+    """
+    n = w.node_count
+    if group_size is None:
+        return ReasonCode.GROUP_TOO_SMALL, f"Group '{w.group}' does not exist: no node is registered in it."
+    if n < 1:
+        return ReasonCode.INFEASIBLE, f"A job needs at least 1 node; this one asks for {n}."
+    if n > group_size:
+        return (
+            ReasonCode.GROUP_TOO_SMALL,
+            f"Needs {_plural(n, 'node')} but group '{w.group}' has only {_plural(group_size, 'node')} registered.",
+        )
+    if w.priority != _AUTO and w.priority not in _LEVEL_SET:
+        return ReasonCode.INFEASIBLE, f"Unknown priority {w.priority}."
+    if not w.environment_ok:
+        return (
+            ReasonCode.ENVIRONMENT,
+            f"Its environment (image) is unknown or {w.user} is not permitted to use it.",
+        )
+    if w.priority == _AUTO:
+        top = max(quotas.get((w.group, lvl), 0) for lvl in LEVELS)
+        if top >= n:
+            return None
+        return (
+            ReasonCode.QUOTA_CEILING,
+            f"Needs {_plural(n, 'node')} but {w.user}'s largest quota in '{w.group}' at any priority is "
+            f"{_plural(top, 'node')}.",
+        )
+    q = quotas.get((w.group, w.priority), 0)
+    if q >= n:
+        return None
+    enough = [
+        f"{_NAMES[lvl]} ({quotas.get((w.group, lvl), 0)})" for lvl in LEVELS if quotas.get((w.group, lvl), 0) >= n
+    ]
+    hint = f" Levels with enough quota: {', '.join(enough)}." if enough else ""
+    return (
+        ReasonCode.QUOTA_CEILING,
+        f"Needs {_plural(n, 'node')} but {w.user}'s quota in '{w.group}' at {_NAMES[w.priority]} "
+        f"is {_plural(q, 'node')}, so it can never start at this level.{hint}",
+    )
+
+
 def _ids(holders: Iterable[Holder]) -> str:
     return ", ".join(f"#{h.attempt_id}" for h in holders)
 
@@ -957,41 +1006,9 @@ class _Pass:
     def check_feasible(self, w: Waiting) -> tuple[ReasonCode, str]:
         """Why ``w`` can never start (only called for attempts that failed the fast check in ``run``)."""
         g = self.groups.get(w.group)
-        n = w.node_count
-        if g is None:
-            return ReasonCode.GROUP_TOO_SMALL, f"Group '{w.group}' does not exist: no node is registered in it."
-        if n < 1:
-            return ReasonCode.INFEASIBLE, f"A job needs at least 1 node; this one asks for {n}."
-        if n > g.size:
-            return (
-                ReasonCode.GROUP_TOO_SMALL,
-                f"Needs {_plural(n, 'node')} but group '{w.group}' has only {_plural(g.size, 'node')} registered.",
-            )
-        if w.priority != _AUTO and w.priority not in _LEVEL_SET:
-            return ReasonCode.INFEASIBLE, f"Unknown priority {w.priority}."
-        if not w.environment_ok:
-            return (
-                ReasonCode.ENVIRONMENT,
-                f"Its environment (image) is unknown or {w.user} is not permitted to use it.",
-            )
-        quotas = self.s.quotas.get(w.user) or {}
-        if w.priority == _AUTO:
-            top = max(quotas.get((w.group, lvl), 0) for lvl in LEVELS)
-            return (
-                ReasonCode.QUOTA_CEILING,
-                f"Needs {_plural(n, 'node')} but {w.user}'s largest quota in '{w.group}' at any priority is "
-                f"{_plural(top, 'node')}.",
-            )
-        q = quotas.get((w.group, w.priority), 0)
-        enough = [
-            f"{_NAMES[lvl]} ({quotas.get((w.group, lvl), 0)})" for lvl in LEVELS if quotas.get((w.group, lvl), 0) >= n
-        ]
-        hint = f" Levels with enough quota: {', '.join(enough)}." if enough else ""
-        return (
-            ReasonCode.QUOTA_CEILING,
-            f"Needs {_plural(n, 'node')} but {w.user}'s quota in '{w.group}' at {_NAMES[w.priority]} "
-            f"is {_plural(q, 'node')}, so it can never start at this level.{hint}",
-        )
+        problem = infeasibility(w, None if g is None else g.size, self.s.quotas.get(w.user) or {})
+        assert problem is not None, f"attempt {w.attempt_id} failed the fast check but is feasible"
+        return problem
 
     # ---- 3. AUTO ------------------------------------------------------------------------------------
 

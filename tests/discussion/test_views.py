@@ -37,6 +37,7 @@ def post_form(ctx: dict[str, Any]) -> dict[str, Any]:
 PAGES = [
     Page("list", "GET", lambda c: "/discuss/"),
     Page("new", "GET", lambda c: "/discuss/new/"),
+    Page("search", "GET", lambda c: "/discuss/search/?q=nccl"),
     Page("create", "POST", lambda c: "/discuss/new/", post_form, ok_status=302),
     Page("detail", "GET", lambda c: f"/discuss/{c['post'].pk}/"),
     Page("history", "GET", lambda c: f"/discuss/{c['post'].pk}/history/"),
@@ -154,7 +155,7 @@ def test_every_forum_url_is_in_the_suite():
     forum = next(p for p in get_resolver().url_patterns if getattr(p, "app_name", None) == "discussion")
     routes = {"discuss/" + str(p.pattern) for p in forum.url_patterns}
     fake = {name: SimpleNamespace(pk=1) for name in ("post", "reply", "lonely", "report")}
-    assert routes == {resolve(page.url(fake)).route for page in PAGES}
+    assert routes == {resolve(page.url(fake).split("?")[0]).route for page in PAGES}
 
 
 def test_hidden_and_deleted_posts_are_404_for_others_but_shown_to_moderators(ctx):
@@ -280,6 +281,8 @@ def test_xss_corpus_is_inert_on_every_page(ctx, author, reader, moderator, make_
         f"/discuss/replies/{reply.pk}/history/",
         "/discuss/moderation/",
         "/discuss/?order=hot",
+        "/discuss/search/?q=alert",
+        "/discuss/search/?q=script&tag=%3Cscript%3E",
     ]
     for who in ("author", "reader", "moderator"):
         for url in urls:
@@ -298,7 +301,8 @@ def test_pages_in_chinese_have_no_english_left(browser_for, reader, author, mode
     make_reply(post, actor=author, body="好的", quote_id=reply.pk)
     for user in (reader, moderator):
         client = browser_for(user, language="zh-hans")
-        for url in ("/discuss/", f"/discuss/{post.pk}/", "/discuss/new/", f"/discuss/{post.pk}/history/"):
+        urls = ("/discuss/", f"/discuss/{post.pk}/", "/discuss/new/", f"/discuss/{post.pk}/history/")
+        for url in (*urls, "/discuss/search/?q=卡住", "/discuss/moderation/" if user == moderator else "/discuss/"):
             response = client.get(url)
             assert response.status_code == 200
             assert english_left(response.content.decode()) == [], url
