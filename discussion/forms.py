@@ -42,3 +42,11 @@ class ReplyForm(forms.Form):
         help_text=_("Markdown. #123 links to job 123, @name mentions a user."),
     )
     quote = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
+
+
+class ReportForm(forms.Form):
+    reason = forms.CharField(
+        label=_("What is wrong?"),
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "class": "input"}),
+    )

@@ -14,7 +14,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from discussion.choices import Category
+from discussion.choices import Category, ReportStatus
 
 
 class Tag(models.Model):
@@ -69,6 +69,11 @@ class Post(models.Model):
     deleted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Search (discussion/search/): the title and the body with its live replies as index tokens.
+    # On PostgreSQL a generated ``search_vector`` column and GIN indexes are built from these by
+    # migration 0003 (not fields here: the embedded SQLite has no such types).
+    search_title = models.TextField(blank=True, default="", editable=False)
+    search_document = models.TextField(blank=True, default="", editable=False)
 
     class Meta:
         ordering = ["-pinned", "-last_activity_at", "-id"]
@@ -145,3 +150,84 @@ class Revision(models.Model):
 
     def __str__(self) -> str:
         return f"revision {self.pk}"
+
+
+def _one_target() -> Q:
+    return (Q(post__isnull=False) & Q(reply__isnull=True)) | (Q(post__isnull=True) & Q(reply__isnull=False))
+
+
+class Like(models.Model):
+    """One person's like of a post or a reply (at most one each: unique constraints, not a check
+    before insert, so two toggles at once cannot make two)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="forum_likes")
+    post = models.ForeignKey(Post, null=True, blank=True, on_delete=models.CASCADE, related_name="likes")
+    reply = models.ForeignKey(Reply, null=True, blank=True, on_delete=models.CASCADE, related_name="likes")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("like")
+        verbose_name_plural = _("likes")
+        constraints = [
+            models.CheckConstraint(condition=_one_target(), name="like_of_post_or_reply"),
+            models.UniqueConstraint(
+                fields=["user", "post"], condition=Q(post__isnull=False), name="like_once_per_post"
+            ),
+            models.UniqueConstraint(
+                fields=["user", "reply"], condition=Q(reply__isnull=False), name="like_once_per_reply"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} likes {self.post_id or self.reply_id}"
+
+
+class PostView(models.Model):
+    """That a person opened a post (once per person: ``Post.view_count`` counts people)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    post = models.ForeignKey(Post, on_delete=models.CASCADE, related_name="views")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "post"], name="view_once_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} viewed {self.post_id}"
+
+
+class Report(models.Model):
+    """A reader's report of a post or reply to the moderators, and what became of it."""
+
+    reporter = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="forum_reports")
+    post = models.ForeignKey(Post, null=True, blank=True, on_delete=models.CASCADE, related_name="reports")
+    reply = models.ForeignKey(Reply, null=True, blank=True, on_delete=models.CASCADE, related_name="reports")
+    reason = models.CharField(_("reason"), max_length=500)
+    status = models.CharField(max_length=16, choices=ReportStatus.choices, default=ReportStatus.OPEN, db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = _("report")
+        verbose_name_plural = _("reports")
+        constraints = [
+            models.CheckConstraint(condition=_one_target(), name="report_of_post_or_reply"),
+            # One open report per person and item: reporting again while it waits changes nothing.
+            models.UniqueConstraint(
+                fields=["reporter", "post"],
+                condition=Q(status=ReportStatus.OPEN, post__isnull=False),
+                name="report_open_once_per_post",
+            ),
+            models.UniqueConstraint(
+                fields=["reporter", "reply"],
+                condition=Q(status=ReportStatus.OPEN, reply__isnull=False),
+                name="report_open_once_per_reply",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"report {self.pk} ({self.status})"

@@ -8,8 +8,8 @@ from django.db.models import Count, Q, QuerySet
 
 from apps.accounts.models import User
 from discussion import permissions
-from discussion.choices import Category, PostOrder
-from discussion.models import Post, Reply, Revision, Tag
+from discussion.choices import Category, PostOrder, ReportStatus
+from discussion.models import Like, Post, Reply, Report, Revision, Tag
 
 
 def posts_visible_to(*, user: User) -> QuerySet[Post]:
@@ -44,6 +44,8 @@ def post_list(*, user: User, filters: PostFilters) -> QuerySet[Post]:
     elif filters.order == PostOrder.MINE:
         posts = posts.filter(author=user) | posts.filter(replies__author=user, replies__deleted_at__isnull=True)
         posts = posts.distinct()
+    if filters.order == PostOrder.HOT:
+        return posts.order_by("-pinned", "-hotness", "-id")
     return posts.order_by("-pinned", "-last_activity_at", "-id")
 
 
@@ -78,4 +80,24 @@ def popular_tags(*, limit: int = 20) -> list[Tag]:
         Tag.objects.annotate(n=Count("posts", filter=Q(posts__deleted_at__isnull=True, posts__hidden=False)))
         .filter(n__gt=0)
         .order_by("-n", "name")[:limit]
+    )
+
+
+def liked_by(*, user: User, post: Post, replies: list[Reply]) -> tuple[bool, set[int]]:
+    """Whether ``user`` liked the post, and which of the replies (one query)."""
+    rows = Like.objects.filter(user=user).filter(Q(post=post) | Q(reply__in=[r.pk for r in replies]))
+    liked_post = False
+    liked_replies: set[int] = set()
+    for post_id, reply_id in rows.values_list("post_id", "reply_id"):
+        if post_id is not None:
+            liked_post = True
+        else:
+            liked_replies.add(reply_id)
+    return liked_post, liked_replies
+
+
+def report_queue(*, status: str = ReportStatus.OPEN) -> QuerySet[Report]:
+    """Reports for the moderation queue, oldest first, with what they point at."""
+    return Report.objects.filter(status=status).select_related(
+        "reporter", "post", "post__author", "reply", "reply__author", "reply__post", "handled_by"
     )

@@ -15,10 +15,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.models import User
 from apps.core.errors import ApplicationError, NotFound
-from discussion import permissions, selectors, services
-from discussion.choices import Category, PostOrder
-from discussion.forms import PostForm, ReplyForm
-from discussion.models import Post, Reply
+from discussion import permissions, search, selectors, services
+from discussion.choices import Category, Moderation, PostOrder, ReportAction, ReportStatus
+from discussion.forms import PostForm, ReplyForm, ReportForm
+from discussion.models import Post, Reply, Report
 
 PAGE_SIZE = 20
 
@@ -105,12 +105,31 @@ def post_create_view(request: SignedInRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 def post_detail_view(request: SignedInRequest, pk: int) -> HttpResponse:
     post = _visible_post(request, pk)
+    if not post.is_deleted:
+        services.post_view_record(actor=request.user, post=post)
+    quote = request.GET.get("quote", "")
+    return _detail(request, post, ReplyForm(), quote_id=int(quote) if quote.isdigit() else None)
+
+
+def _detail(
+    request: SignedInRequest, post: Post, form: ReplyForm, *, quote_id: int | None, status: int = 200
+) -> HttpResponse:
     replies = list(selectors.post_replies(post=post))
-    quote_id = request.GET.get("quote")
-    quoting = next((r for r in replies if str(r.pk) == quote_id and not r.is_deleted), None)
-    form = ReplyForm(initial={"quote": quoting.pk if quoting else None})
-    context = {"post": post, "replies": replies, "form": form, "quoting": quoting}
-    return render(request, "discussion/post_detail.html", context)
+    quoting = next((r for r in replies if r.pk == quote_id and not r.is_deleted), None)
+    if not form.is_bound:
+        form = ReplyForm(initial={"quote": quoting.pk if quoting else None})
+    liked_post, liked_replies = selectors.liked_by(user=request.user, post=post, replies=replies)
+    context = {
+        "post": post,
+        "replies": replies,
+        "form": form,
+        "quoting": quoting,
+        "liked_post": liked_post,
+        "liked_replies": liked_replies,
+        "report_form": ReportForm(),
+        "moderations": Moderation,
+    }
+    return render(request, "discussion/post_detail.html", context, status=status)
 
 
 @login_required
@@ -186,10 +205,8 @@ def reply_create_view(request: SignedInRequest, pk: int) -> HttpResponse:
             _form_errors(form, error)
         else:
             return redirect(reverse("discussion:post-detail", args=[post.pk]) + f"#floor-{reply.floor}")
-    replies = list(selectors.post_replies(post=post))
-    quoting = next((r for r in replies if r.pk == form.cleaned_data.get("quote")), None) if form.is_bound else None
-    context = {"post": post, "replies": replies, "form": form, "quoting": quoting}
-    return render(request, "discussion/post_detail.html", context, status=400)
+    quote_id = form.cleaned_data.get("quote") if hasattr(form, "cleaned_data") else None
+    return _detail(request, post, form, quote_id=quote_id, status=400)
 
 
 @login_required
@@ -234,3 +251,151 @@ def reply_history_view(request: SignedInRequest, pk: int) -> HttpResponse:
     reply = _visible_reply(request, pk)
     context = {"post": reply.post, "reply": reply, "revisions": selectors.reply_revisions(reply=reply)}
     return render(request, "discussion/history.html", context)
+
+
+def _back_to(post_id: int, floor: int | None = None) -> str:
+    url = reverse("discussion:post-detail", args=[post_id])
+    return url + (f"#floor-{floor}" if floor else "#post")
+
+
+def _like_response(request: SignedInRequest, state: services.LikeState, url: str, fallback: str) -> HttpResponse:
+    if request.headers.get("HX-Request") == "true":
+        return render(
+            request, "discussion/partials/like_button.html", {"liked": state.liked, "count": state.count, "url": url}
+        )
+    return redirect(fallback)
+
+
+@login_required
+@require_POST
+def post_like_view(request: SignedInRequest, pk: int) -> HttpResponse:
+    post = _visible_post(request, pk)
+    try:
+        state = services.like_toggle(actor=request.user, post=post)
+    except NotFound as error:
+        raise Http404(error.message) from error
+    return _like_response(request, state, reverse("discussion:post-like", args=[post.pk]), _back_to(post.pk))
+
+
+@login_required
+@require_POST
+def reply_like_view(request: SignedInRequest, pk: int) -> HttpResponse:
+    reply = _visible_reply(request, pk)
+    try:
+        state = services.like_toggle(actor=request.user, reply=reply)
+    except NotFound as error:
+        raise Http404(error.message) from error
+    url = reverse("discussion:reply-like", args=[reply.pk])
+    return _like_response(request, state, url, _back_to(reply.post_id, reply.floor))
+
+
+@login_required
+@require_POST
+def post_moderate_view(request: SignedInRequest, pk: int) -> HttpResponse:
+    post = _visible_post(request, pk)
+    if not permissions.is_moderator(request.user):
+        raise Http404(_("No such post."))
+    try:
+        services.post_moderate(actor=request.user, post=post, action=request.POST.get("action", ""))
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Done."))
+    return redirect(_back_to(post.pk))
+
+
+def _report(request: SignedInRequest, post: Post, reply: Reply | None) -> HttpResponse:
+    form = ReportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Say what is wrong, so moderators know what to look at."))
+    else:
+        try:
+            if reply is None:
+                services.report_create(actor=request.user, post=post, reason=form.cleaned_data["reason"])
+            else:
+                services.report_create(actor=request.user, reply=reply, reason=form.cleaned_data["reason"])
+        except ApplicationError as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, _("Thank you. The moderators will look at it."))
+    return redirect(_back_to(post.pk, reply.floor if reply else None))
+
+
+@login_required
+@require_POST
+def post_report_view(request: SignedInRequest, pk: int) -> HttpResponse:
+    return _report(request, _visible_post(request, pk), None)
+
+
+@login_required
+@require_POST
+def reply_report_view(request: SignedInRequest, pk: int) -> HttpResponse:
+    reply = _visible_reply(request, pk)
+    return _report(request, reply.post, reply)
+
+
+def _require_moderator(request: SignedInRequest) -> None:
+    """Moderation pages do not exist for anyone else (404, like a post one may not see)."""
+    if not permissions.is_moderator(request.user):
+        raise Http404(_("No such page."))
+
+
+@login_required
+@require_http_methods(["GET"])
+def moderation_queue_view(request: SignedInRequest) -> HttpResponse:
+    _require_moderator(request)
+    status = request.GET.get("status", ReportStatus.OPEN)
+    if status not in ReportStatus.values:
+        status = ReportStatus.OPEN
+    page = Paginator(selectors.report_queue(status=status), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"page": page, "status": status, "statuses": ReportStatus.choices, "actions": ReportAction.choices}
+    return render(request, "discussion/moderation.html", context)
+
+
+@login_required
+@require_POST
+def report_resolve_view(request: SignedInRequest, pk: int) -> HttpResponse:
+    _require_moderator(request)
+    report = Report.objects.filter(pk=pk).first()
+    if report is None:
+        raise Http404(_("No such report."))
+    try:
+        services.report_resolve(actor=request.user, report=report, action=request.POST.get("action", ""))
+    except ApplicationError as error:
+        messages.error(request, error.message)
+    else:
+        messages.success(request, _("Report closed."))
+    return redirect("discussion:moderation")
+
+
+@login_required
+@require_http_methods(["GET"])
+def search_view(request: SignedInRequest) -> HttpResponse:
+    text = request.GET.get("q", "").strip()[:200]
+    sort = request.GET.get("sort", search.SearchSort.RELEVANCE)
+    if sort not in search.SearchSort.ALL:
+        sort = search.SearchSort.RELEVANCE
+    page_number = request.GET.get("page", "1")
+    query = search.SearchRequest(
+        text=text,
+        user=request.user,
+        tag=request.GET.get("tag", "")[:32],
+        category=request.GET.get("category", "") if request.GET.get("category") in Category.values else "",
+        sort=sort,
+        page=min(int(page_number), 500) if page_number.isdigit() and int(page_number) > 0 else 1,
+    )
+    results = search.get_backend().search(query) if text else search.SearchPage()
+    posts = Post.objects.in_bulk([hit.post_id for hit in results.hits])
+    rows = [(hit, posts[hit.post_id]) for hit in results.hits if hit.post_id in posts]
+    context = {
+        "query": query,
+        "results": results,
+        "rows": rows,
+        "categories": Category.choices,
+        "sorts": [
+            (search.SearchSort.RELEVANCE, _("Best match")),
+            (search.SearchSort.NEWEST, _("Newest")),
+            (search.SearchSort.ACTIVE, _("Recently active")),
+        ],
+    }
+    return render(request, "discussion/search.html", context)

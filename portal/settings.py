@@ -209,11 +209,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 if PRODUCTION:
-    # Redis pub/sub: a process subscribes once to each group some of its sockets are in and hands
-    # every message to them itself, so an event costs one Redis message per (group, process), not
-    # one queue push and one blocking pop per socket (which collapsed past ~100 viewers of a job:
-    # docs/PERFORMANCE.md). Delivery is at most once, as realtime events are meant to be (pages
-    # re-fetch on reconnect). Pub/sub channels are shared by every database of a Redis server, so
+    # Redis pub/sub: a process subscribes once to each group its fan-out (portal/fanout.py) is in,
+    # so an event costs one Redis message per (group, process), not one queue push and one
+    # blocking pop per socket (which collapsed past ~100 viewers of a job: docs/PERFORMANCE.md).
+    # Delivery is at most once, as realtime events are meant to be (pages re-fetch on reconnect).
+    # Pub/sub channels are shared by every database of a Redis server, so
     # their names carry the database's number: deployments (and test runs) on one server stay apart.
     CHANNEL_LAYERS = {
         "default": {
@@ -348,12 +348,19 @@ ROTA_MAX_UNFINISHED_CHAINS_PER_USER = env_int("ROTA_MAX_UNFINISHED_CHAINS_PER_US
 
 # Scheduler policy: every threshold is a setting (see docs/scheduler.md).
 ROTA_SCHEDULER = {
-    "MIN_RUN_SECONDS": env_float("ROTA_SCHED_MIN_RUN_SECONDS", 300.0),
-    "TIME_SLICE_SECONDS": env_float("ROTA_SCHED_TIME_SLICE_SECONDS", 3600.0),
+    "MIN_RUN_SECONDS": env_float("ROTA_SCHED_MIN_RUN_SECONDS", 900.0),
+    "TIME_SLICE_SECONDS": env_float("ROTA_SCHED_TIME_SLICE_SECONDS", 14400.0),
     "TIMESHARE_WAIT_SECONDS": env_float("ROTA_SCHED_TIMESHARE_WAIT_SECONDS", 900.0),
     "ABOVE_NORMAL_AGING_SECONDS": env_float("ROTA_SCHED_ABOVE_NORMAL_AGING_SECONDS", 1800.0),
     "FAIRSHARE_HALF_LIFE_SECONDS": env_float("ROTA_SCHED_FAIRSHARE_HALF_LIFE_SECONDS", 3600.0),
     "RESERVATION_WAIT_SECONDS": env_float("ROTA_SCHED_RESERVATION_WAIT_SECONDS", 1800.0),
+    "RESERVATION_HOLD_SECONDS": env_float("ROTA_SCHED_RESERVATION_HOLD_SECONDS", 1800.0),
+    "RESTART_COST_SECONDS": env_float("ROTA_SCHED_RESTART_COST_SECONDS", 300.0),
+    "URGENT_PRIORITY": env_int("ROTA_SCHED_URGENT_PRIORITY", 30),
+    "CHECKPOINT_FRESH_SECONDS": env_float("ROTA_SCHED_CHECKPOINT_FRESH_SECONDS", 60.0),
+    "CHECKPOINT_WAIT_SECONDS": env_float("ROTA_SCHED_CHECKPOINT_WAIT_SECONDS", 1800.0),
+    "TIMESHARE_MAX_RATIO": env_float("ROTA_SCHED_TIMESHARE_MAX_RATIO", 2.0),
+    "VICTIM_WAIT_SECONDS": env_float("ROTA_SCHED_VICTIM_WAIT_SECONDS", 600.0),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_SCHED_PASS_INTERVAL_SECONDS", 2.0),
 }
 
@@ -388,6 +395,7 @@ ROTA_KUBERNETES = {
 
 MEILISEARCH_URL = env_str("MEILISEARCH_URL")
 MEILISEARCH_API_KEY = env_str("MEILISEARCH_API_KEY")
+MEILISEARCH_INDEX = env_str("MEILISEARCH_INDEX", "rota_forum_posts")
 
 # --- security -----------------------------------------------------------------------------------
 

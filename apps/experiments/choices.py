@@ -104,6 +104,7 @@ class StopReason(models.TextChoices):
 class SuspendReason(models.TextChoices):
     PREEMPTED = "preempted", _("Preempted by a higher-priority job")
     TIME_SHARE = "time_share", _("Time-shared with another user's job of equal priority")
+    OVER_QUOTA = "over_quota", _("Its owner's quota was lowered below what their jobs held")
     USER = "user", _("Suspended by its owner")
     ADMIN = "admin", _("Suspended by an admin")
     NODE_NOT_READY = "node_not_ready", _("A node it ran on became unusable")

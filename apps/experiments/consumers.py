@@ -71,6 +71,7 @@ from apps.experiments.selectors import chains_visible_to
 from apps.launcher import tailer as tailing
 from apps.launcher.backends import get_log_store
 from apps.launcher.logstore import ChainCursor
+from portal.fanout import get_fanout
 from portal.realtime import ADMINS_GROUP, chain_group, team_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -322,22 +323,34 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.chains: set[int] = set()
         self.streams: dict[str, LogSink] = {}
-        self._seen: deque[str] = deque(maxlen=SEEN_EVENT_IDS)
+        self._seen: deque[str] = deque(maxlen=SEEN_EVENT_IDS)  # the ids of the latest events, oldest first
+        self._seen_ids: set[str] = set()  # the same, to look up
         groups = [user_group(user.pk)]
         if getattr(user, "team_id", None) is not None:
             groups.append(team_group(user.team_id))  # the team's shared chains
         if await database_sync_to_async(_is_platform_admin)(user):
             groups.append(ADMINS_GROUP)
+        self.fanout = get_fanout()
+        self.joined: list[str] = []
         for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups.append(group)
+            await self._join(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
         self.auth_watch = AuthWatch(self)
         self.auth_watch.start()
 
+    async def _join(self, group: str) -> None:
+        await self.fanout.join(group, self)
+        self.joined.append(group)
+
+    async def _leave(self, group: str) -> None:
+        self.joined.remove(group)
+        await self.fanout.leave(group, self)
+
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "auth_watch"):
             await self.auth_watch.stop()
+        for group in list(getattr(self, "joined", [])):
+            await self._leave(group)
         for sink in list(getattr(self, "streams", {}).values()):
             if sink.viewer is not None:
                 await sink.viewer.close()
@@ -392,18 +405,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 raise RequestError("too_many", f"At most {MAX_SUBSCRIPTIONS} jobs per connection.")
             if not await database_sync_to_async(_chain_visible)(self.user, chain_id):
                 raise RequestError("not_found", f"No job {chain_id} that you can see.")
-            group = chain_group(chain_id)
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups.append(group)
+            await self._join(chain_group(chain_id))
             self.chains.add(chain_id)
         await self.send(text_data=json.dumps({"type": "subscribed", "chain": chain_id}))
 
     async def _unsubscribe(self, message: dict[str, Any]) -> None:
         chain_id = _int_field(message, "chain", minimum=1, maximum=MAX_ID)
         if chain_id in self.chains:
-            group = chain_group(chain_id)
-            await self.channel_layer.group_discard(group, self.channel_name)
-            self.groups.remove(group)
+            await self._leave(chain_group(chain_id))
             self.chains.discard(chain_id)
         await self.send(text_data=json.dumps({"type": "unsubscribed", "chain": chain_id}))
 
@@ -432,13 +441,17 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await sink.viewer.close()
 
     async def rota_event(self, message: dict[str, Any]) -> None:
-        """An event from ``portal.realtime``: forward it once, even if it came through two groups."""
+        """An event from ``portal.realtime`` (handed over by ``portal.fanout``, with ``text``, its
+        JSON): forward it once, even if it came through two groups."""
         event_id = message.get("id")
         if event_id is not None:
-            if event_id in self._seen:
+            if event_id in self._seen_ids:
                 return
+            if len(self._seen) == SEEN_EVENT_IDS:
+                self._seen_ids.discard(self._seen[0])  # the deque drops it on append
             self._seen.append(event_id)
-        await self.send(text_data=json.dumps(message["event"]))
+            self._seen_ids.add(event_id)
+        await self.send(text_data=message.get("text") or json.dumps(message["event"]))
 
 
 class LogsConsumer(AsyncWebsocketConsumer):

@@ -1,4 +1,9 @@
-"""HAI's paths, mounted at the site root (HAI's client appends them to the configured URL)."""
+"""HAI's paths, mounted at the site root (HAI's client appends them to the configured URL).
+
+Everything under ``operating/``, ``query/``, ``ugc/`` and ``monitor_v2/`` is HAI's: a path not
+served answers HAI's error envelope. ``/monitor/`` belongs to Rota's admin pages; only the two
+``monitor/`` paths HAI's library calls are answered here.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ UNSUPPORTED = {
     "ugc/user/nodeport/create": "Rota does not expose node ports.",
     "ugc/user/nodeport/delete": "Rota does not expose node ports.",
     "query/user/nodeport/list": "Rota does not expose node ports.",
+    "operating/user/training_quota/update": "In Rota quotas are set by admins: ask one (or see `hai-cli whoami`).",
+    # HAI's monitor server (the client's calls; /monitor/ itself is Rota's admin pages)
+    "monitor/task/chain_perf_series": "Rota has no performance series here: see the job's metrics in the portal.",
+    "monitor/user/storage/list": "Rota does not report personal storage.",
 }
 
 app_name = "hai"
@@ -53,7 +62,5 @@ urlpatterns = [
         path(route, csrf_exempt(partial(views.unsupported, what=message)), name=f"unsupported-{i}")
         for i, (route, message) in enumerate(UNSUPPORTED.items())
     ],
-    re_path(
-        r"^(?P<path>(?:operating|query|ugc|monitor|monitor_v2)/.*)$", csrf_exempt(views.not_served), name="not-served"
-    ),
+    re_path(r"^(?P<path>(?:operating|query|ugc|monitor_v2)/.*)$", csrf_exempt(views.not_served), name="not-served"),
 ]

@@ -7,6 +7,7 @@ Which client command calls what is in docs/hai-compat.md.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -114,6 +115,11 @@ def _quota_key(group: str, level: int) -> str:
     return f"{group}-{Priority(level).name}"
 
 
+def _used(quota: Mapping[tuple[str, int], int], used: Mapping[tuple[str, int], int]) -> dict[str, int]:
+    keys = sorted(set(quota) | set(used))
+    return {_quota_key(g, p): used.get((g, p), 0) for g, p in keys}
+
+
 @hai_endpoint()
 def quota_list(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
     """Node quota per (group, priority) as ``node-G-P``, nodes in use as ``G-P``, dev-container quota."""
@@ -124,7 +130,8 @@ def quota_list(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str
             "node_quota": {f"node-{_quota_key(g, p)}": n for (g, p), n in sorted(quota.node.items())},
             "node_quota_limit": {f"node_limit-{_quota_key(g, p)}": n for (g, p), n in sorted(quota.node_limit.items())},
             "node_quota_limit_extra": {},
-            "used_node_quota": {_quota_key(g, p): n for (g, p), n in sorted(used.items())},
+            # every quota key, 0 when unused: hai-cli's whoami shows only the keys found here
+            "used_node_quota": _used(quota.node, used),
             "jupyter_quota": {
                 g: {"cpu": j.cpu, "memory": j.memory_gib, "quota": j.containers}
                 for g, j in sorted(quota.jupyter.items())
@@ -149,7 +156,7 @@ def training_quota_used(request: HttpRequest, *, user: User, token: ApiToken) ->
             "quota_limit": {f"node_limit-{_quota_key(g, p)}": n for (g, p), n in sorted(quota.node_limit.items())},
             "quota_limit_extra": {},
             "all_quota": {f"node-{_quota_key(g, p)}": n for (g, p), n in sorted(quota.node.items())},
-            "already_used_quota": {_quota_key(g, p): n for (g, p), n in sorted(used.items())},
+            "already_used_quota": _used(quota.node, used),
         }
     )
 

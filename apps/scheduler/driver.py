@@ -23,7 +23,7 @@ import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -47,7 +47,10 @@ logger = logging.getLogger(__name__)
 _SUSPEND_REASONS = {
     policy.SuspendReason.PREEMPTED: SuspendReason.PREEMPTED,
     policy.SuspendReason.TIME_SHARE: SuspendReason.TIME_SHARE,
+    policy.SuspendReason.OVER_QUOTA: SuspendReason.OVER_QUOTA,
 }
+#: a suspension made for a waiting attempt gives it a claim on the freed nodes for this long
+CLAIM_SECONDS = 3600
 
 
 def policy_config() -> policy.PolicyConfig:
@@ -59,6 +62,13 @@ def policy_config() -> policy.PolicyConfig:
         above_normal_aging_seconds=conf["ABOVE_NORMAL_AGING_SECONDS"],
         fairshare_half_life_seconds=conf["FAIRSHARE_HALF_LIFE_SECONDS"],
         reservation_wait_seconds=conf["RESERVATION_WAIT_SECONDS"],
+        reservation_hold_seconds=conf["RESERVATION_HOLD_SECONDS"],
+        restart_cost_seconds=conf["RESTART_COST_SECONDS"],
+        urgent_priority=int(conf["URGENT_PRIORITY"]),
+        checkpoint_fresh_seconds=conf["CHECKPOINT_FRESH_SECONDS"],
+        checkpoint_wait_seconds=conf["CHECKPOINT_WAIT_SECONDS"],
+        timeshare_max_ratio=conf["TIMESHARE_MAX_RATIO"],
+        victim_wait_seconds=conf["VICTIM_WAIT_SECONDS"],
     )
 
 
@@ -139,6 +149,25 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
             "pending_digest",
         )
     )
+    # Aging counts the chain's run time: what earlier attempts of ABOVE_NORMAL chains ran.
+    above = int(policy.Priority.ABOVE_NORMAL)
+    aging_chains = {row[1] for row in scheduled if row[4] == above} | {
+        row[1] for row in waiting_rows if row[5] == above
+    }
+    chain_ran: dict[int, float] = defaultdict(float)
+    if aging_chains:
+        for cid, a_started, a_scheduled, a_finished in Attempt.objects.filter(
+            chain_id__in=aging_chains, finished_at__isnull=False
+        ).values_list("chain_id", "started_at", "scheduled_at", "finished_at"):
+            began = a_started or a_scheduled
+            if began is not None and a_finished is not None:
+                chain_ran[cid] += max(0.0, (a_finished - began).total_seconds())
+    # The beneficiaries of recent suspensions keep their claim on the nodes they caused to be freed.
+    claimants = set(
+        Attempt.objects.filter(
+            suspend_for__isnull=False, suspend_requested_at__gte=now - timedelta(seconds=CLAIM_SECONDS)
+        ).values_list("suspend_for", flat=True)
+    )
     user_ids: dict[str, int] = {}
     chain_of: dict[int, int] = {}
     owner_of: dict[int, int] = {}
@@ -165,6 +194,7 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
                 started_at=_ts(started or sched) or now.timestamp(),
                 last_checkpoint_at=_ts(ckpt),
                 suspending=status in (WorkerStatus.SUSPENDING, WorkerStatus.STOPPING),
+                chain_ran_before=chain_ran.get(cid, 0.0),
             )
         )
     waiting: list[policy.Waiting] = []
@@ -199,6 +229,8 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
                 first_submitted_at=first,
                 queued_at=created.timestamp(),
                 environment_ok=env_id is not None,
+                chain_ran=chain_ran.get(cid, 0.0),
+                claim=aid in claimants,
             )
         )
         current[aid] = digest
@@ -256,7 +288,7 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
             if lifecycle.attempt_request_suspend(
                 suspend.attempt_id,
                 reason=_SUSPEND_REASONS[suspend.reason],
-                beneficiary=suspend.beneficiary_attempt_id,
+                beneficiary=suspend.beneficiary_attempt_id or None,
                 now=now,
             ):
                 result.suspended.append(suspend.attempt_id)
@@ -267,7 +299,7 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
                 with transaction.atomic():
                     ok = lifecycle.attempt_start(
                         start.attempt_id,
-                        priority=start.priority,
+                        priority=start.priority if start.effective_priority is None else start.effective_priority,
                         quota_priority=start.priority,
                         node_ids=[loaded.node_ids[n] for n in start.nodes],
                     )

@@ -66,6 +66,7 @@ LEVELS: tuple[int, ...] = tuple(sorted((p.value for p in Priority if p is not Pr
 class SuspendReason(enum.StrEnum):
     PREEMPTED = "PREEMPTED"  # a strictly higher-priority attempt needs the nodes
     TIME_SHARE = "TIME_SHARE"  # an equal-priority attempt of another user gets its turn
+    OVER_QUOTA = "OVER_QUOTA"  # its owner's quota was lowered below what their jobs hold
 
 
 class ReasonCode(enum.StrEnum):
@@ -85,6 +86,7 @@ class ReasonCode(enum.StrEnum):
     MIN_RUNTIME = "MIN_RUNTIME"
     TIME_SLICE = "TIME_SLICE"
     WAITING_FOR_SUSPEND = "WAITING_FOR_SUSPEND"
+    CHECKPOINT = "CHECKPOINT"
 
 
 INFEASIBLE_CODES: frozenset[ReasonCode] = frozenset(
@@ -94,12 +96,24 @@ INFEASIBLE_CODES: frozenset[ReasonCode] = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class PolicyConfig:
-    min_run_seconds: float = 300  # a victim must have run this long in its current attempt (anti-thrash)
-    time_slice_seconds: float = 3600  # an equal-priority runner may be time-shared after this
+    """The policy's settings; docs/scheduling-quality.md gives the reason and the evidence for each default."""
+
+    min_run_seconds: float = 900  # a victim must have run this long in its current attempt (anti-thrash)
+    time_slice_seconds: float = 4 * 3600  # an equal-priority runner may be time-shared after this
     timeshare_wait_seconds: float = 900  # ... if another user's equal-priority attempt has waited this long
-    above_normal_aging_seconds: float = 1800  # ABOVE_NORMAL running this long ages to NORMAL
+    above_normal_aging_seconds: float = 1800  # ABOVE_NORMAL whose chain ran this long ages to NORMAL
     fairshare_half_life_seconds: float = 3600  # used by the driver to decay usage; kept here for docs
     reservation_wait_seconds: float = 1800  # an attempt waiting this long gets a reservation (anti-starvation)
+    reservation_hold_seconds: float = 1800  # ... which keeps idle nodes only if it can start within this
+    # Suspend where it pays. A victim costs nodes x (work since its last checkpoint + restart_cost_seconds).
+    # Waiters below urgent_priority (and time-sharing) suspend only victims that checkpointed in the last
+    # checkpoint_fresh_seconds, or whose last checkpoint is checkpoint_wait_seconds old (they wait no longer).
+    restart_cost_seconds: float = 300
+    urgent_priority: int = 30  # HIGH and above preempt at once (cheapest victims)
+    checkpoint_fresh_seconds: float = 60
+    checkpoint_wait_seconds: float = 1800
+    timeshare_max_ratio: float = 2.0  # a time-share victim holds at most this many times the nodes needed
+    victim_wait_seconds: float = 600  # wait this long for a lower-priority victim, not suspend a higher one now
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +136,7 @@ class Running:
     started_at: float  # epoch seconds, start of this attempt
     last_checkpoint_at: float | None = None
     suspending: bool = False  # a suspend was already requested; nodes still held until it ends
+    chain_ran_before: float = 0.0  # seconds the chain's earlier attempts ran (aging counts the chain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +151,8 @@ class Waiting:
     first_submitted_at: float  # the chain's first submission (FIFO)
     queued_at: float  # when this attempt started waiting
     environment_ok: bool = True  # False: unknown or not permitted image (infeasible)
+    chain_ran: float = 0.0  # seconds the chain's earlier attempts ran: an aged ABOVE_NORMAL chain queues at NORMAL
+    claim: bool = False  # jobs were suspended for it: it goes first to the nodes they free
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,13 +172,14 @@ class Start:
     attempt_id: int
     nodes: tuple[str, ...]  # index = rank
     priority: int  # the resolved level (never AUTO); also the quota level it is charged to
+    effective_priority: int | None = None  # runs at this lower level (its chain aged); None = ``priority``
 
 
 @dataclass(frozen=True, slots=True)
 class Suspend:
     attempt_id: int  # the victim
     reason: SuspendReason
-    beneficiary_attempt_id: int
+    beneficiary_attempt_id: int  # 0 = nobody (OVER_QUOTA)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,8 +323,66 @@ def _nodes(n: int) -> str:
     return _plural(n, "node") if words is None else words
 
 
+def infeasibility(
+    w: Waiting, group_size: int | None, quotas: Mapping[tuple[str, int], int]
+) -> tuple[ReasonCode, str] | None:
+    """Why ``w`` can never start as submitted, or None when it could (given room).
+
+    ``group_size`` is the number of nodes registered in ``w.group`` (None: no such group) and
+    ``quotas`` the user's resolved quotas, (group, level) -> nodes. The submit service asks this
+    too, so a job refused at submit is refused in the words its explanation would have used.
+    """
+    n = w.node_count
+    if group_size is None:
+        return ReasonCode.GROUP_TOO_SMALL, f"Group '{w.group}' does not exist: no node is registered in it."
+    if n < 1:
+        return ReasonCode.INFEASIBLE, f"A job needs at least 1 node; this one asks for {n}."
+    if n > group_size:
+        return (
+            ReasonCode.GROUP_TOO_SMALL,
+            f"Needs {_plural(n, 'node')} but group '{w.group}' has only {_plural(group_size, 'node')} registered.",
+        )
+    if w.priority != _AUTO and w.priority not in _LEVEL_SET:
+        return ReasonCode.INFEASIBLE, f"Unknown priority {w.priority}."
+    if not w.environment_ok:
+        return (
+            ReasonCode.ENVIRONMENT,
+            f"Its environment (image) is unknown or {w.user} is not permitted to use it.",
+        )
+    if w.priority == _AUTO:
+        top = max(quotas.get((w.group, lvl), 0) for lvl in LEVELS)
+        if top >= n:
+            return None
+        return (
+            ReasonCode.QUOTA_CEILING,
+            f"Needs {_plural(n, 'node')} but {w.user}'s largest quota in '{w.group}' at any priority is "
+            f"{_plural(top, 'node')}.",
+        )
+    q = quotas.get((w.group, w.priority), 0)
+    if q >= n:
+        return None
+    enough = [
+        f"{_NAMES[lvl]} ({quotas.get((w.group, lvl), 0)})" for lvl in LEVELS if quotas.get((w.group, lvl), 0) >= n
+    ]
+    hint = f" Levels with enough quota: {', '.join(enough)}." if enough else ""
+    return (
+        ReasonCode.QUOTA_CEILING,
+        f"Needs {_plural(n, 'node')} but {w.user}'s quota in '{w.group}' at {_NAMES[w.priority]} "
+        f"is {_plural(q, 'node')}, so it can never start at this level.{hint}",
+    )
+
+
 def _ids(holders: Iterable[Holder]) -> str:
     return ", ".join(f"#{h.attempt_id}" for h in holders)
+
+
+def _named(holders: Iterable[Holder]) -> str:
+    """``"#2 (LOW), #5 (NORMAL)"``."""
+    return ", ".join(f"#{h.attempt_id} ({_NAMES.get(h.priority, h.priority)})" for h in holders)
+
+
+def _hid(h: Holder) -> int:
+    return h.attempt_id
 
 
 # --------------------------------------------------------------------------------------------------
@@ -318,9 +394,12 @@ class _Runner:
         "attempt_id",
         "booked",
         "checkpoint_at",
+        "cost",
+        "fresh",
         "holder",
         "listed",
         "priority",
+        "slice_over",
         "started_at",
         "taken",
         "ts_eligible",
@@ -336,6 +415,9 @@ class _Runner:
         self.value = value  # schedulable nodes of its group that it holds: what suspending it frees
         self.started_at = r.started_at
         self.checkpoint_at = r.started_at if r.last_checkpoint_at is None else r.last_checkpoint_at
+        self.cost = 0.0  # node-seconds lost if suspended now (nodes x (since checkpoint + restart))
+        self.fresh = True  # a non-urgent suspend may take it now (checkpoint just saved, or overdue)
+        self.slice_over = False  # ran a whole time slice
         self.usage = usage
         self.taken = False  # chosen as a victim in this pass
         self.booked = False  # counted in a MIN_RUNTIME / TIME_SLICE estimate of an attempt ahead
@@ -363,6 +445,7 @@ class _Group:
         "becoming_total",
         "blocked_cache",
         "by_priority",
+        "ckpt_cache",
         "claimed_free",
         "claimers",
         "equal",
@@ -370,16 +453,22 @@ class _Group:
         "equal_pos",
         "exhausted",
         "free",
+        "fresh_by_level",
+        "fresh_cap_cache",
         "held_at",
         "idle0",
         "lower",
         "lower_by_level",
         "lower_cap_cache",
+        "lower_fresh",
+        "lower_fresh_pos",
         "lower_pos",
         "message_cache",
         "name",
+        "overdue",
         "position",
         "prio_holders_cache",
+        "reserve_holds",
         "reserved_becoming",
         "reserved_free",
         "reserver",
@@ -387,6 +476,8 @@ class _Group:
         "rooms",
         "schedulable",
         "size",
+        "stale",
+        "stale_pos",
         "starters",
         "ts",
         "ts_nodes",
@@ -408,6 +499,9 @@ class _Group:
         self.reserved_becoming = 0
         self.reserver: Waiting | None = None
         self.reserver_holder: Holder | None = None
+        self.reserve_holds = True  # the reservation keeps idle nodes (it can start soon)
+        self.ckpt_cache: dict[tuple[int, int, bool], tuple[list[_Runner], float] | None] = {}
+        self.overdue = 0.0  # checkpoint_wait_seconds
         # nodes of suspending attempts nobody has claimed yet: [runner, nodes left] in claim order
         self.becoming: list[list] = []
         self.becoming_pos = 0
@@ -415,8 +509,14 @@ class _Group:
         # victims: every runner that may be suspended now, in "least work lost" order
         self.lower: list[_Runner] = []
         self.lower_pos = 0
+        self.lower_fresh: list[_Runner] = []  # the fresh ones: what a non-urgent waiter may take now
+        self.lower_fresh_pos = 0
+        self.stale: list[_Runner] = []  # eligible but not fresh, soonest overdue first (for explanations)
+        self.stale_pos = 0
         self.lower_by_level: dict[int, int] = {}
         self.lower_cap_cache: dict[int, int] = {}
+        self.fresh_by_level: dict[int, int] = {}  # the same, counting only victims a non-urgent waiter may take
+        self.fresh_cap_cache: dict[int, int] = {}
         # time-share candidates per priority, in round-robin order (highest usage, longest running)
         self.ts: dict[int, list[_Runner]] = {}
         self.ts_nodes: dict[int, int] = {}
@@ -442,15 +542,17 @@ class _Group:
 
     # ---- capacity ------------------------------------------------------------------------------
 
-    def lower_cap(self, priority: int) -> int:
-        """Nodes freed by suspending every eligible runner strictly below ``priority``."""
-        cap = self.lower_cap_cache.get(priority)
+    def lower_cap(self, priority: int, fresh_only: bool = False) -> int:
+        """Nodes freed by suspending every eligible runner strictly below ``priority`` (``fresh_only``:
+        only those a non-urgent waiter may suspend now)."""
+        cache = self.fresh_cap_cache if fresh_only else self.lower_cap_cache
+        cap = cache.get(priority)
         if cap is None:
             cap = 0
-            for level, nodes in self.lower_by_level.items():
+            for level, nodes in (self.fresh_by_level if fresh_only else self.lower_by_level).items():
                 if level < priority:
                     cap += nodes
-            self.lower_cap_cache[priority] = cap
+            cache[priority] = cap
         return cap
 
     def take_nodes(self, n: int) -> tuple[str, ...]:
@@ -495,6 +597,8 @@ class _Group:
 
     def mark_taken(self, r: _Runner) -> None:
         r.taken = True
+        if self.ckpt_cache:
+            self.ckpt_cache.clear()
         self.lower_by_level[r.priority] -= r.value
         if r.ts_eligible:
             self.ts_nodes[r.priority] -= r.value
@@ -502,27 +606,50 @@ class _Group:
         for level in self.lower_cap_cache:
             if level > r.priority:
                 self.lower_cap_cache[level] -= r.value
+        if r.fresh:
+            self.fresh_by_level[r.priority] -= r.value
+            for level in self.fresh_cap_cache:
+                if level > r.priority:
+                    self.fresh_cap_cache[level] -= r.value
         if r.listed:
             self.prio_holders_cache.clear()
 
     # ---- victims ---------------------------------------------------------------------------------
 
     def select_victims(
-        self, priority: int, user: str, need: int, time_share: bool
+        self,
+        priority: int,
+        user: str,
+        need: int,
+        time_share: bool,
+        urgent: bool,
+        max_ratio: float,
+        usage: float = -math.inf,
     ) -> list[tuple[_Runner, SuspendReason]] | None:
-        """Fewest and cheapest victims freeing ``need`` nodes, or None when impossible now.
+        """The cheapest victims freeing ``need`` nodes, or None when impossible now.
 
-        Strictly lower priorities first, in least-work-lost order, then (if allowed) equal-priority
-        runners of other users in round-robin order. A last pass drops, most expensive first, every
-        victim the others already cover, so removing any single remaining victim leaves it short.
+        Strictly lower priorities first, lowest level first and cheapest (nodes x work since the last
+        checkpoint + restart) within a level, then (if allowed) equal-priority runners of other users
+        in round-robin order, none holding more than ``max_ratio`` x ``need`` nodes and none of a user
+        whose decayed usage is below ``usage`` (the waiter's user's: turns go to who had less). A non-urgent waiter
+        only takes *fresh* victims. A pass then drops, most expensive first, every victim the others
+        already cover; finally one cheaper runner that frees ``need`` alone replaces the set.
         """
         chosen: list[tuple[_Runner, SuspendReason]] = []
         total = 0
-        lower = self.lower
-        i = self.lower_pos
-        while i < len(lower) and lower[i].taken:
-            i += 1
-        self.lower_pos = i
+        if urgent:
+            lower = self.lower
+            i = self.lower_pos
+            while i < len(lower) and lower[i].taken:
+                i += 1
+            self.lower_pos = i
+        else:
+            lower = self.lower_fresh
+            i = self.lower_fresh_pos
+            while i < len(lower) and lower[i].taken:
+                i += 1
+            self.lower_fresh_pos = i
+        start = i
         while total < need and i < len(lower):
             r = lower[i]
             i += 1
@@ -532,8 +659,11 @@ class _Group:
                 chosen.append((r, _PREEMPTED))
                 total += r.value
         if total < need and time_share:
-            for r in self.ts.get(priority, ()):
-                if r.taken or r.user == user:
+            limit = max_ratio * need
+            for r in self.ts.get(priority, ()):  # heaviest users first
+                if r.usage < usage:
+                    break
+                if r.taken or r.user == user or r.value > limit:
                     continue
                 chosen.append((r, _TIME_SHARE))
                 total += r.value
@@ -547,7 +677,43 @@ class _Group:
             if total - value >= need:
                 total -= value
                 keep[k] = False
-        return [c for c, kept in zip(chosen, keep, strict=True) if kept]
+        victims = [c for c, kept in zip(chosen, keep, strict=True) if kept]
+        if len(victims) > 1 or victims[0][0].value > need:
+            cost = sum(r.cost for r, _ in victims)
+            top = max(r.priority for r, _ in victims)
+            best: _Runner | None = None
+            for r in lower[start:]:
+                if r.priority > top or r.priority >= priority:
+                    break
+                if not r.taken and r.value >= need and r.cost < cost and (best is None or r.cost < best.cost):
+                    best = r
+            if best is not None:
+                victims = [(best, _PREEMPTED)]
+        return victims
+
+    def cheaper_soon(
+        self, victims: list[tuple[_Runner, SuspendReason]], need: int, now: float, window: float
+    ) -> tuple[float, list[_Runner]] | None:
+        """Lower-priority runners that reach their minimum run within ``window`` and could replace the
+        highest-priority victims: (when, runners), booked; None when suspending now is the only way."""
+        young = self.young
+        if not young or not math.isfinite(window):
+            return None
+        top = max(r.priority for r, _ in victims)
+        have = sum(r.value for r, _ in victims if r.priority < top)
+        got: list[_Runner] = []
+        for eligible_at, priority, r in young:
+            if eligible_at - now > window:
+                break
+            if priority >= top or r.booked or r.taken:
+                continue
+            got.append(r)
+            have += r.value
+            if have >= need:
+                for g in got:
+                    g.booked = True
+                return eligible_at, got
+        return None
 
     def estimate(
         self, priority: int, user: str, missing: int, wait_ok_at: float, now: float, waited_enough: bool
@@ -610,6 +776,42 @@ class _Group:
             r.booked = True
         return t, via_ts, got[:MAX_HOLDERS]
 
+    def waiting_for_checkpoint(
+        self, priority: int, missing: int, time_share: bool, max_nodes: float, now: float
+    ) -> tuple[list[_Runner], float] | None:
+        """Runners a non-urgent waiter could suspend once they save a checkpoint: (runners, latest time).
+
+        Lower-priority runners past their minimum run, and (``time_share``) equal-priority ones past
+        their slice, that are not fresh now; overdue soonest first. Cached per (priority, need) until
+        the group changes; the runners are not booked (an estimate for the explanation only).
+        """
+        key = (priority, missing, time_share)
+        if key in self.ckpt_cache:
+            return self.ckpt_cache[key]
+        stale = self.stale
+        i = self.stale_pos
+        while i < len(stale) and stale[i].taken:
+            i += 1
+        self.stale_pos = i
+        got: list[_Runner] = []
+        acc = 0
+        latest = now
+        result: tuple[list[_Runner], float] | None = None
+        for r in stale[i:]:
+            if r.taken:
+                continue
+            if r.priority < priority or (
+                time_share and r.priority == priority and r.slice_over and r.value <= max_nodes
+            ):
+                got.append(r)
+                acc += r.value
+                latest = max(latest, r.checkpoint_at + self.overdue)
+                if acc >= missing:
+                    result = (got, latest)
+                    break
+        self.ckpt_cache[key] = result
+        return result
+
     def priority_holders(self, priority: int) -> tuple[Holder, ...]:
         """Runners it may not preempt (priority >= its own), highest first; shared per priority."""
         holders = self.prio_holders_cache.get(priority)
@@ -655,6 +857,7 @@ class _Pass:
         self.infeasible: list[Infeasible] = []
         self.explanations: dict[int, Explanation] = {}
         self.reservations: list[Reservation] = []
+        self.quota_level: dict[int, int] = {}  # waiting attempt -> quota level, when it queues lower (aged)
 
     def quota(self, user: str, group: str, level: int) -> int:
         q = self.s.quotas.get(user)
@@ -693,15 +896,20 @@ class _Pass:
             groups[group].rooms.append(room)
         for g in groups.values():
             g.idle0 = g.free
+            g.overdue = cfg.checkpoint_wait_seconds
 
         min_run = cfg.min_run_seconds
         slice_run = max(cfg.min_run_seconds, cfg.time_slice_seconds)
+        restart = cfg.restart_cost_seconds
+        fresh_age = cfg.checkpoint_fresh_seconds
+        overdue_age = cfg.checkpoint_wait_seconds
         quota_used = self.quota_used
         quota_running = self.quota_running
         user_group_holders = self.user_group_holders
+        over_quota = self.over_quota()
         for r in sorted(self.s.running, key=lambda r: r.attempt_id):
             priority = r.priority
-            if priority == _ABOVE_NORMAL and now - r.started_at >= cfg.above_normal_aging_seconds:
+            if priority == _ABOVE_NORMAL and now - r.started_at + r.chain_ran_before >= cfg.above_normal_aging_seconds:
                 priority = _NORMAL
                 self.demotions.append(Demotion(r.attempt_id, _NORMAL))
             key = (r.user, r.group, r.quota_priority)
@@ -718,7 +926,7 @@ class _Pass:
             if g is None:
                 continue
             g.held_at[priority] = g.held_at.get(priority, 0) + value
-            if r.suspending:
+            if r.suspending or r.attempt_id in over_quota:
                 if value:
                     g.becoming.append([runner, value])
                     g.becoming_total += value
@@ -727,10 +935,19 @@ class _Pass:
             if value == 0:
                 continue
             ran = now - r.started_at
+            age = now - runner.checkpoint_at
+            runner.cost = value * (age + restart)
+            runner.fresh = age <= fresh_age or age >= overdue_age
             if ran >= min_run:
                 g.lower.append(runner)
                 g.lower_by_level[priority] = g.lower_by_level.get(priority, 0) + value
-                if ran >= slice_run:
+                if runner.fresh:
+                    g.lower_fresh.append(runner)
+                    g.fresh_by_level[priority] = g.fresh_by_level.get(priority, 0) + value
+                else:
+                    g.stale.append(runner)
+                runner.slice_over = ran >= slice_run
+                if runner.slice_over and runner.fresh:
                     runner.ts_eligible = True
                     g.ts.setdefault(priority, []).append(runner)
                     g.ts_nodes[priority] = g.ts_nodes.get(priority, 0) + value
@@ -741,7 +958,9 @@ class _Pass:
             g.equal.setdefault(priority, []).append((r.started_at + slice_run, runner))
 
         for g in groups.values():
-            g.lower.sort(key=lambda r: (r.priority, -r.checkpoint_at, -r.started_at, r.attempt_id))
+            g.lower.sort(key=lambda r: (r.priority, r.cost, -r.started_at, r.attempt_id))
+            g.lower_fresh.sort(key=lambda r: (r.priority, r.cost, -r.started_at, r.attempt_id))
+            g.stale.sort(key=lambda r: (r.checkpoint_at, r.attempt_id))
             for runners in g.ts.values():
                 runners.sort(key=lambda r: (-r.usage, r.started_at, r.attempt_id))
             g.young.sort(key=lambda e: (e[0], e[2].attempt_id))
@@ -750,46 +969,56 @@ class _Pass:
                 g.equal_now[p] = bisect.bisect_right(slices, now, key=lambda e: e[0])
             g.by_priority.sort(key=lambda r: (-r.priority, r.started_at, r.attempt_id))
 
+    def over_quota(self) -> set[int]:
+        """Runners to suspend because their owner's quota at their level is now below what they hold.
+
+        Per (user, group, level) over quota, the cheapest runners (nodes x work since checkpoint) whose
+        nodes cover the excess, dropping any the others already cover. They are suspended at once with
+        no beneficiary; their nodes count as being freed for everyone else in this pass.
+        """
+        used: dict[tuple[str, str, int], int] = {}  # by runners not already suspending
+        for r in self.s.running:
+            if not r.suspending:
+                key = (r.user, r.group, r.quota_priority)
+                used[key] = used.get(key, 0) + len(r.nodes)
+        out: set[int] = set()
+        restart = self.cfg.restart_cost_seconds
+        now = self.now
+        for key in sorted(used):
+            excess = used[key] - self.quota(*key)
+            if excess <= 0:
+                continue
+            mine = [r for r in self.s.running if (r.user, r.group, r.quota_priority) == key and not r.suspending]
+
+            def cost(r: Running) -> float:
+                since = now - (r.started_at if r.last_checkpoint_at is None else r.last_checkpoint_at)
+                return len(r.nodes) * (since + restart)
+
+            mine.sort(key=lambda r: (cost(r), -r.started_at, r.attempt_id))
+            chosen: list[Running] = []
+            total = 0
+            for r in mine:
+                if total >= excess:
+                    break
+                chosen.append(r)
+                total += len(r.nodes)
+            for r in list(reversed(chosen)):
+                if total - len(r.nodes) >= excess:
+                    total -= len(r.nodes)
+                    chosen.remove(r)
+            for r in sorted(chosen, key=lambda r: r.attempt_id):
+                out.add(r.attempt_id)
+                self.suspends.append(Suspend(r.attempt_id, SuspendReason.OVER_QUOTA, 0))
+        return out
+
     # ---- 2. feasibility --------------------------------------------------------------------------
 
     def check_feasible(self, w: Waiting) -> tuple[ReasonCode, str]:
         """Why ``w`` can never start (only called for attempts that failed the fast check in ``run``)."""
         g = self.groups.get(w.group)
-        n = w.node_count
-        if g is None:
-            return ReasonCode.GROUP_TOO_SMALL, f"Group '{w.group}' does not exist: no node is registered in it."
-        if n < 1:
-            return ReasonCode.INFEASIBLE, f"A job needs at least 1 node; this one asks for {n}."
-        if n > g.size:
-            return (
-                ReasonCode.GROUP_TOO_SMALL,
-                f"Needs {_plural(n, 'node')} but group '{w.group}' has only {_plural(g.size, 'node')} registered.",
-            )
-        if w.priority != _AUTO and w.priority not in _LEVEL_SET:
-            return ReasonCode.INFEASIBLE, f"Unknown priority {w.priority}."
-        if not w.environment_ok:
-            return (
-                ReasonCode.ENVIRONMENT,
-                f"Its environment (image) is unknown or {w.user} is not permitted to use it.",
-            )
-        quotas = self.s.quotas.get(w.user) or {}
-        if w.priority == _AUTO:
-            top = max(quotas.get((w.group, lvl), 0) for lvl in LEVELS)
-            return (
-                ReasonCode.QUOTA_CEILING,
-                f"Needs {_plural(n, 'node')} but {w.user}'s largest quota in '{w.group}' at any priority is "
-                f"{_plural(top, 'node')}.",
-            )
-        q = quotas.get((w.group, w.priority), 0)
-        enough = [
-            f"{_NAMES[lvl]} ({quotas.get((w.group, lvl), 0)})" for lvl in LEVELS if quotas.get((w.group, lvl), 0) >= n
-        ]
-        hint = f" Levels with enough quota: {', '.join(enough)}." if enough else ""
-        return (
-            ReasonCode.QUOTA_CEILING,
-            f"Needs {_plural(n, 'node')} but {w.user}'s quota in '{w.group}' at {_NAMES[w.priority]} "
-            f"is {_plural(q, 'node')}, so it can never start at this level.{hint}",
-        )
+        problem = infeasibility(w, None if g is None else g.size, self.s.quotas.get(w.user) or {})
+        assert problem is not None, f"attempt {w.attempt_id} failed the fast check but is feasible"
+        return problem
 
     # ---- 3. AUTO ------------------------------------------------------------------------------------
 
@@ -830,6 +1059,8 @@ class _Pass:
         quotas = self.s.quotas
         usage = self.s.usage
         top_quota = self.top_quota
+        aging = self.cfg.above_normal_aging_seconds
+        ranked: set[tuple[str, str, int]] = set()  # (group, user, level) with a custom rank somewhere
         queues: dict[str, list[tuple]] = {}
         autos: list[Waiting] = []
         bad: list[Waiting] = []
@@ -848,13 +1079,25 @@ class _Pass:
                         autos.append(w)
                         continue
                 elif level in _LEVEL_SET and uq is not None and uq.get((w.group, level), 0) >= n:
-                    # the scheduling order; attempt ids are unique, so Waiting itself is never compared
-                    entry = (-level, usage.get(w.user, 0.0), w.custom_rank, w.first_submitted_at, w.attempt_id, w)
+                    if level == _ABOVE_NORMAL and w.chain_ran >= aging:
+                        level = _NORMAL  # its chain aged: it queues and runs at NORMAL, charged to ABOVE_NORMAL
+                        self.quota_level[w.attempt_id] = _ABOVE_NORMAL
+                    # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
+                    entry = (
+                        0 if w.claim else 1,
+                        -level,
+                        usage.get(w.user, 0.0),
+                        w.first_submitted_at,
+                        w.attempt_id,
+                        w,
+                    )
                     queue = queues.get(w.group)
                     if queue is None:
                         queues[w.group] = [entry]
                     else:
                         queue.append(entry)
+                    if w.custom_rank != w.first_submitted_at:
+                        ranked.add((w.group, w.user, level))
                     continue
             bad.append(w)
         bad.sort(key=lambda w: w.attempt_id)
@@ -867,11 +1110,11 @@ class _Pass:
         for w in autos:
             res = resolved_auto[w.attempt_id]
             level = res if isinstance(res, int) else _AUTO
-            entry = (-level, usage.get(w.user, 0.0), w.custom_rank, w.first_submitted_at, w.attempt_id, w)
+            entry = (0 if w.claim else 1, -level, usage.get(w.user, 0.0), w.first_submitted_at, w.attempt_id, w)
             queues.setdefault(w.group, []).append(entry)
         for name in sorted(queues):
             queue = queues[name]
-            queue.sort()
+            self.order(queue, name, ranked)
             self.walk(groups[name], queue, resolved_auto)
 
         suspended = {s.attempt_id for s in self.suspends}
@@ -885,6 +1128,44 @@ class _Pass:
             explanations=self.explanations,
             reservations=tuple(self.reservations),
         )
+
+    def order(self, queue: list[tuple], group: str, ranked: set[tuple[str, str, int]]) -> None:
+        """Sort one group's queue: claimants first (jobs were suspended for them), then priority, fair
+        share (decayed usage), the user's own order, id.
+
+        ``custom_rank`` only reorders a user's own jobs: those of one (user, level) keep the set of
+        places their first submissions give them in FIFO order and the rank decides which job takes
+        which place, so nobody jumps another user's jobs. The oldest attempt that has waited past
+        ``reservation_wait_seconds`` at the highest level with such waiters goes first in its level:
+        it is the one that gets the reservation, and a newer job ahead of it in fair-share order does
+        not take the nodes it is waiting for.
+        """
+        if ranked:
+            places: dict[tuple[str, int], list[int]] = {}
+            for i, e in enumerate(queue):
+                w = e[5]
+                if (group, w.user, -e[1]) in ranked:
+                    places.setdefault((w.user, -e[1]), []).append(i)
+            for idx in places.values():
+                mine = [queue[i] for i in idx]
+                slots = sorted(e[3] for e in mine)
+                mine.sort(key=lambda e: (e[5].custom_rank, e[3], e[4]))
+                for i, slot, e in zip(idx, slots, mine, strict=True):
+                    queue[i] = (e[0], e[1], e[2], slot, e[4], e[5])
+        rw = self.cfg.reservation_wait_seconds
+        if math.isfinite(rw):
+            cutoff = self.now - rw
+            best = -1
+            for i, e in enumerate(queue):
+                w = e[5]
+                if e[0] == 1 and e[1] != -_AUTO and w.queued_at <= cutoff:
+                    b = queue[best] if best >= 0 else None
+                    if b is None or (e[1], w.queued_at, e[4]) < (b[1], b[5].queued_at, b[4]):
+                        best = i
+            if best >= 0:
+                e = queue[best]
+                queue[best] = (e[0], e[1], -math.inf, e[3], e[4], e[5])
+        queue.sort()
 
     def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:
         used = self.quota_used.get(key, 0)
@@ -911,9 +1192,15 @@ class _Pass:
         gname = g.name
         QUOTA = ReasonCode.QUOTA
 
+        urgent_level = cfg.urgent_priority
+        max_ratio = cfg.timeshare_max_ratio
+        victim_wait = cfg.victim_wait_seconds
+        hold_horizon = cfg.reservation_hold_seconds
+        quota_level = self.quota_level
+        usage_of = self.s.usage.get
         for entry in queue:
             w: Waiting = entry[5]
-            level = -entry[0]
+            level = -entry[1]
             n = w.node_count
             user = w.user
             aid = w.attempt_id
@@ -925,19 +1212,20 @@ class _Pass:
                 explanations[aid] = _explain(aid, QUOTA, message, g.position, holders, None)
                 continue
 
-            # 2. quota
-            key = (user, gname, level)
+            # 2. quota (an aged chain is charged to the level it was admitted at)
+            qlevel = quota_level.get(aid, level)
+            key = (user, gname, qlevel)
             used = quota_used.get(key, 0)
             q = quota_of.get(key)
             if q is None:
                 uq = quotas.get(user)
-                q = quota_of[key] = 0 if uq is None else uq.get((gname, level), 0)
+                q = quota_of[key] = 0 if uq is None else uq.get((gname, qlevel), 0)
             if used + n > q:
                 g.position += 1
                 explanations[aid] = _explain(
                     aid,
                     QUOTA,
-                    f"{user}'s quota in '{gname}' at {_NAMES[level]} is {_nodes(q)}; {used} in use and this job "
+                    f"{user}'s quota in '{gname}' at {_NAMES[qlevel]} is {_nodes(q)}; {used} in use and this job "
                     f"needs {n}. It can start when {user}'s jobs there free {used + n - q}.",
                     g.position,
                     self.quota_holders(key),
@@ -948,7 +1236,7 @@ class _Pass:
             # 4. start on free nodes
             avail = g.free - g.claimed_free - g.reserved_free
             if avail >= n:
-                starts.append(Start(aid, g.take_nodes(n), level))
+                starts.append(Start(aid, g.take_nodes(n), qlevel, None if qlevel == level else level))
                 me = Holder(aid, user, n, level)
                 quota_used[key] = used + n
                 quota_pass.setdefault(key, []).append(me)
@@ -965,6 +1253,7 @@ class _Pass:
             becoming = g.becoming_total
             waited = now - w.queued_at
             ts_ok = waited >= tw
+            urgent = level >= urgent_level
             cap = 0
             if g.reserver is None:  # behind a reservation nobody claims or suspends (rule 7)
                 # 5a. nodes already being freed by suspending attempts: claim them, pick no new victim
@@ -973,38 +1262,68 @@ class _Pass:
                     continue
                 # 5b / 6. suspend lower-priority runners, then time-share with equal-priority ones
                 need = n - avail - becoming
-                cap = g.lower_cap(level)
+                cap = g.lower_cap(level, not urgent)
                 if ts_ok:
                     cap += g.ts_nodes.get(level, 0) - g.ts_user.get((level, user), 0)
                 if cap >= need:
-                    victims = g.select_victims(level, user, need, ts_ok)
+                    victims = g.select_victims(level, user, need, ts_ok, urgent, max_ratio, usage_of(user, 0.0))
                     if victims is not None:
-                        self.claim(g, w, level, key, avail, becoming, victims)
+                        soon = g.cheaper_soon(victims, need, now, victim_wait)
+                        if soon is None:
+                            self.claim(g, w, level, key, avail, becoming, victims)
+                            continue
+                        g.position += 1
+                        soon_at, cheap = soon
+                        spared = sorted({r.holder for r, _ in victims if r.priority > cheap[-1].priority}, key=_hid)
+                        explanations[aid] = _explain(
+                            aid,
+                            ReasonCode.MIN_RUNTIME,
+                            f"Waits about {format_duration(soon_at - now)} for lower-priority "
+                            f"{_named(r.holder for r in cheap)} to run the minimum "
+                            f"{format_duration(cfg.min_run_seconds)} and suspends "
+                            f"{'it' if len(cheap) == 1 else 'them'} then, rather than suspending {_named(spared)} now: "
+                            f"that loses less work.",
+                            g.position,
+                            tuple(r.holder for r in cheap)[:MAX_HOLDERS],
+                            level,
+                            soon_at,
+                        )
                         continue
 
             # 8. it waits: say why
             g.position += 1
             reserve_note = ""
+            code, message, holders, eta = self.blocked(g, w, level, n, avail, becoming, cap, ts_ok, urgent)
             if g.reserver is None and waited >= reservation_wait and g.schedulable >= n:
-                # 7. anti-starvation: hold what is idle and being freed for it; nobody behind it in the
-                # queue may start on idle nodes or suspend anyone in the group until it starts
+                # 7. anti-starvation: hold what is being freed for it, and what is idle when it can start
+                # soon; nobody behind it in the queue may suspend anyone in the group until it starts.
+                # Idle nodes it could not use for a long time stay open to jobs behind it (backfill).
                 me = Holder(aid, user, n, level)
                 g.reserver = w
                 g.blocked_cache.clear()
                 g.reserver_holder = me
-                g.reserved_free = avail
+                g.reserve_holds = eta is not None and eta - now <= hold_horizon
+                held = avail if g.reserve_holds else 0
+                g.reserved_free = held
                 if becoming:
                     g.claim_becoming(becoming)
                 g.reserved_becoming = becoming
-                self.reservations.append(Reservation(aid, gname, avail, becoming))
+                self.reservations.append(Reservation(aid, gname, held, becoming))
                 quota_used[key] = used + n
                 quota_pass.setdefault(key, []).append(me)
-                reserve_note = (
-                    f" It has waited {format_duration(waited)}, so it holds the reservation of '{gname}' "
-                    f"({avail + becoming} idle or being freed now): jobs behind it may not start there or suspend "
-                    f"others until it starts."
-                )
-            code, message, holders, eta = self.blocked(g, w, level, n, avail, becoming, cap, ts_ok)
+                if g.reserve_holds:
+                    reserve_note = (
+                        f" It has waited {format_duration(waited)}, so it holds the reservation of '{gname}' "
+                        f"({held + becoming} idle or being freed now): jobs behind it may not start there or suspend "
+                        f"others until it starts."
+                    )
+                else:
+                    being_freed = f" and the {becoming} being freed" if becoming else ""
+                    reserve_note = (
+                        f" It has waited {format_duration(waited)}, so it holds the reservation of '{gname}'"
+                        f"{being_freed}: jobs behind it may not suspend others there until it starts. Idle nodes "
+                        f"stay open to them, as it cannot start within {format_duration(hold_horizon)}."
+                    )
             explanations[aid] = _explain(aid, code, message + reserve_note, g.position, holders, level, eta)
             if not reserve_note and (
                 code is ReasonCode.RESERVED
@@ -1079,6 +1398,7 @@ class _Pass:
         becoming: int,
         cap: int,
         ts_ok: bool,
+        urgent: bool = True,
     ) -> tuple[ReasonCode, str, tuple[Holder, ...], float | None]:
         """The reason an in-quota attempt that could neither start, claim nor suspend is waiting."""
         gname = g.name
@@ -1097,6 +1417,16 @@ class _Pass:
         reserver = g.reserver
         if reserver is not None and reserver is not w and g.reserver_holder is not None:
             reserved = g.reserved_free + g.reserved_becoming
+            if not g.reserve_holds:
+                return (
+                    ReasonCode.RESERVED,
+                    f"Job #{reserver.attempt_id} ({reserver.user}, waiting {format_duration(now - reserver.queued_at)} "
+                    f"for {_nodes(reserver.node_count)}) is ahead of it and holds the reservation of '{gname}': until "
+                    f"it starts, jobs behind it may not suspend others there, and {avail} idle "
+                    f"{'is' if avail == 1 else 'are'} not enough for this one.",
+                    (g.reserver_holder,),
+                    None,
+                )
             return (
                 ReasonCode.RESERVED,
                 f"Job #{reserver.attempt_id} ({reserver.user}, waiting {format_duration(now - reserver.queued_at)} for "
@@ -1107,6 +1437,20 @@ class _Pass:
                 None,
             )
         missing = n - avail - becoming - cap
+        if missing > 0 and not urgent and g.stale:
+            found = g.waiting_for_checkpoint(level, missing, ts_ok, n * self.cfg.timeshare_max_ratio, now)
+            if found is not None:
+                runners, eta = found
+                holders = tuple(r.holder for r in runners[:MAX_HOLDERS])
+                return (
+                    ReasonCode.CHECKPOINT,
+                    f"Can suspend {_named(holders)} in '{gname}' once {'it has' if len(runners) == 1 else 'they have'} "
+                    f"saved a checkpoint, so that little work is lost: at the latest in about "
+                    f"{format_duration(eta - now)} (a checkpoint {format_duration(self.cfg.checkpoint_wait_seconds)} "
+                    f"old).",
+                    holders,
+                    eta,
+                )
         if missing > 0 and not g.exhausted.get(level):
             est = g.estimate(level, w.user, missing, w.queued_at + self.cfg.timeshare_wait_seconds, now, ts_ok)
             if est is not None:

@@ -72,6 +72,13 @@ REASONS: dict[str, Reason] = {
         _("Waiting for running jobs to reach their minimum run time"),
         _("Jobs are only suspended after a minimum run time, so they are not interrupted over and over."),
     ),
+    "checkpoint": Reason(
+        _("Waiting for a running job to save a checkpoint"),
+        _(
+            "Non-urgent suspensions happen right after the job to be suspended saves a checkpoint, so that "
+            "little work is lost; the detail below says how long it may take at most."
+        ),
+    ),
     "time_slice": Reason(
         _("Waiting for its turn (time-sharing)"),
         _("Jobs of equal priority take turns; it runs when the current job's time slice ends."),

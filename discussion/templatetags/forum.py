@@ -54,3 +54,8 @@ def can_reply(post: object, user: User) -> bool:
 @register.filter
 def is_moderator(user: User) -> bool:
     return permissions.is_moderator(user)
+
+
+@register.filter
+def in_set(value: object, items: set[object]) -> bool:
+    return value in items

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from discussion import services
 from discussion.models import Post, Reply, Revision
 from tests.discussion.xss import CORPUS, assert_inert
 from tests.permissions import db_state
@@ -21,6 +22,7 @@ class Page:
     data: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     author_only: bool = False  # another user: 404 and nothing changes; moderators are served
     ok_status: int = 200
+    moderator_only: bool = False  # everyone else: 404 and nothing changes
 
     def call(self, client: Any, ctx: dict[str, Any]) -> Any:
         if self.method == "GET":
@@ -35,6 +37,7 @@ def post_form(ctx: dict[str, Any]) -> dict[str, Any]:
 PAGES = [
     Page("list", "GET", lambda c: "/discuss/"),
     Page("new", "GET", lambda c: "/discuss/new/"),
+    Page("search", "GET", lambda c: "/discuss/search/?q=nccl"),
     Page("create", "POST", lambda c: "/discuss/new/", post_form, ok_status=302),
     Page("detail", "GET", lambda c: f"/discuss/{c['post'].pk}/"),
     Page("history", "GET", lambda c: f"/discuss/{c['post'].pk}/history/"),
@@ -55,6 +58,33 @@ PAGES = [
         "reply-delete", "POST", lambda c: f"/discuss/replies/{c['reply'].pk}/delete/", author_only=True, ok_status=302
     ),
     Page("reply-history", "GET", lambda c: f"/discuss/replies/{c['reply'].pk}/history/"),
+    Page("like", "POST", lambda c: f"/discuss/{c['post'].pk}/like/", ok_status=302),
+    Page("reply-like", "POST", lambda c: f"/discuss/replies/{c['reply'].pk}/like/", ok_status=302),
+    Page("report", "POST", lambda c: f"/discuss/{c['post'].pk}/report/", lambda c: {"reason": "spam"}, ok_status=302),
+    Page(
+        "reply-report",
+        "POST",
+        lambda c: f"/discuss/replies/{c['reply'].pk}/report/",
+        lambda c: {"reason": "rude"},
+        ok_status=302,
+    ),
+    Page(
+        "moderate",
+        "POST",
+        lambda c: f"/discuss/{c['post'].pk}/moderate/",
+        lambda c: {"action": "pin"},
+        moderator_only=True,
+        ok_status=302,
+    ),
+    Page("moderation", "GET", lambda c: "/discuss/moderation/", moderator_only=True),
+    Page(
+        "report-resolve",
+        "POST",
+        lambda c: f"/discuss/moderation/{c['report'].pk}/",
+        lambda c: {"action": "dismiss"},
+        moderator_only=True,
+        ok_status=302,
+    ),
 ]
 IDS = [p.name for p in PAGES]
 
@@ -64,7 +94,9 @@ def ctx(make_post, make_reply, author, reader, moderator, browser_for):
     post = make_post()
     reply = make_reply(post, actor=author, body="my own reply")
     lonely = make_post(title="nobody answered")
+    report = services.report_create(actor=moderator, post=post, reason="a test report")
     return {
+        "report": report,
         "post": post,
         "reply": reply,
         "lonely": lonely,
@@ -92,7 +124,20 @@ def test_another_user_gets_404_and_nothing_changes(ctx, page):
     assert db_state() == before
 
 
-@pytest.mark.parametrize("page", PAGES, ids=IDS)
+MODERATOR_ONLY = [p for p in PAGES if p.moderator_only]
+
+
+@pytest.mark.parametrize("page", MODERATOR_ONLY, ids=[p.name for p in MODERATOR_ONLY])
+@pytest.mark.parametrize("who", ["author", "reader"])
+def test_moderation_is_404_for_everyone_else_and_nothing_changes(ctx, page, who):
+    before = db_state()
+    assert page.call(ctx[who], ctx).status_code == 404
+    assert db_state() == before
+
+
+@pytest.mark.parametrize(
+    "page", [p for p in PAGES if not p.moderator_only], ids=[p.name for p in PAGES if not p.moderator_only]
+)
 def test_author_is_served(ctx, page):
     assert page.call(ctx["author"], ctx).status_code == page.ok_status
 
@@ -109,8 +154,8 @@ def test_every_forum_url_is_in_the_suite():
 
     forum = next(p for p in get_resolver().url_patterns if getattr(p, "app_name", None) == "discussion")
     routes = {"discuss/" + str(p.pattern) for p in forum.url_patterns}
-    fake = {"post": SimpleNamespace(pk=1), "reply": SimpleNamespace(pk=1), "lonely": SimpleNamespace(pk=1)}
-    assert routes == {resolve(page.url(fake)).route for page in PAGES}
+    fake = {name: SimpleNamespace(pk=1) for name in ("post", "reply", "lonely", "report")}
+    assert routes == {resolve(page.url(fake).split("?")[0]).route for page in PAGES}
 
 
 def test_hidden_and_deleted_posts_are_404_for_others_but_shown_to_moderators(ctx):
@@ -217,7 +262,8 @@ def test_xss_corpus_is_inert_on_every_page(ctx, author, reader, moderator, make_
     post = make_post(title="<script>alert('t')</script>\"><img src=x onerror=alert(1)>", body=payload, tags="xss")
     reply = make_reply(post, actor=author, body=payload)
     make_reply(post, body="quoting", quote_id=reply.pk)
-    from discussion import services
+    services.report_create(actor=reader, reply=reply, reason=payload[:400])
+    services.report_create(actor=moderator, post=post, reason=payload[:400])
 
     services.post_update(
         actor=author, post=post, title=post.title + "!", body=payload + "!", category="jobs", tags="xss"
@@ -233,6 +279,10 @@ def test_xss_corpus_is_inert_on_every_page(ctx, author, reader, moderator, make_
         f"/discuss/{post.pk}/history/",
         f"/discuss/replies/{reply.pk}/edit/",
         f"/discuss/replies/{reply.pk}/history/",
+        "/discuss/moderation/",
+        "/discuss/?order=hot",
+        "/discuss/search/?q=alert",
+        "/discuss/search/?q=script&tag=%3Cscript%3E",
     ]
     for who in ("author", "reader", "moderator"):
         for url in urls:
@@ -251,7 +301,8 @@ def test_pages_in_chinese_have_no_english_left(browser_for, reader, author, mode
     make_reply(post, actor=author, body="好的", quote_id=reply.pk)
     for user in (reader, moderator):
         client = browser_for(user, language="zh-hans")
-        for url in ("/discuss/", f"/discuss/{post.pk}/", "/discuss/new/", f"/discuss/{post.pk}/history/"):
+        urls = ("/discuss/", f"/discuss/{post.pk}/", "/discuss/new/", f"/discuss/{post.pk}/history/")
+        for url in (*urls, "/discuss/search/?q=卡住", "/discuss/moderation/" if user == moderator else "/discuss/"):
             response = client.get(url)
             assert response.status_code == 200
             assert english_left(response.content.decode()) == [], url
@@ -261,3 +312,39 @@ def test_pages_in_chinese_have_no_english_left(browser_for, reader, author, mode
 def test_nav_links_to_the_forum(ctx):
     body = ctx["reader"].get("/discuss/").content.decode()
     assert 'href="/discuss/" aria-current="page"' in body
+
+
+def test_like_over_htmx_answers_with_the_button_and_a_plain_post_redirects(ctx, reader):
+    post = ctx["post"]
+    response = ctx["reader"].post(f"/discuss/{post.pk}/like/", HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert response.status_code == 200 and 'aria-pressed="true"' in body and "data-like-count>1<" in body
+    response = ctx["reader"].post(f"/discuss/{post.pk}/like/")
+    assert response["Location"] == f"/discuss/{post.pk}/#post"
+    post.refresh_from_db()
+    assert post.like_count == 0
+
+
+def test_opening_a_post_counts_a_view_once(ctx):
+    post = ctx["post"]
+    ctx["reader"].get(f"/discuss/{post.pk}/")
+    ctx["reader"].get(f"/discuss/{post.pk}/")
+    post.refresh_from_db()
+    assert post.view_count == 1
+
+
+def test_moderation_queue_lists_open_reports_and_closes_them(ctx):
+    body = ctx["moderator"].get("/discuss/moderation/").content.decode()
+    assert "a test report" in body
+    response = ctx["moderator"].post(f"/discuss/moderation/{ctx['report'].pk}/", {"action": "hide"}, follow=True)
+    assert "Report closed." in response.content.decode()
+    assert Post.objects.get(pk=ctx["post"].pk).hidden
+    assert "a test report" not in ctx["moderator"].get("/discuss/moderation/").content.decode()
+    assert "a test report" in ctx["moderator"].get("/discuss/moderation/?status=resolved").content.decode()
+
+
+def test_reporting_twice_says_so(ctx):
+    url = f"/discuss/{ctx['post'].pk}/report/"
+    ctx["reader"].post(url, {"reason": "spam"})
+    response = ctx["reader"].post(url, {"reason": "spam"}, follow=True)
+    assert "You already reported this" in response.content.decode()

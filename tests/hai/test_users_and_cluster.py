@@ -87,11 +87,18 @@ def test_whoami_quota_lists_node_quota_by_group_and_priority_name(cluster, user,
         "node-training-ABOVE_NORMAL": 4,
         "node-training-LOW": 4,
     }
-    assert result["used_node_quota"] == {"training-HIGH": 2}
+    assert result["used_node_quota"] == {
+        "training-LOW": 0,
+        "training-NORMAL": 0,
+        "training-ABOVE_NORMAL": 0,
+        "training-HIGH": 2,
+        "training-VERY_HIGH": 0,
+        "training-EXTREME_HIGH": 0,
+    }
     assert result["jupyter_quota"] == {}
     assert result["train_environments"] == ["default"]
     used = hai("/query/user/training_quota/get_used").json()["result"]
-    assert used["already_used_quota"] == {"training-HIGH": 2}
+    assert used["already_used_quota"]["training-HIGH"] == 2
     assert used["user_name"] == "alice"
 
 
@@ -147,6 +154,8 @@ def test_images_list_gives_environments_with_env_name_and_quota(cluster, hai):
         ("/operating/rerun_task", "no rerun"),
         ("/monitor_v2/task_perf_api", "does not serve /monitor_v2/task_perf_api"),
         ("/query/something/new", "does not serve /query/something/new"),
+        ("/monitor/task/chain_perf_series", "metrics in the portal"),
+        ("/operating/user/training_quota/update", "quotas are set by admins"),
     ],
 )
 def test_unsupported_features_answer_the_error_envelope(hai, path, needle):
@@ -169,3 +178,29 @@ def test_the_query_string_token_never_appears_in_captured_logs(hai, caplog, caps
     assert "Not Found" in caplog.text or "Bad Request" in caplog.text  # something was logged
     assert hai.token not in caplog.text
     assert hai.token not in captured.out + captured.err
+
+
+def test_rotas_own_monitor_pages_are_not_taken_by_the_hai_routes():
+    from django.urls import Resolver404, resolve
+
+    try:
+        match = resolve("/monitor/")
+    except Resolver404:
+        return  # no admin pages (yet): nothing to take
+    assert not match.view_name.startswith("hai:")
+
+
+def test_the_node_list_costs_the_same_queries_however_many_nodes_are_busy(
+    cluster, user, make_hai, submit, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    hai = make_hai(user)
+    with CaptureQueriesContext(connection) as idle:
+        hai("/query/node/list")
+    for _ in range(3):
+        submit(user)
+    with django_assert_max_num_queries(len(idle.captured_queries)):
+        body = hai("/query/node/list").json()
+    assert sum(1 for row in body["cluster_df"] if row["working"]) == 3

@@ -92,11 +92,13 @@ def test_quota_keeps_a_job_waiting_with_a_reason(cluster, submit):
     assert [h["chain_id"] for h in waiting.pending_holders] == [first.pk]
 
 
-def test_infeasible_job_is_marked_not_left_waiting_silently(cluster, submit):
+def test_infeasible_job_is_marked_not_left_waiting_silently(cluster, submit, task_log):
     dave = UserFactory(username="d4")
-    for level in (0, 10, 20, 30, 40, 50):
-        cluster.set_quota(dave, level, 2)
-    chain = submit(dave, nodes=3, priority="NORMAL")
+    with task_log.paused():  # submitted before its quota shrank (it would be refused at submit)
+        chain = submit(dave, nodes=3, priority="NORMAL")
+        for level in (0, 10, 20, 30, 40, 50):
+            cluster.set_quota(dave, level, 2)
+    driver.run_pass()
     attempt = latest(chain)
     assert attempt.infeasible
     assert attempt.pending_code == "quota_ceiling"
@@ -166,11 +168,12 @@ def test_above_normal_ages_to_normal(cluster, submit, settings):
     assert (attempt.effective_priority, attempt.quota_priority, attempt.priority) == (10, 20, 20)
 
 
-def test_explanations_are_rewritten_only_when_they_change(cluster, submit):
+def test_explanations_are_rewritten_only_when_they_change(cluster, submit, task_log):
     kim = UserFactory(username="k11")
-    cluster.set_quota(kim, 10, 0)
-    for _ in range(3):
-        submit(kim, nodes=1, priority="NORMAL")
+    with task_log.paused():
+        for _ in range(3):
+            submit(kim, nodes=1, priority="NORMAL")
+    cluster.set_quota(kim, 10, 0)  # a pass follows: they can never start, and say so
     assert driver.run_pass().explained == 0  # nothing changed since the last pass
 
 
@@ -183,16 +186,17 @@ def test_fair_share_usage_accumulates_for_holders(cluster, submit):
     assert 50 <= usage.value <= 130  # ~2 nodes × ~30-60 s, decayed slightly
 
 
-def test_snapshot_is_loaded_in_constant_queries(cluster, submit):
+def test_snapshot_is_loaded_in_constant_queries(cluster, submit, task_log):
     mia = UserFactory(username="m13")
-    cluster.set_quota(mia, 0, 0)
 
     def count() -> int:
         with CaptureQueriesContext(connection) as ctx:
             driver.load_snapshot()
         return len(ctx.captured_queries)
 
-    submit(mia, nodes=1, priority="LOW")
+    with task_log.paused():
+        submit(mia, nodes=1, priority="LOW")
+    cluster.set_quota(mia, 0, 0)  # it can never start
     few = count()
     for _ in range(10):
         submit(UserFactory(), nodes=1, priority="LOW")
@@ -292,3 +296,43 @@ def test_racing_passes_on_postgres_never_double_book(cluster, submit, django_db_
             else:
                 lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.SUCCEEDED)
     assert errors == []
+
+
+def test_quota_lowered_below_use_suspends_the_excess(cluster, submit):
+    nia = UserFactory(username="n14")
+    attempt = run(submit(nia, nodes=2, priority="NORMAL"))
+    cluster.set_quota(nia, 10, 1)
+    driver.run_pass()
+    attempt.refresh_from_db()
+    assert (attempt.worker_status, attempt.suspend_reason, attempt.suspend_for) == (
+        WorkerStatus.SUSPENDING,
+        SuspendReason.OVER_QUOTA,
+        None,
+    )
+
+
+def test_a_requeued_above_normal_chain_runs_at_its_aged_level(cluster, submit, settings):
+    settings.ROTA_SCHEDULER = {**settings.ROTA_SCHEDULER, "MIN_RUN_SECONDS": 0.0}
+    oli = UserFactory(username="o15")
+    chain = submit(oli, nodes=1, priority="ABOVE_NORMAL")
+    first = run(chain)
+    Attempt.objects.filter(pk=first.pk).update(started_at=timezone.now() - timedelta(minutes=40))
+    lifecycle.attempt_request_suspend(first.pk, reason=SuspendReason.USER)
+    lifecycle.attempt_mark_suspended(first.pk)
+    Chain.objects.filter(pk=chain.pk).update(held=False)
+    driver.run_pass()
+    second = latest(chain)
+    assert second.index == 1
+    assert second.worker_status == WorkerStatus.STARTING
+    # charged to its ABOVE_NORMAL quota, running (and preemptible) at NORMAL
+    assert (second.priority, second.quota_priority, second.effective_priority) == (20, 20, 10)
+
+
+def test_the_job_a_suspension_was_for_has_a_claim(cluster, submit, fast_policy):
+    pia, quin = UserFactory(username="p16"), UserFactory(username="q17")
+    low = run(submit(pia, nodes=4, priority="LOW"))
+    high = submit(quin, nodes=2, priority="HIGH")
+    low.refresh_from_db()
+    assert low.suspend_for == latest(high).pk
+    waiting = {w.attempt_id: w for w in driver.load_snapshot().snapshot.waiting}
+    assert waiting[latest(high).pk].claim is True

@@ -346,7 +346,8 @@ def test_preemption_waits_for_the_victims_minimum_run_time_then_suspends() -> No
     cluster = nodes("a", "b")
     run = [running(1, "ann", ["a"], P.HIGH), running(2, "bob", ["b"], P.LOW, ran=100)]
     wait = [waiting(3, "cat", priority=P.HIGH)]
-    early = plan(snap(cluster, run, wait))
+    five = PolicyConfig(min_run_seconds=300)
+    early = plan(snap(cluster, run, wait, config=five))
     assert early.suspends == ()
     assert early.keeps == (1, 2)
     explanation = early.explanations[3]
@@ -357,7 +358,7 @@ def test_preemption_waits_for_the_victims_minimum_run_time_then_suspends() -> No
         "Can suspend lower-priority jobs in 'g' (#2) once they have run the minimum 5m: in about 3m 20s."
     )
 
-    later = plan(snap(cluster, run, wait, now=NOW + 200))
+    later = plan(snap(cluster, run, wait, now=NOW + 200, config=five))
     assert later.suspends == (Suspend(2, SuspendReason.PREEMPTED, 3),)
     assert later.starts == ()  # it starts once the victim has stopped
     assert later.keeps == (1,)
@@ -475,15 +476,18 @@ def test_surplus_nodes_of_a_big_victim_serve_the_next_waiter() -> None:
 # 6. Time-sharing and aging ----------------------------------------------------------------------
 
 
+HOUR_SLICE = PolicyConfig(time_slice_seconds=HOUR)  # the time-share rules with a short slice (default: 4 h)
+
+
 def test_equal_priority_jobs_of_two_users_time_share() -> None:
     cluster = nodes("a")
     run = [running(1, "ann", ["a"], ran=2 * HOUR)]
-    result = plan(snap(cluster, run, [waiting(2, "bob", waited=20 * 60)]))
+    result = plan(snap(cluster, run, [waiting(2, "bob", waited=20 * 60)], config=HOUR_SLICE))
     assert result.suspends == (Suspend(1, SuspendReason.TIME_SHARE, 2),)
     assert code(result, 2) is ReasonCode.WAITING_FOR_SUSPEND
 
     # before bob has waited 15 minutes: a turn is announced, with its time
-    early = plan(snap(cluster, run, [waiting(2, "bob", waited=5 * 60)]))
+    early = plan(snap(cluster, run, [waiting(2, "bob", waited=5 * 60)], config=HOUR_SLICE))
     assert early.suspends == ()
     explanation = early.explanations[2]
     assert explanation.code is ReasonCode.TIME_SLICE
@@ -493,7 +497,9 @@ def test_equal_priority_jobs_of_two_users_time_share() -> None:
         "suspended once they have run a 1h slice and this job has waited 15m."
     )
     # a runner still inside its slice: the turn comes when the slice ends
-    young = plan(snap(cluster, [running(1, "ann", ["a"], ran=HOUR - 60)], [waiting(2, "bob", waited=HOUR)]))
+    young = plan(
+        snap(cluster, [running(1, "ann", ["a"], ran=HOUR - 60)], [waiting(2, "bob", waited=HOUR)], config=HOUR_SLICE)
+    )
     assert young.explanations[2].code is ReasonCode.TIME_SLICE
     assert young.explanations[2].eta == NOW + 60
 
@@ -504,9 +510,10 @@ def test_time_sharing_never_between_jobs_of_the_same_user() -> None:
     result = plan(snap(nodes("a"), run, [waiting(2, "ann", waited=5 * HOUR)], config=no_reservation))
     assert result.suspends == ()
     assert code(result, 2) is ReasonCode.PRIORITY
-    # ann's own runner is the heaviest user's and the longest running, yet bob's is the one time-shared
+    # ann's own runner is the longest running, yet bob's is the one time-shared
     run = [running(1, "ann", ["a"], ran=5 * HOUR), running(3, "bob", ["b"], ran=2 * HOUR)]
-    result = plan(snap(nodes("a", "b"), run, [waiting(2, "ann", waited=HOUR)], usage={"ann": 900.0, "bob": 1.0}))
+    usage = {"ann": 1.0, "bob": 900.0}
+    result = plan(snap(nodes("a", "b"), run, [waiting(2, "ann", waited=HOUR)], usage=usage, config=HOUR_SLICE))
     assert result.suspends == (Suspend(3, SuspendReason.TIME_SHARE, 2),)
 
 
@@ -541,7 +548,7 @@ def test_above_normal_ages_to_normal_after_thirty_minutes() -> None:
 
     # a NORMAL waiter may not preempt it, but time-shares with it once its slice is over
     run = [running(1, "ann", ["a"], P.ABOVE_NORMAL, ran=2 * HOUR), running(2, "bob", ["b"], P.ABOVE_NORMAL, ran=60)]
-    result = plan(snap(cluster, run, [waiting(3, "cat", waited=HOUR)]))
+    result = plan(snap(cluster, run, [waiting(3, "cat", waited=HOUR)], config=HOUR_SLICE))
     assert result.demotions == (Demotion(1, P.NORMAL),)
     assert result.suspends == (Suspend(1, SuspendReason.TIME_SHARE, 3),)
 
@@ -563,21 +570,21 @@ def test_idle_nodes_go_to_jobs_that_fit_behind_a_blocked_one() -> None:
 
 def test_a_starving_job_gets_a_reservation() -> None:
     cluster = nodes("a", "b", "c", "d", "e")
-    run = [running(1, "ann", ["a", "b"], P.HIGH), running(2, "ann", ["e"], P.LOW)]
+    # bob's job can start in 3m 20s, once ann's LOW job has run its minimum: the 2 idle nodes wait for it
+    run = [running(1, "ann", ["a", "b"], P.HIGH), running(2, "ann", ["e"], P.LOW, ran=100)]
     wait = [
-        waiting(3, "bob", n=4, submitted_ago=40 * 60),
+        waiting(3, "bob", n=3, submitted_ago=40 * 60),
         waiting(4, "cat"),
-        waiting(5, "cat", n=2, priority=P.NORMAL, submitted_ago=30),  # could suspend #2 but for the reservation
+        waiting(5, "cat", n=2, priority=P.NORMAL, submitted_ago=30),
     ]
     result = plan(snap(cluster, run, wait))
     assert result.starts == ()
     assert result.suspends == ()
     assert result.reservations == (Reservation(3, "g", 2, 0),)
     reserver = result.explanations[3]
-    assert reserver.code is ReasonCode.PRIORITY
+    assert reserver.code is ReasonCode.MIN_RUNTIME
     assert reserver.message == (
-        "Needs 4 nodes in 'g' and 2 are free; 2 of the group's 5 schedulable nodes are held by jobs at NORMAL or "
-        "higher, which it may not suspend; suspending every eligible lower-priority job would free only 1. It has "
+        "Can suspend lower-priority jobs in 'g' (#2) once they have run the minimum 15m: in about 13m 20s. It has "
         "waited 40m, so it holds the reservation of 'g' (2 idle or being freed now): jobs behind it may not start "
         "there or suspend others until it starts."
     )
@@ -585,11 +592,30 @@ def test_a_starving_job_gets_a_reservation() -> None:
         blocked = result.explanations[aid]
         assert blocked.code is ReasonCode.RESERVED
         assert blocked.message == (
-            "Job #3 (bob, waiting 40m for 4 nodes) is ahead of it and holds the reservation of 'g' (2 idle or being "
+            "Job #3 (bob, waiting 40m for 3 nodes) is ahead of it and holds the reservation of 'g' (2 idle or being "
             "freed now): until it starts, jobs behind it neither start on idle nodes nor suspend others there."
         )
-        assert blocked.holders == (Holder(3, "bob", 4, P.NORMAL),)
+        assert blocked.holders == (Holder(3, "bob", 3, P.NORMAL),)
         assert blocked.position == position
+
+    # needing 4, it cannot start before the HIGH job ends, whenever that is: the idle nodes are not
+    # kept idle for it (issue 11, bug 5), but nobody behind it may suspend in the group
+    run = [running(1, "ann", ["a", "b"], P.HIGH), running(2, "ann", ["e"], P.LOW)]
+    wait[0] = waiting(3, "bob", n=4, submitted_ago=40 * 60)
+    result = plan(snap(cluster, run, wait))
+    assert started(result) == {4: ("c",)}
+    assert result.suspends == ()
+    assert result.reservations == (Reservation(3, "g", 0, 0),)
+    assert result.explanations[3].code is ReasonCode.PRIORITY
+    assert result.explanations[3].message.endswith(
+        "It has waited 40m, so it holds the reservation of 'g': jobs behind it may not suspend others there until "
+        "it starts. Idle nodes stay open to them, as it cannot start within 30m."
+    )
+    assert result.explanations[5].code is ReasonCode.RESERVED
+    assert result.explanations[5].message == (
+        "Job #3 (bob, waiting 40m for 4 nodes) is ahead of it and holds the reservation of 'g': until it starts, "
+        "jobs behind it may not suspend others there, and 1 idle is not enough for this one."
+    )
     # the same job after 10 minutes only: no reservation, backfill and preemption go on
     wait[0] = waiting(3, "bob", n=4, submitted_ago=10 * 60)
     result = plan(snap(cluster, run, wait))

@@ -9,6 +9,7 @@ deterministic, every decision explained.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter, defaultdict
 
@@ -82,6 +83,7 @@ def snapshots(draw: st.DrawFn, starving: bool = False) -> Snapshot:
                 if draw(st.booleans())
                 else started + (NOW - started) * draw(st.sampled_from((0.1, 0.5, 0.9))),
                 suspending=draw(st.integers(0, 9)) == 0,
+                chain_ran_before=draw(st.sampled_from((0.0, 0.0, 1700.0))),
             )
         )
         attempt += 1
@@ -100,6 +102,8 @@ def snapshots(draw: st.DrawFn, starving: bool = False) -> Snapshot:
                 first_submitted_at=first,
                 queued_at=max(first, NOW - draw(st.sampled_from(WAITS))),
                 environment_ok=draw(st.integers(0, 19)) > 0,
+                chain_ran=draw(st.sampled_from((0.0, 0.0, 3600.0))),
+                claim=draw(st.integers(0, 5)) == 0,
             )
         )
         attempt += 1
@@ -114,14 +118,25 @@ def snapshots(draw: st.DrawFn, starving: bool = False) -> Snapshot:
         time_slice_seconds=draw(st.sampled_from((600.0, 3600.0))),
         timeshare_wait_seconds=draw(st.sampled_from((0.0, 900.0))),
         reservation_wait_seconds=0.0 if starving else draw(st.sampled_from((0.0, 1800.0, float("inf")))),
+        reservation_hold_seconds=draw(st.sampled_from((0.0, 1800.0))),
+        checkpoint_fresh_seconds=draw(st.sampled_from((60.0, 180.0))),
+        urgent_priority=draw(st.sampled_from((0, 30, 50))),
+        victim_wait_seconds=draw(st.sampled_from((0.0, 600.0))),
     )
     return Snapshot(NOW, tuple(node_list), tuple(running), tuple(waiting), quotas, usage, config)
 
 
 def effective_priority(r: Running, s: Snapshot) -> int:
-    if r.priority == Priority.ABOVE_NORMAL and s.now - r.started_at >= s.config.above_normal_aging_seconds:
+    aged = s.now - r.started_at + r.chain_ran_before >= s.config.above_normal_aging_seconds
+    if r.priority == Priority.ABOVE_NORMAL and aged:
         return int(Priority.NORMAL)
     return r.priority
+
+
+def fresh(r: Running, s: Snapshot) -> bool:
+    """A non-urgent suspend may take it: its checkpoint is recent, or overdue."""
+    age = s.now - (r.started_at if r.last_checkpoint_at is None else r.last_checkpoint_at)
+    return age <= s.config.checkpoint_fresh_seconds or age >= s.config.checkpoint_wait_seconds
 
 
 def check_plan(s: Snapshot, result: Plan) -> None:
@@ -177,6 +192,9 @@ def check_plan(s: Snapshot, result: Plan) -> None:
         assert x.priority in LEVELS
         if w.priority != Priority.AUTO:
             assert x.priority == w.priority
+        if x.effective_priority is not None:  # an aged chain runs at NORMAL, charged to ABOVE_NORMAL
+            assert (x.priority, x.effective_priority) == (Priority.ABOVE_NORMAL, Priority.NORMAL)
+            assert w.chain_ran >= s.config.above_normal_aging_seconds
     assert len(given) == len(set(given))
 
     # quota never exceeded by starts
@@ -191,14 +209,23 @@ def check_plan(s: Snapshot, result: Plan) -> None:
         assert charged[(user, group, level)] + n <= quota.get(user, {}).get((group, level), 0)
 
     # victims: lower priority (or the time-share rule), eligible, minimal
+    active: Counter[tuple[str, str, int]] = Counter()  # held by runners not already suspending
+    for r in s.running:
+        if not r.suspending:
+            active[(r.user, r.group, r.quota_priority)] += len(r.nodes)
     demoted = {d.attempt_id for d in result.demotions}
-    assert demoted == {
-        r.attempt_id
-        for r in s.running
-        if r.priority == Priority.ABOVE_NORMAL and s.now - r.started_at >= s.config.above_normal_aging_seconds
-    }
+    assert demoted == {r.attempt_id for r in s.running if effective_priority(r, s) != r.priority}
     by_beneficiary: dict[int, list[Running]] = defaultdict(list)
+    over: dict[tuple[str, str, int], list[Running]] = defaultdict(list)
     for x in result.suspends:
+        if x.reason is SuspendReason.OVER_QUOTA:  # its owner holds more than the quota at its level
+            v = runs[x.attempt_id]
+            key = (v.user, v.group, v.quota_priority)
+            assert x.beneficiary_attempt_id == 0
+            assert not v.suspending
+            assert active[key] > quota.get(v.user, {}).get((v.group, v.quota_priority), 0)
+            over[key].append(v)
+            continue
         v, b = runs[x.attempt_id], waits[x.beneficiary_attempt_id]
         e = result.explanations[b.attempt_id]
         assert e.code is ReasonCode.WAITING_FOR_SUSPEND
@@ -210,12 +237,16 @@ def check_plan(s: Snapshot, result: Plan) -> None:
         assert pb is not None
         if x.reason is SuspendReason.PREEMPTED:
             assert pv < pb
+            assert pb >= s.config.urgent_priority or fresh(v, s)
         else:
             assert x.reason is SuspendReason.TIME_SHARE
             assert pv == pb
             assert v.user != b.user
             assert s.now - v.started_at >= s.config.time_slice_seconds
             assert s.now - b.queued_at >= s.config.timeshare_wait_seconds
+            assert fresh(v, s)
+            assert len(v.nodes) <= s.config.timeshare_max_ratio * b.node_count
+            assert s.usage.get(v.user, 0.0) >= s.usage.get(b.user, 0.0)  # turns go to who had less
         assert not (v.user == b.user and pv == pb)
         by_beneficiary[b.attempt_id].append(v)
 
@@ -227,6 +258,12 @@ def check_plan(s: Snapshot, result: Plan) -> None:
         for v in victims:
             assert frees(v) > 0
             assert total - frees(v) < waits[aid].node_count  # without any one victim it would be short
+    for key, victims in over.items():
+        excess = active[key] - quota.get(key[0], {}).get((key[1], key[2]), 0)
+        total = sum(len(v.nodes) for v in victims)
+        assert total >= excess
+        for v in victims:
+            assert total - len(v.nodes) < excess  # minimal
 
     # no head-of-line waste: where nothing is held back, an in-quota job that waits could not fit
     held_back = {r.group for r in result.reservations}
@@ -242,25 +279,16 @@ def check_plan(s: Snapshot, result: Plan) -> None:
             assert w.node_count > free_left[w.group], (aid, e)
     assert len(held_back) >= len(result.reservations) == len({r.group for r in result.reservations})
 
-    # a reservation: nobody behind the starving attempt starts or suspends in its group
-    def order(aid: int, level: int) -> tuple:
-        w = waits[aid]
-        return (-level, s.usage.get(w.user, 0.0), w.custom_rank, w.first_submitted_at, w.attempt_id)
-
+    # a reservation: the idle nodes it holds stay idle, nobody behind it suspends in its group
     for r in result.reservations:
         e = result.explanations[r.attempt_id]
         assert e.resolved_priority is not None
         assert waits[r.attempt_id].group == r.group
         assert s.now - waits[r.attempt_id].queued_at >= s.config.reservation_wait_seconds
-        mark = order(r.attempt_id, e.resolved_priority)
-        for x in result.starts:
-            if waits[x.attempt_id].group == r.group:
-                assert order(x.attempt_id, x.priority) < mark
+        assert free_left[r.group] >= r.free_nodes
         for x in result.suspends:
-            b = result.explanations[x.beneficiary_attempt_id]
-            if waits[x.beneficiary_attempt_id].group == r.group:
-                assert b.resolved_priority is not None
-                assert order(x.beneficiary_attempt_id, b.resolved_priority) < mark
+            if x.beneficiary_attempt_id and waits[x.beneficiary_attempt_id].group == r.group:
+                assert result.explanations[x.beneficiary_attempt_id].position < e.position
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -307,6 +335,7 @@ def apply(s: Snapshot, result: Plan, later: float) -> Snapshot:
     waits = {w.attempt_id: w for w in s.waiting}
     suspended = {x.attempt_id for x in result.suspends}
     demoted = {d.attempt_id: d.new_priority for d in result.demotions}
+    claimants = {x.beneficiary_attempt_id for x in result.suspends}
     running = [
         Running(
             r.attempt_id,
@@ -319,14 +348,20 @@ def apply(s: Snapshot, result: Plan, later: float) -> Snapshot:
             r.started_at,
             r.last_checkpoint_at,
             r.suspending or r.attempt_id in suspended,
+            r.chain_ran_before,
         )
         for r in s.running
     ]
     for x in result.starts:
         w = waits[x.attempt_id]
-        running.append(Running(w.attempt_id, w.chain_id, w.user, w.group, x.priority, x.priority, x.nodes, s.now))
+        level = x.priority if x.effective_priority is None else x.effective_priority
+        running.append(Running(w.attempt_id, w.chain_id, w.user, w.group, level, x.priority, x.nodes, s.now))
     started = {x.attempt_id for x in result.starts}
-    waiting = tuple(w for w in s.waiting if w.attempt_id not in started)
+    waiting = tuple(
+        dataclasses.replace(w, claim=w.claim or w.attempt_id in claimants)
+        for w in s.waiting
+        if w.attempt_id not in started
+    )
     return Snapshot(later, s.nodes, tuple(running), waiting, s.quotas, s.usage, s.config)
 
 
@@ -337,7 +372,7 @@ def test_next_pass_frees_no_extra_victims_for_attempts_waiting_on_suspends(s: Sn
     second_snapshot = apply(s, first, s.now)
     second = plan(second_snapshot)
     check_plan(second_snapshot, second)
-    waiting_on_suspend = {x.beneficiary_attempt_id for x in first.suspends}
+    waiting_on_suspend = {x.beneficiary_attempt_id for x in first.suspends if x.beneficiary_attempt_id}
     assert not [x for x in second.suspends if x.beneficiary_attempt_id in waiting_on_suspend]
     waits = {w.attempt_id: w for w in second_snapshot.waiting}
     for aid in waiting_on_suspend:

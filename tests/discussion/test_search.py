@@ -1,0 +1,121 @@
+"""Forum search on the database backends (PostgreSQL full text, or the SQLite fallback): matching,
+CJK, ranking, highlighting, visibility, filters. Each test runs on whichever database the suite
+uses; PostgreSQL-only behaviour (typo tolerance) says so."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+
+from discussion import search, services
+from discussion.models import Post
+from discussion.search import text
+
+
+def find(user, q: str, **kwargs) -> search.SearchPage:
+    return search.get_backend().search(search.SearchRequest(text=q, user=user, **kwargs))
+
+
+def titles(page: search.SearchPage) -> list[str]:
+    return [Post.objects.get(pk=h.post_id).title for h in page.hits]
+
+
+def test_tokens_cut_cjk_into_bigrams_and_keep_words():
+    assert text.index_text("NCCL Timeout: 训练卡住了!") == "nccl timeout 训练 练卡 卡住 住了 了"
+    terms = text.query_terms("卡住了 nccl 卡")
+    assert text.tsquery(terms) == "('卡住' <-> '住了') & 'nccl':* & '卡':*"
+
+
+def test_snippet_is_escaped_and_marks_hits():
+    terms = text.query_terms("nccl 卡住")
+    html = text.snippet("<b>x</b> " * 40 + "NCCL hangs, 训练卡住了 " + "y " * 200, terms, width=60)
+    assert "<b>" not in html and "&lt;b&gt;" in html
+    assert "<mark>NCCL</mark>" in html and "训练<mark>卡住</mark>了" in html
+    assert html.startswith("…") and html.endswith("…")
+
+
+@pytest.fixture
+def corpus(make_post, make_reply, author, moderator):
+    a = make_post(title="NCCL timeout on four nodes", body="all ranks hang at init", tags="nccl")
+    b = make_post(title="Disk quota", body="my checkpoint hit an NCCL error once", tags="storage", category="nodes")
+    c = make_post(title="训练卡住了", body="多机训练在初始化时卡住", tags="训练")
+    d = make_post(title="Docker image", body="which base image?", tags="images", category="environments")
+    make_reply(d, body="use the pytorch one with CUDA 12")
+    hidden = make_post(title="secret NCCL trick", body="hidden", tags="nccl")
+    services.post_moderate(actor=moderator, post=hidden, action="hide")
+    gone = make_post(title="deleted NCCL note", body="gone", tags="nccl")
+    services.post_delete(actor=author, post=gone)
+    return {"a": a, "b": b, "c": c, "d": d, "hidden": hidden}
+
+
+def test_finds_titles_bodies_and_replies_and_ranks_title_hits_first(corpus, reader):
+    page = find(reader, "nccl")
+    assert titles(page) == ["NCCL timeout on four nodes", "Disk quota"]
+    assert page.total == 2
+    assert titles(find(reader, "pytorch cuda")) == ["Docker image"]
+    assert titles(find(reader, "nccl hang")) == ["NCCL timeout on four nodes"]
+
+
+def test_chinese_words_match_inside_longer_runs(corpus, reader):
+    assert titles(find(reader, "卡住")) == ["训练卡住了"]
+    assert titles(find(reader, "初始化")) == ["训练卡住了"]
+    assert titles(find(reader, "初始卡住")) == []
+    hit = find(reader, "卡住").hits[0]
+    assert hit.title == "训练<mark>卡住</mark>了"
+    assert "<mark>卡住</mark>" in hit.snippet
+
+
+def test_hits_are_highlighted_and_escaped(make_post, reader):
+    make_post(title="<script>alert(1)</script> nccl", body="see <img src=x onerror=alert(2)> nccl", tags="x")
+    hit = find(reader, "nccl").hits[0]
+    assert hit.title == "&lt;script&gt;alert(1)&lt;/script&gt; <mark>nccl</mark>"
+    assert "<img" not in hit.snippet and "&lt;img src=x onerror=alert(2)&gt; <mark>nccl</mark>" in hit.snippet
+
+
+def test_hidden_posts_only_for_their_author_and_moderators_deleted_for_nobody(corpus, reader, author, moderator):
+    assert "secret NCCL trick" not in titles(find(reader, "nccl"))
+    assert "secret NCCL trick" in titles(find(author, "nccl"))
+    assert "secret NCCL trick" in titles(find(moderator, "nccl"))
+    for user in (reader, author, moderator):
+        assert "deleted NCCL note" not in titles(find(user, "nccl"))
+
+
+def test_filters_and_sorts(corpus, reader):
+    assert titles(find(reader, "nccl", category="nodes")) == ["Disk quota"]
+    assert titles(find(reader, "nccl", tag="NCCL")) == ["NCCL timeout on four nodes"]
+    assert titles(find(reader, "nccl", sort=search.SearchSort.NEWEST)) == ["Disk quota", "NCCL timeout on four nodes"]
+    assert find(reader, "   ").total == 0
+
+
+def test_edits_and_replies_reach_the_index_at_once(corpus, make_reply, author, reader):
+    assert titles(find(reader, "infiniband")) == []
+    reply = make_reply(corpus["a"], body="check the InfiniBand cables")
+    assert titles(find(reader, "infiniband")) == ["NCCL timeout on four nodes"]
+    services.reply_delete(actor=reply.author, reply=reply)
+    assert titles(find(reader, "infiniband")) == []
+
+
+def test_reindex_command_rebuilds_the_columns(corpus, reader):
+    Post.objects.update(search_title="", search_document="")
+    assert find(reader, "checkpoint").total == 0
+    out = io.StringIO()
+    call_command("forum_reindex", stdout=out)
+    assert out.getvalue() == "database: 6 posts\n"
+    assert titles(find(reader, "checkpoint")) == ["Disk quota"]
+
+
+def test_typo_in_a_title_word_still_finds_it_on_postgres(corpus, reader):
+    if connection.vendor != "postgresql":
+        pytest.skip("trigram similarity is PostgreSQL's (pg_trgm)")
+    assert titles(find(reader, "timout")) == ["NCCL timeout on four nodes"]
+
+
+def test_search_page_shows_highlighted_results(corpus, browser_for, reader):
+    body = browser_for(reader).get("/discuss/search/?q=nccl&sort=newest").content.decode()
+    assert "2 posts found" in body
+    assert body.index("Disk quota") < body.index("<mark>NCCL</mark> timeout on four nodes")
+    empty = browser_for(reader).get("/discuss/search/?q=zzzz").content.decode()
+    assert "Nothing matches all of these words" in empty
