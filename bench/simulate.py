@@ -101,7 +101,7 @@ CSV_FIELDS = ("job_id", "user", "submit_s", "nodes", "work_s", "priority", "chec
 #: quota of every user of the synthetic trace, per level (nodes held at once)
 DEFAULT_QUOTA: Mapping[int, int] = {
     int(P.HIGH): 32,
-    int(P.ABOVE_NORMAL): 16,
+    int(P.ABOVE_NORMAL): 32,
     int(P.NORMAL): 64,
     int(P.LOW): 128,
 }
@@ -269,7 +269,8 @@ class FifoPolicy(Policy):
         # 1. quota in chain order, running and queued alike
         left: dict[tuple[str, int], int] = {}
         in_quota = []
-        for t in sorted(tasks, key=lambda t: (t[1], t[2])):
+        # without preemption a running job keeps its quota: it cannot be taken back
+        for t in sorted(tasks, key=lambda t: (self.preempt or not t[3], t[1], t[2])):
             item = t[5]
             key = (item.user, t[0])
             q = left.setdefault(key, snapshot.quotas.get(item.user, {}).get((GROUP, t[0]), 0))
@@ -322,6 +323,14 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "rota-no-reservation": lambda: RotaPolicy("rota-no-reservation", PolicyConfig(reservation_wait_seconds=_OFF)),
     "rota-no-aging": lambda: RotaPolicy("rota-no-aging", PolicyConfig(above_normal_aging_seconds=_OFF)),
     "rota-no-fairshare": lambda: RotaPolicy("rota-no-fairshare", PolicyConfig(fairshare_half_life_seconds=0.0)),
+    # suspend at once, whatever the victim's last checkpoint (no checkpoint-aware suspension)
+    "rota-no-checkpoint-wait": lambda: RotaPolicy(
+        "rota-no-checkpoint-wait", PolicyConfig(checkpoint_fresh_seconds=_OFF, urgent_priority=0)
+    ),
+    # the time-share and anti-thrash constants before issue 11 (1 h slice, 5 min minimum run)
+    "rota-short-slices": lambda: RotaPolicy(
+        "rota-short-slices", PolicyConfig(time_slice_seconds=3600.0, min_run_seconds=300.0)
+    ),
 }
 
 # --------------------------------------------------------------------------------------------------
@@ -337,6 +346,7 @@ class _Job:
     attempts: int = 0
     ran: float = 0.0  # seconds its ended attempts ran
     claim: bool = False  # a job was suspended for its waiting attempt
+    last_reason: str = ""  # why its last attempt was suspended (its restart is charged to that)
 
 
 @dataclass(slots=True)
@@ -379,6 +389,7 @@ class Metrics:
     held_gpu_h: float = 0.0  # nodes held by attempts (incl. grace and start-up)
     useful_gpu_h: float = 0.0  # progress kept (completed, checkpointed, or running at the end)
     lost_gpu_h: float = 0.0  # lost to preemption: work since the last checkpoint, grace, restart start-up
+    lost_by_reason: dict[str, float] = field(default_factory=dict)  # the same per suspend reason
     startup_gpu_h: float = 0.0  # start-up of first attempts (not a preemption loss)
     submitted: int = 0
     completed: int = 0
@@ -485,24 +496,25 @@ class Simulation:
         m.held_gpu_h += self._gpu_h(n * held)
         restart = a.job.attempts > 1  # its start-up is a restart caused by an earlier suspension
         if restart:
-            m.lost_gpu_h += self._gpu_h(n * startup)
+            self._lose(a.job.last_reason, n * startup)
         else:
             m.startup_gpu_h += self._gpu_h(n * startup)
         if suspended:
             saved, _ = a.checkpoint_at(t, rc)
-            done = a.progress_at(t, rc)
             m.useful_gpu_h += self._gpu_h(n * (saved - a.base))
-            m.lost_gpu_h += self._gpu_h(n * (held - startup - (saved - a.base)))
+            a.job.last_reason = a.reason.value if a.reason is not None else ""
+            self._lose(a.job.last_reason, n * (held - startup - (saved - a.base)))
             a.job.saved = saved
-            if saved >= a.job.spec.work:
-                a.job.done_at = t
-                return
-            del done
             self._queue(a.job, t)
         else:
             m.useful_gpu_h += self._gpu_h(n * (a.job.spec.work - a.base))
             a.job.saved = a.job.spec.work
             a.job.done_at = t
+
+    def _lose(self, reason: str, node_seconds: float) -> None:
+        gpu_h = self._gpu_h(node_seconds)
+        self.m.lost_gpu_h += gpu_h
+        self.m.lost_by_reason[reason] = self.m.lost_by_reason.get(reason, 0.0) + gpu_h
 
     def _snapshot(self, now: float) -> Snapshot:
         rc = self.restart_cost
@@ -648,7 +660,7 @@ class Simulation:
             startup = min(held, rc)
             m.held_gpu_h += self._gpu_h(n * held)
             if a.job.attempts > 1:
-                m.lost_gpu_h += self._gpu_h(n * startup)
+                self._lose(a.job.last_reason, n * startup)
             else:
                 m.startup_gpu_h += self._gpu_h(n * startup)
             m.useful_gpu_h += self._gpu_h(n * (a.progress_at(now, rc) - a.base))

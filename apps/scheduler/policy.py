@@ -98,7 +98,7 @@ INFEASIBLE_CODES: frozenset[ReasonCode] = frozenset(
 class PolicyConfig:
     """The policy's settings; docs/scheduling-quality.md gives the reason and the evidence for each default."""
 
-    min_run_seconds: float = 300  # a victim must have run this long in its current attempt (anti-thrash)
+    min_run_seconds: float = 900  # a victim must have run this long in its current attempt (anti-thrash)
     time_slice_seconds: float = 4 * 3600  # an equal-priority runner may be time-shared after this
     timeshare_wait_seconds: float = 900  # ... if another user's equal-priority attempt has waited this long
     above_normal_aging_seconds: float = 1800  # ABOVE_NORMAL whose chain ran this long ages to NORMAL
@@ -110,7 +110,7 @@ class PolicyConfig:
     # checkpoint_fresh_seconds, or whose last checkpoint is checkpoint_wait_seconds old (they wait no longer).
     restart_cost_seconds: float = 300
     urgent_priority: int = 30  # HIGH and above preempt at once (cheapest victims)
-    checkpoint_fresh_seconds: float = 180
+    checkpoint_fresh_seconds: float = 60
     checkpoint_wait_seconds: float = 1800
     timeshare_max_ratio: float = 2.0  # a time-share victim holds at most this many times the nodes needed
     victim_wait_seconds: float = 600  # wait this long for a lower-priority victim, not suspend a higher one now
@@ -617,13 +617,21 @@ class _Group:
     # ---- victims ---------------------------------------------------------------------------------
 
     def select_victims(
-        self, priority: int, user: str, need: int, time_share: bool, urgent: bool, max_ratio: float
+        self,
+        priority: int,
+        user: str,
+        need: int,
+        time_share: bool,
+        urgent: bool,
+        max_ratio: float,
+        usage: float = -math.inf,
     ) -> list[tuple[_Runner, SuspendReason]] | None:
         """The cheapest victims freeing ``need`` nodes, or None when impossible now.
 
         Strictly lower priorities first, lowest level first and cheapest (nodes x work since the last
         checkpoint + restart) within a level, then (if allowed) equal-priority runners of other users
-        in round-robin order, none holding more than ``max_ratio`` x ``need`` nodes. A non-urgent waiter
+        in round-robin order, none holding more than ``max_ratio`` x ``need`` nodes and none of a user
+        whose decayed usage is below ``usage`` (the waiter's user's: turns go to who had less). A non-urgent waiter
         only takes *fresh* victims. A pass then drops, most expensive first, every victim the others
         already cover; finally one cheaper runner that frees ``need`` alone replaces the set.
         """
@@ -652,7 +660,9 @@ class _Group:
                 total += r.value
         if total < need and time_share:
             limit = max_ratio * need
-            for r in self.ts.get(priority, ()):
+            for r in self.ts.get(priority, ()):  # heaviest users first
+                if r.usage < usage:
+                    break
                 if r.taken or r.user == user or r.value > limit:
                     continue
                 chosen.append((r, _TIME_SHARE))
@@ -1187,6 +1197,7 @@ class _Pass:
         victim_wait = cfg.victim_wait_seconds
         hold_horizon = cfg.reservation_hold_seconds
         quota_level = self.quota_level
+        usage_of = self.s.usage.get
         for entry in queue:
             w: Waiting = entry[5]
             level = -entry[1]
@@ -1255,7 +1266,7 @@ class _Pass:
                 if ts_ok:
                     cap += g.ts_nodes.get(level, 0) - g.ts_user.get((level, user), 0)
                 if cap >= need:
-                    victims = g.select_victims(level, user, need, ts_ok, urgent, max_ratio)
+                    victims = g.select_victims(level, user, need, ts_ok, urgent, max_ratio, usage_of(user, 0.0))
                     if victims is not None:
                         soon = g.cheaper_soon(victims, need, now, victim_wait)
                         if soon is None:
