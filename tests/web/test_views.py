@@ -669,3 +669,14 @@ def test_unknown_job_is_a_friendly_404_even_in_debug(page, settings, url):
     assert response.status_code == 404
     body = response.content.decode()
     assert "There is nothing here" in body and 'href="/experiments/"' in body
+
+
+def test_admin_and_monitor_addresses_lead_admins_to_the_admin_and_others_to_the_dashboard(cluster, browser_for, user):
+    staff = UserFactory(username="ops-staff", groups=["root"], is_staff=True)
+    for typed in ("/admin", "/admin/", "/monitor", "/monitor/"):
+        response = browser_for(staff).get(typed, follow=True)
+        assert response.redirect_chain[-1] == ("/django-admin/", 302), (typed, response.redirect_chain)
+        assert response.status_code == 200
+        response = browser_for(user).get(typed, follow=True)
+        assert response.redirect_chain[-1] == ("/#cluster", 302), (typed, response.redirect_chain)
+        assert "The admin pages are for platform admins." in response.content.decode()
