@@ -146,6 +146,8 @@ class Servers:
 
     ports: list[int]
     pids: list[int]
+    reconnects: int = 0
+    """Handshakes a busy server dropped and the bench retried (printed with the verdict)."""
 
     def url(self, i: int, path: str) -> str:
         return f"ws://127.0.0.1:{self.ports[i % len(self.ports)]}{path}"
@@ -246,14 +248,20 @@ def _protocols(token: str) -> tuple[str, str]:
 async def _open_viewers(
     session: aiohttp.ClientSession, servers: Servers, path: str, token: str, n: int
 ) -> list[Viewer]:
-    gate = asyncio.Semaphore(50)
+    gate = asyncio.Semaphore(20 * len(servers.ports))
 
     async def one(i: int) -> Viewer:
         async with gate:
-            ws = await session.ws_connect(
-                servers.url(i, path), protocols=_protocols(token), max_msg_size=0, heartbeat=None
-            )
-            return Viewer(ws)
+            for attempt in range(5):
+                try:
+                    ws = await session.ws_connect(
+                        servers.url(i, path), protocols=_protocols(token), max_msg_size=0, heartbeat=None
+                    )
+                    return Viewer(ws)
+                except aiohttp.ClientOSError:  # a handshake the busy server dropped: retry, as clients do
+                    servers.reconnects += 1
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            raise ConnectionError(f"could not connect viewer {i} in 5 attempts")
 
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
@@ -320,7 +328,7 @@ async def bench_logs(servers: Servers, fixture: Fixture, n: int, rate: float, se
         first = n * 1_000_000  # sequence numbers unique to this phase
         readers = [asyncio.create_task(_read_log(v, stop, first)) for v in viewers]
         # Warm-up lines (seq -1) until every viewer got one: then all of them follow live.
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30 + n / 10  # joining is not what is measured; a busy host is slow at it
         while not all(-1 in v.seqs for v in viewers):
             if time.monotonic() > deadline:
                 raise TimeoutError("viewers did not all attach")
@@ -681,7 +689,7 @@ async def run_all(args: argparse.Namespace, servers: Servers, fixture: Fixture) 
             f"{r['server_rss_growth_mb']:.0f} MB",
             r["server_rss_growth_mb"] < growth_limit,
         )
-    print(f"\nhost afterwards: {host_figures()}")
+    print(f"\nhost afterwards: {host_figures()}; handshakes retried: {servers.reconnects}")
     return verdict.print()
 
 

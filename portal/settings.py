@@ -149,10 +149,13 @@ INSTALLED_APPS = [
     "apps.scheduler",
     "apps.launcher",
     "apps.web",
+    "apps.notifications",
     "discussion",
 ]
 
 MIDDLEWARE = [
+    # First: probes come by pod IP over plain HTTP (no ALLOWED_HOSTS check, no HTTPS redirect).
+    "apps.core.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -371,11 +374,18 @@ ROTA_SCHEDULER = {
 ROTA_LAUNCHER = {
     "GRACE_SECONDS": env_float("ROTA_SUSPEND_GRACE_SECONDS", 60.0),
     "START_TIMEOUT_SECONDS": env_float("ROTA_START_TIMEOUT_SECONDS", 300.0),
+    # Ranks still progressing at the start timeout (pulling a large image) may take this long.
+    "PULL_TIMEOUT_SECONDS": env_float("ROTA_PULL_TIMEOUT_SECONDS", 1800.0),
+    # Attempts in a row whose ranks do not start before the chain fails with their reasons.
+    "START_RETRIES": env_int("ROTA_START_RETRIES", 3),
     "DEFAULT_WATCHDOG_SECONDS": env_float("ROTA_DEFAULT_WATCHDOG_SECONDS", 1800.0),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_LAUNCHER_PASS_INTERVAL_SECONDS", 1.0 if PRODUCTION else 0.25),
     "LOG_LINE_MAX_BYTES": env_int("ROTA_LOG_LINE_MAX_BYTES", 4096),
     "MASTER_PORT": env_int("ROTA_MASTER_PORT", 29500),
 }
+
+# /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
+ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
 
 ROTA_KUBERNETES = {
     "NAMESPACE": env_str("ROTA_K8S_NAMESPACE", "rota-jobs"),
