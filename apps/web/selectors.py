@@ -219,9 +219,7 @@ def cluster_overview() -> list[GroupOverview]:
     holding = Rank.objects.filter(node=OuterRef("pk"), holds_node=True)
     groups: dict[str, GroupOverview] = {}
     for name, state, busy, gpus in (
-        Node.objects.annotate(busy=Exists(holding))
-        .values_list("group__name", "state", "busy", "gpu_count")
-        .order_by()
+        Node.objects.annotate(busy=Exists(holding)).values_list("group__name", "state", "busy", "gpu_count").order_by()
     ):
         g = groups.setdefault(name, GroupOverview(name=name))
         g.total += 1
