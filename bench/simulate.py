@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import functools
 import math
 import random
 import statistics
@@ -101,7 +100,7 @@ CSV_FIELDS = ("job_id", "user", "submit_s", "nodes", "work_s", "priority", "chec
 #: quota of every user of the synthetic trace, per level (nodes held at once)
 DEFAULT_QUOTA: Mapping[int, int] = {
     int(P.HIGH): 32,
-    int(P.ABOVE_NORMAL): 16,
+    int(P.ABOVE_NORMAL): 32,
     int(P.NORMAL): 64,
     int(P.LOW): 128,
 }
@@ -133,13 +132,6 @@ def _work(rng: random.Random) -> float:
     return min(WORK_MAX, max(WORK_MIN, rng.lognormvariate(math.log(WORK_MEDIAN), WORK_SIGMA)))
 
 
-@functools.cache
-def _mean_demand() -> float:
-    """Expected node-seconds of one synthetic job, estimated with a fixed generator (same for every seed)."""
-    est = random.Random(12345)
-    return statistics.fmean(_pick(est, SIZE_MIX) * _work(est) for _ in range(200_000))
-
-
 def synthetic_trace(
     seed: int = 1,
     *,
@@ -149,35 +141,35 @@ def synthetic_trace(
     load: float = 1.5,
     checkpoint: float = 1800.0,
 ) -> Trace:
-    """The standard synthetic trace: Poisson arrivals with a daily cycle at ``load`` x capacity."""
+    """The standard synthetic trace: Poisson arrivals with a daily cycle at ``load`` x capacity.
+
+    Jobs (user, size, work, priority) are drawn until their node-seconds reach ``load`` x the cluster's
+    node-seconds, so every seed offers the same load however heavy its tail; their arrival times are
+    a Poisson process conditioned on that count: independent draws from the daily intensity
+    (thinning), busiest mid-afternoon and quietest at night, sorted.
+    """
     rng = random.Random(seed)
-    base_rate = load * nodes / _mean_demand()  # jobs per second, averaged over a day
-    peak = 1.6 * base_rate
+    when = random.Random(seed * 7919 + 17)
     names = [f"u{i:02d}" for i in range(users)]
     weights = [1.0 / (i + 1) ** 0.7 for i in range(users)]  # a few heavy users, many light ones
     duration = days * DAY
-    jobs: list[JobSpec] = []
-    t = 0.0
-    while True:
-        # thinning: rate(t) = base * (1 + 0.6 sin), busiest mid-afternoon, quietest at night
-        t += rng.expovariate(peak)
-        if t >= duration:
-            break
-        rate = base_rate * (1 + 0.6 * math.sin(2 * math.pi * (t / DAY - 0.375)))
-        if rng.random() * peak > rate:
-            continue
-        user = rng.choices(names, weights)[0]
-        jobs.append(
-            JobSpec(
-                job_id=len(jobs) + 1,
-                user=user,
-                submit=round(t, 1),
-                nodes=_pick(rng, SIZE_MIX),
-                work=round(_work(rng), 1),
-                priority=_pick(rng, PRIORITY_MIX),
-                checkpoint=checkpoint,
-            )
-        )
+    target = load * nodes * duration
+    drawn: list[tuple[str, int, float, int]] = []
+    offered = 0.0
+    while offered < target:
+        size, work = _pick(rng, SIZE_MIX), round(_work(rng), 1)
+        drawn.append((rng.choices(names, weights)[0], size, work, _pick(rng, PRIORITY_MIX)))
+        offered += size * work
+    times: list[float] = []
+    while len(times) < len(drawn):
+        t = when.uniform(0.0, duration)
+        if when.random() * 1.6 < 1 + 0.6 * math.sin(2 * math.pi * (t / DAY - 0.375)):
+            times.append(round(t, 1))
+    times.sort()
+    jobs = [
+        JobSpec(job_id=i + 1, user=user, submit=t, nodes=size, work=work, priority=prio, checkpoint=checkpoint)
+        for i, (t, (user, size, work, prio)) in enumerate(zip(times, drawn, strict=True))
+    ]
     quotas = {u: {(GROUP, lvl): q for lvl, q in DEFAULT_QUOTA.items()} for u in names}
     return Trace(tuple(jobs), quotas, duration, nodes=nodes, name=f"synthetic seed {seed}")
 
@@ -269,7 +261,8 @@ class FifoPolicy(Policy):
         # 1. quota in chain order, running and queued alike
         left: dict[tuple[str, int], int] = {}
         in_quota = []
-        for t in sorted(tasks, key=lambda t: (t[1], t[2])):
+        # without preemption a running job keeps its quota: it cannot be taken back
+        for t in sorted(tasks, key=lambda t: (self.preempt or not t[3], t[1], t[2])):
             item = t[5]
             key = (item.user, t[0])
             q = left.setdefault(key, snapshot.quotas.get(item.user, {}).get((GROUP, t[0]), 0))
@@ -291,6 +284,11 @@ class FifoPolicy(Policy):
             can_run.add(t[2])
         starts: list[Start] = []
         suspends: list[Suspend] = []
+        if self.preempt:  # a running job outside its quota is not runnable either: suspended
+            allowed = {t[2] for t in in_quota}
+            for t in sorted(tasks, key=lambda t: t[2]):
+                if t[3] and t[2] not in allowed and not t[5].suspending:
+                    suspends.append(Suspend(t[2], SuspendReason.PREEMPTED, 0))
         for t in order:
             if t[3]:
                 if t[2] not in can_run and not t[5].suspending and self.preempt:
@@ -322,6 +320,14 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "rota-no-reservation": lambda: RotaPolicy("rota-no-reservation", PolicyConfig(reservation_wait_seconds=_OFF)),
     "rota-no-aging": lambda: RotaPolicy("rota-no-aging", PolicyConfig(above_normal_aging_seconds=_OFF)),
     "rota-no-fairshare": lambda: RotaPolicy("rota-no-fairshare", PolicyConfig(fairshare_half_life_seconds=0.0)),
+    # suspend at once, whatever the victim's last checkpoint (no checkpoint-aware suspension)
+    "rota-no-checkpoint-wait": lambda: RotaPolicy(
+        "rota-no-checkpoint-wait", PolicyConfig(checkpoint_fresh_seconds=_OFF, urgent_priority=0)
+    ),
+    # the time-share and anti-thrash constants before issue 11 (1 h slice, 5 min minimum run)
+    "rota-short-slices": lambda: RotaPolicy(
+        "rota-short-slices", PolicyConfig(time_slice_seconds=3600.0, min_run_seconds=300.0)
+    ),
 }
 
 # --------------------------------------------------------------------------------------------------
@@ -337,6 +343,7 @@ class _Job:
     attempts: int = 0
     ran: float = 0.0  # seconds its ended attempts ran
     claim: bool = False  # a job was suspended for its waiting attempt
+    last_reason: str = ""  # why its last attempt was suspended (its restart is charged to that)
 
 
 @dataclass(slots=True)
@@ -379,6 +386,7 @@ class Metrics:
     held_gpu_h: float = 0.0  # nodes held by attempts (incl. grace and start-up)
     useful_gpu_h: float = 0.0  # progress kept (completed, checkpointed, or running at the end)
     lost_gpu_h: float = 0.0  # lost to preemption: work since the last checkpoint, grace, restart start-up
+    lost_by_reason: dict[str, float] = field(default_factory=dict)  # the same per suspend reason
     startup_gpu_h: float = 0.0  # start-up of first attempts (not a preemption loss)
     submitted: int = 0
     completed: int = 0
@@ -485,24 +493,25 @@ class Simulation:
         m.held_gpu_h += self._gpu_h(n * held)
         restart = a.job.attempts > 1  # its start-up is a restart caused by an earlier suspension
         if restart:
-            m.lost_gpu_h += self._gpu_h(n * startup)
+            self._lose(a.job.last_reason, n * startup)
         else:
             m.startup_gpu_h += self._gpu_h(n * startup)
         if suspended:
             saved, _ = a.checkpoint_at(t, rc)
-            done = a.progress_at(t, rc)
             m.useful_gpu_h += self._gpu_h(n * (saved - a.base))
-            m.lost_gpu_h += self._gpu_h(n * (held - startup - (saved - a.base)))
+            a.job.last_reason = a.reason.value if a.reason is not None else ""
+            self._lose(a.job.last_reason, n * (held - startup - (saved - a.base)))
             a.job.saved = saved
-            if saved >= a.job.spec.work:
-                a.job.done_at = t
-                return
-            del done
             self._queue(a.job, t)
         else:
             m.useful_gpu_h += self._gpu_h(n * (a.job.spec.work - a.base))
             a.job.saved = a.job.spec.work
             a.job.done_at = t
+
+    def _lose(self, reason: str, node_seconds: float) -> None:
+        gpu_h = self._gpu_h(node_seconds)
+        self.m.lost_gpu_h += gpu_h
+        self.m.lost_by_reason[reason] = self.m.lost_by_reason.get(reason, 0.0) + gpu_h
 
     def _snapshot(self, now: float) -> Snapshot:
         rc = self.restart_cost
@@ -648,7 +657,7 @@ class Simulation:
             startup = min(held, rc)
             m.held_gpu_h += self._gpu_h(n * held)
             if a.job.attempts > 1:
-                m.lost_gpu_h += self._gpu_h(n * startup)
+                self._lose(a.job.last_reason, n * startup)
             else:
                 m.startup_gpu_h += self._gpu_h(n * startup)
             m.useful_gpu_h += self._gpu_h(n * (a.progress_at(now, rc) - a.base))

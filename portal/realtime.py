@@ -9,9 +9,11 @@ outside one); a rolled-back transaction sends nothing. Sending means handing it 
 whose thread passes events to the channel layer in commit order without making the committing
 code wait.
 
-Channel message shape: ``{"type": "rota.event", "id": "<hex>", "event": body}`` where ``body`` is
-the event's fields plus ``type``. ``id`` is the same for every group of one event, so a consumer
-that is in two of its groups (``user.<id>`` and ``chain.<id>``) forwards it once. Consumers only
+Channel message shape: ``{"type": "rota.event", "id": "<hex>", "group": "<group>", "event": body}``
+where ``body`` is the event's fields plus ``type``. ``id`` is the same for every group of one
+event, so a consumer that is in two of its groups (``user.<id>`` and ``chain.<id>``) forwards it
+once. Each server process receives a group's messages once and hands them to its sockets
+(``portal.fanout``). Consumers only
 authenticate, join groups (``user.<id>``, ``team.<id>``, ``chain.<id>``, ``admins``) and forward: see
 ``apps/experiments/consumers.py`` and docs/architecture.md.
 
@@ -168,7 +170,7 @@ class Outbox:
             if layer is not None:
                 for group in groups:
                     try:
-                        await layer.group_send(group, message)
+                        await layer.group_send(group, {**message, "group": group})
                     except Exception:  # a realtime hiccup must never break a committed write
                         logger.exception("could not send %s to %s", message["event"].get("type"), group)
             with self._lock:

@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from here, not a CDN
     "channels",
     "django_q",
     "axes",
@@ -151,10 +152,13 @@ INSTALLED_APPS = [
     "apps.scheduler",
     "apps.launcher",
     "apps.web",
+    "apps.notifications",
     "discussion",
 ]
 
 MIDDLEWARE = [
+    # First: probes come by pod IP over plain HTTP (no ALLOWED_HOSTS check, no HTTPS redirect).
+    "apps.core.health.HealthMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -229,11 +233,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 if PRODUCTION:
-    # Redis pub/sub: a process subscribes once to each group some of its sockets are in and hands
-    # every message to them itself, so an event costs one Redis message per (group, process), not
-    # one queue push and one blocking pop per socket (which collapsed past ~100 viewers of a job:
-    # docs/PERFORMANCE.md). Delivery is at most once, as realtime events are meant to be (pages
-    # re-fetch on reconnect). Pub/sub channels are shared by every database of a Redis server, so
+    # Redis pub/sub: a process subscribes once to each group its fan-out (portal/fanout.py) is in,
+    # so an event costs one Redis message per (group, process), not one queue push and one
+    # blocking pop per socket (which collapsed past ~100 viewers of a job: docs/PERFORMANCE.md).
+    # Delivery is at most once, as realtime events are meant to be (pages re-fetch on reconnect).
+    # Pub/sub channels are shared by every database of a Redis server, so
     # their names carry the database's number: deployments (and test runs) on one server stay apart.
     CHANNEL_LAYERS = {
         "default": {
@@ -354,6 +358,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Time-sharing GPU cluster platform. Authenticate with `Authorization: Bearer <token>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs pages work without internet: their assets come from drf-spectacular-sidecar.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -388,7 +396,7 @@ ROTA_MAX_UNFINISHED_CHAINS_PER_USER = env_int("ROTA_MAX_UNFINISHED_CHAINS_PER_US
 
 # Scheduler policy: every threshold is a setting (see docs/scheduler.md).
 ROTA_SCHEDULER = {
-    "MIN_RUN_SECONDS": env_float("ROTA_SCHED_MIN_RUN_SECONDS", 300.0),
+    "MIN_RUN_SECONDS": env_float("ROTA_SCHED_MIN_RUN_SECONDS", 900.0),
     "TIME_SLICE_SECONDS": env_float("ROTA_SCHED_TIME_SLICE_SECONDS", 14400.0),
     "TIMESHARE_WAIT_SECONDS": env_float("ROTA_SCHED_TIMESHARE_WAIT_SECONDS", 900.0),
     "ABOVE_NORMAL_AGING_SECONDS": env_float("ROTA_SCHED_ABOVE_NORMAL_AGING_SECONDS", 1800.0),
@@ -397,7 +405,7 @@ ROTA_SCHEDULER = {
     "RESERVATION_HOLD_SECONDS": env_float("ROTA_SCHED_RESERVATION_HOLD_SECONDS", 1800.0),
     "RESTART_COST_SECONDS": env_float("ROTA_SCHED_RESTART_COST_SECONDS", 300.0),
     "URGENT_PRIORITY": env_int("ROTA_SCHED_URGENT_PRIORITY", 30),
-    "CHECKPOINT_FRESH_SECONDS": env_float("ROTA_SCHED_CHECKPOINT_FRESH_SECONDS", 180.0),
+    "CHECKPOINT_FRESH_SECONDS": env_float("ROTA_SCHED_CHECKPOINT_FRESH_SECONDS", 60.0),
     "CHECKPOINT_WAIT_SECONDS": env_float("ROTA_SCHED_CHECKPOINT_WAIT_SECONDS", 1800.0),
     "TIMESHARE_MAX_RATIO": env_float("ROTA_SCHED_TIMESHARE_MAX_RATIO", 2.0),
     "VICTIM_WAIT_SECONDS": env_float("ROTA_SCHED_VICTIM_WAIT_SECONDS", 600.0),
@@ -408,6 +416,10 @@ ROTA_SCHEDULER = {
 ROTA_LAUNCHER = {
     "GRACE_SECONDS": env_float("ROTA_SUSPEND_GRACE_SECONDS", 60.0),
     "START_TIMEOUT_SECONDS": env_float("ROTA_START_TIMEOUT_SECONDS", 300.0),
+    # Ranks still progressing at the start timeout (pulling a large image) may take this long.
+    "PULL_TIMEOUT_SECONDS": env_float("ROTA_PULL_TIMEOUT_SECONDS", 1800.0),
+    # Attempts in a row whose ranks do not start before the chain fails with their reasons.
+    "START_RETRIES": env_int("ROTA_START_RETRIES", 3),
     "DEFAULT_WATCHDOG_SECONDS": env_float("ROTA_DEFAULT_WATCHDOG_SECONDS", 1800.0),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_LAUNCHER_PASS_INTERVAL_SECONDS", 1.0 if PRODUCTION else 0.25),
     "LOG_LINE_MAX_BYTES": env_int("ROTA_LOG_LINE_MAX_BYTES", 4096),
@@ -415,6 +427,9 @@ ROTA_LAUNCHER = {
     "LOG_SEARCH_SECONDS": env_float("ROTA_LOG_SEARCH_SECONDS", 10.0),
     "MASTER_PORT": env_int("ROTA_MASTER_PORT", 29500),
 }
+
+# /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
+ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
 
 ROTA_KUBERNETES = {
     "NAMESPACE": env_str("ROTA_K8S_NAMESPACE", "rota-jobs"),
@@ -436,8 +451,8 @@ MEILISEARCH_INDEX = env_str("MEILISEARCH_INDEX", "rota_forum_posts")
 
 # Content-Security-Policy (django-csp) on every response: scripts only from our own origin, no inline
 # scripts, no eval — an injected <script> or onclick= does not run. Inline *styles* stay allowed
-# (templates use style attributes; htmx adds its indicator style). The API's documentation pages,
-# which load Swagger UI and Redoc from a CDN, widen it for themselves (portal/urls.py).
+# (templates use style attributes; htmx adds its indicator style). The API's documentation pages
+# (Swagger UI, Redoc: served from drf-spectacular-sidecar) only add a blob: worker (portal/urls.py).
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],

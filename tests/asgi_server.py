@@ -25,14 +25,10 @@ class AsgiServer:
             app,
             host="127.0.0.1",
             port=0,
-            # Keep the process's logging as settings.LOGGING made it: uvicorn's own config (and
-            # access_log=False, which empties the access logger's handlers) would remove the
-            # scrubbing handlers of its loggers for every later test in this process. The
-            # "warning" level keeps access lines out of the output.
             log_level="warning",
-            log_config=None,
             lifespan="off",
             ws="websockets-sansio",
+            access_log=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="test-asgi-server", daemon=True)

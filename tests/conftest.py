@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from rest_framework.test import APIClient
@@ -69,6 +70,18 @@ class TaskLog:
 
     def count(self, name: str) -> int:
         return sum(1 for c in self.calls if c == name)
+
+    @contextmanager
+    def paused(self, name: str = "apps.scheduler.tasks.schedule_pass") -> Iterator[None]:
+        """Record ``name`` without running it inside the block: e.g. submit jobs the scheduler has not
+        seen yet, then take the quota away (a job that can never start is refused at submit)."""
+        was_allowed = name in self.allowed
+        self.allowed.discard(name)
+        try:
+            yield
+        finally:
+            if was_allowed:
+                self.allowed.add(name)
 
 
 @pytest.fixture

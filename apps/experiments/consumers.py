@@ -75,6 +75,7 @@ from apps.experiments.selectors import chains_visible_to
 from apps.launcher import tailer as tailing
 from apps.launcher.backends import get_log_store
 from apps.launcher.logstore import ChainCursor
+from portal.fanout import get_fanout
 from portal.realtime import ADMINS_GROUP, chain_group, team_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -327,22 +328,34 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.user = user
         self.chains: set[int] = set()
         self.streams: dict[str, LogSink] = {}
-        self._seen: deque[str] = deque(maxlen=SEEN_EVENT_IDS)
+        self._seen: deque[str] = deque(maxlen=SEEN_EVENT_IDS)  # the ids of the latest events, oldest first
+        self._seen_ids: set[str] = set()  # the same, to look up
         groups = [user_group(user.pk)]
         if getattr(user, "team_id", None) is not None:
             groups.append(team_group(user.team_id))  # the team's shared chains
         if await database_sync_to_async(_is_platform_admin)(user):
             groups.append(ADMINS_GROUP)
+        self.fanout = get_fanout()
+        self.joined: list[str] = []
         for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups.append(group)
+            await self._join(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
         self.auth_watch = AuthWatch(self)
         self.auth_watch.start()
 
+    async def _join(self, group: str) -> None:
+        await self.fanout.join(group, self)
+        self.joined.append(group)
+
+    async def _leave(self, group: str) -> None:
+        self.joined.remove(group)
+        await self.fanout.leave(group, self)
+
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "auth_watch"):
             await self.auth_watch.stop()
+        for group in list(getattr(self, "joined", [])):
+            await self._leave(group)
         for sink in list(getattr(self, "streams", {}).values()):
             if sink.viewer is not None:
                 await sink.viewer.close()
@@ -397,18 +410,14 @@ class EventsConsumer(AsyncWebsocketConsumer):
                 raise RequestError("too_many", f"At most {MAX_SUBSCRIPTIONS} jobs per connection.")
             if not await database_sync_to_async(_chain_visible)(self.user, chain_id):
                 raise RequestError("not_found", f"No job {chain_id} that you can see.")
-            group = chain_group(chain_id)
-            await self.channel_layer.group_add(group, self.channel_name)
-            self.groups.append(group)
+            await self._join(chain_group(chain_id))
             self.chains.add(chain_id)
         await self.send(text_data=json.dumps({"type": "subscribed", "chain": chain_id}))
 
     async def _unsubscribe(self, message: dict[str, Any]) -> None:
         chain_id = _int_field(message, "chain", minimum=1, maximum=MAX_ID)
         if chain_id in self.chains:
-            group = chain_group(chain_id)
-            await self.channel_layer.group_discard(group, self.channel_name)
-            self.groups.remove(group)
+            await self._leave(chain_group(chain_id))
             self.chains.discard(chain_id)
         await self.send(text_data=json.dumps({"type": "unsubscribed", "chain": chain_id}))
 
@@ -437,18 +446,22 @@ class EventsConsumer(AsyncWebsocketConsumer):
             await sink.viewer.close()
 
     async def rota_event(self, message: dict[str, Any]) -> None:
-        """An event from ``portal.realtime``: forward it once, even if it came through two groups.
-        ``chain.visibility`` is not forwarded: it makes the consumer re-check that chain."""
+        """An event from ``portal.realtime`` (handed over by ``portal.fanout``, with ``text``, its
+        JSON): forward it once, even if it came through two groups. ``chain.visibility`` is not
+        forwarded: it makes the consumer re-check that chain."""
         event_id = message.get("id")
         if event_id is not None:
-            if event_id in self._seen:
+            if event_id in self._seen_ids:
                 return
+            if len(self._seen) == SEEN_EVENT_IDS:
+                self._seen_ids.discard(self._seen[0])  # the deque drops it on append
             self._seen.append(event_id)
-        event = message["event"]
+            self._seen_ids.add(event_id)
+        event = message.get("event") or {}
         if event.get("type") == VISIBILITY_EVENT:
             await self._recheck_visibility(int(event["chain_id"]))
             return
-        await self.send(text_data=json.dumps(event))
+        await self.send(text_data=message.get("text") or json.dumps(message["event"]))
 
     async def _recheck_visibility(self, chain_id: int) -> None:
         """Drop the subscription and log follows of ``chain_id`` if the user may no longer see it."""
@@ -458,9 +471,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if await database_sync_to_async(_chain_visible)(self.user, chain_id):
             return
         if chain_id in self.chains:
-            group = chain_group(chain_id)
-            await self.channel_layer.group_discard(group, self.channel_name)
-            self.groups.remove(group)
+            await self._leave(chain_group(chain_id))
             self.chains.discard(chain_id)
             await self.send(text_data=json.dumps({"type": "unsubscribed", "chain": chain_id}))
         for name, sink in sinks:
@@ -492,9 +503,11 @@ class LogsConsumer(AsyncWebsocketConsumer):
             return
         self.sink: LogSink | None = None
         self._start_lock = asyncio.Lock()
-        group = chain_group(self.chain_id)  # only for ``chain.visibility``: other events are ignored
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups.append(group)
+        # The chain's group, only for ``chain.visibility`` (other events are ignored).
+        self.fanout = get_fanout()
+        self.joined: list[str] = []
+        await self.fanout.join(chain_group(self.chain_id), self)
+        self.joined.append(chain_group(self.chain_id))
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
         self.auth_watch = AuthWatch(self)
         self.auth_watch.start()
@@ -532,7 +545,7 @@ class LogsConsumer(AsyncWebsocketConsumer):
 
     async def rota_event(self, message: dict[str, Any]) -> None:
         """The chain's group: on ``chain.visibility``, end the follow if the user may no longer see it."""
-        if message["event"].get("type") != VISIBILITY_EVENT:
+        if (message.get("event") or {}).get("type") != VISIBILITY_EVENT:
             return
         if await database_sync_to_async(_chain_visible)(self.user, self.chain_id):
             return
@@ -546,6 +559,9 @@ class LogsConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if hasattr(self, "auth_watch"):
             await self.auth_watch.stop()
+        for group in list(getattr(self, "joined", [])):
+            self.joined.remove(group)
+            await self.fanout.leave(group, self)
         sink = getattr(self, "sink", None)
         if sink is not None and sink.viewer is not None:
             await sink.viewer.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from apps.accounts.models import User
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Environment, NodeGroup
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, RateLimited
-from apps.core.priorities import Priority, parse_priority
+from apps.core.priorities import QUOTA_LEVELS, Priority, parse_priority
 from apps.core.tasks import enqueue_on_commit
 from apps.experiments import events, lifecycle
 from apps.experiments.choices import (
@@ -33,6 +34,7 @@ from apps.experiments.choices import (
 )
 from apps.experiments.models import Attempt, Chain, ChainTag
 from apps.quotas.selectors import quota_resolve
+from apps.scheduler.policy import Waiting, infeasibility
 from portal.realtime import chain_group, send_event_on_commit, team_group
 
 NAME_RE = re.compile(r"^[^\x00-\x1f()/\\]{1,200}$")
@@ -100,6 +102,36 @@ def _validate_tags(tags: Any) -> list[str]:
         if not TAG_RE.match(tag):
             raise _fail("tags", _("Tag %(t)r: use letters, digits, '_', '.', ':' or '-' (at most 64).") % {"t": tag})
     return clean
+
+
+def _require_feasible(
+    *, user: User, group: str, group_size: int, nodes: int, level: int, quotas: Mapping[tuple[str, int], int]
+) -> None:
+    """Refuse a job the scheduler would call infeasible (above the quota ceiling at its level, or
+    at every level for AUTO), in the scheduler's own words, which name the levels that would fit.
+
+    The scheduler's pure policy imports nothing from the project, so asking it here cannot close
+    an import loop; its driver (which imports this app) is not involved.
+    """
+    waiting = Waiting(
+        attempt_id=0,
+        chain_id="",
+        user=user.username,
+        group=group,
+        node_count=nodes,
+        priority=level,
+        custom_rank=0.0,
+        first_submitted_at=0.0,
+        queued_at=0.0,
+    )
+    problem = infeasibility(waiting, group_size, quotas)
+    if problem is None:
+        return
+    _code, message = problem
+    # The priority is what to change when another level would fit; else the size of the job.
+    fits_elsewhere = any(quotas.get((group, int(lvl)), 0) >= nodes for lvl in QUOTA_LEVELS)
+    field = "priority" if fits_elsewhere and level != Priority.AUTO else "nodes"
+    raise ApplicationError(message, code="infeasible", fields={field: [message]})
 
 
 @transaction.atomic
@@ -175,6 +207,7 @@ def experiment_submit(
         raise _fail("environment", _("Unknown environment %(e)r.") % {"e": env_name})
     if not quota.may_use_environment(env_name) and not user.is_platform_admin:
         raise _fail("environment", _("You may not use the environment %(e)r.") % {"e": env_name})
+    _require_feasible(user=user, group=node_group.name, group_size=size, nodes=nodes, level=level, quotas=quota.node)
     if watchdog_seconds is not None and (
         not isinstance(watchdog_seconds, int) or not 60 <= watchdog_seconds <= MAX_WATCHDOG_SECONDS
     ):

@@ -179,7 +179,9 @@ def _record_ranks(attempt: Attempt, observed: dict[int, RankObservation]) -> Non
         if row is None:
             continue
         status = _PHASE_TO_STATUS[obs.phase]
-        if row.status != status:
+        # The message too: a rank stays PENDING while its reason changes (ContainerCreating, then
+        # ImagePullBackOff...), and the user must see it live, not after the start timeout.
+        if row.status != status or (status == RankStatus.PENDING and row.message != obs.message[:255]):
             started = timezone.make_aware(datetime.fromtimestamp(obs.started_at)) if obs.started_at else None
             lifecycle.rank_update(
                 attempt.pk, rank, status=status, exit_code=obs.exit_code, message=obs.message, started_at=started
@@ -260,7 +262,7 @@ class Reconciler:
             self._stopping(attempt, observed)
 
     def _starting(self, attempt: Attempt, observed: dict[int, RankObservation]) -> None:
-        if self._node_lost(attempt):
+        if self._node_lost(attempt) or self._disrupted(attempt, observed):
             return
         missing = [r.rank for r in attempt.ranks.all() if r.rank not in observed]
         if missing:
@@ -288,12 +290,62 @@ class Reconciler:
             attempt.refresh_from_db(fields=["worker_status"])
             self._running(attempt, observed)
             return
-        deadline = (attempt.scheduled_at or self.now) + timedelta(seconds=self.conf["START_TIMEOUT_SECONDS"])
-        if self.now >= deadline:
-            self.backend.stop(attempt.pk)
-            self._requeue(attempt, SuspendReason.UNSCHEDULABLE)
+        self._start_timeout(attempt, observed)
+
+    def _start_timeout(self, attempt: Attempt, observed: dict[int, RankObservation]) -> None:
+        """Ranks that do not start in time: requeue with their reasons, and after
+        ``START_RETRIES`` such attempts in a row fail the chain with them (an image that cannot be
+        pulled is not retried forever). Ranks that are progressing (a large image being pulled,
+        the container being created) get until ``PULL_TIMEOUT_SECONDS``."""
+        scheduled = attempt.scheduled_at or self.now
+        if self.now < scheduled + timedelta(seconds=self.conf["START_TIMEOUT_SECONDS"]):
+            return
+        pending = [o for o in observed.values() if o.phase == RankPhase.PENDING]
+        progressing = bool(pending) and not any(o.stuck or "Unschedulable" in o.message for o in pending)
+        if progressing and self.now < scheduled + timedelta(seconds=self.conf["PULL_TIMEOUT_SECONDS"]):
+            return
+        reasons = "; ".join(f"rank {o.rank}: {o.message}" for o in sorted(pending, key=lambda o: o.rank) if o.message)
+        message = f"did not start in time ({reasons or 'no reason reported'})"
+        earlier = list(
+            Attempt.objects.filter(chain_id=attempt.chain_id, index__lt=attempt.index)
+            .order_by("-index")
+            .values_list("suspend_reason", flat=True)[: max(0, int(self.conf["START_RETRIES"]) - 1)]
+        )
+        in_a_row = 1 + next((i for i, r in enumerate(earlier) if r != SuspendReason.UNSCHEDULABLE), len(earlier))
+        self.backend.stop(attempt.pk)
+        if in_a_row >= int(self.conf["START_RETRIES"]):
+            observed = self.backend.observe(attempt.pk)
+            _record_ranks(attempt, observed)
+            if lifecycle.attempt_mark_finished(
+                attempt.pk,
+                status=WorkerStatus.FAILED,
+                stop_reason=StopReason.START_FAILED,
+                message=f"{message}; gave up after {in_a_row} attempts",
+            ):
+                self.result.finished[attempt.pk] = WorkerStatus.FAILED
+            return
+        self._requeue(attempt, SuspendReason.UNSCHEDULABLE, message=message)
+
+    def _disrupted(self, attempt: Attempt, observed: dict[int, RankObservation]) -> bool:
+        """The cluster is ending a rank (drain, eviction, preemption): suspend the attempt with
+        the normal notice and grace, and requeue it once its ranks are gone — never count the
+        rank's exit (or its peers' failing after it) as the job's own failure or success."""
+        disrupted = sorted((o for o in observed.values() if o.disrupted), key=lambda o: o.rank)
+        if not disrupted:
+            return False
+        _record_ranks(attempt, observed)
+        first = disrupted[0]
+        with transaction.atomic():
+            lifecycle.lock_chain_of(attempt.pk)  # chain before attempt, as everywhere
+            Attempt.objects.filter(pk=attempt.pk).update(failure_message=f"rank {first.rank} {first.message}"[:500])
+            lifecycle.attempt_request_suspend(attempt.pk, reason=SuspendReason.NODE_NOT_READY, now=self.now)
+        self.backend.signal_suspend(attempt.pk)
+        self.result.signalled.append(attempt.pk)
+        return True
 
     def _running(self, attempt: Attempt, observed: dict[int, RankObservation]) -> None:
+        if self._disrupted(attempt, observed):
+            return
         _record_ranks(attempt, observed)
         failure = _first_failure(observed)
         if failure is not None:
@@ -323,8 +375,17 @@ class Reconciler:
         seconds = attempt.watchdog_seconds or self.conf["DEFAULT_WATCHDOG_SECONDS"]
         if not seconds:
             return
-        last = self.backend.last_output_at(attempt.pk)
-        reference = last if last is not None else (attempt.started_at or self.now).timestamp()
+        # The log store is the record that survives restarts of this process (a rollout, a
+        # recycled worker); the backend's own value only covers output not yet written there.
+        known = [
+            t
+            for t in (
+                self.backend.last_output_at(attempt.pk),
+                get_log_store().last_write_time(str(attempt.chain_id), attempt.pk),
+            )
+            if t is not None
+        ]
+        reference = max(known) if known else (attempt.started_at or self.now).timestamp()
         if self.now.timestamp() - reference > seconds:
             self.backend.stop(attempt.pk)
             with transaction.atomic():
@@ -345,7 +406,9 @@ class Reconciler:
         if not bad:
             return False
         node = bad[0]
-        self.backend.stop(attempt.pk)
+        # With the notice and grace, not a kill: ranks on healthy nodes may checkpoint, and the
+        # backend never force-deletes a pod on a node that is not ready but still exists.
+        self.backend.signal_suspend(attempt.pk)
         reason = node.state_reason or node.get_state_display()
         self._requeue(attempt, SuspendReason.NODE_NOT_READY, message=f"node {node.name} is {node.state}: {reason}")
         return True
@@ -425,14 +488,19 @@ class Reconciler:
         leftovers = self.backend.known_attempts() - active
         if not leftovers:
             return
-        finished = set(
-            Attempt.objects.filter(pk__in=leftovers, queue_status=QueueStatus.FINISHED).values_list("pk", flat=True)
+        rows = dict(
+            Attempt.objects.filter(pk__in=leftovers, queue_status=QueueStatus.FINISHED).values_list(
+                "pk", "worker_status"
+            )
         )
         unknown = leftovers - set(Attempt.objects.filter(pk__in=leftovers).values_list("pk", flat=True))
-        for attempt_id in sorted(finished | unknown):
+        for attempt_id in sorted(set(rows) | unknown):
             observed = self.backend.observe(attempt_id)
             if observed and not all(o.phase.is_final for o in observed.values()):
-                self.backend.stop(attempt_id)
+                if rows.get(attempt_id) == WorkerStatus.SUSPENDED:
+                    self.backend.signal_suspend(attempt_id)  # requeued with ranks in their grace: let them save
+                else:
+                    self.backend.stop(attempt_id)
                 continue
             try:
                 self.backend.release(attempt_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apps.core.health import record_pass
 from apps.core.leases import run_single_flight
 
 LEASE = "launcher"
@@ -11,4 +12,7 @@ def reconcile_pass() -> bool:
     """Run a reconcile pass unless another worker is running one (it will then run once more)."""
     from apps.launcher.reconcile import reconcile
 
-    return run_single_flight(LEASE, reconcile, ttl=120.0)
+    ran = run_single_flight(LEASE, reconcile, ttl=120.0)
+    if ran:
+        record_pass("launcher")  # the worker's heartbeat for /readyz
+    return ran

@@ -98,7 +98,7 @@ INFEASIBLE_CODES: frozenset[ReasonCode] = frozenset(
 class PolicyConfig:
     """The policy's settings; docs/scheduling-quality.md gives the reason and the evidence for each default."""
 
-    min_run_seconds: float = 300  # a victim must have run this long in its current attempt (anti-thrash)
+    min_run_seconds: float = 900  # a victim must have run this long in its current attempt (anti-thrash)
     time_slice_seconds: float = 4 * 3600  # an equal-priority runner may be time-shared after this
     timeshare_wait_seconds: float = 900  # ... if another user's equal-priority attempt has waited this long
     above_normal_aging_seconds: float = 1800  # ABOVE_NORMAL whose chain ran this long ages to NORMAL
@@ -110,7 +110,7 @@ class PolicyConfig:
     # checkpoint_fresh_seconds, or whose last checkpoint is checkpoint_wait_seconds old (they wait no longer).
     restart_cost_seconds: float = 300
     urgent_priority: int = 30  # HIGH and above preempt at once (cheapest victims)
-    checkpoint_fresh_seconds: float = 180
+    checkpoint_fresh_seconds: float = 60
     checkpoint_wait_seconds: float = 1800
     timeshare_max_ratio: float = 2.0  # a time-share victim holds at most this many times the nodes needed
     victim_wait_seconds: float = 600  # wait this long for a lower-priority victim, not suspend a higher one now
@@ -321,6 +321,55 @@ def _nodes(n: int) -> str:
     """``"1 node"``, ``"3 nodes"``."""
     words = _NODE_WORDS.get(n)
     return _plural(n, "node") if words is None else words
+
+
+def infeasibility(
+    w: Waiting, group_size: int | None, quotas: Mapping[tuple[str, int], int]
+) -> tuple[ReasonCode, str] | None:
+    """Why ``w`` can never start as submitted, or None when it could (given room).
+
+    ``group_size`` is the number of nodes registered in ``w.group`` (None: no such group) and
+    ``quotas`` the user's resolved quotas, (group, level) -> nodes. The submit service asks this
+    too, so a job refused at submit is refused in the words its explanation would have used.
+    """
+    n = w.node_count
+    if group_size is None:
+        return ReasonCode.GROUP_TOO_SMALL, f"Group '{w.group}' does not exist: no node is registered in it."
+    if n < 1:
+        return ReasonCode.INFEASIBLE, f"A job needs at least 1 node; this one asks for {n}."
+    if n > group_size:
+        return (
+            ReasonCode.GROUP_TOO_SMALL,
+            f"Needs {_plural(n, 'node')} but group '{w.group}' has only {_plural(group_size, 'node')} registered.",
+        )
+    if w.priority != _AUTO and w.priority not in _LEVEL_SET:
+        return ReasonCode.INFEASIBLE, f"Unknown priority {w.priority}."
+    if not w.environment_ok:
+        return (
+            ReasonCode.ENVIRONMENT,
+            f"Its environment (image) is unknown or {w.user} is not permitted to use it.",
+        )
+    if w.priority == _AUTO:
+        top = max(quotas.get((w.group, lvl), 0) for lvl in LEVELS)
+        if top >= n:
+            return None
+        return (
+            ReasonCode.QUOTA_CEILING,
+            f"Needs {_plural(n, 'node')} but {w.user}'s largest quota in '{w.group}' at any priority is "
+            f"{_plural(top, 'node')}.",
+        )
+    q = quotas.get((w.group, w.priority), 0)
+    if q >= n:
+        return None
+    enough = [
+        f"{_NAMES[lvl]} ({quotas.get((w.group, lvl), 0)})" for lvl in LEVELS if quotas.get((w.group, lvl), 0) >= n
+    ]
+    hint = f" Levels with enough quota: {', '.join(enough)}." if enough else ""
+    return (
+        ReasonCode.QUOTA_CEILING,
+        f"Needs {_plural(n, 'node')} but {w.user}'s quota in '{w.group}' at {_NAMES[w.priority]} "
+        f"is {_plural(q, 'node')}, so it can never start at this level.{hint}",
+    )
 
 
 def _ids(holders: Iterable[Holder]) -> str:
@@ -568,13 +617,21 @@ class _Group:
     # ---- victims ---------------------------------------------------------------------------------
 
     def select_victims(
-        self, priority: int, user: str, need: int, time_share: bool, urgent: bool, max_ratio: float
+        self,
+        priority: int,
+        user: str,
+        need: int,
+        time_share: bool,
+        urgent: bool,
+        max_ratio: float,
+        usage: float = -math.inf,
     ) -> list[tuple[_Runner, SuspendReason]] | None:
         """The cheapest victims freeing ``need`` nodes, or None when impossible now.
 
         Strictly lower priorities first, lowest level first and cheapest (nodes x work since the last
         checkpoint + restart) within a level, then (if allowed) equal-priority runners of other users
-        in round-robin order, none holding more than ``max_ratio`` x ``need`` nodes. A non-urgent waiter
+        in round-robin order, none holding more than ``max_ratio`` x ``need`` nodes and none of a user
+        whose decayed usage is below ``usage`` (the waiter's user's: turns go to who had less). A non-urgent waiter
         only takes *fresh* victims. A pass then drops, most expensive first, every victim the others
         already cover; finally one cheaper runner that frees ``need`` alone replaces the set.
         """
@@ -603,7 +660,9 @@ class _Group:
                 total += r.value
         if total < need and time_share:
             limit = max_ratio * need
-            for r in self.ts.get(priority, ()):
+            for r in self.ts.get(priority, ()):  # heaviest users first
+                if r.usage < usage:
+                    break
                 if r.taken or r.user == user or r.value > limit:
                     continue
                 chosen.append((r, _TIME_SHARE))
@@ -918,10 +977,12 @@ class _Pass:
         no beneficiary; their nodes count as being freed for everyone else in this pass.
         """
         used: dict[tuple[str, str, int], int] = {}  # by runners not already suspending
+        by_key: dict[tuple[str, str, int], list[Running]] = {}
         for r in self.s.running:
             if not r.suspending:
                 key = (r.user, r.group, r.quota_priority)
                 used[key] = used.get(key, 0) + len(r.nodes)
+                by_key.setdefault(key, []).append(r)
         out: set[int] = set()
         restart = self.cfg.restart_cost_seconds
         now = self.now
@@ -929,7 +990,7 @@ class _Pass:
             excess = used[key] - self.quota(*key)
             if excess <= 0:
                 continue
-            mine = [r for r in self.s.running if (r.user, r.group, r.quota_priority) == key and not r.suspending]
+            mine = by_key[key]
 
             def cost(r: Running) -> float:
                 since = now - (r.started_at if r.last_checkpoint_at is None else r.last_checkpoint_at)
@@ -957,41 +1018,9 @@ class _Pass:
     def check_feasible(self, w: Waiting) -> tuple[ReasonCode, str]:
         """Why ``w`` can never start (only called for attempts that failed the fast check in ``run``)."""
         g = self.groups.get(w.group)
-        n = w.node_count
-        if g is None:
-            return ReasonCode.GROUP_TOO_SMALL, f"Group '{w.group}' does not exist: no node is registered in it."
-        if n < 1:
-            return ReasonCode.INFEASIBLE, f"A job needs at least 1 node; this one asks for {n}."
-        if n > g.size:
-            return (
-                ReasonCode.GROUP_TOO_SMALL,
-                f"Needs {_plural(n, 'node')} but group '{w.group}' has only {_plural(g.size, 'node')} registered.",
-            )
-        if w.priority != _AUTO and w.priority not in _LEVEL_SET:
-            return ReasonCode.INFEASIBLE, f"Unknown priority {w.priority}."
-        if not w.environment_ok:
-            return (
-                ReasonCode.ENVIRONMENT,
-                f"Its environment (image) is unknown or {w.user} is not permitted to use it.",
-            )
-        quotas = self.s.quotas.get(w.user) or {}
-        if w.priority == _AUTO:
-            top = max(quotas.get((w.group, lvl), 0) for lvl in LEVELS)
-            return (
-                ReasonCode.QUOTA_CEILING,
-                f"Needs {_plural(n, 'node')} but {w.user}'s largest quota in '{w.group}' at any priority is "
-                f"{_plural(top, 'node')}.",
-            )
-        q = quotas.get((w.group, w.priority), 0)
-        enough = [
-            f"{_NAMES[lvl]} ({quotas.get((w.group, lvl), 0)})" for lvl in LEVELS if quotas.get((w.group, lvl), 0) >= n
-        ]
-        hint = f" Levels with enough quota: {', '.join(enough)}." if enough else ""
-        return (
-            ReasonCode.QUOTA_CEILING,
-            f"Needs {_plural(n, 'node')} but {w.user}'s quota in '{w.group}' at {_NAMES[w.priority]} "
-            f"is {_plural(q, 'node')}, so it can never start at this level.{hint}",
-        )
+        problem = infeasibility(w, None if g is None else g.size, self.s.quotas.get(w.user) or {})
+        assert problem is not None, f"attempt {w.attempt_id} failed the fast check but is feasible"
+        return problem
 
     # ---- 3. AUTO ------------------------------------------------------------------------------------
 
@@ -1128,16 +1157,18 @@ class _Pass:
         rw = self.cfg.reservation_wait_seconds
         if math.isfinite(rw):
             cutoff = self.now - rw
-            best = -1
-            for i, e in enumerate(queue):
-                w = e[5]
-                if e[0] == 1 and e[1] != -_AUTO and w.queued_at <= cutoff:
-                    b = queue[best] if best >= 0 else None
-                    if b is None or (e[1], w.queued_at, e[4]) < (b[1], b[5].queued_at, b[4]):
-                        best = i
-            if best >= 0:
-                e = queue[best]
-                queue[best] = (e[0], e[1], -math.inf, e[3], e[4], e[5])
+            unresolved = -_AUTO
+            best = min(
+                (
+                    (e[1], e[5].queued_at, e[4], i)
+                    for i, e in enumerate(queue)
+                    if e[5].queued_at <= cutoff and e[0] == 1 and e[1] != unresolved
+                ),
+                default=None,
+            )
+            if best is not None:
+                e = queue[best[3]]
+                queue[best[3]] = (e[0], e[1], -math.inf, e[3], e[4], e[5])
         queue.sort()
 
     def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:
@@ -1170,6 +1201,7 @@ class _Pass:
         victim_wait = cfg.victim_wait_seconds
         hold_horizon = cfg.reservation_hold_seconds
         quota_level = self.quota_level
+        usage_of = self.s.usage.get
         for entry in queue:
             w: Waiting = entry[5]
             level = -entry[1]
@@ -1238,7 +1270,7 @@ class _Pass:
                 if ts_ok:
                     cap += g.ts_nodes.get(level, 0) - g.ts_user.get((level, user), 0)
                 if cap >= need:
-                    victims = g.select_victims(level, user, need, ts_ok, urgent, max_ratio)
+                    victims = g.select_victims(level, user, need, ts_ok, urgent, max_ratio, usage_of(user, 0.0))
                     if victims is not None:
                         soon = g.cheaper_soon(victims, need, now, victim_wait)
                         if soon is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apps.core.health import record_pass
 from apps.core.leases import run_single_flight
 
 LEASE = "scheduler"
@@ -14,4 +15,7 @@ def schedule_pass() -> bool:
     """
     from apps.scheduler.driver import run_pass
 
-    return run_single_flight(LEASE, run_pass, ttl=60.0)
+    ran = run_single_flight(LEASE, run_pass, ttl=60.0)
+    if ran:
+        record_pass("scheduler")  # the worker's heartbeat for /readyz
+    return ran

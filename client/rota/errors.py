@@ -10,6 +10,8 @@ code  meaning
 1     the job failed (``logs -f`` / ``submit --follow``)
 2     the job was stopped or canceled (``logs -f`` / ``submit --follow``)
 3     the job was suspended or is held (``logs -f`` / ``submit --follow``)
+8     the job can never start as it is (``logs -f`` / ``submit --follow``): too big for its
+      group or above its quota at its priority; stop it or resubmit with changes
 4     the server refused the request (invalid input, not found, conflict, no permission)
 5     not logged in, or the token is unknown, revoked or expired
 6     the server could not be reached (after retries) or timed out
@@ -36,6 +38,7 @@ class ExitCode(enum.IntEnum):
     AUTH = 5
     NETWORK = 6
     SERVER = 7
+    JOB_INFEASIBLE = 8
     USAGE = 64
     INTERRUPTED = 130
 
@@ -49,6 +52,7 @@ EXIT_CODE_TABLE: list[tuple[int, str]] = [
     (ExitCode.AUTH, "not logged in, or the token is unknown, revoked or expired"),
     (ExitCode.NETWORK, "the server could not be reached, even after retries"),
     (ExitCode.SERVER, "server error (HTTP 5xx) or not a Rota server"),
+    (ExitCode.JOB_INFEASIBLE, "the job can never start as it is (it waits above its quota or group size)"),
     (ExitCode.USAGE, "wrong usage: unknown option, missing or bad argument"),
     (ExitCode.INTERRUPTED, "interrupted (Ctrl-C)"),
 ]

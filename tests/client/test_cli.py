@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from apps.accounts import services as account_services
-from apps.accounts.models import ApiToken
+from apps.accounts.models import ApiToken, User
 from rota.errors import ExitCode
 from tests.client.conftest import Rota
 from tests.conftest import wait_until
@@ -262,6 +262,30 @@ def test_server_validation_errors_are_printed_with_exit_4(alice: Rota, workspace
     assert "No job 'no-such-job' that you can see." in result.stderr
 
 
+def test_a_job_that_can_never_start_is_refused_and_following_one_that_turns_so_exits_8(
+    alice: Rota, cluster, workspace: Path
+):
+    me = User.objects.get(username="alice-cli")
+    cluster.set_quota(me, 50, 0)
+    result = alice("submit", str(workspace / "train.py"), "--", "-g", "training", "-p", "EXTREME_HIGH", expect=4)
+    assert "Needs 1 node but alice-cli's quota in 'training' at EXTREME_HIGH is 0 nodes" in result.stderr
+    assert "Levels with enough quota: VERY_HIGH (4)" in result.stderr
+    assert alice.json("list")["results"] == []
+
+    # A job that waits for its quota, then the quota shrinks under it: following it ends, with why.
+    cluster.set_quota(me, 10, 1)
+    write(workspace, "hold.py", "import time\nprint('holding', flush=True)\ntime.sleep(120)\n")
+    holder = alice.json("submit", str(workspace / "hold.py"), "--", "-g", "training", "-p", "NORMAL")
+    wait_until(lambda: status_of(alice, holder["id"]) == "running", message="the holder to run")
+    waiter = alice.json("submit", str(workspace / "train.py"), "--", "-g", "training", "-p", "NORMAL", "-n", "1")
+    cluster.set_quota(me, 10, 0)
+    wait_until(lambda: (alice.json("status", str(waiter["id"])).get("pending") or {}).get("infeasible"))
+    result = alice("logs", str(waiter["id"]), "-f", expect=ExitCode.JOB_INFEASIBLE)
+    assert f"Job {waiter['id']} can never start as it is: Needs 1 node but alice-cli's quota" in result.stderr
+    assert f"rota stop {waiter['id']}" in result.stderr
+    alice("stop", str(holder["id"]), "--wait")
+
+
 # ---- suspend, resume, stop, pending reason ---------------------------------------------------
 
 LONG_RUNNING = """
@@ -297,7 +321,13 @@ def test_suspend_resume_stop_and_the_exit_codes_of_logs_follow(alice: Rota, work
     assert "suspending at" in result.stdout
     assert f"Job {key} is held" in result.stderr and f"rota resume {key}" in result.stderr
 
-    resumed = alice.json("resume", key, "--wait")
+    said = alice("resume", key).stdout.strip()  # not "suspended", which reads as a failure
+    assert said.startswith(f"Job {key} (loop): queued to resume") or said in {
+        f"Job {key} (loop): starting",
+        f"Job {key} (loop): running",
+    }, said
+    wait_until(lambda: status_of(alice, key) == "running", message="the job to run again")
+    resumed = alice.json("status", key)
     assert resumed["status"] == "running" and resumed["held"] is False
     wait_until(lambda: "start from" in alice("logs", key, "--tail", "5").stdout, message="second attempt output")
     text = alice("logs", key).stdout

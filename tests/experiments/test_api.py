@@ -47,6 +47,20 @@ def test_submit_errors_name_the_field(cluster, api, workspace):
     assert not Chain.objects.exists()
 
 
+def test_submit_above_the_quota_ceiling_is_refused_with_the_levels_that_fit(cluster, api, user, workspace):
+    cluster.set_quota(user, 50, 0)
+    response = api.post("/api/v1/experiments/", body(workspace, priority="EXTREME_HIGH"), format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "infeasible"
+    assert error["message"].startswith("Needs 1 node but alice's quota in 'training' at EXTREME_HIGH is 0 nodes")
+    assert error["message"].endswith(
+        "Levels with enough quota: VERY_HIGH (4), HIGH (4), ABOVE_NORMAL (4), NORMAL (4), LOW (4)."
+    )
+    assert error["fields"] == {"priority": [error["message"]]}
+    assert not Chain.objects.exists()
+
+
 def test_duplicate_name_is_409(cluster, api, workspace):
     assert api.post("/api/v1/experiments/", body(workspace), format="json").status_code == 201
     response = api.post("/api/v1/experiments/", body(workspace), format="json")

@@ -109,9 +109,37 @@ def test_cap_on_unfinished_chains(cluster, submit, user, settings):
 
 
 @pytest.mark.django_db
-def test_stop_queued_cancels_at_once(cluster, submit, user):
-    cluster.set_quota(user, 10, 0)  # keep it waiting
-    chain = submit(user)
+def test_submit_refuses_a_job_above_its_quota_ceiling_in_the_schedulers_words(cluster, submit, user):
+    cluster.set_quota(user, 10, 2)  # NORMAL: 2 nodes; the other levels keep the public 4
+    cluster.set_quota(user, 50, 0)
+    with pytest.raises(ApplicationError) as info:
+        submit(user, nodes=3, priority="NORMAL")
+    message = (
+        "Needs 3 nodes but alice's quota in 'training' at NORMAL is 2 nodes, so it can never start at this"
+        " level. Levels with enough quota: VERY_HIGH (4), HIGH (4), ABOVE_NORMAL (4), LOW (4)."
+    )
+    assert (info.value.code, info.value.message, info.value.fields) == ("infeasible", message, {"priority": [message]})
+    with pytest.raises(ApplicationError, match="at EXTREME_HIGH is 0 nodes, so it can never start at this level"):
+        submit(user, nodes=1, priority="EXTREME_HIGH")
+    assert not Chain.objects.exists()
+
+
+@pytest.mark.django_db
+def test_submit_refuses_auto_when_no_level_has_room_for_the_job(cluster, submit, user):
+    for level in (0, 5, 8, 10, 20, 30, 40, 50):
+        cluster.set_quota(user, level, 1)
+    with pytest.raises(ApplicationError) as info:
+        submit(user, nodes=2, priority="AUTO")
+    assert info.value.message == "Needs 2 nodes but alice's largest quota in 'training' at any priority is 1 node."
+    assert info.value.fields == {"nodes": [info.value.message]}
+    assert not Chain.objects.exists()
+    assert submit(user, nodes=1, priority="AUTO").node_count == 1  # what fits is accepted
+
+
+@pytest.mark.django_db
+def test_stop_queued_cancels_at_once(cluster, submit, user, task_log):
+    with task_log.paused():  # keep it waiting
+        chain = submit(user)
     assert latest(chain).worker_status == WorkerStatus.QUEUED
     chain = services.experiment_stop(actor=user, chain=chain)
     attempt = latest(chain)
@@ -228,9 +256,9 @@ def test_admin_can_stop_anyones_job(cluster, submit, user):
 
 
 @pytest.mark.django_db
-def test_priority_update_is_rate_limited(cluster, submit, user):
-    cluster.set_quota(user, 10, 0)
-    chain = submit(user)
+def test_priority_update_is_rate_limited(cluster, submit, user, task_log):
+    with task_log.paused():
+        chain = submit(user)
     services.experiment_set_priority(user=user, chain=chain, priority="HIGH")
     assert latest(chain).priority == 30
     with pytest.raises(RateLimited, match="once every 10 seconds"):
@@ -261,9 +289,10 @@ def test_go_suspend_outside_a_suspend_requeues_without_hold(cluster, submit, use
 
 
 @pytest.mark.django_db
-def test_held_chain_explains_itself(cluster, submit, user):
+def test_held_chain_explains_itself(cluster, submit, user, task_log):
+    with task_log.paused():
+        chain = submit(user)
     cluster.set_quota(user, 10, 0)
-    chain = submit(user)
     services.experiment_suspend(actor=user, chain=chain)
     attempt = latest(chain)
     assert (attempt.pending_code, attempt.queue_position) == ("held", None)

@@ -215,3 +215,19 @@ def test_full_flow_init_create_list_status_logs_suspend_resume_stop(cluster, mak
     assert (end["stop_code"], follow_exit(end)) == (1024, 1)
     task = hai("/query/task", ("chain_id", chain_id)).json()["result"]["task"]
     assert (task["chain_status"], task["worker_status"], task["stop_code_list"]) == ("finished", "stopped", [16, 1024])
+
+
+def test_a_log_longer_than_a_page_starts_at_its_end_then_follows(cluster, hai, submit, user, monkeypatch):
+    from apps.hai import views
+
+    monkeypatch.setattr(views, "LOG_PAGE_BYTES", 200)
+    chain = submit(user)
+    run(chain)
+    write(chain, *[f"line {i:03d}" for i in range(40)])  # 40 × 38 bytes
+    first = log(hai, chain)
+    lines = [line[29:] for line in first["data"].splitlines()]
+    assert lines == [f"line {i:03d}" for i in range(35, 40)]  # the end, from a line start
+    assert first["stop_code"] == 0
+    write(chain, "line 040")
+    nxt = log(hai, chain, first["last_seen"])
+    assert [line[29:] for line in nxt["data"].splitlines()] == ["line 040"]

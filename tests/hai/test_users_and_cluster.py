@@ -188,3 +188,19 @@ def test_rotas_own_monitor_pages_are_not_taken_by_the_hai_routes():
     except Resolver404:
         return  # no admin pages (yet): nothing to take
     assert not match.view_name.startswith("hai:")
+
+
+def test_the_node_list_costs_the_same_queries_however_many_nodes_are_busy(
+    cluster, user, make_hai, submit, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    hai = make_hai(user)
+    with CaptureQueriesContext(connection) as idle:
+        hai("/query/node/list")
+    for _ in range(3):
+        submit(user)
+    with django_assert_max_num_queries(len(idle.captured_queries)):
+        body = hai("/query/node/list").json()
+    assert sum(1 for row in body["cluster_df"] if row["working"]) == 3

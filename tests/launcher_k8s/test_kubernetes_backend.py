@@ -457,13 +457,16 @@ def test_observe_maps_pod_phases(make_backend: MakeBackend, core: Any) -> None:
 
     start, end = epoch("2030-01-01T10:00:00Z"), epoch("2030-01-01T11:00:00Z")
     assert backend.observe(7) == {
-        0: RankObservation(0, RankPhase.PENDING, "gpu-node-1", message="ImagePullBackOff: pull denied"),
+        0: RankObservation(0, RankPhase.PENDING, "gpu-node-1", message="ImagePullBackOff: pull denied", stuck=True),
         1: RankObservation(1, RankPhase.PENDING, "gpu-node-2", message="Unschedulable: 0/3 nodes fit"),
         2: RankObservation(2, RankPhase.RUNNING, "gpu-node-3", started_at=start),
         3: RankObservation(3, RankPhase.SUCCEEDED, "gpu-node-4", 0, start, end),
         4: RankObservation(4, RankPhase.FAILED, "gpu-node-5", 137, start, end, "OOMKilled"),
         5: RankObservation(5, RankPhase.FAILED, "gpu-node-6", 137, start, end, "Error (SIGKILL)"),
-        6: RankObservation(6, RankPhase.FAILED, "gpu-node-7", message="Evicted: low on memory"),
+        # Evicted: the cluster ended it, not the job (requeued, never failed).
+        6: RankObservation(
+            6, RankPhase.KILLED, "gpu-node-7", message="ended by the cluster (Evicted: low on memory)", disrupted=True
+        ),
     }
     assert backend.observe(99) == {}
 

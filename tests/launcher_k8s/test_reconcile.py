@@ -3,6 +3,8 @@ launcher asks of the cluster (identity, resources) and how it reads nodes and po
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
 from typing import Any
 
 import kmock
@@ -11,8 +13,10 @@ import pytest
 from apps.accounts import services as account_services
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Node
-from apps.experiments.choices import WorkerStatus
+from apps.experiments.choices import ChainStatus, StopReason, SuspendReason, WorkerStatus
 from apps.experiments.models import Attempt
+from apps.launcher.backends.base import RankPhase
+from apps.launcher.backends.kubernetes.status import observe_pod
 from apps.launcher.reconcile import Reconciler
 from tests.factories import UserFactory
 
@@ -171,3 +175,227 @@ def test_cordoning_a_node_keeps_its_job_running_and_takes_no_new_work(kube, make
         == [node]
         and r.data["metadata"]["name"] != f"rota-{attempt.pk}-0"
     ]
+
+
+# --------------------------------------------------------------------------------------------------
+# Drains, evictions, preemptions (defect 3); not-ready nodes (defect 4)
+
+
+def set_pod(core: Any, name: str, *, phase: str, exit_code: int | None = None, **status: Any) -> None:
+    state: dict[str, Any] = {"running": {"startedAt": "2030-01-01T10:00:00Z"}}
+    if exit_code is not None:
+        state = {
+            "terminated": {
+                "exitCode": exit_code,
+                "reason": "Error",
+                "containerID": "containerd://x",
+                "startedAt": "2030-01-01T10:00:00Z",
+                "finishedAt": "2030-01-01T11:00:00Z",
+            }
+        }
+    container = {"name": "job", "image": "python:3.11", "imageID": "p@sha256:0", "ready": False, "restartCount": 0}
+    body = {"phase": phase, "containerStatuses": [{**container, "state": state}], **status}
+    core.patch_namespaced_pod_status(name, NAMESPACE, {"status": body})
+
+
+def test_an_evicted_rank_requeues_the_attempt_and_never_fails_it(kube, make_backend, core, submit):
+    for i in range(4):
+        kube_node(core, f"n{i}")
+    backend = make_backend()
+    attempt = started_attempt(submit, backend, UserFactory(username="gina"), nodes=2)
+    for rank in (0, 1):
+        set_running(core, f"rota-{attempt.pk}-{rank}")
+    Reconciler(backend).run()
+    attempt.refresh_from_db()
+    assert attempt.worker_status == WorkerStatus.RUNNING
+
+    # A drain evicts rank 0 (it ends on SIGTERM); rank 1 then fails on its own (NCCL lost its peer).
+    eviction = {"type": "DisruptionTarget", "status": "True", "reason": "EvictionByEvictionAPI", "message": "drain"}
+    set_pod(core, f"rota-{attempt.pk}-0", phase="Failed", exit_code=143, conditions=[eviction])
+    set_pod(core, f"rota-{attempt.pk}-1", phase="Failed", exit_code=1)
+    Reconciler(backend).run()
+    attempt.refresh_from_db()
+    assert attempt.worker_status == WorkerStatus.SUSPENDING
+    assert attempt.failure_message == "rank 0 ended by the cluster (EvictionByEvictionAPI: drain)"
+
+    Reconciler(backend).run()
+    attempt.refresh_from_db()
+    chain = attempt.chain
+    chain.refresh_from_db()
+    assert (attempt.worker_status, attempt.suspend_reason) == (WorkerStatus.SUSPENDED, SuspendReason.NODE_NOT_READY)
+    assert chain.latest_attempt_id != attempt.pk  # requeued as a new attempt
+    assert chain.status not in {ChainStatus.FAILED, ChainStatus.SUCCEEDED}
+
+
+def test_pods_the_cluster_deletes_or_evicts_are_disruptions_ours_are_not():
+    base = {"spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}
+    deleted = {**base, "metadata": {"deletionTimestamp": "2030-01-01T10:00:00Z"}}
+    obs = observe_pod(0, deleted, stop_reason_annotation="rota.dev/stop-reason")
+    assert (obs.phase, obs.disrupted) == (RankPhase.RUNNING, True)
+    assert "not by Rota" in obs.message
+    ours = {**base, "metadata": {"deletionTimestamp": "x", "annotations": {"rota.dev/stop-reason": "suspend"}}}
+    assert not observe_pod(0, ours, stop_reason_annotation="rota.dev/stop-reason").disrupted
+    evicted = {"metadata": {}, "spec": {}, "status": {"phase": "Failed", "reason": "Evicted", "message": "low memory"}}
+    obs = observe_pod(0, evicted, stop_reason_annotation="rota.dev/stop-reason")
+    assert (obs.phase, obs.disrupted, obs.message) == (
+        RankPhase.KILLED,
+        True,
+        "ended by the cluster (Evicted: low memory)",
+    )
+
+
+def test_a_not_ready_node_requeues_its_job_without_force_deleting(kube, make_backend, core, submit):
+    for i in range(4):
+        kube_node(core, f"n{i}")
+    backend = make_backend()
+    attempt = started_attempt(submit, backend, UserFactory(username="hank"), nodes=1)
+    node = attempt.ranks.get().node.name
+    pod = f"rota-{attempt.pk}-0"
+    core.patch_namespaced_pod(pod, NAMESPACE, {"spec": {"nodeName": node}})
+    set_running(core, pod)
+    Reconciler(backend).run()
+
+    core.patch_node_status(node, {"status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}})
+    for _ in range(3):
+        Reconciler(backend).run()
+    attempt.refresh_from_db()
+    assert attempt.worker_status == WorkerStatus.SUSPENDED  # requeued
+    assert attempt.failure_message.startswith(f"node {node} is not_ready")
+    deletes = [dict(r.params) for r in kube.requests(method="DELETE", resource="pods")]
+    assert deletes and all(d.get("gracePeriodSeconds") != "0" for d in deletes)
+
+
+def test_the_backend_force_deletes_only_where_the_node_is_confirmed_gone(kube, make_backend, core):
+    kube_node(core, "sick")
+    core.patch_node_status("sick", {"status": {"conditions": [{"type": "Ready", "status": "False"}]}})
+    backend = make_backend()
+    backend.start(launch_spec(ranks=("sick", "gone", "")))
+    for rank, node in ((0, "sick"), (1, "gone")):
+        core.patch_namespaced_pod(f"rota-7-{rank}", NAMESPACE, {"spec": {"nodeName": node}})
+        set_running(core, f"rota-7-{rank}")
+    backend.stop(7)
+    graces = {r.name: dict(r.params).get("gracePeriodSeconds") for r in kube.requests(method="DELETE")}
+    # Not ready but there: its own grace. Gone from the cluster, or never bound: at once.
+    assert graces == {"rota-7-0": "60", "rota-7-1": "0", "rota-7-2": "0"}
+
+
+def launch_spec(ranks: tuple[str, ...]) -> Any:
+    from apps.launcher.backends.base import EntrypointKind, LaunchSpec, RankSpec
+
+    return LaunchSpec(
+        attempt_id=7,
+        chain_id="c",
+        user="alice",
+        uid=4201,
+        workspace="/w",
+        kind=EntrypointKind.PYTHON,
+        entrypoint="t.py",
+        parameters=(),
+        interpreter="python3",
+        image="python:3.11",
+        ranks=tuple(RankSpec(rank=i, node=node or "n0", env={}) for i, node in enumerate(ranks)),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Pending reasons and bounded start retries (defect 1)
+
+
+def set_waiting(core: Any, name: str, reason: str, message: str = "") -> None:
+    container = {"name": "job", "image": "python:3.11", "imageID": "", "ready": False, "restartCount": 0}
+    waiting = {"waiting": {"reason": reason, "message": message}}
+    body = {"phase": "Pending", "containerStatuses": [{**container, "state": waiting}]}
+    core.patch_namespaced_pod_status(name, NAMESPACE, {"status": body})
+
+
+def test_pending_reasons_reach_the_rank_live(kube, make_backend, core, submit):
+    for i in range(4):
+        kube_node(core, f"n{i}")
+    backend = make_backend()
+    attempt = started_attempt(submit, backend, UserFactory(username="ida"))
+    pod = f"rota-{attempt.pk}-0"
+    set_waiting(core, pod, "ContainerCreating")
+    Reconciler(backend).run()
+    assert attempt.ranks.get().message == "ContainerCreating"
+    set_waiting(core, pod, "ImagePullBackOff", 'Back-off pulling image "python:3.11"')
+    Reconciler(backend).run()
+    rank = attempt.ranks.get()
+    assert (rank.status, rank.message) == ("pending", 'ImagePullBackOff: Back-off pulling image "python:3.11"')
+
+
+def test_a_slow_image_pull_is_given_time_an_image_pull_error_is_not(kube, make_backend, core, submit, settings):
+    settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "START_TIMEOUT_SECONDS": 0.0, "PULL_TIMEOUT_SECONDS": 600.0}
+    for i in range(4):
+        kube_node(core, f"n{i}")
+    backend = make_backend()
+    attempt = started_attempt(submit, backend, UserFactory(username="jo"))
+    set_waiting(core, f"rota-{attempt.pk}-0", "ContainerCreating")
+    Reconciler(backend).run()
+    attempt.refresh_from_db()
+    assert attempt.worker_status == WorkerStatus.STARTING  # progressing: waits past the start timeout
+    later = attempt.scheduled_at + timedelta(seconds=601)
+    Reconciler(backend, now=later).run()
+    attempt.refresh_from_db()
+    assert (attempt.worker_status, attempt.suspend_reason) == (WorkerStatus.SUSPENDED, SuspendReason.UNSCHEDULABLE)
+    assert attempt.failure_message == "did not start in time (rank 0: ContainerCreating)"
+
+
+def test_image_pull_errors_are_retried_a_bounded_number_of_times_then_fail_the_chain(
+    kube, make_backend, core, submit, settings
+):
+    settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "START_TIMEOUT_SECONDS": 0.0, "START_RETRIES": 2}
+    for i in range(4):
+        kube_node(core, f"n{i}")
+    backend = make_backend()
+    first = started_attempt(submit, backend, UserFactory(username="kim"))
+    chain = first.chain
+    set_waiting(core, f"rota-{first.pk}-0", "ImagePullBackOff", "no such image")
+    Reconciler(backend).run()
+    first.refresh_from_db()
+    assert (first.worker_status, first.suspend_reason) == (WorkerStatus.SUSPENDED, SuspendReason.UNSCHEDULABLE)
+    assert first.failure_message == "did not start in time (rank 0: ImagePullBackOff: no such image)"
+
+    chain.refresh_from_db()
+    second = Attempt.objects.get(pk=chain.latest_attempt_id)
+    assert second.pk != first.pk
+    Reconciler(backend).run()  # starts the second attempt's pod
+    set_waiting(core, f"rota-{second.pk}-0", "ImagePullBackOff", "no such image")
+    Reconciler(backend).run()
+    second.refresh_from_db()
+    chain.refresh_from_db()
+    assert (second.worker_status, second.stop_reason) == (WorkerStatus.FAILED, StopReason.START_FAILED)
+    assert second.failure_message == (
+        "did not start in time (rank 0: ImagePullBackOff: no such image); gave up after 2 attempts"
+    )
+    assert chain.status == ChainStatus.FAILED
+
+
+# --------------------------------------------------------------------------------------------------
+# The watchdog after a restart (defect 2)
+
+
+def test_the_watchdog_reads_output_from_the_log_store_after_a_restart(kube, make_backend, core, submit):
+    from apps.launcher.backends import get_log_store
+
+    for i in range(4):
+        kube_node(core, f"n{i}")
+    attempt = started_attempt(submit, make_backend(), UserFactory(username="lee"))
+    set_running(core, f"rota-{attempt.pk}-0")
+    Reconciler(make_backend()).run()
+    attempt.refresh_from_db()
+    assert attempt.worker_status == WorkerStatus.RUNNING
+    # The job has run for two hours and logged a minute ago; then the worker restarted.
+    now = attempt.started_at + timedelta(hours=2)
+    get_log_store().append_lines(str(attempt.chain_id), attempt.pk, 0, ["step 7200"])
+    log_path = get_log_store().path(str(attempt.chain_id), attempt.pk, 0)
+    os.utime(log_path, (now.timestamp() - 60, now.timestamp() - 60))
+    restarted = make_backend()
+    assert restarted.last_output_at(attempt.pk) is None
+
+    Reconciler(restarted, now=now).run()
+    attempt.refresh_from_db()
+    assert attempt.worker_status == WorkerStatus.RUNNING  # not stopped as hung
+
+    Reconciler(restarted, now=now + timedelta(hours=1)).run()  # and the watchdog still works
+    attempt.refresh_from_db()
+    assert (attempt.worker_status, attempt.stop_reason) == (WorkerStatus.STOPPING, StopReason.HUNG)

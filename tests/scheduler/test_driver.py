@@ -92,11 +92,13 @@ def test_quota_keeps_a_job_waiting_with_a_reason(cluster, submit):
     assert [h["chain_id"] for h in waiting.pending_holders] == [first.pk]
 
 
-def test_infeasible_job_is_marked_not_left_waiting_silently(cluster, submit):
+def test_infeasible_job_is_marked_not_left_waiting_silently(cluster, submit, task_log):
     dave = UserFactory(username="d4")
-    for level in (0, 10, 20, 30, 40, 50):
-        cluster.set_quota(dave, level, 2)
-    chain = submit(dave, nodes=3, priority="NORMAL")
+    with task_log.paused():  # submitted before its quota shrank (it would be refused at submit)
+        chain = submit(dave, nodes=3, priority="NORMAL")
+        for level in (0, 10, 20, 30, 40, 50):
+            cluster.set_quota(dave, level, 2)
+    driver.run_pass()
     attempt = latest(chain)
     assert attempt.infeasible
     assert attempt.pending_code == "quota_ceiling"
@@ -166,11 +168,12 @@ def test_above_normal_ages_to_normal(cluster, submit, settings):
     assert (attempt.effective_priority, attempt.quota_priority, attempt.priority) == (10, 20, 20)
 
 
-def test_explanations_are_rewritten_only_when_they_change(cluster, submit):
+def test_explanations_are_rewritten_only_when_they_change(cluster, submit, task_log):
     kim = UserFactory(username="k11")
-    cluster.set_quota(kim, 10, 0)
-    for _ in range(3):
-        submit(kim, nodes=1, priority="NORMAL")
+    with task_log.paused():
+        for _ in range(3):
+            submit(kim, nodes=1, priority="NORMAL")
+    cluster.set_quota(kim, 10, 0)  # a pass follows: they can never start, and say so
     assert driver.run_pass().explained == 0  # nothing changed since the last pass
 
 
@@ -183,16 +186,17 @@ def test_fair_share_usage_accumulates_for_holders(cluster, submit):
     assert 50 <= usage.value <= 130  # ~2 nodes × ~30-60 s, decayed slightly
 
 
-def test_snapshot_is_loaded_in_constant_queries(cluster, submit):
+def test_snapshot_is_loaded_in_constant_queries(cluster, submit, task_log):
     mia = UserFactory(username="m13")
-    cluster.set_quota(mia, 0, 0)
 
     def count() -> int:
         with CaptureQueriesContext(connection) as ctx:
             driver.load_snapshot()
         return len(ctx.captured_queries)
 
-    submit(mia, nodes=1, priority="LOW")
+    with task_log.paused():
+        submit(mia, nodes=1, priority="LOW")
+    cluster.set_quota(mia, 0, 0)  # it can never start
     few = count()
     for _ in range(10):
         submit(UserFactory(), nodes=1, priority="LOW")

@@ -346,7 +346,8 @@ def test_preemption_waits_for_the_victims_minimum_run_time_then_suspends() -> No
     cluster = nodes("a", "b")
     run = [running(1, "ann", ["a"], P.HIGH), running(2, "bob", ["b"], P.LOW, ran=100)]
     wait = [waiting(3, "cat", priority=P.HIGH)]
-    early = plan(snap(cluster, run, wait))
+    five = PolicyConfig(min_run_seconds=300)
+    early = plan(snap(cluster, run, wait, config=five))
     assert early.suspends == ()
     assert early.keeps == (1, 2)
     explanation = early.explanations[3]
@@ -357,7 +358,7 @@ def test_preemption_waits_for_the_victims_minimum_run_time_then_suspends() -> No
         "Can suspend lower-priority jobs in 'g' (#2) once they have run the minimum 5m: in about 3m 20s."
     )
 
-    later = plan(snap(cluster, run, wait, now=NOW + 200))
+    later = plan(snap(cluster, run, wait, now=NOW + 200, config=five))
     assert later.suspends == (Suspend(2, SuspendReason.PREEMPTED, 3),)
     assert later.starts == ()  # it starts once the victim has stopped
     assert later.keeps == (1,)
@@ -509,9 +510,9 @@ def test_time_sharing_never_between_jobs_of_the_same_user() -> None:
     result = plan(snap(nodes("a"), run, [waiting(2, "ann", waited=5 * HOUR)], config=no_reservation))
     assert result.suspends == ()
     assert code(result, 2) is ReasonCode.PRIORITY
-    # ann's own runner is the heaviest user's and the longest running, yet bob's is the one time-shared
+    # ann's own runner is the longest running, yet bob's is the one time-shared
     run = [running(1, "ann", ["a"], ran=5 * HOUR), running(3, "bob", ["b"], ran=2 * HOUR)]
-    usage = {"ann": 900.0, "bob": 1.0}
+    usage = {"ann": 1.0, "bob": 900.0}
     result = plan(snap(nodes("a", "b"), run, [waiting(2, "ann", waited=HOUR)], usage=usage, config=HOUR_SLICE))
     assert result.suspends == (Suspend(3, SuspendReason.TIME_SHARE, 2),)
 
@@ -583,7 +584,7 @@ def test_a_starving_job_gets_a_reservation() -> None:
     reserver = result.explanations[3]
     assert reserver.code is ReasonCode.MIN_RUNTIME
     assert reserver.message == (
-        "Can suspend lower-priority jobs in 'g' (#2) once they have run the minimum 5m: in about 3m 20s. It has "
+        "Can suspend lower-priority jobs in 'g' (#2) once they have run the minimum 15m: in about 13m 20s. It has "
         "waited 40m, so it holds the reservation of 'g' (2 idle or being freed now): jobs behind it may not start "
         "there or suspend others until it starts."
     )

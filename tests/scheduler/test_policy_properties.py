@@ -246,6 +246,7 @@ def check_plan(s: Snapshot, result: Plan) -> None:
             assert s.now - b.queued_at >= s.config.timeshare_wait_seconds
             assert fresh(v, s)
             assert len(v.nodes) <= s.config.timeshare_max_ratio * b.node_count
+            assert s.usage.get(v.user, 0.0) >= s.usage.get(b.user, 0.0)  # turns go to who had less
         assert not (v.user == b.user and pv == pb)
         by_beneficiary[b.attempt_id].append(v)
 

@@ -103,6 +103,31 @@ def test_two_users_normal_gangs_take_few_long_turns() -> None:
     assert m.lost_pct < 3.0
 
 
+def test_time_sharing_gives_turns_to_the_lighter_user_only() -> None:
+    run = [running(1, "ann", ["a"], ran=9 * HOUR, checkpoint_ago=30)]
+    heavy = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=HOUR)], usage={"ann": 10.0, "bob": 500.0}))
+    assert heavy.suspends == ()
+    light = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=HOUR)], usage={"ann": 500.0, "bob": 10.0}))
+    assert light.suspends == (Suspend(1, SuspendReason.TIME_SHARE, 2),)
+
+
+def test_time_sharing_waits_for_a_fresh_checkpoint() -> None:
+    run = [running(1, "ann", ["a"], ran=9 * HOUR, checkpoint_ago=10 * MIN)]
+    result = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=HOUR)]))
+    assert result.suspends == ()
+    explanation = result.explanations[2]
+    assert explanation.code is ReasonCode.CHECKPOINT
+    assert explanation.eta == NOW + 20 * MIN  # its checkpoint is then 30 minutes old: no longer waited for
+    assert explanation.message.startswith(
+        "Can suspend #1 (NORMAL) in 'g' once it has saved a checkpoint, so that little work is lost: at the latest "
+        "in about 20m (a checkpoint 30m old). It has waited 1h, so it holds the reservation"
+    )
+    # an urgent (HIGH) waiter does not wait: it suspends the cheapest lower-priority job at once
+    low = [running(1, "ann", ["a"], P.LOW, ran=9 * HOUR, checkpoint_ago=10 * MIN)]
+    urgent = plan(snap(nodes("a"), low, [waiting(2, "bob", priority=P.HIGH)]))
+    assert urgent.suspends == (Suspend(1, SuspendReason.PREEMPTED, 2),)
+
+
 def test_a_small_waiter_never_time_shares_a_much_larger_gang() -> None:
     run = [running(1, "ann", list(EIGHT), ran=9 * HOUR, checkpoint_ago=60)]
     result = plan(snap(nodes(*EIGHT), run, [waiting(2, "bob", n=1, waited=9 * HOUR)]))
@@ -188,13 +213,13 @@ def test_quota_lowered_below_use_suspends_the_excess() -> None:
 def test_preemption_waits_briefly_for_a_lower_priority_victim() -> None:
     run = [
         running(1, "ann", ["a"], P.NORMAL, ran=2 * HOUR, checkpoint_ago=MIN),
-        running(2, "ann", ["b"], P.LOW, ran=2 * MIN),  # may be suspended in 3 minutes
+        running(2, "ann", ["b"], P.LOW, ran=10 * MIN),  # may be suspended in 5 minutes
     ]
     result = plan(snap(nodes("a", "b"), run, [waiting(3, "bob", priority=P.HIGH)]))
     assert result.suspends == ()
     explanation = result.explanations[3]
     assert explanation.code is ReasonCode.MIN_RUNTIME
-    assert explanation.eta == NOW + 3 * MIN
+    assert explanation.eta == NOW + 5 * MIN
     assert "#2 (LOW)" in explanation.message and "#1 (NORMAL)" in explanation.message
 
 

@@ -12,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken
+from apps.core.tasks import run_now
 from apps.experiments import lifecycle
 from apps.experiments import services as experiment_services
 from apps.experiments.choices import ChainStatus, WorkerStatus
@@ -185,10 +186,11 @@ def test_list_without_jobs_offers_to_submit(cluster, page):
     assert "No experiments yet" in body and "Submit your first job" in body
 
 
-def test_list_paginates(cluster, submit, user, page):
+def test_list_paginates(cluster, submit, user, page, task_log):
+    with task_log.paused():
+        for i in range(27):
+            submit(user, name=f"job-{i:02d}", priority=10)
     cluster.set_quota(user, 10, 0)
-    for i in range(27):
-        submit(user, name=f"job-{i:02d}", priority=10)
     first = page.get("/experiments/")
     assert len(names(first)) == 25 and "Page 1 of 2" in first.content.decode()
     second = page.get("/experiments/?page=2")
@@ -203,21 +205,26 @@ def test_list_results_partial_for_htmx(cluster, submit, user, page):
     assert body.lstrip().startswith('<div id="chain-results"') and "alpha" in body
 
 
-def test_list_uses_constant_queries(cluster, submit, user, page):
+def test_list_uses_constant_queries(cluster, submit, user, page, task_log):
     def count() -> int:
         with CaptureQueriesContext(connection) as ctx:
             assert page.get("/experiments/").status_code == 200
         return len(ctx.captured_queries)
 
+    # Jobs submitted before the scheduler looks, then their quota taken away: they wait, explained.
+    with task_log.paused():
+        submit(user, name="first", tags=["a"], priority=10)
     cluster.set_quota(user, 10, 0)
-    submit(user, name="first", tags=["a"], priority=10)
     count()
     few = count()
-    for i in range(8):
-        chain = submit(user, name=f"more-{i}", tags=["a", f"t{i}"], priority=10)
-        if i % 2:
-            experiment_services.experiment_stop(actor=user, chain=chain)
-            experiment_services.experiment_resume(actor=user, chain=chain)  # a second attempt
+    with task_log.paused():
+        cluster.set_quota(user, 10, 4)
+        for i in range(8):
+            chain = submit(user, name=f"more-{i}", tags=["a", f"t{i}"], priority=10)
+            if i % 2:
+                experiment_services.experiment_stop(actor=user, chain=chain)
+                experiment_services.experiment_resume(actor=user, chain=chain)  # a second attempt
+    cluster.set_quota(user, 10, 0)
     assert count() == few
 
 
@@ -293,18 +300,20 @@ def test_detail_explains_why_a_job_waits(cluster, submit, user, page):
     assert f'href="/experiments/{holder.pk}/"' in body  # held by my own job: linked
 
 
-def test_detail_says_when_a_job_can_never_start(cluster, submit, user, page):
-    cap_quota(cluster, user, 1)
-    chain = submit(user, name="too-big", nodes=2, priority=10)
+def test_detail_says_when_a_job_can_never_start(cluster, submit, user, page, task_log):
+    with task_log.paused():  # submitted before its quota shrank (a bigger job is refused at submit)
+        chain = submit(user, name="too-big", nodes=2, priority=10)
+        cap_quota(cluster, user, 1)
+    run_now(lifecycle.SCHEDULE)
     body = page.get(f"/experiments/{chain.pk}/").content.decode()
     assert "Cannot run: it needs more nodes than your quota allows" in body
     assert f'href="/submit/?from={chain.pk}"' in body
     assert "Move to the front of my queue" not in body
 
 
-def test_detail_of_a_held_job_offers_resume(cluster, submit, user, page):
-    cluster.set_quota(user, 10, 0)
-    chain = submit(user, name="held", priority=10)
+def test_detail_of_a_held_job_offers_resume(cluster, submit, user, page, task_log):
+    with task_log.paused():  # keep it waiting
+        chain = submit(user, name="held", priority=10)
     experiment_services.experiment_suspend(actor=user, chain=chain)
     body = page.get(f"/experiments/{chain.pk}/").content.decode()
     assert "Suspended: it waits until you resume it" in body
@@ -334,10 +343,10 @@ def test_actions_from_the_logs_page_come_back_to_it(cluster, submit, user, page)
     assert "?view=logs" in body and "Attempts" not in body
 
 
-def test_move_to_the_front_of_my_queue(cluster, submit, user, page):
-    cluster.set_quota(user, 10, 0)
-    first = submit(user, name="first", priority=10)
-    second = submit(user, name="second", priority=10)
+def test_move_to_the_front_of_my_queue(cluster, submit, user, page, task_log):
+    with task_log.paused():
+        first = submit(user, name="first", priority=10)
+        second = submit(user, name="second", priority=10)
     body = page.post(f"/experiments/{second.pk}/front/", follow=True).content.decode()
     assert "Moved to the front of your queue" in body
     second.refresh_from_db()
@@ -350,9 +359,11 @@ def cap_quota(cluster, user, nodes: int) -> None:
         cluster.set_quota(user, level, nodes)
 
 
-def test_dashboard_calls_out_jobs_that_can_never_start(cluster, submit, user, page):
-    cap_quota(cluster, user, 1)
-    chain = submit(user, name="far-too-big", nodes=2, priority=10)
+def test_dashboard_calls_out_jobs_that_can_never_start(cluster, submit, user, page, task_log):
+    with task_log.paused():  # submitted before its quota shrank (a bigger job is refused at submit)
+        chain = submit(user, name="far-too-big", nodes=2, priority=10)
+        cap_quota(cluster, user, 1)
+    run_now(lifecycle.SCHEDULE)
     chain.refresh_from_db()
     assert chain.latest_attempt.infeasible
     body = page.get("/").content.decode()
@@ -482,6 +493,19 @@ def test_submit_form_shows_errors_next_to_the_field(cluster, workspace, page, va
     error_at = body.index(f'id="id_{field}_error"')
     assert message.replace("'", "&#x27;") in body[error_at : error_at + 600]
     assert 'aria-invalid="true"' in body
+    assert not Chain.objects.exists()
+
+
+def test_submit_form_refuses_more_nodes_than_the_quota_at_that_level(cluster, workspace, user, page):
+    cluster.set_quota(user, 10, 2)
+    response = page.post("/submit/", form(workspace, nodes="3", priority="10"))
+    assert response.status_code == 400
+    body = response.content.decode()
+    error_at = body.index('id="id_priority_error"')
+    assert (
+        "Needs 3 nodes but alice&#x27;s quota in &#x27;training&#x27; at NORMAL is 2 nodes, so it can never start"
+        in body[error_at : error_at + 600]
+    )
     assert not Chain.objects.exists()
 
 
@@ -645,6 +669,43 @@ def test_unknown_job_is_a_friendly_404_even_in_debug(page, settings, url):
     assert response.status_code == 404
     body = response.content.decode()
     assert "There is nothing here" in body and 'href="/experiments/"' in body
+
+
+def test_admin_and_monitor_addresses_lead_admins_to_the_admin_and_others_to_the_dashboard(cluster, browser_for, user):
+    staff = UserFactory(username="ops-staff", groups=["root"], is_staff=True)
+    for typed in ("/admin", "/admin/", "/monitor", "/monitor/"):
+        response = browser_for(staff).get(typed, follow=True)
+        assert response.redirect_chain[-1] == ("/django-admin/", 302), (typed, response.redirect_chain)
+        assert response.status_code == 200
+        response = browser_for(user).get(typed, follow=True)
+        assert response.redirect_chain[-1] == ("/#cluster", 302), (typed, response.redirect_chain)
+        assert "The admin pages are for platform admins." in response.content.decode()
+
+
+def test_small_things_read_right_cpu_node_not_counted_singular_container_attempt_as_job_dot_n(
+    cluster, submit, user, page
+):
+    from django.contrib.auth.models import Group
+
+    from apps.cluster import services as cluster_services
+    from apps.quotas import services as quota_services
+
+    cpu = cluster_services.node_group_upsert(actor=None, name="jupyter_cpu")
+    cluster_services.node_upsert(actor=None, name="cpu-0", group=cpu, gpu_count=0)
+    public = Group.objects.get(name="public")
+    quota_services.quota_set(actor=None, group=public, kind="jupyter_containers", node_group=cpu, value=1)
+    chain = submit(user, name="two-attempts")
+    experiment_services.experiment_stop(actor=user, chain=chain)
+    lifecycle.attempt_mark_finished(chain.latest_attempt_id, status=WorkerStatus.STOPPED)
+    experiment_services.experiment_resume(actor=user, chain=chain)
+
+    dashboard = page.get("/").content.decode()
+    stat = dashboard[: dashboard.index("Training nodes busy")][-120:]
+    assert stat.endswith('> / 4</span></div><div class="stat-label">'), stat  # the CPU node is not counted
+    assert "1 container · " in page.get("/account/").content.decode()
+    detail = page.get(f"/experiments/{chain.pk}/").content.decode()
+    assert f"#{chain.pk}.1</span>" in detail and f"#{chain.pk}.2</span>" in detail
+    assert ">id " not in detail
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,8 @@ from rest_framework.views import APIView
 
 from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError, NotFound
-from apps.experiments.models import Chain, MetricPoint
+from apps.experiments.choices import ChainStatus
+from apps.experiments.models import Attempt, Chain, MetricPoint
 from apps.experiments.selectors import chain_get, log_attempt_ids
 from apps.launcher.backends import get_log_store
 from apps.launcher.logstore import ChainCursor, SearchTimeout
@@ -58,7 +59,8 @@ class LogView(APIView):
 
     Start with no cursor (from the beginning) or `tail=<bytes>` (the end of the latest attempt);
     then pass the returned `cursor` back to read on or to follow. `finished` is true once the job
-    has ended and everything was read: nothing more will come.
+    has ended and everything was read: nothing more will come. `infeasible` is true while the job
+    waits but can never start as it is (its status says why: `GET /api/experiments/{key}/`).
     """
 
     @extend_schema(
@@ -96,6 +98,13 @@ class LogView(APIView):
     def _body(chain: Chain, rank: int, ids: list[int], data: str, cursor: ChainCursor, eof: bool) -> dict[str, Any]:
         chain.refresh_from_db(fields=["finished", "status", "latest_attempt"])
         at_latest = cursor.attempt_id == ids[-1]
+        # A job that waits but can never start as it is (its quota shrank, its nodes went away):
+        # a follower stops waiting for it and says so.
+        infeasible = (
+            chain.status in (ChainStatus.WAITING, ChainStatus.SUSPENDED)
+            and chain.latest_attempt_id is not None
+            and Attempt.objects.filter(pk=chain.latest_attempt_id, infeasible=True).exists()
+        )
         return {
             "chain_id": chain.pk,
             "rank": rank,
@@ -105,6 +114,7 @@ class LogView(APIView):
             "eof": eof,
             "finished": bool(chain.finished and eof and at_latest),
             "status": chain.status,
+            "infeasible": infeasible,
         }
 
 

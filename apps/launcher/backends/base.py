@@ -95,6 +95,12 @@ class RankObservation:
     started_at: float | None = None  # epoch seconds
     finished_at: float | None = None
     message: str = ""  # e.g. "ImagePullBackOff", "OOMKilled", "killed by SIGKILL"
+    # The cluster, not the platform, is ending it (drain, eviction, preemption): requeue, never
+    # count it as the job's own failure or success.
+    disrupted: bool = False
+    # PENDING and not getting anywhere by itself (image cannot be pulled, bad container config),
+    # as opposed to progressing (pulling a large image, creating the container).
+    stuck: bool = False
 
 
 @dataclass(frozen=True)

@@ -62,10 +62,27 @@ def _job_end_message(api: RotaClient, key: str, status: str) -> str:
     return f"Job {detail['id']} {status}{suffix}."
 
 
+def _infeasible_message(api: RotaClient, key: str) -> str:
+    """Why a followed job can never start, and what to do about it."""
+    try:
+        detail = api.experiment(key)
+    except RotaError:
+        detail = {"id": key}
+    why = str((detail.get("pending") or {}).get("message") or "")
+    job = detail.get("id", key)
+    return (
+        f"Job {job} can never start as it is" + (f": {why}" if why else ".") + "\n"
+        f"Stop it (`rota stop {job}`) and submit it again with fewer nodes or another priority,"
+        " or ask an admin for quota."
+    )
+
+
 def _announce(api: RotaClient, out: Output, key: str, page: dict[str, Any], announced: str | None) -> str | None:
     """Say on stderr when a followed job waits (and why), and when it runs again; return what was said."""
     status = page.get("status")
     job = page.get("chain_id", key)
+    if page.get("infeasible"):
+        return announced  # the follow ends here, saying why (see follow_job)
     if status in {"waiting", "suspended", "held"} and page.get("eof") and status != announced:
         try:
             pending = pending_text(api.experiment(key).get("pending"))
@@ -108,6 +125,8 @@ def follow_job(
             return JOB_EXIT_CODES.get(last.get("status", ""), ExitCode.OK)
 
     def stop(page: dict[str, Any]) -> bool:
+        if page.get("infeasible"):
+            return True  # it would wait forever
         return not through_suspend and page.get("status") in SUSPENDED_STATUSES
 
     announced: str | None = None  # the waiting status last announced on stderr
@@ -130,6 +149,9 @@ def follow_job(
         return ExitCode.INTERRUPTED
     if not follow:
         return ExitCode.OK
+    if page.get("infeasible") and not page.get("finished"):
+        out.note(_infeasible_message(api, key))
+        return ExitCode.JOB_INFEASIBLE
     status = page.get("status") or ""
     code = JOB_EXIT_CODES.get(status, ExitCode.OK)
     if page.get("finished") or status in SUSPENDED_STATUSES:
@@ -147,7 +169,8 @@ LOGS_HELP = f"""Print a job's log (rank 0 unless -r), from the start across ever
 
 With -f it keeps printing new output live until the job ends, and the exit code tells how it
 ended. A job that is suspended ends the follow with exit code 3 (add --through-suspend to wait
-for it to resume); a job still waiting to start is waited for.
+for it to resume); a job still waiting to start is waited for, unless it can never start as it
+is (exit code 8, with the reason).
 
 \b
 Examples:

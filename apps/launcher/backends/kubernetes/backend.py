@@ -231,10 +231,36 @@ class KubernetesBackend(Backend):
                     continue
                 with self._lock:
                     self._upsert_pod_locked(patched, time.monotonic())
+            pod_grace = self._grace_for(pod, grace)
             pending_grace = meta.get("deletionGracePeriodSeconds")
-            if meta.get("deletionTimestamp") and pending_grace is not None and pending_grace <= grace:
+            if meta.get("deletionTimestamp") and pending_grace is not None and pending_grace <= pod_grace:
                 continue  # already terminating at least this fast
-            self._ignore_404(self._core.delete_namespaced_pod, name, self._namespace, grace_period_seconds=grace)
+            self._ignore_404(self._core.delete_namespaced_pod, name, self._namespace, grace_period_seconds=pod_grace)
+
+    def _grace_for(self, pod: JsonDict, grace: int) -> int:
+        """``grace``, except that a pod on a node that is not ready but still exists is never
+        force-deleted: grace 0 removes it from the API at once while its processes may still run
+        on the unreachable node and write checkpoints that its next attempt then races with. It gets
+        its own termination grace instead and goes when the kubelet confirms or the Node is deleted."""
+        if grace > 0:
+            return grace
+        spec = pod.get("spec") or {}
+        node = spec.get("nodeName")
+        if not node or (pod.get("status") or {}).get("phase") in FINAL_POD_PHASES:
+            return grace  # never bound to a node, or already ended: nothing can still run
+        if self._node_ready(str(node)) is False:
+            return max(1, int(spec.get("terminationGracePeriodSeconds") or self._suspend_grace or 1))
+        return grace
+
+    def _node_ready(self, name: str) -> bool | None:
+        """Is the node ready? ``None`` when it no longer exists (confirmed gone)."""
+        informer = self._node_informer
+        if informer is not None and informer.synced.is_set() and informer.alive:
+            with self._lock:
+                obj = self._nodes.get(name)
+        else:
+            obj = self._ignore_404(self._core.read_node, name)
+        return None if obj is None else observe_node(obj).ready
 
     def observe(self, attempt_id: int) -> dict[int, RankObservation]:
         with self._lock:
@@ -284,7 +310,9 @@ class KubernetesBackend(Backend):
         self._ignore_404(self._core.delete_namespaced_secret, secret_name(attempt_id), self._namespace)
         for pod in self._list_attempt_pods(attempt_id):
             name = (pod.get("metadata") or {}).get("name") or ""
-            self._ignore_404(self._core.delete_namespaced_pod, name, self._namespace, grace_period_seconds=0)
+            self._ignore_404(
+                self._core.delete_namespaced_pod, name, self._namespace, grace_period_seconds=self._grace_for(pod, 0)
+            )
 
     def nodes(self) -> list[NodeObservation]:
         informer = self._node_informer

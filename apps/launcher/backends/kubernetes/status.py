@@ -52,8 +52,23 @@ def observe_pod(rank: int, pod: JsonDict, *, stop_reason_annotation: str) -> Ran
     exit_code = terminated.get("exitCode")
     exit_code = int(exit_code) if isinstance(exit_code, int) else None
 
+    disruption = _disruption(meta, status) if not stop_reason else ""
+    if disruption:
+        final = phase in FINAL_POD_PHASES
+        return RankObservation(
+            rank,
+            RankPhase.KILLED if final else (RankPhase.PENDING if phase == "Pending" else RankPhase.RUNNING),
+            node,
+            exit_code if final else None,
+            started_at if phase != "Pending" else None,
+            finished_at if final else None,
+            disruption,
+            disrupted=True,
+        )
     if phase == "Pending":
-        return RankObservation(rank, RankPhase.PENDING, node, started_at=None, message=_pending_message(status))
+        message = _pending_message(status)
+        stuck = _waiting_reason(status) in STUCK_WAITING_REASONS
+        return RankObservation(rank, RankPhase.PENDING, node, started_at=None, message=message, stuck=stuck)
     if phase == "Running":
         message = "terminating" if meta.get("deletionTimestamp") else ""
         return RankObservation(rank, RankPhase.RUNNING, node, started_at=started_at, message=message)
@@ -73,6 +88,49 @@ def observe_pod(rank: int, pod: JsonDict, *, stop_reason_annotation: str) -> Ran
     # "Unknown": the node stopped reporting; not final — the node watch decides about requeueing.
     message = f"pod phase {phase}: node not reporting"
     return RankObservation(rank, RankPhase.RUNNING, node, started_at=started_at, message=message)
+
+
+#: Pod ``status.reason`` values with which the cluster itself ends a pod.
+DISRUPTION_POD_REASONS = frozenset({"Evicted", "Preempting", "Terminated", "NodeShutdown", "NodeLost"})
+#: Container waiting reasons that do not resolve by waiting (a slow image pull shows
+#: ``ContainerCreating`` and is progressing).
+STUCK_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "ErrImageNeverPull",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+def _disruption(meta: JsonDict, status: JsonDict) -> str:
+    """Why the cluster (not the platform: no stop-reason annotation) is ending a pod; "" if it is not.
+
+    A drain or ``kubectl delete`` sets ``deletionTimestamp``; evictions (API, node pressure),
+    preemption by the Kubernetes scheduler and graceful node shutdown add the ``DisruptionTarget``
+    condition or end the pod with one of ``DISRUPTION_POD_REASONS``.
+    """
+    for condition in status.get("conditions") or []:
+        if (
+            isinstance(condition, dict)
+            and condition.get("type") == "DisruptionTarget"
+            and condition.get("status") == "True"
+        ):
+            detail = _reason_message(condition.get("reason") or "DisruptionTarget", condition.get("message"))
+            return f"ended by the cluster ({detail})"
+    if status.get("reason") in DISRUPTION_POD_REASONS:
+        return f"ended by the cluster ({_reason_message(status.get('reason'), status.get('message'))})"
+    if meta.get("deletionTimestamp"):
+        return "deleted by the cluster or an operator, not by Rota (a drain or kubectl delete)"
+    return ""
+
+
+def _waiting_reason(status: JsonDict) -> str:
+    return str(((container_status(status).get("state") or {}).get("waiting") or {}).get("reason") or "")
 
 
 def observe_node(node: JsonDict) -> NodeObservation:
