@@ -50,6 +50,7 @@ def test_schema_lists_the_error_statuses_of_every_operation_in_the_error_shape(c
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("plain_static_storage")  # the page links static files (the sidecar's)
 def test_docs_page_renders(client):
     response = client.get("/api/docs/")
     assert response.status_code == 200
