@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.scheduler              # both sections
     .venv/bin/python -m bench.scheduler --plan-only  # the pure policy only (no database)
+    .venv/bin/python -m bench.scheduler --baseline d26c984   # plan() now vs at a git revision
 
 Section "plan": the pure policy ``plan(snapshot)`` on synthetic snapshots (bench/workload.py) with
 2,000 nodes, 2,000 running attempts (a full cluster) and 100 / 1,000 / 10,000 waiting attempts,
@@ -21,8 +22,11 @@ import dataclasses
 import gc
 import math
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter
+from types import ModuleType
 from typing import Any
 
 from apps.scheduler.policy import PolicyConfig, plan
@@ -80,6 +84,54 @@ def bench_plan(
     return results
 
 
+def load_policy_at(rev: str) -> ModuleType:
+    """``apps/scheduler/policy.py`` as it was at git revision ``rev``, imported under another name."""
+    source = subprocess.check_output(["git", "show", f"{rev}:apps/scheduler/policy.py"], text=True)
+    name = f"_policy_at_{rev.replace('/', '_')}"
+    module = ModuleType(name)
+    module.__file__ = f"{rev}:apps/scheduler/policy.py"
+    sys.modules[name] = module  # dataclasses look their module up while the class is created
+    exec(compile(source, module.__file__, "exec"), module.__dict__)  # our own repository at an older revision
+    return module
+
+
+def compare_plan(rev: str, *, n_waiting: int = 10_000, runs: int = 15) -> list[dict[str, Any]]:
+    """Median time of ``plan`` now and at ``rev`` on the same snapshots, runs alternating (A/B/A/B...)
+    so that a busy host slows both alike. Snapshots use today's dataclasses: the fields the older
+    policy reads have not changed."""
+    old = load_policy_at(rev)
+    cases = (
+        ("full cluster", make_snapshot(2_000, 2_000, n_waiting, 1)),
+        ("some idle nodes", make_snapshot(2_000, 1_700, n_waiting, 1)),
+        (
+            "reservations off",
+            dataclasses.replace(
+                make_snapshot(2_000, 2_000, n_waiting, 1), config=PolicyConfig(reservation_wait_seconds=math.inf)
+            ),
+        ),
+    )
+    out: list[dict[str, Any]] = []
+    for title, snapshot in cases:
+        old_snapshot = dataclasses.replace(
+            snapshot,
+            config=old.PolicyConfig(
+                **{f.name: getattr(snapshot.config, f.name) for f in dataclasses.fields(old.PolicyConfig)}
+            ),
+        )
+        plan(snapshot), old.plan(old_snapshot)  # warm-up
+        now_ms: list[float] = []
+        then_ms: list[float] = []
+        for _ in range(runs):
+            for fn, snap, acc in ((plan, snapshot, now_ms), (old.plan, old_snapshot, then_ms)):
+                gc.collect()
+                t0 = time.perf_counter()
+                fn(snap)
+                acc.append((time.perf_counter() - t0) * 1000)
+        a, b = statistics.median(now_ms), statistics.median(then_ms)
+        out.append({"case": title, "waiting": n_waiting, "now_ms": a, "then_ms": b, "ratio": a / b})
+    return out
+
+
 def print_plan(results: list[dict[str, Any]], title: str) -> None:
     print(title)
     print(f"  {'waiting':>8} {'median ms':>10} {'p95 ms':>8} {'starts':>7} {'suspends':>9} {'demoted':>8}  codes")
@@ -94,7 +146,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--plan-only", action="store_true", help="run only the pure plan() section")
     parser.add_argument("--runs", type=int, default=21, help="timed runs per size (default 21)")
+    parser.add_argument("--baseline", metavar="REV", help="only compare plan() at 10,000 waiting with git revision REV")
     args = parser.parse_args(argv)
+
+    if args.baseline:
+        rows = compare_plan(args.baseline)
+        print(f"plan() at 10,000 waiting, 2,000 nodes: now vs {args.baseline} (medians, alternating runs)")
+        for r in rows:
+            print(
+                f"  {r['case']:<18} now {r['now_ms']:7.1f} ms   {args.baseline} {r['then_ms']:7.1f} ms   "
+                f"x{r['ratio']:.2f}"
+            )
+        worst = max(r["ratio"] for r in rows)
+        print(f"target: within 10% of {args.baseline}: worst x{worst:.2f} {'OK' if worst <= 1.10 else 'OVER TARGET'}")
+        return 0
 
     full = bench_plan(PLAN_SIZES, runs=args.runs)
     print_plan(full, f"plan(): {full[0]['running']:,} running on {full[0]['nodes']:,} nodes (full cluster)")

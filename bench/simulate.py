@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import functools
 import math
 import random
 import statistics
@@ -133,13 +132,6 @@ def _work(rng: random.Random) -> float:
     return min(WORK_MAX, max(WORK_MIN, rng.lognormvariate(math.log(WORK_MEDIAN), WORK_SIGMA)))
 
 
-@functools.cache
-def _mean_demand() -> float:
-    """Expected node-seconds of one synthetic job, estimated with a fixed generator (same for every seed)."""
-    est = random.Random(12345)
-    return statistics.fmean(_pick(est, SIZE_MIX) * _work(est) for _ in range(200_000))
-
-
 def synthetic_trace(
     seed: int = 1,
     *,
@@ -149,35 +141,35 @@ def synthetic_trace(
     load: float = 1.5,
     checkpoint: float = 1800.0,
 ) -> Trace:
-    """The standard synthetic trace: Poisson arrivals with a daily cycle at ``load`` x capacity."""
+    """The standard synthetic trace: Poisson arrivals with a daily cycle at ``load`` x capacity.
+
+    Jobs (user, size, work, priority) are drawn until their node-seconds reach ``load`` x the cluster's
+    node-seconds, so every seed offers the same load however heavy its tail; their arrival times are
+    a Poisson process conditioned on that count: independent draws from the daily intensity
+    (thinning), busiest mid-afternoon and quietest at night, sorted.
+    """
     rng = random.Random(seed)
-    base_rate = load * nodes / _mean_demand()  # jobs per second, averaged over a day
-    peak = 1.6 * base_rate
+    when = random.Random(seed * 7919 + 17)
     names = [f"u{i:02d}" for i in range(users)]
     weights = [1.0 / (i + 1) ** 0.7 for i in range(users)]  # a few heavy users, many light ones
     duration = days * DAY
-    jobs: list[JobSpec] = []
-    t = 0.0
-    while True:
-        # thinning: rate(t) = base * (1 + 0.6 sin), busiest mid-afternoon, quietest at night
-        t += rng.expovariate(peak)
-        if t >= duration:
-            break
-        rate = base_rate * (1 + 0.6 * math.sin(2 * math.pi * (t / DAY - 0.375)))
-        if rng.random() * peak > rate:
-            continue
-        user = rng.choices(names, weights)[0]
-        jobs.append(
-            JobSpec(
-                job_id=len(jobs) + 1,
-                user=user,
-                submit=round(t, 1),
-                nodes=_pick(rng, SIZE_MIX),
-                work=round(_work(rng), 1),
-                priority=_pick(rng, PRIORITY_MIX),
-                checkpoint=checkpoint,
-            )
-        )
+    target = load * nodes * duration
+    drawn: list[tuple[str, int, float, int]] = []
+    offered = 0.0
+    while offered < target:
+        size, work = _pick(rng, SIZE_MIX), round(_work(rng), 1)
+        drawn.append((rng.choices(names, weights)[0], size, work, _pick(rng, PRIORITY_MIX)))
+        offered += size * work
+    times: list[float] = []
+    while len(times) < len(drawn):
+        t = when.uniform(0.0, duration)
+        if when.random() * 1.6 < 1 + 0.6 * math.sin(2 * math.pi * (t / DAY - 0.375)):
+            times.append(round(t, 1))
+    times.sort()
+    jobs = [
+        JobSpec(job_id=i + 1, user=user, submit=t, nodes=size, work=work, priority=prio, checkpoint=checkpoint)
+        for i, (t, (user, size, work, prio)) in enumerate(zip(times, drawn, strict=True))
+    ]
     quotas = {u: {(GROUP, lvl): q for lvl, q in DEFAULT_QUOTA.items()} for u in names}
     return Trace(tuple(jobs), quotas, duration, nodes=nodes, name=f"synthetic seed {seed}")
 
@@ -292,6 +284,11 @@ class FifoPolicy(Policy):
             can_run.add(t[2])
         starts: list[Start] = []
         suspends: list[Suspend] = []
+        if self.preempt:  # a running job outside its quota is not runnable either: suspended
+            allowed = {t[2] for t in in_quota}
+            for t in sorted(tasks, key=lambda t: t[2]):
+                if t[3] and t[2] not in allowed and not t[5].suspending:
+                    suspends.append(Suspend(t[2], SuspendReason.PREEMPTED, 0))
         for t in order:
             if t[3]:
                 if t[2] not in can_run and not t[5].suspending and self.preempt:

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import User
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
-from discussion import markdown, permissions, search
+from discussion import markdown, notify, permissions, search
 from discussion.choices import Category, Moderation, ReportAction, ReportStatus
 from discussion.models import Like, Post, PostView, Reply, Report, Revision, Tag
 
@@ -117,6 +117,7 @@ def post_create(
     )
     _set_tags(post, tag_names)
     search.post_changed(post.pk)
+    notify.mentions(actor=actor, post=post, reply=None, usernames=rendered.mentions, skip={actor.pk})
     return post
 
 
@@ -155,6 +156,7 @@ def post_delete(*, actor: User, post: Post) -> Post:
     post.save(update_fields=["deleted_at", "deleted_by"])
     if post.author_id != actor.pk:
         audit_record(actor=actor, action="forum.post.delete", target=post)
+        notify.moderated(actor=actor, post=post, reply=None, action="delete")
     search.post_changed(post.pk)
     return post
 
@@ -184,6 +186,7 @@ def reply_create(*, actor: User, post: Post, body: str, quote_id: int | None = N
     )
     post_hotness_refresh(post_id=post.pk)
     search.post_changed(post.pk)
+    notify.reply_created(actor=actor, post=post, reply=reply, mentioned=rendered.mentions)
     return reply
 
 
@@ -224,6 +227,7 @@ def reply_delete(*, actor: User, reply: Reply) -> Reply:
     Post.objects.filter(pk=reply.post_id).update(reply_count=F("reply_count") - 1)
     if reply.author_id != actor.pk:
         audit_record(actor=actor, action="forum.reply.delete", target=reply)
+        notify.moderated(actor=actor, post=reply.post, reply=reply, action="delete")
     post_hotness_refresh(post_id=reply.post_id)
     search.post_changed(reply.post_id)
     return reply
@@ -303,6 +307,7 @@ def like_toggle(*, actor: User, post: Post | None = None, reply: Reply | None = 
         else:
             model.objects.filter(pk=target_id).update(like_count=F("like_count") + 1)
             liked = True
+            notify.liked(actor=actor, post=target_post, reply=reply)
     post_hotness_refresh(post_id=target_post.pk)
     count = model.objects.filter(pk=target_id).values_list("like_count", flat=True).get()
     return LikeState(liked=liked, count=count)
@@ -352,6 +357,7 @@ def post_moderate(*, actor: User, post: Post, action: str) -> Post:
             actor=actor, action=f"forum.post.{action}", target=post, before={field: before}, after={field: value}
         )
         search.post_changed(post.pk)
+        notify.moderated(actor=actor, post=post, reply=None, action=str(action))
     return post
 
 

@@ -13,7 +13,9 @@ to each local member's ``rota_event`` in turn, in the order the layer delivered 
 commit order). Consumers stay what STYLE.md asks: they authenticate, join groups (here, through
 ``get_fanout().join``) and forward; a consumer in two groups of one event gets it twice and
 forwards it once (the event's ``id``). Messages carry the group they were sent to (``group``) so
-the fan-out knows whom they are for.
+the fan-out knows whom they are for. Layers forget a group membership after a while (Channels'
+``group_expiry``, a day): a socket used to renew its own by reconnecting, the process's lasts as
+long as any of its sockets stays, so the fan-out renews its memberships every ``RENEW_SECONDS``.
 
 This module imports no app. See docs/architecture.md ("Realtime").
 """
@@ -30,6 +32,9 @@ from channels.layers import get_channel_layer
 
 logger = logging.getLogger(__name__)
 
+RENEW_SECONDS = 3600.0
+"""How often the fan-out adds its channel to its groups again (far below Channels' one-day expiry)."""
+
 
 class Member(Protocol):
     """A local socket: takes an event message (with ``text``, the event's JSON, encoded once)."""
@@ -45,6 +50,7 @@ class Fanout:
         self.members: dict[str, set[Member]] = {}
         self.channel: str | None = None
         self._task: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # joins and leaves change layer membership one at a time
 
     async def join(self, group: str, member: Member) -> None:
@@ -52,7 +58,9 @@ class Fanout:
         async with self._lock:
             if self.channel is None:
                 self.channel = await self.layer.new_channel()
-                self._task = asyncio.get_running_loop().create_task(self._receive(), name="realtime fanout")
+                loop = asyncio.get_running_loop()
+                self._task = loop.create_task(self._receive(), name="realtime fanout")
+                self._renewer = loop.create_task(self._renew(), name="realtime fanout renewal")
             members = self.members.get(group)
             if members is None:
                 await self.layer.group_add(group, self.channel)
@@ -83,6 +91,17 @@ class Fanout:
                 await asyncio.sleep(1.0)
                 continue
             await self.dispatch(message)
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            async with self._lock:
+                assert self.channel is not None
+                for group in list(self.members):
+                    try:
+                        await self.layer.group_add(group, self.channel)
+                    except Exception:  # the layer is down: the next renewal, or a join, adds it
+                        logger.exception("realtime fan-out could not renew its membership of %s", group)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Hand a group message to the group's local members, the event encoded once for all."""

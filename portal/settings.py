@@ -149,6 +149,7 @@ INSTALLED_APPS = [
     "apps.scheduler",
     "apps.launcher",
     "apps.web",
+    "apps.notifications",
     "discussion",
 ]
 

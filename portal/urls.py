@@ -14,6 +14,7 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("discuss/", include("discussion.urls")),
+    path("notifications/", include("apps.notifications.urls")),
     # HAI Platform's API (its own paths at the root) so HAI's hai-cli works unchanged
     path("", include("apps.hai.urls")),
     path("", include("apps.web.urls")),

@@ -977,10 +977,12 @@ class _Pass:
         no beneficiary; their nodes count as being freed for everyone else in this pass.
         """
         used: dict[tuple[str, str, int], int] = {}  # by runners not already suspending
+        by_key: dict[tuple[str, str, int], list[Running]] = {}
         for r in self.s.running:
             if not r.suspending:
                 key = (r.user, r.group, r.quota_priority)
                 used[key] = used.get(key, 0) + len(r.nodes)
+                by_key.setdefault(key, []).append(r)
         out: set[int] = set()
         restart = self.cfg.restart_cost_seconds
         now = self.now
@@ -988,7 +990,7 @@ class _Pass:
             excess = used[key] - self.quota(*key)
             if excess <= 0:
                 continue
-            mine = [r for r in self.s.running if (r.user, r.group, r.quota_priority) == key and not r.suspending]
+            mine = by_key[key]
 
             def cost(r: Running) -> float:
                 since = now - (r.started_at if r.last_checkpoint_at is None else r.last_checkpoint_at)
@@ -1155,16 +1157,18 @@ class _Pass:
         rw = self.cfg.reservation_wait_seconds
         if math.isfinite(rw):
             cutoff = self.now - rw
-            best = -1
-            for i, e in enumerate(queue):
-                w = e[5]
-                if e[0] == 1 and e[1] != -_AUTO and w.queued_at <= cutoff:
-                    b = queue[best] if best >= 0 else None
-                    if b is None or (e[1], w.queued_at, e[4]) < (b[1], b[5].queued_at, b[4]):
-                        best = i
-            if best >= 0:
-                e = queue[best]
-                queue[best] = (e[0], e[1], -math.inf, e[3], e[4], e[5])
+            unresolved = -_AUTO
+            best = min(
+                (
+                    (e[1], e[5].queued_at, e[4], i)
+                    for i, e in enumerate(queue)
+                    if e[5].queued_at <= cutoff and e[0] == 1 and e[1] != unresolved
+                ),
+                default=None,
+            )
+            if best is not None:
+                e = queue[best[3]]
+                queue[best[3]] = (e[0], e[1], -math.inf, e[3], e[4], e[5])
         queue.sort()
 
     def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:

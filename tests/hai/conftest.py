@@ -42,6 +42,12 @@ class Hai:
         return self.http.post(url, data=json.dumps(body), content_type="application/json")
 
 
+@pytest.fixture(autouse=True)
+def _own_log_root(settings: Any, tmp_path: Any) -> None:
+    """Each test reads and writes logs of its own: chain and attempt ids repeat between tests."""
+    settings.ROTA_LOG_ROOT = tmp_path / "logs"
+
+
 @pytest.fixture
 def make_hai(db: None) -> Callable[..., Hai]:
     def make(user: Any, scope: str = "all") -> Hai:

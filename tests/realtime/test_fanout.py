@@ -97,3 +97,21 @@ async def test_a_broken_socket_does_not_keep_the_event_from_the_others():
     assert fine.got == [("chain.7", '{"type": "chain.status", "n": 1}')]
     assert fanout._task is not None
     fanout._task.cancel()
+
+
+async def test_memberships_are_renewed_before_the_layer_forgets_them(monkeypatch):
+    from portal import fanout as fanout_module
+
+    monkeypatch.setattr(fanout_module, "RENEW_SECONDS", 0.01)
+    layer = Layer()
+    fanout = Fanout(layer)
+    socket = Socket()
+    await fanout.join("chain.7", socket)
+    await until(lambda: layer.calls.count(("add", "chain.7")) >= 3)
+    await fanout.leave("chain.7", socket)
+    renewed = len(layer.calls)
+    await asyncio.sleep(0.05)
+    assert layer.calls[renewed - 1 :] == [("discard", "chain.7")]  # nothing renewed once it is left
+    assert fanout._task is not None and fanout._renewer is not None
+    fanout._task.cancel()
+    fanout._renewer.cancel()
