@@ -7,6 +7,7 @@ Which client command calls what is in docs/hai-compat.md.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -319,7 +320,9 @@ def task_priority(request: HttpRequest, *, user: User, token: ApiToken) -> dict[
     try:
         custom_rank = float(raw_rank) if raw_rank else None
     except ValueError:
-        raise HaiError(_("custom_rank must be a number (got %(v)r).") % {"v": raw_rank}) from None
+        custom_rank = math.nan
+    if custom_rank is not None and not math.isfinite(custom_rank):
+        raise HaiError(_("custom_rank must be a finite number (got %(v)r).") % {"v": raw_rank})
     chain = experiment_services.experiment_set_priority(
         user=user, chain=chain, priority=priority, custom_rank=custom_rank
     )

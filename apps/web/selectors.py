@@ -206,6 +206,7 @@ class GroupOverview:
     free: int = 0
     not_ready: int = 0
     disabled: int = 0
+    training: bool = False  # has GPU nodes (a CPU group for dev containers runs no training)
 
     @property
     def busy_percent(self) -> int:
@@ -217,11 +218,12 @@ def cluster_overview() -> list[GroupOverview]:
     """Nodes per node group: busy (a rank holds it), free (ready and idle), not ready, disabled."""
     holding = Rank.objects.filter(node=OuterRef("pk"), holds_node=True)
     groups: dict[str, GroupOverview] = {}
-    for name, state, busy in (
-        Node.objects.annotate(busy=Exists(holding)).values_list("group__name", "state", "busy").order_by()
+    for name, state, busy, gpus in (
+        Node.objects.annotate(busy=Exists(holding)).values_list("group__name", "state", "busy", "gpu_count").order_by()
     ):
         g = groups.setdefault(name, GroupOverview(name=name))
         g.total += 1
+        g.training = g.training or gpus > 0
         if busy:
             g.busy += 1
         elif state == NodeState.READY:
@@ -321,11 +323,13 @@ class Dashboard:
 
     @property
     def cluster_busy(self) -> int:
-        return sum(g.busy for g in self.cluster)
+        """Training nodes busy (CPU groups for dev containers are not counted)."""
+        return sum(g.busy for g in self.cluster if g.training)
 
     @property
     def cluster_total(self) -> int:
-        return sum(g.total for g in self.cluster)
+        """Training nodes in all."""
+        return sum(g.total for g in self.cluster if g.training)
 
 
 DASHBOARD_JOBS = 50

@@ -321,7 +321,13 @@ def test_suspend_resume_stop_and_the_exit_codes_of_logs_follow(alice: Rota, work
     assert "suspending at" in result.stdout
     assert f"Job {key} is held" in result.stderr and f"rota resume {key}" in result.stderr
 
-    resumed = alice.json("resume", key, "--wait")
+    said = alice("resume", key).stdout.strip()  # not "suspended", which reads as a failure
+    assert said.startswith(f"Job {key} (loop): queued to resume") or said in {
+        f"Job {key} (loop): starting",
+        f"Job {key} (loop): running",
+    }, said
+    wait_until(lambda: status_of(alice, key) == "running", message="the job to run again")
+    resumed = alice.json("status", key)
     assert resumed["status"] == "running" and resumed["held"] is False
     wait_until(lambda: "start from" in alice("logs", key, "--tail", "5").stdout, message="second attempt output")
     text = alice("logs", key).stdout

@@ -8,6 +8,7 @@ here because daphne writes its access log straight to a stream, past Python's lo
 from __future__ import annotations
 
 import logging
+import logging.config
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.test import RequestFactory
 from django.views.debug import get_exception_reporter_class
 
@@ -97,6 +99,9 @@ class _Collect(logging.Handler):
 
 @pytest.mark.parametrize("logger_name", ["django.server", "django.channels.server", "uvicorn.access"])
 def test_server_loggers_scrub_tokens_for_every_handler(logger_name: str) -> None:
+    # Rota's logging configuration as a server process starts with it: an in-process test server
+    # started earlier in this worker (uvicorn, access log off, level warning) reconfigured these loggers.
+    logging.config.dictConfig(settings.LOGGING)
     logger = logging.getLogger(logger_name)
     collect = _Collect()
     logger.addHandler(collect)

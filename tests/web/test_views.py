@@ -680,3 +680,29 @@ def test_admin_and_monitor_addresses_lead_admins_to_the_admin_and_others_to_the_
         response = browser_for(user).get(typed, follow=True)
         assert response.redirect_chain[-1] == ("/#cluster", 302), (typed, response.redirect_chain)
         assert "The admin pages are for platform admins." in response.content.decode()
+
+
+def test_small_things_read_right_cpu_node_not_counted_singular_container_attempt_as_job_dot_n(
+    cluster, submit, user, page
+):
+    from django.contrib.auth.models import Group
+
+    from apps.cluster import services as cluster_services
+    from apps.quotas import services as quota_services
+
+    cpu = cluster_services.node_group_upsert(actor=None, name="jupyter_cpu")
+    cluster_services.node_upsert(actor=None, name="cpu-0", group=cpu, gpu_count=0)
+    public = Group.objects.get(name="public")
+    quota_services.quota_set(actor=None, group=public, kind="jupyter_containers", node_group=cpu, value=1)
+    chain = submit(user, name="two-attempts")
+    experiment_services.experiment_stop(actor=user, chain=chain)
+    lifecycle.attempt_mark_finished(chain.latest_attempt_id, status=WorkerStatus.STOPPED)
+    experiment_services.experiment_resume(actor=user, chain=chain)
+
+    dashboard = page.get("/").content.decode()
+    stat = dashboard[: dashboard.index("Training nodes busy")][-120:]
+    assert stat.endswith('> / 4</span></div><div class="stat-label">'), stat  # the CPU node is not counted
+    assert "1 container · " in page.get("/account/").content.decode()
+    detail = page.get(f"/experiments/{chain.pk}/").content.decode()
+    assert f"#{chain.pk}.1</span>" in detail and f"#{chain.pk}.2</span>" in detail
+    assert ">id " not in detail

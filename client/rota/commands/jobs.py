@@ -592,6 +592,20 @@ SETTLED = {
 DONE_WORD = {"stop": "stopped", "suspend": "suspended (held)", "resume": "running again"}
 
 
+def resume_queued_text(detail: dict[str, Any]) -> str:
+    """What a resumed job that is not running yet will do ("queued to resume; position 2 in …"),
+    instead of its status, which still says "suspended" until the scheduler's next pass."""
+    status = str(detail.get("status") or "")
+    if status not in {"suspended", "held", "waiting", "stopped", "failed"}:
+        return ""
+    pending = detail.get("pending") or {}
+    if pending.get("infeasible"):
+        return f"queued to resume, but it can never start as it is: {pending.get('message')}"
+    position = pending.get("queue_position")
+    where = f"; position {position} in the {detail.get('group')} queue" if position else ""
+    return f"queued to resume{where} (`rota status {detail.get('id')}` says when it starts)"
+
+
 def run_action(state: State, action: str, jobs: Sequence[str], wait: bool, timeout: float) -> None:
     """``stop``/``suspend``/``resume`` each job; with ``wait``, until it has settled."""
     api = state.client()
@@ -612,7 +626,11 @@ def run_action(state: State, action: str, jobs: Sequence[str], wait: bool, timeo
         results.append(detail)
         if not state.json_mode:
             line = Text.assemble(f"Job {detail['id']} ({detail['name']}): ")
-            line.append_text(status_cell(detail.get("status")))
+            queued = resume_queued_text(detail) if action == "resume" else ""
+            if queued:
+                line.append(queued)
+            else:
+                line.append_text(status_cell(detail.get("status")))
             out.line(line)
     if state.json_mode:
         out.json(results[0] if len(jobs) == 1 else results)
