@@ -392,6 +392,8 @@ ROTA_KUBERNETES = {
     "IMAGE_PULL_SECRETS": env_list("ROTA_K8S_IMAGE_PULL_SECRETS"),
     "IN_CLUSTER": env_bool("ROTA_K8S_IN_CLUSTER", default=False),
     "KUBECONFIG": env_str("KUBECONFIG"),
+    # Connections kept to the API server (urllib3 pool size of the shared client).
+    "CONNECTION_POOL": env_int("ROTA_K8S_CONNECTION_POOL", 32),
     # Job pods request the node's allocatable CPU and memory less this, for the node's daemons.
     "HEADROOM_CPU": env_float("ROTA_K8S_HEADROOM_CPU", 1.0),
     "HEADROOM_MEMORY_BYTES": int(env_float("ROTA_K8S_HEADROOM_MEMORY_GIB", 2.0) * 2**30),
