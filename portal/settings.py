@@ -401,6 +401,12 @@ ROTA_KUBERNETES = {
     "HOME": env_str("ROTA_K8S_HOME"),
 }
 
+# Forum image uploads (discussion/uploads.py): stored under ROTA_MEDIA_ROOT, served by the portal
+# itself with safe headers (never as HTML, never sniffed), to signed-in users.
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env_str("ROTA_MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
+ROTA_FORUM_IMAGE_MAX_BYTES = env_int("ROTA_FORUM_IMAGE_MAX_BYTES", 5 * 1024 * 1024)
+
 MEILISEARCH_URL = env_str("MEILISEARCH_URL")
 MEILISEARCH_API_KEY = env_str("MEILISEARCH_API_KEY")
 MEILISEARCH_INDEX = env_str("MEILISEARCH_INDEX", "rota_forum_posts")

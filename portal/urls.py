@@ -5,6 +5,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from discussion import views as discussion_views
+
 urlpatterns = [
     path("api/v1/", include("portal.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -14,6 +16,7 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("discuss/", include("discussion.urls")),
+    path("media/discussion/<path:path>", discussion_views.image_view, name="forum-image"),
     path("notifications/", include("apps.notifications.urls")),
     # HAI Platform's API (its own paths at the root) so HAI's hai-cli works unchanged
     path("", include("apps.hai.urls")),

@@ -706,3 +706,31 @@ def test_small_things_read_right_cpu_node_not_counted_singular_container_attempt
     detail = page.get(f"/experiments/{chain.pk}/").content.decode()
     assert f"#{chain.pk}.1</span>" in detail and f"#{chain.pk}.2</span>" in detail
     assert ">id " not in detail
+
+
+def test_submit_form_starts_on_a_training_group_then_on_the_users_last_one(cluster, submit, browser_for):
+    from apps.cluster import services as cluster_services
+
+    cpu = cluster_services.node_group_upsert(actor=None, name="a_cpu")  # sorts first
+    cluster_services.node_upsert(actor=None, name="cpu-0", group=cpu, gpu_count=0)
+    admin = UserFactory(username="ops-admin", groups=["root"])  # may submit to every group
+    page = browser_for(admin)
+
+    def selected_group() -> str:
+        import re
+
+        body = page.get("/submit/").content.decode()
+        select = body[body.index('name="group"') :]
+        select = select[: select.index("</select>")]
+        return re.findall(r'<option value="([^"]+)"[^>]* selected', select)[0]
+
+    assert selected_group() == "training"  # not the CPU group, where training cannot run
+    gpu2 = cluster_services.node_group_upsert(actor=None, name="training2")
+    cluster_services.node_upsert(actor=None, name="g2-0", group=gpu2, gpu_count=8)
+    cluster_services.node_upsert(actor=None, name="g2-1", group=gpu2, gpu_count=8)
+    from apps.quotas import services as quota_services
+
+    quota_services.quota_set(actor=None, user=admin, kind="node", node_group=gpu2, priority=10, value=8)
+    assert selected_group() == "training2"  # the training group with the most quota
+    submit(admin, name="there", group="training")
+    assert selected_group() == "training"  # then the group of the last job
