@@ -112,7 +112,10 @@
         try { if (area.value.trim()) localStorage.setItem(key, area.value); else localStorage.removeItem(key); } catch (e) { /* storage full or off */ }
       }, 400);
     });
-    form.addEventListener("submit", function () { try { localStorage.removeItem(key); } catch (e) { /* ignore */ } });
+    form.addEventListener("submit", function () {
+      clearTimeout(timer); // a save still pending must not bring the sent text back as a draft
+      try { localStorage.removeItem(key); } catch (e) { /* ignore */ }
+    });
   }
 
   function init() { document.querySelectorAll("form[data-forum-editor]").forEach(setup); }
