@@ -3,6 +3,7 @@ job page and its actions, the submit form, tokens and settings; query-count guar
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -734,3 +735,21 @@ def test_submit_form_starts_on_a_training_group_then_on_the_users_last_one(clust
     assert selected_group() == "training2"  # the training group with the most quota
     submit(admin, name="there", group="training")
     assert selected_group() == "training"  # then the group of the last job
+
+
+def test_a_rank_ended_after_go_suspend_reads_as_suspended_not_killed(cluster, submit, user, page):
+    from apps.experiments.choices import RankStatus
+
+    chain = submit(user, name="polite", nodes=2)
+    chain.refresh_from_db()
+    attempt_id = chain.latest_attempt_id
+    for rank in (0, 1):
+        lifecycle.rank_update(attempt_id, rank, status=RankStatus.RUNNING)
+    assert lifecycle.attempt_mark_running(attempt_id)
+    lifecycle.attempt_set_whole_life_state(attempt_id, 7)
+    assert lifecycle.attempt_go_suspend(attempt_id, rank=0)  # rank 0 saved its checkpoint; rank 1 did not
+    for rank in (0, 1):
+        lifecycle.rank_update(attempt_id, rank, status=RankStatus.KILLED, exit_code=137, message="killed by SIGKILL")
+    body = page.get(f"/experiments/{chain.pk}/").content.decode()
+    outcomes = re.findall(r"data-rank-outcome>([^<]*)<", body)
+    assert [o.strip() for o in outcomes] == ["suspended after checkpoint (step 7)", "exit 137 killed by SIGKILL"]
