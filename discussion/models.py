@@ -231,3 +231,24 @@ class Report(models.Model):
 
     def __str__(self) -> str:
         return f"report {self.pk} ({self.status})"
+
+
+class Image(models.Model):
+    """An image uploaded for a post or reply (``discussion/uploads.py``): where it is, who sent it."""
+
+    uploader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="forum_images")
+    path = models.CharField(max_length=200, unique=True)
+    size = models.PositiveIntegerField()
+    content_type = models.CharField(max_length=32)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("image")
+        verbose_name_plural = _("images")
+
+    def __str__(self) -> str:
+        return self.path
+
+    @property
+    def url(self) -> str:
+        return settings.MEDIA_URL + self.path

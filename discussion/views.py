@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.models import User
 from apps.core.errors import ApplicationError, NotFound
-from discussion import permissions, search, selectors, services
+from discussion import permissions, search, selectors, services, uploads
 from discussion.choices import Category, Moderation, PostOrder, ReportAction, ReportStatus
 from discussion.forms import PostForm, ReplyForm, ReportForm
 from discussion.models import Post, Reply, Report
@@ -97,8 +97,14 @@ def post_create_view(request: SignedInRequest) -> HttpResponse:
             else:
                 return redirect("discussion:post-detail", pk=post.pk)
     else:
-        form = PostForm(initial={"chain": request.GET.get("chain") or None})
-    return render(request, "discussion/post_form.html", {"form": form, "post": None})
+        chain = request.GET.get("chain", "")
+        initial: dict[str, object] = {}
+        if chain.isdigit():
+            initial = {"chain": int(chain), "title": _("About job #%(id)s: ") % {"id": chain}, "category": "jobs"}
+            initial["body"] = _("Job #%(id)s") % {"id": chain} + "\n\n"
+        form = PostForm(initial=initial)
+    linked = form["chain"].value()
+    return render(request, "discussion/post_form.html", {"form": form, "post": None, "linked_chain": linked})
 
 
 @login_required
@@ -399,3 +405,47 @@ def search_view(request: SignedInRequest) -> HttpResponse:
         ],
     }
     return render(request, "discussion/search.html", context)
+
+
+@login_required
+@require_POST
+def image_upload_view(request: SignedInRequest) -> HttpResponse:
+    """Upload an image; answers JSON ``{"url", "markdown"}`` (the editor inserts it), or the error."""
+    upload = request.FILES.get("image")
+    if upload is None:
+        message = _("Choose an image file.")
+        return JsonResponse(
+            {"error": {"code": "invalid", "message": message, "fields": {"image": [message]}}}, status=400
+        )
+    try:
+        image = uploads.image_upload(actor=request.user, upload=upload)
+    except ApplicationError as error:
+        body = {"error": {"code": error.code, "message": error.message, "fields": error.fields}}
+        return JsonResponse(body, status=error.status)
+    return JsonResponse({"url": image.url, "markdown": f"![]({image.url})"}, status=201)
+
+
+@login_required
+@require_http_methods(["GET"])
+def image_view(request: SignedInRequest, path: str) -> FileResponse:
+    """An uploaded image, as the type it was found to be, never rendered as anything else."""
+    found = uploads.image_path(path)
+    if found is None:
+        raise Http404(_("No such image."))
+    content_type = uploads.CONTENT_TYPES[found.suffix.lstrip(".")]
+    response = FileResponse(found.open("rb"), content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Content-Disposition"] = "inline"
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@login_required
+@require_POST
+def preview_view(request: SignedInRequest) -> HttpResponse:
+    """The editor's preview: the Markdown rendered exactly as it will be stored (sanitised)."""
+    from discussion.markdown import render as render_markdown
+
+    text = request.POST.get("body", "")[: services.BODY_MAX]
+    return HttpResponse(render_markdown(text).html, content_type="text/html; charset=utf-8")

@@ -436,12 +436,20 @@ ROTA_KUBERNETES = {
     "IMAGE_PULL_SECRETS": env_list("ROTA_K8S_IMAGE_PULL_SECRETS"),
     "IN_CLUSTER": env_bool("ROTA_K8S_IN_CLUSTER", default=False),
     "KUBECONFIG": env_str("KUBECONFIG"),
+    # Connections kept to the API server (urllib3 pool size of the shared client).
+    "CONNECTION_POOL": env_int("ROTA_K8S_CONNECTION_POOL", 32),
     # Job pods request the node's allocatable CPU and memory less this, for the node's daemons.
     "HEADROOM_CPU": env_float("ROTA_K8S_HEADROOM_CPU", 1.0),
     "HEADROOM_MEMORY_BYTES": int(env_float("ROTA_K8S_HEADROOM_MEMORY_GIB", 2.0) * 2**30),
     # $HOME of job containers ({user} = the user name); empty = the job's workspace.
     "HOME": env_str("ROTA_K8S_HOME"),
 }
+
+# Forum image uploads (discussion/uploads.py): stored under ROTA_MEDIA_ROOT, served by the portal
+# itself with safe headers (never as HTML, never sniffed), to signed-in users.
+MEDIA_URL = "/media/"
+MEDIA_ROOT = Path(env_str("ROTA_MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
+ROTA_FORUM_IMAGE_MAX_BYTES = env_int("ROTA_FORUM_IMAGE_MAX_BYTES", 5 * 1024 * 1024)
 
 MEILISEARCH_URL = env_str("MEILISEARCH_URL")
 MEILISEARCH_API_KEY = env_str("MEILISEARCH_API_KEY")

@@ -6,6 +6,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
+from discussion import views as discussion_views
+
 # Swagger UI and Redoc are served from drf-spectacular-sidecar (our origin), so the site's policy
 # holds on their pages too; Redoc only needs to start its search worker from a blob.
 docs_csp = csp_update({"worker-src": ["'self'", "blob:"]})
@@ -18,6 +20,7 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("discuss/", include("discussion.urls")),
+    path("media/discussion/<path:path>", discussion_views.image_view, name="forum-image"),
     path("notifications/", include("apps.notifications.urls")),
     # HAI Platform's API (its own paths at the root) so HAI's hai-cli works unchanged
     path("", include("apps.hai.urls")),

@@ -99,6 +99,18 @@ class StopReason(models.TextChoices):
     START_FAILED = "start_failed", _("Could not be started")
     LOST = "lost", _("Its processes disappeared")
     COMPLETED = "completed", _("Every rank finished")
+    MARKED_SUCCEEDED = "marked_succeeded", _("Stopped and marked succeeded by a person")
+    MARKED_FAILED = "marked_failed", _("Stopped and marked failed by a person")
+
+
+def stopped_outcome(stop_reason: str) -> str:
+    """The final status of an attempt whose stop finished (its processes are gone): failed for a
+    hung job or one a person marked failed, succeeded for one marked succeeded, else stopped."""
+    if stop_reason in (StopReason.HUNG, StopReason.MARKED_FAILED):
+        return WorkerStatus.FAILED
+    if stop_reason == StopReason.MARKED_SUCCEEDED:
+        return WorkerStatus.SUCCEEDED
+    return WorkerStatus.STOPPED
 
 
 class SuspendReason(models.TextChoices):

@@ -273,13 +273,31 @@ def _latest(chain: Chain) -> Attempt:
     return Attempt.objects.get(pk=chain.latest_attempt_id)
 
 
+STOP_OUTCOMES: dict[str, str | None] = {
+    WorkerStatus.STOPPED: None,
+    WorkerStatus.SUCCEEDED: StopReason.MARKED_SUCCEEDED,
+    WorkerStatus.FAILED: StopReason.MARKED_FAILED,
+}
+
+
 @transaction.atomic
-def experiment_stop(*, actor: User, chain: Chain) -> Chain:
-    """Stop a job: a waiting one is canceled at once; a running one is handed to the launcher."""
+def experiment_stop(*, actor: User, chain: Chain, outcome: str = WorkerStatus.STOPPED) -> Chain:
+    """Stop a job: a waiting one is canceled at once; a running one is handed to the launcher.
+
+    ``outcome`` succeeded or failed (HAI's ``stop --succeeded/--failed``) stops a job that has run
+    and records it as succeeded or failed once its processes are gone; a waiting job can only be
+    canceled.
+    """
+    if outcome not in STOP_OUTCOMES:
+        raise _fail("outcome", _("Stop as stopped, succeeded or failed."))
     _require_actor(actor, chain)
     chain = Chain.objects.select_for_update().get(pk=chain.pk)
     attempt = _latest(chain)
-    reason = StopReason.USER if actor.pk == chain.owner_id else StopReason.ADMIN
+    reason = STOP_OUTCOMES[outcome] or (StopReason.USER if actor.pk == chain.owner_id else StopReason.ADMIN)
+    if attempt.worker_status == WorkerStatus.QUEUED and outcome != WorkerStatus.STOPPED:
+        raise Conflict(
+            _("This job has not run, so it can only be stopped (canceled), not marked %(o)s.") % {"o": outcome}
+        )
     if attempt.worker_status == WorkerStatus.QUEUED:
         lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.CANCELED, stop_reason=reason)
     elif attempt.worker_status in HOLDING_WORKER_STATUSES:
@@ -289,6 +307,8 @@ def experiment_stop(*, actor: User, chain: Chain) -> Chain:
             )
             lifecycle.sync_chain(chain.pk)
             enqueue_on_commit(lifecycle.RECONCILE)
+        elif outcome != WorkerStatus.STOPPED:  # already stopping: how it is recorded may still change
+            Attempt.objects.filter(pk=attempt.pk, worker_status=WorkerStatus.STOPPING).update(stop_reason=reason)
     else:
         raise Conflict(_("This job has already finished (%(s)s).") % {"s": chain.get_status_display()})
     chain.refresh_from_db()

@@ -19,6 +19,8 @@ from apps.experiments.models import Attempt, Chain, Rank
 from apps.hai import presenters
 from apps.hai.envelope import HaiError, int_param
 
+MAX_PAGE = 1_000_000  # keeps the SQL offset in range
+
 
 def task_chain(*, user: User, request: HttpRequest) -> Chain:
     """The chain a request's ``id`` / ``chain_id`` / ``nb_name`` names, if the user may see it."""
@@ -86,7 +88,7 @@ def task_list(*, user: User, request: HttpRequest) -> TaskPage:
 
     Four queries whatever the page size: count, chains, attempts, and ranks when ``select_pods``.
     """
-    page = int_param(request, "page", 1, minimum=1)
+    page = int_param(request, "page", 1, minimum=1, maximum=MAX_PAGE)
     page_size = int_param(request, "page_size", 12, minimum=1, maximum=100)
     queryset = experiment_selectors.chains_visible_to(user=user)
     task_types = request.GET.getlist("task_type")

@@ -16,6 +16,7 @@ from apps.experiments.choices import EntrypointKind
 from apps.hai.envelope import HaiError
 
 MAX_NAME = 511  # HAI's nb_name limit (Rota's own, shorter, is checked by the service)
+MAX_WATCHDOG = 30 * 86400  # as the job runtime API's watchdog
 IGNORED_OPTIONS = frozenset({"py_venv", "mount_code", "record_git_revision"})
 UNSUPPORTED_OPTIONS = {
     "profile": "haiprof profiling",
@@ -108,9 +109,16 @@ def submit_arguments(schema: Any) -> dict[str, Any]:
         "shared_with_team": bool(options.get("shared_in_group", False)),
     }
     if options.get("watchdog_time") not in (None, 0, ""):
-        arguments["watchdog_seconds"] = options["watchdog_time"]
-    if isinstance(arguments["whole_life_state"], bool) or not isinstance(arguments["whole_life_state"], int):
-        raise HaiError(_("options.whole_life_state must be a whole number."))
+        watchdog = options["watchdog_time"]
+        if isinstance(watchdog, bool) or not isinstance(watchdog, int) or not 60 <= watchdog <= MAX_WATCHDOG:
+            raise HaiError(_("options.watchdog_time must be whole seconds between 60 and %(n)d.") % {"n": MAX_WATCHDOG})
+        arguments["watchdog_seconds"] = watchdog
+    state = arguments["whole_life_state"]
+    if isinstance(state, bool) or not isinstance(state, int) or not -(2**63) <= state < 2**63:
+        raise HaiError(_("options.whole_life_state must be a whole number that fits in 64 bits."))
+    priority = arguments["priority"]
+    if isinstance(priority, int) and not -(2**31) <= priority < 2**31:
+        raise HaiError(_("Unknown priority %(p)r.") % {"p": priority})
     return arguments
 
 

@@ -7,6 +7,7 @@ Which client command calls what is in docs/hai-compat.md.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -279,19 +280,19 @@ def not_served(request: HttpRequest, path: str) -> JsonResponse:
 # --- task actions -------------------------------------------------------------------------------
 
 
+STOP_OPS = {"stop": WorkerStatus.STOPPED, "succeed": WorkerStatus.SUCCEEDED, "fail": WorkerStatus.FAILED}
+
+
 @hai_endpoint(write=True)
 def task_stop(request: HttpRequest, *, user: User, token: ApiToken) -> dict[str, Any]:
-    """``hai-cli stop``: ``op=stop`` stops the job (a waiting one is canceled at once)."""
+    """``hai-cli stop [--succeeded|--failed]``: stop the job (a waiting one is canceled at once),
+    recorded as stopped, succeeded or failed."""
     chain = hai_selectors.task_chain(user=user, request=request)
     op = param(request, "op", "stop")
-    if op in ("succeed", "fail"):
-        raise HaiError(
-            _("Rota does not let a person mark a job %(op)s; stop it (op=stop) and its log says why it ended.")
-            % {"op": "succeeded" if op == "succeed" else "failed"}
-        )
-    if op != "stop":
+    outcome = STOP_OPS.get(op)
+    if outcome is None:
         raise HaiError(_("op must be stop, succeed or fail (got %(op)r).") % {"op": op})
-    experiment_services.experiment_stop(actor=user, chain=chain)
+    experiment_services.experiment_stop(actor=user, chain=chain, outcome=outcome)
     return ok(msg=_("Stopping task %(id)s.") % {"id": chain.pk})
 
 
@@ -319,7 +320,9 @@ def task_priority(request: HttpRequest, *, user: User, token: ApiToken) -> dict[
     try:
         custom_rank = float(raw_rank) if raw_rank else None
     except ValueError:
-        raise HaiError(_("custom_rank must be a number (got %(v)r).") % {"v": raw_rank}) from None
+        custom_rank = math.nan
+    if custom_rank is not None and not math.isfinite(custom_rank):
+        raise HaiError(_("custom_rank must be a finite number (got %(v)r).") % {"v": raw_rank})
     chain = experiment_services.experiment_set_priority(
         user=user, chain=chain, priority=priority, custom_rank=custom_rank
     )

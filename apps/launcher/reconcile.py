@@ -39,7 +39,15 @@ from apps.cluster.choices import NodeState
 from apps.cluster.models import Node
 from apps.cluster.selectors import mounts_for
 from apps.experiments import lifecycle
-from apps.experiments.choices import QueueStatus, RankStatus, StopReason, SuspendReason, SuspendState, WorkerStatus
+from apps.experiments.choices import (
+    QueueStatus,
+    RankStatus,
+    StopReason,
+    SuspendReason,
+    SuspendState,
+    WorkerStatus,
+    stopped_outcome,
+)
 from apps.experiments.models import Attempt, Rank
 from apps.launcher.backends import get_backend, get_log_store
 from apps.launcher.backends.base import Backend, EntrypointKind, LaunchSpec, MountSpec, RankObservation, RankPhase
@@ -442,8 +450,7 @@ class Reconciler:
             observed = self.backend.observe(attempt.pk)
         _record_ranks(attempt, observed)
         if _all_gone(attempt, observed):
-            failed = attempt.stop_reason == StopReason.HUNG
-            status = WorkerStatus.FAILED if failed else WorkerStatus.STOPPED
+            status = stopped_outcome(attempt.stop_reason)
             if lifecycle.attempt_mark_finished(attempt.pk, status=status, message=attempt.failure_message):
                 self.result.finished[attempt.pk] = status
             self._release(attempt.pk)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -107,3 +108,50 @@ def preferences_set(*, user: User, enabled: Iterable[str]) -> None:
     NotificationMute.objects.filter(user=user).exclude(kind__in=muted).delete()
     for kind in muted:
         NotificationMute.objects.get_or_create(user=user, kind=kind)
+
+
+@transaction.atomic
+def notify_many(
+    *,
+    recipients: Iterable[User],
+    kind: NotificationKind,
+    group_key: str,
+    target_url: str = "",
+    target_title: str = "",
+    detail: str = "",
+) -> int:
+    """One new notification (no actor) for each active recipient who did not mute ``kind``, in one
+    insert (an admin's notice to everyone); each badge is updated after commit. Returns how many."""
+    people = {user.pk: user for user in recipients if user.is_active}
+    muted = set(NotificationMute.objects.filter(user_id__in=list(people), kind=kind).values_list("user_id", flat=True))
+    rows = Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient_id=pk,
+                kind=kind,
+                group_key=group_key,
+                target_url=target_url,
+                target_title=target_title[:200],
+                detail=detail[:500],
+            )
+            for pk in people
+            if pk not in muted
+        ]
+    )
+    counts = dict(
+        Notification.objects.filter(recipient_id__in=[r.recipient_id for r in rows], read_at__isnull=True)
+        .values_list("recipient_id")
+        .annotate(n=Count("id"))
+        .values_list("recipient_id", "n")
+    )
+    for row in rows:
+        event = NotificationCreated(
+            notification_id=row.pk or 0,
+            user_id=row.recipient_id,
+            kind=str(kind),
+            title=row.target_title,
+            url=row.target_url,
+            unread_count=counts.get(row.recipient_id, 1),
+        )
+        send_event_on_commit([user_group(row.recipient_id)], event)
+    return len(rows)

@@ -291,6 +291,14 @@ _PREEMPTED = SuspendReason.PREEMPTED
 _TIME_SHARE = SuspendReason.TIME_SHARE
 
 
+_CLAIM = 100  # a claimant's sort key is -level - _CLAIM: before every level
+
+
+def _level_of(key: int) -> int:
+    """The level of a queue entry from its first sort key (see ``_Pass.order``)."""
+    return -key - _CLAIM if key <= -_CLAIM else -key
+
+
 def priority_name(priority: int) -> str:
     return _NAMES.get(priority, str(priority))
 
@@ -942,7 +950,6 @@ class _Pass:
                 g.lower.append(runner)
                 g.lower_by_level[priority] = g.lower_by_level.get(priority, 0) + value
                 if runner.fresh:
-                    g.lower_fresh.append(runner)
                     g.fresh_by_level[priority] = g.fresh_by_level.get(priority, 0) + value
                 else:
                     g.stale.append(runner)
@@ -959,7 +966,7 @@ class _Pass:
 
         for g in groups.values():
             g.lower.sort(key=lambda r: (r.priority, r.cost, -r.started_at, r.attempt_id))
-            g.lower_fresh.sort(key=lambda r: (r.priority, r.cost, -r.started_at, r.attempt_id))
+            g.lower_fresh = [r for r in g.lower if r.fresh]  # same order
             g.stale.sort(key=lambda r: (r.checkpoint_at, r.attempt_id))
             for runners in g.ts.values():
                 runners.sort(key=lambda r: (-r.usage, r.started_at, r.attempt_id))
@@ -1064,6 +1071,9 @@ class _Pass:
         aging = self.cfg.above_normal_aging_seconds
         ranked: set[tuple[str, str, int]] = set()  # (group, user, level) with a custom rank somewhere
         queues: dict[str, list[tuple]] = {}
+        # per group, the longest-waiting attempt past the reservation wait: (-level, queued_at, index, id)
+        longest: dict[str, tuple[int, float, int, int]] = {}
+        cutoff = self.now - self.cfg.reservation_wait_seconds
         autos: list[Waiting] = []
         bad: list[Waiting] = []
         for w in self.s.waiting:
@@ -1086,8 +1096,7 @@ class _Pass:
                         self.quota_level[w.attempt_id] = _ABOVE_NORMAL
                     # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
                     entry = (
-                        0 if w.claim else 1,
-                        -level,
+                        -level - _CLAIM if w.claim else -level,
                         usage.get(w.user, 0.0),
                         w.first_submitted_at,
                         w.attempt_id,
@@ -1095,9 +1104,16 @@ class _Pass:
                     )
                     queue = queues.get(w.group)
                     if queue is None:
-                        queues[w.group] = [entry]
-                    else:
-                        queue.append(entry)
+                        queue = queues[w.group] = []
+                    if w.queued_at <= cutoff and not w.claim:
+                        best = longest.get(w.group)
+                        if (
+                            best is None
+                            or -level < best[0]
+                            or (-level == best[0] and (w.queued_at, w.attempt_id) < (best[1], best[3]))
+                        ):
+                            longest[w.group] = (-level, w.queued_at, len(queue), w.attempt_id)
+                    queue.append(entry)
                     if w.custom_rank != w.first_submitted_at:
                         ranked.add((w.group, w.user, level))
                     continue
@@ -1112,11 +1128,23 @@ class _Pass:
         for w in autos:
             res = resolved_auto[w.attempt_id]
             level = res if isinstance(res, int) else _AUTO
-            entry = (0 if w.claim else 1, -level, usage.get(w.user, 0.0), w.first_submitted_at, w.attempt_id, w)
-            queues.setdefault(w.group, []).append(entry)
+            claim = w.claim and level != _AUTO
+            entry = (
+                -level - _CLAIM if claim else -level,
+                usage.get(w.user, 0.0),
+                w.first_submitted_at,
+                w.attempt_id,
+                w,
+            )
+            queue = queues.setdefault(w.group, [])
+            if level != _AUTO and not w.claim and w.queued_at <= cutoff:
+                best = longest.get(w.group)
+                if best is None or (-level, w.queued_at, w.attempt_id) < (best[0], best[1], best[3]):
+                    longest[w.group] = (-level, w.queued_at, len(queue), w.attempt_id)
+            queue.append(entry)
         for name in sorted(queues):
             queue = queues[name]
-            self.order(queue, name, ranked)
+            self.order(queue, name, ranked, longest.get(name))
             self.walk(groups[name], queue, resolved_auto)
 
         suspended = {s.attempt_id for s in self.suspends}
@@ -1131,44 +1159,39 @@ class _Pass:
             reservations=tuple(self.reservations),
         )
 
-    def order(self, queue: list[tuple], group: str, ranked: set[tuple[str, str, int]]) -> None:
+    def order(
+        self,
+        queue: list[tuple],
+        group: str,
+        ranked: set[tuple[str, str, int]],
+        longest: tuple[int, float, int, int] | None,
+    ) -> None:
         """Sort one group's queue: claimants first (jobs were suspended for them), then priority, fair
         share (decayed usage), the user's own order, id.
 
         ``custom_rank`` only reorders a user's own jobs: those of one (user, level) keep the set of
         places their first submissions give them in FIFO order and the rank decides which job takes
-        which place, so nobody jumps another user's jobs. The oldest attempt that has waited past
-        ``reservation_wait_seconds`` at the highest level with such waiters goes first in its level:
-        it is the one that gets the reservation, and a newer job ahead of it in fair-share order does
-        not take the nodes it is waiting for.
+        which place, so nobody jumps another user's jobs. ``longest``, the oldest attempt that has
+        waited past ``reservation_wait_seconds`` at the highest level with such waiters, goes first in
+        its level: it is the one that gets the reservation, and a newer job ahead of it in fair-share
+        order does not take the nodes it is waiting for.
         """
+        if longest is not None:  # before the places move entries around: the index is the append order's
+            e = queue[longest[2]]
+            queue[longest[2]] = (e[0], -math.inf, e[2], e[3], e[4])
         if ranked:
             places: dict[tuple[str, int], list[int]] = {}
             for i, e in enumerate(queue):
-                w = e[5]
-                if (group, w.user, -e[1]) in ranked:
-                    places.setdefault((w.user, -e[1]), []).append(i)
+                w = e[4]
+                level = _level_of(e[0])
+                if (group, w.user, level) in ranked:
+                    places.setdefault((w.user, level), []).append(i)
             for idx in places.values():
                 mine = [queue[i] for i in idx]
-                slots = sorted(e[3] for e in mine)
-                mine.sort(key=lambda e: (e[5].custom_rank, e[3], e[4]))
+                slots = sorted(e[2] for e in mine)
+                mine.sort(key=lambda e: (e[4].custom_rank, e[2], e[3]))
                 for i, slot, e in zip(idx, slots, mine, strict=True):
-                    queue[i] = (e[0], e[1], e[2], slot, e[4], e[5])
-        rw = self.cfg.reservation_wait_seconds
-        if math.isfinite(rw):
-            cutoff = self.now - rw
-            unresolved = -_AUTO
-            best = min(
-                (
-                    (e[1], e[5].queued_at, e[4], i)
-                    for i, e in enumerate(queue)
-                    if e[5].queued_at <= cutoff and e[0] == 1 and e[1] != unresolved
-                ),
-                default=None,
-            )
-            if best is not None:
-                e = queue[best[3]]
-                queue[best[3]] = (e[0], e[1], -math.inf, e[3], e[4], e[5])
+                    queue[i] = (e[0], e[1], slot, e[3], e[4])
         queue.sort()
 
     def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:
@@ -1203,8 +1226,10 @@ class _Pass:
         quota_level = self.quota_level
         usage_of = self.s.usage.get
         for entry in queue:
-            w: Waiting = entry[5]
-            level = -entry[1]
+            w: Waiting = entry[4]
+            level = -entry[0]
+            if level >= _CLAIM:
+                level -= _CLAIM
             n = w.node_count
             user = w.user
             aid = w.attempt_id

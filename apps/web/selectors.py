@@ -147,9 +147,29 @@ def free_chain_name(*, user: User, name: str) -> str:
     return f"{name}-{n}"
 
 
-def last_workspace(*, user: User) -> str:
-    """The workspace of the user's newest job (the submit form starts from it)."""
-    return Chain.objects.filter(owner=user).order_by("-id").values_list("workspace", flat=True).first() or ""
+def last_submission(*, user: User) -> tuple[str, str | None]:
+    """The workspace and node group of the user's newest job ("", None without one): the submit
+    form starts from them."""
+    row = Chain.objects.filter(owner=user).order_by("-id").values_list("workspace", "node_group__name").first()
+    return row if row is not None else ("", None)
+
+
+def default_group(*, choices: SubmitChoices, last_group: str | None) -> str | None:
+    """The node group the submit form starts with: the group of the user's newest job, else the
+    training group (one with GPU nodes) where the user may hold the most nodes, else the first."""
+    groups = choices.groups
+    if not groups:
+        return None
+    if last_group in groups:
+        return last_group
+    training = set(
+        Node.objects.filter(group__name__in=groups, gpu_count__gt=0).values_list("group__name", flat=True).distinct()
+    )
+    quotas = choices.hints["groups"]
+    most = {g: max(quotas.get(g, {}).values(), default=0) for g in sorted(training)}
+    if most:
+        return max(most, key=lambda g: most[g])
+    return groups[0]
 
 
 # --- dashboard ----------------------------------------------------------------------------------

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
@@ -13,7 +16,7 @@ from apps.core.errors import ApplicationError, PermissionDenied
 from apps.experiments import services as experiment_services
 from apps.experiments.models import Chain
 from apps.experiments.selectors import chains_visible_to
-from apps.web.choices import Theme
+from apps.web.choices import NoticeAudience, Theme
 from apps.web.models import Notice, UserPreference
 
 NOTICE_AUDIT_FIELDS = ["title", "body", "severity", "audience", "group", "user", "starts_at", "expires_at"]
@@ -56,7 +59,29 @@ def notice_save(*, actor: User, notice: Notice) -> Notice:
         before=before,
         after=snapshot(notice, NOTICE_AUDIT_FIELDS),
     )
+    if before is None and notice.starts_at <= timezone.now():
+        notice_notify(notice=notice)
     return notice
+
+
+def notice_notify(*, notice: Notice) -> int:
+    """Put a new notice among its audience's notifications (the dashboard shows it as well)."""
+    from apps.notifications.choices import NotificationKind
+    from apps.notifications.services import notify_many
+
+    people = User.objects.filter(is_active=True)
+    if notice.audience == NoticeAudience.GROUP:
+        people = people.filter(Q(groups=notice.group_id) | Q(team=notice.group_id)).distinct()
+    elif notice.audience == NoticeAudience.USER:
+        people = people.filter(pk=notice.user_id or 0)
+    return notify_many(
+        recipients=people,
+        kind=NotificationKind.NOTICE,
+        group_key=f"notice:{notice.pk}",
+        target_url=reverse("web:dashboard"),
+        target_title=notice.title,
+        detail=notice.body,
+    )
 
 
 @transaction.atomic

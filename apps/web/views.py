@@ -595,10 +595,11 @@ def submit_view(request: SignedInRequest) -> HttpResponse:
             values = selectors.chain_submission(chain=source)
             values["name"] = selectors.free_chain_name(user=request.user, name=source.name)
         else:
+            workspace, last_group = selectors.last_submission(user=request.user)
             values = {
                 "environment": choices.environments[0] if choices.environments else None,
-                "group": choices.groups[0] if choices.groups else None,
-                "workspace": selectors.last_workspace(user=request.user),
+                "group": selectors.default_group(choices=choices, last_group=last_group),
+                "workspace": workspace,
             }
         form = submit_form(request, choices, initial=SubmitForm.initial_from(values))
     return render(

@@ -42,6 +42,7 @@ class SearchHit:
 class SearchPage:
     hits: list[SearchHit] = field(default_factory=list)
     total: int = 0
+    capped: bool = False  # more matches than the backend counts (the total is a lower bound)
     page: int = 1
     page_size: int = 20
 

@@ -19,6 +19,8 @@ def test_kubernetes_manifests_parse_and_grant_least_privilege():
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
+            "Job",
+            "NetworkPolicy",
             "Service",
             "PersistentVolumeClaim",
         }

@@ -119,3 +119,15 @@ def test_search_page_shows_highlighted_results(corpus, browser_for, reader):
     assert body.index("Disk quota") < body.index("<mark>NCCL</mark> timeout on four nodes")
     empty = browser_for(reader).get("/discuss/search/?q=zzzz").content.decode()
     assert "Nothing matches all of these words" in empty
+
+
+def test_postgres_counts_and_ranks_at_most_cap_matches_and_says_so(corpus, make_post, reader, browser_for, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("the cap is the PostgreSQL backend's")
+    from discussion.search import postgres
+
+    monkeypatch.setattr(postgres, "CAP", 1)
+    page = find(reader, "nccl")
+    assert (page.total, page.capped, len(page.hits)) == (1, True, 1)
+    body = browser_for(reader).get("/discuss/search/?q=nccl").content.decode()
+    assert "More than 1 posts found" in body

@@ -38,6 +38,8 @@ PAGES = [
     Page("list", "GET", lambda c: "/discuss/"),
     Page("new", "GET", lambda c: "/discuss/new/"),
     Page("search", "GET", lambda c: "/discuss/search/?q=nccl"),
+    Page("preview", "POST", lambda c: "/discuss/preview/", lambda c: {"body": "*x*"}),
+    Page("upload", "POST", lambda c: "/discuss/upload/", lambda c: {}, ok_status=400),  # no file: test_uploads.py
     Page("create", "POST", lambda c: "/discuss/new/", post_form, ok_status=302),
     Page("detail", "GET", lambda c: f"/discuss/{c['post'].pk}/"),
     Page("history", "GET", lambda c: f"/discuss/{c['post'].pk}/history/"),
@@ -348,3 +350,29 @@ def test_reporting_twice_says_so(ctx):
     ctx["reader"].post(url, {"reason": "spam"})
     response = ctx["reader"].post(url, {"reason": "spam"}, follow=True)
     assert "You already reported this" in response.content.decode()
+
+
+def test_discuss_link_on_a_job_opens_a_post_linked_to_it(cluster, submit, author, browser_for, workspace):
+    chain = submit(author, name="linked-job")
+    client = browser_for(author)
+    job_page = client.get(f"/experiments/{chain.pk}/").content.decode()
+    assert f'href="/discuss/new/?chain={chain.pk}"' in job_page
+    form = client.get(f"/discuss/new/?chain={chain.pk}").content.decode()
+    assert f'name="chain" value="{chain.pk}"' in form and f"linked to job #{chain.pk}" in form
+    response = client.post(
+        "/discuss/new/",
+        {"title": "Why so slow?", "body": f"#{chain.pk} waits", "category": "jobs", "tags": "q", "chain": chain.pk},
+    )
+    post = Post.objects.get(title="Why so slow?")
+    assert response["Location"] == f"/discuss/{post.pk}/" and post.chain_id == chain.pk
+    assert f"about job #{chain.pk}" in client.get(f"/discuss/{post.pk}/").content.decode()
+
+
+def test_linking_someone_elses_job_is_refused_and_nothing_is_stored(cluster, submit, author, reader, browser_for):
+    chain = submit(author, name="private-job")
+    before = db_state()
+    response = browser_for(reader).post(
+        "/discuss/new/", {"title": "t", "body": "b", "category": "jobs", "tags": "q", "chain": chain.pk}
+    )
+    assert response.status_code == 200 and "No such job." in response.content.decode()
+    assert db_state() == before

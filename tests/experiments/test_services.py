@@ -314,3 +314,33 @@ def test_go_suspend_waits_for_every_running_rank(cluster, submit, user):
     assert lifecycle.attempt_go_suspend(attempt.pk, rank=0)
     attempt.refresh_from_db()
     assert attempt.suspend_state == SuspendState.READY
+
+
+@pytest.mark.parametrize(
+    ("reason", "outcome"),
+    [
+        ("user", WorkerStatus.STOPPED),
+        ("admin", WorkerStatus.STOPPED),
+        ("hung", WorkerStatus.FAILED),
+        ("marked_failed", WorkerStatus.FAILED),
+        ("marked_succeeded", WorkerStatus.SUCCEEDED),
+    ],
+)
+def test_a_finished_stop_ends_as_its_reason_says(reason, outcome):
+    from apps.experiments.choices import stopped_outcome
+
+    assert stopped_outcome(reason) == outcome
+
+
+@pytest.mark.django_db
+def test_stop_marked_succeeded_keeps_the_outcome_until_the_launcher_ends_it(cluster, submit, user):
+    chain = submit(user)
+    attempt = run(chain)
+    services.experiment_stop(actor=user, chain=chain)
+    services.experiment_stop(actor=user, chain=chain, outcome=WorkerStatus.SUCCEEDED)  # changes its mind
+    attempt.refresh_from_db()
+    assert (attempt.worker_status, attempt.stop_reason) == (WorkerStatus.STOPPING, "marked_succeeded")
+    with pytest.raises(ApplicationError, match="stopped, succeeded or failed"):
+        services.experiment_stop(actor=user, chain=chain, outcome="paused")
+    attempt.refresh_from_db()
+    assert attempt.stop_reason == "marked_succeeded"

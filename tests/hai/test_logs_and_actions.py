@@ -7,7 +7,7 @@ import json
 import pytest
 
 from apps.experiments import lifecycle
-from apps.experiments.choices import ChainStatus, RankStatus, WorkerStatus
+from apps.experiments.choices import ChainStatus, RankStatus, WorkerStatus, stopped_outcome
 from apps.experiments.models import Attempt, Chain
 from apps.launcher.backends import get_log_store
 from tests.factories import UserFactory
@@ -129,12 +129,34 @@ def test_the_log_of_a_job_one_may_not_see_is_not_found(cluster, make_hai, submit
     assert (response.status_code, response.json()["success"]) == (404, 0)
 
 
-def test_stop_succeed_or_fail_is_refused_with_what_to_do(cluster, hai, submit, user):
+@pytest.mark.parametrize(
+    ("op", "status", "stop_code", "exit"), [("succeed", "succeeded", 1, 0), ("fail", "failed", 128, 1)]
+)
+def test_stop_succeeded_or_failed_records_that_outcome(cluster, hai, submit, user, op, status, stop_code, exit):
     chain = submit(user)
+    attempt = run(chain)
+    assert hai("/operating/task/stop", ("chain_id", chain.pk), ("op", op)).json()["success"] == 1
+    attempt.refresh_from_db()
+    assert (attempt.worker_status, attempt.stop_reason) == (WorkerStatus.STOPPING, f"marked_{status}")
+    # the launcher, once the processes are gone
+    assert lifecycle.attempt_mark_finished(attempt.pk, status=stopped_outcome(attempt.stop_reason))
+    end = log(hai, chain)
+    assert (end["stop_code"], follow_exit(end)) == (stop_code, exit)
+    task = hai("/query/task", ("chain_id", chain.pk)).json()["result"]["task"]
+    assert (task["worker_status"], task["chain_status"]) == (status, "finished")
+
+
+def test_a_job_that_never_ran_cannot_be_marked_succeeded(cluster, make_hai, submit, user):
+    hog = submit(user, nodes=4)
+    chain = submit(user)
+    assert latest(chain).worker_status == WorkerStatus.QUEUED  # waits for hog's nodes
+    hai = make_hai(user)
     body = hai("/operating/task/stop", ("chain_id", chain.pk), ("op", "succeed")).json()
     assert body["success"] == 0
-    assert "op=stop" in body["msg"]
-    assert latest(chain).worker_status == WorkerStatus.STARTING  # nothing happened
+    assert "can only be stopped (canceled)" in body["msg"]
+    assert latest(chain).worker_status == WorkerStatus.QUEUED  # nothing happened
+    assert hai("/operating/task/stop", ("chain_id", chain.pk), ("op", "pause")).json()["success"] == 0
+    assert latest(hog).worker_status == WorkerStatus.STARTING
 
 
 def test_actions_on_someone_elses_task_are_refused_and_change_nothing(cluster, make_hai, submit, user):

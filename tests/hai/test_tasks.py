@@ -206,3 +206,55 @@ def test_list_query_count_does_not_grow_with_the_page(cluster, hai, submit, user
         body = _list(hai, 1, 12, "True").json()
     assert body["result"]["total"] == 8
     assert Attempt.objects.count() == 8
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"whole_life_state": 10**30}, "fits in 64 bits"),
+        ({"whole_life_state": "x"}, "fits in 64 bits"),
+        ({"watchdog_time": 10**30}, "between 60 and"),
+        ({"watchdog_time": 5}, "between 60 and"),
+    ],
+)
+def test_create_refuses_numbers_out_of_range_instead_of_failing(cluster, hai, workspace, options, needle):
+    body = create_body(workspace)
+    body["options"] = options
+    response = hai("/operating/task/create", body=body)
+    assert (response.status_code, response.json()["success"]) == (400, 0)
+    assert needle in response.json()["msg"]
+    assert not Chain.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        "x",
+        3,
+        {"version": 2, "name": "n", "spec": [], "resource": {}},
+        {"version": 2, "name": "n", "priority": 10**40},
+    ],
+)
+def test_create_with_malformed_bodies_answers_the_envelope(cluster, hai, body):
+    response = hai("/operating/task/create", body=body)
+    assert response.status_code == 400
+    assert response.json()["success"] == 0
+    assert not Chain.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("path", "pairs"),
+    [
+        ("/query/task/list", [("page", "x")]),
+        ("/query/task/list", [("page", 10**30)]),
+        ("/query/task/log", [("chain_id", 10**30), ("rank", 0), ("last_seen", "null")]),
+        ("/query/task/log", [("chain_id", 1), ("rank", "abc"), ("last_seen", "null")]),
+        ("/operating/task/priority/update", [("chain_id", 1), ("custom_rank", "nan")]),
+    ],
+)
+def test_garbage_parameters_answer_the_envelope_not_a_500(cluster, hai, submit, user, path, pairs):
+    submit(user)
+    response = hai(path, *pairs)
+    assert response.status_code in (400, 404)
+    assert response.json()["success"] == 0

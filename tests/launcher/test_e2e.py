@@ -345,3 +345,24 @@ def test_example_training_job_checkpoints_and_resumes(platform, cluster, submit,
     wait_until(lambda: f"resuming from step {saved}" in log_of(chain, 0), message="resumed from the checkpoint")
     services.experiment_stop(actor=user, chain=chain)
     wait_until(lambda: chain_status(chain) == ChainStatus.STOPPED, message="stopped")
+
+
+def test_a_running_job_stopped_as_succeeded_ends_succeeded(platform, cluster, submit, workspace):
+    user = UserFactory(username="e2e-marked")
+    write(
+        workspace,
+        "forever.py",
+        """
+        import time
+        print("up", flush=True)
+        while True:
+            time.sleep(0.2)
+    """,
+    )
+    chain = submit(user, name="marked", entrypoint="forever.py")
+    wait_until(lambda: "up" in log_of(chain, 0), message="the job to print")
+    services.experiment_stop(actor=user, chain=chain, outcome=WorkerStatus.SUCCEEDED)
+    wait_until(lambda: chain_status(chain) == ChainStatus.SUCCEEDED, message="job to end succeeded")
+    attempt = latest(chain)
+    assert (attempt.worker_status, attempt.stop_reason) == (WorkerStatus.SUCCEEDED, StopReason.MARKED_SUCCEEDED)
+    assert not Rank.objects.filter(holds_node=True).exists()

@@ -989,3 +989,36 @@ def test_known_attempts_and_release(kube: KubeServer, make_backend: MakeBackend,
     backend.release(7)  # and releasing twice is harmless
     assert kube.names("v1/pods") == ["rota-8-0"]
     assert kube.names("v1/services") == ["rota-8", "rota-9"]
+
+
+# --------------------------------------------------------------------------------------------------
+# API load (defect 6)
+
+# kmock serves each request in time growing with its object count (1,000 pods took 8 minutes here),
+# so the pass is measured at 100 pods: the number of calls per pass does not depend on it.
+PODS = 50
+
+
+def test_a_reconcile_pass_makes_no_list_calls_between_relists(
+    kube: KubeServer, make_backend: MakeBackend, core: Any, pod_watch: StreamScript, node_watch: StreamScript
+) -> None:
+    make_node(core, "n1")
+    for attempt_id in range(1, PODS + 1):
+        labels = {"rota.dev/attempt": str(attempt_id), "rota.dev/rank": "0"}
+        core.create_namespaced_pod(
+            NAMESPACE,
+            {"metadata": {"name": f"rota-{attempt_id}-0", "labels": labels}, "spec": {"containers": []}},
+        )
+    backend = watched(make_backend, pod_watch, node_watch, relist_interval=3600.0)
+
+    def one_pass() -> int:
+        """What the reconcile asks of the backend each pass, and how many API calls that costs."""
+        before = len(kube.requests())
+        backend.nodes()
+        for attempt_id in range(1, PODS + 1):
+            assert backend.observe(attempt_id)[0].phase == RankPhase.PENDING
+        assert len(backend.known_attempts()) == PODS
+        return len(kube.requests()) - before
+
+    assert one_pass() == 1  # the first pass lists the Services once (pods come from the informer)
+    assert [one_pass() for _ in range(3)] == [0, 0, 0]  # then nothing until the next relist

@@ -117,3 +117,33 @@ def test_preferences_round_trip(author, enabled):
 
     services.preferences_set(user=author, enabled=[*enabled, "bogus"])
     assert enabled_kinds(user=author) == set(enabled)
+
+
+def test_an_admin_notice_reaches_its_audience_as_a_notification(author, reader, moderator, db):
+    from django.contrib.auth.models import Group
+
+    from apps.web import services as web_services
+    from apps.web.models import Notice
+    from tests.factories import UserFactory
+
+    admin = UserFactory(username="root-admin", groups=["root"])
+    team = Group.objects.create(name="vision")
+    reader.team = team
+    reader.save()
+    services.preferences_set(user=moderator, enabled=["reply"])  # moderator muted notices
+    web_services.notice_save(actor=admin, notice=Notice(title="Maintenance <b>Sat</b>", body="Nodes n1–n4 down"))
+    web_services.notice_save(actor=admin, notice=Notice(title="For vision", audience="group", group=team))
+    everyone = Notification.objects.filter(group_key__startswith="notice:").order_by("recipient__username", "id")
+    assert [(n.recipient.username, n.target_title) for n in everyone] == [
+        ("alice", "Maintenance <b>Sat</b>"),
+        ("bob", "Maintenance <b>Sat</b>"),
+        ("bob", "For vision"),
+        ("root-admin", "Maintenance <b>Sat</b>"),
+    ]
+    note = everyone[0]
+    assert (note.kind, note.detail, note.target_url, presentation.describe(note)) == (
+        "notice",
+        "Nodes n1–n4 down",
+        "/",
+        "Maintenance <b>Sat</b>",
+    )

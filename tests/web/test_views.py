@@ -3,6 +3,7 @@ job page and its actions, the submit form, tokens and settings; query-count guar
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -706,6 +707,52 @@ def test_small_things_read_right_cpu_node_not_counted_singular_container_attempt
     detail = page.get(f"/experiments/{chain.pk}/").content.decode()
     assert f"#{chain.pk}.1</span>" in detail and f"#{chain.pk}.2</span>" in detail
     assert ">id " not in detail
+
+
+def test_submit_form_starts_on_a_training_group_then_on_the_users_last_one(cluster, submit, browser_for):
+    from apps.cluster import services as cluster_services
+
+    cpu = cluster_services.node_group_upsert(actor=None, name="a_cpu")  # sorts first
+    cluster_services.node_upsert(actor=None, name="cpu-0", group=cpu, gpu_count=0)
+    admin = UserFactory(username="ops-admin", groups=["root"])  # may submit to every group
+    page = browser_for(admin)
+
+    def selected_group() -> str:
+        import re
+
+        body = page.get("/submit/").content.decode()
+        select = body[body.index('name="group"') :]
+        select = select[: select.index("</select>")]
+        return re.findall(r'<option value="([^"]+)"[^>]* selected', select)[0]
+
+    assert selected_group() == "training"  # not the CPU group, where training cannot run
+    gpu2 = cluster_services.node_group_upsert(actor=None, name="training2")
+    cluster_services.node_upsert(actor=None, name="g2-0", group=gpu2, gpu_count=8)
+    cluster_services.node_upsert(actor=None, name="g2-1", group=gpu2, gpu_count=8)
+    from apps.quotas import services as quota_services
+
+    quota_services.quota_set(actor=None, user=admin, kind="node", node_group=gpu2, priority=10, value=8)
+    assert selected_group() == "training2"  # the training group with the most quota
+    submit(admin, name="there", group="training")
+    assert selected_group() == "training"  # then the group of the last job
+
+
+def test_a_rank_ended_after_go_suspend_reads_as_suspended_not_killed(cluster, submit, user, page):
+    from apps.experiments.choices import RankStatus
+
+    chain = submit(user, name="polite", nodes=2)
+    chain.refresh_from_db()
+    attempt_id = chain.latest_attempt_id
+    for rank in (0, 1):
+        lifecycle.rank_update(attempt_id, rank, status=RankStatus.RUNNING)
+    assert lifecycle.attempt_mark_running(attempt_id)
+    lifecycle.attempt_set_whole_life_state(attempt_id, 7)
+    assert lifecycle.attempt_go_suspend(attempt_id, rank=0)  # rank 0 saved its checkpoint; rank 1 did not
+    for rank in (0, 1):
+        lifecycle.rank_update(attempt_id, rank, status=RankStatus.KILLED, exit_code=137, message="killed by SIGKILL")
+    body = page.get(f"/experiments/{chain.pk}/").content.decode()
+    outcomes = re.findall(r"data-rank-outcome>([^<]*)<", body)
+    assert [o.strip() for o in outcomes] == ["suspended after checkpoint (step 7)", "exit 137 killed by SIGKILL"]
 
 
 @pytest.mark.parametrize(

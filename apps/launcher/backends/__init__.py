@@ -77,8 +77,12 @@ def _create() -> Backend:
             chains[attempt_id] = chain
         store.append_lines(chain, attempt_id, rank, lines)  # type: ignore[arg-type]
 
+    configuration = client.Configuration.get_default_copy()
+    # One pool for every call (informers, log streams, writes): bounded, so a burst cannot open
+    # connections without limit against the API server.
+    configuration.connection_pool_maxsize = int(conf["CONNECTION_POOL"])
     backend = KubernetesBackend(
-        client.ApiClient(),
+        client.ApiClient(configuration),
         namespace=str(conf["NAMESPACE"]),
         image_pull_secrets=list(conf["IMAGE_PULL_SECRETS"]),
         log_sink=sink,

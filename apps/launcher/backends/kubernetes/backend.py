@@ -96,6 +96,7 @@ class KubernetesBackend(Backend):
         self._followers: dict[tuple[int, int], LogFollower] = {}
         self._last_output: dict[int, float] = {}
         self._nodes: dict[str, JsonDict] = {}
+        self._services_listed: tuple[float, set[int]] | None = None  # (when, attempts with a Service)
         self._pod_informer: Informer | None = None
         self._node_informer: Informer | None = None
 
@@ -278,13 +279,31 @@ class KubernetesBackend(Backend):
         return dict(sorted(result.items()))
 
     def known_attempts(self) -> set[int]:
-        found: set[int] = set()
-        for fn in (self._core.list_namespaced_service, self._core.list_namespaced_pod):
-            for obj in self._list(fn, self._namespace, selector=self.label_attempt):
-                attempt_id = self._attempt_of(obj)
-                if attempt_id is not None:
-                    found.add(attempt_id)
-        return found
+        """Attempts with pods or a Service. With the pod informer running this costs no API call
+        on most passes: pods come from its cache and Services are listed at most once per
+        ``relist_interval`` (a Service without pods only lingers after a failed start)."""
+        if not self._pods_synced():
+            found: set[int] = set()
+            for fn in (self._core.list_namespaced_service, self._core.list_namespaced_pod):
+                for obj in self._list(fn, self._namespace, selector=self.label_attempt):
+                    attempt_id = self._attempt_of(obj)
+                    if attempt_id is not None:
+                        found.add(attempt_id)
+            return found
+        with self._lock:
+            found = {key[0] for key in self._pods} | {key[0] for key in self._tombstones}
+        return found | self._service_attempts()
+
+    def _service_attempts(self) -> set[int]:
+        now = time.monotonic()
+        with self._lock:
+            listed = self._services_listed
+        if listed is None or now - listed[0] >= self._relist_interval:
+            services = self._list(self._core.list_namespaced_service, self._namespace, selector=self.label_attempt)
+            ids = {a for a in (self._attempt_of(obj) for obj in services) if a is not None}
+            with self._lock:
+                self._services_listed = listed = (now, ids - set(self._released))
+        return set(listed[1])
 
     def release(self, attempt_id: int) -> None:
         with self._lock:
@@ -299,6 +318,8 @@ class KubernetesBackend(Backend):
             followers = [self._followers.pop(key) for key in list(self._followers) if key[0] == attempt_id]
             self._stop_reasons.pop(attempt_id, None)
             self._last_output.pop(attempt_id, None)
+            if self._services_listed is not None:
+                self._services_listed[1].discard(attempt_id)
         for follower in followers:
             follower.cancel()
         self._ignore_404(

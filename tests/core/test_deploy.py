@@ -1,0 +1,110 @@
+"""The deploy files: every Kubernetes manifest (ours and the pods Rota generates) validates against
+the API schema (kubernetes-validate, strict), and the files keep the properties operations rely on."""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from apps.launcher.backends.base import EntrypointKind, LaunchSpec, MountSpec, RankSpec
+from apps.launcher.backends.kubernetes.manifests import Manifests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S_VERSION = "1.31"  # the oldest Kubernetes release the manifests target
+
+
+def manifests() -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all((DEPLOY / "kubernetes" / "rota.yaml").read_text()) if doc]
+
+
+def by_kind(kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in manifests() if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+@pytest.mark.parametrize("doc", manifests(), ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_deploy_manifests_are_valid_kubernetes(doc: dict[str, Any]) -> None:
+    kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_generated_job_objects_are_valid_kubernetes() -> None:
+    spec = LaunchSpec(
+        attempt_id=7,
+        chain_id="chain-abc",
+        user="alice",
+        uid=4201,
+        gid=4200,
+        workspace="/home/alice/proj",
+        kind=EntrypointKind.BASH,
+        entrypoint="run.sh",
+        parameters=("--lr", "0.1"),
+        interpreter="python3",
+        image="registry.example/train:1",
+        ranks=tuple(RankSpec(rank=r, node=f"gpu-{r}", env={"ROTA_TASK_TOKEN": "t", "RANK": str(r)}) for r in (0, 1)),
+        cpu=62.5,
+        memory_bytes=496 * 2**30,
+        gpus_per_rank=8,
+        mounts=(MountSpec("host_path", "/data", "/data", True), MountSpec("pvc", "home", "/home/alice")),
+        capabilities=("IPC_LOCK",),
+    )
+    m = Manifests(namespace="rota-jobs", image_pull_secrets=("regcred",))
+    objects = [m.build_service(spec), m.build_secret(spec, "uid-1")]
+    objects += [m.build_pod(spec, rank, "uid-1") for rank in spec.ranks]
+    for obj in objects:
+        assert obj is not None
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+def test_web_pods_get_no_api_credentials_and_the_worker_is_never_doubled() -> None:
+    web = by_kind("Deployment", "rota-web")["spec"]["template"]["spec"]
+    assert web["serviceAccountName"] == "rota-web" and web["automountServiceAccountToken"] is False
+    assert by_kind("ServiceAccount", "rota-web")["automountServiceAccountToken"] is False
+    bound = [
+        s["name"] for d in manifests() if d["kind"] in ("RoleBinding", "ClusterRoleBinding") for s in d["subjects"]
+    ]
+    assert set(bound) == {"rota-worker"}
+    worker = by_kind("Deployment", "rota-worker")["spec"]
+    assert worker["strategy"] == {"type": "Recreate"} and worker["replicas"] == 1
+    container = web["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    for deployment in ("rota-web", "rota-worker"):
+        for c in by_kind("Deployment", deployment)["spec"]["template"]["spec"]["containers"]:
+            assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
+            assert not c["image"].endswith(":latest")
+    migrate = by_kind("Job", "rota-migrate")["spec"]["template"]["spec"]["containers"][0]
+    assert migrate["command"] == ["python", "manage.py", "migrate", "--noinput"]
+
+
+def test_namespaces_carry_pod_security_labels_and_jobs_take_no_foreign_traffic() -> None:
+    assert by_kind("Namespace", "rota")["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert by_kind("Namespace", "rota-jobs")["metadata"]["labels"]["pod-security.kubernetes.io/warn"] == "baseline"
+    policy = by_kind("NetworkPolicy", "jobs-only-from-jobs")
+    assert policy["metadata"]["namespace"] == "rota-jobs"
+    assert policy["spec"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+
+
+def test_image_is_pinned_and_secrets_stay_out_of_it() -> None:
+    base = re.search(r"^FROM (\S+)", (DEPLOY / "Dockerfile").read_text(), re.M)
+    assert base is not None and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base[1])
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    assert {".env", ".env.*", "var/", ".venv/", ".git/", "deploy/.env"} <= ignored
+
+
+def test_compose_starts_production_with_passwords_and_keeps_kube_credentials_out_of_web() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+    for name in ("migrate", "web", "worker", "qcluster"):
+        env = services[name]["environment"]
+        assert env["DEBUG"] == "false" and env["ROTA_ENV"] == "production"
+        assert ":?set POSTGRES_PASSWORD" in env["DATABASE_URL"] and ":?set REDIS_PASSWORD" in env["REDIS_URL"]
+    assert "--requirepass" in services["redis"]["command"]
+    assert ":?" in services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert not any("kube" in v for v in services["web"]["volumes"])
+    assert "KUBECONFIG" not in services["web"]["environment"]
+    assert any(v.endswith("/kube/config:ro") for v in services["worker"]["volumes"])

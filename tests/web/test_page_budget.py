@@ -1,0 +1,97 @@
+"""Every page stays cheap with 1,000 jobs in the database: an exact query count per page (a query
+that grows with the data, or a new N+1, changes the count and fails here), and the server time of
+each page printed in the output for a person to read (the suite asserts no times)."""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from apps.experiments.choices import ChainStatus, QueueStatus, WorkerStatus
+from apps.experiments.models import Attempt, Chain, ChainTag
+
+JOBS = 1000
+
+# Queries per page, on either database profile. Change a number only with a reason in the commit.
+BUDGET = {
+    "/": 12,
+    "/experiments/": 10,
+    "/experiments/?scope=all&status=finished": 10,
+    "/experiments/{chain}/": 9,
+    "/experiments/{chain}/logs/": 9,
+    "/submit/": 9,
+    "/submit/?from={chain}": 12,
+    "/account/": 8,
+    "/account/tokens/": 4,
+    "/account/settings/": 4,
+}
+
+
+def thousand_jobs(cluster, user, other_user) -> Chain:
+    """1,000 finished jobs (half the user's, half another's, two attempts each in every tenth),
+    with tags; the newest of the user's is returned."""
+    env = cluster.group.chains.model._meta.get_field("environment").related_model.objects.get(name="default")
+    now = timezone.now()
+    chains = Chain.objects.bulk_create(
+        [
+            Chain(
+                owner=user if i % 2 else other_user,
+                name=f"bulk-{i:04d}",
+                workspace="/tmp",
+                entrypoint="train.py",
+                node_group=cluster.group,
+                node_count=1 + i % 3,
+                priority=10,
+                environment=env,
+                environment_name="default",
+                status=ChainStatus.SUCCEEDED if i % 5 else ChainStatus.STOPPED,
+                finished=True,
+                finished_at=now,
+            )
+            for i in range(JOBS)
+        ]
+    )
+    attempts = Attempt.objects.bulk_create(
+        [
+            Attempt(
+                chain=chain,
+                index=index,
+                priority=10,
+                worker_status=WorkerStatus.SUCCEEDED,
+                queue_status=QueueStatus.FINISHED,
+                started_at=now,
+                finished_at=now,
+            )
+            for i, chain in enumerate(chains)
+            for index in range(2 if i % 10 == 0 else 1)
+        ]
+    )
+    latest = {a.chain_id: a for a in attempts}
+    for chain in chains:
+        chain.latest_attempt = latest[chain.pk]
+    Chain.objects.bulk_update(chains, ["latest_attempt"])
+    ChainTag.objects.bulk_create([ChainTag(chain=c, name=f"t{i % 7}") for i, c in enumerate(chains)])
+    return chains[-1] if chains[-1].owner_id == user.pk else chains[-2]
+
+
+def test_every_page_keeps_its_query_count_with_a_thousand_jobs(cluster, submit, user, other_user, page, capsys):
+    newest = thousand_jobs(cluster, user, other_user)
+    for i in range(3):
+        submit(user, name=f"live-{i}", nodes=2)  # running and waiting jobs too
+    counts, lines = {}, []
+    for url in BUDGET:
+        target = url.format(chain=newest.pk)
+        page.get(target)  # warm: caches, the session, translations
+        start = time.perf_counter()
+        with CaptureQueriesContext(connection) as ctx:
+            response = page.get(target)
+        elapsed_ms = (time.perf_counter() - start) * 1000
+        assert response.status_code == 200, target
+        counts[url] = len(ctx.captured_queries)
+        lines.append(f"[page time] {target}: {elapsed_ms:.0f} ms, {counts[url]} queries")
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
+    assert counts == BUDGET
