@@ -138,6 +138,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "django_prometheus",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from here, not a CDN
     "channels",
     "django_q",
@@ -156,6 +157,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: probes come by pod IP over plain HTTP (no ALLOWED_HOSTS check, no HTTPS redirect).
     "apps.core.health.HealthMiddleware",
+    "apps.web.metrics.MetricsMiddleware",  # /metrics: same reasons (Prometheus scrapes pod IPs)
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -165,6 +168,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -384,6 +388,8 @@ ROTA_LAUNCHER = {
     "MASTER_PORT": env_int("ROTA_MASTER_PORT", 29500),
 }
 
+# /metrics answers only with "Authorization: Bearer <this>"; empty = no /metrics at all.
+ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")
 # /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
 ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
 
