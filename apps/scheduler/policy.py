@@ -1071,8 +1071,8 @@ class _Pass:
         aging = self.cfg.above_normal_aging_seconds
         ranked: set[tuple[str, str, int]] = set()  # (group, user, level) with a custom rank somewhere
         queues: dict[str, list[tuple]] = {}
-        # per group, the longest-waiting attempt past the reservation wait: (-level, queued_at, index)
-        longest: dict[str, tuple[int, float, int]] = {}
+        # per group, the longest-waiting attempt past the reservation wait: (-level, queued_at, index, id)
+        longest: dict[str, tuple[int, float, int, int]] = {}
         cutoff = self.now - self.cfg.reservation_wait_seconds
         autos: list[Waiting] = []
         bad: list[Waiting] = []
@@ -1107,8 +1107,12 @@ class _Pass:
                         queue = queues[w.group] = []
                     if w.queued_at <= cutoff and not w.claim:
                         best = longest.get(w.group)
-                        if best is None or (-level, w.queued_at) < (best[0], best[1]):
-                            longest[w.group] = (-level, w.queued_at, len(queue))
+                        if (
+                            best is None
+                            or -level < best[0]
+                            or (-level == best[0] and (w.queued_at, w.attempt_id) < (best[1], best[3]))
+                        ):
+                            longest[w.group] = (-level, w.queued_at, len(queue), w.attempt_id)
                     queue.append(entry)
                     if w.custom_rank != w.first_submitted_at:
                         ranked.add((w.group, w.user, level))
@@ -1135,8 +1139,8 @@ class _Pass:
             queue = queues.setdefault(w.group, [])
             if level != _AUTO and not w.claim and w.queued_at <= cutoff:
                 best = longest.get(w.group)
-                if best is None or (-level, w.queued_at) < (best[0], best[1]):
-                    longest[w.group] = (-level, w.queued_at, len(queue))
+                if best is None or (-level, w.queued_at, w.attempt_id) < (best[0], best[1], best[3]):
+                    longest[w.group] = (-level, w.queued_at, len(queue), w.attempt_id)
             queue.append(entry)
         for name in sorted(queues):
             queue = queues[name]
@@ -1160,7 +1164,7 @@ class _Pass:
         queue: list[tuple],
         group: str,
         ranked: set[tuple[str, str, int]],
-        longest: tuple[int, float, int] | None,
+        longest: tuple[int, float, int, int] | None,
     ) -> None:
         """Sort one group's queue: claimants first (jobs were suspended for them), then priority, fair
         share (decayed usage), the user's own order, id.
@@ -1172,6 +1176,9 @@ class _Pass:
         its level: it is the one that gets the reservation, and a newer job ahead of it in fair-share
         order does not take the nodes it is waiting for.
         """
+        if longest is not None:  # before the places move entries around: the index is the append order's
+            e = queue[longest[2]]
+            queue[longest[2]] = (e[0], -math.inf, e[2], e[3], e[4])
         if ranked:
             places: dict[tuple[str, int], list[int]] = {}
             for i, e in enumerate(queue):
@@ -1185,9 +1192,6 @@ class _Pass:
                 mine.sort(key=lambda e: (e[4].custom_rank, e[2], e[3]))
                 for i, slot, e in zip(idx, slots, mine, strict=True):
                     queue[i] = (e[0], e[1], slot, e[3], e[4])
-        if longest is not None:
-            e = queue[longest[2]]
-            queue[longest[2]] = (e[0], -math.inf, e[2], e[3], e[4])
         queue.sort()
 
     def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:
@@ -1223,7 +1227,9 @@ class _Pass:
         usage_of = self.s.usage.get
         for entry in queue:
             w: Waiting = entry[4]
-            level = _level_of(entry[0])
+            level = -entry[0]
+            if level >= _CLAIM:
+                level -= _CLAIM
             n = w.node_count
             user = w.user
             aid = w.attempt_id

@@ -54,16 +54,31 @@ def chromium():
 
 
 @pytest.fixture
-def browser_page(chromium, platform):
-    """A fresh browser tab (own cookies) on the live platform; console errors fail the test."""
+def browser_page(chromium, platform, capsys):
+    """A fresh browser tab (own cookies) on the live platform; console errors fail the test.
+
+    The server time of every page the tab loads (request sent → first byte) is printed after the
+    test, for a person to read; the suite asserts no times (tests/web/test_page_budget.py pins the
+    pages' query counts)."""
     context = chromium.new_context(viewport={"width": 1360, "height": 900}, locale="en-US")
     context.set_default_timeout(30_000)
     tab = context.new_page()
     errors: list[str] = []
+    pages: list[str] = []
+
+    def timed(request) -> None:
+        if request.resource_type == "document":
+            timing = request.timing
+            server_ms = timing["responseStart"] - timing["requestStart"]
+            pages.append(f"[page time] {request.url.removeprefix(platform.url)}: {server_ms:.0f} ms")
+
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("requestfinished", timed)
     tab.base = platform.url  # type: ignore[attr-defined]
     yield tab
     context.close()
+    with capsys.disabled():
+        print("\n" + "\n".join(pages))
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 

@@ -227,3 +227,19 @@ def test_no_reservation_config_still_backfills() -> None:
     cfg = PolicyConfig(reservation_wait_seconds=math.inf)
     result = plan(snap(nodes("a"), wait=[waiting(1, "ann")], config=cfg))
     assert started(result) == {1: ("a",)}
+
+
+def test_the_reservation_and_custom_rank_together_do_not_depend_on_input_order() -> None:
+    # bob's ranked job takes his earliest place; the longest waiter (job 1) is the one promoted
+    cfg = PolicyConfig(reservation_wait_seconds=0.0)
+    run = [running(9, "ann", ["a"], P.HIGH)]
+    wait = [
+        waiting(1, "bob", submitted_ago=HOUR, waited=HOUR),
+        waiting(2, "bob", submitted_ago=60, waited=60, custom_rank=-1.0),
+        waiting(3, "cat", submitted_ago=30 * MIN, waited=30 * MIN),
+    ]
+    forward = plan(snap(nodes("a"), run, wait, config=cfg, usage={"bob": 5.0, "cat": 1.0}))
+    backward = plan(snap(nodes("a"), run, wait[::-1], config=cfg, usage={"bob": 5.0, "cat": 1.0}))
+    assert forward == backward
+    assert forward.reservations[0].attempt_id == 1
+    assert [forward.explanations[a].position for a in (1, 2, 3)] == [1, 3, 2]
