@@ -29,7 +29,8 @@ ORDER = {
 # Which CAP matches are ranked: the newest (ids grow with time), or the latest active.
 CANDIDATES = {SearchSort.ACTIVE: "p.last_activity_at DESC, p.id DESC"}
 CAP = 1000
-FUZZY = 0.4  # pg_trgm word similarity: 'timout' ~ 'timeout' is 0.5
+FUZZY_CANDIDATES = 200
+FUZZY = 0.5  # pg_trgm word similarity: 'timout' ~ 'timeout' is 0.5 (0.4 let too many titles through)
 
 
 class PostgresBackend:
@@ -65,25 +66,28 @@ class PostgresBackend:
             query = tsquery(terms)
             # ``where`` and ``order`` are fixed SQL from this module; every value is a parameter.
             # Counting and ranking stop at CAP matches (the newest ones): a word in every other
-            # post would otherwise cost a rank per matching row (docs/PERFORMANCE.md).
-            count_sql = f"SELECT count(*) FROM (SELECT 1 FROM discussion_post p WHERE p.search_vector @@ to_tsquery('simple', %s) AND {where} LIMIT {CAP + 1}) s"  # noqa: S608, E501
-            cursor.execute(count_sql, [query, *params])
-            found = cursor.fetchone()[0]
+            # post would otherwise cost a rank per matching row (docs/PERFORMANCE.md). One pass
+            # finds the candidates, counts them and ranks them.
+            candidates = f"SELECT p.id, p.search_vector, p.created_at, p.last_activity_at FROM discussion_post p WHERE p.search_vector @@ to_tsquery('simple', %s) AND {where} ORDER BY {CANDIDATES.get(request.sort, 'p.id DESC')} LIMIT {CAP + 1}"  # noqa: S608, E501
+            sql = f"WITH c AS ({candidates}) SELECT c.id, ts_rank_cd(c.search_vector, to_tsquery('simple', %s), 1) AS rank, count(*) OVER () FROM c ORDER BY {order} LIMIT %s OFFSET %s"  # noqa: S608, E501
+            cursor.execute(sql, [query, *params, query, request.page_size, offset])
+            rows = cursor.fetchall()
+            ids = [row[0] for row in rows[:CAP]]
+            found = rows[0][2] if rows else 0
+            if not rows and offset:
+                cursor.execute(f"SELECT count(*) FROM ({candidates}) c", [query, *params])  # noqa: S608
+                found = cursor.fetchone()[0]
             page.total, page.capped = min(found, CAP), found > CAP
-            if page.total:
-                candidates = f"SELECT p.id, p.search_vector, p.created_at, p.last_activity_at FROM discussion_post p WHERE p.search_vector @@ to_tsquery('simple', %s) AND {where} ORDER BY {CANDIDATES.get(request.sort, 'p.id DESC')} LIMIT {CAP}"  # noqa: S608, E501
-                sql = f"WITH c AS ({candidates}) SELECT c.id, ts_rank_cd(c.search_vector, to_tsquery('simple', %s), 1) AS rank FROM c ORDER BY {order} LIMIT %s OFFSET %s"  # noqa: S608, E501
-                cursor.execute(sql, [query, *params, query, request.page_size, offset])
-                ids = [row[0] for row in cursor.fetchall()]
-            else:
+            if not found:
                 text = " ".join(t.text for t in terms if not t.cjk)
                 if not text:
                     return page
                 # Typo tolerance: titles that contain something close to the words (pg_trgm; the
                 # threshold is set for this transaction so that ``<%`` can use the trigram index).
+                # Only the newest FUZZY_CANDIDATES close titles are ordered by similarity.
                 cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", [str(FUZZY)])
-                order_fuzzy = "ORDER BY word_similarity(%s, p.title) DESC, p.id DESC LIMIT %s OFFSET %s"
-                sql = f"SELECT p.id FROM discussion_post p WHERE %s <%% p.title AND {where} {order_fuzzy}"  # noqa: S608
+                close = f"SELECT p.id, p.title FROM discussion_post p WHERE %s <%% p.title AND {where} ORDER BY p.id DESC LIMIT {FUZZY_CANDIDATES}"  # noqa: S608, E501
+                sql = f"WITH c AS ({close}) SELECT c.id FROM c ORDER BY word_similarity(%s, c.title) DESC, c.id DESC LIMIT %s OFFSET %s"  # noqa: S608, E501
                 cursor.execute(sql, [text, *params, text, request.page_size, offset])
                 ids = [row[0] for row in cursor.fetchall()]
                 page.total = len(ids) + offset
