@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "django_prometheus",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from here, not a CDN
     "channels",
     "django_q",
@@ -159,6 +160,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: probes come by pod IP over plain HTTP (no ALLOWED_HOSTS check, no HTTPS redirect).
     "apps.core.health.HealthMiddleware",
+    "apps.web.metrics.MetricsMiddleware",  # /metrics: same reasons (Prometheus scrapes pod IPs)
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -169,8 +172,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # Last, as django-axes asks: turns a sign-in refused for guessing into a 429 (apps/accounts/lockout.py).
+    # Late, as django-axes asks: a sign-in refused for guessing becomes a 429 (apps/accounts/lockout.py).
     "axes.middleware.AxesMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -428,6 +432,8 @@ ROTA_LAUNCHER = {
     "MASTER_PORT": env_int("ROTA_MASTER_PORT", 29500),
 }
 
+# /metrics answers only with "Authorization: Bearer <this>"; empty = no /metrics at all.
+ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")
 # /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
 ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
 

@@ -16,7 +16,7 @@ from django.test import Client
 
 from apps.core import health
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("plain_static_storage")]
 
 POD_IP = "10.42.7.13:8000"
 
