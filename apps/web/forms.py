@@ -119,10 +119,21 @@ class SubmitForm(forms.Form):
         user: User,
         groups: list[str],
         environments: list[str],
+        default_workspace: str = "",
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+        if default_workspace:
+            self.fields["workspace"].help_text = _(
+                "An absolute directory the cluster can see; the job runs in it. Yours is %(path)s "
+                "(your storage on the cluster): put your code there."
+            ) % {"path": default_workspace}
+        else:
+            self.fields["workspace"].help_text = _(
+                "An absolute directory the cluster can see; the job runs in it. No storage is set up "
+                "for you yet: ask an admin which directory to use."
+            )
         choice_field(self, "group").choices = [(g, g) for g in groups]
         choice_field(self, "environment").choices = [(e, e) for e in environments]
         choice_field(self, "priority").choices = priority_choices(user)

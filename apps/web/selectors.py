@@ -4,17 +4,20 @@ queries, whatever the number of jobs or nodes (the page tests guard it)."""
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.cluster.choices import NodeState
+from apps.cluster.choices import MountKind, NodeState
 from apps.cluster.models import Node, NodeGroup
+from apps.cluster.selectors import mounts_for
 from apps.core.priorities import QUOTA_LEVELS, Priority
 from apps.experiments.choices import ChainStatus, QueueStatus
 from apps.experiments.models import Attempt, Chain, ChainTag, Rank
@@ -152,6 +155,26 @@ def last_submission(*, user: User) -> tuple[str, str | None]:
     form starts from them."""
     row = Chain.objects.filter(owner=user).order_by("-id").values_list("workspace", "node_group__name").first()
     return row if row is not None else ("", None)
+
+
+def default_workspace(*, user: User) -> str:
+    """The directory a new user's jobs would run in: a writable storage mount their mount rules give
+    a training job, preferring one named after them (their home); "" when none.
+
+    On the local backend ranks run on this machine and mounts do not apply, so it is the host
+    directory (the mount's source) and only when it exists; on Kubernetes the path in the container.
+    """
+    local = settings.ROTA_BACKEND == "local"
+    paths: list[str] = []
+    for mount in mounts_for(user=user, task={"type": "training"}):
+        if mount.read_only:
+            continue
+        if not local:
+            paths.append(mount.container_path)
+        elif mount.kind == MountKind.HOST_PATH and os.path.isdir(mount.source):
+            paths.append(mount.source)
+    own = [p for p in paths if user.username in p.split("/")]
+    return (own or paths or [""])[0]
 
 
 def default_group(*, choices: SubmitChoices, last_group: str | None) -> str | None:

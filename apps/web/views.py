@@ -575,9 +575,10 @@ def submit_view(request: SignedInRequest) -> HttpResponse:
 
     ``?from=<id>`` prefills it from an existing job (resubmit)."""
     choices = selectors.submit_choices(user=request.user)
+    default_workspace = selectors.default_workspace(user=request.user)
     source: Chain | None = None
     if request.method == "POST":
-        form = submit_form(request, choices, data=request.POST)
+        form = submit_form(request, choices, default_workspace=default_workspace, data=request.POST)
         if form.is_valid():
             try:
                 chain = experiment_services.experiment_submit(user=request.user, **form.service_arguments())
@@ -599,9 +600,11 @@ def submit_view(request: SignedInRequest) -> HttpResponse:
             values = {
                 "environment": choices.environments[0] if choices.environments else None,
                 "group": selectors.default_group(choices=choices, last_group=last_group),
-                "workspace": workspace,
+                "workspace": workspace or default_workspace,
             }
-        form = submit_form(request, choices, initial=SubmitForm.initial_from(values))
+        form = submit_form(
+            request, choices, default_workspace=default_workspace, initial=SubmitForm.initial_from(values)
+        )
     return render(
         request,
         "web/submit.html",

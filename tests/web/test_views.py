@@ -737,6 +737,62 @@ def test_submit_form_starts_on_a_training_group_then_on_the_users_last_one(clust
     assert selected_group() == "training"  # then the group of the last job
 
 
+def test_submit_form_offers_the_users_storage_as_workspace_and_says_so(cluster, tmp_path, user, page, settings):
+    from django.contrib.auth.models import Group
+
+    from apps.cluster import services as cluster_services
+
+    public = Group.objects.get_or_create(name="public")[0]
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "home" / "alice").mkdir(parents=True)
+    (tmp_path / "home" / "alice" / "train.py").write_text("print('hello')\n")
+    for name, source, read_only in (
+        ("datasets", f"{tmp_path}/shared", True),  # read-only: never a workspace
+        ("home", f"{tmp_path}/home/{{user.username}}", False),
+        ("scratch", f"{tmp_path}/scratch-missing", False),  # not on this machine: not offered
+    ):
+        cluster_services.mount_rule_upsert(
+            actor=None,
+            name=name,
+            source=source,
+            container_path=f"/mnt/{name}",
+            read_only=read_only,
+            owner_groups=[public],
+        )
+    home = f"{tmp_path}/home/alice"
+
+    def workspace_field(body: str) -> tuple[str, str]:
+        """The workspace <input> tag and its help text."""
+        tag = body[body.rindex("<input", 0, body.index('name="workspace"')) :]
+        help_at = body.index('id="id_workspace_helptext"')
+        return tag[: tag.index(">") + 1], body[help_at : body.index("</div>", help_at)]
+
+    tag, help_text = workspace_field(page.get("/submit/").content.decode())
+    assert f'value="{home}"' in tag
+    assert f"Yours is {home} (your storage on the cluster): put your code there." in help_text
+
+    settings.ROTA_BACKEND = "kubernetes"  # in a container the mount's path there is the workspace
+    assert 'value="/mnt/home"' in workspace_field(page.get("/submit/").content.decode())[0]
+    settings.ROTA_BACKEND = "local"
+
+    response = page.post("/submit/", form(home, name="in-my-home"))
+    assert response.status_code == 302
+    assert Chain.objects.get(name="in-my-home").workspace == home
+
+    cluster_services.mount_rule_upsert(
+        actor=None,
+        name="home",
+        source=f"{tmp_path}/home/{{user.username}}",
+        container_path="/mnt/home",
+        active=False,
+        owner_groups=[public],
+    )
+    Chain.objects.all().delete()
+    tag, help_text = workspace_field(page.get("/submit/").content.decode())
+    assert "value=" not in tag
+    assert "No storage is set up for you yet: ask an admin which directory to use." in help_text
+
+
 def test_a_rank_ended_after_go_suspend_reads_as_suspended_not_killed(cluster, submit, user, page):
     from apps.experiments.choices import RankStatus
 
