@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Prefetch, Q, QuerySet
@@ -95,3 +96,33 @@ def quota_usage(*, user: User) -> dict[tuple[str, int], int]:
         if level is not None:
             used[(group, level)] += count
     return dict(used)
+
+
+@dataclass(frozen=True)
+class NodeHolder:
+    """The job running on a node. ``job``, ``name`` and ``owner`` are None for a viewer who may not
+    see that job (another user's, not shared with them): they learn only that the node is busy."""
+
+    job: int | None
+    attempt: str | None  # "<job>.<attempt number from 1>", as the portal shows attempts
+    name: str | None
+    owner: str | None
+
+
+def node_holders(*, user: User) -> dict[int, NodeHolder]:
+    """Node id → the job holding it, for every busy node, as ``user`` may see it. At most two
+    queries, whatever the number of nodes and jobs."""
+    rows = list(
+        Rank.objects.filter(holds_node=True).values_list(
+            "node_id", "attempt__chain_id", "attempt__index", "attempt__chain__name", "attempt__chain__owner__username"
+        )
+    )
+    holding = {row[1] for row in rows}
+    visible = set(chains_visible_to(user=user).filter(pk__in=holding).values_list("pk", flat=True)) if rows else set()
+    holders: dict[int, NodeHolder] = {}
+    for node_id, chain_id, index, name, owner in rows:
+        if chain_id in visible:
+            holders[node_id] = NodeHolder(chain_id, f"{chain_id}.{index + 1}", name, owner)
+        else:
+            holders[node_id] = NodeHolder(None, None, None, None)
+    return holders

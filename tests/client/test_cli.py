@@ -417,3 +417,23 @@ def test_nodes_quota_images_whoami(alice: Rota):
     assert [e["name"] for e in alice.json("images")] == ["default"]
     assert alice.json("whoami")["username"] == "alice-cli"
     assert "alice-cli" in alice("whoami").stdout
+
+
+def test_nodes_show_which_are_busy_and_by_whom(alice: Rota, submit, workspace: Path):
+    from apps.experiments.models import Rank
+
+    write(workspace, "wait.py", "import time\ntime.sleep(120)\n")
+    mine = submit(User.objects.get(username="alice-cli"), name="sleeper", entrypoint="wait.py", nodes=2)
+    submit(UserFactory(username="dave"), name="not-yours", entrypoint="wait.py", nodes=1)
+    wait_until(lambda: Rank.objects.filter(holds_node=True).count() == 3, message="three nodes held")
+
+    text = alice("nodes", "-g", "training")
+    rows = {line.split()[0]: line for line in text.stdout.splitlines()[1:] if line.strip()}
+    jobs = sorted(" ".join(line.split()[8:12]) if "#" in line else line.split()[8] for line in rows.values())
+    assert jobs == [f"#{mine.pk}.1 sleeper (alice-cli)", f"#{mine.pk}.1 sleeper (alice-cli)", "-", "busy"]
+    assert "dave" not in text.stdout and "not-yours" not in text.stdout
+    assert "training: 4/4 ready, 3 busy" in text.stderr
+    nodes = alice.json("nodes")
+    assert sum(n["busy"] for n in nodes) == 3
+    assert sorted(n["holder"]["name"] or "-" for n in nodes if n["busy"]) == ["-", "sleeper", "sleeper"]
+    alice("stop", str(mine.pk))

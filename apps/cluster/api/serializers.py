@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from dataclasses import asdict
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.cluster.models import Environment, Node, NodeGroup
@@ -15,8 +19,20 @@ class NodeGroupSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "description", "node_count", "ready_count", "disabled_count"]
 
 
+class NodeHolderSerializer(serializers.Serializer):
+    job = serializers.IntegerField(allow_null=True, help_text="Job id; null when the job is not yours to see.")
+    attempt = serializers.CharField(allow_null=True, help_text='"<job>.<attempt>", e.g. "6.2".')
+    name = serializers.CharField(allow_null=True)
+    owner = serializers.CharField(allow_null=True)
+
+
 class NodeSerializer(serializers.ModelSerializer):
+    """A node; ``busy`` and ``holder`` need ``holders`` (``experiments.selectors.node_holders``) in
+    the serializer context."""
+
     group = serializers.CharField(source="group.name")
+    busy = serializers.SerializerMethodField(help_text="A job holds the node now.")
+    holder = serializers.SerializerMethodField(help_text="The job holding it (null when idle).")
 
     class Meta:
         model = Node
@@ -33,8 +49,18 @@ class NodeSerializer(serializers.ModelSerializer):
             "state_reason",
             "labels",
             "state_changed_at",
+            "busy",
+            "holder",
         ]
         read_only_fields = ["id", "state", "state_reason", "state_changed_at"]
+
+    def get_busy(self, node: Node) -> bool:
+        return node.pk in self.context.get("holders", {})
+
+    @extend_schema_field(NodeHolderSerializer(allow_null=True))
+    def get_holder(self, node: Node) -> dict[str, Any] | None:
+        holder = self.context.get("holders", {}).get(node.pk)
+        return asdict(holder) if holder is not None else None
 
 
 class NodeWriteSerializer(serializers.Serializer):

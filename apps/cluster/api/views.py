@@ -17,6 +17,7 @@ from apps.cluster.filtersets import NodeFilterSet
 from apps.cluster.models import Node, NodeGroup
 from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError
+from apps.experiments.selectors import node_holders
 from apps.quotas.selectors import environments_for
 
 
@@ -30,8 +31,19 @@ class NodeGroupListView(generics.ListAPIView):
         return selectors.node_groups_with_counts()
 
 
-class NodeListView(generics.ListAPIView):
-    """Nodes; filter by `group`, `state` (repeatable), `room`, `gpu_model`, `name`, `min_gpus`."""
+class NodeHoldersMixin(generics.GenericAPIView):
+    """Serializer context with who holds which node (``busy``/``holder``), read once per request."""
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        if not getattr(self, "swagger_fake_view", False):
+            context["holders"] = node_holders(user=self.request.user)  # type: ignore[arg-type]
+        return context
+
+
+class NodeListView(NodeHoldersMixin, generics.ListAPIView):
+    """Nodes, with the job holding each busy one (its id, name and owner only for jobs you may
+    see); filter by `group`, `state` (repeatable), `room`, `gpu_model`, `name`, `min_gpus`."""
 
     serializer_class = s.NodeSerializer
     filterset_class = NodeFilterSet
@@ -40,7 +52,7 @@ class NodeListView(generics.ListAPIView):
         return selectors.nodes_list()
 
 
-class NodeDetailView(generics.RetrieveAPIView):
+class NodeDetailView(NodeHoldersMixin, generics.RetrieveAPIView):
     serializer_class = s.NodeSerializer
     lookup_field = "name"
 
@@ -79,7 +91,10 @@ class AdminNodeCreateView(APIView):
         values = dict(data.validated_data)
         values["group"] = _group_or_error(values["group"])
         node = services.node_upsert(actor=request.user, **values)
-        return Response(s.NodeSerializer(node).data, status=status.HTTP_201_CREATED)
+        return Response(
+            s.NodeSerializer(node, context={"holders": node_holders(user=request.user)}).data,
+            status=status.HTTP_201_CREATED,
+        )
 
 
 class AdminNodeDisableView(APIView):
@@ -93,7 +108,7 @@ class AdminNodeDisableView(APIView):
         data = s.NodeDisableSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         node = services.node_disable(actor=request.user, node=node, reason=data.validated_data["reason"])
-        return Response(s.NodeSerializer(node).data)
+        return Response(s.NodeSerializer(node, context={"holders": node_holders(user=request.user)}).data)
 
 
 class AdminNodeEnableView(APIView):
@@ -103,4 +118,4 @@ class AdminNodeEnableView(APIView):
     def post(self, request: AuthedRequest, name: str) -> Response:
         node = get_object_or_404(Node, name=name)
         node = services.node_enable(actor=request.user, node=node)
-        return Response(s.NodeSerializer(node).data)
+        return Response(s.NodeSerializer(node, context={"holders": node_holders(user=request.user)}).data)

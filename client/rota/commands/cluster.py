@@ -17,13 +17,26 @@ from rota.commands.common import (
 from rota.output import size, status_cell, styled
 
 
+def holder_cell(node: dict[str, Any]) -> str:
+    """Who uses a node: "#6.2 name (owner)" for a job the user may see, "busy" for another's, "-" idle."""
+    holder = node.get("holder")
+    if not node.get("busy") or not holder:
+        return "-"
+    if holder.get("job") is None:
+        return "busy"
+    return f"#{holder.get('attempt')} {holder.get('name')} ({holder.get('owner')})"
+
+
 @click.command(context_settings=CONTEXT)
 @click.option("-g", "--group", shell_complete=complete_group, help="Only this node group.")
 @click.option("--state", "states", multiple=True, help="Only nodes in this state (repeatable).")
 @json_option
 @pass_state
 def nodes(state: State, group: str | None, states: tuple[str, ...]) -> None:
-    """List the cluster's nodes: group, state, GPUs, CPU, memory and room.
+    """List the cluster's nodes: group, state, GPUs, CPU, memory, room, and the job on each.
+
+    A busy node shows its job ("#6.2 name (owner)": job 6, attempt 2) when you may see that job
+    (yours, shared with your team, or any for admins), else just "busy".
 
     \b
     Examples:
@@ -39,7 +52,7 @@ def nodes(state: State, group: str | None, states: tuple[str, ...]) -> None:
         out.json(rows)
         return
     out.table(
-        ["NAME", "GROUP", "STATE", "GPUS", "GPU MODEL", "CPU", "MEMORY", "ROOM", "REASON"],
+        ["NAME", "GROUP", "STATE", "GPUS", "GPU MODEL", "CPU", "MEMORY", "ROOM", "JOB", "REASON"],
         [
             [
                 n.get("name"),
@@ -50,6 +63,7 @@ def nodes(state: State, group: str | None, states: tuple[str, ...]) -> None:
                 str(n.get("cpu") or "-"),
                 size(n.get("memory_bytes")),
                 n.get("room") or "-",
+                holder_cell(n),
                 n.get("state_reason") or "",
             ]
             for n in rows
@@ -62,7 +76,8 @@ def nodes(state: State, group: str | None, states: tuple[str, ...]) -> None:
         for n in rows:
             by_group.setdefault(n.get("group") or "-", []).append(n)
         summary = "; ".join(
-            f"{g}: {sum(1 for n in ns if n.get('state') == 'ready')}/{len(ns)} ready"
+            f"{g}: {sum(1 for n in ns if n.get('state') == 'ready')}/{len(ns)} ready, "
+            f"{sum(1 for n in ns if n.get('busy'))} busy"
             for g, ns in sorted(by_group.items())
         )
         out.note(summary)
