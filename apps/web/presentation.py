@@ -9,6 +9,7 @@ the detail.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -127,3 +128,16 @@ def reason_for(code: str) -> Reason:
     if not code:
         return FIRST_LOOK
     return REASONS.get(code.lower(), OTHER)
+
+
+def own_quota_holders(*, code: str, holders: list[dict[str, Any]], owner: str, chain_id: int) -> list[int]:
+    """Ids of the owner's other jobs that hold the quota a job waits for ("quota" reason only): a
+    user whose newer job took the freed node should learn that it is their own job in the way."""
+    if code.lower() != "quota":
+        return []
+    found: list[int] = []
+    for h in holders:
+        other = h.get("chain_id")
+        if h.get("user") == owner and isinstance(other, int) and other != chain_id and other not in found:
+            found.append(other)
+    return found

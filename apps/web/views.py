@@ -56,6 +56,7 @@ from apps.web.forms import (
     TokenCreateForm,
 )
 from apps.web.logs import read_log_page
+from apps.web.presentation import own_quota_holders
 
 THEME_COOKIE = "rota_theme"
 
@@ -377,6 +378,11 @@ def detail_context(request: SignedInRequest, pk: int, view: str = "overview") ->
         "can_resume": can_act
         and status in (ChainStatus.HELD, ChainStatus.STOPPED, ChainStatus.FAILED, ChainStatus.CANCELED),
         "waiting": status in (ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.HELD),
+        "own_holders": own_quota_holders(
+            code=latest.pending_code, holders=latest.pending_holders, owner=user.username, chain_id=chain.pk
+        )
+        if latest is not None and chain.owner_id == user.pk
+        else [],
         "priority_form": PriorityForm(user=user, initial={"priority": chain.priority}),
         "runtime": sum(attempt_runtime_seconds(a) for a in attempts),
         "cli": cli_command(selectors.chain_submission(chain=chain)).command,

@@ -709,6 +709,51 @@ def test_small_things_read_right_cpu_node_not_counted_singular_container_attempt
     assert ">id " not in detail
 
 
+def test_a_job_waiting_for_quota_says_when_the_users_own_newer_job_holds_it(
+    transactional_db, submit, user, other_user, browser_for
+):
+    from tests.conftest import Cluster
+
+    Cluster(4, {10: 1})  # one node at NORMAL each
+    older = submit(user, name="older")
+    experiment_services.experiment_suspend(actor=user, chain=older)
+    older.refresh_from_db()
+    lifecycle.attempt_mark_suspended(older.latest_attempt_id)
+    newer = submit(user, name="newer")  # takes the user's one node
+    experiment_services.experiment_resume(actor=user, chain=older)
+    older.refresh_from_db()
+    assert older.status == ChainStatus.SUSPENDED
+    assert [h["chain_id"] for h in older.latest_attempt.pending_holders] == [newer.pk]
+
+    body = browser_for(user).get(f"/experiments/{older.pk}/").content.decode()
+    assert "Waiting for your quota" in body
+    hint = body[body.index("data-own-holders") :]
+    hint = re.sub(r"\s+", " ", hint[: hint.index("</div>")])
+    assert "Your own job holds the quota this one needs:" in hint
+    assert f'<a href="/experiments/{newer.pk}/">#{newer.pk}</a>.' in hint
+    assert "suspend or stop one of them to let it run first." in hint
+
+    # Not on the newer job's page (it runs), nor for an admin looking at the user's job (not theirs).
+    assert "data-own-holders" not in browser_for(user).get(f"/experiments/{newer.pk}/").content.decode()
+    admin = UserFactory(username="ops", groups=["root"])
+    assert "data-own-holders" not in browser_for(admin).get(f"/experiments/{older.pk}/").content.decode()
+
+
+def test_own_quota_holders_only_for_the_quota_reason_and_the_owners_other_jobs():
+    from apps.web.presentation import own_quota_holders
+
+    holders = [
+        {"attempt_id": 9, "chain_id": 7, "user": "alice", "nodes": 1, "priority": 10},
+        {"attempt_id": 10, "chain_id": 8, "user": "bob", "nodes": 1, "priority": 10},
+        {"attempt_id": 11, "chain_id": 7, "user": "alice", "nodes": 1, "priority": 10},
+        {"attempt_id": 12, "chain_id": 5, "user": "alice", "nodes": 1, "priority": 10},  # itself
+        {"attempt_id": 13, "chain_id": None, "user": "alice", "nodes": 1, "priority": 10},
+    ]
+    assert own_quota_holders(code="QUOTA", holders=holders, owner="alice", chain_id=5) == [7]
+    assert own_quota_holders(code="priority", holders=holders, owner="alice", chain_id=5) == []
+    assert own_quota_holders(code="quota", holders=[], owner="alice", chain_id=5) == []
+
+
 def test_submit_form_starts_on_a_training_group_then_on_the_users_last_one(cluster, submit, browser_for):
     from apps.cluster import services as cluster_services
 
