@@ -278,6 +278,9 @@ def test_a_job_that_can_never_start_is_refused_and_following_one_that_turns_so_e
     holder = alice.json("submit", str(workspace / "hold.py"), "--", "-g", "training", "-p", "NORMAL")
     wait_until(lambda: status_of(alice, holder["id"]) == "running", message="the holder to run")
     waiter = alice.json("submit", str(workspace / "train.py"), "--", "-g", "training", "-p", "NORMAL", "-n", "1")
+    wait_until(lambda: (alice.json("status", str(waiter["id"])).get("pending") or {}).get("code") == "quota")
+    held_up = next(line for line in alice("status", str(waiter["id"])).stdout.splitlines() if "Held up by" in line)
+    assert f"your own job {holder['id']} (1 node, NORMAL)" in held_up
     cluster.set_quota(me, 10, 0)
     wait_until(lambda: (alice.json("status", str(waiter["id"])).get("pending") or {}).get("infeasible"))
     result = alice("logs", str(waiter["id"]), "-f", expect=ExitCode.JOB_INFEASIBLE)

@@ -524,11 +524,20 @@ def print_detail(out: Output, d: dict[str, Any]) -> None:
             pairs.append(("Queue position", pending["queue_position"]))
         holders = pending.get("holders") or []
         if holders:
+            # For quota, a holder is the owner's own other job (often a newer one that took the freed node).
+            quota = str(pending.get("code") or "").lower() == "quota"
             pairs.append(
                 (
                     "Held up by",
                     "; ".join(
-                        f"job {h.get('chain_id') or '?'} of {h.get('user')} ({h.get('nodes')} nodes, "
+                        (
+                            f"your own job {h.get('chain_id')}"
+                            if quota
+                            and h.get("user") == d.get("owner")
+                            and h.get("chain_id") not in (None, d.get("id"))
+                            else f"job {h.get('chain_id') or '?'} of {h.get('user')}"
+                        )
+                        + f" ({h.get('nodes')} node{'' if h.get('nodes') == 1 else 's'}, "
                         f"{priority_label(h.get('priority'))})"
                         for h in holders
                     ),
