@@ -105,7 +105,8 @@ def _lines_until(proc: subprocess.Popen[bytes], marker: str, timeout: float) -> 
     return data.decode(errors="replace").splitlines(keepends=True)
 
 
-def test_run_says_where_rota_runs_only_once_the_server_answers(tmp_path):
+def test_run_says_where_rota_runs_only_once_the_server_answers_and_refuses_a_port_in_use(tmp_path):
+    """One test, not two: both runs collect static files into the checkout's one STATIC_ROOT."""
     port = _free_port()
     proc = _start_run_script(tmp_path, port)
     try:
@@ -117,8 +118,6 @@ def test_run_says_where_rota_runs_only_once_the_server_answers(tmp_path):
     finally:
         _stop(proc)
 
-
-def test_run_on_a_port_in_use_says_so_and_exits(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
