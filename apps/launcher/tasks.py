@@ -16,3 +16,13 @@ def reconcile_pass() -> bool:
     if ran:
         record_pass("launcher")  # the worker's heartbeat for /readyz
     return ran
+
+
+CONTAINER_LEASE = "containers"
+
+
+def container_reconcile_pass() -> bool:
+    """Run a pass over development containers unless another worker is running one."""
+    from apps.launcher.container_reconcile import reconcile_containers
+
+    return run_single_flight(CONTAINER_LEASE, reconcile_containers, ttl=120.0)
