@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.choices import Role
@@ -113,3 +115,37 @@ class ActivationForm(forms.Form):
         initial=JobsOnDeactivate.SUSPEND,
         widget=forms.RadioSelect,
     )
+
+
+class NodeActionForm(forms.Form):
+    """Enable, disable (reason) or drain (reason and deadline) a node."""
+
+    DEADLINES = [
+        ("0", _("Now")),
+        ("30", _("In 30 minutes")),
+        ("60", _("In 1 hour")),
+        ("240", _("In 4 hours")),
+        ("1440", _("In 24 hours")),
+        ("at", _("At a time…")),
+    ]
+    action = forms.ChoiceField(choices=[("enable", "enable"), ("disable", "disable"), ("drain", "drain")])
+    reason = forms.CharField(label=_("Reason"), max_length=255, required=False)
+    deadline = forms.ChoiceField(label=_("Running jobs are suspended"), choices=DEADLINES, required=False, initial="60")
+    deadline_at = forms.DateTimeField(
+        label=_("Deadline"), required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if data.get("action") in ("disable", "drain") and not (data.get("reason") or "").strip():
+            self.add_error("reason", _("Say why (it is shown to users)."))
+        if data.get("action") == "drain":
+            choice = data.get("deadline") or "60"
+            if choice == "at":
+                if data.get("deadline_at") is None:
+                    self.add_error("deadline_at", _("Pick the date and time."))
+                else:
+                    data["when"] = data["deadline_at"]
+            else:
+                data["when"] = timezone.now() + timedelta(minutes=int(choice))
+        return data

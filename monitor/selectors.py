@@ -14,11 +14,13 @@ from django.db.models.functions import Coalesce
 
 from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
-from apps.cluster.models import Environment, NodeGroup
+from apps.cluster.choices import NodeState
+from apps.cluster.models import Environment, Node, NodeGroup
+from apps.core.models import AuditEntry
 from apps.core.priorities import QUOTA_LEVELS
 from apps.experiments.choices import ChainStatus
 from apps.experiments.models import Chain, Rank
-from apps.experiments.selectors import quota_usage
+from apps.experiments.selectors import NodeHolder, quota_usage
 from apps.quotas.choices import QuotaKind
 from apps.quotas.models import Quota
 from apps.quotas.selectors import quota_resolve
@@ -235,3 +237,91 @@ def quota_subjects() -> dict[str, list[str]]:
     groups = sorted(set(Quota.objects.filter(group__isnull=False).values_list("group__name", flat=True)))
     users = sorted(set(Quota.objects.filter(user__isnull=False).values_list("user__username", flat=True)))
     return {"groups": groups, "users": users}
+
+
+# --- nodes --------------------------------------------------------------------------------------
+
+
+@dataclass
+class NodeRow:
+    node: Node
+    holder: NodeHolder | None
+
+    @property
+    def display_state(self) -> str:
+        """What the node is doing: busy, free, draining, drained (draining and idle), disabled …"""
+        state = self.node.state
+        if state == NodeState.DRAINING:
+            return "draining" if self.holder else "drained"
+        if state == NodeState.READY:
+            return "busy" if self.holder else "free"
+        return str(state)
+
+
+@dataclass
+class NodeGroupBranch:
+    group: NodeGroup
+    nodes: list[NodeRow]
+    counts: dict[str, int]
+    total: int
+    gpus: int
+
+
+NODE_DISPLAY_STATES = ("busy", "free", "draining", "drained", "cordoned", "not_ready", "disabled")
+
+
+def all_node_holders() -> dict[int, NodeHolder]:
+    """Node id → the job holding it, for every busy node (one query). Every admin group sees who
+    runs what on the nodes, as HAI's monitor did; the portal's ``node_holders`` hides other
+    people's jobs from those who may not see them."""
+    rows = Rank.objects.filter(holds_node=True).values_list(
+        "node_id", "attempt__chain_id", "attempt__index", "attempt__chain__name", "attempt__chain__owner__username"
+    )
+    return {
+        node_id: NodeHolder(chain_id, f"{chain_id}.{index + 1}", name, owner)
+        for node_id, chain_id, index, name, owner in rows
+    }
+
+
+def node_tree(*, state: str = "", q: str = "") -> list[NodeGroupBranch]:
+    """Node groups with every node (filtered by display state and name), each with the job holding
+    it; counts are over the whole group, whatever the filter. Three queries."""
+    holders = all_node_holders()
+    branches: dict[int, NodeGroupBranch] = {}
+    for group in NodeGroup.objects.order_by("name"):
+        branches[group.pk] = NodeGroupBranch(group, [], dict.fromkeys(NODE_DISPLAY_STATES, 0), 0, 0)
+    for node in Node.objects.order_by("name"):
+        row = NodeRow(node=node, holder=holders.get(node.pk))
+        branch = branches[node.group_id]
+        shown = row.display_state
+        branch.counts[shown] = branch.counts.get(shown, 0) + 1
+        branch.total += 1
+        branch.gpus += node.gpu_count
+        if state and shown != state:
+            continue
+        if q and q.lower() not in node.name.lower():
+            continue
+        branch.nodes.append(row)
+    return list(branches.values())
+
+
+def node_get(*, pk: int) -> Node | None:
+    return Node.objects.select_related("group").filter(pk=pk).first()
+
+
+def node_recent_ranks(*, node: Node, limit: int = 20) -> list[Rank]:
+    """The latest ranks that ran on ``node`` (newest attempt first), with job and owner."""
+    return list(
+        Rank.objects.filter(node=node)
+        .select_related("attempt", "attempt__chain", "attempt__chain__owner")
+        .order_by("-attempt_id", "rank")[:limit]
+    )
+
+
+def node_events(*, node: Node, limit: int = 20) -> list[AuditEntry]:
+    """Admin changes of the node (registered, disabled, drained, enabled …), newest first."""
+    return list(AuditEntry.objects.filter(target_type="cluster.node", target_id=str(node.pk))[:limit])
+
+
+def node_holder(*, node: Node) -> NodeHolder | None:
+    return all_node_holders().get(node.pk)

@@ -15,4 +15,7 @@ urlpatterns = [
     path("users/<int:pk>/activation/", views.user_activation_view, name="user-activation"),
     path("quotas/", views.quotas_view, name="quotas"),
     path("quotas/save/", views.quotas_save_view, name="quotas-save"),
+    path("nodes/", views.nodes_view, name="nodes"),
+    path("nodes/<int:pk>/", views.node_detail_view, name="node-detail"),
+    path("nodes/<int:pk>/action/", views.node_action_view, name="node-action"),
 ]

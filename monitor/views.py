@@ -14,19 +14,23 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils.http import urlencode
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts import services as account_services
 from apps.accounts.choices import Role
 from apps.accounts.models import User
+from apps.cluster import services as cluster_services
+from apps.cluster.models import Node
 from apps.core.errors import ApplicationError
 from apps.quotas.choices import QuotaKind
 from monitor import selectors, services
 from monitor.access import Power, has_power, monitor_view, powers_of
-from monitor.forms import ActivationForm, UserCreateForm, UserEditForm, add_service_error
+from monitor.forms import ActivationForm, NodeActionForm, UserCreateForm, UserEditForm, add_service_error
 
 PAGE_SIZE = 50
 
@@ -301,3 +305,108 @@ def quotas_save_view(request: AdminRequest) -> HttpResponse:
         messages.info(request, _("Nothing to change."))
     query = {"user": subject.username} if isinstance(subject, User) else {"group": subject.name}
     return redirect(f"{reverse('monitor:quotas')}?{urlencode(query)}")
+
+
+# --- nodes --------------------------------------------------------------------------------------
+
+
+@monitor_view()
+@require_GET
+def nodes_view(request: AdminRequest) -> HttpResponse:
+    """Node groups as a tree with counts; every node with its state, GPUs and the job on it."""
+    state = request.GET.get("state", "")
+    if state not in selectors.NODE_DISPLAY_STATES:
+        state = ""
+    q = request.GET.get("q", "").strip()
+    return render(
+        request,
+        "monitor/nodes.html",
+        _context(
+            request,
+            "nodes",
+            tree=selectors.node_tree(state=state, q=q),
+            state=state,
+            q=q,
+            states=NODE_STATE_LABELS,
+            action_form=NodeActionForm(),
+        ),
+    )
+
+
+NODE_STATE_LABELS = [
+    ("busy", gettext_lazy("Busy")),
+    ("free", gettext_lazy("Free")),
+    ("draining", gettext_lazy("Draining")),
+    ("drained", gettext_lazy("Drained")),
+    ("cordoned", gettext_lazy("Cordoned")),
+    ("not_ready", gettext_lazy("Not ready")),
+    ("disabled", gettext_lazy("Disabled")),
+]
+
+
+def _node_or_404(pk: int) -> Node:
+    node = selectors.node_get(pk=pk)
+    if node is None:
+        raise Http404(_("No such node."))
+    return node
+
+
+@monitor_view()
+@require_GET
+def node_detail_view(request: AdminRequest, pk: int) -> HttpResponse:
+    """One node: what it is, who runs on it, its recent jobs and the admins' changes to it."""
+    node = _node_or_404(pk)
+    holder = selectors.node_holder(node=node)
+    return render(
+        request,
+        "monitor/node_detail.html",
+        _context(
+            request,
+            "nodes",
+            node=node,
+            row=selectors.NodeRow(node=node, holder=holder),
+            ranks=selectors.node_recent_ranks(node=node),
+            events=selectors.node_events(node=node),
+            action_form=NodeActionForm(),
+        ),
+    )
+
+
+@monitor_view(Power.NODES)
+@require_POST
+def node_action_view(request: AdminRequest, pk: int) -> HttpResponse:
+    """Enable, disable or drain a node (cluster managers, ops, root). Audited by the service."""
+    node = _node_or_404(pk)
+    back = safe_back(request, reverse("monitor:node-detail", args=[node.pk]))
+    form = NodeActionForm(request.POST)
+    if not form.is_valid():
+        errors = [str(e) for errs in form.errors.values() for e in errs]
+        messages.error(request, " ".join(errors))
+        return redirect(back)
+    action = form.cleaned_data["action"]
+    try:
+        if action == "enable":
+            cluster_services.node_enable(actor=request.user, node=node)
+            messages.success(request, _("%(node)s takes new work again.") % {"node": node.name})
+        elif action == "disable":
+            cluster_services.node_disable(actor=request.user, node=node, reason=form.cleaned_data["reason"])
+            messages.success(request, _("%(node)s is disabled; its jobs are requeued.") % {"node": node.name})
+        else:
+            node = cluster_services.node_drain(
+                actor=request.user, node=node, reason=form.cleaned_data["reason"], deadline=form.cleaned_data["when"]
+            )
+            messages.success(
+                request,
+                _("%(node)s takes no new work; jobs still on it at %(when)s are suspended and requeued.")
+                % {"node": node.name, "when": date_format(timezone.localtime(node.drain_deadline), "Y-m-d H:i")},
+            )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    return redirect(back)
+
+
+def safe_back(request: HttpRequest, fallback: str) -> str:
+    target = request.POST.get("next", "")
+    if target.startswith("/monitor/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return fallback

@@ -9,6 +9,11 @@ class NodeState(models.TextChoices):
     NOT_READY = "not_ready", _("Not ready")
     CORDONED = "cordoned", _("Cordoned")  # ready, takes no new work; jobs on it go on
     DISABLED = "disabled", _("Disabled")
+    DRAINING = "draining", _("Draining")  # an admin's: no new work; its jobs are suspended at the deadline
+
+
+#: States an admin sets; what the backend observes never overrides them.
+ADMIN_STATES = frozenset({NodeState.DISABLED, NodeState.DRAINING})
 
 
 class MountKind(models.TextChoices):

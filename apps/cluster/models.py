@@ -49,6 +49,12 @@ class Node(models.Model):
     room = models.CharField(_("room"), max_length=64, blank=True)
     state = models.CharField(_("state"), max_length=16, choices=NodeState.choices, default=NodeState.READY)
     state_reason = models.CharField(_("reason"), max_length=255, blank=True)
+    drain_deadline = models.DateTimeField(
+        _("drain deadline"),
+        null=True,
+        blank=True,
+        help_text=_("While draining: jobs still running on the node then are suspended (and requeued)."),
+    )
     labels = models.JSONField(_("labels"), default=dict, blank=True)
     state_changed_at = models.DateTimeField(auto_now_add=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -7,6 +7,7 @@ They send a ``node.state`` event to the ``admins`` group after commit (``apps.cl
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
@@ -18,7 +19,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
 from apps.cluster import templates
-from apps.cluster.choices import MountAction, MountKind, NodeState
+from apps.cluster.choices import ADMIN_STATES, MountAction, MountKind, NodeState
 from apps.cluster.events import NodeStateChanged
 from apps.cluster.models import Environment, MountRule, Node, NodeGroup
 from apps.core.audit import audit_record, snapshot
@@ -38,6 +39,7 @@ NODE_FIELDS = [
     "state_reason",
     "labels",
 ]
+STATE_FIELDS = ["state", "state_reason", "drain_deadline"]
 ENV_FIELDS = ["name", "image", "description", "env_vars", "interpreter"]
 MOUNT_FIELDS = ["name", "kind", "source", "container_path", "read_only", "action", "active", "conditions"]
 
@@ -136,14 +138,42 @@ def node_disable(*, actor: User, node: Node, reason: str) -> Node:
             _("Say why the node is disabled (it is shown to users)."), fields={"reason": [_("Required.")]}
         )
     node = Node.objects.select_for_update(of=("self",)).select_related("group").get(pk=node.pk)
-    before = snapshot(node, ["state", "state_reason"])
+    before = snapshot(node, STATE_FIELDS)
     node.state = NodeState.DISABLED
     node.state_reason = reason[:255]
+    node.drain_deadline = None
     node.state_changed_at = timezone.now()
-    node.save(update_fields=["state", "state_reason", "state_changed_at"])
-    audit_record(
-        actor=actor, action="node.disable", target=node, before=before, after=snapshot(node, ["state", "state_reason"])
-    )
+    node.save(update_fields=["state", "state_reason", "drain_deadline", "state_changed_at"])
+    audit_record(actor=actor, action="node.disable", target=node, before=before, after=snapshot(node, STATE_FIELDS))
+    _node_capacity_changed()
+    _emit_node_state(node, before["state"])
+    return node
+
+
+@transaction.atomic
+def node_drain(*, actor: User, node: Node, reason: str, deadline: datetime) -> Node:
+    """Drain a node: it takes no new work at once; jobs on it may finish until ``deadline``, when the
+    launcher suspends those still running (with the usual notice and grace) and the scheduler
+    requeues them elsewhere. A drained node stays out of scheduling until enabled. Audited."""
+    _require_cluster_admin(actor)
+    reason = reason.strip()
+    errors: dict[str, list[str]] = {}
+    if not reason:
+        errors["reason"] = [_("Say why the node is drained (it is shown to users).")]
+    if deadline < timezone.now() - timedelta(minutes=1):
+        errors["deadline"] = [_("The deadline is in the past; pick now or a later time.")]
+    if errors:
+        raise ApplicationError(next(iter(errors.values()))[0], fields=errors)
+    node = Node.objects.select_for_update(of=("self",)).select_related("group").get(pk=node.pk)
+    if node.state == NodeState.DISABLED:
+        raise ApplicationError(_("The node is disabled: its jobs were already requeued. Enable it first."))
+    before = snapshot(node, STATE_FIELDS)
+    node.state = NodeState.DRAINING
+    node.state_reason = reason[:255]
+    node.drain_deadline = deadline
+    node.state_changed_at = timezone.now()
+    node.save(update_fields=["state", "state_reason", "drain_deadline", "state_changed_at"])
+    audit_record(actor=actor, action="node.drain", target=node, before=before, after=snapshot(node, STATE_FIELDS))
     _node_capacity_changed()
     _emit_node_state(node, before["state"])
     return node
@@ -151,22 +181,17 @@ def node_disable(*, actor: User, node: Node, reason: str) -> Node:
 
 @transaction.atomic
 def node_enable(*, actor: User, node: Node) -> Node:
-    """Put a disabled node back into scheduling (the backend may still report it not ready)."""
+    """Put a disabled or draining node back into scheduling (the backend may still report it not ready)."""
     _require_cluster_admin(actor)
     node = Node.objects.select_for_update(of=("self",)).select_related("group").get(pk=node.pk)
-    before = snapshot(node, ["state", "state_reason"])
-    if node.state == NodeState.DISABLED:
+    before = snapshot(node, STATE_FIELDS)
+    if node.state in ADMIN_STATES:
         node.state = NodeState.READY
         node.state_reason = ""
+        node.drain_deadline = None
         node.state_changed_at = timezone.now()
-        node.save(update_fields=["state", "state_reason", "state_changed_at"])
-        audit_record(
-            actor=actor,
-            action="node.enable",
-            target=node,
-            before=before,
-            after=snapshot(node, ["state", "state_reason"]),
-        )
+        node.save(update_fields=["state", "state_reason", "drain_deadline", "state_changed_at"])
+        audit_record(actor=actor, action="node.enable", target=node, before=before, after=snapshot(node, STATE_FIELDS))
         _node_capacity_changed()
         _emit_node_state(node, before["state"])
     return node
@@ -174,7 +199,7 @@ def node_enable(*, actor: User, node: Node) -> Node:
 
 def node_observe_readiness(*, name: str, ready: bool, reason: str = "", schedulable: bool = True) -> bool:
     """Record what the backend sees of a node: ready, cordoned (ready but not ``schedulable``) or not
-    ready. Disabled nodes stay disabled. True if it changed."""
+    ready. Disabled and draining nodes keep the admin's state. True if it changed."""
     if not ready:
         target = NodeState.NOT_READY
     elif not schedulable:
@@ -187,7 +212,7 @@ def node_observe_readiness(*, name: str, ready: bool, reason: str = "", schedula
             Node.objects.select_for_update(of=("self",))
             .select_related("group")
             .filter(name=name)
-            .exclude(state=NodeState.DISABLED)
+            .exclude(state__in=ADMIN_STATES)
             .exclude(state=target)
             .first()
         )

@@ -120,6 +120,7 @@ class SuspendReason(models.TextChoices):
     USER = "user", _("Suspended by its owner")
     ADMIN = "admin", _("Suspended by an admin")
     NODE_NOT_READY = "node_not_ready", _("A node it ran on became unusable")
+    NODE_DRAINED = "node_drained", _("A node it ran on was drained by an admin")
     UNSCHEDULABLE = "unschedulable", _("Its ranks could not start in time")
     SELF = "self", _("The job asked to be suspended (go_suspend)")
 

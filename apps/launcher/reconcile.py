@@ -270,7 +270,7 @@ class Reconciler:
             self._stopping(attempt, observed)
 
     def _starting(self, attempt: Attempt, observed: dict[int, RankObservation]) -> None:
-        if self._node_lost(attempt) or self._disrupted(attempt, observed):
+        if self._node_lost(attempt) or self._drain_due(attempt) or self._disrupted(attempt, observed):
             return
         missing = [r.rank for r in attempt.ranks.all() if r.rank not in observed]
         if missing:
@@ -375,7 +375,7 @@ class Reconciler:
             self.backend.stop(attempt.pk)
             self._requeue(attempt, SuspendReason.NODE_NOT_READY, message="its processes disappeared")
             return
-        if self._node_lost(attempt):
+        if self._node_lost(attempt) or self._drain_due(attempt):
             return
         self._watchdog(attempt)
 
@@ -405,6 +405,31 @@ class Reconciler:
                     failure_message=f"no output for more than {int(seconds)} s (watchdog)",
                 )
                 lifecycle.sync_chain(attempt.chain_id)
+
+    def _drain_due(self, attempt: Attempt) -> bool:
+        """A node of the attempt is draining and its deadline has passed: suspend the attempt with
+        the notice and grace; it is requeued (not held) and the scheduler places it elsewhere."""
+        due = [
+            r.node
+            for r in attempt.ranks.all()
+            if r.holds_node
+            and r.node.state == NodeState.DRAINING
+            and r.node.drain_deadline is not None
+            and r.node.drain_deadline <= self.now
+        ]
+        if not due:
+            return False
+        with transaction.atomic():
+            lifecycle.lock_chain_of(attempt.pk)
+            reason = f"node {due[0].name} drained: {due[0].state_reason}"[:500]
+            Attempt.objects.filter(pk=attempt.pk).update(failure_message=reason)
+            moved = lifecycle.attempt_request_suspend(attempt.pk, reason=SuspendReason.NODE_DRAINED, now=self.now)
+            if moved:
+                lifecycle.sync_chain(attempt.chain_id)
+        if moved:
+            self.backend.signal_suspend(attempt.pk)
+            self.result.signalled.append(attempt.pk)
+        return True
 
     def _node_lost(self, attempt: Attempt) -> bool:
         # A cordoned node takes no new work but its jobs go on (a drain evicts them, and the evicted

@@ -7,10 +7,24 @@ import re
 from tests.factories import UserFactory
 from tests.web.test_i18n import english_left
 
-DATA_WORDS = {"internal", "external", "public", "ops", "root", "vision", "cluster_manager", "quota_editor", ""}
+DATA_WORDS = {
+    "zh-person",
+    "job",
+    "training",
+    "default",
+    "internal",
+    "external",
+    "public",
+    "ops",
+    "root",
+    "vision",
+    "cluster_manager",
+    "quota_editor",
+    "",
+}
 
 
-def test_monitor_pages_in_chinese_have_no_english_left(admins, browser_for):
+def test_monitor_pages_in_chinese_have_no_english_left(cluster, submit, admins, browser_for):
     person = UserFactory(username="zh-person", groups=["vision"])
     zh = browser_for(admins["users"]["root"], language="zh-hans")
     leftovers = {}
@@ -18,7 +32,8 @@ def test_monitor_pages_in_chinese_have_no_english_left(admins, browser_for):
 
     Group.objects.get_or_create(name="public")
     urls = ["/monitor/users/", "/monitor/users/new/", f"/monitor/users/{person.pk}/", "/monitor/quotas/?group=public"]
-    urls += [f"/monitor/quotas/?user={person.username}"]
+    submit(person, name="zh-job")
+    urls += [f"/monitor/quotas/?user={person.username}", "/monitor/nodes/", f"/monitor/nodes/{cluster.nodes[0].pk}/"]
     for url in urls:
         response = zh.get(url)
         assert response.status_code == 200, url

@@ -78,6 +78,18 @@ PAGES += [
         ok_status=302,
     ),
 ]
+PAGES += [
+    MonitorPage("nodes", "GET", lambda c: "/monitor/nodes/"),
+    MonitorPage("node-detail", "GET", lambda c: f"/monitor/nodes/{c['node'].pk}/"),
+    MonitorPage(
+        "node-action",
+        "POST",
+        lambda c: f"/monitor/nodes/{c['node'].pk}/action/",
+        Power.NODES,
+        lambda c: {"action": "drain", "reason": "maintenance", "deadline": "60"},
+        ok_status=302,
+    ),
+]
 IDS = [p.name for p in PAGES]
 WRITES = [p for p in PAGES if p.method == "POST"]
 
@@ -86,13 +98,14 @@ WRITES = [p for p in PAGES if p.method == "POST"]
 def ctx(admins) -> dict[str, Any]:
     from django.contrib.auth.models import Group
 
-    from tests.factories import NodeGroupFactory
+    from tests.factories import NodeFactory, NodeGroupFactory
 
     Group.objects.get_or_create(name="public")
     return {
         **admins,
         "target": UserFactory(username="perm-target", nickname="before"),
         "node_group": NodeGroupFactory(name="training"),
+        "node": NodeFactory(name="perm-node", group=NodeGroupFactory(name="training")),
     }
 
 
