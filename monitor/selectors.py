@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from apps.accounts.choices import AdminGroup
@@ -19,7 +19,7 @@ from apps.cluster.models import Environment, Node, NodeGroup
 from apps.core.models import AuditEntry
 from apps.core.priorities import QUOTA_LEVELS
 from apps.experiments.choices import ChainStatus
-from apps.experiments.models import Chain, Rank
+from apps.experiments.models import Chain, ChainTag, Rank
 from apps.experiments.selectors import NodeHolder, quota_usage
 from apps.quotas.choices import QuotaKind
 from apps.quotas.models import Quota
@@ -325,3 +325,16 @@ def node_events(*, node: Node, limit: int = 20) -> list[AuditEntry]:
 
 def node_holder(*, node: Node) -> NodeHolder | None:
     return all_node_holders().get(node.pk)
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+
+def jobs_all() -> QuerySet[Chain]:
+    """Every job (chain) with its latest attempt, owner, node group and tags, newest first; the
+    experiments' FilterSet narrows it (status, name, tags, group, priority, owner, dates)."""
+    return (
+        Chain.objects.select_related("latest_attempt", "owner", "node_group")
+        .prefetch_related(Prefetch("tags", queryset=ChainTag.objects.order_by("name")))
+        .order_by("-id")
+    )

@@ -18,4 +18,6 @@ urlpatterns = [
     path("nodes/", views.nodes_view, name="nodes"),
     path("nodes/<int:pk>/", views.node_detail_view, name="node-detail"),
     path("nodes/<int:pk>/action/", views.node_action_view, name="node-action"),
+    path("jobs/", views.jobs_view, name="jobs"),
+    path("jobs/batch/", views.jobs_batch_view, name="jobs-batch"),
 ]

@@ -25,8 +25,12 @@ from apps.accounts import services as account_services
 from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.cluster import services as cluster_services
-from apps.cluster.models import Node
+from apps.cluster.models import Node, NodeGroup
 from apps.core.errors import ApplicationError
+from apps.core.priorities import Priority
+from apps.experiments.choices import ChainStatus
+from apps.experiments.filtersets import ChainFilterSet
+from apps.experiments.models import Chain
 from apps.quotas.choices import QuotaKind
 from monitor import selectors, services
 from monitor.access import Power, has_power, monitor_view, powers_of
@@ -410,3 +414,66 @@ def safe_back(request: HttpRequest, fallback: str) -> str:
     if target.startswith("/monitor/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
     return fallback
+
+
+# --- jobs ---------------------------------------------------------------------------------------
+
+MAX_BATCH = 200
+
+
+@monitor_view()
+@require_GET
+def jobs_view(request: AdminRequest) -> HttpResponse:
+    """Every job, with the portal's filters plus the owner; admin stop, suspend and resume, one
+    by one or in a batch (ops, task admins, root)."""
+    filterset = ChainFilterSet(request.GET, queryset=selectors.jobs_all())
+    queryset = filterset.qs if filterset.is_valid() else selectors.jobs_all().none()
+    paginator = Paginator(queryset, PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(
+        request,
+        "monitor/jobs.html",
+        _context(
+            request,
+            "jobs",
+            page=page,
+            jobs=list(page.object_list),
+            statuses=[("pending", _("Waiting")), ("active", _("Running")), ("finished", _("Finished"))]
+            + [(s.value, s.label) for s in ChainStatus],
+            node_groups=list(NodeGroup.objects.order_by("name").values_list("name", flat=True)),
+            priorities=[p.label for p in Priority],
+            filter_errors=filterset.errors,
+        ),
+    )
+
+
+@monitor_view(Power.JOBS)
+@require_POST
+def jobs_batch_view(request: AdminRequest) -> HttpResponse:
+    """Stop, suspend or resume the chosen jobs as an admin; each one is audited on its own."""
+    action = request.POST.get("action", "")
+    back = safe_back(request, reverse("monitor:jobs"))
+    try:
+        ids = sorted({int(v) for v in request.POST.getlist("ids")})
+    except ValueError:
+        ids = []
+    if action not in services.JOB_ACTIONS or not ids or len(ids) > MAX_BATCH:
+        messages.error(request, _("Choose up to %(n)d jobs and an action.") % {"n": MAX_BATCH})
+        return redirect(back)
+    chains = {c.pk: c for c in Chain.objects.filter(pk__in=ids).select_related("owner")}
+    done, failed = 0, []
+    for pk in ids:
+        chain = chains.get(pk)
+        if chain is None:
+            failed.append(f"#{pk}: " + _("No such job."))
+            continue
+        try:
+            services.job_admin_action(actor=request.user, chain=chain, action=action)
+            done += 1
+        except ApplicationError as exc:
+            failed.append(f"#{pk}: {exc.message}")
+    if done:
+        messages.success(request, ngettext("%(n)d job done.", "%(n)d jobs done.", done) % {"n": done})
+    if failed:
+        messages.warning(request, " ".join(failed))
+    return redirect(back)

@@ -34,6 +34,7 @@ def test_monitor_pages_in_chinese_have_no_english_left(cluster, submit, admins, 
     urls = ["/monitor/users/", "/monitor/users/new/", f"/monitor/users/{person.pk}/", "/monitor/quotas/?group=public"]
     submit(person, name="zh-job")
     urls += [f"/monitor/quotas/?user={person.username}", "/monitor/nodes/", f"/monitor/nodes/{cluster.nodes[0].pk}/"]
+    urls += ["/monitor/jobs/"]
     for url in urls:
         response = zh.get(url)
         assert response.status_code == 200, url

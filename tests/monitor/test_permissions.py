@@ -90,6 +90,17 @@ PAGES += [
         ok_status=302,
     ),
 ]
+PAGES += [
+    MonitorPage("jobs", "GET", lambda c: "/monitor/jobs/"),
+    MonitorPage(
+        "jobs-batch",
+        "POST",
+        lambda c: "/monitor/jobs/batch/",
+        Power.JOBS,
+        lambda c: {"action": "stop", "ids": [c["chain"].pk]},
+        ok_status=302,
+    ),
+]
 IDS = [p.name for p in PAGES]
 WRITES = [p for p in PAGES if p.method == "POST"]
 
@@ -106,7 +117,28 @@ def ctx(admins) -> dict[str, Any]:
         "target": UserFactory(username="perm-target", nickname="before"),
         "node_group": NodeGroupFactory(name="training"),
         "node": NodeFactory(name="perm-node", group=NodeGroupFactory(name="training")),
+        "chain": _waiting_chain(),
     }
+
+
+def _waiting_chain():
+    """A job that waits (no quota, so no scheduling pass needed), made without the submit service."""
+    from apps.experiments.models import Attempt, Chain
+    from tests.factories import NodeGroupFactory
+
+    owner = UserFactory(username="perm-owner")
+    chain = Chain.objects.create(
+        owner=owner,
+        name="perm-job",
+        workspace="/tmp",
+        entrypoint="x.py",
+        node_group=NodeGroupFactory(name="training"),
+        node_count=1,
+        environment_name="default",
+    )
+    attempt = Attempt.objects.create(chain=chain, index=0, priority=10)
+    Chain.objects.filter(pk=chain.pk).update(latest_attempt=attempt)
+    return chain
 
 
 @pytest.mark.parametrize("page", PAGES, ids=IDS)
