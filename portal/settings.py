@@ -430,13 +430,14 @@ ROTA_LAUNCHER = {
     # A log search stops with a 400 after this long (RE2 keeps each line linear; huge logs are not).
     "LOG_SEARCH_SECONDS": env_float("ROTA_LOG_SEARCH_SECONDS", 10.0),
     "MASTER_PORT": env_int("ROTA_MASTER_PORT", 29500),
-    # The local backend running as root starts each job as its owner's POSIX account (mapped by an
-    # admin, or this machine's account of the same name). A job whose owner has neither is refused
-    # ("refuse", the production default) or runs as the server's own user, root, unisolated
-    # ("run-as-server": a one-person embedded install).
-    "LOCAL_UNMAPPED_OWNERS": env_str("ROTA_LOCAL_UNMAPPED_OWNERS", "refuse" if PRODUCTION else "run-as-server"),
 }
-if ROTA_LAUNCHER["LOCAL_UNMAPPED_OWNERS"] not in {"refuse", "run-as-server"}:
+
+# The local backend running as root starts each job as its owner's POSIX account (mapped by an
+# admin, or this machine's account of the same name). A job whose owner has neither is refused
+# ("refuse", the production default) or runs as the server's own user, root, unisolated
+# ("run-as-server": a one-person embedded install).
+ROTA_LOCAL_UNMAPPED_OWNERS = env_str("ROTA_LOCAL_UNMAPPED_OWNERS", "refuse" if PRODUCTION else "run-as-server")
+if ROTA_LOCAL_UNMAPPED_OWNERS not in {"refuse", "run-as-server"}:
     raise ImproperlyConfigured("ROTA_LOCAL_UNMAPPED_OWNERS must be 'refuse' or 'run-as-server'")
 
 # /metrics answers only with "Authorization: Bearer <this>"; empty = no /metrics at all.

@@ -26,7 +26,7 @@ ROTA_TASK_RUNNER = "inline"
 ROTA_TEST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 # The suite runs jobs of made-up users, as root in CI: let them run as the server's user (the tests
 # of the production default, "refuse", set it themselves).
-ROTA_LAUNCHER = {**ROTA_LAUNCHER, "LOCAL_UNMAPPED_OWNERS": "run-as-server"}  # noqa: F405
+ROTA_LOCAL_UNMAPPED_OWNERS = "run-as-server"
 
 if not PRODUCTION:
     # A file, not SQLite's shared-cache memory database: tests run real passes in threads (the

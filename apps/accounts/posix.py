@@ -45,8 +45,4 @@ def posix_account(user: User, *, host_lookup: bool) -> PosixAccount | None:
 def unmapped_owners_refused() -> bool:
     """On the local backend: whether jobs of owners without an account are refused, rather than run
     as the server's user (only a server running as root can run them as anyone else)."""
-    return (
-        settings.ROTA_BACKEND == "local"
-        and os.geteuid() == 0
-        and settings.ROTA_LAUNCHER["LOCAL_UNMAPPED_OWNERS"] == "refuse"
-    )
+    return settings.ROTA_BACKEND == "local" and os.geteuid() == 0 and settings.ROTA_LOCAL_UNMAPPED_OWNERS == "refuse"

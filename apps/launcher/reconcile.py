@@ -164,7 +164,7 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
         uid=account.uid if account else FALLBACK_UID_BASE + owner.pk,
         gid=account.gid if account else None,
         uid_mapped=account is not None,
-        refuse_unmapped=settings.ROTA_LAUNCHER["LOCAL_UNMAPPED_OWNERS"] == "refuse",
+        refuse_unmapped=settings.ROTA_LOCAL_UNMAPPED_OWNERS == "refuse",
         home=str(settings.ROTA_KUBERNETES["HOME"]).format(user=owner.username)
         if settings.ROTA_KUBERNETES["HOME"]
         else "",

@@ -32,19 +32,19 @@ def as_root(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def refusing(settings, as_root) -> None:
     settings.ROTA_BACKEND = "local"
-    settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "LOCAL_UNMAPPED_OWNERS": REFUSE}
+    settings.ROTA_LOCAL_UNMAPPED_OWNERS = REFUSE
 
 
 def test_the_production_profile_refuses_by_default() -> None:
     from django.conf import settings
 
     # settings_test switches it off for the suite's made-up users; the profile's own default is:
-    assert settings.ROTA_LAUNCHER["LOCAL_UNMAPPED_OWNERS"] == "run-as-server"
+    assert settings.ROTA_LOCAL_UNMAPPED_OWNERS == "run-as-server"
     import secrets
     import subprocess
     import sys
 
-    code = "from django.conf import settings; print(settings.ROTA_LAUNCHER['LOCAL_UNMAPPED_OWNERS'])"
+    code = "from django.conf import settings; print(settings.ROTA_LOCAL_UNMAPPED_OWNERS)"
     for profile, expected in (("production", "refuse"), ("embedded", "run-as-server")):
         env = {
             **os.environ,
@@ -94,7 +94,7 @@ def test_the_launch_spec_carries_the_account_and_the_policy(cluster, submit, set
     submitted = Chain.objects.get(pk=submit(unmapped).pk)  # before the setting changed
     spec = build_spec(named.attempts.get())
     assert (spec.uid, spec.gid, spec.uid_mapped, spec.refuse_unmapped) == (65534, 65534, True, False)
-    settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "LOCAL_UNMAPPED_OWNERS": REFUSE}
+    settings.ROTA_LOCAL_UNMAPPED_OWNERS = REFUSE
     spec = build_spec(submitted.attempts.get())
     assert (spec.uid, spec.gid, spec.uid_mapped, spec.refuse_unmapped) == (
         FALLBACK_UID_BASE + unmapped.pk,
@@ -124,7 +124,7 @@ def test_submit_is_refused_with_what_to_do_and_nothing_is_written(cluster, submi
 
 @pytest.mark.django_db
 def test_nothing_is_refused_off_root_or_on_kubernetes(cluster, submit, settings, monkeypatch) -> None:
-    settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "LOCAL_UNMAPPED_OWNERS": REFUSE}
+    settings.ROTA_LOCAL_UNMAPPED_OWNERS = REFUSE
     monkeypatch.setattr("apps.accounts.posix.os.geteuid", lambda: 1000)
     assert not unmapped_owners_refused()
     monkeypatch.setattr("apps.accounts.posix.os.geteuid", lambda: 0)
@@ -135,7 +135,7 @@ def test_nothing_is_refused_off_root_or_on_kubernetes(cluster, submit, settings,
 @pytest.mark.usefixtures("refusing")
 def test_the_start_up_warning_says_what_happens_to_unmapped_owners(settings) -> None:
     assert "jobs of users without one are refused" in single_tenant_warning(refuse_unmapped=unmapped_owners_refused())
-    settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "LOCAL_UNMAPPED_OWNERS": "run-as-server"}
+    settings.ROTA_LOCAL_UNMAPPED_OWNERS = "run-as-server"
     assert "run as root, unisolated" in single_tenant_warning(refuse_unmapped=unmapped_owners_refused())
 
 

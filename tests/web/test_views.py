@@ -876,7 +876,7 @@ def test_the_submit_page_says_when_the_local_backend_does_not_isolate_jobs(
     from apps.launcher.backends import local
 
     settings.ROTA_BACKEND = "local"
-    settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "LOCAL_UNMAPPED_OWNERS": policy}
+    settings.ROTA_LOCAL_UNMAPPED_OWNERS = policy
     monkeypatch.setattr(local.os, "geteuid", lambda: euid)
     user.posix_uid = posix_uid
     user.save(update_fields=["posix_uid"])
