@@ -316,7 +316,7 @@ def _writer(store: Any, fixture: Fixture, rate: float, seconds: float, first_seq
 
 
 async def bench_logs(servers: Servers, fixture: Fixture, n: int, rate: float, seconds: float) -> dict[str, Any]:
-    from apps.launcher.logstore import LogStore
+    from apps.logs.store import LogStore
 
     store = LogStore(Path(os.environ["ROTA_LOG_ROOT"]))
     path = f"/ws/logs/{fixture.chain_id}/0/"
@@ -515,7 +515,7 @@ class RawSocketViewer:
 
 
 async def bench_stalled(servers: Servers, fixture: Fixture, megabytes: int) -> dict[str, Any]:
-    from apps.launcher.logstore import LogStore
+    from apps.logs.store import LogStore
 
     port, pid = servers.ports[0], servers.pids[0]
     store = LogStore(Path(os.environ["ROTA_LOG_ROOT"]))

@@ -375,7 +375,7 @@ def test_image_pull_errors_are_retried_a_bounded_number_of_times_then_fail_the_c
 
 
 def test_the_watchdog_reads_output_from_the_log_store_after_a_restart(kube, make_backend, core, submit):
-    from apps.launcher.backends import get_log_store
+    from apps.logs.store import get_log_store
 
     for i in range(4):
         kube_node(core, f"n{i}")
