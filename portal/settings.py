@@ -155,6 +155,7 @@ INSTALLED_APPS = [
     "apps.web",
     "apps.notifications",
     "discussion",
+    "monitor",
 ]
 
 MIDDLEWARE = [
