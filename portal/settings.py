@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import dj_database_url
@@ -152,6 +153,7 @@ INSTALLED_APPS = [
     "apps.experiments",
     "apps.scheduler",
     "apps.launcher",
+    "apps.containers",
     "apps.web",
     "apps.notifications",
     "discussion",
@@ -442,6 +444,22 @@ ROTA_LAUNCHER = {
 ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")
 # /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
 ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
+
+# Development containers (apps/containers, docs/containers.md).
+ROTA_CONTAINERS: dict[str, Any] = {
+    # Each user's containers run in {WORKSPACE_ROOT}/{username} on the local backend.
+    "WORKSPACE_ROOT": Path(env_str("ROTA_CONTAINER_WORKSPACE_ROOT", str(DATA_DIR / "workspaces"))).resolve(),
+    "RUN_ROOT": Path(env_str("ROTA_CONTAINER_RUN_ROOT", str(DATA_DIR / "containers"))).resolve(),
+    "START_TIMEOUT_SECONDS": env_float("ROTA_CONTAINER_START_TIMEOUT_SECONDS", 120.0),
+    "NODE_PORT_MIN": env_int("ROTA_CONTAINER_NODE_PORT_MIN", 30000),
+    "NODE_PORT_MAX": env_int("ROTA_CONTAINER_NODE_PORT_MAX", 32767),
+    # Host name users ssh to for NodePorts (Kubernetes); empty = the host of ROTA_PUBLIC_URL.
+    "SSH_HOST": env_str("ROTA_CONTAINER_SSH_HOST"),
+    # Ingress (Kubernetes): class and host of the Ingress objects of HTTP services.
+    "INGRESS_CLASS": env_str("ROTA_CONTAINER_INGRESS_CLASS", "nginx"),
+    "INGRESS_HOST": env_str("ROTA_CONTAINER_INGRESS_HOST"),
+    "IDLE_CHECK_SECONDS": env_float("ROTA_CONTAINER_IDLE_CHECK_SECONDS", 60.0),
+}
 
 ROTA_KUBERNETES = {
     "NAMESPACE": env_str("ROTA_K8S_NAMESPACE", "rota-jobs"),
