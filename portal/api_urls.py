@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("apps.core.api.urls")),
     path("", include("apps.experiments.api.urls")),
     path("", include("apps.logs.api.urls")),
+    path("", include("apps.containers.api.urls")),
 ]
