@@ -61,6 +61,7 @@ import asyncio
 import functools
 import json
 import logging
+import random
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -269,8 +270,13 @@ async def start_follow(
 
 class AuthWatch:
     """Closes a consumer's socket (4401, after an ``unauthenticated`` error) once the token or
-    session it was opened with no longer holds: checked every ``AUTH_RECHECK_SECONDS`` and at the
-    token's expiry (``apps.accounts.ws_auth.credential_problem``)."""
+    session it was opened with no longer holds: checked at least every ``AUTH_RECHECK_SECONDS`` and
+    at the token's expiry (``apps.accounts.ws_auth.credential_problem``).
+
+    Each wait is a random 50–100 % of the interval: sockets opened together (a page of viewers
+    after a deploy, a benchmark's 500) would otherwise re-check together, every interval, and
+    500 credential queries at once hold the server's interpreter long enough to delay every
+    socket's messages by over a second (docs/PERFORMANCE.md)."""
 
     def __init__(self, consumer: AsyncWebsocketConsumer) -> None:
         self.consumer = consumer
@@ -280,7 +286,7 @@ class AuthWatch:
         self.task = asyncio.get_running_loop().create_task(self._watch())
 
     def _next_wait(self) -> float:
-        wait = float(tailing.realtime_setting("AUTH_RECHECK_SECONDS"))
+        wait = float(tailing.realtime_setting("AUTH_RECHECK_SECONDS")) * random.uniform(0.5, 1.0)
         credential = self.consumer.scope.get("rota_auth")
         expires_at = getattr(credential, "expires_at", None)
         if expires_at is not None:

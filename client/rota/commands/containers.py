@@ -56,7 +56,13 @@ def containers() -> None:
 @json_option
 @pass_state
 def list_(state: State, all_users: bool) -> None:
-    """List your containers, and your container quota used/total per node group."""
+    """List your containers, and your container quota used/total per node group.
+
+    \b
+    Examples:
+      rota containers list
+      rota containers list --json | jq -r '.[] | select(.status == "running") | .name'
+    """
     api = state.client()
     rows = api.get("containers/", all="1" if all_users else None)
     if state.json_mode:
@@ -120,7 +126,14 @@ def create(
     services: tuple[str, ...],
     no_start: bool,
 ) -> None:
-    """Create a container (started at once unless --no-start)."""
+    """Create a container (started at once unless --no-start).
+
+    \b
+    Examples:
+      rota containers create lab -g jupyter_cpu --cpu 2 --memory 8
+      rota containers create gpu-lab -g jupyter_gpu --gpus 1 --ssh --startup setup.sh
+      rota containers create board -g jupyter_cpu --service 'tb:6006=tensorboard --logdir runs --port 6006'
+    """
     parsed = []
     for spec in services:
         head, sep, command = spec.partition("=")
@@ -153,7 +166,11 @@ def create(
 
 
 def _action(verb: str, done: str, help_text: str) -> click.Command:
-    @click.command(verb, context_settings=CONTEXT, help=help_text)
+    @click.command(
+        verb,
+        context_settings=CONTEXT,
+        help=f"{help_text}\n\n\b\nExamples:\n  rota containers {verb} lab\n  rota containers {verb} lab --json",
+    )
     @click.argument("name")
     @json_option
     @pass_state
@@ -175,7 +192,13 @@ containers.add_command(_action("keep", "Keeping", "Keep an idle container: answe
 @json_option
 @pass_state
 def delete(state: State, name: str, yes: bool) -> None:
-    """Delete a container (its logs stay)."""
+    """Delete a container (its logs stay).
+
+    \b
+    Examples:
+      rota containers delete lab
+      rota containers delete lab --yes
+    """
     if not yes and not state.json_mode:
         click.confirm(f"Delete container {name}?", abort=True)
     state.client().delete(_path(name))
@@ -191,7 +214,13 @@ def delete(state: State, name: str, yes: bool) -> None:
 @json_option
 @pass_state
 def open_(state: State, name: str, print_only: bool) -> None:
-    """Open JupyterLab in your browser (through the portal: sign in there; no token to copy)."""
+    """Open JupyterLab in your browser (through the portal: sign in there; no token to copy).
+
+    \b
+    Examples:
+      rota containers open lab
+      rota containers open lab --print
+    """
     body = state.client().get(_path(name))
     url = body["url"]
     if state.json_mode:
@@ -208,7 +237,13 @@ def open_(state: State, name: str, print_only: bool) -> None:
 @json_option
 @pass_state
 def ssh(state: State, name: str) -> None:
-    """Print the SSH command of a container (created with --ssh)."""
+    """Print the SSH command of a container (created with --ssh).
+
+    \b
+    Examples:
+      rota containers ssh lab
+      $(rota containers ssh lab)
+    """
     body = state.client().get(_path(name))
     command = body.get("ssh_command")
     if state.json_mode:
@@ -228,7 +263,14 @@ def ssh(state: State, name: str) -> None:
 @json_option
 @pass_state
 def logs(state: State, name: str, service: str, follow: bool) -> None:
-    """Print a service's log of the container's current run."""
+    """Print a service's log of the container's current run.
+
+    \b
+    Examples:
+      rota containers logs lab
+      rota containers logs lab -s startup
+      rota containers logs lab -s jupyter -f
+    """
     api = state.client()
     offset = 0
     while True:
