@@ -427,6 +427,10 @@ ROTA_LAUNCHER = {
     "PULL_TIMEOUT_SECONDS": env_float("ROTA_PULL_TIMEOUT_SECONDS", 1800.0),
     # Attempts in a row whose ranks do not start before the chain fails with their reasons.
     "START_RETRIES": env_int("ROTA_START_RETRIES", 3),
+    # Back-off before the next attempt after one whose ranks did not start: this, doubled each
+    # time in a row, at most the cap.
+    "START_RETRY_BACKOFF_SECONDS": env_float("ROTA_START_RETRY_BACKOFF_SECONDS", 30.0),
+    "START_RETRY_BACKOFF_MAX_SECONDS": env_float("ROTA_START_RETRY_BACKOFF_MAX_SECONDS", 600.0),
     "DEFAULT_WATCHDOG_SECONDS": env_float("ROTA_DEFAULT_WATCHDOG_SECONDS", 1800.0),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_LAUNCHER_PASS_INTERVAL_SECONDS", 1.0 if PRODUCTION else 0.25),
     "LOG_LINE_MAX_BYTES": env_int("ROTA_LOG_LINE_MAX_BYTES", 4096),
