@@ -72,6 +72,7 @@ from django.utils import timezone
 
 from apps.accounts.ws_auth import PROTOCOL, credential_problem_text, scope_language
 from apps.core.aio import cancel_and_wait
+from apps.core.metrics import LOG_LINES, WEBSOCKETS, count_lines
 from apps.experiments.selectors import chains_visible_to
 from apps.launcher import tailer as tailing
 from apps.launcher.backends import get_log_store
@@ -207,6 +208,7 @@ class LogSink:
         self.viewer: tailing.Viewer | None = None
         stream_part = f'"stream":{json.dumps(stream)},' if stream is not None else ""
         self._lines_head = f'{{"type":"log.lines",{stream_part}"chain":{chain_id},"rank":{rank},"data":'
+        self._endpoint = "events" if stream is not None else "logs"
 
     def _fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {"stream": self.stream} if self.stream is not None else {}
@@ -215,6 +217,7 @@ class LogSink:
     async def lines(self, text: str, cursor: str, json_text: str | None) -> None:
         data = json_text if json_text is not None else json.dumps(text, ensure_ascii=False)
         await self.consumer.send(text_data=f'{self._lines_head}{data},"cursor":"{cursor}"}}')
+        LOG_LINES.labels(self._endpoint).inc(count_lines(text))
 
     async def behind(self, cursor: str) -> None:
         await self.consumer.send(text_data=json.dumps({"type": "log.behind", **self._fields(), "cursor": cursor}))
@@ -342,6 +345,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         for group in groups:
             await self._join(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
+        self.counted = "events"
+        WEBSOCKETS.labels("events").inc()
         self.auth_watch = AuthWatch(self)
         self.auth_watch.start()
 
@@ -354,6 +359,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.fanout.leave(group, self)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", None):
+            WEBSOCKETS.labels(self.counted).dec()
+            self.counted = ""
         if hasattr(self, "auth_watch"):
             await self.auth_watch.stop()
         for group in list(getattr(self, "joined", [])):
@@ -511,6 +519,8 @@ class LogsConsumer(AsyncWebsocketConsumer):
         await self.fanout.join(chain_group(self.chain_id), self)
         self.joined.append(chain_group(self.chain_id))
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
+        self.counted = "logs"
+        WEBSOCKETS.labels("logs").inc()
         self.auth_watch = AuthWatch(self)
         self.auth_watch.start()
 
@@ -559,6 +569,9 @@ class LogsConsumer(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_NOT_FOUND)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", None):
+            WEBSOCKETS.labels(self.counted).dec()
+            self.counted = ""
         if hasattr(self, "auth_watch"):
             await self.auth_watch.stop()
         for group in list(getattr(self, "joined", [])):
