@@ -255,7 +255,7 @@ def platform(asgi_live_server, settings, task_log, tmp_path):
 
     from apps.core.tasks import run_now
     from apps.launcher.backends import get_backend, reset_backend
-    from apps.launcher.tailer import forget_hubs
+    from apps.logs.tailer import forget_hubs
 
     settings.ROTA_PUBLIC_URL = asgi_live_server.url
     settings.ROTA_BACKEND = "local"

@@ -2,7 +2,7 @@
 
 Consumers only authenticate, check visibility, join groups and forward (STYLE.md habit 3); events
 come from services through ``portal.realtime`` after commit, logs from the process's tailers
-(``apps.launcher.tailer``). Who is connecting is settled by ``apps.accounts.ws_auth`` (session
+(``apps.logs.tailer``). Who is connecting is settled by ``apps.accounts.ws_auth`` (session
 cookie or token, Origin checked); an anonymous user, or one who may not see the chain, is refused
 before the handshake completes, so nothing is sent.
 
@@ -72,11 +72,12 @@ from django.utils import timezone
 
 from apps.accounts.ws_auth import PROTOCOL, credential_problem_text, scope_language
 from apps.core.aio import cancel_and_wait
+from apps.core.errors import ApplicationError
 from apps.core.metrics import LOG_LINES, WEBSOCKETS, count_lines
 from apps.experiments.selectors import chains_visible_to
-from apps.launcher import tailer as tailing
-from apps.launcher.backends import get_log_store
-from apps.launcher.logstore import ChainCursor
+from apps.logs import params as log_params
+from apps.logs import tailer as tailing
+from apps.logs.store import ChainCursor, get_log_store
 from portal.fanout import get_fanout
 from portal.realtime import ADMINS_GROUP, chain_group, team_group, user_group
 
@@ -87,7 +88,6 @@ CLOSE_NOT_FOUND = 4404
 MAX_MESSAGE_BYTES = 8 * 1024
 MAX_SUBSCRIPTIONS = 500
 MAX_LOG_STREAMS = 16
-MAX_TAIL_BYTES = 1024 * 1024
 MAX_ID = 2**62  # larger ids cannot exist (and would overflow the database's integers)
 MAX_RANK = 100_000
 SEEN_EVENT_IDS = 512
@@ -139,19 +139,16 @@ def _int_field(message: dict[str, Any], name: str, *, minimum: int = 0, maximum:
 
 
 def parse_start(message: dict[str, Any], state: tailing.ChainState) -> tuple[ChainCursor | None, int | None]:
-    """``cursor`` ("<attempt id>:<offset>", one of the chain's attempts) or ``tail`` (bytes)."""
-    text = message.get("cursor")
-    if text not in (None, ""):
-        try:
-            attempt_text, offset_text = str(text).split(":", 1)
-            cursor = ChainCursor(int(attempt_text), int(offset_text))
-        except ValueError:
-            raise RequestError("bad_request", "`cursor` must look like <attempt id>:<byte offset>.") from None
-        if cursor.attempt_id not in state.attempt_ids or cursor.offset < 0:
-            raise RequestError("bad_request", "`cursor` does not belong to this job.")
-        return cursor, None
-    if message.get("tail") is not None:
-        return None, _int_field(message, "tail", maximum=MAX_TAIL_BYTES)
+    """``cursor`` ("<attempt id>:<offset>", one of the chain's attempts) or ``tail`` (bytes), parsed
+    as the HTTP API parses them (``apps.logs.params``)."""
+    try:
+        text = message.get("cursor")
+        if text not in (None, ""):
+            return log_params.parse_cursor(str(text), state.attempt_ids), None
+        if message.get("tail") is not None:
+            return None, log_params.int_param(message, "tail", 0, maximum=log_params.MAX_PAGE_BYTES)
+    except ApplicationError as exc:
+        raise RequestError("bad_request", exc.message) from None
     return None, None
 
 

@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.launcher.backends.base import EntrypointKind, RankPhase
-from apps.launcher.logstore import LogStore, LogWriter
+from apps.logs.store import LogStore, LogWriter
 
 SPEC_FILE = "spec.json"
 SUSPEND_MARKER = "suspend"

@@ -50,10 +50,11 @@ from apps.experiments.choices import (
     stopped_outcome,
 )
 from apps.experiments.models import Attempt, Rank
-from apps.launcher.backends import get_backend, get_log_store
+from apps.launcher.backends import get_backend
 from apps.launcher.backends.base import Backend, EntrypointKind, LaunchSpec, MountSpec, RankObservation, RankPhase
 from apps.launcher.backends.base import RankSpec as BackendRankSpec
 from apps.launcher.contract import RankPlacement, local_gpu_count, rank_env
+from apps.logs.store import get_log_store
 
 logger = logging.getLogger(__name__)
 

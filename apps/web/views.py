@@ -41,6 +41,7 @@ from apps.experiments.filtersets import STATUS_GROUPS, ChainFilterSet
 from apps.experiments.models import Chain
 from apps.experiments.selectors import attempt_runtime_seconds, chain_detail, chains_visible_to
 from apps.launcher.backends.local import isolates_owner
+from apps.logs.selectors import read_log_page
 from apps.quotas.selectors import quota_resolve
 from apps.web import selectors
 from apps.web import services as web_services
@@ -55,7 +56,6 @@ from apps.web.forms import (
     TagForm,
     TokenCreateForm,
 )
-from apps.web.logs import read_log_page
 from apps.web.presentation import own_quota_holders
 
 THEME_COOKIE = "rota_theme"
@@ -552,7 +552,7 @@ def chain_logs_view(request: SignedInRequest, pk: int) -> HttpResponse:
 def chain_log_read_view(request: SignedInRequest, pk: int) -> JsonResponse:
     """A page of one rank's log of one attempt, from a byte offset forwards, backwards, or the tail.
 
-    JSON; see ``apps.web.logs.read_log_page``. Never reads more than one page of the file."""
+    JSON; see ``apps.logs.selectors.read_log_page``. Never reads more than one page of the file."""
     chain = visible_chain(request, pk)
     try:
         page = read_log_page(chain, request.GET)

@@ -11,8 +11,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from apps.experiments import lifecycle
-from apps.launcher import logstore
-from apps.launcher.tailer import get_hub
+from apps.logs import store as logstore
+from apps.logs.tailer import get_hub
 from tests.realtime.conftest import (
     communicator,
     contents,

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from apps.launcher.logstore import LogPosition, LogStamp
+from apps.logs.store import LogPosition, LogStamp
 
 
 class EntrypointKind(enum.StrEnum):

@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any
 
 from apps.launcher.backends.base import Backend, LaunchSpec, RankObservation, RankPhase
-from apps.launcher.logstore import LogStore
 from apps.launcher.rank_supervisor import (
     SPEC_FILE,
     STOP_MARKER,
@@ -70,6 +69,7 @@ from apps.launcher.rank_supervisor import (
     write_marker,
     write_state,
 )
+from apps.logs.store import LogStore
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 """The directory holding ``apps/``: the supervisor's cwd and PYTHONPATH."""
