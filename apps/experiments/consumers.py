@@ -92,6 +92,7 @@ MAX_ID = 2**62  # larger ids cannot exist (and would overflow the database's int
 MAX_RANK = 100_000
 SEEN_EVENT_IDS = 512
 VISIBILITY_EVENT = "chain.visibility"  # apps.experiments.events.ChainVisibilityChanged
+ACCESS_EVENT = "user.access"  # apps.accounts.events.UserAccessChanged
 
 
 class RequestError(Exception):
@@ -123,6 +124,21 @@ def _chain_visible(user: Any, chain_id: int) -> bool:
 
 def _is_platform_admin(user: Any) -> bool:
     return bool(user.is_platform_admin)
+
+
+def _reload_user(user: Any) -> Any:
+    """The user as the database has it now (team, groups, role changed since the socket opened)."""
+    return type(user).objects.select_related("team").get(pk=user.pk)
+
+
+def _user_groups(user: Any) -> list[str]:
+    """The groups a socket of ``user`` is in for what it may see: its own, its team's, the admins'."""
+    groups = [user_group(user.pk)]
+    if getattr(user, "team_id", None) is not None:
+        groups.append(team_group(user.team_id))  # the team's shared chains
+    if _is_platform_admin(user):
+        groups.append(ADMINS_GROUP)
+    return groups
 
 
 # --- parsing ------------------------------------------------------------------------------------
@@ -297,19 +313,25 @@ class AuthWatch:
         return wait
 
     async def _watch(self) -> None:
-        language = scope_language(self.consumer.scope)  # the message is for the user to read
         while True:
             await asyncio.sleep(self._next_wait())
-            try:
-                problem = await database_sync_to_async(credential_problem_text)(self.consumer.scope, language)
-            except Exception:  # a database hiccup: keep the socket, check again later
-                logger.exception("could not re-check a websocket's credential")
-                continue
-            if problem is not None:
-                body = {"type": "error", "code": "unauthenticated", "message": str(problem)}
-                await self.consumer.send(text_data=json.dumps(body))
-                await self.consumer.close(code=CLOSE_UNAUTHENTICATED)
+            if await self.check_now():
                 return
+
+    async def check_now(self) -> bool:
+        """Check the credential now; if it no longer holds, say why and close (True)."""
+        language = scope_language(self.consumer.scope)  # the message is for the user to read
+        try:
+            problem = await database_sync_to_async(credential_problem_text)(self.consumer.scope, language)
+        except Exception:  # a database hiccup: keep the socket, check again later
+            logger.exception("could not re-check a websocket's credential")
+            return False
+        if problem is None:
+            return False
+        body = {"type": "error", "code": "unauthenticated", "message": str(problem)}
+        await self.consumer.send(text_data=json.dumps(body))
+        await self.consumer.close(code=CLOSE_UNAUTHENTICATED)
+        return True
 
     async def stop(self) -> None:
         task, self.task = self.task, None
@@ -332,14 +354,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.streams: dict[str, LogSink] = {}
         self._seen: deque[str] = deque(maxlen=SEEN_EVENT_IDS)  # the ids of the latest events, oldest first
         self._seen_ids: set[str] = set()  # the same, to look up
-        groups = [user_group(user.pk)]
-        if getattr(user, "team_id", None) is not None:
-            groups.append(team_group(user.team_id))  # the team's shared chains
-        if await database_sync_to_async(_is_platform_admin)(user):
-            groups.append(ADMINS_GROUP)
+        self.user_groups = await database_sync_to_async(_user_groups)(user)
         self.fanout = get_fanout()
         self.joined: list[str] = []
-        for group in groups:
+        for group in self.user_groups:
             await self._join(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
         self.counted = "events"
@@ -468,7 +486,27 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if event.get("type") == VISIBILITY_EVENT:
             await self._recheck_visibility(int(event["chain_id"]))
             return
+        if event.get("type") == ACCESS_EVENT:
+            await self._access_changed()
+            return
         await self.send(text_data=message.get("text") or json.dumps(message["event"]))
+
+    async def _access_changed(self) -> None:
+        """The user's team, groups, role or active flag changed: close if the credential no longer
+        holds; else move to the groups the user belongs in now and re-check everything followed."""
+        if await self.auth_watch.check_now():
+            return
+        self.user = await database_sync_to_async(_reload_user)(self.user)
+        wanted = await database_sync_to_async(_user_groups)(self.user)
+        for group in self.user_groups:
+            if group not in wanted and group in self.joined:
+                await self._leave(group)
+        for group in wanted:
+            if group not in self.joined:
+                await self._join(group)
+        self.user_groups = wanted
+        for chain_id in sorted(self.chains | {sink.chain_id for sink in self.streams.values()}):
+            await self._recheck_visibility(chain_id)
 
     async def _recheck_visibility(self, chain_id: int) -> None:
         """Drop the subscription and log follows of ``chain_id`` if the user may no longer see it."""
@@ -510,11 +548,13 @@ class LogsConsumer(AsyncWebsocketConsumer):
             return
         self.sink: LogSink | None = None
         self._start_lock = asyncio.Lock()
-        # The chain's group, only for ``chain.visibility`` (other events are ignored).
+        # The chain's group for ``chain.visibility`` and the user's for ``user.access`` (other events
+        # are ignored).
         self.fanout = get_fanout()
         self.joined: list[str] = []
-        await self.fanout.join(chain_group(self.chain_id), self)
-        self.joined.append(chain_group(self.chain_id))
+        for group in (chain_group(self.chain_id), user_group(user.pk)):
+            await self.fanout.join(group, self)
+            self.joined.append(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
         self.counted = "logs"
         WEBSOCKETS.labels("logs").inc()
@@ -553,8 +593,14 @@ class LogsConsumer(AsyncWebsocketConsumer):
             await self.close(code=1000)
 
     async def rota_event(self, message: dict[str, Any]) -> None:
-        """The chain's group: on ``chain.visibility``, end the follow if the user may no longer see it."""
-        if (message.get("event") or {}).get("type") != VISIBILITY_EVENT:
+        """On ``chain.visibility`` or ``user.access``, end the follow if the user may no longer see
+        the chain (``user.access`` first reloads the user, or closes if the credential is gone)."""
+        kind = (message.get("event") or {}).get("type")
+        if kind == ACCESS_EVENT:
+            if await self.auth_watch.check_now():
+                return
+            self.user = await database_sync_to_async(_reload_user)(self.user)
+        elif kind != VISIBILITY_EVENT:
             return
         if await database_sync_to_async(_chain_visible)(self.user, self.chain_id):
             return

@@ -32,6 +32,7 @@ from django.views.i18n import set_language
 from apps.accounts import selectors as account_selectors
 from apps.accounts import services as account_services
 from apps.accounts.models import User
+from apps.accounts.posix import posix_account, unmapped_owners_refused
 from apps.cluster.models import NodeGroup
 from apps.core.errors import ApplicationError, NotFound
 from apps.core.priorities import Priority
@@ -615,11 +616,21 @@ def submit_view(request: SignedInRequest) -> HttpResponse:
             "quota_hints": choices.hints,
             "no_groups": not choices.groups,
             "no_environments": not choices.environments,
-            "single_tenant": settings.ROTA_BACKEND == "local"
-            and not isolates_owner(uid_mapped=request.user.posix_uid is not None),
+            **_isolation_notice(request.user),
         },
         status=400 if request.method == "POST" else 200,
     )
+
+
+def _isolation_notice(user: User) -> dict[str, bool]:
+    """What the submit page says about how jobs are isolated on the local backend: nothing (isolated,
+    or Kubernetes), that they are not (``single_tenant``), or that this user's jobs will be refused
+    for want of a POSIX account (``no_posix_account``)."""
+    if settings.ROTA_BACKEND != "local":
+        return {"single_tenant": False, "no_posix_account": False}
+    has_account = posix_account(user, host_lookup=True) is not None
+    refused = not has_account and unmapped_owners_refused()
+    return {"single_tenant": not refused and not isolates_owner(uid_mapped=has_account), "no_posix_account": refused}
 
 
 @login_required

@@ -89,9 +89,10 @@ def _create() -> Backend:
     from django.conf import settings
 
     if settings.ROTA_BACKEND == "local":
+        from apps.accounts.posix import unmapped_owners_refused
         from apps.launcher.backends.local import LocalBackend, single_tenant_warning
 
-        logging.getLogger("apps.launcher").warning(single_tenant_warning())
+        logging.getLogger("apps.launcher").warning(single_tenant_warning(refuse_unmapped=unmapped_owners_refused()))
         settings.ROTA_RUN_ROOT.mkdir(parents=True, exist_ok=True)
         return LocalBackend(settings.ROTA_RUN_ROOT, get_log_store())
     from kubernetes import client, config
