@@ -444,6 +444,14 @@ ROTA_LAUNCHER = {
     "OWNER_LEASE_SECONDS": env_float("ROTA_OWNER_LEASE_SECONDS", 30.0),
 }
 
+# The local backend running as root starts each job as its owner's POSIX account (mapped by an
+# admin, or this machine's account of the same name). A job whose owner has neither is refused
+# ("refuse", the production default) or runs as the server's own user, root, unisolated
+# ("run-as-server": a one-person embedded install).
+ROTA_LOCAL_UNMAPPED_OWNERS = env_str("ROTA_LOCAL_UNMAPPED_OWNERS", "refuse" if PRODUCTION else "run-as-server")
+if ROTA_LOCAL_UNMAPPED_OWNERS not in {"refuse", "run-as-server"}:
+    raise ImproperlyConfigured("ROTA_LOCAL_UNMAPPED_OWNERS must be 'refuse' or 'run-as-server'")
+
 # /metrics answers only with "Authorization: Bearer <this>"; empty = no /metrics at all.
 ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")
 # /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.

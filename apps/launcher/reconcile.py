@@ -34,6 +34,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from apps.accounts.posix import posix_account
 from apps.accounts.services import token_create_for_attempt
 from apps.cluster import services as cluster_services
 from apps.cluster.choices import NodeState
@@ -50,10 +51,11 @@ from apps.experiments.choices import (
     stopped_outcome,
 )
 from apps.experiments.models import Attempt, Rank
-from apps.launcher.backends import get_backend, get_log_store
+from apps.launcher.backends import get_backend
 from apps.launcher.backends.base import Backend, EntrypointKind, LaunchSpec, MountSpec, RankObservation, RankPhase
 from apps.launcher.backends.base import RankSpec as BackendRankSpec
 from apps.launcher.contract import RankPlacement, local_gpu_count, rank_env
+from apps.logs.store import get_log_store
 
 logger = logging.getLogger(__name__)
 
@@ -156,13 +158,15 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
     first_node = ranks[0].node if ranks else None
     cpu, memory_bytes = pod_resources(first_node) if first_node else (0.0, 0)
     owner = chain.owner
+    account = posix_account(owner, host_lookup=settings.ROTA_BACKEND == "local")
     return LaunchSpec(
         attempt_id=attempt.pk,
         chain_id=str(chain.pk),
         user=owner.username,
-        uid=owner.posix_uid or FALLBACK_UID_BASE + owner.pk,
-        gid=owner.posix_gid,
-        uid_mapped=owner.posix_uid is not None,
+        uid=account.uid if account else FALLBACK_UID_BASE + owner.pk,
+        gid=account.gid if account else None,
+        uid_mapped=account is not None,
+        refuse_unmapped=settings.ROTA_LOCAL_UNMAPPED_OWNERS == "refuse",
         home=str(settings.ROTA_KUBERNETES["HOME"]).format(user=owner.username)
         if settings.ROTA_KUBERNETES["HOME"]
         else "",

@@ -425,7 +425,7 @@ def test_start_retries_back_off_exponentially_up_to_the_cap_and_say_so(kube, mak
 
 
 def test_the_watchdog_reads_output_from_the_log_store_after_a_restart(kube, make_backend, core, submit):
-    from apps.launcher.backends import get_log_store
+    from apps.logs.store import get_log_store
 
     for i in range(4):
         kube_node(core, f"n{i}")
