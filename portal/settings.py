@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import dj_database_url
@@ -152,9 +153,11 @@ INSTALLED_APPS = [
     "apps.experiments",
     "apps.scheduler",
     "apps.launcher",
+    "apps.containers",
     "apps.web",
     "apps.notifications",
     "discussion",
+    "monitor",
 ]
 
 MIDDLEWARE = [
@@ -434,12 +437,33 @@ ROTA_LAUNCHER = {
     # A log search stops with a 400 after this long (RE2 keeps each line linear; huge logs are not).
     "LOG_SEARCH_SECONDS": env_float("ROTA_LOG_SEARCH_SECONDS", 10.0),
     "MASTER_PORT": env_int("ROTA_MASTER_PORT", 29500),
+    # May this process own the cluster (watch, follow logs, reconcile)? One owner at a time, by
+    # lease; false for the django-q2 workers, whose reconcile tasks the owner's loop then covers.
+    "CLUSTER_OWNER": env_bool("ROTA_CLUSTER_OWNER", default=True),
+    # The owner renews its lease well within this; a standby on another host takes over after it.
+    "OWNER_LEASE_SECONDS": env_float("ROTA_OWNER_LEASE_SECONDS", 30.0),
 }
 
 # /metrics answers only with "Authorization: Bearer <this>"; empty = no /metrics at all.
 ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")
 # /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
 ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
+
+# Development containers (apps/containers, docs/containers.md).
+ROTA_CONTAINERS: dict[str, Any] = {
+    # Each user's containers run in {WORKSPACE_ROOT}/{username} on the local backend.
+    "WORKSPACE_ROOT": Path(env_str("ROTA_CONTAINER_WORKSPACE_ROOT", str(DATA_DIR / "workspaces"))).resolve(),
+    "RUN_ROOT": Path(env_str("ROTA_CONTAINER_RUN_ROOT", str(DATA_DIR / "containers"))).resolve(),
+    "START_TIMEOUT_SECONDS": env_float("ROTA_CONTAINER_START_TIMEOUT_SECONDS", 120.0),
+    "NODE_PORT_MIN": env_int("ROTA_CONTAINER_NODE_PORT_MIN", 30000),
+    "NODE_PORT_MAX": env_int("ROTA_CONTAINER_NODE_PORT_MAX", 32767),
+    # Host name users ssh to for NodePorts (Kubernetes); empty = the host of ROTA_PUBLIC_URL.
+    "SSH_HOST": env_str("ROTA_CONTAINER_SSH_HOST"),
+    # Ingress (Kubernetes): class and host of the Ingress objects of HTTP services.
+    "INGRESS_CLASS": env_str("ROTA_CONTAINER_INGRESS_CLASS", "nginx"),
+    "INGRESS_HOST": env_str("ROTA_CONTAINER_INGRESS_HOST"),
+    "IDLE_CHECK_SECONDS": env_float("ROTA_CONTAINER_IDLE_CHECK_SECONDS", 60.0),
+}
 
 ROTA_KUBERNETES = {
     "NAMESPACE": env_str("ROTA_K8S_NAMESPACE", "rota-jobs"),

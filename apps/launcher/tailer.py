@@ -232,6 +232,16 @@ class Tailer:
     async def sync(self) -> None:
         """Reload the chain's state and read everything written so far (a viewer needs it now)."""
         await self.hub.refresh(self)
+        await self.read_written()
+
+    async def read_written(self) -> None:
+        """Read everything written so far, with the chain's state as the tailer knows it (no query).
+
+        Before a viewer says the chain's status, the lines written before that status was loaded
+        must reach it first: they are in the file by now, and the tailer's state is at least as new
+        as the status (``update_state`` sets both). One query per viewer here was a burst of one
+        database round trip per viewer (500 on one process) each time a chain's status changed or
+        a viewer attached, while its lines waited (docs/PERFORMANCE.md)."""
         async with self._lock:
             while await self._step():
                 pass
@@ -450,7 +460,7 @@ class Viewer:
             if self._status is not None:
                 if not self._status_read:  # first everything written before the change
                     self._status_read = True
-                    await self.tailer.sync()
+                    await self.tailer.read_written()
                     self._wake.set()
                     continue
                 status, self._status, self._status_read = self._status, None, False

@@ -152,6 +152,43 @@ async def test_cli_socket_says_the_status_when_live_and_when_it_changes_after_th
     await page.disconnect()
 
 
+async def test_viewers_learn_the_status_without_a_query_each_when_they_attach_or_it_changes(
+    ws_app, job, user, token_for, log_store, monkeypatch
+):
+    """The status a CLI socket is sent comes from the tailer's state, loaded once for all its
+    viewers: a query per viewer (to read the lines before it first) made 500 viewers on one process
+    wait seconds behind 500 database round trips whenever they attached or the status changed."""
+    chain, attempt_id = job
+    token = await database_sync_to_async(token_for)(user)
+    hub = get_hub()
+    refreshed: list[int] = []
+    real_refresh = hub.refresh
+
+    async def counting_refresh(tailer: Any) -> None:
+        refreshed.append(tailer.chain_id)
+        await real_refresh(tailer)
+
+    monkeypatch.setattr(hub, "refresh", counting_refresh)
+    viewers = [communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=token) for _ in range(6)]
+    for comm in viewers:
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"tail": 0})
+    await until_attached(6)
+    for comm in viewers:
+        got = await receive_until(comm, lambda m: bool(m) and m[-1]["type"] == "log.status")
+        assert got == [{"type": "log.status", "chain": chain.pk, "rank": 0, "status": "running"}]
+
+    write(log_store, chain.pk, attempt_id, ["saving checkpoint"])
+    await database_sync_to_async(hold)(chain)
+    for comm in viewers:
+        got = await receive_until(comm, lambda m: bool(m) and m[-1].get("status") == "held")
+        assert contents(log_data(got)) == ["saving checkpoint"]  # the line before the change first
+        assert got.index(next(m for m in got if m["type"] == "log.status")) > 0
+    assert refreshed == []
+    for comm in viewers:
+        await comm.disconnect()
+
+
 async def test_a_finished_jobs_log_is_sent_whole_then_ends(ws_app, job, user, token_for, log_store):
     chain, attempt_id = job
     write(log_store, chain.pk, attempt_id, ["only line"])

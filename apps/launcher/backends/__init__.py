@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from apps.launcher.backends.base import Backend
+    from apps.launcher.backends.container_base import ContainerBackend
     from apps.launcher.logstore import LogStore
 
 _lock = threading.Lock()
@@ -38,13 +40,56 @@ def get_backend() -> Backend:
 
 
 def reset_backend() -> None:
-    """Close and forget the backend (tests; settings changes)."""
-    global _backend
+    """Close and forget the backends (tests; settings changes)."""
+    global _backend, _container_backend
     with _lock:
         if _backend is not None:
             _backend.close()
         _backend = None
+        if _container_backend is not None:
+            _container_backend.close()
+        _container_backend = None
     get_log_store.cache_clear()
+    get_container_log_store.cache_clear()
+
+
+_container_backend: ContainerBackend | None = None
+
+
+@lru_cache(maxsize=1)
+def get_container_log_store() -> LogStore:
+    """Where container services' output goes: ``<log root>/containers/<container id>/<run key>/``."""
+    from django.conf import settings
+
+    from apps.launcher.logstore import LogStore
+
+    return LogStore(
+        settings.ROTA_LOG_ROOT / "containers", line_max_bytes=int(settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"])
+    )
+
+
+def get_container_backend() -> ContainerBackend:
+    """The process-wide backend of development containers (same ``ROTA_BACKEND`` as jobs)."""
+    global _container_backend
+    with _lock:
+        if _container_backend is None:
+            _container_backend = _create_container_backend()
+        return _container_backend
+
+
+def _create_container_backend() -> ContainerBackend:
+    from django.conf import settings
+
+    if settings.ROTA_BACKEND == "local":
+        from apps.launcher.backends.container_local import LocalContainerBackend
+
+        conf: dict[str, Any] = settings.ROTA_CONTAINERS
+        run_root = Path(conf["RUN_ROOT"])
+        run_root.mkdir(parents=True, exist_ok=True)
+        return LocalContainerBackend(run_root, get_container_log_store())
+    from apps.launcher.backends.kubernetes.containers import create_container_backend
+
+    return create_container_backend(get_container_log_store())
 
 
 def _create() -> Backend:
@@ -65,17 +110,8 @@ def _create() -> Backend:
         config.load_incluster_config()
     else:
         config.load_kube_config(config_file=conf["KUBECONFIG"] or None)
-    store = get_log_store()
-    chains: dict[int, str] = {}
-
-    def sink(attempt_id: int, rank: int, lines: object) -> None:
-        from apps.experiments.models import Attempt
-
-        chain = chains.get(attempt_id)
-        if chain is None:
-            chain = str(Attempt.objects.values_list("chain_id", flat=True).get(pk=attempt_id))
-            chains[attempt_id] = chain
-        store.append_lines(chain, attempt_id, rank, lines)  # type: ignore[arg-type]
+    from apps.launcher.log_journal import StoreLogJournal
+    from apps.launcher.ownership import ownership
 
     configuration = client.Configuration.get_default_copy()
     # One pool for every call (informers, log streams, writes): bounded, so a burst cannot open
@@ -85,7 +121,7 @@ def _create() -> Backend:
         client.ApiClient(configuration),
         namespace=str(conf["NAMESPACE"]),
         image_pull_secrets=list(conf["IMAGE_PULL_SECRETS"]),
-        log_sink=sink,
+        log_journal=StoreLogJournal(get_log_store(), holds=ownership.holds),
         master_port=int(settings.ROTA_LAUNCHER["MASTER_PORT"]),
         suspend_grace_seconds=int(settings.ROTA_LAUNCHER["GRACE_SECONDS"]),
     )
