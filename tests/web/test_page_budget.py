@@ -32,8 +32,8 @@ BUDGET = {
     "/submit/": 10,
     "/submit/?from={chain}": 13,
     "/account/": 8,
-    "/account/tokens/": 4,
-    "/account/settings/": 4,
+    "/account/tokens/": 5,  # + the user's groups: the nav shows the admin pages to admins (monitor)
+    "/account/settings/": 5,
 }
 
 # The API a researcher's tools use, with a bearer token (bench/pages.py times the same ones).
