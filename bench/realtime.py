@@ -545,7 +545,7 @@ def _costs(servers: Servers, client_seconds: float, cpu0: float, wall0: float, d
 
 
 async def bench_logs(servers: Servers, fixture: Fixture, n: int, rate: float, seconds: float, k: int) -> dict[str, Any]:
-    from apps.launcher.logstore import LogStore
+    from apps.logs.store import LogStore
 
     store = LogStore(Path(os.environ["ROTA_LOG_ROOT"]))
     first = n * 1_000_000  # sequence numbers unique to this phase
@@ -702,7 +702,7 @@ class RawSocketViewer:
 
 
 async def bench_stalled(servers: Servers, fixture: Fixture, megabytes: int) -> dict[str, Any]:
-    from apps.launcher.logstore import LogStore
+    from apps.logs.store import LogStore
 
     port, pid = servers.ports[0], servers.pids[0]
     store = LogStore(Path(os.environ["ROTA_LOG_ROOT"]))

@@ -431,6 +431,10 @@ ROTA_LAUNCHER = {
     "PULL_TIMEOUT_SECONDS": env_float("ROTA_PULL_TIMEOUT_SECONDS", 1800.0),
     # Attempts in a row whose ranks do not start before the chain fails with their reasons.
     "START_RETRIES": env_int("ROTA_START_RETRIES", 3),
+    # Back-off before the next attempt after one whose ranks did not start: this, doubled each
+    # time in a row, at most the cap.
+    "START_RETRY_BACKOFF_SECONDS": env_float("ROTA_START_RETRY_BACKOFF_SECONDS", 30.0),
+    "START_RETRY_BACKOFF_MAX_SECONDS": env_float("ROTA_START_RETRY_BACKOFF_MAX_SECONDS", 600.0),
     "DEFAULT_WATCHDOG_SECONDS": env_float("ROTA_DEFAULT_WATCHDOG_SECONDS", 1800.0),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_LAUNCHER_PASS_INTERVAL_SECONDS", 1.0 if PRODUCTION else 0.25),
     "LOG_LINE_MAX_BYTES": env_int("ROTA_LOG_LINE_MAX_BYTES", 4096),
@@ -443,6 +447,14 @@ ROTA_LAUNCHER = {
     # The owner renews its lease well within this; a standby on another host takes over after it.
     "OWNER_LEASE_SECONDS": env_float("ROTA_OWNER_LEASE_SECONDS", 30.0),
 }
+
+# The local backend running as root starts each job as its owner's POSIX account (mapped by an
+# admin, or this machine's account of the same name). A job whose owner has neither is refused
+# ("refuse", the production default) or runs as the server's own user, root, unisolated
+# ("run-as-server": a one-person embedded install).
+ROTA_LOCAL_UNMAPPED_OWNERS = env_str("ROTA_LOCAL_UNMAPPED_OWNERS", "refuse" if PRODUCTION else "run-as-server")
+if ROTA_LOCAL_UNMAPPED_OWNERS not in {"refuse", "run-as-server"}:
+    raise ImproperlyConfigured("ROTA_LOCAL_UNMAPPED_OWNERS must be 'refuse' or 'run-as-server'")
 
 # /metrics answers only with "Authorization: Bearer <this>"; empty = no /metrics at all.
 ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")

@@ -26,6 +26,9 @@ ROTA_TASK_RUNNER = "inline"
 ROTA_TEST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 # Dashboards show current queue counts in tests (the cached summary is tested on its own).
 ROTA_QUEUE_SUMMARY_SECONDS = 0
+# The suite runs jobs of made-up users, as root in CI: let them run as the server's user (the tests
+# of the production default, "refuse", set it themselves).
+ROTA_LOCAL_UNMAPPED_OWNERS = "run-as-server"
 
 if not PRODUCTION:
     # A file, not SQLite's shared-cache memory database: tests run real passes in threads (the

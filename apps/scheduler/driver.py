@@ -30,6 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -146,7 +147,10 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
         )
     )
     waiting_rows = list(
-        Attempt.objects.filter(queue_status=QueueStatus.QUEUED, chain__held=False).values_list(
+        # Attempts waiting out a start-retry back-off (``not_before``) are not in the queue yet.
+        Attempt.objects.filter(queue_status=QueueStatus.QUEUED, chain__held=False)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .values_list(
             "id",
             "chain_id",
             "chain__owner_id",

@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 
 from apps.cluster import services as cluster_services
 from apps.quotas import services as quota_services
+from tests.client.conftest import base_env, config_home  # noqa: F401  (the CLI tests' fixtures)
 
 GIB = 2**30
 

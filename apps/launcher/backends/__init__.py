@@ -1,4 +1,4 @@
-"""The configured backend and log store, one per process (``ROTA_BACKEND``: local | kubernetes).
+"""The configured backend, one per process (``ROTA_BACKEND``: local | kubernetes).
 
 Django is imported inside the functions: the backends themselves are plain Python, and the rank
 supervisor imports them without Django.
@@ -12,22 +12,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from apps.logs.store import get_log_store
+
 if TYPE_CHECKING:
     from apps.launcher.backends.base import Backend
     from apps.launcher.backends.container_base import ContainerBackend
-    from apps.launcher.logstore import LogStore
+    from apps.logs.store import LogStore
 
 _lock = threading.Lock()
 _backend: Backend | None = None
-
-
-@lru_cache(maxsize=1)
-def get_log_store() -> LogStore:
-    from django.conf import settings
-
-    from apps.launcher.logstore import LogStore
-
-    return LogStore(settings.ROTA_LOG_ROOT, line_max_bytes=int(settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"]))
 
 
 def get_backend() -> Backend:
@@ -61,7 +54,7 @@ def get_container_log_store() -> LogStore:
     """Where container services' output goes: ``<log root>/containers/<container id>/<run key>/``."""
     from django.conf import settings
 
-    from apps.launcher.logstore import LogStore
+    from apps.logs.store import LogStore
 
     return LogStore(
         settings.ROTA_LOG_ROOT / "containers", line_max_bytes=int(settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"])
@@ -96,9 +89,10 @@ def _create() -> Backend:
     from django.conf import settings
 
     if settings.ROTA_BACKEND == "local":
+        from apps.accounts.posix import unmapped_owners_refused
         from apps.launcher.backends.local import LocalBackend, single_tenant_warning
 
-        logging.getLogger("apps.launcher").warning(single_tenant_warning())
+        logging.getLogger("apps.launcher").warning(single_tenant_warning(refuse_unmapped=unmapped_owners_refused()))
         settings.ROTA_RUN_ROOT.mkdir(parents=True, exist_ok=True)
         return LocalBackend(settings.ROTA_RUN_ROOT, get_log_store())
     from kubernetes import client, config

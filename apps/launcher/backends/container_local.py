@@ -32,8 +32,8 @@ from apps.launcher.backends.container_base import (
     run_key,
 )
 from apps.launcher.backends.local import LocalBackend
-from apps.launcher.logstore import LogStore
 from apps.launcher.rank_supervisor import claim_file, read_state, signal_child_group, sigterm_sent_file, state_file
+from apps.logs.store import LogStore
 
 JUPYTER_PORT_ENV = "ROTA_JUPYTER_PORT"
 COMMAND_ENV = "ROTA_SERVICE_COMMAND"

@@ -50,7 +50,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from apps.core.aio import cancel_and_wait
-from apps.launcher.logstore import ChainCursor, LogStore
+from apps.logs.store import ChainCursor, LogStore, get_log_store
 
 logger = logging.getLogger(__name__)
 
@@ -620,7 +620,7 @@ async def load_chain_states(chain_ids: list[int]) -> dict[int, ChainState]:
 def chain_states(chain_ids: list[int]) -> dict[int, ChainState]:
     """The state of several chains in two queries.
 
-    The attempts are those whose logs the HTTP API pages through (``apps.launcher.api.views``):
+    The attempts are those whose logs the HTTP API pages through (``apps.logs.api.views``):
     the ones ever scheduled, or the latest when none was — a waiting or held next attempt gets its
     separator once it runs."""
     from apps.experiments.models import Attempt, Chain
@@ -655,8 +655,6 @@ def get_hub() -> TailHub:
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:
-        from apps.launcher.backends import get_log_store
-
         hub = TailHub(
             get_log_store(),
             load_chain_states,
