@@ -69,6 +69,9 @@ def policy_config() -> policy.PolicyConfig:
         checkpoint_wait_seconds=conf["CHECKPOINT_WAIT_SECONDS"],
         timeshare_max_ratio=conf["TIMESHARE_MAX_RATIO"],
         victim_wait_seconds=conf["VICTIM_WAIT_SECONDS"],
+        preempt_wait_seconds=conf["PREEMPT_WAIT_SECONDS"],
+        starvation_seconds=conf["STARVATION_SECONDS"],
+        request_checkpoints=conf["REQUEST_CHECKPOINTS"],
     )
 
 
