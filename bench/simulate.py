@@ -324,6 +324,16 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "rota-no-checkpoint-wait": lambda: RotaPolicy(
         "rota-no-checkpoint-wait", PolicyConfig(checkpoint_fresh_seconds=_OFF, urgent_priority=0)
     ),
+    # ask no stale victim to checkpoint: wait for the job's own schedule (as with jobs that ignore requests)
+    "rota-no-checkpoint-request": lambda: RotaPolicy(
+        "rota-no-checkpoint-request", PolicyConfig(request_checkpoints=False)
+    ),
+    # non-urgent waiters suspend as soon as they are blocked
+    "rota-no-preempt-wait": lambda: RotaPolicy("rota-no-preempt-wait", PolicyConfig(preempt_wait_seconds=0.0)),
+    # fair share alone orders a level, however long a job has waited
+    "rota-no-starvation": lambda: RotaPolicy("rota-no-starvation", PolicyConfig(starvation_seconds=_OFF)),
+    # the slice of the first round of issue 11 (4 h, HAI's constant)
+    "rota-4h-slices": lambda: RotaPolicy("rota-4h-slices", PolicyConfig(time_slice_seconds=4 * HOUR)),
     # the time-share and anti-thrash constants before issue 11 (1 h slice, 5 min minimum run)
     "rota-short-slices": lambda: RotaPolicy(
         "rota-short-slices", PolicyConfig(time_slice_seconds=3600.0, min_run_seconds=300.0)
@@ -791,7 +801,10 @@ def print_losses(result: Metrics) -> None:
     """Where one policy's preemption losses come from: per suspend reason, victim level and the level of
     the job it was suspended for, the suspensions, their nodes, the GPU-hours of work since the victim's
     checkpoint (grace included) and of restarts, and the mean checkpoint age at the request."""
-    print(f"  losses of {result.policy}: cause, suspensions, victim nodes, work lost GPU-h, restart GPU-h, mean ckpt age min")
+    print(
+        f"  losses of {result.policy}: cause, suspensions, victim nodes, work lost GPU-h, restart GPU-h, "
+        "mean ckpt age min"
+    )
     for cause, (count, nodes, work, _, age) in sorted(result.losses.items(), key=lambda kv: -(kv[1][2] + kv[1][3])):
         restart = result.losses[cause][3]
         print(f"    {cause:<40} {count:5.0f} {nodes:6.0f} {work:9.0f} {restart:9.0f} {age / max(count, 1) / 60:7.1f}")
@@ -849,6 +862,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=float, default=1.5)
     parser.add_argument("--charts", type=Path, help="write PNG charts with this path prefix (first trace)")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables too")
+    parser.add_argument(
+        "--checkpoint-response",
+        type=float,
+        default=120.0,
+        help="seconds a job takes to save a checkpoint the scheduler asked for (inf: jobs ignore requests)",
+    )
     parser.add_argument("--losses", action="store_true", help="print where each policy's preemption losses come from")
     args = parser.parse_args(argv)
 
@@ -868,7 +887,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         results = []
         for pol in policies(args.policy):
-            results.append(simulate(trace, pol, record_series=args.charts is not None and i == 0))
+            results.append(
+                simulate(
+                    trace,
+                    pol,
+                    record_series=args.charts is not None and i == 0,
+                    checkpoint_response=args.checkpoint_response,
+                )
+            )
         print_table(results)
         if args.losses:
             for r in results:

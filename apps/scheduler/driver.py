@@ -71,7 +71,7 @@ def policy_config() -> policy.PolicyConfig:
         victim_wait_seconds=conf["VICTIM_WAIT_SECONDS"],
         preempt_wait_seconds=conf["PREEMPT_WAIT_SECONDS"],
         starvation_seconds=conf["STARVATION_SECONDS"],
-        request_checkpoints=conf["REQUEST_CHECKPOINTS"],
+        request_checkpoints=bool(conf["REQUEST_CHECKPOINTS"]),
     )
 
 
@@ -94,6 +94,7 @@ class PassResult:
     started: list[int] = field(default_factory=list)
     suspended: list[int] = field(default_factory=list)
     demoted: list[int] = field(default_factory=list)
+    checkpoint_requested: list[int] = field(default_factory=list)
     explained: int = 0
     skipped_starts: list[int] = field(default_factory=list)
     plan_seconds: float = 0.0
@@ -296,6 +297,9 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
             ):
                 result.suspended.append(suspend.attempt_id)
                 touched_chains.add(loaded.chain_of[suspend.attempt_id])
+
+        if plan.checkpoint_requests:
+            result.checkpoint_requested = lifecycle.attempts_request_checkpoint(plan.checkpoint_requests, now=now)
 
         for start in plan.starts:
             try:

@@ -1324,7 +1324,8 @@ class _Pass:
                             f"Will suspend {_named(r.holder for r, _ in victims)} in '{gname}' in about "
                             f"{format_duration(at - now)} unless {_nodes(need)} free up before: below "
                             f"{_NAMES.get(urgent_level, urgent_level)} a job waits {format_duration(preempt_wait)} "
-                            f"before suspending others, as jobs end every few minutes and a suspension costs a restart.",
+                            "before suspending others, as jobs end every few minutes and a suspension costs a "
+                            "restart.",
                             g.position,
                             tuple(r.holder for r, _ in victims)[:MAX_HOLDERS],
                             level,

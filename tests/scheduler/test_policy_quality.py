@@ -312,7 +312,10 @@ def test_a_job_waiting_past_the_starvation_time_goes_ahead_of_fair_share() -> No
 
 
 def test_a_checkpoint_request_lets_the_waiting_job_in_sooner_at_no_extra_loss() -> None:
-    jobs = (JobSpec(1, "ann", 0.0, 2, 3 * HOUR, int(P.NORMAL)), JobSpec(2, "bob", 40 * MIN, 2, HOUR, int(P.ABOVE_NORMAL)))
+    jobs = (
+        JobSpec(1, "ann", 0.0, 2, 3 * HOUR, int(P.NORMAL)),
+        JobSpec(2, "bob", 40 * MIN, 2, HOUR, int(P.ABOVE_NORMAL)),
+    )
     quotas = {u: {(GROUP, int(lvl)): 2 for lvl in (P.ABOVE_NORMAL, P.NORMAL)} for u in ("ann", "bob")}
     trace = Trace(jobs, quotas, 6 * HOUR, nodes=2, rooms=1, name="ask")
     asked = simulate(trace, RotaPolicy(), checkpoint_response=2 * MIN)
