@@ -155,6 +155,7 @@ INSTALLED_APPS = [
     "apps.web",
     "apps.notifications",
     "discussion",
+    "monitor",
 ]
 
 MIDDLEWARE = [
@@ -433,6 +434,11 @@ ROTA_LAUNCHER = {
     # A log search stops with a 400 after this long (RE2 keeps each line linear; huge logs are not).
     "LOG_SEARCH_SECONDS": env_float("ROTA_LOG_SEARCH_SECONDS", 10.0),
     "MASTER_PORT": env_int("ROTA_MASTER_PORT", 29500),
+    # May this process own the cluster (watch, follow logs, reconcile)? One owner at a time, by
+    # lease; false for the django-q2 workers, whose reconcile tasks the owner's loop then covers.
+    "CLUSTER_OWNER": env_bool("ROTA_CLUSTER_OWNER", default=True),
+    # The owner renews its lease well within this; a standby on another host takes over after it.
+    "OWNER_LEASE_SECONDS": env_float("ROTA_OWNER_LEASE_SECONDS", 30.0),
 }
 
 # /metrics answers only with "Authorization: Bearer <this>"; empty = no /metrics at all.

@@ -57,10 +57,13 @@ def user_create(
     groups: list[str] | None = None,
     is_active: bool = True,
     is_superuser: bool = False,
+    posix_uid: int | None = None,
+    posix_gid: int | None = None,
 ) -> User:
     """Create a user (admins only when ``actor`` is given; ``None`` = the system, e.g. bootstrap).
 
-    The user's team is also added to their groups. Audited.
+    The user's team is also added to their groups. POSIX ids are checked as in ``user_update``.
+    Audited (one ``user.create`` entry).
     """
     if actor is not None:
         _require_user_admin(actor)
@@ -75,11 +78,14 @@ def user_create(
         raise ApplicationError(
             _("A user named %(name)s already exists.") % {"name": username}, fields={"username": [_("Taken.")]}
         )
+    validate_posix_ids(user=User(), changes={"posix_uid": posix_uid, "posix_gid": posix_gid})
     user = User(
         username=username,
         role=role,
         nickname=nickname,
         email=email,
+        posix_uid=posix_uid,
+        posix_gid=posix_gid,
         is_active=is_active,
         is_superuser=is_superuser,
         is_staff=is_superuser,
@@ -100,7 +106,9 @@ def user_create(
         names.add(team)
     if names:
         user.groups.set([group_get_or_create(name=n) for n in sorted(names)])
-    audit_record(actor=actor, action="user.create", target=user, after=snapshot(user, USER_AUDIT_FIELDS))
+    after = snapshot(user, USER_AUDIT_FIELDS)
+    after["groups"] = sorted(names)
+    audit_record(actor=actor, action="user.create", target=user, after=after)
     return user
 
 
@@ -126,8 +134,9 @@ def validate_posix_ids(*, user: User, changes: dict[str, Any]) -> None:
 
 
 @transaction.atomic
-def user_update(*, actor: User | None, user: User, **changes: Any) -> User:
-    """Change a user's role, nickname, email, team, groups, active flag or POSIX ids. Audited.
+def user_update(*, actor: User | None, user: User, audit_note: str = "", **changes: Any) -> User:
+    """Change a user's role, nickname, email, team, groups, active flag or POSIX ids. Audited
+    (one ``user.update`` entry, with ``audit_note`` when given; none if nothing changed).
 
     POSIX ids are 1000..2**31-1 (``None`` clears them); a uid belongs to one user at most.
     """
@@ -168,7 +177,7 @@ def user_update(*, actor: User | None, user: User, **changes: Any) -> User:
     after = snapshot(user, USER_AUDIT_FIELDS)
     after["groups"] = sorted(user.groups.values_list("name", flat=True))
     if after != before:
-        audit_record(actor=actor, action="user.update", target=user, before=before, after=after)
+        audit_record(actor=actor, action="user.update", target=user, before=before, after=after, note=audit_note)
     return user
 
 

@@ -58,7 +58,6 @@ Subprotocols: ``rota.v1`` is accepted when offered (browsers must offer it when 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -71,6 +70,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
 from apps.accounts.ws_auth import PROTOCOL, credential_problem_text, scope_language
+from apps.core.aio import cancel_and_wait
 from apps.experiments.selectors import chains_visible_to
 from apps.launcher import tailer as tailing
 from apps.launcher.backends import get_log_store
@@ -307,11 +307,7 @@ class AuthWatch:
 
     async def stop(self) -> None:
         task, self.task = self.task, None
-        if task is None or task is asyncio.current_task():
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
 
 
 # --- consumers ----------------------------------------------------------------------------------

@@ -29,7 +29,9 @@ This module is plain Python (stdlib only, no Django): the rank supervisor proces
 
 from __future__ import annotations
 
+import calendar
 import contextlib
+import fcntl
 import os
 import re
 import threading
@@ -332,6 +334,91 @@ class LogWriter:
 
 
 # --------------------------------------------------------------------------------------------
+# Source-stamped lines (streaming backends): exactly-once appends
+
+
+LogStamp = tuple[int, int]
+"""A source timestamp: ``(epoch seconds, nanoseconds)``; the store keeps it to the microsecond."""
+
+
+@dataclass(frozen=True)
+class LogPosition:
+    """The newest stamp in a log and how many lines at its end carry exactly that stamp."""
+
+    stamp: LogStamp
+    count: int
+
+
+def _to_micros(stamp: LogStamp) -> LogStamp:
+    return stamp[0], stamp[1] - stamp[1] % 1000
+
+
+def format_stamped_line(stamp: LogStamp, text: str, line_max_bytes: int) -> bytes:
+    """One stored line for ``text`` stamped ``stamp``: prefix, content capped like ``LogWriter``'s
+    (cut on a UTF-8 boundary, with the truncation marker), newline. Embedded newlines become spaces
+    (one source line is one stored line, or exactly-once appends could not count them)."""
+    content = text.replace("\n", " ").removesuffix("\r").encode("utf-8", errors="replace")
+    dropped = 0
+    if len(content) > line_max_bytes:
+        cut = _utf8_cut(content, line_max_bytes)
+        dropped = len(content) - cut
+        content = content[:cut]
+    moment = datetime.fromtimestamp(stamp[0], tz=UTC).replace(microsecond=stamp[1] // 1000)
+    line = moment.strftime(TIMESTAMP_FORMAT).encode("ascii") + content
+    if dropped:
+        line += TRUNCATION_MARKER.format(n=dropped).encode("utf-8")
+    return line + b"\n"
+
+
+def parse_stamp(prefix: bytes) -> LogStamp | None:
+    """The ``LogStamp`` of a stored line's prefix (``[YYYY-MM-DD HH:MM:SS.ffffff] ``), or ``None``."""
+    try:
+        moment = datetime.strptime(prefix[1:27].decode("ascii"), "%Y-%m-%d %H:%M:%S.%f")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return calendar.timegm(moment.timetuple()), moment.microsecond * 1000
+
+
+def _tail_position(fd: int) -> LogPosition | None:
+    """``LogPosition`` of the file open as ``fd``, from its last ``LINE_END_SCAN_BYTES`` at most."""
+    size = os.fstat(fd).st_size
+    if size == 0:
+        return None
+    start = max(0, size - LINE_END_SCAN_BYTES)
+    data = os.pread(fd, size - start, start)
+    lines = data.split(b"\n")
+    lines.pop()  # after the last newline: empty, or a line still being written (not ours)
+    if start > 0 and lines:
+        lines.pop(0)  # may be cut
+    last: LogStamp | None = None
+    count = 0
+    for line in reversed(lines):
+        if len(line) < TIMESTAMP_LEN or not _TIMESTAMP_RE.match(line[:TIMESTAMP_LEN].decode("ascii", "replace")):
+            break
+        stamp = parse_stamp(line[:TIMESTAMP_LEN])
+        if stamp is None or (last is not None and stamp != last):
+            break
+        last = stamp
+        count += 1
+    return None if last is None else LogPosition(last, count)
+
+
+def _after(position: LogPosition | None, lines: Iterable[tuple[LogStamp, str]]) -> Iterator[tuple[LogStamp, str]]:
+    """The lines of a stamped stream that come after ``position`` (see ``LogStore.append_stamped``)."""
+    catching_up = position is not None
+    seen_at_last = 0
+    for stamp, text in lines:
+        if catching_up and position is not None:
+            if stamp < position.stamp:
+                continue
+            if stamp == position.stamp and seen_at_last < position.count:
+                seen_at_last += 1
+                continue
+            catching_up = False
+        yield stamp, text
+
+
+# --------------------------------------------------------------------------------------------
 # The store
 
 
@@ -365,6 +452,47 @@ class LogStore:
         with self.writer(chain_id, attempt_id, rank) as w:
             for line in lines:
                 w.write_line(line)
+
+    def append_stamped(self, chain_id: str, attempt_id: int, rank: int, lines: Sequence[tuple[LogStamp, str]]) -> int:
+        """Append lines stamped by their source (the kubelet's time, as ``(epoch seconds,
+        nanoseconds)``, kept to the microsecond) exactly once; returns how many were new.
+
+        Under an exclusive ``flock`` on the file, the lines already stored are skipped: those older
+        than the newest stored stamp, and as many at that stamp as the file ends with. So a batch
+        delivered twice (two followers of one pod during an ownership hand-over, a follower that
+        reconnected with a ``sinceSeconds`` margin) is stored once, in order. The source's stamps
+        must not go backwards, which holds for one container's log."""
+        if not lines:
+            return 0
+        path = self.path(chain_id, attempt_id, rank)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=_DIR_MODE)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            position = _tail_position(fd)
+            out = bytearray()
+            written = 0
+            for stamp, text in _after(position, [(_to_micros(stamp), text) for stamp, text in lines]):
+                out += format_stamped_line(stamp, text, self.line_max_bytes)
+                written += 1
+            view = memoryview(bytes(out))
+            while view:
+                view = view[os.write(fd, view) :]
+            return written
+        finally:
+            os.close(fd)  # also lets go of the flock
+
+    def stamp_position(self, chain_id: str, attempt_id: int, rank: int) -> LogPosition | None:
+        """Where ``append_stamped`` left the rank's log: its newest stamp and how many lines the
+        file ends with at that stamp (a follower resumes from here); ``None`` if it has none."""
+        try:
+            fd = os.open(self.path(chain_id, attempt_id, rank), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            return _tail_position(fd)
+        finally:
+            os.close(fd)
 
     # -- metadata ----------------------------------------------------------------------------
 

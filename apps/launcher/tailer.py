@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
+from apps.core.aio import cancel_and_wait
 from apps.launcher.logstore import ChainCursor, LogStore
 
 logger = logging.getLogger(__name__)
@@ -343,10 +344,7 @@ class Viewer:
         self.task = asyncio.get_running_loop().create_task(self._run(), name="log viewer")
 
     async def close(self) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
+        await cancel_and_wait(self.task)
 
     async def _run(self) -> None:
         try:
@@ -570,10 +568,7 @@ class TailHub:
         """Stop everything (tests)."""
         for viewer in list(self.viewers):
             await viewer.close()
-        if self._state_task is not None:
-            self._state_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._state_task
+        await cancel_and_wait(self._state_task)
 
 
 def resolve_start(

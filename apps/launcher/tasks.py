@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 from apps.core.health import record_pass
 from apps.core.leases import run_single_flight
 
@@ -9,10 +11,32 @@ LEASE = "launcher"
 
 
 def reconcile_pass() -> bool:
-    """Run a reconcile pass unless another worker is running one (it will then run once more)."""
+    """Run a reconcile pass if this process owns the cluster (``apps.launcher.ownership``; taking
+    the lease when it is free) and no other thread of it is running one (that one then runs once
+    more). A process that does not own the cluster does nothing: the owner's loop runs the pass."""
+    from apps.launcher.ownership import ownership
     from apps.launcher.reconcile import reconcile
 
+    if not ownership.claim():
+        return False
     ran = run_single_flight(LEASE, reconcile, ttl=120.0)
     if ran:
         record_pass("launcher")  # the worker's heartbeat for /readyz
     return ran
+
+
+def keep_ownership(stop: threading.Event) -> None:
+    """Long-running processes (``rota_worker``): renew the cluster-owner lease from a thread until
+    ``stop`` is set, so a long reconcile pass never lets it lapse."""
+    from apps.launcher.ownership import ownership
+
+    ownership.keep_alive(stop)
+
+
+def release_ownership() -> None:
+    """Clean shutdown: close the backend (watches, log streams), then let go of the lease."""
+    from apps.launcher.backends import reset_backend
+    from apps.launcher.ownership import ownership
+
+    reset_backend()
+    ownership.release()

@@ -10,7 +10,6 @@ app_name = "web"
 urlpatterns = [
     path("", views.dashboard_view, name="dashboard"),
     path("admin/", views.admin_entry_view, name="admin-entry"),
-    path("monitor/", views.admin_entry_view, name="monitor-entry"),
     path("login/", views.SignInView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("language/", views.language_view, name="language"),

@@ -178,15 +178,9 @@ def theme_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def admin_entry_view(request: SignedInRequest) -> HttpResponse:
-    """``/admin`` and ``/monitor``, the addresses people type: admins go to the Django admin (the
-    platform's own admin pages will take its place), everyone else to the dashboard, told why."""
-    if request.user.is_platform_admin and request.user.is_staff:
-        return redirect("admin:index")
-    if request.user.is_platform_admin:
-        messages.info(request, _("The admin pages need staff status; ask a superuser to grant it."))
-    else:
-        messages.info(request, _("The admin pages are for platform admins. The cluster's state is on your dashboard."))
-    return redirect(reverse("web:dashboard") + "#cluster")
+    """``/admin``, the address people type: the admin pages at /monitor (which send people without
+    admin rights to their dashboard, told why)."""
+    return redirect("monitor:home")
 
 
 @login_required

@@ -54,7 +54,6 @@ def submission(ctx: dict[str, Any]) -> dict[str, Any]:
 PAGES = [
     Page("dashboard", "GET", lambda c: "/"),
     Page("admin-entry", "GET", lambda c: "/admin/", ok_status=302),
-    Page("monitor-entry", "GET", lambda c: "/monitor/", ok_status=302),
     Page("dashboard-live", "GET", lambda c: "/", headers=HTMX),
     Page("experiments", "GET", lambda c: "/experiments/"),
     Page(

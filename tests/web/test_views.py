@@ -676,7 +676,7 @@ def test_admin_and_monitor_addresses_lead_admins_to_the_admin_and_others_to_the_
     staff = UserFactory(username="ops-staff", groups=["root"], is_staff=True)
     for typed in ("/admin", "/admin/", "/monitor", "/monitor/"):
         response = browser_for(staff).get(typed, follow=True)
-        assert response.redirect_chain[-1] == ("/django-admin/", 302), (typed, response.redirect_chain)
+        assert response.redirect_chain[-1] == ("/monitor/users/", 302), (typed, response.redirect_chain)
         assert response.status_code == 200
         response = browser_for(user).get(typed, follow=True)
         assert response.redirect_chain[-1] == ("/#cluster", 302), (typed, response.redirect_chain)

@@ -65,17 +65,8 @@ def _create() -> Backend:
         config.load_incluster_config()
     else:
         config.load_kube_config(config_file=conf["KUBECONFIG"] or None)
-    store = get_log_store()
-    chains: dict[int, str] = {}
-
-    def sink(attempt_id: int, rank: int, lines: object) -> None:
-        from apps.experiments.models import Attempt
-
-        chain = chains.get(attempt_id)
-        if chain is None:
-            chain = str(Attempt.objects.values_list("chain_id", flat=True).get(pk=attempt_id))
-            chains[attempt_id] = chain
-        store.append_lines(chain, attempt_id, rank, lines)  # type: ignore[arg-type]
+    from apps.launcher.log_journal import StoreLogJournal
+    from apps.launcher.ownership import ownership
 
     configuration = client.Configuration.get_default_copy()
     # One pool for every call (informers, log streams, writes): bounded, so a burst cannot open
@@ -85,7 +76,7 @@ def _create() -> Backend:
         client.ApiClient(configuration),
         namespace=str(conf["NAMESPACE"]),
         image_pull_secrets=list(conf["IMAGE_PULL_SECRETS"]),
-        log_sink=sink,
+        log_journal=StoreLogJournal(get_log_store(), holds=ownership.holds),
         master_port=int(settings.ROTA_LAUNCHER["MASTER_PORT"]),
         suspend_grace_seconds=int(settings.ROTA_LAUNCHER["GRACE_SECONDS"]),
     )

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
+
+from apps.launcher.logstore import LogPosition, LogStamp
 
 
 class EntrypointKind(enum.StrEnum):
@@ -118,6 +121,27 @@ class NodeObservation:
 LogSink = Callable[[int, int, Iterable[str]], None]
 """``sink(attempt_id, rank, lines)``: where a backend that *streams* logs (kubernetes) delivers
 them. Lines come without trailing newlines and without timestamps; the log store adds both."""
+
+
+class LogJournal(Protocol):
+    """Where a backend that streams logs writes them *exactly once*, and where it resumes from.
+
+    The launcher's journal is the log store fenced by the cluster-owner lease
+    (``apps.launcher.log_journal``): only the process that owns the cluster writes, and the store
+    skips lines it already holds, so a restart, a reconnect or an ownership hand-over neither
+    repeats nor loses a line."""
+
+    def accepting(self) -> bool:
+        """May this process write now? (False: it does not own the cluster; follow nothing.)"""
+        ...
+
+    def position(self, attempt_id: int, rank: int) -> LogPosition | None:
+        """The newest stored stamp of the rank's log and how many lines end the log with it."""
+        ...
+
+    def append(self, attempt_id: int, rank: int, lines: Sequence[tuple[LogStamp, str]]) -> int | None:
+        """Store the lines not stored yet; how many were new, or ``None`` if refused (not owner)."""
+        ...
 
 
 class Backend(abc.ABC):

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 
 from apps.core.loops import PASSES, loop
+from apps.core.tasks import run_now
 
 
 class Command(BaseCommand):
@@ -26,6 +27,12 @@ class Command(BaseCommand):
         for thread in threads:
             thread.start()
         self.stdout.write(f"rota_worker running: {', '.join(names)} (Ctrl-C to stop)")
+        if "launcher" in names:
+            # By name (apps.core sits below the launcher): renew the cluster-owner lease between
+            # passes too, so a long pass never lets it lapse.
+            run_now("apps.launcher.tasks.keep_ownership", stop)
         for thread in threads:
             while thread.is_alive():
                 thread.join(0.5)
+        if "launcher" in names:
+            run_now("apps.launcher.tasks.release_ownership")  # a standby takes over at once

@@ -19,7 +19,15 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from apps.launcher.backends.base import Backend, LaunchSpec, LogSink, NodeObservation, RankObservation, RankPhase
+from apps.launcher.backends.base import (
+    Backend,
+    LaunchSpec,
+    LogJournal,
+    LogSink,
+    NodeObservation,
+    RankObservation,
+    RankPhase,
+)
 from apps.launcher.backends.kubernetes.api import CONNECT_TIMEOUT, Streams, read_json
 from apps.launcher.backends.kubernetes.informer import Informer
 from apps.launcher.backends.kubernetes.logs import LOG_READ_TIMEOUT, LogFollower
@@ -32,6 +40,7 @@ from apps.launcher.backends.kubernetes.manifests import (
     service_name,
 )
 from apps.launcher.backends.kubernetes.status import FINAL_POD_PHASES, container_ran, observe_node, observe_pod
+from apps.launcher.logstore import LogStamp
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +66,7 @@ class KubernetesBackend(Backend):
         namespace: str,
         image_pull_secrets: Sequence[str] = (),
         log_sink: LogSink | None = None,
+        log_journal: LogJournal | None = None,
         master_port: int = 29500,
         owner_label_prefix: str = "rota.dev",
         suspend_grace_seconds: int = 60,
@@ -70,7 +80,10 @@ class KubernetesBackend(Backend):
             raise ValueError("relist_interval must be > 0")
         self._core = client.CoreV1Api(api_client)
         self._namespace = namespace
+        if log_sink is not None and log_journal is not None:
+            raise ValueError("give a log_sink or a log_journal, not both")
         self._log_sink = log_sink
+        self._log_journal = log_journal
         self._suspend_grace = suspend_grace_seconds
         self._relist_interval = relist_interval
         self._request_timeout = request_timeout
@@ -488,7 +501,7 @@ class KubernetesBackend(Backend):
     # Logs
 
     def _maybe_follow_logs_locked(self, key: tuple[int, int], pod: JsonDict) -> None:
-        if self._log_sink is None or self._closing.is_set() or key in self._followers:
+        if (self._log_sink is None and self._log_journal is None) or self._closing.is_set() or key in self._followers:
             return
         status = pod.get("status") or {}
         phase = status.get("phase")
@@ -497,16 +510,26 @@ class KubernetesBackend(Backend):
             self._followers[key] = follower
             follower.start()
 
-    def _emit_logs(self, attempt_id: int, rank: int, lines: list[str]) -> None:
-        if self._log_sink is None:
-            return
-        try:
-            self._log_sink(attempt_id, rank, lines)
-        except Exception:
-            log.exception("log sink failed for attempt %s rank %s", attempt_id, rank)
+    def _emit_logs(self, attempt_id: int, rank: int, lines: list[tuple[LogStamp, str]]) -> bool:
+        """Hand lines to the journal or the sink; ``False`` when the journal did not take them
+        (refused, or failed: the follower then resumes from the journal's stored position)."""
+        if self._log_journal is not None:
+            try:
+                written = self._log_journal.append(attempt_id, rank, lines)
+            except Exception:
+                log.exception("log journal failed for attempt %s rank %s", attempt_id, rank)
+                return False
+            if written is None:
+                return False
+        elif self._log_sink is not None:
+            try:
+                self._log_sink(attempt_id, rank, [text for _, text in lines])
+            except Exception:
+                log.exception("log sink failed for attempt %s rank %s", attempt_id, rank)
         with self._lock:
             if attempt_id not in self._released:
                 self._last_output[attempt_id] = time.time()
+        return True
 
     def _pod_finished(self, key: tuple[int, int], name: str) -> bool:
         """Is the pod final or gone? (the log follower asks once its stream has ended)"""

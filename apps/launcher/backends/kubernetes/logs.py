@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kubernetes.client.exceptions import ApiException
 
 from apps.launcher.backends.kubernetes.api import BACKOFF_MAX, BACKOFF_MIN, abort, describe, raise_for_status
+from apps.launcher.logstore import LogPosition, LogStamp
 
 if TYPE_CHECKING:
     from apps.launcher.backends.kubernetes.backend import KubernetesBackend
@@ -85,6 +86,14 @@ class LogCursor:
         self._catching_up = False
         self._seen_at_last = 0
 
+    @classmethod
+    def at(cls, position: LogPosition | None) -> LogCursor:
+        """A cursor resuming after a stored ``position`` (``None``: from the beginning)."""
+        cursor = cls()
+        if position is not None:
+            cursor.last, cursor.count_at_last = position.stamp, position.count
+        return cursor
+
     def begin_stream(self) -> None:
         self._catching_up = self.last is not None
         self._seen_at_last = 0
@@ -112,7 +121,22 @@ class LogCursor:
         return True
 
 
+class _Refused(Exception):
+    """The journal refused a batch (this process no longer owns the cluster)."""
+
+
+def _micros(key: tuple[int, int]) -> LogStamp:
+    """A kubelet stamp cut to the microsecond, the precision the log store keeps."""
+    return key[0], key[1] - key[1] % 1000
+
+
 class LogFollower:
+    """Follows one pod's container log in a thread (docs/kubernetes.md, "Logs").
+
+    With a journal (the launcher's case) the follower only runs while the journal accepts, and
+    every (re)connection resumes from the journal's stored position, so what a refused batch or a
+    previous process left unwritten is fetched again and nothing is written twice."""
+
     def __init__(self, backend: KubernetesBackend, attempt_id: int, rank: int, pod: str) -> None:
         self.attempt_id = attempt_id
         self.rank = rank
@@ -153,9 +177,22 @@ class LogFollower:
     def _follow(self) -> None:
         backoff = BACKOFF_MIN
         unclean_after_end = 0
+        journal = self._backend._log_journal
         while not self.stopped:
             splitter = LogLineSplitter()
             clean = got_data = False
+            if journal is not None:
+                try:
+                    accepting = journal.accepting()
+                    if accepting:
+                        self.cursor = LogCursor.at(journal.position(self.attempt_id, self.rank))
+                except Exception:
+                    log.warning("log journal unavailable for %s", self.pod, exc_info=True)
+                    accepting = False
+                if not accepting:
+                    self._cancelled.wait(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX)
+                    continue
             try:
                 resp = self._backend._open_log(self.pod, self.cursor.since_seconds(time.time()))
                 self._resp = resp
@@ -175,6 +212,9 @@ class LogFollower:
                 if exc.status == 404:
                     return  # the pod is gone
                 log.debug("log stream of %s failed: %s", self.pod, describe(exc))
+            except _Refused:
+                log.info("log of %s not written: the journal refused it; resuming from the store", self.pod)
+                got_data = False
             except Exception as exc:  # network trouble: resume below
                 if self.stopped:
                     return
@@ -189,8 +229,11 @@ class LogFollower:
                 finished = False
             if finished:
                 if clean:
-                    self._deliver(splitter.flush())
-                    return
+                    try:
+                        self._deliver(splitter.flush())
+                        return
+                    except _Refused:
+                        pass  # fetched again from the stored position next time
                 unclean_after_end += 1
                 if unclean_after_end >= 3:
                     return
@@ -200,16 +243,21 @@ class LogFollower:
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     def _deliver(self, raw_lines: list[str]) -> None:
-        lines: list[str] = []
+        lines: list[tuple[LogStamp, str]] = []
         for raw in raw_lines:
             token, sep, text = raw.partition(" ")
             key = parse_log_timestamp(token)
             if key is None:
+                # Not stamped (never with timestamps=true, but be safe): placed with the line before
+                # it, so the stored log keeps non-decreasing stamps and resumption stays exact.
                 text = raw
+                key = self.cursor.last or (int(time.time()), 0)
             elif not sep:
                 text = ""
+            key = _micros(key)
             if self.cursor.accept(key):
-                lines.append(text)
+                lines.append((key, text))
         if lines:
+            if not self._backend._emit_logs(self.attempt_id, self.rank, lines):
+                raise _Refused
             self.delivered += len(lines)
-            self._backend._emit_logs(self.attempt_id, self.rank, lines)

@@ -1,0 +1,115 @@
+"""Forms of the admin pages. Every control has a label; service errors land on the field at fault."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from apps.accounts.choices import Role
+from apps.accounts.models import POSIX_ID_MAX, POSIX_ID_MIN
+from apps.core.errors import ApplicationError
+from monitor.services import JobsOnDeactivate
+
+GROUP_NAME = re.compile(r"^[\w.@+-]{1,150}$")
+
+
+def add_service_error(form: forms.Form, exc: ApplicationError) -> None:
+    """Put an ``ApplicationError``'s messages on the form's fields, and its message on the form
+    when the fields do not already say it (services often mark a field "Taken." and explain above)."""
+    said: set[str] = set()
+    for name, errors in exc.fields.items():
+        for error in errors:
+            form.add_error(name if name in form.fields else None, error)
+            said.add(error)
+    if exc.message not in said:
+        form.add_error(None, exc.message)
+
+
+def split_names(value: str) -> list[str]:
+    return sorted({part.strip() for part in re.split(r"[,\s]+", value or "") if part.strip()})
+
+
+class _UserFieldsForm(forms.Form):
+    nickname = forms.CharField(label=_("Nickname"), max_length=150, required=False)
+    email = forms.EmailField(label=_("Email"), required=False)
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices, initial=Role.INTERNAL)
+    team = forms.CharField(
+        label=_("Team"),
+        max_length=150,
+        required=False,
+        help_text=_("The shared group: team-mates see jobs shared with the team. Created if new."),
+        widget=forms.TextInput(attrs={"list": "known-groups", "autocomplete": "off"}),
+    )
+    groups = forms.CharField(
+        label=_("Groups"),
+        required=False,
+        help_text=_("Separated by commas, e.g. “internal, ops”. Admin groups grant admin powers."),
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+    posix_uid = forms.IntegerField(label=_("POSIX uid"), required=False, min_value=POSIX_ID_MIN, max_value=POSIX_ID_MAX)
+    posix_gid = forms.IntegerField(label=_("POSIX gid"), required=False, min_value=POSIX_ID_MIN, max_value=POSIX_ID_MAX)
+
+    def clean_groups(self) -> list[str]:
+        names = split_names(self.cleaned_data.get("groups", ""))
+        bad = [n for n in names if not GROUP_NAME.match(n)]
+        if bad:
+            raise forms.ValidationError(_("Not a valid group name: %(names)s") % {"names": ", ".join(bad)})
+        return names
+
+    def clean_team(self) -> str:
+        team = (self.cleaned_data.get("team") or "").strip()
+        if team and not GROUP_NAME.match(team):
+            raise forms.ValidationError(_("Use letters, digits and . @ + - _ only."))
+        return team
+
+
+class UserCreateForm(_UserFieldsForm):
+    username = forms.CharField(
+        label=_("User name"),
+        max_length=150,
+        widget=forms.TextInput(attrs={"autocomplete": "off", "autocapitalize": "none"}),
+    )
+    issue_token = forms.BooleanField(
+        label=_("Issue an API token now (shown once, to copy)"), required=False, initial=True
+    )
+    field_order = ["username", "nickname", "email", "role", "team", "groups", "posix_uid", "posix_gid", "issue_token"]
+
+    def clean_username(self) -> str:
+        name = self.cleaned_data["username"].strip()
+        if not GROUP_NAME.match(name):
+            raise forms.ValidationError(_("Use letters, digits and . @ + - _ only."))
+        return name
+
+
+class UserEditForm(_UserFieldsForm):
+    def changes(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "nickname": data["nickname"],
+            "email": data["email"],
+            "role": data["role"],
+            "team": data["team"] or None,
+            "groups": data["groups"],
+            "posix_uid": data["posix_uid"],
+            "posix_gid": data["posix_gid"],
+        }
+
+
+class ActivationForm(forms.Form):
+    active = forms.TypedChoiceField(
+        label=_("Account"),
+        choices=[("1", _("Active")), ("0", _("Deactivated"))],
+        coerce=lambda v: v == "1",
+    )
+    jobs = forms.ChoiceField(
+        label=_("Their unfinished jobs"),
+        choices=[
+            (JobsOnDeactivate.SUSPEND, _("Suspend them (they can be resumed later)")),
+            (JobsOnDeactivate.STOP, _("Stop them")),
+        ],
+        initial=JobsOnDeactivate.SUSPEND,
+        widget=forms.RadioSelect,
+    )

@@ -1,0 +1,147 @@
+"""Admin writes that span several apps, composed from the apps' own services.
+
+Each function runs in one transaction and leaves exactly one audit entry per admin write: the
+app service it calls records it (``user.create``, ``user.update``, ``token.issue`` …) or, for the
+job actions the experiments app does not audit itself, this module does (``job.<action>``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from apps.accounts import services as account_services
+from apps.accounts.models import User
+from apps.accounts.services import IssuedToken
+from apps.core.audit import audit_record
+from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from apps.experiments import services as experiment_services
+from apps.experiments.models import Chain
+
+INITIAL_TOKEN_NAME = "initial"  # noqa: S105  (a label, not a secret)
+
+
+class JobsOnDeactivate:
+    """What happens to a user's unfinished jobs when they are deactivated."""
+
+    SUSPEND = "suspend"  # held: they keep their place in the chain and wait for resume
+    STOP = "stop"
+    CHOICES = (SUSPEND, STOP)
+
+
+@dataclass(frozen=True)
+class CreatedUser:
+    user: User
+    token: IssuedToken | None  # its raw secret is shown once, on the page that created it
+
+
+@transaction.atomic
+def user_create_with_token(
+    *,
+    actor: User,
+    username: str,
+    role: str,
+    nickname: str = "",
+    email: str = "",
+    team: str | None = None,
+    groups: list[str] | None = None,
+    posix_uid: int | None = None,
+    posix_gid: int | None = None,
+    issue_token: bool = True,
+) -> CreatedUser:
+    """Create a user and, unless told not to, their first API token (root only).
+
+    Two audit entries: ``user.create`` and ``token.issue``. Nothing is written if either fails.
+    """
+    user = account_services.user_create(
+        actor=actor,
+        username=username,
+        role=role,
+        nickname=nickname,
+        email=email,
+        team=team,
+        groups=groups,
+        posix_uid=posix_uid,
+        posix_gid=posix_gid,
+    )
+    issued = account_services.token_create(actor=actor, user=user, name=INITIAL_TOKEN_NAME) if issue_token else None
+    return CreatedUser(user=user, token=issued)
+
+
+@dataclass
+class ActivationResult:
+    user: User
+    changed: bool
+    jobs: list[int] = field(default_factory=list)  # chains stopped or suspended
+
+
+@transaction.atomic
+def user_set_active(*, actor: User, user: User, active: bool, jobs: str = JobsOnDeactivate.SUSPEND) -> ActivationResult:
+    """Activate or deactivate a user (root only). Deactivating stops or suspends every unfinished
+    job of theirs (``jobs``), as the admin chose; their open sockets close on their next check.
+
+    One audit entry (``user.update``, ``is_active`` before/after), whose note lists the jobs.
+    """
+    if not actor.in_admin_group():
+        raise PermissionDenied(_("Only root admins may manage users."))
+    if jobs not in JobsOnDeactivate.CHOICES:
+        message = _("Choose whether their jobs are suspended or stopped.")
+        raise ApplicationError(message, fields={"jobs": [message]})
+    if not active and user.pk == actor.pk:
+        raise Conflict(_("You cannot deactivate your own account."))
+    user = User.objects.select_for_update().get(pk=user.pk)
+    if user.is_active == active:
+        return ActivationResult(user=user, changed=False)
+    touched: list[int] = []
+    if not active:
+        for chain in Chain.objects.filter(owner=user, finished=False).order_by("id"):
+            try:
+                if jobs == JobsOnDeactivate.STOP:
+                    experiment_services.experiment_stop(actor=actor, chain=chain)
+                else:
+                    experiment_services.experiment_suspend(actor=actor, chain=chain)
+            except Conflict:
+                continue  # already stopping, already held …: nothing left to do for this one
+            touched.append(chain.pk)
+    note = ""
+    if touched:
+        verb = "stopped" if jobs == JobsOnDeactivate.STOP else "suspended"
+        note = f"jobs {verb}: " + ", ".join(f"#{pk}" for pk in touched)
+    user = account_services.user_update(actor=actor, user=user, is_active=active, audit_note=note)
+    return ActivationResult(user=user, changed=True, jobs=touched)
+
+
+JOB_ACTIONS = ("stop", "suspend", "resume")
+
+
+@transaction.atomic
+def job_admin_action(*, actor: User, chain: Chain, action: str) -> Chain:
+    """Stop, suspend or resume anybody's job as an admin (ops, task admins, root). Audited with the
+    job's status before and after."""
+    if not actor.is_platform_admin:
+        raise PermissionDenied(_("Only ops, task admins and root may act on other people's jobs."))
+    if action not in JOB_ACTIONS:
+        raise ApplicationError(_("Unknown action %(a)s.") % {"a": action})
+    chain = Chain.objects.filter(pk=chain.pk).first() or _missing()
+    before = {"status": chain.status, "held": chain.held}
+    if action == "stop":
+        chain = experiment_services.experiment_stop(actor=actor, chain=chain)
+    elif action == "suspend":
+        chain = experiment_services.experiment_suspend(actor=actor, chain=chain)
+    else:
+        chain = experiment_services.experiment_resume(actor=actor, chain=chain)
+    audit_record(
+        actor=actor,
+        action=f"job.{action}",
+        target=chain,
+        before=before,
+        after={"status": chain.status, "held": chain.held},
+        note=f"owner {chain.owner.username}",
+    )
+    return chain
+
+
+def _missing() -> Chain:
+    raise NotFound(_("No such job."))

@@ -1,0 +1,17 @@
+"""Template helpers of the admin pages (and the portal's link to them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from monitor.access import Power, has_power
+
+register = template.Library()
+
+
+@register.filter
+def can_monitor(user: Any) -> bool:
+    """True for members of an admin group: the top bar links to /monitor for them."""
+    return has_power(user, Power.VIEW)

@@ -1,0 +1,223 @@
+"""The admin pages at /monitor. Views are thin: check the admin power (``monitor.access``), read
+through selectors, write through services, and turn an ``ApplicationError`` into a form error or
+a message. Refused writes change nothing: the services check again, inside their transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.accounts import services as account_services
+from apps.accounts.choices import Role
+from apps.accounts.models import User
+from apps.core.errors import ApplicationError
+from monitor import selectors, services
+from monitor.access import Power, has_power, monitor_view, powers_of
+from monitor.forms import ActivationForm, UserCreateForm, UserEditForm, add_service_error
+
+PAGE_SIZE = 50
+
+
+class AdminRequest(HttpRequest):
+    user: User
+
+
+def _context(request: AdminRequest, section: str, **extra: Any) -> dict[str, Any]:
+    return {"section": section, "can": powers_of(request.user), **extra}
+
+
+@login_required
+@require_GET
+def home_view(request: AdminRequest) -> HttpResponse:
+    """``/monitor``, the address people type: admins land on the first page, everyone else on
+    their dashboard, told why (the admin pages themselves answer 404 to them)."""
+    if has_power(request.user, Power.VIEW):
+        return redirect("monitor:users")
+    messages.info(request, _("The admin pages are for platform admins. The cluster's state is on your dashboard."))
+    return redirect(reverse("web:dashboard") + "#cluster")
+
+
+# --- users --------------------------------------------------------------------------------------
+
+
+@monitor_view()
+@require_GET
+def users_view(request: AdminRequest) -> HttpResponse:
+    """Every user, searchable and filterable, with what they run and wait for right now."""
+    filters = selectors.UserFilters(
+        q=request.GET.get("q", "").strip(),
+        role=request.GET.get("role", "") if request.GET.get("role", "") in Role.values else "",
+        group=request.GET.get("group", "").strip(),
+        active=request.GET.get("active", ""),
+        ordering=request.GET.get("sort", "username"),
+    )
+    paginator = Paginator(selectors.user_rows(filters=filters), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(
+        request,
+        "monitor/users.html",
+        _context(
+            request,
+            "users",
+            page=page,
+            users=list(page.object_list),
+            filters=filters,
+            roles=Role.choices,
+            groups=selectors.group_names(),
+            totals=selectors.user_totals(),
+            orderings=[
+                ("username", _("User name")),
+                ("-nodes", _("Most nodes in use")),
+                ("-running", _("Most running jobs")),
+                ("-waiting", _("Most waiting jobs")),
+                ("-joined", _("Newest")),
+            ],
+        ),
+    )
+
+
+@monitor_view(Power.USERS)
+@require_http_methods(["GET", "POST"])
+def user_create_view(request: AdminRequest) -> HttpResponse:
+    """Create a user; their first token is shown in this response only, to copy."""
+    created = None
+    status = 200
+    if request.method == "POST":
+        form = UserCreateForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                created = services.user_create_with_token(
+                    actor=request.user,
+                    username=data["username"],
+                    role=data["role"],
+                    nickname=data["nickname"],
+                    email=data["email"],
+                    team=data["team"] or None,
+                    groups=data["groups"],
+                    posix_uid=data["posix_uid"],
+                    posix_gid=data["posix_gid"],
+                    issue_token=data["issue_token"],
+                )
+            except ApplicationError as exc:
+                add_service_error(form, exc)
+                status = 400
+            else:
+                if created.token is None:
+                    messages.success(request, _("User %(name)s created.") % {"name": created.user.username})
+                    return redirect("monitor:user-detail", pk=created.user.pk)
+        else:
+            status = 400
+    else:
+        form = UserCreateForm()
+    return render(
+        request,
+        "monitor/user_create.html",
+        _context(request, "users", form=form, created=created, groups=selectors.group_names()),
+        status=status,
+    )
+
+
+def _user_or_404(pk: int) -> User:
+    user = selectors.user_get(pk=pk)
+    if user is None:
+        raise Http404(_("No such user."))
+    return user
+
+
+def _user_initial(person: User) -> dict[str, Any]:
+    own_groups = sorted(g.name for g in person.groups.all() if person.team_id is None or g.pk != person.team_id)
+    return {
+        "nickname": person.nickname,
+        "email": person.email,
+        "role": person.role,
+        "team": person.team.name if person.team else "",
+        "groups": ", ".join(own_groups),
+        "posix_uid": person.posix_uid,
+        "posix_gid": person.posix_gid,
+    }
+
+
+def _user_page(request: AdminRequest, person: User, form: UserEditForm, status: int = 200) -> HttpResponse:
+    return render(
+        request,
+        "monitor/user_detail.html",
+        _context(
+            request,
+            "users",
+            person=person,
+            form=form,
+            activation=ActivationForm(initial={"active": "0" if person.is_active else "1"}),
+            counts=selectors.user_job_counts(user=person),
+            groups=selectors.group_names(),
+        ),
+        status=status,
+    )
+
+
+@monitor_view()
+@require_GET
+def user_detail_view(request: AdminRequest, pk: int) -> HttpResponse:
+    """One user: their jobs in numbers, the edit form (root) and activation (root)."""
+    person = _user_or_404(pk)
+    return _user_page(request, person, UserEditForm(initial=_user_initial(person)))
+
+
+@monitor_view(Power.USERS)
+@require_POST
+def user_edit_view(request: AdminRequest, pk: int) -> HttpResponse:
+    """Change role, team, groups, nickname, email and POSIX ids. One audit entry."""
+    person = _user_or_404(pk)
+    form = UserEditForm(request.POST, initial=_user_initial(person))
+    if form.is_valid():
+        try:
+            account_services.user_update(actor=request.user, user=person, **form.changes())
+        except ApplicationError as exc:
+            add_service_error(form, exc)
+        else:
+            messages.success(request, _("Saved the changes to %(name)s.") % {"name": person.username})
+            return redirect("monitor:user-detail", pk=person.pk)
+    return _user_page(request, _user_or_404(pk), form, status=400)
+
+
+@monitor_view(Power.USERS)
+@require_POST
+def user_activation_view(request: AdminRequest, pk: int) -> HttpResponse:
+    person = _user_or_404(pk)
+    form = ActivationForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose whether to activate or deactivate, and what happens to the jobs."))
+        return redirect("monitor:user-detail", pk=person.pk)
+    try:
+        result = services.user_set_active(
+            actor=request.user, user=person, active=form.cleaned_data["active"], jobs=form.cleaned_data["jobs"]
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect("monitor:user-detail", pk=person.pk)
+    if not result.changed:
+        messages.info(request, _("Nothing to change."))
+    elif result.user.is_active:
+        messages.success(request, _("%(name)s is active again.") % {"name": person.username})
+    else:
+        n = len(result.jobs)
+        messages.success(
+            request,
+            ngettext(
+                "%(name)s is deactivated; %(n)d job was handled as you chose.",
+                "%(name)s is deactivated; %(n)d jobs were handled as you chose.",
+                n,
+            )
+            % {"name": person.username, "n": n},
+        )
+    return redirect(reverse("monitor:user-detail", args=[person.pk]))
