@@ -127,7 +127,7 @@ def _kill_jobs(data: Path) -> None:
     """Stop any rank still running from the bench's run directory."""
     sys.path.insert(0, str(ROOT))
     from apps.launcher.backends.local import LocalBackend
-    from apps.launcher.logstore import LogStore
+    from apps.logs.store import LogStore
 
     backend = LocalBackend(data / "run", LogStore(data / "logs"))
     for attempt_id in backend.known_attempts():

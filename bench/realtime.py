@@ -1,21 +1,25 @@
 """Live logs and events through daphne on the production stack (Postgres + Redis pub/sub).
 
-    .venv/bin/python -m bench.realtime [--viewers 1,50,200] [--processes 1] [--port 0] [--seconds 10]
-                                       [--rate 20] [--flood-mb 40]
+    .venv/bin/python -m bench.realtime [--viewers 1,50,200] [--processes 1] [--clients 0] [--port 0]
+                                       [--seconds 10] [--rate 20] [--flood-mb 40]
 
 Creates a scratch database (migrated), a user with a token and a running one-node job (rows
 written directly), starts ``--processes`` daphne processes (``ROTA_ENV=production``, Redis
 channel layer; ports from ``--port`` on, or free ones) with the viewers spread across them in
-turn, as behind a load balancer, then:
+turn, as behind a load balancer. The viewers run in ``--clients`` processes of their own (0: one
+per 250 viewers, at most 4), each reading its share of the sockets, so that the clients' own queue
+is not what is measured; latency is receive time − write/send time on the host's one clock. Then:
 
 1. **Log follow** — for each N: N websocket viewers follow rank 0 on ``/ws/logs/<chain>/0/``
    (token in the subprotocol, ``{"tail": 0}``); a writer appends timestamped lines to the log store
    file at a steady rate (as a rank supervisor does, from another process than the server) for
    ``--seconds``. Prints p50 / p95 / max write → receive latency over every (line, viewer), lines
-   lost (expected − received, per viewer, summed), duplicates and ``log.behind`` messages, and
-   the servers' CPU and memory.
+   lost (expected − received, per viewer, summed), duplicates and ``log.behind`` messages, the
+   servers' and the clients' CPU (fractions of one core), the servers' CPU time per message
+   delivered to a socket (µs: the server-side cost, whatever the host's load) and the load average.
 2. **Events** — the same N viewers on ``/ws/events/``; the bench sends ``chain.status`` events
-   through ``portal.realtime.send_event_on_commit`` (Redis) at 10/s; prints p50 / p95 latency.
+   through ``portal.realtime.send_event_on_commit`` (Redis) at 10/s, from a process of their own;
+   prints p50 / p95 / max latency, lost, duplicates and the same costs.
 3. **Stalled viewer** (``--flood-mb``) — one viewer whose client stops reading (tiny receive
    buffer) and one normal viewer, while the job writes ``--flood-mb`` MB as fast as it can. The
    normal viewer must get every line; the stalled one must be told ``log.behind`` once it reads
@@ -47,7 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,25 +249,36 @@ def _protocols(token: str) -> tuple[str, str]:
     return ("rota.v1", f"rota.token.{token}")
 
 
-async def _open_viewers(
-    session: aiohttp.ClientSession, servers: Servers, path: str, token: str, n: int
-) -> list[Viewer]:
-    gate = asyncio.Semaphore(20 * len(servers.ports))
+# --- the viewers' processes -------------------------------------------------------------------------
+#
+# The simulated viewers run in ``--clients`` processes of their own (``--client``), each with an
+# event loop, an aiohttp session and its share of the viewers (viewer ``i`` in process ``i % K``,
+# on server ``i % processes``): 1,000 sockets in one Python process queue their own messages behind
+# each other, and that queue was part of every latency measured. Each viewer stamps a message with
+# ``time.time()`` when its process reads it; the writer and the event sender stamp with the same
+# clock (one host), so latency is receive − send whatever process did either. A client process
+# talks to the bench over its stdin (commands) and stdout (one JSON object a line, with ``state``).
 
-    async def one(i: int) -> Viewer:
+
+async def _open_viewers(session: aiohttp.ClientSession, urls: list[str], token: str) -> tuple[list[Viewer], int]:
+    """Connect one viewer per url (20 at a time); returns the viewers and the handshakes retried."""
+    gate = asyncio.Semaphore(20)
+    retried = 0
+
+    async def one(url: str) -> Viewer:
+        nonlocal retried
         async with gate:
             for attempt in range(5):
                 try:
-                    ws = await session.ws_connect(
-                        servers.url(i, path), protocols=_protocols(token), max_msg_size=0, heartbeat=None
-                    )
+                    ws = await session.ws_connect(url, protocols=_protocols(token), max_msg_size=0, heartbeat=None)
                     return Viewer(ws)
                 except aiohttp.ClientOSError:  # a handshake the busy server dropped: retry, as clients do
-                    servers.reconnects += 1
+                    retried += 1
                     await asyncio.sleep(0.5 * (attempt + 1))
-            raise ConnectionError(f"could not connect viewer {i} in 5 attempts")
+            raise ConnectionError(f"could not connect a viewer to {url} in 5 attempts")
 
-    return list(await asyncio.gather(*(one(i) for i in range(n))))
+    viewers = list(await asyncio.gather(*(one(url) for url in urls)))
+    return viewers, retried
 
 
 async def _read_log(viewer: Viewer, stop: asyncio.Event, first: int) -> None:
@@ -300,6 +315,207 @@ async def _read_log(viewer: Viewer, stop: asyncio.Event, first: int) -> None:
             break
 
 
+async def _count_late(viewer: Viewer, seen: set[int]) -> None:
+    """Count events of this run that arrive again after a viewer had them all (until cancelled)."""
+    while True:
+        message = await viewer.ws.receive()
+        if message.type != aiohttp.WSMsgType.TEXT:
+            return
+        body = json.loads(message.data)
+        if body["type"] == "chain.status" and body["restart_count"] in seen:
+            viewer.duplicates += 1
+
+
+def _report(state: str, **fields: Any) -> None:
+    sys.stdout.write(json.dumps({"state": state, **fields}) + "\n")
+    sys.stdout.flush()
+
+
+async def _command() -> dict[str, Any]:
+    line = await asyncio.to_thread(sys.stdin.readline)
+    if not line:
+        raise SystemExit("the bench went away")
+    return dict(json.loads(line))
+
+
+async def client_logs(spec: dict[str, Any], session: aiohttp.ClientSession) -> None:
+    """A client process's log viewers: ``attached`` once each got a warm-up line, then, on
+    ``drain``, wait up to 5 s for all ``count`` lines and report (``done``)."""
+    first, count = spec["first"], spec["count"]
+    viewers, retried = await _open_viewers(session, spec["urls"], spec["token"])
+    for viewer in viewers:
+        await viewer.ws.send_json({"tail": 0})
+    stop = asyncio.Event()
+    readers = [asyncio.create_task(_read_log(v, stop, first)) for v in viewers]
+    _report("connected")
+    while not all(-1 in v.seqs for v in viewers):
+        await asyncio.sleep(0.05)
+    _report("attached", cpu=time.process_time())
+    await _command()  # drain: the writer is done
+    deadline = time.monotonic() + 5  # whatever has not arrived 5 s after the last write is lost
+    while time.monotonic() < deadline and not all(len(v.seqs) >= count + 1 for v in viewers):
+        await asyncio.sleep(0.05)
+    stop.set()
+    for viewer in viewers:
+        await viewer.ws.close()
+    await asyncio.gather(*readers, return_exceptions=True)
+    _report(
+        "done",
+        latencies=[x for v in viewers for x in v.latencies],
+        lost=sum(count - len([s for s in v.seqs if s >= first]) for v in viewers),
+        duplicates=sum(v.duplicates for v in viewers),
+        split=sum(v.split for v in viewers),
+        behind=sum(v.behind for v in viewers),
+        retried=retried,
+        cpu=time.process_time(),
+        viewer_max=[max(v.latencies, default=0.0) for v in viewers],
+        viewer_first=[v.latencies[0] if v.latencies else 0.0 for v in viewers],
+    )
+
+
+async def client_events(spec: dict[str, Any], session: aiohttp.ClientSession) -> None:
+    """A client process's event viewers: ``ready`` once each subscribed to the chain; on ``drain``
+    (with the send times) wait for the rest and report latencies, losses and duplicates."""
+    first, count = spec["first"], spec["count"]
+    viewers, retried = await _open_viewers(session, spec["urls"], spec["token"])
+    for viewer in viewers:
+        await viewer.ws.send_json({"action": "subscribe", "chain": spec["chain_id"]})
+        reply = await viewer.ws.receive_json(timeout=30)
+        assert reply["type"] == "subscribed", reply
+    received_at: list[dict[int, float]] = [{} for _ in viewers]
+    duplicates = 0
+
+    async def read(i: int, viewer: Viewer) -> None:
+        nonlocal duplicates
+        got = received_at[i]
+        while len(got) < count:
+            message = await viewer.ws.receive(timeout=15)
+            if message.type != aiohttp.WSMsgType.TEXT:
+                return
+            now = time.time()
+            body = json.loads(message.data)
+            if body["type"] == "chain.status" and first <= body["restart_count"] < first + count:
+                if body["restart_count"] in got:
+                    duplicates += 1
+                else:
+                    got[body["restart_count"]] = now
+
+    readers = [asyncio.create_task(read(i, v)) for i, v in enumerate(viewers)]
+    _report("ready", cpu=time.process_time())
+    sent_at = {int(seq): at for seq, at in (await _command())["sent_at"].items()}
+    await asyncio.gather(*readers, return_exceptions=True)
+    with contextlib.suppress(asyncio.TimeoutError):  # a duplicate would come right after
+        await asyncio.wait_for(
+            asyncio.gather(*(_count_late(v, set(received_at[i])) for i, v in enumerate(viewers))), 0.5
+        )
+    for viewer in viewers:
+        await viewer.ws.close()
+    _report(
+        "done",
+        latencies=[at - sent_at[seq] for got in received_at for seq, at in got.items()],
+        lost=len(viewers) * count - sum(len(got) for got in received_at),
+        duplicates=duplicates + sum(v.duplicates for v in viewers),
+        retried=retried,
+        cpu=time.process_time(),
+    )
+
+
+async def client_main() -> None:
+    """``--client``: one process of simulated viewers; its spec is the first line on stdin."""
+    spec = await _command()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        await (client_logs if spec["phase"] == "logs" else client_events)(spec, session)
+
+
+class Clients:
+    """The client processes of one phase, seen from the bench: their states, commands and CPU."""
+
+    def __init__(self, processes: list[asyncio.subprocess.Process]) -> None:
+        self.processes = processes
+        self.states: list[dict[str, dict[str, Any]]] = [{} for _ in processes]
+        self._changed = asyncio.Event()
+        self._readers = [asyncio.create_task(self._read(i, p)) for i, p in enumerate(processes)]
+
+    @classmethod
+    async def start(cls, servers: Servers, phase: str, path: str, n: int, k: int, spec: dict[str, Any]) -> Clients:
+        k = max(1, min(k, n))
+        processes = []
+        for w in range(k):
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "bench.realtime",
+                "--client",
+                cwd=ROOT,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                limit=1 << 28,  # a report carries every latency measured
+            )
+            # Viewer i: server i % P, client process (i // P) % K — each process talks to every server.
+            urls = [servers.url(i, path) for i in range(n) if (i // len(servers.ports)) % k == w]
+            assert process.stdin is not None
+            process.stdin.write((json.dumps({**spec, "phase": phase, "urls": urls}) + "\n").encode())
+            await process.stdin.drain()
+            processes.append(process)
+        return cls(processes)
+
+    async def _read(self, i: int, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for line in process.stdout:
+            message = json.loads(line)
+            self.states[i][message["state"]] = message
+            self._changed.set()
+        self._changed.set()
+
+    def all_in(self, state: str) -> bool:
+        return all(state in states for states in self.states)
+
+    async def wait_for(self, state: str, timeout: float) -> list[dict[str, Any]]:
+        """Every process's report of ``state``; raises if one exits first or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while not self.all_in(state):
+            if any(
+                p.returncode is not None and state not in s for p, s in zip(self.processes, self.states, strict=True)
+            ):
+                raise RuntimeError(f"a client process exited before {state!r}")
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), max(0.0, min(1.0, deadline - time.monotonic())))
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"client processes did not all reach {state!r}")
+        return [states[state] for states in self.states]
+
+    async def command(self, **command: Any) -> None:
+        for process in self.processes:
+            assert process.stdin is not None
+            process.stdin.write((json.dumps(command) + "\n").encode())
+            await process.stdin.drain()
+
+    def cpu_seconds(self, start: str, end: str) -> float:
+        """The CPU time the client processes used between two of their states (as they report it:
+        a process that has exited can no longer be read from outside)."""
+        return sum(states[end]["cpu"] - states[start]["cpu"] for states in self.states)
+
+    async def close(self) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+            await process.wait()
+        await asyncio.gather(*self._readers, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def client_processes(
+    servers: Servers, phase: str, path: str, n: int, k: int, spec: dict[str, Any]
+) -> AsyncIterator[Clients]:
+    clients = await Clients.start(servers, phase, path, n, k, spec)
+    try:
+        yield clients
+    finally:
+        await clients.close()
+
+
 def _writer(store: Any, fixture: Fixture, rate: float, seconds: float, first_seq: int) -> int:
     """Append lines at a steady rate (its own thread, like a rank supervisor); returns the count."""
     count = int(rate * seconds)
@@ -315,83 +531,69 @@ def _writer(store: Any, fixture: Fixture, rate: float, seconds: float, first_seq
     return count
 
 
-async def bench_logs(servers: Servers, fixture: Fixture, n: int, rate: float, seconds: float) -> dict[str, Any]:
-    from apps.launcher.logstore import LogStore
+def _costs(servers: Servers, client_seconds: float, cpu0: float, wall0: float, deliveries: int) -> dict[str, Any]:
+    """CPU of the servers and of the clients over the measured window (fractions of one core), and
+    the servers' CPU time per message delivered to a socket (µs)."""
+    wall = time.monotonic() - wall0
+    server = servers.cpu_seconds() - cpu0
+    return {
+        "server_cpu": server / wall,
+        "client_cpu": client_seconds / wall,
+        "server_us_per_message": server / deliveries * 1e6 if deliveries else float("nan"),
+        "load": os.getloadavg()[0],
+    }
+
+
+async def bench_logs(servers: Servers, fixture: Fixture, n: int, rate: float, seconds: float, k: int) -> dict[str, Any]:
+    from apps.logs.store import LogStore
 
     store = LogStore(Path(os.environ["ROTA_LOG_ROOT"]))
-    path = f"/ws/logs/{fixture.chain_id}/0/"
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        viewers = await _open_viewers(session, servers, path, fixture.token, n)
-        for viewer in viewers:
-            await viewer.ws.send_json({"tail": 0})
-        stop = asyncio.Event()
-        first = n * 1_000_000  # sequence numbers unique to this phase
-        readers = [asyncio.create_task(_read_log(v, stop, first)) for v in viewers]
+    first = n * 1_000_000  # sequence numbers unique to this phase
+    count = int(rate * seconds)
+    spec = {"token": fixture.token, "first": first, "count": count}
+    async with client_processes(servers, "logs", f"/ws/logs/{fixture.chain_id}/0/", n, k, spec) as clients:
+        await clients.wait_for("connected", 60 + n / 5)
         # Warm-up lines (seq -1) until every viewer got one: then all of them follow live.
         deadline = time.monotonic() + 30 + n / 10  # joining is not what is measured; a busy host is slow at it
-        while not all(-1 in v.seqs for v in viewers):
+        while not clients.all_in("attached"):
             if time.monotonic() > deadline:
                 raise TimeoutError("viewers did not all attach")
             store.append_lines(str(fixture.chain_id), fixture.attempt_id, 0, [f"warm-up {MARK} -1 {time.time():.6f}"])
-            await asyncio.sleep(0.5)
+            with contextlib.suppress(TimeoutError):
+                await clients.wait_for("attached", 0.5)
         cpu0, wall0 = servers.cpu_seconds(), time.monotonic()
-        count = await asyncio.to_thread(_writer, store, fixture, rate, seconds, first)
-        deadline = time.monotonic() + 5  # drain: whatever has not arrived 5 s after the last write is lost
-        while time.monotonic() < deadline and not all(len(v.seqs) >= count + 1 for v in viewers):
-            await asyncio.sleep(0.05)
-        cpu = (servers.cpu_seconds() - cpu0) / (time.monotonic() - wall0)
-        stop.set()
-        for viewer in viewers:
-            await viewer.ws.close()
-        await asyncio.gather(*readers, return_exceptions=True)
-    latencies = [x for v in viewers for x in v.latencies]
+        written = await asyncio.to_thread(_writer, store, fixture, rate, seconds, first)
+        assert written == count
+        await clients.command(cmd="drain")
+        reports = await clients.wait_for("done", 60)
+        latencies = [x for r in reports for x in r["latencies"]]
+        costs = _costs(servers, clients.cpu_seconds("attached", "done"), cpu0, wall0, len(latencies))
+    servers.reconnects += sum(r["retried"] for r in reports)
     return {
         "viewers": n,
+        "clients": len(reports),
         "lines": count,
         "deliveries": len(latencies),
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p95_ms": percentile(latencies, 0.95) * 1000,
         "max_ms": max(latencies) * 1000 if latencies else float("nan"),
-        "lost": sum(count - len([s for s in v.seqs if s >= first]) for v in viewers),
-        "duplicates": sum(v.duplicates for v in viewers),
-        "split": sum(v.split for v in viewers),
-        "behind": sum(v.behind for v in viewers),
-        "server_cpu": cpu,
+        **{key: sum(r[key] for r in reports) for key in ("lost", "duplicates", "split", "behind")},
+        **costs,
         "server_rss_mb": servers.rss_mb(),
+        "viewer_max": sorted(x for r in reports for x in r["viewer_max"]),
+        "viewer_first": [x for r in reports for x in r["viewer_first"]],
     }
 
 
 async def bench_events(
-    servers: Servers, fixture: Fixture, n: int, count: int = 50, rate: float = 10.0
+    servers: Servers, fixture: Fixture, n: int, k: int, count: int = 50, rate: float = 10.0
 ) -> dict[str, Any]:
     first = n * 1000  # restart_count values unique to this phase
-    received_at: list[dict[int, float]] = [{} for _ in range(n)]
-    duplicates = 0
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        viewers = await _open_viewers(session, servers, "/ws/events/", fixture.token, n)
-        for viewer in viewers:
-            await viewer.ws.send_json({"action": "subscribe", "chain": fixture.chain_id})
-            reply = await viewer.ws.receive_json(timeout=10)
-            assert reply["type"] == "subscribed", reply
-
-        async def read(i: int, viewer: Viewer) -> None:
-            nonlocal duplicates
-            got = received_at[i]
-            while len(got) < count:
-                message = await viewer.ws.receive(timeout=15)
-                if message.type != aiohttp.WSMsgType.TEXT:
-                    return
-                body = json.loads(message.data)
-                if body["type"] == "chain.status" and first <= body["restart_count"] < first + count:
-                    if body["restart_count"] in got:
-                        duplicates += 1
-                    else:
-                        got[body["restart_count"]] = time.time()
-
-        readers = [asyncio.create_task(read(i, v)) for i, v in enumerate(viewers)]
+    spec = {"token": fixture.token, "first": first, "count": count, "chain_id": fixture.chain_id}
+    async with client_processes(servers, "events", "/ws/events/", n, k, spec) as clients:
+        await clients.wait_for("ready", 60 + n / 5)
         cpu0, wall0 = servers.cpu_seconds(), time.monotonic()
-        # The events come from another process, as from a qcluster worker: sent from a thread of
-        # this one, they waited for the interpreter lock behind the n clients.
+        # The events come from another process, as from a qcluster worker.
         sender = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -404,26 +606,22 @@ async def bench_events(
         out, _ = await sender.communicate()
         if sender.returncode != 0:
             raise RuntimeError(f"the event sender failed ({sender.returncode})")
-        sent_at = {int(seq): at for seq, at in json.loads(out.decode().splitlines()[-1]).items()}
-        await asyncio.gather(*readers, return_exceptions=True)
-        cpu = (servers.cpu_seconds() - cpu0) / (time.monotonic() - wall0)
-        with contextlib.suppress(asyncio.TimeoutError):  # a duplicate would come right after
-            await asyncio.wait_for(
-                asyncio.gather(*(_count_late(v, set(received_at[i])) for i, v in enumerate(viewers))), 0.5
-            )
-        duplicates += sum(v.duplicates for v in viewers)
-        for viewer in viewers:
-            await viewer.ws.close()
-    latencies = [at - sent_at[seq] for got in received_at for seq, at in got.items()]
+        sent_at = json.loads(out.decode().splitlines()[-1])
+        await clients.command(cmd="drain", sent_at=sent_at)
+        reports = await clients.wait_for("done", 60)
+        latencies = [x for r in reports for x in r["latencies"]]
+        costs = _costs(servers, clients.cpu_seconds("ready", "done"), cpu0, wall0, len(latencies))
+    servers.reconnects += sum(r["retried"] for r in reports)
     return {
         "viewers": n,
+        "clients": len(reports),
         "events": count,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p95_ms": percentile(latencies, 0.95) * 1000,
         "max_ms": max(latencies) * 1000 if latencies else float("nan"),
-        "lost": n * count - len(latencies),
-        "duplicates": duplicates,
-        "server_cpu": cpu,
+        "lost": sum(r["lost"] for r in reports),
+        "duplicates": sum(r["duplicates"] for r in reports),
+        **costs,
     }
 
 
@@ -452,17 +650,6 @@ def send_events(spec: dict[str, Any]) -> dict[int, float]:
         send_event_on_commit([user_group(spec["user_id"]), chain_group(spec["chain_id"])], event)
     outbox.flush(30.0)
     return sent_at
-
-
-async def _count_late(viewer: Viewer, seen: set[int]) -> None:
-    """Count events of this run that arrive again after a viewer had them all (until cancelled)."""
-    while True:
-        message = await viewer.ws.receive()
-        if message.type != aiohttp.WSMsgType.TEXT:
-            return
-        body = json.loads(message.data)
-        if body["type"] == "chain.status" and body["restart_count"] in seen:
-            viewer.duplicates += 1
 
 
 # --- the stalled viewer ---------------------------------------------------------------------------
@@ -515,7 +702,7 @@ class RawSocketViewer:
 
 
 async def bench_stalled(servers: Servers, fixture: Fixture, megabytes: int) -> dict[str, Any]:
-    from apps.launcher.logstore import LogStore
+    from apps.logs.store import LogStore
 
     port, pid = servers.ports[0], servers.pids[0]
     store = LogStore(Path(os.environ["ROTA_LOG_ROOT"]))
@@ -642,15 +829,16 @@ async def run_all(args: argparse.Namespace, servers: Servers, fixture: Fixture) 
     print(
         f"\nLog follow: {args.rate:g} lines/s for {args.seconds:g} s, N viewers over {len(servers.ports)} process(es)"
     )
+    costs_head = f" {'srv CPU':>8} {'cli CPU':>8} {'srv µs/msg':>10} {'load':>5}"
     print(
-        f"{'N':>5} {'lines':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'lost':>6} {'dup':>5} {'split':>5}"
-        f" {'behind':>6} {'srv CPU':>8} {'srv RSS':>8}"
+        f"{'N':>5} {'K':>3} {'lines':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'lost':>6} {'dup':>5}"
+        f" {'split':>5} {'behind':>6}{costs_head} {'srv RSS':>8}"
     )
     for n in counts:
-        r = await bench_logs(servers, fixture, n, args.rate, args.seconds)
+        r = await bench_logs(servers, fixture, n, args.rate, args.seconds, _client_count(args.clients, n))
         print(
-            f"{n:>5} {r['lines']:>6} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['max_ms']:>8.1f} {r['lost']:>6}"
-            f" {r['duplicates']:>5} {r['split']:>5} {r['behind']:>6} {r['server_cpu'] * 100:>7.0f}%"
+            f"{n:>5} {r['clients']:>3} {r['lines']:>6} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['max_ms']:>8.1f}"
+            f" {r['lost']:>6} {r['duplicates']:>5} {r['split']:>5} {r['behind']:>6}{_costs_row(r)}"
             f" {r['server_rss_mb']:>6.0f}MB"
         )
         verdict.check(f"log follow, {n} viewers: none lost, none twice, none split", _counts(r), _clean(r))
@@ -659,12 +847,14 @@ async def run_all(args: argparse.Namespace, servers: Servers, fixture: Fixture) 
         f"\nEvents through Redis (chain.status to user.<id> and chain.<id>, 10/s),"
         f" over {len(servers.ports)} process(es)"
     )
-    print(f"{'N':>5} {'events':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'lost':>6} {'dup':>5} {'srv CPU':>8}")
+    print(
+        f"{'N':>5} {'K':>3} {'events':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'lost':>6} {'dup':>5}{costs_head}"
+    )
     for n in counts:
-        r = await bench_events(servers, fixture, n)
+        r = await bench_events(servers, fixture, n, _client_count(args.clients, n))
         print(
-            f"{n:>5} {r['events']:>6} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['max_ms']:>8.1f} {r['lost']:>6}"
-            f" {r['duplicates']:>5} {r['server_cpu'] * 100:>7.0f}%"
+            f"{n:>5} {r['clients']:>3} {r['events']:>6} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['max_ms']:>8.1f}"
+            f" {r['lost']:>6} {r['duplicates']:>5}{_costs_row(r)}"
         )
         verdict.check(f"events, {n} viewers: none lost, none twice", _counts(r), _clean(r))
         verdict.latency("events", n, len(servers.ports), r["p95_ms"])
@@ -693,6 +883,18 @@ async def run_all(args: argparse.Namespace, servers: Servers, fixture: Fixture) 
     return verdict.print()
 
 
+def _client_count(clients: int, viewers: int) -> int:
+    """``--clients``, or (0) one client process per 250 viewers, at most 4."""
+    return clients if clients > 0 else min(4, max(1, -(-viewers // 250)))
+
+
+def _costs_row(r: dict[str, Any]) -> str:
+    return (
+        f" {r['server_cpu'] * 100:>7.0f}% {r['client_cpu'] * 100:>7.0f}% {r['server_us_per_message']:>10.1f}"
+        f" {r['load']:>5.1f}"
+    )
+
+
 def _counts(r: dict[str, Any]) -> str:
     split = f", {r['split']} split" if "split" in r else ""
     return f"{r['lost']} lost, {r['duplicates']} twice{split}"
@@ -710,8 +912,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=20.0, help="lines per second")
     parser.add_argument("--flood-mb", type=int, default=40, help="0 to skip the stalled-viewer run")
+    parser.add_argument(
+        "--clients", type=int, default=0, help="processes the viewers run in; 0: one per 250 viewers, at most 4"
+    )
     parser.add_argument("--send-events", help=argparse.SUPPRESS)  # the event sender's process
+    parser.add_argument("--client", action="store_true", help=argparse.SUPPRESS)  # a process of viewers
     args = parser.parse_args()
+    if args.client:
+        asyncio.run(client_main())
+        return 0
     if args.send_events:
         import django
 

@@ -14,8 +14,14 @@ from django.db.models.functions import Coalesce
 
 from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
+from apps.cluster.models import Environment, NodeGroup
+from apps.core.priorities import QUOTA_LEVELS
 from apps.experiments.choices import ChainStatus
 from apps.experiments.models import Chain, Rank
+from apps.experiments.selectors import quota_usage
+from apps.quotas.choices import QuotaKind
+from apps.quotas.models import Quota
+from apps.quotas.selectors import quota_resolve
 
 ACTIVE_STATUSES = [ChainStatus.STARTING, ChainStatus.RUNNING, ChainStatus.SUSPENDING, ChainStatus.STOPPING]
 WAITING_STATUSES = [ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.HELD]
@@ -120,3 +126,112 @@ def user_job_counts(*, user: User) -> dict[str, int]:
     )
     nodes = Rank.objects.filter(holds_node=True, attempt__chain__owner=user).count()
     return {**row, "nodes": nodes}
+
+
+# --- quotas -------------------------------------------------------------------------------------
+
+
+@dataclass
+class QuotaCell:
+    """One editable quota value of a subject: its own row's value (None: no row of its own),
+    and for a user what applies (own or inherited from groups) and what they hold now."""
+
+    key: str  # the form field: "<kind>:<node group id>[:<level>]" or "environment:<id>"
+    own: int | None
+    effective: int | None = None
+    used: int | None = None
+    label: str = ""
+
+    @property
+    def over(self) -> bool:
+        return self.used is not None and self.effective is not None and self.used > self.effective
+
+
+@dataclass
+class QuotaGridRow:
+    node_group: NodeGroup
+    cells: list[QuotaCell]  # one per level of ``QUOTA_LEVELS``
+    containers: list[QuotaCell]  # jupyter containers, CPUs, memory (GiB)
+
+
+@dataclass
+class QuotaGrid:
+    subject: User | Group
+    is_user: bool
+    levels: list[tuple[int, str]]
+    rows: list[QuotaGridRow]
+    environments: list[tuple[Environment, QuotaCell]]
+
+
+CONTAINER_KINDS = (QuotaKind.JUPYTER_CONTAINERS, QuotaKind.JUPYTER_CPU, QuotaKind.JUPYTER_MEMORY_GIB)
+
+
+def quota_cell_key(kind: str, node_group_id: int | None = None, level: int | None = None) -> str:
+    parts = [kind, str(node_group_id)] + ([str(level)] if level is not None else [])
+    return ":".join(parts)
+
+
+def quota_grid(*, subject: User | Group) -> QuotaGrid:
+    """Node quota per node group × priority level, container quotas per node group and the
+    environments, for one user or one group (constant number of queries)."""
+    is_user = isinstance(subject, User)
+    own_rows = Quota.objects.filter(**({"user": subject} if is_user else {"group": subject})).values_list(
+        "kind", "node_group_id", "priority", "environment_id", "value"
+    )
+    own: dict[str, int] = {}
+    for kind, node_group_id, level, environment_id, value in own_rows:
+        if kind == QuotaKind.ENVIRONMENT:
+            own[quota_cell_key(kind, environment_id)] = value
+        elif kind in (QuotaKind.NODE, QuotaKind.NODE_LIMIT):
+            own[quota_cell_key(kind, node_group_id, level)] = value
+        else:
+            own[quota_cell_key(kind, node_group_id)] = value
+    resolved = quota_resolve(user=subject) if isinstance(subject, User) else None
+    used = quota_usage(user=subject) if isinstance(subject, User) else {}
+    levels = [(int(p), p.label) for p in QUOTA_LEVELS]
+    rows = []
+    for node_group in NodeGroup.objects.order_by("name"):
+        cells = []
+        for level, _label in levels:
+            key = quota_cell_key(QuotaKind.NODE, node_group.pk, level)
+            cells.append(
+                QuotaCell(
+                    key=key,
+                    own=own.get(key),
+                    effective=resolved.nodes(node_group.name, level) if resolved else None,
+                    used=used.get((node_group.name, level), 0) if resolved else None,
+                    label=f"{node_group.name} {_label}",
+                )
+            )
+        containers = []
+        for kind in CONTAINER_KINDS:
+            key = quota_cell_key(kind, node_group.pk)
+            effective = None
+            if resolved is not None:
+                jq = resolved.jupyter.get(node_group.name)
+                effective = (
+                    0
+                    if jq is None
+                    else {
+                        QuotaKind.JUPYTER_CONTAINERS: jq.containers,
+                        QuotaKind.JUPYTER_CPU: jq.cpu,
+                        QuotaKind.JUPYTER_MEMORY_GIB: jq.memory_gib,
+                    }[kind]
+                )
+            label = f"{node_group.name} {QuotaKind(kind).label}"
+            containers.append(QuotaCell(key=key, own=own.get(key), effective=effective, label=label))
+        rows.append(QuotaGridRow(node_group=node_group, cells=cells, containers=containers))
+    environments = []
+    for environment in Environment.objects.order_by("name"):
+        key = quota_cell_key(QuotaKind.ENVIRONMENT, environment.pk)
+        allowed = resolved.may_use_environment(environment.name) if resolved else None
+        effective = int(bool(allowed)) if resolved else None
+        environments.append((environment, QuotaCell(key=key, own=own.get(key), effective=effective)))
+    return QuotaGrid(subject=subject, is_user=is_user, levels=levels, rows=rows, environments=environments)
+
+
+def quota_subjects() -> dict[str, list[str]]:
+    """Groups that hold quota rows, and users that have rows of their own (for quick links)."""
+    groups = sorted(set(Quota.objects.filter(group__isnull=False).values_list("group__name", flat=True)))
+    users = sorted(set(Quota.objects.filter(user__isnull=False).values_list("user__username", flat=True)))
+    return {"groups": groups, "users": users}

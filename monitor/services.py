@@ -8,17 +8,25 @@ job actions the experiments app does not audit itself, this module does (``job.<
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils.translation import gettext as _
 
 from apps.accounts import services as account_services
+from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
 from apps.accounts.services import IssuedToken
+from apps.cluster.models import Environment, NodeGroup
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from apps.core.priorities import QUOTA_LEVELS
 from apps.experiments import services as experiment_services
 from apps.experiments.models import Chain
+from apps.quotas import services as quota_services
+from apps.quotas.choices import PER_GROUP, QuotaKind
+from apps.quotas.models import Quota
 
 INITIAL_TOKEN_NAME = "initial"  # noqa: S105  (a label, not a secret)
 
@@ -145,3 +153,80 @@ def job_admin_action(*, actor: User, chain: Chain, action: str) -> Chain:
 
 def _missing() -> Chain:
     raise NotFound(_("No such job."))
+
+
+MAX_QUOTA = 1_000_000
+QUOTA_LEVEL_VALUES = frozenset(int(p) for p in QUOTA_LEVELS)
+CONTAINER_KIND_VALUES = frozenset(str(k) for k in PER_GROUP)
+
+
+@transaction.atomic
+def quota_grid_save(*, actor: User, subject: User | Group, values: dict[str, str]) -> int:
+    """Apply the edited cells of a quota grid (``monitor.selectors.quota_grid``) for one user or
+    group: a number sets the subject's own row, a blank removes it (a user then falls back to their
+    groups). Every value is checked first; one bad cell writes nothing. Each changed cell is one
+    ``quota.set`` / ``quota.delete`` audit entry and asks for a scheduling pass, so it takes effect
+    at the next one. Returns how many cells changed."""
+    if not actor.in_admin_group(AdminGroup.QUOTA_EDITOR):
+        raise PermissionDenied(_("Only root admins and quota editors may change quotas."))
+    is_user = isinstance(subject, User)
+    own = {
+        quota_cell_key_of(q): q
+        for q in Quota.objects.filter(**({"user": subject} if is_user else {"group": subject})).select_related(
+            "node_group", "environment"
+        )
+    }
+    node_groups = {str(g.pk): g for g in NodeGroup.objects.all()}
+    environments = {str(e.pk): e for e in Environment.objects.all()}
+    errors: dict[str, list[str]] = {}
+    plan: list[tuple[str, dict[str, Any], int | None]] = []
+    for key, raw in values.items():
+        parts = key.split(":")
+        kind = parts[0]
+        target: dict[str, Any] = {"kind": kind}
+        if kind == QuotaKind.ENVIRONMENT and len(parts) == 2 and parts[1] in environments:
+            target["environment"] = environments[parts[1]]
+        elif kind in (QuotaKind.NODE, QuotaKind.NODE_LIMIT) and len(parts) == 3 and parts[1] in node_groups:
+            try:
+                level = int(parts[2])
+            except ValueError:
+                level = None
+            if level not in QUOTA_LEVEL_VALUES:
+                errors[key] = [_("Unknown priority level.")]
+                continue
+            target.update(node_group=node_groups[parts[1]], priority=level)
+        elif kind in CONTAINER_KIND_VALUES and len(parts) == 2 and parts[1] in node_groups:
+            target["node_group"] = node_groups[parts[1]]
+        else:
+            errors[key] = [_("Unknown quota cell; reload the page.")]
+            continue
+        text = (raw or "").strip()
+        if text == "":
+            plan.append((key, target, None))
+            continue
+        if not text.isdigit() or int(text) > MAX_QUOTA:
+            errors[key] = [_("A whole number from 0 to %(n)d, or blank to inherit.") % {"n": MAX_QUOTA}]
+            continue
+        plan.append((key, target, int(text)))
+    if errors:
+        raise ApplicationError(_("Some values are not valid; nothing was saved."), fields=errors)
+    changed = 0
+    subject_kw: dict[str, Any] = {"user": subject} if is_user else {"group": subject}
+    for key, target, value in plan:
+        existing = own.get(key)
+        if value is None:
+            if existing is not None:
+                quota_services.quota_delete(actor=actor, quota=existing)
+                changed += 1
+        elif existing is None or existing.value != value or existing.expires_at is not None:
+            quota_services.quota_set(actor=actor, value=value, **subject_kw, **target)
+            changed += 1
+    return changed
+
+
+def quota_cell_key_of(quota: Quota) -> str:
+    if quota.kind == QuotaKind.ENVIRONMENT:
+        return f"{quota.kind}:{quota.environment_id}"
+    if quota.kind in (QuotaKind.NODE, QuotaKind.NODE_LIMIT):
+        return f"{quota.kind}:{quota.node_group_id}:{quota.priority}"
+    return f"{quota.kind}:{quota.node_group_id}"

@@ -13,4 +13,6 @@ urlpatterns = [
     path("users/<int:pk>/", views.user_detail_view, name="user-detail"),
     path("users/<int:pk>/edit/", views.user_edit_view, name="user-edit"),
     path("users/<int:pk>/activation/", views.user_activation_view, name="user-activation"),
+    path("quotas/", views.quotas_view, name="quotas"),
+    path("quotas/save/", views.quotas_save_view, name="quotas-save"),
 ]

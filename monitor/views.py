@@ -9,10 +9,12 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import Group
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -21,6 +23,7 @@ from apps.accounts import services as account_services
 from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.core.errors import ApplicationError
+from apps.quotas.choices import QuotaKind
 from monitor import selectors, services
 from monitor.access import Power, has_power, monitor_view, powers_of
 from monitor.forms import ActivationForm, UserCreateForm, UserEditForm, add_service_error
@@ -221,3 +224,80 @@ def user_activation_view(request: AdminRequest, pk: int) -> HttpResponse:
             % {"name": person.username, "n": n},
         )
     return redirect(reverse("monitor:user-detail", args=[person.pk]))
+
+
+# --- quotas -------------------------------------------------------------------------------------
+
+
+QUOTA_FIELD_PREFIXES = tuple(f"{kind}:" for kind in QuotaKind.values)
+
+
+def _quota_subject(params: Any) -> User | Group | None:
+    if params.get("user"):
+        return User.objects.filter(username=params["user"].strip()).first()
+    name = params.get("group", "").strip() or "public"
+    return Group.objects.filter(name=name).first()
+
+
+def _quota_page(
+    request: AdminRequest,
+    subject: User | Group | None,
+    submitted: dict[str, str] | None = None,
+    errors: dict[str, list[str]] | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    return render(
+        request,
+        "monitor/quotas.html",
+        _context(
+            request,
+            "quotas",
+            subject=subject,
+            grid=selectors.quota_grid(subject=subject) if subject is not None else None,
+            subjects=selectors.quota_subjects(),
+            groups=selectors.group_names(),
+            submitted=submitted or {},
+            errors=errors or {},
+            asked=request.GET.get("user") or request.GET.get("group") or request.POST.get("subject", ""),
+        ),
+        status=status,
+    )
+
+
+@monitor_view()
+@require_GET
+def quotas_view(request: AdminRequest) -> HttpResponse:
+    """Quotas of one user or group: node groups × priority levels (use against quota for a user),
+    dev container quotas, environments. Quota editors edit the cells in place."""
+    subject = _quota_subject(request.GET)
+    return _quota_page(request, subject, status=200 if subject is not None else 404)
+
+
+@monitor_view(Power.QUOTAS)
+@require_POST
+def quotas_save_view(request: AdminRequest) -> HttpResponse:
+    kind = request.POST.get("subject_type")
+    name = request.POST.get("subject", "")
+    subject = _quota_subject({"user": name} if kind == "user" else {"group": name})
+    if subject is None:
+        raise Http404(_("No such user or group."))
+    values = {k: str(request.POST.get(k, "")) for k in request.POST if k.startswith(QUOTA_FIELD_PREFIXES)}
+    try:
+        changed = services.quota_grid_save(actor=request.user, subject=subject, values=values)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return _quota_page(request, subject, submitted=values, errors=exc.fields, status=400)
+    if changed:
+        messages.success(
+            request,
+            ngettext(
+                "%(n)d quota changed; it takes effect at the next scheduling pass.",
+                "%(n)d quotas changed; they take effect at the next scheduling pass.",
+                changed,
+            )
+            % {"n": changed},
+        )
+    else:
+        messages.info(request, _("Nothing to change."))
+    query = {"user": subject.username} if isinstance(subject, User) else {"group": subject.name}
+    return redirect(f"{reverse('monitor:quotas')}?{urlencode(query)}")

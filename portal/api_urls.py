@@ -8,5 +8,6 @@ urlpatterns = [
     path("", include("apps.quotas.api.urls")),
     path("", include("apps.core.api.urls")),
     path("", include("apps.experiments.api.urls")),
-    path("", include("apps.launcher.api.urls")),
+    path("", include("apps.logs.api.urls")),
+    path("", include("apps.containers.api.urls")),
 ]

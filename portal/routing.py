@@ -33,7 +33,31 @@ def websocket_urlpatterns() -> list[Any]:
     return patterns
 
 
-def build_application(http_app: Any) -> ProtocolTypeRouter:
-    from apps.accounts.ws_auth import websocket_stack
+class ContainerPathRouter:
+    """``/containers/<user>/<name>/…`` goes to the containers' reverse proxy (HTTP and websockets,
+    authenticated by the session); everything else to ``default``."""
 
-    return ProtocolTypeRouter({"http": http_app, "websocket": websocket_stack(URLRouter(websocket_urlpatterns()))})
+    def __init__(self, proxy: Any, default: Any) -> None:
+        self.proxy = proxy
+        self.default = default
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        from apps.containers.proxy import matches
+
+        app = self.proxy if matches(scope.get("path", "")) else self.default
+        await app(scope, receive, send)
+
+
+def build_application(http_app: Any) -> ProtocolTypeRouter:
+    from channels.auth import AuthMiddlewareStack
+
+    from apps.accounts.ws_auth import websocket_stack
+    from apps.containers.proxy import ContainerProxy
+
+    proxy = AuthMiddlewareStack(ContainerProxy())
+    return ProtocolTypeRouter(
+        {
+            "http": ContainerPathRouter(proxy, http_app),
+            "websocket": ContainerPathRouter(proxy, websocket_stack(URLRouter(websocket_urlpatterns()))),
+        }
+    )

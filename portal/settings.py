@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import dj_database_url
@@ -152,6 +153,7 @@ INSTALLED_APPS = [
     "apps.experiments",
     "apps.scheduler",
     "apps.launcher",
+    "apps.containers",
     "apps.web",
     "apps.notifications",
     "discussion",
@@ -428,6 +430,10 @@ ROTA_LAUNCHER = {
     "PULL_TIMEOUT_SECONDS": env_float("ROTA_PULL_TIMEOUT_SECONDS", 1800.0),
     # Attempts in a row whose ranks do not start before the chain fails with their reasons.
     "START_RETRIES": env_int("ROTA_START_RETRIES", 3),
+    # Back-off before the next attempt after one whose ranks did not start: this, doubled each
+    # time in a row, at most the cap.
+    "START_RETRY_BACKOFF_SECONDS": env_float("ROTA_START_RETRY_BACKOFF_SECONDS", 30.0),
+    "START_RETRY_BACKOFF_MAX_SECONDS": env_float("ROTA_START_RETRY_BACKOFF_MAX_SECONDS", 600.0),
     "DEFAULT_WATCHDOG_SECONDS": env_float("ROTA_DEFAULT_WATCHDOG_SECONDS", 1800.0),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_LAUNCHER_PASS_INTERVAL_SECONDS", 1.0 if PRODUCTION else 0.25),
     "LOG_LINE_MAX_BYTES": env_int("ROTA_LOG_LINE_MAX_BYTES", 4096),
@@ -441,10 +447,34 @@ ROTA_LAUNCHER = {
     "OWNER_LEASE_SECONDS": env_float("ROTA_OWNER_LEASE_SECONDS", 30.0),
 }
 
+# The local backend running as root starts each job as its owner's POSIX account (mapped by an
+# admin, or this machine's account of the same name). A job whose owner has neither is refused
+# ("refuse", the production default) or runs as the server's own user, root, unisolated
+# ("run-as-server": a one-person embedded install).
+ROTA_LOCAL_UNMAPPED_OWNERS = env_str("ROTA_LOCAL_UNMAPPED_OWNERS", "refuse" if PRODUCTION else "run-as-server")
+if ROTA_LOCAL_UNMAPPED_OWNERS not in {"refuse", "run-as-server"}:
+    raise ImproperlyConfigured("ROTA_LOCAL_UNMAPPED_OWNERS must be 'refuse' or 'run-as-server'")
+
 # /metrics answers only with "Authorization: Bearer <this>"; empty = no /metrics at all.
 ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")
 # /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
 ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
+
+# Development containers (apps/containers, docs/containers.md).
+ROTA_CONTAINERS: dict[str, Any] = {
+    # Each user's containers run in {WORKSPACE_ROOT}/{username} on the local backend.
+    "WORKSPACE_ROOT": Path(env_str("ROTA_CONTAINER_WORKSPACE_ROOT", str(DATA_DIR / "workspaces"))).resolve(),
+    "RUN_ROOT": Path(env_str("ROTA_CONTAINER_RUN_ROOT", str(DATA_DIR / "containers"))).resolve(),
+    "START_TIMEOUT_SECONDS": env_float("ROTA_CONTAINER_START_TIMEOUT_SECONDS", 120.0),
+    "NODE_PORT_MIN": env_int("ROTA_CONTAINER_NODE_PORT_MIN", 30000),
+    "NODE_PORT_MAX": env_int("ROTA_CONTAINER_NODE_PORT_MAX", 32767),
+    # Host name users ssh to for NodePorts (Kubernetes); empty = the host of ROTA_PUBLIC_URL.
+    "SSH_HOST": env_str("ROTA_CONTAINER_SSH_HOST"),
+    # Ingress (Kubernetes): class and host of the Ingress objects of HTTP services.
+    "INGRESS_CLASS": env_str("ROTA_CONTAINER_INGRESS_CLASS", "nginx"),
+    "INGRESS_HOST": env_str("ROTA_CONTAINER_INGRESS_HOST"),
+    "IDLE_CHECK_SECONDS": env_float("ROTA_CONTAINER_IDLE_CHECK_SECONDS", 60.0),
+}
 
 ROTA_KUBERNETES = {
     "NAMESPACE": env_str("ROTA_K8S_NAMESPACE", "rota-jobs"),

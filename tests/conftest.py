@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
 from apps.accounts import services as account_services
 from apps.accounts.models import User
 from tests.factories import UserFactory
+
+# scripts/test (and so CI) runs the property tests on the same examples every time
+# (ROTA_HYPOTHESIS_PROFILE=ci): a run cannot fail on a new random example that the next run never
+# sees again. Run pytest without it to explore new examples; a failure prints a reproduction blob.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+hypothesis_settings.register_profile("explore", print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("ROTA_HYPOTHESIS_PROFILE", "explore"))
 
 
 @pytest.fixture
@@ -255,7 +264,7 @@ def platform(asgi_live_server, settings, task_log, tmp_path):
 
     from apps.core.tasks import run_now
     from apps.launcher.backends import get_backend, reset_backend
-    from apps.launcher.tailer import forget_hubs
+    from apps.logs.tailer import forget_hubs
 
     settings.ROTA_PUBLIC_URL = asgi_live_server.url
     settings.ROTA_BACKEND = "local"

@@ -41,6 +41,16 @@ COVERED: set[str] = {
     "api/v1/job/watchdog/",
     "api/v1/job/metrics/",
     "api/v1/job/priority/",  # tests/experiments/test_runtime_priority.py
+    # tests/containers/test_api.py
+    "api/v1/containers/",
+    "api/v1/containers/quota/",
+    "api/v1/containers/<str:key>/",
+    "api/v1/containers/<str:key>/start/",
+    "api/v1/containers/<str:key>/stop/",
+    "api/v1/containers/<str:key>/restart/",
+    "api/v1/containers/<str:key>/keep/",
+    "api/v1/containers/<str:key>/services/<str:service>/restart/",
+    "api/v1/containers/<str:key>/logs/",
 }
 
 

@@ -17,9 +17,11 @@ from django.utils.translation import gettext as _
 
 from apps.accounts import tokens
 from apps.accounts.choices import PUBLIC_GROUP, AdminGroup, Role, TokenScope
+from apps.accounts.events import ACCESS_FIELDS, UserAccessChanged
 from apps.accounts.models import POSIX_ID_MAX, POSIX_ID_MIN, ApiToken, User
 from apps.core.audit import audit_record, snapshot
 from apps.core.errors import ApplicationError, NotFound, PermissionDenied
+from portal.realtime import send_event_on_commit, user_group
 
 USER_AUDIT_FIELDS = ["username", "role", "nickname", "team", "is_active", "email", "posix_uid", "posix_gid"]
 MAX_TOKEN_NAME = 100
@@ -178,6 +180,8 @@ def user_update(*, actor: User | None, user: User, audit_note: str = "", **chang
     after["groups"] = sorted(user.groups.values_list("name", flat=True))
     if after != before:
         audit_record(actor=actor, action="user.update", target=user, before=before, after=after, note=audit_note)
+    if any(before.get(name) != after.get(name) for name in ACCESS_FIELDS):
+        send_event_on_commit([user_group(user.pk)], UserAccessChanged(user_id=user.pk))
     return user
 
 

@@ -24,6 +24,10 @@ logger = logging.getLogger(__name__)
 PASSES = {
     "scheduler": ("apps.scheduler.tasks.schedule_pass", lambda: settings.ROTA_SCHEDULER["PASS_INTERVAL_SECONDS"]),
     "launcher": ("apps.launcher.tasks.reconcile_pass", lambda: settings.ROTA_LAUNCHER["PASS_INTERVAL_SECONDS"]),
+    "containers": (
+        "apps.launcher.tasks.container_reconcile_pass",
+        lambda: settings.ROTA_LAUNCHER["PASS_INTERVAL_SECONDS"],
+    ),
 }
 
 _started = False

@@ -2,7 +2,7 @@
 
 Consumers only authenticate, check visibility, join groups and forward (STYLE.md habit 3); events
 come from services through ``portal.realtime`` after commit, logs from the process's tailers
-(``apps.launcher.tailer``). Who is connecting is settled by ``apps.accounts.ws_auth`` (session
+(``apps.logs.tailer``). Who is connecting is settled by ``apps.accounts.ws_auth`` (session
 cookie or token, Origin checked); an anonymous user, or one who may not see the chain, is refused
 before the handshake completes, so nothing is sent.
 
@@ -61,6 +61,7 @@ import asyncio
 import functools
 import json
 import logging
+import random
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -71,10 +72,11 @@ from django.utils import timezone
 
 from apps.accounts.ws_auth import PROTOCOL, credential_problem_text, scope_language
 from apps.core.aio import cancel_and_wait
+from apps.core.errors import ApplicationError
 from apps.experiments.selectors import chains_visible_to
-from apps.launcher import tailer as tailing
-from apps.launcher.backends import get_log_store
-from apps.launcher.logstore import ChainCursor
+from apps.logs import params as log_params
+from apps.logs import tailer as tailing
+from apps.logs.store import ChainCursor, get_log_store
 from portal.fanout import get_fanout
 from portal.realtime import ADMINS_GROUP, chain_group, team_group, user_group
 
@@ -85,11 +87,11 @@ CLOSE_NOT_FOUND = 4404
 MAX_MESSAGE_BYTES = 8 * 1024
 MAX_SUBSCRIPTIONS = 500
 MAX_LOG_STREAMS = 16
-MAX_TAIL_BYTES = 1024 * 1024
 MAX_ID = 2**62  # larger ids cannot exist (and would overflow the database's integers)
 MAX_RANK = 100_000
 SEEN_EVENT_IDS = 512
 VISIBILITY_EVENT = "chain.visibility"  # apps.experiments.events.ChainVisibilityChanged
+ACCESS_EVENT = "user.access"  # apps.accounts.events.UserAccessChanged
 
 
 class RequestError(Exception):
@@ -123,6 +125,21 @@ def _is_platform_admin(user: Any) -> bool:
     return bool(user.is_platform_admin)
 
 
+def _reload_user(user: Any) -> Any:
+    """The user as the database has it now (team, groups, role changed since the socket opened)."""
+    return type(user).objects.select_related("team").get(pk=user.pk)
+
+
+def _user_groups(user: Any) -> list[str]:
+    """The groups a socket of ``user`` is in for what it may see: its own, its team's, the admins'."""
+    groups = [user_group(user.pk)]
+    if getattr(user, "team_id", None) is not None:
+        groups.append(team_group(user.team_id))  # the team's shared chains
+    if _is_platform_admin(user):
+        groups.append(ADMINS_GROUP)
+    return groups
+
+
 # --- parsing ------------------------------------------------------------------------------------
 
 
@@ -137,19 +154,16 @@ def _int_field(message: dict[str, Any], name: str, *, minimum: int = 0, maximum:
 
 
 def parse_start(message: dict[str, Any], state: tailing.ChainState) -> tuple[ChainCursor | None, int | None]:
-    """``cursor`` ("<attempt id>:<offset>", one of the chain's attempts) or ``tail`` (bytes)."""
-    text = message.get("cursor")
-    if text not in (None, ""):
-        try:
-            attempt_text, offset_text = str(text).split(":", 1)
-            cursor = ChainCursor(int(attempt_text), int(offset_text))
-        except ValueError:
-            raise RequestError("bad_request", "`cursor` must look like <attempt id>:<byte offset>.") from None
-        if cursor.attempt_id not in state.attempt_ids or cursor.offset < 0:
-            raise RequestError("bad_request", "`cursor` does not belong to this job.")
-        return cursor, None
-    if message.get("tail") is not None:
-        return None, _int_field(message, "tail", maximum=MAX_TAIL_BYTES)
+    """``cursor`` ("<attempt id>:<offset>", one of the chain's attempts) or ``tail`` (bytes), parsed
+    as the HTTP API parses them (``apps.logs.params``)."""
+    try:
+        text = message.get("cursor")
+        if text not in (None, ""):
+            return log_params.parse_cursor(str(text), state.attempt_ids), None
+        if message.get("tail") is not None:
+            return None, log_params.int_param(message, "tail", 0, maximum=log_params.MAX_PAGE_BYTES)
+    except ApplicationError as exc:
+        raise RequestError("bad_request", exc.message) from None
     return None, None
 
 
@@ -272,8 +286,13 @@ async def start_follow(
 
 class AuthWatch:
     """Closes a consumer's socket (4401, after an ``unauthenticated`` error) once the token or
-    session it was opened with no longer holds: checked every ``AUTH_RECHECK_SECONDS`` and at the
-    token's expiry (``apps.accounts.ws_auth.credential_problem``)."""
+    session it was opened with no longer holds: checked at least every ``AUTH_RECHECK_SECONDS`` and
+    at the token's expiry (``apps.accounts.ws_auth.credential_problem``).
+
+    Each wait is a random 50–100 % of the interval: sockets opened together (a page of viewers
+    after a deploy, a benchmark's 500) would otherwise re-check together, every interval, and
+    500 credential queries at once hold the server's interpreter long enough to delay every
+    socket's messages by over a second (docs/PERFORMANCE.md)."""
 
     def __init__(self, consumer: AsyncWebsocketConsumer) -> None:
         self.consumer = consumer
@@ -283,7 +302,7 @@ class AuthWatch:
         self.task = asyncio.get_running_loop().create_task(self._watch())
 
     def _next_wait(self) -> float:
-        wait = float(tailing.realtime_setting("AUTH_RECHECK_SECONDS"))
+        wait = float(tailing.realtime_setting("AUTH_RECHECK_SECONDS")) * random.uniform(0.5, 1.0)
         credential = self.consumer.scope.get("rota_auth")
         expires_at = getattr(credential, "expires_at", None)
         if expires_at is not None:
@@ -291,19 +310,25 @@ class AuthWatch:
         return wait
 
     async def _watch(self) -> None:
-        language = scope_language(self.consumer.scope)  # the message is for the user to read
         while True:
             await asyncio.sleep(self._next_wait())
-            try:
-                problem = await database_sync_to_async(credential_problem_text)(self.consumer.scope, language)
-            except Exception:  # a database hiccup: keep the socket, check again later
-                logger.exception("could not re-check a websocket's credential")
-                continue
-            if problem is not None:
-                body = {"type": "error", "code": "unauthenticated", "message": str(problem)}
-                await self.consumer.send(text_data=json.dumps(body))
-                await self.consumer.close(code=CLOSE_UNAUTHENTICATED)
+            if await self.check_now():
                 return
+
+    async def check_now(self) -> bool:
+        """Check the credential now; if it no longer holds, say why and close (True)."""
+        language = scope_language(self.consumer.scope)  # the message is for the user to read
+        try:
+            problem = await database_sync_to_async(credential_problem_text)(self.consumer.scope, language)
+        except Exception:  # a database hiccup: keep the socket, check again later
+            logger.exception("could not re-check a websocket's credential")
+            return False
+        if problem is None:
+            return False
+        body = {"type": "error", "code": "unauthenticated", "message": str(problem)}
+        await self.consumer.send(text_data=json.dumps(body))
+        await self.consumer.close(code=CLOSE_UNAUTHENTICATED)
+        return True
 
     async def stop(self) -> None:
         task, self.task = self.task, None
@@ -326,14 +351,10 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self.streams: dict[str, LogSink] = {}
         self._seen: deque[str] = deque(maxlen=SEEN_EVENT_IDS)  # the ids of the latest events, oldest first
         self._seen_ids: set[str] = set()  # the same, to look up
-        groups = [user_group(user.pk)]
-        if getattr(user, "team_id", None) is not None:
-            groups.append(team_group(user.team_id))  # the team's shared chains
-        if await database_sync_to_async(_is_platform_admin)(user):
-            groups.append(ADMINS_GROUP)
+        self.user_groups = await database_sync_to_async(_user_groups)(user)
         self.fanout = get_fanout()
         self.joined: list[str] = []
-        for group in groups:
+        for group in self.user_groups:
             await self._join(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
         self.auth_watch = AuthWatch(self)
@@ -457,7 +478,27 @@ class EventsConsumer(AsyncWebsocketConsumer):
         if event.get("type") == VISIBILITY_EVENT:
             await self._recheck_visibility(int(event["chain_id"]))
             return
+        if event.get("type") == ACCESS_EVENT:
+            await self._access_changed()
+            return
         await self.send(text_data=message.get("text") or json.dumps(message["event"]))
+
+    async def _access_changed(self) -> None:
+        """The user's team, groups, role or active flag changed: close if the credential no longer
+        holds; else move to the groups the user belongs in now and re-check everything followed."""
+        if await self.auth_watch.check_now():
+            return
+        self.user = await database_sync_to_async(_reload_user)(self.user)
+        wanted = await database_sync_to_async(_user_groups)(self.user)
+        for group in self.user_groups:
+            if group not in wanted and group in self.joined:
+                await self._leave(group)
+        for group in wanted:
+            if group not in self.joined:
+                await self._join(group)
+        self.user_groups = wanted
+        for chain_id in sorted(self.chains | {sink.chain_id for sink in self.streams.values()}):
+            await self._recheck_visibility(chain_id)
 
     async def _recheck_visibility(self, chain_id: int) -> None:
         """Drop the subscription and log follows of ``chain_id`` if the user may no longer see it."""
@@ -499,11 +540,13 @@ class LogsConsumer(AsyncWebsocketConsumer):
             return
         self.sink: LogSink | None = None
         self._start_lock = asyncio.Lock()
-        # The chain's group, only for ``chain.visibility`` (other events are ignored).
+        # The chain's group for ``chain.visibility`` and the user's for ``user.access`` (other events
+        # are ignored).
         self.fanout = get_fanout()
         self.joined: list[str] = []
-        await self.fanout.join(chain_group(self.chain_id), self)
-        self.joined.append(chain_group(self.chain_id))
+        for group in (chain_group(self.chain_id), user_group(user.pk)):
+            await self.fanout.join(group, self)
+            self.joined.append(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
         self.auth_watch = AuthWatch(self)
         self.auth_watch.start()
@@ -540,8 +583,14 @@ class LogsConsumer(AsyncWebsocketConsumer):
             await self.close(code=1000)
 
     async def rota_event(self, message: dict[str, Any]) -> None:
-        """The chain's group: on ``chain.visibility``, end the follow if the user may no longer see it."""
-        if (message.get("event") or {}).get("type") != VISIBILITY_EVENT:
+        """On ``chain.visibility`` or ``user.access``, end the follow if the user may no longer see
+        the chain (``user.access`` first reloads the user, or closes if the credential is gone)."""
+        kind = (message.get("event") or {}).get("type")
+        if kind == ACCESS_EVENT:
+            if await self.auth_watch.check_now():
+                return
+            self.user = await database_sync_to_async(_reload_user)(self.user)
+        elif kind != VISIBILITY_EVENT:
             return
         if await database_sync_to_async(_chain_visible)(self.user, self.chain_id):
             return

@@ -189,6 +189,9 @@ def _revoke_job_tokens(attempt_id: int) -> None:
     tokens_revoke_for_attempt(attempt_id=attempt_id)
 
 
+RETRY_BACKOFF_CODE = "retry_backoff"
+"""``pending_code`` of an attempt waiting out the back-off after its predecessor could not start."""
+
 HELD_CODE = "held"
 HELD_MESSAGE = "Suspended by a person: it waits until it is resumed."
 

@@ -121,6 +121,8 @@ class Attempt(models.Model):
     watchdog_seconds = models.PositiveIntegerField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)
+    # Not scheduled before this: the back-off after an attempt whose ranks could not start.
+    not_before = models.DateTimeField(null=True, blank=True)
     # Scheduler's explanation while it waits (rewritten every pass it changes).
     pending_code = models.CharField(max_length=32, blank=True)
     pending_message = models.CharField(max_length=500, blank=True)

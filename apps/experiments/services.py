@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.choices import Role
 from apps.accounts.models import User
+from apps.accounts.posix import posix_account, unmapped_owners_refused
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Environment, NodeGroup
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied, RateLimited
@@ -172,6 +173,16 @@ def experiment_submit(
     entrypoint = (entrypoint or "").strip()
     if not entrypoint or len(entrypoint) > 1024:
         raise _fail("entrypoint", _("Say which script or program to run."))
+    if unmapped_owners_refused() and posix_account(user, host_lookup=True) is None:
+        raise ApplicationError(
+            _(
+                "Jobs here run as their owner's Unix account, and %(user)s has none on this cluster. Ask"
+                " an admin to set your POSIX uid (or to create a Unix account named %(user)s), then"
+                " submit again."
+            )
+            % {"user": user.username},
+            code="no_posix_account",
+        )
     if settings.ROTA_BACKEND == "local":
         # On the local backend the workspace is on this machine: catch typos now, not at start time.
         if not os.path.isdir(workspace):

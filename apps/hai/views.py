@@ -29,8 +29,7 @@ from apps.hai import presenters
 from apps.hai import selectors as hai_selectors
 from apps.hai.envelope import HaiError, error_response, hai_endpoint, int_param, ok, param
 from apps.hai.taskschema import submit_arguments
-from apps.launcher.backends import get_log_store
-from apps.launcher.logstore import ChainCursor
+from apps.logs.store import ChainCursor, get_log_store
 from apps.quotas import selectors as quota_selectors
 
 # HAI's "never expires" (the client compares expire_at with local naive time: no time zone).

@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
-from apps.launcher.logstore import LogPosition, LogStamp, LogStore
+from apps.logs.store import LogPosition, LogStamp, LogStore
 
 
 class StoreLogJournal:

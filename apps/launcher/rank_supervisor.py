@@ -65,7 +65,7 @@ from pathlib import Path
 from typing import Any
 
 from apps.launcher.backends.base import EntrypointKind, RankPhase
-from apps.launcher.logstore import LogStore, LogWriter
+from apps.logs.store import LogStore, LogWriter
 
 SPEC_FILE = "spec.json"
 SUSPEND_MARKER = "suspend"
@@ -313,13 +313,23 @@ def child_environment(rank_env: dict[str, str], base: dict[str, str] | None = No
 def run_as(spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     """``Popen`` arguments that start the job as its owner's POSIX account, when that is possible.
 
-    Only a supervisor running as root can switch users, and only an owner an admin mapped to a
-    POSIX account (``uid_mapped``) has one: then the job runs as ``uid``/``gid`` with no
-    supplementary groups, and ``HOME``, ``USER`` and ``LOGNAME`` from the account (as Slurm does).
-    Its log and state files stay the supervisor's (root's), so the job cannot rewrite them, and
-    other users' jobs cannot read its environment (``/proc/<pid>/environ``: its token). Otherwise the
-    job runs as the server's own user: the local backend is then single-tenant (docs/security.md)."""
-    if os.geteuid() != 0 or not spec.get("uid_mapped"):
+    Only a supervisor running as root can switch users, and only an owner with a POSIX account
+    (``uid_mapped``: mapped by an admin, or this host's account of the same name) has one: then the
+    job runs as ``uid``/``gid`` with no supplementary groups, and ``HOME``, ``USER`` and ``LOGNAME``
+    from the account (as Slurm does). Its log and state files stay the supervisor's (root's), so the
+    job cannot rewrite them, and other users' jobs cannot read its environment
+    (``/proc/<pid>/environ``: its token). As root with no account, the job is refused
+    (``refuse_unmapped``, raises ``CommandError``) or runs as root, unisolated. Not as root, every job
+    runs as the server's own user: the local backend is then single-tenant (docs/security.md)."""
+    if os.geteuid() != 0:
+        return {}
+    if not spec.get("uid_mapped"):
+        if spec.get("refuse_unmapped"):
+            raise CommandError(
+                f"refused: user {spec.get('user') or '?'} has no POSIX account on this cluster, and jobs"
+                " never run as root here. Ask an admin to set your POSIX uid (or to create a Unix"
+                " account with your user name), then resubmit."
+            )
         return {}
     uid = int(spec["uid"])
     gid = int(spec["gid"]) if spec.get("gid") is not None else uid
@@ -424,8 +434,8 @@ class Supervisor:
         if before:
             return self._finish(RankPhase.KILLED, f"{before} requested before the job started", to_log=True)
         env = child_environment(rank_spec.get("env") or {})
-        identity = run_as(spec, env)
         try:
+            identity = run_as(spec, env)
             argv = build_command(spec, env)
         except CommandError as exc:
             return self._finish(RankPhase.FAILED, str(exc), to_log=True)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +34,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
+from apps.accounts.posix import posix_account
 from apps.accounts.services import token_create_for_attempt
 from apps.cluster import services as cluster_services
 from apps.cluster.choices import NodeState
@@ -49,10 +51,11 @@ from apps.experiments.choices import (
     stopped_outcome,
 )
 from apps.experiments.models import Attempt, Rank
-from apps.launcher.backends import get_backend, get_log_store
+from apps.launcher.backends import get_backend
 from apps.launcher.backends.base import Backend, EntrypointKind, LaunchSpec, MountSpec, RankObservation, RankPhase
 from apps.launcher.backends.base import RankSpec as BackendRankSpec
 from apps.launcher.contract import RankPlacement, local_gpu_count, rank_env
+from apps.logs.store import get_log_store
 
 logger = logging.getLogger(__name__)
 
@@ -155,13 +158,15 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
     first_node = ranks[0].node if ranks else None
     cpu, memory_bytes = pod_resources(first_node) if first_node else (0.0, 0)
     owner = chain.owner
+    account = posix_account(owner, host_lookup=settings.ROTA_BACKEND == "local")
     return LaunchSpec(
         attempt_id=attempt.pk,
         chain_id=str(chain.pk),
         user=owner.username,
-        uid=owner.posix_uid or FALLBACK_UID_BASE + owner.pk,
-        gid=owner.posix_gid,
-        uid_mapped=owner.posix_uid is not None,
+        uid=account.uid if account else FALLBACK_UID_BASE + owner.pk,
+        gid=account.gid if account else None,
+        uid_mapped=account is not None,
+        refuse_unmapped=settings.ROTA_LOCAL_UNMAPPED_OWNERS == "refuse",
         home=str(settings.ROTA_KUBERNETES["HOME"]).format(user=owner.username)
         if settings.ROTA_KUBERNETES["HOME"]
         else "",
@@ -332,7 +337,35 @@ class Reconciler:
             ):
                 self.result.finished[attempt.pk] = WorkerStatus.FAILED
             return
-        self._requeue(attempt, SuspendReason.UNSCHEDULABLE, message=message)
+        self._requeue(
+            attempt,
+            SuspendReason.UNSCHEDULABLE,
+            message=message,
+            then=lambda nxt: self._back_off(nxt, retry=in_a_row, message=message),
+        )
+
+    def _back_off(self, nxt: Attempt, *, retry: int, message: str) -> None:
+        """The next attempt after ``retry`` attempts in a row did not start waits before the
+        scheduler sees it: ``START_RETRY_BACKOFF_SECONDS`` doubled per retry, at most the cap (an
+        image being fixed, a node draining, get time; the cluster is not hammered). The job shows
+        why and until when."""
+        base = float(self.conf["START_RETRY_BACKOFF_SECONDS"])
+        delay = min(float(self.conf["START_RETRY_BACKOFF_MAX_SECONDS"]), base * 2 ** (retry - 1))
+        if delay <= 0:
+            return
+        until = self.now + timedelta(seconds=delay)
+        left = max(0, int(self.conf["START_RETRIES"]) - retry)
+        detail = (
+            f"The last attempt {message}. Retrying at {until:%H:%M:%S} UTC"
+            f" (waiting {int(delay)} s; {left} more {'retry' if left == 1 else 'retries'} before the job fails)."
+        )
+        Attempt.objects.filter(pk=nxt.pk, queue_status=QueueStatus.QUEUED).update(
+            not_before=until,
+            pending_code=lifecycle.RETRY_BACKOFF_CODE,
+            pending_message=detail[:500],
+            pending_digest="",
+            queue_position=None,
+        )
 
     def _disrupted(self, attempt: Attempt, observed: dict[int, RankObservation]) -> bool:
         """The cluster is ending a rank (drain, eviction, preemption): suspend the attempt with
@@ -472,15 +505,22 @@ class Reconciler:
         if _all_gone(attempt, observed):
             self._release(attempt.pk)
 
-    def _requeue(self, attempt: Attempt, reason: str, message: str = "") -> None:
+    def _requeue(
+        self, attempt: Attempt, reason: str, message: str = "", then: Callable[[Attempt], None] | None = None
+    ) -> Attempt | None:
+        """Requeue the chain; ``then(next_attempt)`` runs in the same transaction (before the
+        scheduling pass it asks for)."""
         with transaction.atomic():
             lifecycle.lock_chain_of(attempt.pk)  # chain before attempt, as everywhere
             if message:
                 Attempt.objects.filter(pk=attempt.pk).update(failure_message=message[:500])
             nxt = lifecycle.attempt_mark_suspended(attempt.pk, reason=reason)
+            if nxt is not None and then is not None:
+                then(nxt)
         if nxt is not None:
             self.result.requeued[attempt.pk] = reason
             logger.info("attempt %s requeued (%s) as attempt %s", attempt.pk, reason, nxt.pk)
+        return nxt
 
     def _release(self, attempt_id: int) -> None:
         """Forget a finished attempt's runtime state; if its processes are still winding down,

@@ -40,3 +40,17 @@ def release_ownership() -> None:
 
     reset_backend()
     ownership.release()
+
+
+CONTAINER_LEASE = "containers"
+
+
+def container_reconcile_pass() -> bool:
+    """Run a pass over development containers if this process owns the cluster (as for jobs: the
+    owner's backend holds the runs) and no other thread of it is running one."""
+    from apps.launcher.container_reconcile import reconcile_containers
+    from apps.launcher.ownership import ownership
+
+    if not ownership.claim():
+        return False
+    return run_single_flight(CONTAINER_LEASE, reconcile_containers, ttl=120.0)

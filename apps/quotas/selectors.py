@@ -33,6 +33,8 @@ class JupyterQuota:
     containers: int = 0
     cpu: int = 0
     memory_gib: int = 0
+    gpus: int = 0
+    ports: int = 0
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,8 @@ def _resolve(user_id: int, groups: set[str], rows: list[dict[str, Any]]) -> Reso
                 containers=v.get(QuotaKind.JUPYTER_CONTAINERS, 0),
                 cpu=v.get(QuotaKind.JUPYTER_CPU, 0),
                 memory_gib=v.get(QuotaKind.JUPYTER_MEMORY_GIB, 0),
+                gpus=v.get(QuotaKind.JUPYTER_GPUS, 0),
+                ports=v.get(QuotaKind.JUPYTER_PORTS, 0),
             )
             for g, v in jupyter.items()
         },

@@ -5,6 +5,8 @@ A pass:
    queued attempts with their held nodes, resolved quotas of the users involved, fair-share usage)
    into plain frozen dataclasses.
 2. **Plan**: ``policy.plan(snapshot)`` — pure, deterministic, no database.
+   Nodes hosting development containers count as not schedulable (``apps.containers``: containers
+   are placed at the start of the same pass, by bin-packing, see ``apps/containers/placement.py``).
 3. **Apply** in one short transaction: starts (each in a savepoint; a conditional update from
    ``queued`` plus the "a node is held once" constraint make a double booking impossible even if
    two passes race), suspend requests, ABOVE_NORMAL demotions, and the explanations of waiting
@@ -28,11 +30,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Node, NodeGroup
+from apps.containers.selectors import nodes_holding_containers
+from apps.containers.services import containers_place
 from apps.core.tasks import enqueue_on_commit
 from apps.experiments import events, lifecycle
 from apps.experiments.choices import QueueStatus, SuspendReason, WorkerStatus
@@ -111,9 +116,16 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
     # Small lookup tables instead of joins: thousands of rows then carry integers, not strings.
     group_names = dict(NodeGroup.objects.values_list("id", "name"))
     node_rows = list(Node.objects.values_list("id", "name", "group_id", "room", "state"))
+    # Nodes hosting development containers are in use (unless their group lets jobs take them back).
+    with_containers = nodes_holding_containers()
     nodes = tuple(
-        policy.Node(name=name, group=group_names[group_id], room=room, schedulable=state == NodeState.READY)
-        for _id, name, group_id, room, state in node_rows
+        policy.Node(
+            name=name,
+            group=group_names[group_id],
+            room=room,
+            schedulable=state == NodeState.READY and node_id not in with_containers,
+        )
+        for node_id, name, group_id, room, state in node_rows
     )
     node_ids = {name: node_id for node_id, name, _g, _r, _s in node_rows}
     node_names = {node_id: name for node_id, name, _g, _r, _s in node_rows}
@@ -139,7 +151,10 @@ def load_snapshot(now: datetime | None = None) -> Loaded:
         )
     )
     waiting_rows = list(
-        Attempt.objects.filter(queue_status=QueueStatus.QUEUED, chain__held=False).values_list(
+        # Attempts waiting out a start-retry back-off (``not_before``) are not in the queue yet.
+        Attempt.objects.filter(queue_status=QueueStatus.QUEUED, chain__held=False)
+        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+        .values_list(
             "id",
             "chain_id",
             "chain__owner_id",
@@ -422,6 +437,9 @@ def run_pass(now: datetime | None = None) -> PassResult:
     """One scheduling pass: load, plan, apply (one transaction), emit after commit."""
     started = time.perf_counter()
     now = now or timezone.now()
+    # Development containers first: they are interactive, and the nodes they take are then out of
+    # the jobs' snapshot. One single-flight pass does both, so the two never race for a node.
+    containers_place(now)
     loaded = load_snapshot(now)
     t0 = time.perf_counter()
     plan = policy.plan(loaded.snapshot)

@@ -110,6 +110,13 @@ REASONS: dict[str, Reason] = {
         _("Resubmit with one of your environments, or ask an admin for access."),
         blocking=True,
     ),
+    "retry_backoff": Reason(
+        _("Waiting to retry: its last attempt could not start"),
+        _(
+            "The detail below says why and when it is tried again; each retry in a row waits longer. "
+            "If the reason is its image or settings, stop it and resubmit with them fixed."
+        ),
+    ),
     "infeasible": Reason(
         _("Cannot run as submitted"),
         _("Read the detail below, then stop it and resubmit with changed settings."),

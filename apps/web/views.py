@@ -32,6 +32,7 @@ from django.views.i18n import set_language
 from apps.accounts import selectors as account_selectors
 from apps.accounts import services as account_services
 from apps.accounts.models import User
+from apps.accounts.posix import posix_account, unmapped_owners_refused
 from apps.cluster.models import NodeGroup
 from apps.core.errors import ApplicationError, NotFound
 from apps.core.priorities import Priority
@@ -41,6 +42,7 @@ from apps.experiments.filtersets import STATUS_GROUPS, ChainFilterSet
 from apps.experiments.models import Chain
 from apps.experiments.selectors import attempt_runtime_seconds, chain_detail, chains_visible_to
 from apps.launcher.backends.local import isolates_owner
+from apps.logs.selectors import read_log_page
 from apps.quotas.selectors import quota_resolve
 from apps.web import selectors
 from apps.web import services as web_services
@@ -55,7 +57,6 @@ from apps.web.forms import (
     TagForm,
     TokenCreateForm,
 )
-from apps.web.logs import read_log_page
 from apps.web.presentation import own_quota_holders
 
 THEME_COOKIE = "rota_theme"
@@ -552,7 +553,7 @@ def chain_logs_view(request: SignedInRequest, pk: int) -> HttpResponse:
 def chain_log_read_view(request: SignedInRequest, pk: int) -> JsonResponse:
     """A page of one rank's log of one attempt, from a byte offset forwards, backwards, or the tail.
 
-    JSON; see ``apps.web.logs.read_log_page``. Never reads more than one page of the file."""
+    JSON; see ``apps.logs.selectors.read_log_page``. Never reads more than one page of the file."""
     chain = visible_chain(request, pk)
     try:
         page = read_log_page(chain, request.GET)
@@ -615,11 +616,21 @@ def submit_view(request: SignedInRequest) -> HttpResponse:
             "quota_hints": choices.hints,
             "no_groups": not choices.groups,
             "no_environments": not choices.environments,
-            "single_tenant": settings.ROTA_BACKEND == "local"
-            and not isolates_owner(uid_mapped=request.user.posix_uid is not None),
+            **_isolation_notice(request.user),
         },
         status=400 if request.method == "POST" else 200,
     )
+
+
+def _isolation_notice(user: User) -> dict[str, bool]:
+    """What the submit page says about how jobs are isolated on the local backend: nothing (isolated,
+    or Kubernetes), that they are not (``single_tenant``), or that this user's jobs will be refused
+    for want of a POSIX account (``no_posix_account``)."""
+    if settings.ROTA_BACKEND != "local":
+        return {"single_tenant": False, "no_posix_account": False}
+    has_account = posix_account(user, host_lookup=True) is not None
+    refused = not has_account and unmapped_owners_refused()
+    return {"single_tenant": not refused and not isolates_owner(uid_mapped=has_account), "no_posix_account": refused}
 
 
 @login_required

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from rota import __version__
-from rota.commands import account, cluster, jobs, logs
+from rota.commands import account, cluster, containers, jobs, logs
 from rota.commands.common import CONTEXT, State, current_state, reset_state
 from rota.errors import ApiError, ExitCode, RotaError
 
@@ -128,7 +128,7 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-for _module in (account, jobs, logs, cluster):
+for _module in (account, jobs, logs, cluster, containers):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

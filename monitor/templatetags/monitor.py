@@ -15,3 +15,11 @@ register = template.Library()
 def can_monitor(user: Any) -> bool:
     """True for members of an admin group: the top bar links to /monitor for them."""
     return has_power(user, Power.VIEW)
+
+
+@register.simple_tag
+def cell_value(cell: Any, submitted: dict[str, str]) -> str:
+    """What a quota input shows: the value just submitted (after an error), else the own value."""
+    if cell.key in submitted:
+        return submitted[cell.key]
+    return "" if cell.own is None else str(cell.own)

@@ -9,7 +9,7 @@ import pytest
 from apps.experiments import lifecycle
 from apps.experiments.choices import ChainStatus, RankStatus, WorkerStatus, stopped_outcome
 from apps.experiments.models import Attempt, Chain
-from apps.launcher.backends import get_log_store
+from apps.logs.store import get_log_store
 from tests.factories import UserFactory
 from tests.hai.conftest import create_body
 

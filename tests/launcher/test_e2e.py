@@ -12,7 +12,8 @@ from apps.experiments import lifecycle, services
 from apps.experiments.choices import ChainStatus, StopReason, SuspendReason, WorkerStatus
 from apps.experiments.models import Attempt, Chain, Rank
 from apps.launcher import reconcile as reconcile_module
-from apps.launcher.backends import get_backend, get_log_store
+from apps.launcher.backends import get_backend
+from apps.logs.store import get_log_store
 from tests.conftest import wait_until
 from tests.factories import UserFactory
 

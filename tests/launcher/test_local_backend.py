@@ -25,7 +25,6 @@ import pytest
 from apps.launcher import rank_supervisor
 from apps.launcher.backends.base import EntrypointKind, LaunchSpec, RankObservation, RankPhase, RankSpec
 from apps.launcher.backends.local import REPO_ROOT, LocalBackend, RankStillAliveError
-from apps.launcher.logstore import LogStore, split_timestamp
 from apps.launcher.rank_supervisor import (
     SUSPEND_MARKER,
     ProcessIdentity,
@@ -36,6 +35,7 @@ from apps.launcher.rank_supervisor import (
     write_marker,
     write_state,
 )
+from apps.logs.store import LogStore, split_timestamp
 
 CHAIN = "c0ffee00-1234"
 T = TypeVar("T")
@@ -370,7 +370,7 @@ def portal_script(harness: Harness, attempt_id: int, entry: str, ranks: int, *, 
         from pathlib import Path
         from apps.launcher.backends.base import EntrypointKind, LaunchSpec, RankSpec
         from apps.launcher.backends.local import LocalBackend
-        from apps.launcher.logstore import LogStore
+        from apps.logs.store import LogStore
         spec = LaunchSpec(
             attempt_id={attempt_id}, chain_id={CHAIN!r}, user="alice", uid=0, workspace={str(harness.workspace)!r},
             kind=EntrypointKind.BASH, entrypoint={entry!r}, parameters=(), interpreter=sys.executable, image="",
@@ -755,7 +755,7 @@ def test_release_refuses_while_a_rank_is_alive_and_keeps_the_logs(harness: Harne
 
 def test_supervisor_and_backend_import_no_django() -> None:
     code = (
-        "import sys, apps.launcher.rank_supervisor, apps.launcher.backends.local, apps.launcher.logstore;"
+        "import sys, apps.launcher.rank_supervisor, apps.launcher.backends.local, apps.logs.store;"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'rest_framework', 'kubernetes'});"
         "print(bad); sys.exit(1 if bad else 0)"
     )

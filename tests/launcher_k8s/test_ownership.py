@@ -17,8 +17,8 @@ from apps.core.models import Lease
 from apps.launcher import tasks
 from apps.launcher.backends.kubernetes import KubernetesBackend
 from apps.launcher.log_journal import StoreLogJournal
-from apps.launcher.logstore import LogPosition, LogStore, format_timestamp, split_timestamp
 from apps.launcher.ownership import FENCE, OWNER_LEASE, ClusterOwnership
+from apps.logs.store import LogPosition, LogStore, format_timestamp, split_timestamp
 from tests.core.test_leases import dead_process, holder_of
 
 from .conftest import StreamScript, wait_until

@@ -9,6 +9,7 @@ from typing import Any
 
 import kmock
 import pytest
+from django.utils import timezone
 
 from apps.accounts import services as account_services
 from apps.cluster.choices import NodeState
@@ -343,7 +344,12 @@ def test_a_slow_image_pull_is_given_time_an_image_pull_error_is_not(kube, make_b
 def test_image_pull_errors_are_retried_a_bounded_number_of_times_then_fail_the_chain(
     kube, make_backend, core, submit, settings
 ):
-    settings.ROTA_LAUNCHER = {**settings.ROTA_LAUNCHER, "START_TIMEOUT_SECONDS": 0.0, "START_RETRIES": 2}
+    settings.ROTA_LAUNCHER = {
+        **settings.ROTA_LAUNCHER,
+        "START_TIMEOUT_SECONDS": 0.0,
+        "START_RETRIES": 2,
+        "START_RETRY_BACKOFF_SECONDS": 0.0,  # (the back-off has its own test)
+    }
     for i in range(4):
         kube_node(core, f"n{i}")
     backend = make_backend()
@@ -370,12 +376,56 @@ def test_image_pull_errors_are_retried_a_bounded_number_of_times_then_fail_the_c
     assert chain.status == ChainStatus.FAILED
 
 
+def test_start_retries_back_off_exponentially_up_to_the_cap_and_say_so(kube, make_backend, core, submit, settings):
+    from apps.scheduler.driver import run_pass
+
+    settings.ROTA_LAUNCHER = {
+        **settings.ROTA_LAUNCHER,
+        "START_TIMEOUT_SECONDS": 0.0,
+        "START_RETRIES": 4,
+        "START_RETRY_BACKOFF_SECONDS": 30.0,
+        "START_RETRY_BACKOFF_MAX_SECONDS": 50.0,
+    }
+    for i in range(4):
+        kube_node(core, f"n{i}")
+    backend = make_backend()
+    attempt = started_attempt(submit, backend, UserFactory(username="max"))
+    chain = attempt.chain
+    waits = []
+    for retry in (1, 2, 3):
+        set_waiting(core, f"rota-{attempt.pk}-0", "ImagePullBackOff", "no such image")
+        now = timezone.now()
+        Reconciler(backend, now=now).run()
+        chain.refresh_from_db()
+        nxt = Attempt.objects.get(pk=chain.latest_attempt_id)
+        assert nxt.index == retry
+        waits.append((nxt.not_before - now).total_seconds())
+        left = 4 - retry
+        assert (nxt.worker_status, nxt.pending_code) == (WorkerStatus.QUEUED, "retry_backoff")
+        assert nxt.pending_message == (
+            "The last attempt did not start in time (rank 0: ImagePullBackOff: no such image)."
+            f" Retrying at {nxt.not_before:%H:%M:%S} UTC (waiting {int(waits[-1])} s;"
+            f" {left} more {'retry' if left == 1 else 'retries'} before the job fails)."
+        )
+        # The scheduler leaves it alone until then, and its reason stays on the job...
+        run_pass(now=nxt.not_before - timedelta(seconds=1))
+        nxt.refresh_from_db()
+        assert (nxt.worker_status, nxt.pending_code) == (WorkerStatus.QUEUED, "retry_backoff")
+        # ...then schedules it.
+        run_pass(now=nxt.not_before + timedelta(seconds=1))
+        nxt.refresh_from_db()
+        assert nxt.worker_status == WorkerStatus.STARTING
+        Reconciler(backend).run()  # its pod
+        attempt = nxt
+    assert waits == [30.0, 50.0, 50.0]  # 30, 60 capped at 50, 120 capped at 50
+
+
 # --------------------------------------------------------------------------------------------------
 # The watchdog after a restart (defect 2)
 
 
 def test_the_watchdog_reads_output_from_the_log_store_after_a_restart(kube, make_backend, core, submit):
-    from apps.launcher.backends import get_log_store
+    from apps.logs.store import get_log_store
 
     for i in range(4):
         kube_node(core, f"n{i}")

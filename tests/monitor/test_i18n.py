@@ -14,7 +14,12 @@ def test_monitor_pages_in_chinese_have_no_english_left(admins, browser_for):
     person = UserFactory(username="zh-person", groups=["vision"])
     zh = browser_for(admins["users"]["root"], language="zh-hans")
     leftovers = {}
-    for url in ("/monitor/users/", "/monitor/users/new/", f"/monitor/users/{person.pk}/"):
+    from django.contrib.auth.models import Group
+
+    Group.objects.get_or_create(name="public")
+    urls = ["/monitor/users/", "/monitor/users/new/", f"/monitor/users/{person.pk}/", "/monitor/quotas/?group=public"]
+    urls += [f"/monitor/quotas/?user={person.username}"]
+    for url in urls:
         response = zh.get(url)
         assert response.status_code == 200, url
         # group names are data (e.g. "internal", "ops"), shown as they are in every language

@@ -67,13 +67,33 @@ PAGES = [
         ok_status=302,
     ),
 ]
+PAGES += [
+    MonitorPage("quotas", "GET", lambda c: "/monitor/quotas/?group=public"),
+    MonitorPage(
+        "quotas-save",
+        "POST",
+        lambda c: "/monitor/quotas/save/",
+        Power.QUOTAS,
+        lambda c: {"subject_type": "user", "subject": "perm-target", f"node:{c['node_group'].pk}:30": "5"},
+        ok_status=302,
+    ),
+]
 IDS = [p.name for p in PAGES]
 WRITES = [p for p in PAGES if p.method == "POST"]
 
 
 @pytest.fixture
 def ctx(admins) -> dict[str, Any]:
-    return {**admins, "target": UserFactory(username="perm-target", nickname="before")}
+    from django.contrib.auth.models import Group
+
+    from tests.factories import NodeGroupFactory
+
+    Group.objects.get_or_create(name="public")
+    return {
+        **admins,
+        "target": UserFactory(username="perm-target", nickname="before"),
+        "node_group": NodeGroupFactory(name="training"),
+    }
 
 
 @pytest.mark.parametrize("page", PAGES, ids=IDS)

@@ -44,7 +44,7 @@ def _clean_up_after_sockets() -> Any:
 
 @pytest.fixture
 def log_store(settings, tmp_path):
-    from apps.launcher.backends import get_log_store
+    from apps.logs.store import get_log_store
 
     settings.ROTA_LOG_ROOT = tmp_path / "logs"
     settings.ROTA_REALTIME = {"LOG_POLL_SECONDS": 0.02, "STATE_POLL_SECONDS": 0.1, "VIEWER_BUFFER_BYTES": 128 * 1024}
@@ -120,7 +120,7 @@ def log_data(messages: list[dict[str, Any]]) -> str:
 
 def contents(data: str) -> list[str]:
     """The lines' content, without timestamps."""
-    from apps.launcher.logstore import split_timestamp
+    from apps.logs.store import split_timestamp
 
     return [split_timestamp(line)[1] for line in data.splitlines()]
 

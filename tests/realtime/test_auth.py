@@ -217,3 +217,18 @@ async def test_changing_the_password_ends_the_other_sessions_sockets(ws_app, qui
 
     await database_sync_to_async(change_password)()
     assert "signed out" in await closed_as_unauthenticated(comm)
+
+
+async def test_sockets_opened_together_recheck_their_credentials_at_spread_times(settings):
+    """A re-check waits a random 50–100 % of ``AUTH_RECHECK_SECONDS``: never later than the
+    interval, and sockets opened together do not all query the database at the same moment."""
+    from apps.experiments.consumers import AuthWatch
+
+    settings.ROTA_REALTIME = {"AUTH_RECHECK_SECONDS": 30.0}
+
+    class Socket:
+        scope: dict[str, object] = {}
+
+    waits = [AuthWatch(Socket())._next_wait() for _ in range(200)]  # type: ignore[arg-type]
+    assert all(15.0 <= wait <= 30.0 for wait in waits)
+    assert max(waits) - min(waits) > 10.0

@@ -11,8 +11,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from apps.experiments import lifecycle
-from apps.launcher import logstore
-from apps.launcher.tailer import get_hub
+from apps.logs import store as logstore
+from apps.logs.tailer import get_hub
 from tests.realtime.conftest import (
     communicator,
     contents,
@@ -150,6 +150,43 @@ async def test_cli_socket_says_the_status_when_live_and_when_it_changes_after_th
     assert await page.receive_nothing(0.3)
     assert {m["type"] for m in backlog} == {"log.lines"}
     await page.disconnect()
+
+
+async def test_viewers_learn_the_status_without_a_query_each_when_they_attach_or_it_changes(
+    ws_app, job, user, token_for, log_store, monkeypatch
+):
+    """The status a CLI socket is sent comes from the tailer's state, loaded once for all its
+    viewers: a query per viewer (to read the lines before it first) made 500 viewers on one process
+    wait seconds behind 500 database round trips whenever they attached or the status changed."""
+    chain, attempt_id = job
+    token = await database_sync_to_async(token_for)(user)
+    hub = get_hub()
+    refreshed: list[int] = []
+    real_refresh = hub.refresh
+
+    async def counting_refresh(tailer: Any) -> None:
+        refreshed.append(tailer.chain_id)
+        await real_refresh(tailer)
+
+    monkeypatch.setattr(hub, "refresh", counting_refresh)
+    viewers = [communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=token) for _ in range(6)]
+    for comm in viewers:
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"tail": 0})
+    await until_attached(6)
+    for comm in viewers:
+        got = await receive_until(comm, lambda m: bool(m) and m[-1]["type"] == "log.status")
+        assert got == [{"type": "log.status", "chain": chain.pk, "rank": 0, "status": "running"}]
+
+    write(log_store, chain.pk, attempt_id, ["saving checkpoint"])
+    await database_sync_to_async(hold)(chain)
+    for comm in viewers:
+        got = await receive_until(comm, lambda m: bool(m) and m[-1].get("status") == "held")
+        assert contents(log_data(got)) == ["saving checkpoint"]  # the line before the change first
+        assert got.index(next(m for m in got if m["type"] == "log.status")) > 0
+    assert refreshed == []
+    for comm in viewers:
+        await comm.disconnect()
 
 
 async def test_a_finished_jobs_log_is_sent_whole_then_ends(ws_app, job, user, token_for, log_store):
@@ -516,6 +553,90 @@ async def test_unsharing_cuts_a_team_mate_off_the_chains_events_and_logs_at_once
     assert await page.receive_nothing(0.5)
     await page.disconnect()
     await cli.disconnect()
+
+
+async def test_leaving_the_team_cuts_a_team_mate_off_the_shared_chain_at_once(
+    ws_app, job, user, other_user, token_for, log_store
+):
+    """Issue 12 item 8, beyond unsharing: an admin moves a team-mate to another team while they
+    follow a shared chain over both sockets. The sockets reload the user, leave the old team's group
+    and drop the chain; nothing more of it arrives. Their own events still do."""
+    from django.contrib.auth.models import Group
+
+    from apps.accounts import services as account_services
+    from apps.experiments import services
+
+    chain, attempt_id = job
+
+    def share() -> None:
+        team = Group.objects.create(name="vision")
+        for member in (user, other_user):
+            member.team = team
+            member.save(update_fields=["team"])
+        services.experiment_share(user=user, chain=chain, shared=True)
+
+    await database_sync_to_async(share)()
+    write(log_store, chain.pk, attempt_id, ["shared 1"])
+    token = await database_sync_to_async(token_for)(other_user)
+    page = communicator(ws_app, "/ws/events/", token=token)
+    assert (await page.connect())[0]
+    await page.send_json_to({"action": "subscribe", "chain": chain.pk})
+    assert await page.receive_json_from() == {"type": "subscribed", "chain": chain.pk}
+    await page.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "s"})
+    assert contents(log_data(await receive_until(page, lambda m: line_count(m) >= 1))) == ["shared 1"]
+    cli = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=token)
+    assert (await cli.connect())[0]
+    await cli.send_json_to({})
+    assert contents(log_data(await receive_until(cli, lambda m: line_count(m) >= 1))) == ["shared 1"]
+
+    await database_sync_to_async(account_services.user_update)(actor=None, user=other_user, team="audio")
+    gone = await receive_until(page, lambda m: len(m) >= 2)
+    message = f"No job {chain.pk} that you can see."
+    assert sorted(gone, key=lambda m: m["type"]) == [
+        {"type": "error", "code": "not_found", "stream": "s", "chain": chain.pk, "message": message},
+        {"type": "unsubscribed", "chain": chain.pk},
+    ]
+    closing = await receive_until(cli, lambda m: bool(m) and m[-1]["type"] == "error")
+    assert closing[-1] == {"type": "error", "code": "not_found", "message": message}
+    assert await cli.receive_output() == {"type": "websocket.close", "code": 4404}
+
+    write(log_store, chain.pk, attempt_id, ["after the move"])
+    await database_sync_to_async(finish)(chain)  # the old team's events: none arrive
+    assert await page.receive_nothing(0.5)
+    await page.disconnect()
+    await cli.disconnect()
+
+
+async def test_a_change_that_keeps_access_keeps_the_follow(ws_app, job, user, token_for, log_store):
+    """The owner's own team change sends the access event too; they still see their chain."""
+    from apps.accounts import services as account_services
+
+    chain, attempt_id = job
+    write(log_store, chain.pk, attempt_id, ["mine 1"])
+    page = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await page.connect())[0]
+    await page.send_json_to({"action": "subscribe", "chain": chain.pk})
+    assert await page.receive_json_from() == {"type": "subscribed", "chain": chain.pk}
+    await page.send_json_to({"action": "follow_log", "chain": chain.pk, "rank": 0, "stream": "s"})
+    await receive_until(page, lambda m: line_count(m) >= 1)
+    await database_sync_to_async(account_services.user_update)(actor=None, user=user, team="audio")
+    write(log_store, chain.pk, attempt_id, ["mine 2"])
+    more = await receive_until(page, lambda m: line_count(m) >= 1)
+    assert contents(log_data(more)) == ["mine 2"]
+    assert not [m for m in more if m["type"] in {"error", "unsubscribed"}]
+    await page.disconnect()
+
+
+async def test_deactivating_a_user_closes_their_sockets_at_once(ws_app, user, token_for, settings):
+    from apps.accounts import services as account_services
+
+    settings.ROTA_REALTIME = {"AUTH_RECHECK_SECONDS": 3600}  # not the timer: the event closes it
+    page = communicator(ws_app, "/ws/events/", token=await database_sync_to_async(token_for)(user))
+    assert (await page.connect())[0]
+    await database_sync_to_async(account_services.user_update)(actor=None, user=user, is_active=False)
+    closing = await receive_until(page, lambda m: bool(m) and m[-1]["type"] == "error")
+    assert closing[-1]["code"] == "unauthenticated"
+    assert await page.receive_output() == {"type": "websocket.close", "code": 4401}
 
 
 async def test_the_owner_keeps_everything_when_unsharing(ws_app, job, user, other_user, token_for, log_store):

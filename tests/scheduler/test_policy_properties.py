@@ -375,12 +375,10 @@ def test_next_pass_frees_no_extra_victims_for_attempts_waiting_on_suspends(s: Sn
     waiting_on_suspend = {x.beneficiary_attempt_id for x in first.suspends if x.beneficiary_attempt_id}
     assert not [x for x in second.suspends if x.beneficiary_attempt_id in waiting_on_suspend]
     waits = {w.attempt_id: w for w in second_snapshot.waiting}
-    started_now = {x.attempt_id for x in second.starts}
+    started = {st.attempt_id for st in second.starts}
     for aid in waiting_on_suspend:
-        if aid in started_now:
-            # it went first as a claimant and found idle nodes others had held in the first pass (a job
-            # ahead of it then takes the nodes being freed instead): the best outcome, no extra victim
-            continue
+        if aid in started:
+            continue  # it found other nodes (e.g. a reservation ahead of it moved to suspending nodes)
         explanation = second.explanations[aid]
         if explanation.code is ReasonCode.WAITING_FOR_SUSPEND:
             continue

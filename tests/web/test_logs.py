@@ -8,8 +8,8 @@ import pytest
 from apps.experiments import lifecycle
 from apps.experiments import services as experiment_services
 from apps.experiments.choices import WorkerStatus
-from apps.launcher import logstore
-from apps.launcher.backends import get_log_store
+from apps.logs import store as logstore
+from apps.logs.store import get_log_store
 
 
 @pytest.fixture

@@ -857,19 +857,31 @@ def test_a_rank_ended_after_go_suspend_reads_as_suspended_not_killed(cluster, su
 
 
 @pytest.mark.parametrize(
-    ("euid", "posix_uid", "warned"), [(1000, None, True), (1000, 4242, True), (0, None, True), (0, 4242, False)]
+    ("euid", "posix_uid", "policy", "warned", "refused"),
+    [
+        (1000, None, "refuse", True, False),  # not root: nobody can be refused, nobody is isolated
+        (1000, 4242, "refuse", True, False),
+        (0, None, "run-as-server", True, False),
+        (0, None, "refuse", False, True),
+        (0, 4242, "refuse", False, False),
+        (0, 4242, "run-as-server", False, False),
+    ],
 )
 def test_the_submit_page_says_when_the_local_backend_does_not_isolate_jobs(
-    page, user, settings, monkeypatch, euid, posix_uid, warned
+    page, user, settings, monkeypatch, euid, posix_uid, policy, warned, refused
 ):
-    """Only a server running as root starts a job as its owner's mapped POSIX account; otherwise
-    jobs share one Unix account, and the page says so before anyone submits."""
+    """Only a server running as root starts a job as its owner's POSIX account; otherwise jobs
+    share one Unix account, and the page says so before anyone submits. As root, a user without an
+    account is told that submitting is refused and what to ask for."""
     from apps.launcher.backends import local
 
     settings.ROTA_BACKEND = "local"
+    settings.ROTA_LOCAL_UNMAPPED_OWNERS = policy
     monkeypatch.setattr(local.os, "geteuid", lambda: euid)
     user.posix_uid = posix_uid
     user.save(update_fields=["posix_uid"])
     body = page.get("/submit/").content.decode()
     assert ("data-single-tenant" in body) is warned
     assert ("Jobs here are not isolated from each other" in body) is warned
+    assert ("data-no-posix-account" in body) is refused
+    assert ("Your jobs cannot run here yet" in body) is refused

@@ -12,6 +12,7 @@ urlpatterns = [
     path("experiments/<str:key>/star/", views.StarView.as_view(), name="api-experiment-star"),
     path("experiments/<str:key>/priority/", views.PriorityView.as_view(), name="api-experiment-priority"),
     path("experiments/<str:key>/share/", views.ShareView.as_view(), name="api-experiment-share"),
+    path("experiments/<str:key>/metrics/", views.MetricsSeriesView.as_view(), name="api-experiment-metrics"),
 ]
 
 from apps.experiments.api import runtime  # noqa: E402

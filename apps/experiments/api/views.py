@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -13,6 +14,7 @@ from apps.core.api.typing import AuthedRequest
 from apps.experiments import selectors, services
 from apps.experiments.api import serializers as s
 from apps.experiments.filtersets import ChainFilterSet
+from apps.experiments.models import MetricPoint
 
 KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="Chain id, or the name of one of your jobs.")
 
@@ -152,3 +154,20 @@ class ShareView(APIView):
         data.is_valid(raise_exception=True)
         services.experiment_share(user=request.user, chain=chain, shared=data.validated_data["shared"])
         return _detail(request, str(chain.pk))
+
+
+class MetricsSeriesView(APIView):
+    """Metrics the job logged (`log_metrics`), as one series per name across all its attempts."""
+
+    @extend_schema(parameters=[KEY], responses={200: dict})
+    def get(self, request: AuthedRequest, key: str) -> Response:
+        chain = selectors.chain_get(user=request.user, key=key)
+        series: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        rows = (
+            MetricPoint.objects.filter(attempt__chain=chain)
+            .order_by("name", "attempt__index", "step", "id")
+            .values_list("name", "attempt_id", "step", "value", "recorded_at")
+        )
+        for name, attempt_id, step, value, recorded_at in rows.iterator(chunk_size=2000):
+            series[name].append({"attempt_id": attempt_id, "step": step, "value": value, "t": recorded_at.isoformat()})
+        return Response({"chain_id": chain.pk, "series": dict(series)})

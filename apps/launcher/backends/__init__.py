@@ -1,4 +1,4 @@
-"""The configured backend and log store, one per process (``ROTA_BACKEND``: local | kubernetes).
+"""The configured backend, one per process (``ROTA_BACKEND``: local | kubernetes).
 
 Django is imported inside the functions: the backends themselves are plain Python, and the rank
 supervisor imports them without Django.
@@ -9,23 +9,18 @@ from __future__ import annotations
 import logging
 import threading
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from apps.logs.store import get_log_store
 
 if TYPE_CHECKING:
     from apps.launcher.backends.base import Backend
-    from apps.launcher.logstore import LogStore
+    from apps.launcher.backends.container_base import ContainerBackend
+    from apps.logs.store import LogStore
 
 _lock = threading.Lock()
 _backend: Backend | None = None
-
-
-@lru_cache(maxsize=1)
-def get_log_store() -> LogStore:
-    from django.conf import settings
-
-    from apps.launcher.logstore import LogStore
-
-    return LogStore(settings.ROTA_LOG_ROOT, line_max_bytes=int(settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"]))
 
 
 def get_backend() -> Backend:
@@ -38,22 +33,66 @@ def get_backend() -> Backend:
 
 
 def reset_backend() -> None:
-    """Close and forget the backend (tests; settings changes)."""
-    global _backend
+    """Close and forget the backends (tests; settings changes)."""
+    global _backend, _container_backend
     with _lock:
         if _backend is not None:
             _backend.close()
         _backend = None
+        if _container_backend is not None:
+            _container_backend.close()
+        _container_backend = None
     get_log_store.cache_clear()
+    get_container_log_store.cache_clear()
+
+
+_container_backend: ContainerBackend | None = None
+
+
+@lru_cache(maxsize=1)
+def get_container_log_store() -> LogStore:
+    """Where container services' output goes: ``<log root>/containers/<container id>/<run key>/``."""
+    from django.conf import settings
+
+    from apps.logs.store import LogStore
+
+    return LogStore(
+        settings.ROTA_LOG_ROOT / "containers", line_max_bytes=int(settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"])
+    )
+
+
+def get_container_backend() -> ContainerBackend:
+    """The process-wide backend of development containers (same ``ROTA_BACKEND`` as jobs)."""
+    global _container_backend
+    with _lock:
+        if _container_backend is None:
+            _container_backend = _create_container_backend()
+        return _container_backend
+
+
+def _create_container_backend() -> ContainerBackend:
+    from django.conf import settings
+
+    if settings.ROTA_BACKEND == "local":
+        from apps.launcher.backends.container_local import LocalContainerBackend
+
+        conf: dict[str, Any] = settings.ROTA_CONTAINERS
+        run_root = Path(conf["RUN_ROOT"])
+        run_root.mkdir(parents=True, exist_ok=True)
+        return LocalContainerBackend(run_root, get_container_log_store())
+    from apps.launcher.backends.kubernetes.containers import create_container_backend
+
+    return create_container_backend(get_container_log_store())
 
 
 def _create() -> Backend:
     from django.conf import settings
 
     if settings.ROTA_BACKEND == "local":
+        from apps.accounts.posix import unmapped_owners_refused
         from apps.launcher.backends.local import LocalBackend, single_tenant_warning
 
-        logging.getLogger("apps.launcher").warning(single_tenant_warning())
+        logging.getLogger("apps.launcher").warning(single_tenant_warning(refuse_unmapped=unmapped_owners_refused()))
         settings.ROTA_RUN_ROOT.mkdir(parents=True, exist_ok=True)
         return LocalBackend(settings.ROTA_RUN_ROOT, get_log_store())
     from kubernetes import client, config

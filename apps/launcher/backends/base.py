@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from apps.launcher.logstore import LogPosition, LogStamp
+from apps.logs.store import LogPosition, LogStamp
 
 
 class EntrypointKind(enum.StrEnum):
@@ -84,9 +84,12 @@ class LaunchSpec:
     labels: dict[str, str] = field(default_factory=dict)
     gid: int | None = None  # the owner's POSIX gid (kubernetes: runAsGroup); None = the image's
     home: str = ""  # $HOME inside containers (kubernetes); "" = the workspace
-    # The owner has a POSIX account an admin mapped (``User.posix_uid``): the local backend, when it
+    # The owner has a POSIX account (``apps.accounts.posix``: an admin's mapping, or this host's
+    # account of the same name): the local backend, when it
     # runs as root, starts the ranks as that uid/gid, as Slurm does (see docs/security.md).
     uid_mapped: bool = False
+    # As root with no such account: refuse to start the job instead of running it as root.
+    refuse_unmapped: bool = False
 
 
 @dataclass(frozen=True)

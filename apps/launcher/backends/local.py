@@ -53,7 +53,6 @@ from pathlib import Path
 from typing import Any
 
 from apps.launcher.backends.base import Backend, LaunchSpec, RankObservation, RankPhase
-from apps.launcher.logstore import LogStore
 from apps.launcher.rank_supervisor import (
     SPEC_FILE,
     STOP_MARKER,
@@ -70,6 +69,7 @@ from apps.launcher.rank_supervisor import (
     write_marker,
     write_state,
 )
+from apps.logs.store import LogStore
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 """The directory holding ``apps/``: the supervisor's cwd and PYTHONPATH."""
@@ -357,20 +357,26 @@ class LocalBackend(Backend):
 
 
 def isolates_owner(*, uid_mapped: bool) -> bool:
-    """Whether a job of an owner with (or without) a mapped POSIX account runs isolated from other
-    users' jobs: only when the server runs as root and can start it as that account
-    (``rank_supervisor.run_as``). Otherwise every job runs as the server's own Unix user, and jobs
-    can read each other's files, environment and tokens: the local backend is single-tenant."""
+    """Whether a job of an owner with (or without) a POSIX account (``apps.accounts.posix``) runs
+    isolated from other users' jobs: only when the server runs as root and can start it as that
+    account (``rank_supervisor.run_as``). Otherwise every job runs as the server's own Unix user, and
+    jobs can read each other's files, environment and tokens: the local backend is single-tenant."""
     return os.geteuid() == 0 and uid_mapped
 
 
-def single_tenant_warning() -> str:
-    """What the server logs at start-up about the local backend's isolation (docs/security.md)."""
+def single_tenant_warning(*, refuse_unmapped: bool) -> str:
+    """What the server logs at start-up about the local backend's isolation (docs/security.md);
+    ``refuse_unmapped``: ``apps.accounts.posix.unmapped_owners_refused()`` (this module stays
+    Django-free)."""
     if os.geteuid() == 0:
+        unmapped = (
+            "jobs of users without one are refused"
+            if refuse_unmapped
+            else "jobs of users without one run as root, unisolated (ROTA_LOCAL_UNMAPPED_OWNERS=run-as-server)"
+        )
         return (
-            "local backend: running as root, jobs of users with a POSIX uid run as that account; jobs of"
-            " users without one run as root, unisolated: set every user's POSIX uid (Django admin or"
-            " PATCH /api/v1/admin/users/<id>/)"
+            "local backend: running as root, jobs of users with a POSIX account (a POSIX uid set by an"
+            f" admin, or a Unix account of the same name on this machine) run as that account; {unmapped}"
         )
     return (
         f"local backend: SINGLE-TENANT. Every job runs as this server's Unix user (uid {os.geteuid()}), so"

@@ -40,7 +40,7 @@ from apps.launcher.backends.kubernetes.manifests import (
     service_name,
 )
 from apps.launcher.backends.kubernetes.status import FINAL_POD_PHASES, container_ran, observe_node, observe_pod
-from apps.launcher.logstore import LogStamp
+from apps.logs.store import LogStamp
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kubernetes.client.exceptions import ApiException
 
 from apps.launcher.backends.kubernetes.api import BACKOFF_MAX, BACKOFF_MIN, abort, describe, raise_for_status
-from apps.launcher.logstore import LogPosition, LogStamp
+from apps.logs.store import LogPosition, LogStamp
 
 if TYPE_CHECKING:
     from apps.launcher.backends.kubernetes.backend import KubernetesBackend

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.launcher.backends import get_log_store
+from apps.logs.store import get_log_store
 
 
 @pytest.fixture

@@ -16,26 +16,10 @@ from django.utils.translation import gettext as _
 
 from apps.core.errors import ApplicationError
 from apps.experiments.models import Attempt, Chain
-from apps.launcher.backends import get_log_store
+from apps.logs import params as p
+from apps.logs.store import get_log_store
 
-DEFAULT_LIMIT = 64 * 1024
-MAX_LIMIT = 1024 * 1024
 MODES = ("forward", "backward", "tail")
-
-
-def _int(params: QueryDict, name: str, default: int, *, minimum: int, maximum: int) -> int:
-    raw = params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(str(raw))
-    except ValueError:
-        raise ApplicationError(_("%(name)s must be a whole number.") % {"name": name}) from None
-    if not minimum <= value <= maximum:
-        raise ApplicationError(
-            _("%(name)s must be between %(lo)d and %(hi)d.") % {"name": name, "lo": minimum, "hi": maximum}
-        )
-    return value
 
 
 def read_log_page(chain: Chain, params: QueryDict) -> dict[str, Any]:
@@ -45,15 +29,13 @@ def read_log_page(chain: Chain, params: QueryDict) -> dict[str, Any]:
     if not attempts:
         raise ApplicationError(_("This job has no attempt yet."), status=404)
     ids = [a[0] for a in attempts]
-    rank = _int(params, "rank", 0, minimum=0, maximum=chain.node_count - 1)
-    attempt_id = _int(params, "attempt", ids[-1], minimum=1, maximum=2**62)
-    if attempt_id not in ids:
-        raise ApplicationError(_("No such attempt of this job."), status=404)
+    rank = p.rank_param(params, chain.node_count)
+    attempt_id = p.attempt_param(params, ids)
     mode = params.get("mode", "forward")
     if mode not in MODES:
         raise ApplicationError(_("mode must be forward, backward or tail."))
-    limit = _int(params, "limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT)
-    offset = _int(params, "offset", 0, minimum=0, maximum=2**62)
+    limit = p.int_param(params, "limit", p.DEFAULT_PAGE_BYTES, minimum=1, maximum=p.MAX_PAGE_BYTES)
+    offset = p.int_param(params, "offset", 0)
     store = get_log_store()
     key = str(chain.pk)
     if mode == "tail":

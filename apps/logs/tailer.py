@@ -50,7 +50,7 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from apps.core.aio import cancel_and_wait
-from apps.launcher.logstore import ChainCursor, LogStore
+from apps.logs.store import ChainCursor, LogStore, get_log_store
 
 logger = logging.getLogger(__name__)
 
@@ -232,6 +232,16 @@ class Tailer:
     async def sync(self) -> None:
         """Reload the chain's state and read everything written so far (a viewer needs it now)."""
         await self.hub.refresh(self)
+        await self.read_written()
+
+    async def read_written(self) -> None:
+        """Read everything written so far, with the chain's state as the tailer knows it (no query).
+
+        Before a viewer says the chain's status, the lines written before that status was loaded
+        must reach it first: they are in the file by now, and the tailer's state is at least as new
+        as the status (``update_state`` sets both). One query per viewer here was a burst of one
+        database round trip per viewer (500 on one process) each time a chain's status changed or
+        a viewer attached, while its lines waited (docs/PERFORMANCE.md)."""
         async with self._lock:
             while await self._step():
                 pass
@@ -450,7 +460,7 @@ class Viewer:
             if self._status is not None:
                 if not self._status_read:  # first everything written before the change
                     self._status_read = True
-                    await self.tailer.sync()
+                    await self.tailer.read_written()
                     self._wake.set()
                     continue
                 status, self._status, self._status_read = self._status, None, False
@@ -610,7 +620,7 @@ async def load_chain_states(chain_ids: list[int]) -> dict[int, ChainState]:
 def chain_states(chain_ids: list[int]) -> dict[int, ChainState]:
     """The state of several chains in two queries.
 
-    The attempts are those whose logs the HTTP API pages through (``apps.launcher.api.views``):
+    The attempts are those whose logs the HTTP API pages through (``apps.logs.api.views``):
     the ones ever scheduled, or the latest when none was — a waiting or held next attempt gets its
     separator once it runs."""
     from apps.experiments.models import Attempt, Chain
@@ -645,8 +655,6 @@ def get_hub() -> TailHub:
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:
-        from apps.launcher.backends import get_log_store
-
         hub = TailHub(
             get_log_store(),
             load_chain_states,

@@ -13,8 +13,8 @@ from typing import BinaryIO
 
 import pytest
 
-from apps.launcher import logstore
-from apps.launcher.logstore import (
+from apps.logs import store as logstore
+from apps.logs.store import (
     TIMESTAMP_LEN,
     ChainCursor,
     LogChunk,
@@ -450,7 +450,7 @@ def test_search_is_linear_time_for_patterns_that_backtrack_exponentially(tmp_pat
     (by timing out) instead of freezing the suite."""
     script = (
         "import json, sys\n"
-        "from apps.launcher.logstore import LogStore\n"
+        "from apps.logs.store import LogStore\n"
         f"store = LogStore({str(tmp_path)!r})\n"
         f"store.append_lines({CHAIN!r}, 1, 0, ['a' * 40])\n"
         f"store.append_lines({CHAIN!r}, 1, 1, ['a' * 40 + 'b'])\n"

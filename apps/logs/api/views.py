@@ -1,8 +1,7 @@
-"""Logs and metrics of a job: read by byte cursor across attempts, search across ranks, download."""
+"""A job's logs: read by byte cursor across attempts, search across ranks, download."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
@@ -14,44 +13,12 @@ from rest_framework.views import APIView
 from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError, NotFound
 from apps.experiments.choices import ChainStatus
-from apps.experiments.models import Attempt, Chain, MetricPoint
+from apps.experiments.models import Attempt, Chain
 from apps.experiments.selectors import chain_get, log_attempt_ids
-from apps.launcher.backends import get_log_store
-from apps.launcher.logstore import ChainCursor, SearchTimeout
+from apps.logs import params
+from apps.logs.store import ChainCursor, SearchTimeout, get_log_store
 
-MAX_LIMIT = 1024 * 1024
 KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="Chain id, or the name of one of your jobs.")
-
-
-def _int(request: AuthedRequest, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApplicationError(f"{name} must be a whole number.", fields={name: ["Not a number."]}) from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f" and {maximum}" if maximum is not None else ""
-        raise ApplicationError(f"{name} must be between {minimum}{bound}.", fields={name: ["Out of range."]})
-    return value
-
-
-def _attempts(chain: Chain) -> list[int]:
-    return log_attempt_ids(chain=chain)
-
-
-def parse_cursor(text: str, attempt_ids: list[int]) -> ChainCursor:
-    try:
-        attempt_text, offset_text = text.split(":", 1)
-        cursor = ChainCursor(int(attempt_text), int(offset_text))
-    except ValueError:
-        raise ApplicationError(
-            "cursor must look like <attempt id>:<byte offset>.", fields={"cursor": ["Invalid."]}
-        ) from None
-    if cursor.attempt_id not in attempt_ids or cursor.offset < 0:
-        raise ApplicationError("cursor does not belong to this job.", fields={"cursor": ["Invalid."]})
-    return cursor
 
 
 class LogView(APIView):
@@ -75,16 +42,17 @@ class LogView(APIView):
     )
     def get(self, request: AuthedRequest, key: str) -> Response:
         chain = chain_get(user=request.user, key=key)
-        rank = _int(request, "rank", 0, maximum=chain.node_count - 1)
-        limit = _int(request, "limit", 65536, minimum=1, maximum=MAX_LIMIT)
-        ids = _attempts(chain)
+        query = request.query_params
+        rank = params.rank_param(query, chain.node_count)
+        limit = params.int_param(query, "limit", params.DEFAULT_PAGE_BYTES, minimum=1, maximum=params.MAX_PAGE_BYTES)
+        ids = log_attempt_ids(chain=chain)
         store = get_log_store()
-        cursor_text = request.query_params.get("cursor")
-        tail = request.query_params.get("tail")
+        cursor_text = query.get("cursor")
+        tail = query.get("tail")
         if cursor_text:
-            cursor: ChainCursor | None = parse_cursor(cursor_text, ids)
+            cursor: ChainCursor | None = params.parse_cursor(cursor_text, ids)
         elif tail not in (None, ""):
-            nbytes = _int(request, "tail", 65536, minimum=1, maximum=MAX_LIMIT)
+            nbytes = params.int_param(query, "tail", 0, minimum=1, maximum=params.MAX_PAGE_BYTES)
             chunk = store.read(str(chain.pk), ids[-1], rank, offset=-nbytes, limit=nbytes)
             return Response(
                 self._body(chain, rank, ids, chunk.data, ChainCursor(ids[-1], chunk.next_offset), chunk.eof)
@@ -133,20 +101,16 @@ class LogSearchView(APIView):
     )
     def get(self, request: AuthedRequest, key: str) -> Response:
         chain = chain_get(user=request.user, key=key)
-        ids = _attempts(chain)
-        attempt_id = _int(request, "attempt", ids[-1], minimum=1)
-        if attempt_id not in ids:
-            raise NotFound("No such attempt of this job.")
-        query = request.query_params.get("q", "")
-        truthy = {"1", "true", "yes", "on"}
+        query = request.query_params
+        attempt_id = params.attempt_param(query, log_attempt_ids(chain=chain))
         try:
             result = get_log_store().search(
                 str(chain.pk),
                 attempt_id,
                 list(range(chain.node_count)),
-                query,
-                regex=request.query_params.get("regex", "").lower() in truthy,
-                case_sensitive=request.query_params.get("case", "").lower() in truthy,
+                query.get("q", ""),
+                regex=params.bool_param(query, "regex"),
+                case_sensitive=params.bool_param(query, "case"),
                 time_budget=settings.ROTA_LAUNCHER["LOG_SEARCH_SECONDS"],
             )
         except SearchTimeout as exc:
@@ -175,11 +139,8 @@ class LogDownloadView(APIView):
     )
     def get(self, request: AuthedRequest, key: str) -> Any:
         chain = chain_get(user=request.user, key=key)
-        ids = _attempts(chain)
-        rank = _int(request, "rank", 0, maximum=chain.node_count - 1)
-        attempt_id = _int(request, "attempt", ids[-1], minimum=1)
-        if attempt_id not in ids:
-            raise NotFound("No such attempt of this job.")
+        rank = params.rank_param(request.query_params, chain.node_count)
+        attempt_id = params.attempt_param(request.query_params, log_attempt_ids(chain=chain))
         try:
             handle = get_log_store().open_for_download(str(chain.pk), attempt_id, rank)
         except FileNotFoundError:
@@ -190,20 +151,3 @@ class LogDownloadView(APIView):
             filename=f"{chain.name}-attempt{attempt_id}-rank{rank}.log",
             content_type="text/plain; charset=utf-8",
         )
-
-
-class MetricsSeriesView(APIView):
-    """Metrics the job logged (`log_metrics`), as one series per name across all its attempts."""
-
-    @extend_schema(parameters=[KEY], responses={200: dict})
-    def get(self, request: AuthedRequest, key: str) -> Response:
-        chain = chain_get(user=request.user, key=key)
-        series: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        rows = (
-            MetricPoint.objects.filter(attempt__chain=chain)
-            .order_by("name", "attempt__index", "step", "id")
-            .values_list("name", "attempt_id", "step", "value", "recorded_at")
-        )
-        for name, attempt_id, step, value, recorded_at in rows.iterator(chunk_size=2000):
-            series[name].append({"attempt_id": attempt_id, "step": step, "value": value, "t": recorded_at.isoformat()})
-        return Response({"chain_id": chain.pk, "series": dict(series)})

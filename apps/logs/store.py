@@ -24,7 +24,8 @@ the tail. ``read_chain`` pages across every attempt of a chain with a cursor ``(
 offset)`` and inserts a separator line between attempts (never stored). ``search`` streams files
 line by line with constant memory.
 
-This module is plain Python (stdlib only, no Django): the rank supervisor process imports it.
+This module is plain Python (stdlib only; Django only inside ``get_log_store``): the rank
+supervisor process imports it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO, Protocol, cast
 
@@ -769,3 +771,12 @@ def compile_search_pattern(pattern: str, *, regex: bool, case_sensitive: bool) -
         raise ValueError(
             f"invalid regular expression: {reason} (the search supports RE2 syntax: no backreferences or lookaround)"
         ) from None
+
+
+@lru_cache(maxsize=1)
+def get_log_store() -> LogStore:
+    """The process's log store under ``ROTA_LOG_ROOT`` (settings are read on first use; tests that
+    change the root call ``get_log_store.cache_clear()``)."""
+    from django.conf import settings
+
+    return LogStore(settings.ROTA_LOG_ROOT, line_max_bytes=int(settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"]))

@@ -1,0 +1,231 @@
+"""The launcher's pass over development containers: make the backend match the database.
+
+Level-triggered and idempotent, like the job reconcile: each pass reads every container on a node
+(starting, running, stopping) and what the backend sees of its current run, and does the next
+thing. It keeps no memory between passes; backends start each service at most once, and every
+status change is a conditional report (``apps.containers.services.container_observed``) about one
+run, so two passes at once, or a report about an older run, change nothing twice.
+
+- **starting**: start the run's services; once JupyterLab answers its status API with the run's
+  token → ``running`` (its address recorded for the proxy). JupyterLab ending, or not answering
+  within ``ROTA_CONTAINERS['START_TIMEOUT_SECONDS']`` → stop, ``failed`` with the reason.
+- **running**: record each service's state; restart the services the owner asked to restart;
+  JupyterLab ending → ``failed``; the node lost → stop (queued again if still wanted). Other
+  services may end (a start-up script does) without ending the container.
+- **stopping**: kill the run; once nothing is left, forget it → ``stopped`` (or queued again
+  for a restart).
+Runs the backend still has that no container claims any more are stopped and forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext_noop
+
+from apps.cluster.choices import NodeState
+from apps.cluster.selectors import mounts_for
+from apps.containers import services as container_services
+from apps.containers.choices import ON_NODE, ContainerStatus, StopReason
+from apps.containers.layout import service_slots
+from apps.containers.models import Container
+from apps.containers.tokens import container_token
+from apps.launcher.backends import get_container_backend
+from apps.launcher.backends.base import MountSpec, RankPhase
+from apps.launcher.backends.container_base import ContainerBackend, ContainerSpec, ServiceSpec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ContainerPassResult:
+    started: list[int] = field(default_factory=list)
+    running: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    stopped: list[int] = field(default_factory=list)
+    cleaned: list[tuple[int, int]] = field(default_factory=list)
+
+
+def _conf() -> dict[str, Any]:
+    conf: dict[str, Any] = settings.ROTA_CONTAINERS
+    return conf
+
+
+def base_url(owner: str, name: str) -> str:
+    return f"/containers/{owner}/{name}/"
+
+
+def build_spec(c: Container) -> ContainerSpec:
+    """The backend's view of the container's current run (from the spec frozen at placement)."""
+    spec = c.started_spec or {}
+    owner = c.owner
+    node_ports = {s.name: s.node_port for s in c.services.all() if s.node_port}
+    if c.ssh_node_port:
+        node_ports["ssh"] = c.ssh_node_port
+    mounts = tuple(
+        MountSpec(kind=m.kind, source=m.source, container_path=m.container_path, read_only=m.read_only)
+        for m in mounts_for(user=owner, task={"task_type": "jupyter", "nb_name": c.name})
+    )
+    return ContainerSpec(
+        container_id=c.pk,
+        run=c.run,
+        owner=owner.username,
+        name=c.name,
+        node=c.node.name if c.node else "",
+        base_url=base_url(owner.username, c.name),
+        token=container_token(c.pk, c.run),
+        workspace=str(Path(_conf()["WORKSPACE_ROOT"]) / owner.username),
+        image=str(spec.get("image") or ""),
+        cpu=int(spec.get("cpu") or c.cpu),
+        memory_bytes=int(spec.get("memory_gib") or c.memory_gib) * 2**30,
+        gpus=int(spec.get("gpus") or 0),
+        services=tuple(
+            ServiceSpec(rank=s.rank, name=s.name, protocol=s.protocol, port=s.port, command=s.command)
+            for s in service_slots(spec)
+        ),
+        startup_script=str(spec.get("startup_script") or ""),
+        mounts=mounts,
+        uid=owner.posix_uid or 1000,
+        gid=owner.posix_gid,
+        uid_mapped=owner.posix_uid is not None,
+        node_ports=node_ports,
+    )
+
+
+def jupyter_answers(address: str, spec: ContainerSpec, timeout: float = 1.0) -> bool:
+    """JupyterLab's status API answers with the run's token (so it is this run's server)."""
+    try:
+        response = httpx.get(
+            f"http://{address}{spec.base_url}api/status",
+            headers={"Authorization": f"token {spec.token}"},
+            timeout=timeout,
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def _states(observed: dict) -> dict[str, dict[str, str]]:
+    return {name: {"phase": str(o.phase), "message": o.message[:300]} for name, o in sorted(observed.items())}
+
+
+def _record_states(c: Container, states: dict[str, dict[str, str]], endpoints: dict[str, str] | None = None) -> None:
+    updates: dict[str, object] = {}
+    if states != c.service_states:
+        updates["service_states"] = states
+    if endpoints is not None and endpoints != c.endpoints:
+        updates["endpoints"] = endpoints
+    if updates:
+        Container.objects.filter(pk=c.pk, run=c.run).update(**updates)
+
+
+def reconcile_containers(backend: ContainerBackend | None = None) -> ContainerPassResult:
+    backend = backend or get_container_backend()
+    result = ContainerPassResult()
+    timeout = float(_conf()["START_TIMEOUT_SECONDS"])
+    rows = list(
+        Container.objects.filter(status__in=ON_NODE)
+        .select_related("owner", "node", "node_group")
+        .prefetch_related("services")
+        .order_by("pk")
+    )
+    claimed = {(c.pk, c.run) for c in rows}
+    for c in rows:
+        try:
+            _reconcile_one(backend, c, result, timeout)
+        except Exception:
+            logger.exception("container %s: reconcile failed; retrying next pass", c.pk)
+    for container_id, run in sorted(backend.known_runs() - claimed):
+        try:
+            backend.stop(container_id, run)
+            backend.release(container_id, run)
+            result.cleaned.append((container_id, run))
+        except Exception as exc:  # still ending: the next pass releases it
+            logger.debug("container %s run %s not released yet: %s", container_id, run, exc)
+    return result
+
+
+def _reconcile_one(backend: ContainerBackend, c: Container, result: ContainerPassResult, timeout: float) -> None:
+    node_lost = c.node is None or c.node.state in (NodeState.NOT_READY, NodeState.DISABLED)
+    if c.status == ContainerStatus.STOPPING:
+        backend.stop(c.pk, c.run)
+        observed = backend.observe(c.pk, c.run)
+        if all(o.phase.is_final for o in observed.values()):
+            try:
+                backend.release(c.pk, c.run)
+            except Exception:
+                return  # something is still ending; next pass
+            message = (
+                "" if c.stop_reason in (StopReason.USER, StopReason.RESTART, StopReason.ADMIN) else c.status_message
+            )
+            if container_services.container_observed(
+                container_id=c.pk, run=c.run, status=ContainerStatus.STOPPED, message=message
+            ):
+                result.stopped.append(c.pk)
+        return
+    if node_lost:
+        backend.stop(c.pk, c.run)
+        container_services.container_observed(
+            container_id=c.pk,
+            run=c.run,
+            status=ContainerStatus.STOPPING,
+            message=gettext_noop("Its node became unavailable."),
+            stop_reason=StopReason.NODE_LOST,
+        )
+        return
+    spec = build_spec(c)
+    if c.status == ContainerStatus.STARTING:
+        backend.start(spec)
+        result.started.append(c.pk)
+    observed = backend.observe(c.pk, c.run)
+    jupyter = observed.get("jupyter")
+    if jupyter is not None and jupyter.phase.is_final:
+        backend.stop(c.pk, c.run)
+        why = jupyter.message or f"exit code {jupyter.exit_code}"
+        message = f"JupyterLab ended: {why}. See the jupyter log."
+        _record_states(c, _states(observed))
+        if container_services.container_observed(
+            container_id=c.pk, run=c.run, status=ContainerStatus.FAILED, message=message, stop_reason=StopReason.FAILED
+        ):
+            result.failed[c.pk] = message
+        return
+    if c.status == ContainerStatus.STARTING:
+        endpoints = backend.endpoints(c.pk, c.run)
+        address = endpoints.get("jupyter")
+        if jupyter is not None and jupyter.phase == RankPhase.RUNNING and address and jupyter_answers(address, spec):
+            _record_states(c, _states(observed), endpoints)
+            if container_services.container_observed(container_id=c.pk, run=c.run, status=ContainerStatus.RUNNING):
+                result.running.append(c.pk)
+            return
+        started = c.started_at or timezone.now()
+        if (timezone.now() - started).total_seconds() > timeout:
+            backend.stop(c.pk, c.run)
+            message = f"JupyterLab did not answer within {timeout:.0f} s. See the jupyter log."
+            if container_services.container_observed(
+                container_id=c.pk,
+                run=c.run,
+                status=ContainerStatus.FAILED,
+                message=message,
+                stop_reason=StopReason.FAILED,
+            ):
+                result.failed[c.pk] = message
+        _record_states(c, _states(observed))
+        return
+    # running
+    if c.restart_services:
+        restarted = []
+        for name in c.restart_services:
+            began = time.monotonic()
+            backend.restart_service(spec, name)
+            restarted.append(name)
+            logger.info("container %s: restarted service %s (%.0f ms)", c.pk, name, (time.monotonic() - began) * 1000)
+        container_services.container_services_restarted(container_id=c.pk, names=restarted)
+        observed = backend.observe(c.pk, c.run)
+    _record_states(c, _states(observed), backend.endpoints(c.pk, c.run))
