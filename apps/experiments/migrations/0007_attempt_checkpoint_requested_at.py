@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('experiments', '0005_stop_reason_marked'),
+        ('experiments', '0006_attempt_not_before'),
     ]
 
     operations = [
