@@ -23,6 +23,7 @@ urlpatterns = [
     path("media/discussion/<path:path>", discussion_views.image_view, name="forum-image"),
     path("notifications/", include("apps.notifications.urls")),
     path("monitor/", include("monitor.urls")),
+    path("containers/", include("apps.containers.urls")),
     # HAI Platform's API (its own paths at the root) so HAI's hai-cli works unchanged
     path("", include("apps.hai.urls")),
     path("", include("apps.web.urls")),

@@ -21,6 +21,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.core.passes import RECONCILE, SCHEDULE
 from apps.core.tasks import enqueue_on_commit
 from apps.experiments import events
 from apps.experiments.choices import (
@@ -36,9 +37,6 @@ from apps.experiments.choices import (
 )
 from apps.experiments.models import Attempt, Chain, Rank
 from portal.realtime import chain_group, send_event_on_commit, team_group, user_group
-
-SCHEDULE = "apps.scheduler.tasks.schedule_pass"
-RECONCILE = "apps.launcher.tasks.reconcile_pass"
 
 _CHAIN_STATUS: dict[str, str] = {
     WorkerStatus.STARTING: ChainStatus.STARTING,

@@ -1,4 +1,4 @@
-"""``manage.py rota_bootstrap FILE``: declare the cluster (see ``apps.cluster.bootstrap``)."""
+"""``manage.py rota_bootstrap FILE``: declare the cluster (see ``apps.quotas.bootstrap``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.cluster.bootstrap import BootstrapError, apply_file
+from apps.quotas.bootstrap import BootstrapError, apply_file
 
 
 class Command(BaseCommand):

@@ -4,6 +4,9 @@ Everything is applied in one transaction through the same services the API uses,
 validated and audited like any admin write; an error anywhere rolls back everything and names
 the line of the entry at fault. Applying the same file twice changes nothing (services only
 write, and audit, what differs).
+
+It lives in ``apps/quotas``, the highest of the three layers it writes (accounts, cluster,
+quotas: docs/architecture.md), so no lower app imports upward to orchestrate the others.
 """
 
 from __future__ import annotations

@@ -1,0 +1,173 @@
+"""The containers pages: my containers with quota and a create form, and one container's page
+(services, open, logs per service, SSH command, edit, actions). Thin: forms shape input, the
+services decide, errors become messages a user can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from apps.containers import selectors, services
+from apps.containers.forms import ContainerCreateForm, ContainerEditForm, services_text
+from apps.containers.layout import service_slots
+from apps.containers.models import Container
+from apps.containers.presentation import ssh_command, status_message
+from apps.core.errors import ApplicationError, NotFound
+from apps.quotas.selectors import environments_for
+
+
+def _visible(request: HttpRequest, pk: int) -> Container:
+    try:
+        return selectors.container_get(user=request.user, pk=pk)  # type: ignore[arg-type]
+    except NotFound:
+        raise Http404(_("No such container.")) from None
+
+
+def _apply_errors(form: Any, exc: ApplicationError) -> None:
+    placed = False
+    for field, problems in exc.fields.items():
+        name = field.split("[")[0]
+        if name in form.fields:
+            for problem in problems:
+                form.add_error(name, problem)
+            placed = True
+    if not placed:
+        form.add_error(None, exc.message)
+
+
+@login_required
+def container_list_view(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    show_all = user.is_platform_admin and request.GET.get("all") == "1"
+    groups = selectors.node_groups_for_containers(user=user)
+    environments = environments_for(user=user)
+    form = ContainerCreateForm(request.POST or None, groups=groups, environments=environments)
+    if request.method == "POST" and form.is_valid():
+        data = dict(form.cleaned_data)
+        try:
+            container = services.container_create(actor=user, **data)
+        except ApplicationError as exc:
+            _apply_errors(form, exc)
+        else:
+            messages.success(request, _("Container %(n)s created.") % {"n": container.name})
+            return redirect(reverse("containers:detail", args=[container.pk]))
+    rows = selectors.containers_visible_to(user)
+    if not show_all:
+        rows = rows.filter(owner=user)
+    status = 400 if request.method == "POST" else 200
+    return render(
+        request,
+        "containers/container_list.html",
+        {
+            "containers": [(c, status_message(c)) for c in rows.order_by("owner__username", "name")],
+            "quota": selectors.quota_overview(user=user),
+            "form": form,
+            "show_all": show_all,
+            "current": "containers",
+        },
+        status=status,
+    )
+
+
+ACTIONS = {
+    "start": (services.container_start, _("Starting: waiting for a node.")),
+    "stop": (services.container_stop, _("Stopping.")),
+    "restart": (services.container_restart, _("Restarting.")),
+    "keep": (services.container_keep, _("Kept: the idle clock starts again.")),
+}
+
+
+@login_required
+def container_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    user: Any = request.user
+    container = _visible(request, pk)
+    environments = environments_for(user=container.owner)
+    custom = [
+        {"name": s.name, "port": s.port, "protocol": s.protocol, "command": s.command} for s in container.services.all()
+    ]
+    initial = {
+        "environment": container.environment.name if container.environment else None,
+        "cpu": container.cpu,
+        "memory_gib": container.memory_gib,
+        "gpus": container.gpus,
+        "ssh": container.ssh,
+        "startup_script": container.startup_script,
+        "services": services_text(custom),
+    }
+    form = ContainerEditForm(initial=initial, environments=environments)
+    status = 200
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        try:
+            if action in ACTIONS:
+                service, done = ACTIONS[action]
+                service(actor=user, container=container)
+                messages.success(request, str(done))
+                return redirect(reverse("containers:detail", args=[pk]))
+            if action == "delete":
+                services.container_delete(actor=user, container=container)
+                messages.success(request, _("Container %(n)s deleted.") % {"n": container.name})
+                return redirect(reverse("containers:list"))
+            if action == "restart_service":
+                name = request.POST.get("service", "")
+                services.container_restart_service(actor=user, container=container, service=name)
+                messages.success(request, _("Restarting service %(s)s.") % {"s": name})
+                return redirect(reverse("containers:detail", args=[pk]))
+            if action == "edit":
+                form = ContainerEditForm(request.POST, environments=environments)
+                if form.is_valid():
+                    try:
+                        services.container_update(actor=user, container=container, **form.cleaned_data)
+                    except ApplicationError as exc:
+                        _apply_errors(form, exc)
+                    else:
+                        messages.success(request, _("Saved. The changes apply at the next (re)start."))
+                        return redirect(reverse("containers:detail", args=[pk]))
+                status = 400
+            else:
+                messages.error(request, _("Unknown action."))
+                status = 400
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+            return redirect(reverse("containers:detail", args=[pk]))
+    container = _visible(request, pk)
+    spec = (
+        container.started_spec
+        if container.run
+        else {"ssh": container.ssh, "startup_script": container.startup_script, "services": custom}
+    )
+    states = container.service_states or {}
+    base = f"/containers/{container.owner.username}/{container.name}/"
+    slots = [
+        {
+            "slot": slot,
+            "state": (states.get(slot.name) or {}).get("phase", ""),
+            "message": (states.get(slot.name) or {}).get("message", ""),
+            "url": (base + ("lab" if slot.name == "jupyter" else f"{slot.name}/")) if slot.protocol == "http" else "",
+        }
+        for slot in service_slots(spec or {})
+    ]
+    log_service = request.GET.get("service") or "jupyter"
+    if log_service not in {s["slot"].name for s in slots}:
+        log_service = "jupyter"
+    return render(
+        request,
+        "containers/container_detail.html",
+        {
+            "c": container,
+            "message": status_message(container),
+            "slots": slots,
+            "open_url": base + "lab",
+            "ssh_command": ssh_command(container),
+            "form": form,
+            "log_service": log_service,
+            "current": "containers",
+        },
+        status=status,
+    )
