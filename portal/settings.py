@@ -402,6 +402,10 @@ ROTA_TOKEN_PREFIX = "rota_"  # noqa: S105 - a prefix, not a secret
 ROTA_MAX_UNFINISHED_CHAINS_PER_USER = env_int("ROTA_MAX_UNFINISHED_CHAINS_PER_USER", 1000)
 
 # Scheduler policy: every threshold is a setting (see docs/scheduler.md).
+# The dashboard's queue counts (the same for everyone) are computed at most once per this many
+# seconds, in the shared cache (apps/web/selectors.py, queue_summary); 0 computes them every time.
+ROTA_QUEUE_SUMMARY_SECONDS = env_int("ROTA_QUEUE_SUMMARY_SECONDS", 5)
+
 ROTA_SCHEDULER = {
     "MIN_RUN_SECONDS": env_float("ROTA_SCHED_MIN_RUN_SECONDS", 900.0),
     "TIME_SLICE_SECONDS": env_float("ROTA_SCHED_TIME_SLICE_SECONDS", 21600.0),
