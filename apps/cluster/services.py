@@ -21,6 +21,7 @@ from apps.cluster import templates
 from apps.cluster.choices import MountAction, MountKind, NodeState
 from apps.cluster.events import NodeStateChanged
 from apps.cluster.models import Environment, MountRule, Node, NodeGroup
+from apps.core import passes
 from apps.core.audit import audit_record, snapshot
 from apps.core.errors import ApplicationError, PermissionDenied
 from apps.core.tasks import enqueue_on_commit
@@ -57,8 +58,8 @@ def _full_clean(instance: Any, exclude: list[str] | None = None) -> None:
 
 
 def _node_capacity_changed() -> None:
-    enqueue_on_commit("apps.scheduler.tasks.schedule_pass")
-    enqueue_on_commit("apps.launcher.tasks.reconcile_pass")
+    enqueue_on_commit(passes.SCHEDULE)
+    enqueue_on_commit(passes.RECONCILE)
 
 
 def _emit_node_state(node: Node, previous_state: str) -> None:

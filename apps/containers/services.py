@@ -43,12 +43,12 @@ from apps.containers.models import Container, ContainerGroupPolicy, ContainerSer
 from apps.containers.selectors import QuotaUse, quota_use
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, Conflict, NotFound
+from apps.core.passes import CONTAINER_RECONCILE as RECONCILE
+from apps.core.passes import SCHEDULE
 from apps.core.tasks import enqueue_on_commit
 from apps.quotas.selectors import quota_resolve
 from portal.realtime import ADMINS_GROUP, send_event_on_commit, user_group
 
-SCHEDULE = "apps.scheduler.tasks.schedule_pass"
-RECONCILE = "apps.launcher.tasks.container_reconcile_pass"
 _SERVICE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$")
 MAX_CUSTOM_SERVICES = 8
 

@@ -17,15 +17,16 @@ import time
 from django.conf import settings
 from django.db import close_old_connections
 
+from apps.core import passes
 from apps.core.tasks import run_now
 
 logger = logging.getLogger(__name__)
 
 PASSES = {
-    "scheduler": ("apps.scheduler.tasks.schedule_pass", lambda: settings.ROTA_SCHEDULER["PASS_INTERVAL_SECONDS"]),
-    "launcher": ("apps.launcher.tasks.reconcile_pass", lambda: settings.ROTA_LAUNCHER["PASS_INTERVAL_SECONDS"]),
+    "scheduler": (passes.SCHEDULE, lambda: settings.ROTA_SCHEDULER["PASS_INTERVAL_SECONDS"]),
+    "launcher": (passes.RECONCILE, lambda: settings.ROTA_LAUNCHER["PASS_INTERVAL_SECONDS"]),
     "containers": (
-        "apps.launcher.tasks.container_reconcile_pass",
+        passes.CONTAINER_RECONCILE,
         lambda: settings.ROTA_LAUNCHER["PASS_INTERVAL_SECONDS"],
     ),
 }

@@ -1,7 +1,7 @@
 """Enqueueing background passes by name, after commit.
 
 Services never import the scheduler or the launcher (they sit above them); they ask for a pass by
-dotted name: ``enqueue_on_commit("apps.scheduler.tasks.schedule_pass")``. How it runs is the
+dotted name, defined once in ``apps.core.passes``: ``enqueue_on_commit(passes.SCHEDULE)``. How it runs is the
 ``ROTA_TASK_RUNNER`` setting:
 
 - ``django_q``: ``async_task`` to the qcluster workers (production; Redis broker);

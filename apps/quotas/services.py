@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
 from apps.cluster.models import Environment, NodeGroup
+from apps.core import passes
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, PermissionDenied
 from apps.core.priorities import Priority
@@ -104,7 +105,7 @@ def quota_set(
             before=before,
             after=after,
         )
-        enqueue_on_commit("apps.scheduler.tasks.schedule_pass")
+        enqueue_on_commit(passes.SCHEDULE)
     return quota
 
 
@@ -121,4 +122,4 @@ def quota_delete(*, actor: User | None, quota: Quota) -> None:
         after=None,
     )
     quota.delete()
-    enqueue_on_commit("apps.scheduler.tasks.schedule_pass")
+    enqueue_on_commit(passes.SCHEDULE)

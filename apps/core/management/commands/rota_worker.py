@@ -8,6 +8,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from apps.core import passes
 from apps.core.loops import PASSES, loop
 from apps.core.tasks import run_now
 
@@ -30,9 +31,9 @@ class Command(BaseCommand):
         if "launcher" in names:
             # By name (apps.core sits below the launcher): renew the cluster-owner lease between
             # passes too, so a long pass never lets it lapse.
-            run_now("apps.launcher.tasks.keep_ownership", stop)
+            run_now(passes.KEEP_OWNERSHIP, stop)
         for thread in threads:
             while thread.is_alive():
                 thread.join(0.5)
         if "launcher" in names:
-            run_now("apps.launcher.tasks.release_ownership")  # a standby takes over at once
+            run_now(passes.RELEASE_OWNERSHIP)  # a standby takes over at once
