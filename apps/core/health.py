@@ -29,10 +29,25 @@ PASS_KEY = "rota:health:pass:{name}"  # noqa: S105 - a cache key, not a secret
 PASS_NAMES = ("scheduler", "launcher")
 
 
-def record_pass(name: str) -> None:
-    """Note that a ``name`` pass (``scheduler`` | ``launcher``) just completed (shared cache)."""
+PASS_DURATION_KEY = "rota:health:pass-seconds:{name}"  # noqa: S105 - a cache key
+
+
+def record_pass(name: str, seconds: float | None = None) -> None:
+    """Note that a ``name`` pass (``scheduler`` | ``launcher``) just completed, and how long it took
+    (shared cache: the worker writes, every web replica's ``/metrics`` reads)."""
     with contextlib.suppress(Exception):  # health bookkeeping must never break a pass
         cache.set(PASS_KEY.format(name=name), time.time(), timeout=None)
+        if seconds is not None:
+            cache.set(PASS_DURATION_KEY.format(name=name), float(seconds), timeout=None)
+
+
+def last_pass_seconds(name: str) -> float | None:
+    """How long the last ``name`` pass took (seconds), if one was recorded."""
+    try:
+        value = cache.get(PASS_DURATION_KEY.format(name=name))
+    except Exception:
+        return None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def last_pass_at(name: str) -> float | None:

@@ -73,6 +73,7 @@ from django.utils import timezone
 from apps.accounts.ws_auth import PROTOCOL, credential_problem_text, scope_language
 from apps.core.aio import cancel_and_wait
 from apps.core.errors import ApplicationError
+from apps.core.metrics import LOG_LINES, WEBSOCKETS, count_lines
 from apps.experiments.selectors import chains_visible_to
 from apps.logs import params as log_params
 from apps.logs import tailer as tailing
@@ -220,6 +221,7 @@ class LogSink:
         self.viewer: tailing.Viewer | None = None
         stream_part = f'"stream":{json.dumps(stream)},' if stream is not None else ""
         self._lines_head = f'{{"type":"log.lines",{stream_part}"chain":{chain_id},"rank":{rank},"data":'
+        self._endpoint = "events" if stream is not None else "logs"
 
     def _fields(self) -> dict[str, Any]:
         fields: dict[str, Any] = {"stream": self.stream} if self.stream is not None else {}
@@ -228,6 +230,7 @@ class LogSink:
     async def lines(self, text: str, cursor: str, json_text: str | None) -> None:
         data = json_text if json_text is not None else json.dumps(text, ensure_ascii=False)
         await self.consumer.send(text_data=f'{self._lines_head}{data},"cursor":"{cursor}"}}')
+        LOG_LINES.labels(self._endpoint).inc(count_lines(text))
 
     async def behind(self, cursor: str) -> None:
         await self.consumer.send(text_data=json.dumps({"type": "log.behind", **self._fields(), "cursor": cursor}))
@@ -357,6 +360,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         for group in self.user_groups:
             await self._join(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
+        self.counted = "events"
+        WEBSOCKETS.labels("events").inc()
         self.auth_watch = AuthWatch(self)
         self.auth_watch.start()
 
@@ -369,6 +374,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.fanout.leave(group, self)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", None):
+            WEBSOCKETS.labels(self.counted).dec()
+            self.counted = ""
         if hasattr(self, "auth_watch"):
             await self.auth_watch.stop()
         for group in list(getattr(self, "joined", [])):
@@ -548,6 +556,8 @@ class LogsConsumer(AsyncWebsocketConsumer):
             await self.fanout.join(group, self)
             self.joined.append(group)
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
+        self.counted = "logs"
+        WEBSOCKETS.labels("logs").inc()
         self.auth_watch = AuthWatch(self)
         self.auth_watch.start()
 
@@ -602,6 +612,9 @@ class LogsConsumer(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_NOT_FOUND)
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "counted", None):
+            WEBSOCKETS.labels(self.counted).dec()
+            self.counted = ""
         if hasattr(self, "auth_watch"):
             await self.auth_watch.stop()
         for group in list(getattr(self, "joined", [])):

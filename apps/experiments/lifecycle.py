@@ -366,13 +366,34 @@ def attempt_set_whole_life_state(attempt_id: int, value: int) -> bool:
 
 
 def attempt_report_checkpoint(attempt_id: int) -> bool:
-    """The job saved a checkpoint: it loses least work if suspended now (victim choice)."""
+    """The job saved a checkpoint: it loses least work if suspended now (victim choice). Answers the
+    scheduler's checkpoint request, if any."""
     return (
         Attempt.objects.filter(pk=attempt_id)
         .exclude(queue_status=QueueStatus.FINISHED)
-        .update(last_checkpoint_at=timezone.now())
+        .update(last_checkpoint_at=timezone.now(), checkpoint_requested_at=None)
         == 1
     )
+
+
+def attempts_request_checkpoint(attempt_ids: Iterable[int], *, now: datetime) -> list[int]:
+    """Ask running jobs to save a checkpoint soon (the scheduler will suspend them right after they
+    report it); the job sees it through its status (``rota.job.checkpoint_requested()``). An attempt
+    already asked keeps the time of the first request. Returns the attempts newly asked."""
+    ids = sorted(set(attempt_ids))
+    if not ids:
+        return []
+    fresh = list(
+        Attempt.objects.filter(
+            pk__in=ids,
+            queue_status=QueueStatus.SCHEDULED,
+            worker_status=WorkerStatus.RUNNING,
+            checkpoint_requested_at__isnull=True,
+        ).values_list("pk", flat=True)
+    )
+    if fresh:
+        Attempt.objects.filter(pk__in=fresh, checkpoint_requested_at__isnull=True).update(checkpoint_requested_at=now)
+    return sorted(fresh)
 
 
 def attempt_acknowledge_suspend(attempt_id: int) -> bool:

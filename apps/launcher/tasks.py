@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from apps.core.health import record_pass
 from apps.core.leases import run_single_flight
@@ -19,9 +20,16 @@ def reconcile_pass() -> bool:
 
     if not ownership.claim():
         return False
-    ran = run_single_flight(LEASE, reconcile, ttl=120.0)
+    took: list[float] = []
+
+    def timed() -> None:
+        began = time.perf_counter()
+        reconcile()
+        took.append(time.perf_counter() - began)
+
+    ran = run_single_flight(LEASE, timed, ttl=120.0)
     if ran:
-        record_pass("launcher")  # the worker's heartbeat for /readyz
+        record_pass("launcher", took[-1] if took else None)  # heartbeat for /readyz; duration for /metrics
     return ran
 
 

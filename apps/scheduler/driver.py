@@ -74,6 +74,9 @@ def policy_config() -> policy.PolicyConfig:
         checkpoint_wait_seconds=conf["CHECKPOINT_WAIT_SECONDS"],
         timeshare_max_ratio=conf["TIMESHARE_MAX_RATIO"],
         victim_wait_seconds=conf["VICTIM_WAIT_SECONDS"],
+        preempt_wait_seconds=conf["PREEMPT_WAIT_SECONDS"],
+        starvation_seconds=conf["STARVATION_SECONDS"],
+        request_checkpoints=bool(conf["REQUEST_CHECKPOINTS"]),
     )
 
 
@@ -96,6 +99,7 @@ class PassResult:
     started: list[int] = field(default_factory=list)
     suspended: list[int] = field(default_factory=list)
     demoted: list[int] = field(default_factory=list)
+    checkpoint_requested: list[int] = field(default_factory=list)
     explained: int = 0
     skipped_starts: list[int] = field(default_factory=list)
     plan_seconds: float = 0.0
@@ -308,6 +312,9 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
             ):
                 result.suspended.append(suspend.attempt_id)
                 touched_chains.add(loaded.chain_of[suspend.attempt_id])
+
+        if plan.checkpoint_requests:
+            result.checkpoint_requested = lifecycle.attempts_request_checkpoint(plan.checkpoint_requests, now=now)
 
         for start in plan.starts:
             try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from apps.core.health import record_pass
 from apps.core.leases import run_single_flight
 
@@ -15,7 +17,14 @@ def schedule_pass() -> bool:
     """
     from apps.scheduler.driver import run_pass
 
-    ran = run_single_flight(LEASE, run_pass, ttl=60.0)
+    took: list[float] = []
+
+    def timed() -> None:
+        began = time.perf_counter()
+        run_pass()
+        took.append(time.perf_counter() - began)
+
+    ran = run_single_flight(LEASE, timed, ttl=60.0)
     if ran:
-        record_pass("scheduler")  # the worker's heartbeat for /readyz
+        record_pass("scheduler", took[-1] if took else None)  # heartbeat for /readyz; duration for /metrics
     return ran

@@ -7,7 +7,12 @@ answers the same and nothing is lost when a process restarts:
 * ``rota_queue_length{group, priority}`` and ``rota_queue_wait_seconds_max{group, priority}``:
   attempts waiting for nodes, and how long the oldest has waited;
 * ``rota_nodes{group, state}``: nodes by state;
-* ``rota_pass_age_seconds{pass}``: time since the last scheduling / reconcile pass.
+* ``rota_pass_age_seconds{pass}`` and ``rota_pass_duration_seconds{pass}``: time since the last
+  scheduling / reconcile pass, and how long it took (shared cache);
+* ``rota_preemptions_total{reason}`` and ``rota_gpu_hours_lost_total{reason}``: attempts the
+  platform suspended, and the GPU-hours of work they lost since their last checkpoint;
+* ``rota_websocket_connections{endpoint}`` and ``rota_log_lines_streamed_total{endpoint}``: per
+  process (``apps.core.metrics``).
 
 Answered by ``MetricsMiddleware`` (first in ``MIDDLEWARE``) whatever the Host header — Prometheus
 scrapes pods by IP — and only with ``Authorization: Bearer $ROTA_METRICS_TOKEN``; without a
@@ -21,17 +26,18 @@ import time
 from collections.abc import Callable, Iterator
 
 from django.conf import settings
-from django.db.models import Count, Min
+from django.db.models import Count, Min, Sum
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from apps.cluster.models import Node
 from apps.core import health
+from apps.core import metrics as _process_metrics  # noqa: F401 - registers the per-process series
 from apps.core.priorities import Priority
-from apps.experiments.choices import QueueStatus
+from apps.experiments.choices import QueueStatus, SuspendReason, WorkerStatus
 from apps.experiments.models import Attempt, Chain
 
 
@@ -90,6 +96,61 @@ class RotaCollector(Collector):
             if at is not None:
                 age.add_metric([name], max(0.0, now - at))
         yield age
+
+        duration = GaugeMetricFamily(
+            "rota_pass_duration_seconds", "How long the last completed pass took.", labels=["pass"]
+        )
+        for name in health.PASS_NAMES:
+            seconds = health.last_pass_seconds(name)
+            if seconds is not None:
+                duration.add_metric([name], seconds)
+        yield duration
+
+        yield from _suspensions()
+
+
+def _suspensions() -> Iterator[Metric]:
+    """Preemptions by reason, and the GPU-hours their attempts lost: GPUs held × the time from the
+    attempt's last checkpoint (or its start) to its end — the work its next attempt does again.
+    Read from the attempts themselves (they are never deleted while their chain exists)."""
+    preemptions = CounterMetricFamily(
+        "rota_preemptions",
+        "Attempts the platform suspended and requeued, by reason.",
+        labels=["reason"],
+    )
+    lost = CounterMetricFamily(
+        "rota_gpu_hours_lost",
+        "GPU-hours of work lost by suspended attempts since their last checkpoint, by reason.",
+        labels=["reason"],
+    )
+    counts: dict[str, int] = dict.fromkeys(PLATFORM_SUSPENSIONS, 0)
+    hours: dict[str, float] = dict.fromkeys(PLATFORM_SUSPENSIONS, 0.0)
+    rows = (
+        Attempt.objects.filter(worker_status=WorkerStatus.SUSPENDED, suspend_reason__in=PLATFORM_SUSPENSIONS)
+        .values_list("suspend_reason", "started_at", "last_checkpoint_at", "finished_at")
+        .annotate(gpus=Sum("ranks__node__gpu_count"))
+        .order_by()
+    )
+    for reason, started, checkpoint, finished, gpus in rows:
+        counts[reason] += 1
+        since = max((t for t in (started, checkpoint) if t is not None), default=None)
+        if since is not None and finished is not None and gpus:
+            hours[reason] += gpus * max(0.0, (finished - since).total_seconds()) / 3600
+    for reason in PLATFORM_SUSPENSIONS:
+        preemptions.add_metric([reason], counts[reason])
+        lost.add_metric([reason], round(hours[reason], 6))
+    yield preemptions
+    yield lost
+
+
+#: Suspensions the platform decided (a person's suspend or the job's own are not preemptions).
+PLATFORM_SUSPENSIONS = (
+    SuspendReason.PREEMPTED.value,
+    SuspendReason.TIME_SHARE.value,
+    SuspendReason.OVER_QUOTA.value,
+    SuspendReason.NODE_NOT_READY.value,
+    SuspendReason.UNSCHEDULABLE.value,
+)
 
 
 _rota_registry = CollectorRegistry(auto_describe=False)

@@ -67,3 +67,51 @@ def test_metrics_need_the_bearer_token():
 def test_metrics_do_not_exist_without_a_configured_token(settings):
     settings.ROTA_METRICS_TOKEN = ""
     assert Client().get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 404
+
+
+@pytest.mark.usefixtures("metrics_on")
+def test_preemptions_gpu_hours_lost_and_pass_durations(cluster, submit):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.experiments import lifecycle
+    from apps.experiments.choices import RankStatus, SuspendReason
+    from apps.experiments.models import Attempt
+    from apps.web.metrics import PLATFORM_SUSPENSIONS
+
+    user = UserFactory(username="noa")
+    t0 = timezone.now() - timedelta(hours=5)
+
+    def suspend(chain, reason, *, ran_hours: float, checkpoint_hours: float | None):
+        attempt = Attempt.objects.get(pk=chain.latest_attempt_id)
+        for rank in attempt.ranks.all():
+            lifecycle.rank_update(attempt.pk, rank.rank, status=RankStatus.RUNNING)
+        assert lifecycle.attempt_mark_running(attempt.pk)
+        assert lifecycle.attempt_mark_suspended(attempt.pk, reason=reason) is not None
+        checkpoint = t0 + timedelta(hours=checkpoint_hours) if checkpoint_hours is not None else None
+        Attempt.objects.filter(pk=attempt.pk).update(
+            started_at=t0, last_checkpoint_at=checkpoint, finished_at=t0 + timedelta(hours=ran_hours)
+        )
+
+    big = submit(user, name="big", nodes=2)  # 2 nodes × 8 GPUs
+    suspend(big, SuspendReason.PREEMPTED, ran_hours=3, checkpoint_hours=2.5)  # 16 GPUs × 0.5 h lost
+    small = submit(user, name="small", nodes=1)  # 8 GPUs, never checkpointed
+    suspend(small, SuspendReason.NODE_NOT_READY, ran_hours=0.25, checkpoint_hours=None)  # 8 × 0.25 h
+    mine = submit(user, name="mine", nodes=1)
+    suspend(mine, SuspendReason.USER, ran_hours=1, checkpoint_hours=None)  # a person's: not counted
+    health.record_pass("scheduler", 0.125)
+    health.record_pass("launcher", 2.5)
+
+    samples = scrape(Client(HTTP_HOST=POD_IP))
+    expected = dict.fromkeys(PLATFORM_SUSPENSIONS, 0.0)
+    assert rota(samples, "rota_preemptions_total") == {
+        (("reason", r),): {"preempted": 1.0, "node_not_ready": 1.0}.get(r, v) for r, v in expected.items()
+    }
+    assert rota(samples, "rota_gpu_hours_lost_total") == {
+        (("reason", r),): {"preempted": 8.0, "node_not_ready": 2.0}.get(r, v) for r, v in expected.items()
+    }
+    assert rota(samples, "rota_pass_duration_seconds") == {
+        (("pass", "scheduler"),): 0.125,
+        (("pass", "launcher"),): 2.5,
+    }
