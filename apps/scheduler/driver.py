@@ -39,7 +39,7 @@ from apps.cluster.models import Node, NodeGroup
 from apps.containers.selectors import nodes_holding_containers
 from apps.containers.services import containers_place
 from apps.core.tasks import enqueue_on_commit
-from apps.experiments import events, lifecycle
+from apps.experiments import events, lifecycle, locks
 from apps.experiments.choices import QueueStatus, SuspendReason, WorkerStatus
 from apps.experiments.models import Attempt, Rank
 from apps.quotas.selectors import quota_resolve_many
@@ -292,11 +292,11 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
     result = PassResult()
     touched_chains: set[int] = set()
 
-    # Chains before attempts, as everywhere (``lifecycle.lock_chain_of``): every chain this pass
+    # Chains before attempts, as everywhere (``locks.lock_chain_of``): every chain this pass
     # changes is locked up front in one query, in id order.
     decided = [d.attempt_id for d in plan.demotions] + [s.attempt_id for s in plan.suspends]
     decided += [s.attempt_id for s in plan.starts]
-    with lifecycle.chains_locked({a: loaded.chain_of[a] for a in decided}):
+    with locks.chains_locked({a: loaded.chain_of[a] for a in decided}):
         for demotion in plan.demotions:
             if Attempt.objects.filter(pk=demotion.attempt_id, queue_status=QueueStatus.SCHEDULED).update(
                 effective_priority=demotion.new_priority
