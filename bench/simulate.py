@@ -324,6 +324,16 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "rota-no-checkpoint-wait": lambda: RotaPolicy(
         "rota-no-checkpoint-wait", PolicyConfig(checkpoint_fresh_seconds=_OFF, urgent_priority=0)
     ),
+    # ask no stale victim to checkpoint: wait for the job's own schedule (as with jobs that ignore requests)
+    "rota-no-checkpoint-request": lambda: RotaPolicy(
+        "rota-no-checkpoint-request", PolicyConfig(request_checkpoints=False)
+    ),
+    # non-urgent waiters suspend as soon as they are blocked
+    "rota-no-preempt-wait": lambda: RotaPolicy("rota-no-preempt-wait", PolicyConfig(preempt_wait_seconds=0.0)),
+    # fair share alone orders a level, however long a job has waited
+    "rota-no-starvation": lambda: RotaPolicy("rota-no-starvation", PolicyConfig(starvation_seconds=_OFF)),
+    # the slice of the first round of issue 11 (4 h, HAI's constant)
+    "rota-4h-slices": lambda: RotaPolicy("rota-4h-slices", PolicyConfig(time_slice_seconds=4 * HOUR)),
     # the time-share and anti-thrash constants before issue 11 (1 h slice, 5 min minimum run)
     "rota-short-slices": lambda: RotaPolicy(
         "rota-short-slices", PolicyConfig(time_slice_seconds=3600.0, min_run_seconds=300.0)
@@ -344,6 +354,7 @@ class _Job:
     ran: float = 0.0  # seconds its ended attempts ran
     claim: bool = False  # a job was suspended for its waiting attempt
     last_reason: str = ""  # why its last attempt was suspended (its restart is charged to that)
+    last_cause: str = ""  # the same with the victim's and the beneficiary's levels (Metrics.losses)
 
 
 @dataclass(slots=True)
@@ -358,6 +369,9 @@ class _Attempt:
     base: float = 0.0  # job.saved when it started
     release_at: float | None = None  # suspend requested: nodes held until then
     reason: SuspendReason | None = None
+    asked: tuple[float, float] | None = None  # checkpoint requested: (time it saves, work saved then)
+    victim_of: int = 0  # priority of the job it was suspended for (-1: nobody)
+    ckpt_age: float = 0.0  # age of its last checkpoint when the suspend was requested
 
     def progress_at(self, t: float, restart_cost: float) -> float:
         """Work done in total by time ``t`` (never more than the job needs)."""
@@ -369,12 +383,14 @@ class _Attempt:
         done = self.progress_at(t, restart_cost)
         if done >= self.job.spec.work:
             return done, t
-        if not math.isfinite(ci) or ci <= 0:
-            return self.base, None
-        saved = math.floor(done / ci) * ci
-        if saved <= self.base:
-            return self.base, None
-        return saved, self.started_at + restart_cost + (saved - self.base)
+        saved, at = self.base, None
+        if math.isfinite(ci) and ci > 0:
+            periodic = math.floor(done / ci) * ci
+            if periodic > self.base:
+                saved, at = periodic, self.started_at + restart_cost + (periodic - self.base)
+        if self.asked is not None and self.asked[0] <= t and (at is None or self.asked[0] >= at):
+            saved, at = self.asked[1], self.asked[0]  # the checkpoint it saved on request
+        return saved, at
 
 
 @dataclass
@@ -387,12 +403,16 @@ class Metrics:
     useful_gpu_h: float = 0.0  # progress kept (completed, checkpointed, or running at the end)
     lost_gpu_h: float = 0.0  # lost to preemption: work since the last checkpoint, grace, restart start-up
     lost_by_reason: dict[str, float] = field(default_factory=dict)  # the same per suspend reason
+    # why work was lost, per "<reason> <victim level> for <beneficiary level>": [suspensions, victim nodes,
+    # GPU-h of work since the checkpoint (incl. grace), GPU-h of restart, summed checkpoint age at the request]
+    losses: dict[str, list[float]] = field(default_factory=dict)
     startup_gpu_h: float = 0.0  # start-up of first attempts (not a preemption loss)
     submitted: int = 0
     completed: int = 0
     never_started: int = 0
     suspensions: int = 0
     time_share_suspensions: int = 0
+    checkpoint_requests: int = 0  # checkpoints saved on the scheduler's request
     hours: float = 0.0
     allocation_when_full: float = 0.0  # mean share of nodes held over ticks where demand >= nodes
     full_ticks: int = 0
@@ -448,6 +468,7 @@ class Simulation:
         grace: float = 60.0,
         restart_cost: float = 300.0,
         half_life: float | None = None,
+        checkpoint_response: float = 120.0,
         record_series: bool = False,
         drain: float = 2 * DAY,
     ) -> None:
@@ -457,6 +478,8 @@ class Simulation:
         self.tick = tick
         self.grace = grace
         self.restart_cost = restart_cost
+        # a job asked to checkpoint saves one this long after the request (math.inf: it ignores requests)
+        self.checkpoint_response = checkpoint_response
         cfg = getattr(policy, "config", PolicyConfig())
         self.half_life = cfg.fairshare_half_life_seconds if half_life is None else half_life
         self.record_series = record_series
@@ -494,19 +517,32 @@ class Simulation:
         restart = a.job.attempts > 1  # its start-up is a restart caused by an earlier suspension
         if restart:
             self._lose(a.job.last_reason, n * startup)
+            self._loss_detail(a.job.last_cause, 3, self._gpu_h(n * startup))
         else:
             m.startup_gpu_h += self._gpu_h(n * startup)
         if suspended:
             saved, _ = a.checkpoint_at(t, rc)
             m.useful_gpu_h += self._gpu_h(n * (saved - a.base))
             a.job.last_reason = a.reason.value if a.reason is not None else ""
+            a.job.last_cause = (
+                f"{a.job.last_reason} {Priority(a.priority).name} for "
+                f"{Priority(a.victim_of).name if a.victim_of >= 0 else '-'}"
+            )
+            work_lost = self._gpu_h(n * (held - startup - (saved - a.base)))
             self._lose(a.job.last_reason, n * (held - startup - (saved - a.base)))
+            self._loss_detail(a.job.last_cause, 0, 1)
+            self._loss_detail(a.job.last_cause, 1, n)
+            self._loss_detail(a.job.last_cause, 2, work_lost)
+            self._loss_detail(a.job.last_cause, 4, a.ckpt_age)
             a.job.saved = saved
             self._queue(a.job, t)
         else:
             m.useful_gpu_h += self._gpu_h(n * (a.job.spec.work - a.base))
             a.job.saved = a.job.spec.work
             a.job.done_at = t
+
+    def _loss_detail(self, cause: str, index: int, value: float) -> None:
+        self.m.losses.setdefault(cause, [0.0] * 5)[index] += value
 
     def _lose(self, reason: str, node_seconds: float) -> None:
         gpu_h = self._gpu_h(node_seconds)
@@ -568,10 +604,19 @@ class Simulation:
             a.reason = s.reason
             self.m.suspensions += 1
             beneficiary = self.waiting.get(s.beneficiary_attempt_id)
+            a.victim_of = -1 if beneficiary is None else beneficiary.job.spec.priority
+            _, ckpt = a.checkpoint_at(now, self.restart_cost)
+            a.ckpt_age = now - (a.started_at if ckpt is None else ckpt)
             if beneficiary is not None:
                 beneficiary.job.claim = True
             if s.reason is SuspendReason.TIME_SHARE:
                 self.m.time_share_suspensions += 1
+        for aid in result.checkpoint_requests:
+            a = self.running[aid]
+            at = now + self.checkpoint_response
+            if a.release_at is None and math.isfinite(at) and (a.asked is None or a.asked[0] < now):
+                a.asked = (at, a.progress_at(at, self.restart_cost))
+                self.m.checkpoint_requests += 1
         for st in result.starts:
             a = self.waiting.pop(st.attempt_id)
             if len(st.nodes) != a.job.spec.nodes or not set(st.nodes) <= free:
@@ -658,6 +703,7 @@ class Simulation:
             m.held_gpu_h += self._gpu_h(n * held)
             if a.job.attempts > 1:
                 self._lose(a.job.last_reason, n * startup)
+                self._loss_detail(a.job.last_cause, 3, self._gpu_h(n * startup))
             else:
                 m.startup_gpu_h += self._gpu_h(n * startup)
             m.useful_gpu_h += self._gpu_h(n * (a.progress_at(now, rc) - a.base))
@@ -751,6 +797,19 @@ def markdown_table(results: Sequence[Metrics]) -> str:
     return "\n".join(lines)
 
 
+def print_losses(result: Metrics) -> None:
+    """Where one policy's preemption losses come from: per suspend reason, victim level and the level of
+    the job it was suspended for, the suspensions, their nodes, the GPU-hours of work since the victim's
+    checkpoint (grace included) and of restarts, and the mean checkpoint age at the request."""
+    print(
+        f"  losses of {result.policy}: cause, suspensions, victim nodes, work lost GPU-h, restart GPU-h, "
+        "mean ckpt age min"
+    )
+    for cause, (count, nodes, work, _, age) in sorted(result.losses.items(), key=lambda kv: -(kv[1][2] + kv[1][3])):
+        restart = result.losses[cause][3]
+        print(f"    {cause:<40} {count:5.0f} {nodes:6.0f} {work:9.0f} {restart:9.0f} {age / max(count, 1) / 60:7.1f}")
+
+
 def draw_charts(results: Sequence[Metrics], prefix: Path) -> list[Path]:
     """Allocation and waiting demand over time, and the CDF of first-start waits, per policy."""
     import matplotlib
@@ -803,6 +862,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--load", type=float, default=1.5)
     parser.add_argument("--charts", type=Path, help="write PNG charts with this path prefix (first trace)")
     parser.add_argument("--markdown", action="store_true", help="print markdown tables too")
+    parser.add_argument(
+        "--checkpoint-response",
+        type=float,
+        default=120.0,
+        help="seconds a job takes to save a checkpoint the scheduler asked for (inf: jobs ignore requests)",
+    )
+    parser.add_argument("--losses", action="store_true", help="print where each policy's preemption losses come from")
     args = parser.parse_args(argv)
 
     if args.trace is not None:
@@ -821,8 +887,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         results = []
         for pol in policies(args.policy):
-            results.append(simulate(trace, pol, record_series=args.charts is not None and i == 0))
+            results.append(
+                simulate(
+                    trace,
+                    pol,
+                    record_series=args.charts is not None and i == 0,
+                    checkpoint_response=args.checkpoint_response,
+                )
+            )
         print_table(results)
+        if args.losses:
+            for r in results:
+                print_losses(r)
         print("  (wall seconds: " + ", ".join(f"{r.policy} {r.wall_seconds:.1f}" for r in results) + ")")
         if args.markdown:
             print()

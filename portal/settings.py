@@ -402,9 +402,13 @@ ROTA_TOKEN_PREFIX = "rota_"  # noqa: S105 - a prefix, not a secret
 ROTA_MAX_UNFINISHED_CHAINS_PER_USER = env_int("ROTA_MAX_UNFINISHED_CHAINS_PER_USER", 1000)
 
 # Scheduler policy: every threshold is a setting (see docs/scheduler.md).
+# The dashboard's queue counts (the same for everyone) are computed at most once per this many
+# seconds, in the shared cache (apps/web/selectors.py, queue_summary); 0 computes them every time.
+ROTA_QUEUE_SUMMARY_SECONDS = env_int("ROTA_QUEUE_SUMMARY_SECONDS", 5)
+
 ROTA_SCHEDULER = {
     "MIN_RUN_SECONDS": env_float("ROTA_SCHED_MIN_RUN_SECONDS", 900.0),
-    "TIME_SLICE_SECONDS": env_float("ROTA_SCHED_TIME_SLICE_SECONDS", 14400.0),
+    "TIME_SLICE_SECONDS": env_float("ROTA_SCHED_TIME_SLICE_SECONDS", 21600.0),
     "TIMESHARE_WAIT_SECONDS": env_float("ROTA_SCHED_TIMESHARE_WAIT_SECONDS", 900.0),
     "ABOVE_NORMAL_AGING_SECONDS": env_float("ROTA_SCHED_ABOVE_NORMAL_AGING_SECONDS", 1800.0),
     "FAIRSHARE_HALF_LIFE_SECONDS": env_float("ROTA_SCHED_FAIRSHARE_HALF_LIFE_SECONDS", 3600.0),
@@ -416,6 +420,9 @@ ROTA_SCHEDULER = {
     "CHECKPOINT_WAIT_SECONDS": env_float("ROTA_SCHED_CHECKPOINT_WAIT_SECONDS", 1800.0),
     "TIMESHARE_MAX_RATIO": env_float("ROTA_SCHED_TIMESHARE_MAX_RATIO", 2.0),
     "VICTIM_WAIT_SECONDS": env_float("ROTA_SCHED_VICTIM_WAIT_SECONDS", 600.0),
+    "PREEMPT_WAIT_SECONDS": env_float("ROTA_SCHED_PREEMPT_WAIT_SECONDS", 900.0),
+    "STARVATION_SECONDS": env_float("ROTA_SCHED_STARVATION_SECONDS", 21600.0),
+    "REQUEST_CHECKPOINTS": env_bool("ROTA_SCHED_REQUEST_CHECKPOINTS", True),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_SCHED_PASS_INTERVAL_SECONDS", 2.0),
 }
 

@@ -4,8 +4,9 @@ HAI's API (``apps/hai``)."""
 from csp.decorators import csp_update
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
+from drf_spectacular.views import SpectacularRedocView, SpectacularSwaggerSplitView
 
+from apps.core.api.schema import CachedSchemaView
 from discussion import views as discussion_views
 
 # Swagger UI and Redoc are served from drf-spectacular-sidecar (our origin), so the site's policy
@@ -14,7 +15,7 @@ docs_csp = csp_update({"worker-src": ["'self'", "blob:"]})
 
 urlpatterns = [
     path("api/v1/", include("portal.api_urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/schema/", CachedSchemaView.as_view(), name="api-schema"),
     path("api/docs/", docs_csp(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
     path("api/redoc/", docs_csp(SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
     path("django-admin/", admin.site.urls),

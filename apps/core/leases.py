@@ -9,8 +9,10 @@ expires (up to two minutes of no scheduling after a restart). So a holder names 
 ``host:pid:boot:start-ticks:thread:nonce``, the start time from ``/proc/<pid>/stat`` and the kernel's
 boot id, so a reused pid or a reboot never matches — and a worker that finds the lease taken by a
 process *of its own host* that no longer exists takes it over at once (conditionally on that same
-holder, so two workers cannot both take it). Holders on other hosts cannot be checked and are
-honoured until the lease expires.
+holder, so two workers cannot both take it). Holders on other hosts cannot be checked: for them the
+lease is short (``LIVENESS_SECONDS``) and a live holder keeps it by renewing it from a keeper thread
+every ``LIVENESS_SECONDS / 3`` while its body runs, so a holder that died elsewhere blocks the others
+for at most ``LIVENESS_SECONDS``, however long the pass it was running may take.
 """
 
 from __future__ import annotations
@@ -126,20 +128,61 @@ def release(name: str, holder: str) -> bool:
         return False
 
 
+LIVENESS_SECONDS = 15.0
+"""How long a lease outlives a holder that stopped renewing it (died on another host, or froze)."""
+
+
+class _Keeper:
+    """Renews ``holder``'s lease every ``LIVENESS_SECONDS / 3`` until stopped (a daemon thread with
+    its own database connection, closed when it ends)."""
+
+    def __init__(self, name: str, holder: str, seconds: float) -> None:
+        self.name, self.holder, self.seconds = name, holder, seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease keeper {name}", daemon=True)
+
+    def __enter__(self) -> _Keeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(self.seconds / 3):
+                try:
+                    Lease.objects.filter(name=self.name, holder=self.holder).update(
+                        expires_at=timezone.now() + timedelta(seconds=self.seconds)
+                    )
+                except Exception:  # the database is away: the next renewal tries again
+                    logger.warning("could not renew lease %s", self.name, exc_info=True)
+        finally:
+            connection.close()
+
+
 def run_single_flight(name: str, body: Callable[[], object], ttl: float = 60.0, max_reruns: int = 5) -> bool:
-    """Run ``body()`` under the lease, again while reruns are requested. False if another worker had it."""
+    """Run ``body()`` under the lease, again while reruns are requested. False if another worker had it.
+
+    ``ttl`` bounds how long the lease outlives a holder that stopped renewing it; it is capped at
+    ``LIVENESS_SECONDS``, and a keeper thread renews it while ``body`` runs (module docstring)."""
+    seconds = min(ttl, LIVENESS_SECONDS)
     holder = _holder_id()
-    if not try_acquire(name, holder, ttl):
+    if not try_acquire(name, holder, seconds):
         request_rerun(name)
         # The holder may have let go between our two steps without seeing the request: try once more.
-        if not try_acquire(name, holder, ttl):
+        if not try_acquire(name, holder, seconds):
             return False
     try:
-        for _ in range(max_reruns + 1):
-            body()
-            if not release(name, holder):
-                return True
-            try_acquire(name, holder, ttl)
+        with _Keeper(name, holder, seconds):
+            for _ in range(max_reruns + 1):
+                body()
+                if not release(name, holder):
+                    return True
+                try_acquire(name, holder, seconds)
         return True
     finally:
         Lease.objects.filter(name=name, holder=holder).update(holder="", expires_at=None)

@@ -12,9 +12,7 @@ checkpoints, suspend acknowledgement) is at the bottom.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +33,7 @@ from apps.experiments.choices import (
     SuspendState,
     WorkerStatus,
 )
+from apps.experiments.locks import lock_chain, lock_chain_of
 from apps.experiments.models import Attempt, Chain, Rank
 from portal.realtime import chain_group, send_event_on_commit, team_group, user_group
 
@@ -55,48 +54,10 @@ def sources_of(target: str) -> list[str]:
     return [source for source, targets in TRANSITIONS.items() if target in targets]
 
 
-_CHAINS_LOCKED_FOR: ContextVar[frozenset[int]] = ContextVar("chains_locked_for", default=frozenset())
-"""Attempts whose chains the current transaction already locked in bulk (``chains_locked``)."""
-
-
-@contextmanager
-def chains_locked(chain_of: dict[int, int]) -> Iterator[None]:
-    """Lock the chains of many attempts at once (one query, in id order), for a caller that is
-    about to change them all in this transaction (the scheduler's pass): ``lock_chain_of`` then
-    skips them. ``chain_of`` maps attempt id → chain id."""
-    if not chain_of:
-        yield
-        return
-    list(
-        Chain.objects.select_for_update(of=("self",))
-        .filter(pk__in=sorted(set(chain_of.values())))
-        .order_by("pk")
-        .values_list("pk")
-    )
-    token = _CHAINS_LOCKED_FOR.set(_CHAINS_LOCKED_FOR.get() | frozenset(chain_of))
-    try:
-        yield
-    finally:
-        _CHAINS_LOCKED_FOR.reset(token)
-
-
-def lock_chain_of(attempt_id: int) -> None:
-    """Inside a transaction, lock the attempt's chain row (``SELECT … FOR UPDATE``).
-
-    The lock order everywhere is the chain, then its attempts: services lock the chain to check
-    its state before they change an attempt, and every other path that changes an attempt (and
-    then recomputes the chain) must do the same, or a user's stop and a launcher pass could each
-    hold one row and wait for the other (a deadlock PostgreSQL breaks by failing one of them).
-    Outside a transaction an update is its own transaction, holding nothing else: no lock needed.
-    """
-    if attempt_id not in _CHAINS_LOCKED_FOR.get() and transaction.get_connection().in_atomic_block:
-        list(Chain.objects.select_for_update(of=("self",)).filter(attempts__pk=attempt_id).values_list("pk"))
-
-
 def transition(attempt_id: int, target: str, *, only_from: list[str] | None = None, **fields: Any) -> bool:
     """Move one attempt to ``target`` if it is in a state that allows it. True if it moved.
 
-    Locks the chain first (``lock_chain_of``)."""
+    Locks the chain first (``locks.lock_chain_of``)."""
     lock_chain_of(attempt_id)
     allowed = sources_of(target)
     if only_from is not None:
@@ -117,7 +78,7 @@ def chain_status_for(chain: Chain, attempt: Attempt) -> str:
 
 def sync_chain(chain_id: int) -> Chain:
     """Recompute the chain's denormalised status from its latest attempt; emit if it changed."""
-    chain = Chain.objects.select_for_update(of=("self",)).select_related("latest_attempt").get(pk=chain_id)
+    chain = lock_chain(chain_id, with_latest_attempt=True)
     attempt = chain.latest_attempt
     assert attempt is not None
     status = chain_status_for(chain, attempt)
@@ -340,7 +301,7 @@ def attempt_mark_suspended(attempt_id: int, *, reason: str | None = None) -> Att
         return None
     _release_ranks(attempt_id, RankStatus.KILLED)
     _revoke_job_tokens(attempt_id)
-    chain = Chain.objects.select_for_update().get(pk=attempt.chain_id)
+    chain = lock_chain(attempt.chain_id)
     suspend_reason = reason or attempt.suspend_reason
     # A person's suspend holds the chain until they resume it; the scheduler's requeues at once.
     held = suspend_reason in {SuspendReason.USER, SuspendReason.ADMIN}
@@ -405,13 +366,34 @@ def attempt_set_whole_life_state(attempt_id: int, value: int) -> bool:
 
 
 def attempt_report_checkpoint(attempt_id: int) -> bool:
-    """The job saved a checkpoint: it loses least work if suspended now (victim choice)."""
+    """The job saved a checkpoint: it loses least work if suspended now (victim choice). Answers the
+    scheduler's checkpoint request, if any."""
     return (
         Attempt.objects.filter(pk=attempt_id)
         .exclude(queue_status=QueueStatus.FINISHED)
-        .update(last_checkpoint_at=timezone.now())
+        .update(last_checkpoint_at=timezone.now(), checkpoint_requested_at=None)
         == 1
     )
+
+
+def attempts_request_checkpoint(attempt_ids: Iterable[int], *, now: datetime) -> list[int]:
+    """Ask running jobs to save a checkpoint soon (the scheduler will suspend them right after they
+    report it); the job sees it through its status (``rota.job.checkpoint_requested()``). An attempt
+    already asked keeps the time of the first request. Returns the attempts newly asked."""
+    ids = sorted(set(attempt_ids))
+    if not ids:
+        return []
+    fresh = list(
+        Attempt.objects.filter(
+            pk__in=ids,
+            queue_status=QueueStatus.SCHEDULED,
+            worker_status=WorkerStatus.RUNNING,
+            checkpoint_requested_at__isnull=True,
+        ).values_list("pk", flat=True)
+    )
+    if fresh:
+        Attempt.objects.filter(pk__in=fresh, checkpoint_requested_at__isnull=True).update(checkpoint_requested_at=now)
+    return sorted(fresh)
 
 
 def attempt_acknowledge_suspend(attempt_id: int) -> bool:
@@ -435,7 +417,7 @@ def attempt_go_suspend(attempt_id: int, rank: int | None = None) -> bool:
     with transaction.atomic():
         # Ranks call this at the same moment: lock the attempt so the "is every rank ready?"
         # check sees the other ranks' answers (no write skew under READ COMMITTED); its chain
-        # first, as everywhere (``lock_chain_of``).
+        # first, as everywhere (``locks.lock_chain_of``).
         lock_chain_of(attempt_id)
         if not Attempt.objects.select_for_update().filter(pk=attempt_id).exists():
             return False

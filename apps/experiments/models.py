@@ -115,6 +115,9 @@ class Attempt(models.Model):
     suspend_for = models.BigIntegerField(null=True, blank=True, help_text=_("Attempt that preempted it."))
     stop_requested_at = models.DateTimeField(null=True, blank=True)
     last_checkpoint_at = models.DateTimeField(null=True, blank=True)
+    # the scheduler asked the job to save a checkpoint soon (a waiting job will suspend it right after);
+    # cleared when the job reports one
+    checkpoint_requested_at = models.DateTimeField(null=True, blank=True)
     watchdog_seconds = models.PositiveIntegerField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
     failure_message = models.CharField(max_length=500, blank=True)

@@ -33,6 +33,7 @@ from apps.experiments.choices import (
     SuspendReason,
     WorkerStatus,
 )
+from apps.experiments.locks import lock_chain
 from apps.experiments.models import Attempt, Chain, ChainTag
 from apps.quotas.selectors import quota_resolve
 from apps.scheduler.policy import Waiting, infeasibility
@@ -302,7 +303,7 @@ def experiment_stop(*, actor: User, chain: Chain, outcome: str = WorkerStatus.ST
     if outcome not in STOP_OUTCOMES:
         raise _fail("outcome", _("Stop as stopped, succeeded or failed."))
     _require_actor(actor, chain)
-    chain = Chain.objects.select_for_update().get(pk=chain.pk)
+    chain = lock_chain(chain.pk)
     attempt = _latest(chain)
     reason = STOP_OUTCOMES[outcome] or (StopReason.USER if actor.pk == chain.owner_id else StopReason.ADMIN)
     if attempt.worker_status == WorkerStatus.QUEUED and outcome != WorkerStatus.STOPPED:
@@ -331,7 +332,7 @@ def experiment_suspend(*, actor: User, chain: Chain) -> Chain:
     """Suspend a job: a running one gets the suspend notice and is requeued *held* (it waits
     for ``experiment_resume``); a waiting one is held where it is."""
     _require_actor(actor, chain)
-    chain = Chain.objects.select_for_update().get(pk=chain.pk)
+    chain = lock_chain(chain.pk)
     attempt = _latest(chain)
     reason = SuspendReason.USER if actor.pk == chain.owner_id else SuspendReason.ADMIN
     if attempt.worker_status == WorkerStatus.QUEUED:
@@ -360,7 +361,7 @@ def experiment_resume(*, actor: User, chain: Chain) -> Chain:
     """Resume a job: a held one may run again; a stopped, failed or canceled one gets a new
     attempt carrying its whole-life state."""
     _require_actor(actor, chain)
-    chain = Chain.objects.select_for_update().get(pk=chain.pk)
+    chain = lock_chain(chain.pk)
     attempt = _latest(chain)
     if attempt.worker_status == WorkerStatus.QUEUED:
         if not chain.held:

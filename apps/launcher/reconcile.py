@@ -40,7 +40,7 @@ from apps.cluster import services as cluster_services
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Node
 from apps.cluster.selectors import mounts_for
-from apps.experiments import lifecycle
+from apps.experiments import lifecycle, locks
 from apps.experiments.choices import (
     QueueStatus,
     RankStatus,
@@ -377,7 +377,7 @@ class Reconciler:
         _record_ranks(attempt, observed)
         first = disrupted[0]
         with transaction.atomic():
-            lifecycle.lock_chain_of(attempt.pk)  # chain before attempt, as everywhere
+            locks.lock_chain_of(attempt.pk)  # chain before attempt, as everywhere
             Attempt.objects.filter(pk=attempt.pk).update(failure_message=f"rank {first.rank} {first.message}"[:500])
             lifecycle.attempt_request_suspend(attempt.pk, reason=SuspendReason.NODE_NOT_READY, now=self.now)
         self.backend.signal_suspend(attempt.pk)
@@ -536,7 +536,7 @@ class Reconciler:
         """Requeue the chain; ``then(next_attempt)`` runs in the same transaction (before the
         scheduling pass it asks for)."""
         with transaction.atomic():
-            lifecycle.lock_chain_of(attempt.pk)  # chain before attempt, as everywhere
+            locks.lock_chain_of(attempt.pk)  # chain before attempt, as everywhere
             if message:
                 Attempt.objects.filter(pk=attempt.pk).update(failure_message=message[:500])
             nxt = lifecycle.attempt_mark_suspended(attempt.pk, reason=reason)

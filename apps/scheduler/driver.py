@@ -39,7 +39,7 @@ from apps.cluster.models import Node, NodeGroup
 from apps.containers.selectors import nodes_holding_containers
 from apps.containers.services import containers_place
 from apps.core.tasks import enqueue_on_commit
-from apps.experiments import events, lifecycle
+from apps.experiments import events, lifecycle, locks
 from apps.experiments.choices import QueueStatus, SuspendReason, WorkerStatus
 from apps.experiments.models import Attempt, Rank
 from apps.quotas.selectors import quota_resolve_many
@@ -74,6 +74,9 @@ def policy_config() -> policy.PolicyConfig:
         checkpoint_wait_seconds=conf["CHECKPOINT_WAIT_SECONDS"],
         timeshare_max_ratio=conf["TIMESHARE_MAX_RATIO"],
         victim_wait_seconds=conf["VICTIM_WAIT_SECONDS"],
+        preempt_wait_seconds=conf["PREEMPT_WAIT_SECONDS"],
+        starvation_seconds=conf["STARVATION_SECONDS"],
+        request_checkpoints=bool(conf["REQUEST_CHECKPOINTS"]),
     )
 
 
@@ -96,6 +99,7 @@ class PassResult:
     started: list[int] = field(default_factory=list)
     suspended: list[int] = field(default_factory=list)
     demoted: list[int] = field(default_factory=list)
+    checkpoint_requested: list[int] = field(default_factory=list)
     explained: int = 0
     skipped_starts: list[int] = field(default_factory=list)
     plan_seconds: float = 0.0
@@ -288,11 +292,11 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
     result = PassResult()
     touched_chains: set[int] = set()
 
-    # Chains before attempts, as everywhere (``lifecycle.lock_chain_of``): every chain this pass
+    # Chains before attempts, as everywhere (``locks.lock_chain_of``): every chain this pass
     # changes is locked up front in one query, in id order.
     decided = [d.attempt_id for d in plan.demotions] + [s.attempt_id for s in plan.suspends]
     decided += [s.attempt_id for s in plan.starts]
-    with lifecycle.chains_locked({a: loaded.chain_of[a] for a in decided}):
+    with locks.chains_locked({a: loaded.chain_of[a] for a in decided}):
         for demotion in plan.demotions:
             if Attempt.objects.filter(pk=demotion.attempt_id, queue_status=QueueStatus.SCHEDULED).update(
                 effective_priority=demotion.new_priority
@@ -308,6 +312,9 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
             ):
                 result.suspended.append(suspend.attempt_id)
                 touched_chains.add(loaded.chain_of[suspend.attempt_id])
+
+        if plan.checkpoint_requests:
+            result.checkpoint_requested = lifecycle.attempts_request_checkpoint(plan.checkpoint_requests, now=now)
 
         for start in plan.starts:
             try:

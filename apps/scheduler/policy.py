@@ -87,6 +87,7 @@ class ReasonCode(enum.StrEnum):
     TIME_SLICE = "TIME_SLICE"
     WAITING_FOR_SUSPEND = "WAITING_FOR_SUSPEND"
     CHECKPOINT = "CHECKPOINT"
+    PREEMPT_WAIT = "PREEMPT_WAIT"  # a non-urgent attempt lets nodes free up on their own before suspending
 
 
 INFEASIBLE_CODES: frozenset[ReasonCode] = frozenset(
@@ -99,7 +100,7 @@ class PolicyConfig:
     """The policy's settings; docs/scheduling-quality.md gives the reason and the evidence for each default."""
 
     min_run_seconds: float = 900  # a victim must have run this long in its current attempt (anti-thrash)
-    time_slice_seconds: float = 4 * 3600  # an equal-priority runner may be time-shared after this
+    time_slice_seconds: float = 6 * 3600  # an equal-priority runner may be time-shared after this
     timeshare_wait_seconds: float = 900  # ... if another user's equal-priority attempt has waited this long
     above_normal_aging_seconds: float = 1800  # ABOVE_NORMAL whose chain ran this long ages to NORMAL
     fairshare_half_life_seconds: float = 3600  # used by the driver to decay usage; kept here for docs
@@ -109,11 +110,16 @@ class PolicyConfig:
     # Waiters below urgent_priority (and time-sharing) suspend only victims that checkpointed in the last
     # checkpoint_fresh_seconds, or whose last checkpoint is checkpoint_wait_seconds old (they wait no longer).
     restart_cost_seconds: float = 300
+    preempt_wait_seconds: float = 900  # a non-urgent waiter suspends nobody before it has waited this long
     urgent_priority: int = 30  # HIGH and above preempt at once (cheapest victims)
     checkpoint_fresh_seconds: float = 60
     checkpoint_wait_seconds: float = 1800
     timeshare_max_ratio: float = 2.0  # a time-share victim holds at most this many times the nodes needed
     victim_wait_seconds: float = 600  # wait this long for a lower-priority victim, not suspend a higher one now
+    # Ask the stale victims a non-urgent waiter is waiting for to checkpoint now (``rota.job.checkpoint_requested``)
+    # rather than waiting for their own schedule; they are suspended right after they report it.
+    request_checkpoints: bool = True
+    starvation_seconds: float = 6 * 3600  # waiting this long, an attempt goes ahead of fair share in its level
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,12 +241,28 @@ class Plan:
     infeasible: tuple[Infeasible, ...]
     explanations: Mapping[int, Explanation]  # every waiting attempt that does not start (infeasible too)
     reservations: tuple[Reservation, ...] = ()  # at most one per group
+    # running attempts asked to save a checkpoint soon: a waiting attempt will suspend them once they have
+    checkpoint_requests: tuple[int, ...] = ()
 
 
 MAX_HOLDERS = 5
 
 
+# --------------------------------------------------------------------------------------------------
+# Fast constructors (a speed trick, kept here and nowhere else)
+#
+# A pass builds one ``Explanation`` per waiting attempt (10,000 in the benchmark) and one ``Holder``
+# per running attempt. The generated ``__init__`` of a frozen dataclass writes each field through
+# ``object.__setattr__`` (to get round its own ``__setattr__``, which raises), about twice the cost of
+# a plain slot write. ``_explain`` and ``_holder`` build the same objects by calling the slot
+# descriptors' ``__set__`` directly on a bare instance: same type, same field values, equal and
+# hashable like the real thing (``test_fast_constructors_build_what_the_dataclass_builds`` checks
+# it). They are only valid for these two classes, which have no ``__post_init__`` and no field
+# computed at construction; add a field to either class and its constructor here must follow.
+
+
 def _slot_setters(cls: type) -> tuple:
+    """The ``__set__`` of each slot of a slotted dataclass, in field order."""
     return tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
 
 
@@ -282,6 +304,10 @@ def _explain(
     return e
 
 
+# --------------------------------------------------------------------------------------------------
+# Names and messages
+
+
 _NAMES: dict[int, str] = {p.value: p.name for p in Priority}
 _LEVEL_SET = frozenset(LEVELS)
 _NORMAL = int(Priority.NORMAL)
@@ -291,6 +317,7 @@ _PREEMPTED = SuspendReason.PREEMPTED
 _TIME_SHARE = SuspendReason.TIME_SHARE
 
 
+_STARVING = -1e300  # the fair-share key of an attempt waiting past starvation_seconds: ahead of any usage
 _CLAIM = 100  # a claimant's sort key is -level - _CLAIM: before every level
 
 
@@ -865,6 +892,7 @@ class _Pass:
         self.infeasible: list[Infeasible] = []
         self.explanations: dict[int, Explanation] = {}
         self.reservations: list[Reservation] = []
+        self.checkpoint_requests: set[int] = set()
         self.quota_level: dict[int, int] = {}  # waiting attempt -> quota level, when it queues lower (aged)
 
     def quota(self, user: str, group: str, level: int) -> int:
@@ -943,6 +971,10 @@ class _Pass:
             if value == 0:
                 continue
             ran = now - r.started_at
+            if r.last_checkpoint_at is None:
+                # no checkpoint in this attempt yet: it restarted from one when its start-up was over, and it
+                # cannot save the next one before; counting from the start would call it overdue too early
+                runner.checkpoint_at = min(now, r.started_at + restart)
             age = now - runner.checkpoint_at
             runner.cost = value * (age + restart)
             runner.fresh = age <= fresh_age or age >= overdue_age
@@ -1074,6 +1106,7 @@ class _Pass:
         # per group, the longest-waiting attempt past the reservation wait: (-level, queued_at, index, id)
         longest: dict[str, tuple[int, float, int, int]] = {}
         cutoff = self.now - self.cfg.reservation_wait_seconds
+        starving = self.now - self.cfg.starvation_seconds  # queued before this: fair share no longer delays it
         autos: list[Waiting] = []
         bad: list[Waiting] = []
         for w in self.s.waiting:
@@ -1097,7 +1130,7 @@ class _Pass:
                     # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
                     entry = (
                         -level - _CLAIM if w.claim else -level,
-                        usage.get(w.user, 0.0),
+                        _STARVING if w.queued_at <= starving else usage.get(w.user, 0.0),
                         w.first_submitted_at,
                         w.attempt_id,
                         w,
@@ -1131,7 +1164,7 @@ class _Pass:
             claim = w.claim and level != _AUTO
             entry = (
                 -level - _CLAIM if claim else -level,
-                usage.get(w.user, 0.0),
+                _STARVING if w.queued_at <= starving else usage.get(w.user, 0.0),
                 w.first_submitted_at,
                 w.attempt_id,
                 w,
@@ -1157,6 +1190,7 @@ class _Pass:
             infeasible=tuple(self.infeasible),
             explanations=self.explanations,
             reservations=tuple(self.reservations),
+            checkpoint_requests=tuple(sorted(self.checkpoint_requests)),
         )
 
     def order(
@@ -1223,6 +1257,7 @@ class _Pass:
         max_ratio = cfg.timeshare_max_ratio
         victim_wait = cfg.victim_wait_seconds
         hold_horizon = cfg.reservation_hold_seconds
+        preempt_wait = cfg.preempt_wait_seconds
         quota_level = self.quota_level
         usage_of = self.s.usage.get
         for entry in queue:
@@ -1294,6 +1329,27 @@ class _Pass:
                 cap = g.lower_cap(level, not urgent)
                 if ts_ok:
                     cap += g.ts_nodes.get(level, 0) - g.ts_user.get((level, user), 0)
+                if cap >= need and not urgent and waited < preempt_wait:
+                    # 5c. a non-urgent waiter lets nodes free up on their own for a while: jobs end every few
+                    # minutes on a busy cluster, and a suspension costs its victim a restart
+                    victims = g.select_victims(level, user, need, ts_ok, urgent, max_ratio, usage_of(user, 0.0))
+                    if victims is not None:
+                        g.position += 1
+                        at = w.queued_at + preempt_wait
+                        explanations[aid] = _explain(
+                            aid,
+                            ReasonCode.PREEMPT_WAIT,
+                            f"Will suspend {_named(r.holder for r, _ in victims)} in '{gname}' in about "
+                            f"{format_duration(at - now)} unless {_nodes(need)} free up before: below "
+                            f"{_NAMES.get(urgent_level, urgent_level)} a job waits {format_duration(preempt_wait)} "
+                            "before suspending others, as jobs end every few minutes and a suspension costs a "
+                            "restart.",
+                            g.position,
+                            tuple(r.holder for r, _ in victims)[:MAX_HOLDERS],
+                            level,
+                            at,
+                        )
+                        continue
                 if cap >= need:
                     victims = g.select_victims(level, user, need, ts_ok, urgent, max_ratio, usage_of(user, 0.0))
                     if victims is not None:
@@ -1471,10 +1527,15 @@ class _Pass:
             if found is not None:
                 runners, eta = found
                 holders = tuple(r.holder for r in runners[:MAX_HOLDERS])
+                asked = ""
+                if self.cfg.request_checkpoints and now - w.queued_at >= self.cfg.preempt_wait_seconds:
+                    # not before it may suspend them: a checkpoint saved earlier would be stale again by then
+                    self.checkpoint_requests.update(r.attempt_id for r in runners)
+                    asked = f"{'It has' if len(runners) == 1 else 'They have'} been asked to save one now. "
                 return (
                     ReasonCode.CHECKPOINT,
                     f"Can suspend {_named(holders)} in '{gname}' once {'it has' if len(runners) == 1 else 'they have'} "
-                    f"saved a checkpoint, so that little work is lost: at the latest in about "
+                    f"saved a checkpoint, so that little work is lost. {asked}At the latest in about "
                     f"{format_duration(eta - now)} (a checkpoint {format_duration(self.cfg.checkpoint_wait_seconds)} "
                     f"old).",
                     holders,

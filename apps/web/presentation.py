@@ -80,6 +80,13 @@ REASONS: dict[str, Reason] = {
             "little work is lost; the detail below says how long it may take at most."
         ),
     ),
+    "preempt_wait": Reason(
+        _("Waiting a few minutes for nodes to free up before suspending others"),
+        _(
+            "Jobs end every few minutes on a busy cluster and a suspension costs the suspended job a restart, so a "
+            "job below HIGH priority waits a little first; the detail below says when it will suspend them."
+        ),
+    ),
     "time_slice": Reason(
         _("Waiting for its turn (time-sharing)"),
         _("Jobs of equal priority take turns; it runs when the current job's time slice ends."),

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet, Sum
 from django.utils import timezone
 
@@ -60,9 +61,11 @@ def preference_of(*, user: User) -> UserPreference:
 # --- experiments list ---------------------------------------------------------------------------
 
 
-def chain_rows(*, user: User) -> QuerySet[Chain]:
-    """``chain_list`` plus each chain's attempt times (for the summed duration): one more query."""
-    return chain_list(user=user).prefetch_related(
+def chain_rows(*, user: User, own: bool = False) -> QuerySet[Chain]:
+    """``chain_list`` plus each chain's attempt times (for the summed duration): one more query.
+
+    ``own``: the user's own jobs only (the list's default scope)."""
+    return chain_list(user=user, own=own).prefetch_related(
         Prefetch(
             "attempts",
             queryset=Attempt.objects.only("id", "chain_id", "index", "started_at", "finished_at").order_by("index"),
@@ -83,7 +86,10 @@ def chain_runtime_seconds(chain: Chain, now: datetime | None = None) -> float:
 def tags_of(*, user: User, limit: int = 50) -> list[str]:
     """The tags on the user's own jobs, most used first (suggestions for filters and tagging)."""
     rows = (
-        ChainTag.objects.filter(chain__owner=user).values("name").annotate(n=Count("id")).order_by("-n", "name")[:limit]
+        ChainTag.objects.filter(chain__owner_id=user.pk)
+        .values("name")
+        .annotate(n=Count("id"))
+        .order_by("-n", "name")[:limit]
     )
     return [row["name"] for row in rows]
 
@@ -295,19 +301,39 @@ class GroupQueues:
     lanes: list[QueueLane]
 
 
-def priority_queues(*, user: User, my_chains: list[Chain]) -> list[GroupQueues]:
-    """Jobs running and waiting per node group and priority level, with the user's own in each lane.
+#: the cache key of the queue summary (``queue_summary``); bump the version when its shape changes
+QUEUE_SUMMARY_KEY = "rota:web:queue-summary:v1"
 
-    Running jobs count at the level they were admitted at; waiting ones at the level they asked for
-    (AUTO is its own lane until the scheduler starts it). Held jobs wait for a person, not for
-    nodes, and are not counted."""
-    rows = (
+
+def queue_summary() -> list[dict[str, Any]]:
+    """Jobs and nodes running and waiting per node group, queue status and priority: the same for
+    everyone, so it is computed at most once per ``ROTA_QUEUE_SUMMARY_SECONDS`` (shared cache) and
+    not per page load — it reads every live attempt (tens of milliseconds with thousands waiting).
+    Holds counts only, never a job or a user."""
+    seconds = settings.ROTA_QUEUE_SUMMARY_SECONDS
+    if seconds > 0:
+        cached = cache.get(QUEUE_SUMMARY_KEY)
+        if cached is not None:
+            return list(cached)
+    rows = list(
         Attempt.objects.filter(queue_status__in=[QueueStatus.QUEUED, QueueStatus.SCHEDULED])
         .exclude(queue_status=QueueStatus.QUEUED, chain__held=True)
         .values("chain__node_group__name", "queue_status", "effective_priority", "priority")
         .annotate(jobs=Count("id"), nodes=Sum("chain__node_count"))
         .order_by()
     )
+    if seconds > 0:
+        cache.set(QUEUE_SUMMARY_KEY, rows, timeout=seconds)
+    return rows
+
+
+def priority_queues(*, user: User, my_chains: list[Chain]) -> list[GroupQueues]:
+    """Jobs running and waiting per node group and priority level, with the user's own in each lane.
+
+    Running jobs count at the level they were admitted at; waiting ones at the level they asked for
+    (AUTO is its own lane until the scheduler starts it). Held jobs wait for a person, not for
+    nodes, and are not counted. The counts may be a few seconds old (``queue_summary``); the
+    user's own jobs are always current."""
     lanes: dict[str, dict[int, QueueLane]] = defaultdict(dict)
 
     def lane(group: str, level: int) -> QueueLane:
@@ -316,7 +342,7 @@ def priority_queues(*, user: User, my_chains: list[Chain]) -> list[GroupQueues]:
             found = lanes[group][level] = QueueLane(priority=level, priority_name=Priority(level).label)
         return found
 
-    for row in rows:
+    for row in queue_summary():
         group = row["chain__node_group__name"]
         if row["queue_status"] == QueueStatus.SCHEDULED:
             level = row["effective_priority"] if row["effective_priority"] is not None else row["priority"]
@@ -380,9 +406,9 @@ DASHBOARD_JOBS = 50
 
 def dashboard(*, user: User) -> Dashboard:
     """Everything on the user's dashboard: their unfinished jobs, quota, the cluster and its queues."""
-    mine = list(chain_list(user=user).filter(owner=user, finished=False).order_by("-id")[:DASHBOARD_JOBS])
+    mine = list(chain_list(user=user, own=True).filter(finished=False).order_by("-id")[:DASHBOARD_JOBS])
     counts = dict(
-        Chain.objects.filter(owner=user, finished=False)
+        Chain.objects.filter(owner_id=user.pk, finished=False)
         .values_list("status")
         .annotate(n=Count("id"))
         .order_by()

@@ -17,7 +17,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -35,6 +34,7 @@ from apps.accounts.models import User
 from apps.accounts.posix import posix_account, unmapped_owners_refused
 from apps.cluster.models import NodeGroup
 from apps.core.errors import ApplicationError, NotFound
+from apps.core.paging import IdFirstPaginator
 from apps.core.priorities import Priority
 from apps.experiments import services as experiment_services
 from apps.experiments.choices import ChainStatus
@@ -221,7 +221,7 @@ def list_filter_data(request: SignedInRequest) -> QueryDict:
     their team (everything, for admins). ``created_until`` is an inclusive day."""
     data = request.GET.copy()
     if data.get("scope", "mine") != "all":
-        data["owner"] = request.user.get_username()
+        data.pop("owner", None)  # the queryset holds only the user's own jobs (``list_context``)
     until = data.get("created_until", "")
     if until:
         try:
@@ -236,14 +236,15 @@ def list_filter_data(request: SignedInRequest) -> QueryDict:
 
 def list_context(request: SignedInRequest) -> dict[str, Any]:
     user = request.user
-    filterset = ChainFilterSet(list_filter_data(request), queryset=selectors.chain_rows(user=user))
+    own = request.GET.get("scope", "mine") != "all"
+    filterset = ChainFilterSet(list_filter_data(request), queryset=selectors.chain_rows(user=user, own=own))
     try:
         per_page = int(request.GET.get("per_page", PAGE_SIZES[0]))
     except ValueError:
         per_page = PAGE_SIZES[0]
     if per_page not in PAGE_SIZES:
         per_page = PAGE_SIZES[0]
-    paginator = Paginator(filterset.qs, per_page)
+    paginator = IdFirstPaginator(filterset.qs, per_page)
     page = paginator.get_page(request.GET.get("page"))
     status = request.GET.get("status", "")
     tab = status_tab_of(status)

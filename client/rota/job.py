@@ -10,6 +10,10 @@
             job.set_whole_life_state(step)      # carried to the next attempt after a suspend
             job.report_checkpoint()             # losing this job now costs little
             job.log_metrics(step, loss=loss)    # charts in the portal
+        if job.checkpoint_requested():          # a waiting job will suspend this one: save now, lose little
+            save_checkpoint(step)
+            job.set_whole_life_state(step)
+            job.report_checkpoint()
         if job.receive_suspend_command():       # the platform wants the nodes back
             save_checkpoint(step)
             job.set_whole_life_state(step)
@@ -52,6 +56,7 @@ from typing import Any
 __all__ = [
     "EXP_PRIORITY",
     "WARN_TYPE",
+    "checkpoint_requested",
     "disable_warn",
     "get_whole_life_state",
     "go_suspend",
@@ -93,6 +98,8 @@ _started = time.monotonic()
 _last_poll = 0.0
 _POLL_INTERVAL = 5.0
 _state_override: int | None = None
+_checkpoint_asked = False  # the scheduler asked for a checkpoint (from the last status poll)
+_checkpoint_reported = False
 
 
 def _env(*names: str) -> str:
@@ -165,21 +172,47 @@ def receive_suspend_command(poll: bool = True) -> bool:
     The notice is SIGTERM; with ``poll`` the platform is also asked at most every 5 seconds, for
     jobs whose SIGTERM went to another process.
     """
-    global _last_poll
     if _suspend.is_set():
         return True
     simulate = os.environ.get("ROTA_SIMULATE_SUSPEND") or os.environ.get("SIMULATE_SUSPEND")
     if simulate and time.monotonic() - _started >= float(simulate):
         _suspend.set()
         return True
-    if poll and in_platform() and time.monotonic() - _last_poll >= _POLL_INTERVAL:
-        _last_poll = time.monotonic()
-        try:
-            if _call("GET", "status/").get("suspend_requested"):
-                _suspend.set()
-        except RuntimeError:
-            pass  # the SIGTERM path still works
+    if poll:
+        _poll_status()
     return _suspend.is_set()
+
+
+def _poll_status() -> None:
+    """Ask the platform what this job should know, at most every 5 seconds."""
+    global _last_poll, _checkpoint_asked
+    if not in_platform() or time.monotonic() - _last_poll < _POLL_INTERVAL:
+        return
+    _last_poll = time.monotonic()
+    try:
+        status = _call("GET", "status/")
+    except RuntimeError:
+        return  # the SIGTERM path still works
+    if status.get("suspend_requested"):
+        _suspend.set()
+    _checkpoint_asked = bool(status.get("checkpoint_requested"))
+
+
+def checkpoint_requested(poll: bool = True) -> bool:
+    """True when the scheduler has asked this job to save a checkpoint soon.
+
+    A waiting job will suspend this one: saving a checkpoint now and calling ``report_checkpoint()``
+    lets it be suspended right after, losing almost no work (otherwise the scheduler waits for the
+    job's next checkpoint, at most ``ROTA_SCHED_CHECKPOINT_WAIT_SECONDS``, and the work since is lost).
+    Answered from the job's status, asked at most every 5 seconds; ``report_checkpoint()`` clears it.
+    ``ROTA_SIMULATE_CHECKPOINT_REQUEST=<seconds>`` makes it True after that long, to rehearse anywhere.
+    """
+    simulate = os.environ.get("ROTA_SIMULATE_CHECKPOINT_REQUEST")
+    if simulate and not _checkpoint_reported and time.monotonic() - _started >= float(simulate):
+        return True
+    if poll:
+        _poll_status()
+    return _checkpoint_asked
 
 
 def go_suspend(wait: float = 30.0) -> None:
@@ -214,7 +247,11 @@ def get_whole_life_state() -> int:
 
 
 def report_checkpoint() -> None:
-    """Say a checkpoint was just saved: if the scheduler must suspend someone, this job loses least."""
+    """Say a checkpoint was just saved: if the scheduler must suspend someone, this job loses least.
+    It also answers a ``checkpoint_requested()``."""
+    global _checkpoint_asked, _checkpoint_reported
+    _checkpoint_asked = False
+    _checkpoint_reported = True
     if in_platform():
         _best_effort("POST", "checkpoint/")
 

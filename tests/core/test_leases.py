@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -106,3 +107,59 @@ def test_two_workers_racing_for_a_dead_holders_lease_take_it_once():
     for thread in threads:
         thread.join(30)
     assert sorted(won) == [False, True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_holder_renews_its_short_lease_while_its_pass_runs(monkeypatch):
+    """Cross-host holders cannot be checked for life: the lease is short and a live holder keeps it
+    by renewing it, so a long pass is never taken over while its holder lives."""
+    monkeypatch.setattr(leases, "LIVENESS_SECONDS", 0.6)
+    inside, finish = threading.Event(), threading.Event()
+    seen: list = []
+
+    def long_pass() -> None:
+        inside.set()
+        assert finish.wait(10)
+
+    runner = threading.Thread(target=lambda: seen.append(leases.run_single_flight("schedule", long_pass)))
+    runner.start()
+    try:
+        assert inside.wait(10)
+        first = Lease.objects.get(name="schedule")
+        assert first.expires_at <= timezone.now() + timedelta(seconds=0.6)  # short, not the 60 s ttl
+        deadline = timezone.now() + timedelta(seconds=10)
+        while Lease.objects.get(name="schedule").expires_at <= first.expires_at:
+            assert timezone.now() < deadline, "the keeper never renewed the lease"
+            time.sleep(0.02)
+        # Renewed past its first expiry: another worker (on any host) still finds it held.
+        while timezone.now() <= first.expires_at + timedelta(seconds=0.1):
+            time.sleep(0.02)
+        assert leases.try_acquire("schedule", "elsewhere:1:x:1:1:x", 0.6) is False
+    finally:
+        finish.set()
+        runner.join(10)
+    assert seen == [True]
+    assert Lease.objects.get(name="schedule").holder == ""
+
+
+def test_a_holder_on_another_host_that_stopped_renewing_is_taken_over_within_the_liveness_window(monkeypatch):
+    """A holder that died on another host cannot be seen dead: its lease runs out within
+    ``LIVENESS_SECONDS`` (not the pass's ttl), then the next worker takes it."""
+    elsewhere = holder_of(4242, 1, host="another-host")
+    now = timezone.now()
+    Lease.objects.update_or_create(
+        name="schedule", defaults={"holder": elsewhere, "expires_at": now + timedelta(seconds=leases.LIVENESS_SECONDS)}
+    )
+    assert leases.try_acquire("schedule", "me", 60) is False  # alive as far as anyone can tell
+    Lease.objects.filter(name="schedule").update(expires_at=now - timedelta(seconds=1))  # it stopped renewing
+    ran: list[str] = []
+    assert leases.run_single_flight("schedule", lambda: ran.append("pass"), ttl=60.0) is True
+    assert ran == ["pass"]
+
+
+def test_the_lease_a_pass_takes_is_capped_at_the_liveness_window():
+    expiries = []
+    leases.run_single_flight(
+        "schedule", lambda: expiries.append(Lease.objects.get(name="schedule").expires_at), ttl=3600.0
+    )
+    assert expiries[0] <= timezone.now() + timedelta(seconds=leases.LIVENESS_SECONDS)

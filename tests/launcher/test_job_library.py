@@ -44,3 +44,28 @@ def test_an_unreachable_platform_warns_but_does_not_kill_the_job():
 def test_simulated_suspend_for_rehearsal():
     result = run({"ROTA_SIMULATE_SUSPEND": "0"})
     assert result.stdout.strip() == "state 5 suspend True"
+
+
+CHECKPOINT_SCRIPT = """
+from rota import job
+before = job.checkpoint_requested()
+job.report_checkpoint()
+print("asked", before, "after report", job.checkpoint_requested())
+"""
+
+
+def test_checkpoint_request_outside_the_platform_and_rehearsed():
+    def run_script(env: dict[str, str]) -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", CHECKPOINT_SCRIPT],
+            env={"PYTHONPATH": str(CLIENT), **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    assert run_script({}) == "asked False after report False"
+    # rehearsal: asked at once, answered by report_checkpoint()
+    assert run_script({"ROTA_SIMULATE_CHECKPOINT_REQUEST": "0"}) == "asked True after report False"

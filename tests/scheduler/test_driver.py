@@ -336,3 +336,39 @@ def test_the_job_a_suspension_was_for_has_a_claim(cluster, submit, fast_policy):
     assert low.suspend_for == latest(high).pk
     waiting = {w.attempt_id: w for w in driver.load_snapshot().snapshot.waiting}
     assert waiting[latest(high).pk].claim is True
+
+
+def test_a_stale_victim_is_asked_to_checkpoint_and_suspended_right_after_it_reports(cluster, submit):
+    from tests.experiments.test_runtime_priority import job_client
+
+    ivy, jon = UserFactory(username="i9"), UserFactory(username="j9")
+    low = submit(ivy, nodes=4, priority="LOW")
+    attempt = run(low)
+    now = timezone.now()
+    Attempt.objects.filter(pk=attempt.pk).update(
+        started_at=now - timedelta(hours=1), last_checkpoint_at=now - timedelta(minutes=10)
+    )
+    waiter = submit(jon, nodes=2, priority="NORMAL")
+    Attempt.objects.filter(pk=latest(waiter).pk).update(created_at=now - timedelta(minutes=20))
+    result = driver.run_pass(now=now)
+    assert result.checkpoint_requested == [attempt.pk]
+    attempt.refresh_from_db()
+    assert attempt.worker_status == WorkerStatus.RUNNING
+    assert attempt.checkpoint_requested_at == now
+    assert latest(waiter).pending_code == "checkpoint"
+    assert "It has been asked to save one now." in latest(waiter).pending_message
+    # the job sees the request in its status; a second pass does not move the request's time
+    client = job_client(low)
+    assert client.get("/api/v1/job/status/").json()["checkpoint_requested"] is True
+    assert driver.run_pass(now=now + timedelta(seconds=2)).checkpoint_requested == []
+    attempt.refresh_from_db()
+    assert attempt.checkpoint_requested_at == now
+    # it saves and reports one: the request is answered and the next pass suspends it for the waiter
+    assert client.post("/api/v1/job/checkpoint/").status_code == 200
+    attempt.refresh_from_db()
+    assert attempt.checkpoint_requested_at is None
+    assert client.get("/api/v1/job/status/").json()["checkpoint_requested"] is False
+    driver.run_pass()
+    attempt.refresh_from_db()
+    assert (attempt.worker_status, attempt.suspend_reason) == (WorkerStatus.SUSPENDING, SuspendReason.PREEMPTED)
+    assert attempt.suspend_for == latest(waiter).pk

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping
 
@@ -413,7 +414,7 @@ def test_never_more_victims_than_needed() -> None:
         running(3, "bob", ["c", "d", "e", "f"], P.LOW, checkpoint_ago=30),
         running(4, "bob", ["g2"], P.HIGH),
     ]
-    result = plan(snap(cluster, run, [waiting(5, "cat", n=4, priority=P.NORMAL)]))
+    result = plan(snap(cluster, run, [waiting(5, "cat", n=4, priority=P.NORMAL, waited=20 * 60)]))
     # greedy takes 1, 2, then 3 (4 nodes); 1 and 2 are then not needed
     assert result.suspends == (Suspend(3, SuspendReason.PREEMPTED, 5),)
     assert result.keeps == (1, 2, 4)
@@ -476,7 +477,7 @@ def test_surplus_nodes_of_a_big_victim_serve_the_next_waiter() -> None:
 # 6. Time-sharing and aging ----------------------------------------------------------------------
 
 
-HOUR_SLICE = PolicyConfig(time_slice_seconds=HOUR)  # the time-share rules with a short slice (default: 4 h)
+HOUR_SLICE = PolicyConfig(time_slice_seconds=HOUR)  # the time-share rules with a short slice (default: 6 h)
 
 
 def test_equal_priority_jobs_of_two_users_time_share() -> None:
@@ -524,7 +525,9 @@ def test_time_sharing_takes_from_the_heaviest_user_then_the_longest_runner() -> 
         running(2, "bob", ["b"], ran=2 * HOUR),
         running(3, "bob", ["c"], ran=4 * HOUR),
     ]
-    result = plan(snap(cluster, run, [waiting(4, "cat", waited=HOUR)], usage={"ann": 10.0, "bob": 99.0}))
+    result = plan(
+        snap(cluster, run, [waiting(4, "cat", waited=HOUR)], usage={"ann": 10.0, "bob": 99.0}, config=HOUR_SLICE)
+    )
     assert result.suspends == (Suspend(3, SuspendReason.TIME_SHARE, 4),)
 
 
@@ -538,10 +541,10 @@ def test_lower_priority_victims_come_before_time_sharing() -> None:
 def test_above_normal_ages_to_normal_after_thirty_minutes() -> None:
     cluster = nodes("a", "b")
     run = [
-        running(1, "ann", ["a"], P.ABOVE_NORMAL, ran=31 * 60),
-        running(2, "bob", ["b"], P.ABOVE_NORMAL, ran=29 * 60),
+        running(1, "ann", ["a"], P.ABOVE_NORMAL, ran=31 * 60, checkpoint_ago=30),
+        running(2, "bob", ["b"], P.ABOVE_NORMAL, ran=29 * 60, checkpoint_ago=30),
     ]
-    result = plan(snap(cluster, run, [waiting(3, "cat", priority=P.ABOVE_NORMAL)]))
+    result = plan(snap(cluster, run, [waiting(3, "cat", priority=P.ABOVE_NORMAL, waited=20 * 60)]))
     assert result.demotions == (Demotion(1, P.NORMAL),)
     # now NORMAL, strictly lower than the waiter: it may be preempted
     assert result.suspends == (Suspend(1, SuspendReason.PREEMPTED, 3),)
@@ -616,8 +619,10 @@ def test_a_starving_job_gets_a_reservation() -> None:
         "Job #3 (bob, waiting 40m for 4 nodes) is ahead of it and holds the reservation of 'g': until it starts, "
         "jobs behind it may not suspend others there, and 1 idle is not enough for this one."
     )
-    # the same job after 10 minutes only: no reservation, backfill and preemption go on
+    # the same job after 10 minutes only: no reservation, backfill and preemption go on (the job behind it
+    # has waited past preempt_wait_seconds)
     wait[0] = waiting(3, "bob", n=4, submitted_ago=10 * 60)
+    wait[2] = dataclasses.replace(wait[2], queued_at=NOW - 20 * 60)
     result = plan(snap(cluster, run, wait))
     assert result.reservations == ()
     assert started(result) == {4: ("c",)}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import pytest
+
 from apps.scheduler.policy import (
     Demotion,
     PolicyConfig,
@@ -119,9 +121,11 @@ def test_time_sharing_waits_for_a_fresh_checkpoint() -> None:
     assert explanation.code is ReasonCode.CHECKPOINT
     assert explanation.eta == NOW + 20 * MIN  # its checkpoint is then 30 minutes old: no longer waited for
     assert explanation.message.startswith(
-        "Can suspend #1 (NORMAL) in 'g' once it has saved a checkpoint, so that little work is lost: at the latest "
-        "in about 20m (a checkpoint 30m old). It has waited 1h, so it holds the reservation"
+        "Can suspend #1 (NORMAL) in 'g' once it has saved a checkpoint, so that little work is lost. It has been "
+        "asked to save one now. At the latest in about 20m (a checkpoint 30m old). It has waited 1h, so it holds "
+        "the reservation"
     )
+    assert result.checkpoint_requests == (1,)  # rota.job.checkpoint_requested() is True in that job now
     # an urgent (HIGH) waiter does not wait: it suspends the cheapest lower-priority job at once
     low = [running(1, "ann", ["a"], P.LOW, ran=9 * HOUR, checkpoint_ago=10 * MIN)]
     urgent = plan(snap(nodes("a"), low, [waiting(2, "bob", priority=P.HIGH)]))
@@ -243,3 +247,97 @@ def test_the_reservation_and_custom_rank_together_do_not_depend_on_input_order()
     assert forward == backward
     assert forward.reservations[0].attempt_id == 1
     assert [forward.explanations[a].position for a in (1, 2, 3)] == [1, 3, 2]
+
+
+# Suspend where it pays (after issue 11's first round) -------------------------------------------------
+
+
+def test_a_non_urgent_job_lets_nodes_free_up_for_a_while_before_suspending() -> None:
+    run = [running(1, "ann", ["a"], P.LOW, ran=HOUR, checkpoint_ago=30)]
+    early = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=5 * MIN)]))
+    assert early.suspends == ()
+    explanation = early.explanations[2]
+    assert explanation.code is ReasonCode.PREEMPT_WAIT
+    assert explanation.eta == NOW + 10 * MIN
+    assert explanation.message == (
+        "Will suspend #1 (LOW) in 'g' in about 10m unless 1 node free up before: below HIGH a job waits 15m "
+        "before suspending others, as jobs end every few minutes and a suspension costs a restart."
+    )
+    assert [h.attempt_id for h in explanation.holders] == [1]
+    # once it has waited 15 minutes it suspends
+    later = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=15 * MIN)]))
+    assert later.suspends == (Suspend(1, SuspendReason.PREEMPTED, 2),)
+    # a HIGH (urgent) job does not wait
+    urgent = plan(snap(nodes("a"), run, [waiting(2, "bob", priority=P.HIGH, waited=0.0)]))
+    assert urgent.suspends == (Suspend(1, SuspendReason.PREEMPTED, 2),)
+    # switched off, the old behaviour
+    off = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=0.0)], config=PolicyConfig(preempt_wait_seconds=0)))
+    assert off.suspends == (Suspend(1, SuspendReason.PREEMPTED, 2),)
+
+
+def test_stale_victims_are_asked_to_checkpoint_once_the_waiter_may_suspend_them() -> None:
+    run = [running(1, "ann", ["a"], P.LOW, ran=HOUR, checkpoint_ago=10 * MIN)]
+    # within the preemption wait: no request yet (a checkpoint saved now would be stale by then)
+    early = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=5 * MIN)]))
+    assert (early.suspends, early.checkpoint_requests) == ((), ())
+    assert early.explanations[2].code is ReasonCode.CHECKPOINT
+    later = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=20 * MIN)]))
+    assert (later.suspends, later.checkpoint_requests) == ((), (1,))
+    assert "It has been asked to save one now." in later.explanations[2].message
+    # it reported one: suspended at once
+    saved = [dataclasses.replace(run[0], last_checkpoint_at=NOW - 20)]
+    done = plan(snap(nodes("a"), saved, [waiting(2, "bob", waited=21 * MIN)]))
+    assert (done.suspends, done.checkpoint_requests) == ((Suspend(1, SuspendReason.PREEMPTED, 2),), ())
+    # an urgent waiter takes the cheapest victim at once and asks nothing
+    urgent = plan(snap(nodes("a"), run, [waiting(2, "bob", priority=P.HIGH)]))
+    assert (urgent.suspends, urgent.checkpoint_requests) == ((Suspend(1, SuspendReason.PREEMPTED, 2),), ())
+    # switched off: the waiter waits for the job's own schedule, asking nothing
+    off = PolicyConfig(request_checkpoints=False)
+    quiet = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=20 * MIN)], config=off))
+    assert (quiet.suspends, quiet.checkpoint_requests) == ((), ())
+    assert "asked" not in quiet.explanations[2].message
+
+
+def test_a_job_waiting_past_the_starvation_time_goes_ahead_of_fair_share() -> None:
+    usage = {"ann": 1e6, "bob": 0.0}  # ann is the heavy user
+    wait = [waiting(1, "ann", submitted_ago=7 * HOUR), waiting(2, "bob", submitted_ago=MIN)]
+    # reservations off so that only the order is tested
+    cfg = PolicyConfig(reservation_wait_seconds=math.inf)
+    result = plan(snap(nodes("a"), (), wait, usage=usage, config=cfg))
+    assert started(result) == {1: ("a",)}
+    # before 6 hours fair share decides: bob, the lighter user, first
+    wait[0] = waiting(1, "ann", submitted_ago=5 * HOUR)
+    result = plan(snap(nodes("a"), (), wait, usage=usage, config=cfg))
+    assert started(result) == {2: ("a",)}
+
+
+def test_a_checkpoint_request_lets_the_waiting_job_in_sooner_at_no_extra_loss() -> None:
+    jobs = (
+        JobSpec(1, "ann", 0.0, 2, 3 * HOUR, int(P.NORMAL)),
+        JobSpec(2, "bob", 40 * MIN, 2, HOUR, int(P.ABOVE_NORMAL)),
+    )
+    quotas = {u: {(GROUP, int(lvl)): 2 for lvl in (P.ABOVE_NORMAL, P.NORMAL)} for u in ("ann", "bob")}
+    trace = Trace(jobs, quotas, 6 * HOUR, nodes=2, rooms=1, name="ask")
+    asked = simulate(trace, RotaPolicy(), checkpoint_response=2 * MIN)
+    ignored = simulate(trace, RotaPolicy(), checkpoint_response=math.inf)
+    # bob may suspend ann at 55 min (15 min wait); ann's last checkpoint (30 min of work, at 35 min) is stale:
+    # asked, ann saves at 57 min and is suspended then, freeing the nodes at 58; ignoring the request, ann
+    # is suspended after its next own checkpoint at 65 min. Either way ann loses the grace and a restart.
+    assert asked.waits["ABOVE_NORMAL"] == [18 * MIN]
+    assert ignored.waits["ABOVE_NORMAL"] == [26 * MIN]
+    assert (asked.checkpoint_requests, ignored.checkpoint_requests) == (1, 0)
+    assert asked.lost_gpu_h == pytest.approx((1 + 5) * 2 * 8 / 60)
+    assert ignored.lost_gpu_h == pytest.approx(asked.lost_gpu_h)
+
+
+def test_a_restarted_job_is_not_overdue_for_a_checkpoint_during_its_start_up() -> None:
+    # 28 minutes into a new attempt without a checkpoint of its own: it restarted from its last one once its
+    # 5 min start-up was over, so that checkpoint is 23 minutes old, not 28 (overdue is 30)
+    run = [running(1, "ann", ["a"], P.LOW, ran=28 * MIN)]
+    cfg = PolicyConfig(checkpoint_wait_seconds=25 * MIN)
+    result = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=20 * MIN)], config=cfg))
+    assert result.suspends == ()
+    assert result.explanations[2].code is ReasonCode.CHECKPOINT
+    assert result.explanations[2].eta == NOW + 2 * MIN
+    later = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=20 * MIN)], now=NOW + 2 * MIN, config=cfg))
+    assert later.suspends == (Suspend(1, SuspendReason.PREEMPTED, 2),)

@@ -68,7 +68,7 @@ class MetricsSerializer(serializers.Serializer):
 
 
 class JobStatusView(_RuntimeView):
-    """What the job should know now: suspend requested?, whole-life state, restart count."""
+    """What the job should know now: suspend requested?, checkpoint requested?, whole-life state, restart count."""
 
     @extend_schema(responses={200: dict})
     def get(self, request: AuthedRequest) -> Response:
@@ -82,6 +82,7 @@ class JobStatusView(_RuntimeView):
                 "chain_id": attempt.chain_id,
                 "worker_status": attempt.worker_status,
                 "suspend_requested": suspend,
+                "checkpoint_requested": attempt.checkpoint_requested_at is not None,
                 "whole_life_state": attempt.whole_life_state,
                 "restart_count": attempt.index,
             }

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
 from django import template
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.templatetags.static import static
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
@@ -26,9 +29,21 @@ def icon(name: str, css: str = "") -> SafeString:
     return format_html(
         '<svg class="icon {}" aria-hidden="true" focusable="false"><use href="{}#i-{}"></use></svg>',
         css,
-        static("vendor/lucide/sprite.svg"),
+        sprite_url(),
         name,
     )
+
+
+@functools.cache
+def sprite_url() -> str:
+    """The sprite's (hashed) static URL, looked up once: a list page draws about a hundred icons."""
+    return static("vendor/lucide/sprite.svg")
+
+
+@receiver(setting_changed)
+def _forget_sprite_url(*, setting: str, **kwargs: Any) -> None:
+    if setting in ("STATIC_URL", "STORAGES", "STATIC_ROOT"):
+        sprite_url.cache_clear()
 
 
 @register.filter

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('experiments', '0006_attempt_not_before'),
+        ('experiments', '0007_attempt_checkpoint_requested_at'),
     ]
 
     operations = [

@@ -1,0 +1,29 @@
+"""The pure policy keeps its own copy of the priority levels (it imports nothing from Django); they must
+stay the same as the model choices users and the API see."""
+
+from __future__ import annotations
+
+from apps.core.priorities import Priority as ModelPriority
+from apps.scheduler.policy import LEVELS, Priority
+
+
+def test_policy_priority_equals_the_model_choices() -> None:
+    assert [(p.name, p.value) for p in Priority] == [(p.name, p.value) for p in ModelPriority]
+
+
+def test_policy_levels_are_the_quota_levels_highest_first() -> None:
+    from apps.core.priorities import QUOTA_LEVELS
+
+    assert tuple(int(p) for p in QUOTA_LEVELS) == LEVELS
+
+
+def test_fast_constructors_build_what_the_dataclass_builds() -> None:
+    from apps.scheduler.policy import Explanation, Holder, ReasonCode, _explain, _holder
+
+    holder = _holder(3, "ann", 2, 10)
+    assert type(holder) is Holder
+    assert holder == Holder(3, "ann", 2, 10)
+    assert hash(holder) == hash(Holder(3, "ann", 2, 10))
+    fast = _explain(7, ReasonCode.QUOTA, "msg", 2, (holder,), 10, 5.0)
+    assert fast == Explanation(7, ReasonCode.QUOTA, "msg", 2, (Holder(3, "ann", 2, 10),), 10, 5.0)
+    assert _explain(7, ReasonCode.QUOTA, "msg", 2, (), None) == Explanation(7, ReasonCode.QUOTA, "msg", 2, (), None)

@@ -1,0 +1,149 @@
+"""What the portal does to stay fast at cluster scale must not show anyone another's jobs: the
+own-jobs list, the team sub-select, the owner filter, the shared (cached) queue counts and the
+cached API schema."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.experiments.choices import ChainStatus, QueueStatus
+from apps.experiments.models import Attempt, Chain
+from apps.experiments.selectors import chains_visible_to
+from apps.web.selectors import QUEUE_SUMMARY_KEY, dashboard
+from tests.factories import EnvironmentFactory, GroupFactory, NodeGroupFactory, UserFactory
+
+
+def make_chain(owner, name, *, shared=False, status=ChainStatus.WAITING, queue=QueueStatus.QUEUED, nodes=1):
+    chain = Chain.objects.create(
+        owner=owner,
+        name=name,
+        workspace="/w",
+        entrypoint="t.py",
+        node_group=NodeGroupFactory(),
+        node_count=nodes,
+        priority=20,
+        environment=EnvironmentFactory(),
+        environment_name="default",
+        shared_with_team=shared,
+        status=status,
+        finished=status == ChainStatus.SUCCEEDED,
+    )
+    attempt = Attempt.objects.create(chain=chain, index=0, priority=20, queue_status=queue)
+    Chain.objects.filter(pk=chain.pk).update(latest_attempt=attempt)
+    return chain
+
+
+@pytest.fixture
+def people(db):
+    team, other_team = GroupFactory(name="vision"), GroupFactory(name="speech")
+    alice = UserFactory(username="alice", team=team)
+    carol = UserFactory(username="carol", team=team)
+    dave = UserFactory(username="dave", team=other_team)
+    loner = UserFactory(username="loner")
+    jobs = {
+        "alice-own": make_chain(alice, "alice-own"),
+        "carol-shared": make_chain(carol, "carol-shared", shared=True),
+        "carol-private": make_chain(carol, "carol-private"),
+        "dave-shared": make_chain(dave, "dave-shared", shared=True),
+        "loner-shared": make_chain(loner, "loner-shared", shared=True),
+    }
+    return alice, carol, dave, loner, jobs
+
+
+def names(qs):
+    return sorted(qs.values_list("name", flat=True))
+
+
+def test_visibility_is_own_plus_the_teams_shared_jobs(people):
+    alice, carol, dave, loner, _jobs = people
+    assert names(chains_visible_to(user=alice)) == ["alice-own", "carol-shared"]
+    assert names(chains_visible_to(user=carol)) == ["carol-private", "carol-shared"]
+    assert names(chains_visible_to(user=dave)) == ["dave-shared"]
+    assert names(chains_visible_to(user=loner)) == ["loner-shared"]  # no team: nobody else's shared jobs
+
+
+def test_the_list_shows_only_ones_own_jobs_by_default_and_the_teams_with_scope_all(people, browser_for):
+    alice, *_rest = people
+    client = browser_for(alice)
+    mine = client.get("/experiments/").context["chains"]
+    assert [c.name for c in mine] == ["alice-own"]
+    # an owner parameter cannot widen "mine" to someone else's jobs
+    assert [c.name for c in client.get("/experiments/?owner=carol").context["chains"]] == ["alice-own"]
+    everything = client.get("/experiments/?scope=all").context["chains"]
+    assert sorted(c.name for c in everything) == ["alice-own", "carol-shared"]
+    assert [c.name for c in client.get("/experiments/?scope=all&owner=carol").context["chains"]] == ["carol-shared"]
+    assert [c.name for c in client.get("/experiments/?scope=all&owner=dave").context["chains"]] == []
+
+
+def test_the_api_owner_filter_never_reaches_beyond_what_one_may_see(people, make_client):
+    alice, *_rest = people
+    api = make_client(alice)
+    got = api.get("/api/v1/experiments/?owner=carol").json()
+    assert [row["name"] for row in got["results"]] == ["carol-shared"]
+    assert got["count"] == 1
+    assert api.get("/api/v1/experiments/?owner=dave").json()["count"] == 0
+    assert api.get("/api/v1/experiments/?owner=nobody").json()["count"] == 0
+
+
+def test_queue_counts_are_shared_and_cached_but_ones_own_jobs_are_not(people, settings):
+    alice, carol, *_rest = people
+    settings.ROTA_QUEUE_SUMMARY_SECONDS = 60
+    cache.delete(QUEUE_SUMMARY_KEY)
+    first = dashboard(user=alice)
+    lane = first.queues[0].lanes[0]
+    assert (lane.waiting_jobs, [c.name for c in lane.mine]) == (5, ["alice-own"])
+    # the cache holds counts only, nothing about a person or a job
+    assert cache.get(QUEUE_SUMMARY_KEY) == [
+        {"chain__node_group__name": "training", "queue_status": "queued", "effective_priority": None,
+         "priority": 20, "jobs": 5, "nodes": 5}
+    ]  # fmt: skip
+    make_chain(carol, "carol-new")
+    with CaptureQueriesContext(connection) as ctx:
+        second = dashboard(user=carol)
+    assert not any("SUM(" in q["sql"] for q in ctx.captured_queries)  # the counts came from the cache
+    lane = second.queues[0].lanes[0]
+    assert lane.waiting_jobs == 5  # a few seconds old, as documented
+    assert sorted(c.name for c in lane.mine) == ["carol-new", "carol-private", "carol-shared"]  # current
+    cache.delete(QUEUE_SUMMARY_KEY)
+    assert dashboard(user=carol).queues[0].lanes[0].waiting_jobs == 6
+
+
+def test_without_a_cache_period_the_counts_are_computed_every_time(people, settings):
+    alice, carol, *_rest = people
+    settings.ROTA_QUEUE_SUMMARY_SECONDS = 0
+    assert dashboard(user=alice).queues[0].lanes[0].waiting_jobs == 5
+    make_chain(carol, "carol-new")
+    assert dashboard(user=alice).queues[0].lanes[0].waiting_jobs == 6
+
+
+def test_the_schema_is_built_once_per_language_and_format_and_is_the_same_for_everyone(db, make_client, settings):
+    from apps.core.api import schema
+
+    schema._RENDERED_SCHEMAS.clear()
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    first = make_client(alice).get("/api/schema/?format=json")
+    assert first.status_code == 200 and first["Content-Type"].startswith("application/vnd.oai.openapi+json")
+    assert b'"/api/v1/experiments/"' in first.content and b"/api/schema/" not in first.content
+    client = make_client(bob)
+    built = mock.patch.object(
+        schema.CachedSchemaView.generator_class, "get_schema", side_effect=AssertionError("schema rebuilt")
+    )
+    with CaptureQueriesContext(connection) as ctx, built:
+        second = client.get("/api/schema/?format=json")
+    assert second.content == first.content
+    assert second["Content-Disposition"] == first["Content-Disposition"]
+    # the bearer token's look-up and its first use; nothing else
+    assert [q["sql"].split()[0] for q in ctx.captured_queries] == ["SELECT", "UPDATE"]
+    yaml = make_client(bob).get("/api/schema/")
+    assert yaml["Content-Type"].startswith("application/vnd.oai.openapi") and yaml.content != first.content
+    zh = make_client(bob).get("/api/schema/?format=json&lang=zh-hans")
+    assert zh.status_code == 200
+    assert set(schema._RENDERED_SCHEMAS) == {("en", "json"), ("en", "yaml"), ("zh-hans", "json")}
+    # unknown languages are served but not kept (no unbounded cache)
+    assert make_client(bob).get("/api/schema/?format=json&lang=xx-evil").status_code == 200
+    assert len(schema._RENDERED_SCHEMAS) == 3
