@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -714,3 +714,76 @@ def container_services_restarted(*, container_id: int, names: Iterable[str]) -> 
     if c is not None:
         c.restart_services = [n for n in c.restart_services if n not in set(names)]
         c.save(update_fields=["restart_services"])
+
+
+# -- idle reclaim ---------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def container_record_activity(*, container_id: int, run: int, last_activity: datetime) -> None:
+    """The launcher read JupyterLab's activity API (kernels, terminals, requests): remember the
+    newest activity of the current run."""
+    Container.objects.filter(pk=container_id, run=run, status=ContainerStatus.RUNNING).filter(
+        models.Q(last_activity_at__isnull=True) | models.Q(last_activity_at__lt=last_activity)
+    ).update(last_activity_at=last_activity)
+
+
+def containers_reclaim_idle(now: datetime | None = None) -> dict[str, list[int]]:
+    """Warn, then stop, running containers idle past their group's settings.
+
+    Idle since the newest of: the last activity JupyterLab reported, the start, the owner's "keep".
+    Past ``idle_seconds`` the owner is warned (a notification and the container's page); past a
+    further ``grace_seconds`` without a "keep", it is stopped with reason ``idle``. Groups whose
+    policy turns reclaim off are left alone. GPU utilisation is not measured by the backends yet,
+    so a container with GPUs is judged by JupyterLab's activity alone (docs/containers.md).
+    Returns the ids warned and stopped."""
+    from apps.notifications.choices import NotificationKind
+    from apps.notifications.services import notify
+
+    now = now or timezone.now()
+    done: dict[str, list[int]] = {"warned": [], "stopped": []}
+    policies = {p.node_group_id: p for p in ContainerGroupPolicy.objects.all()}
+    running = Container.objects.filter(status=ContainerStatus.RUNNING, desired=DesiredState.RUNNING).select_related(
+        "owner"
+    )
+    for c in running:
+        policy = policies.get(c.node_group_id) or ContainerGroupPolicy(node_group_id=c.node_group_id)
+        if not policy.idle_reclaim:
+            continue
+        since = max(t for t in (c.last_activity_at, c.started_at, c.kept_at, c.queued_at) if t is not None)
+        idle = (now - since).total_seconds()
+        with transaction.atomic():
+            locked = (
+                Container.objects.select_for_update()
+                .filter(pk=c.pk, run=c.run, status=ContainerStatus.RUNNING)
+                .select_related("owner")
+                .first()
+            )
+            if locked is None:
+                continue
+            if locked.idle_warned_at is None:
+                if idle >= policy.idle_seconds:
+                    locked.idle_warned_at = now
+                    locked.save(update_fields=["idle_warned_at"])
+                    notify(
+                        recipient=locked.owner,
+                        kind=NotificationKind.CONTAINER,
+                        group_key=f"container-idle:{locked.pk}",
+                        actor=None,
+                        target_url=f"/containers/{locked.pk}/",
+                        target_title=locked.name,
+                    )
+                    emit(locked)
+                    done["warned"].append(locked.pk)
+            elif since > locked.idle_warned_at:  # active again since the warning: no longer idle
+                locked.idle_warned_at = None
+                locked.save(update_fields=["idle_warned_at"])
+                emit(locked)
+            elif (now - locked.idle_warned_at).total_seconds() >= policy.grace_seconds:
+                locked.desired = DesiredState.STOPPED
+                _stop(locked, StopReason.IDLE, gettext_noop("Stopped as idle."))
+                locked.save()
+                emit(locked)
+                enqueue_on_commit(RECONCILE)
+                done["stopped"].append(locked.pk)
+    return done

@@ -22,12 +22,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 from django.conf import settings
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_noop
 
 from apps.cluster.choices import NodeState
@@ -126,6 +128,37 @@ def _record_states(c: Container, states: dict[str, dict[str, str]], endpoints: d
         Container.objects.filter(pk=c.pk, run=c.run).update(**updates)
 
 
+_last_activity_check: dict[int, float] = {}  # container id → monotonic time of the last read (a throttle only)
+
+
+def jupyter_last_activity(address: str, spec: ContainerSpec, timeout: float = 1.0) -> datetime | None:
+    """JupyterLab's own activity API: the newest activity of its kernels, terminals and API."""
+    try:
+        response = httpx.get(
+            f"http://{address}{spec.base_url}api/status",
+            headers={"Authorization": f"token {spec.token}"},
+            timeout=timeout,
+        )
+        value = response.json().get("last_activity") if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    return parse_datetime(value) if isinstance(value, str) else None
+
+
+def _check_activity(c: Container, spec: ContainerSpec, address: str | None) -> None:
+    interval = float(_conf()["IDLE_CHECK_SECONDS"])
+    now = time.monotonic()
+    if not address or now - _last_activity_check.get(c.pk, -1e9) < interval:
+        return
+    _last_activity_check[c.pk] = now
+    last = jupyter_last_activity(address, spec)
+    if last is not None:
+        container_services.container_record_activity(container_id=c.pk, run=c.run, last_activity=last)
+
+
+_last_reclaim = [-1e9]
+
+
 def reconcile_containers(backend: ContainerBackend | None = None) -> ContainerPassResult:
     backend = backend or get_container_backend()
     result = ContainerPassResult()
@@ -142,6 +175,12 @@ def reconcile_containers(backend: ContainerBackend | None = None) -> ContainerPa
             _reconcile_one(backend, c, result, timeout)
         except Exception:
             logger.exception("container %s: reconcile failed; retrying next pass", c.pk)
+    if time.monotonic() - _last_reclaim[0] >= float(_conf()["IDLE_CHECK_SECONDS"]):
+        _last_reclaim[0] = time.monotonic()
+        try:
+            container_services.containers_reclaim_idle()
+        except Exception:
+            logger.exception("idle reclaim failed; retrying next time")
     for container_id, run in sorted(backend.known_runs() - claimed):
         try:
             backend.stop(container_id, run)
@@ -228,4 +267,6 @@ def _reconcile_one(backend: ContainerBackend, c: Container, result: ContainerPas
             logger.info("container %s: restarted service %s (%.0f ms)", c.pk, name, (time.monotonic() - began) * 1000)
         container_services.container_services_restarted(container_id=c.pk, names=restarted)
         observed = backend.observe(c.pk, c.run)
-    _record_states(c, _states(observed), backend.endpoints(c.pk, c.run))
+    endpoints = backend.endpoints(c.pk, c.run)
+    _record_states(c, _states(observed), endpoints)
+    _check_activity(c, spec, endpoints.get("jupyter"))

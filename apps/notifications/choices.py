@@ -11,3 +11,4 @@ class NotificationKind(models.TextChoices):
     MENTION = "mention", _("Mentions of me")
     MODERATION = "moderation", _("Moderators acting on my posts")
     NOTICE = "notice", _("Notices from the admins")
+    CONTAINER = "container", _("My idle containers")

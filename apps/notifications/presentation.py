@@ -49,4 +49,6 @@ def describe(notification: Notification) -> str:
         action = MODERATION_ACTIONS.get(notification.detail)
         action_text = str(action) if action else notification.detail
         return _("A moderator %(action)s your writing in “%(title)s”") % {**values, "action": action_text}
+    if kind == NotificationKind.CONTAINER:
+        return _("Your container “%(title)s” is idle and will be stopped soon: open it and keep it") % values
     return notification.target_title

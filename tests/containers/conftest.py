@@ -90,3 +90,12 @@ def live_containers(platform, settings, tmp_path):
                 lambda c=container_id, r=run: not backend.alive(c, r), timeout=20, message="container run to end"
             )
             backend.release(container_id, run)
+
+
+@pytest.fixture(autouse=True)
+def _english():
+    """Service messages are in the active language; these tests read the English ones."""
+    from django.utils import translation
+
+    with translation.override("en"):
+        yield

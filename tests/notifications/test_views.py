@@ -52,7 +52,13 @@ def test_list_badge_and_mark_read(make_post, make_reply, author, reader, browser
 def test_preferences_page_saves_the_ticked_kinds(author, browser_for):
     client = browser_for(author)
     client.post("/notifications/settings/", {"kinds": ["reply", "mention"]})
-    assert set(NotificationMute.objects.values_list("kind", flat=True)) == {"quote", "like", "moderation", "notice"}
+    assert set(NotificationMute.objects.values_list("kind", flat=True)) == {
+        "quote",
+        "like",
+        "moderation",
+        "notice",
+        "container",
+    }
     page = client.get("/notifications/settings/").content.decode()
     assert 'value="reply" checked' in page and 'value="like">' in page
 
