@@ -197,6 +197,17 @@ def _check_quota(
             raise _quota_error(use, label, used, asked, total)
 
 
+def _require_backend() -> None:
+    from django.conf import settings
+
+    if settings.ROTA_BACKEND != "local":
+        raise ApplicationError(
+            _("Development containers are not available on this cluster yet (they need the local backend)."),
+            code="unavailable",
+            status=503,
+        )
+
+
 def _lock_owner(owner: User) -> None:
     User.objects.select_for_update().filter(pk=owner.pk).first()
 
@@ -233,6 +244,7 @@ def container_create(
 
     Checks the name, the services, the resources against the group's nodes, the environment
     against the user's environment quota, and the container quota (under a lock of the owner)."""
+    _require_backend()
     name = (name or "").strip()
     container = Container(
         owner=actor,
@@ -346,6 +358,7 @@ def container_update(
 def container_start(*, actor: User, container: Container) -> Container:
     """Ask for the container to run: it is queued for a node (quota checked first). Starting one
     already queued, starting or running changes nothing."""
+    _require_backend()
     container = _locked(actor, container)
     if container.desired == DesiredState.RUNNING and container.status != ContainerStatus.FAILED:
         return container

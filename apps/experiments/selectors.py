@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.core.errors import NotFound
+from apps.core.priorities import Priority
 from apps.experiments.choices import QueueStatus
 from apps.experiments.models import Attempt, Chain, ChainTag, Rank
+from apps.quotas.selectors import ResolvedQuota, quota_resolve
 
 
 def chains_visible_to(*, user: User) -> QuerySet[Chain]:
@@ -108,6 +110,56 @@ def quota_usage(*, user: User) -> dict[tuple[str, int], int]:
         if level is not None:
             used[(group, level)] += count
     return dict(used)
+
+
+@dataclass(frozen=True)
+class QuotaLevel:
+    """One (node group, quota level) a user has quota at or holds nodes at."""
+
+    group: str
+    priority: int
+    priority_name: str
+    used: int
+    quota: int
+    limit: int | None
+
+    @property
+    def percent(self) -> int:
+        if self.quota <= 0:
+            return 100 if self.used else 0
+        return min(100, round(100 * self.used / self.quota))
+
+    @property
+    def over(self) -> bool:
+        return self.used > self.quota
+
+
+@dataclass(frozen=True)
+class QuotaOverview:
+    """A user's resolved quota and, per level with quota or use, what they hold of it."""
+
+    resolved: ResolvedQuota
+    levels: list[QuotaLevel]
+
+
+def quota_overview(*, user: User) -> QuotaOverview:
+    """The one answer to "how much may I use and how much do I use" (the portal's quota panel and
+    ``GET /api/quota/``): the resolved quota plus current use, levels ordered by node group, then
+    highest priority first (three queries)."""
+    quota = quota_resolve(user=user)
+    used = quota_usage(user=user)
+    levels = [
+        QuotaLevel(
+            group=group,
+            priority=level,
+            priority_name=Priority(level).label,
+            used=used.get((group, level), 0),
+            quota=quota.node.get((group, level), 0),
+            limit=quota.node_limit.get((group, level)),
+        )
+        for group, level in sorted(set(quota.node) | set(used), key=lambda k: (k[0], -k[1]))
+    ]
+    return QuotaOverview(resolved=quota, levels=levels)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ import enum
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 # --------------------------------------------------------------------------------------------------
 # Public data
@@ -319,6 +319,17 @@ _TIME_SHARE = SuspendReason.TIME_SHARE
 
 _STARVING = -1e300  # the fair-share key of an attempt waiting past starvation_seconds: ahead of any usage
 _CLAIM = 100  # a claimant's sort key is -level - _CLAIM: before every level
+
+
+class _Entry(NamedTuple):
+    """One waiting attempt in its group's queue; the queue sorts these tuples field by field."""
+
+    rank: int  # -level, or -level - _CLAIM for a claimant (jobs were suspended for it): before every level
+    share: float  # decayed usage of its user (fair share); _STARVING past starvation_seconds, -inf for the
+    # reservation candidate
+    place: float  # first submission (FIFO); ``custom_rank`` swaps places among one user's own jobs
+    attempt_id: int  # unique, so ``waiting`` is never compared
+    waiting: Waiting
 
 
 def _level_of(key: int) -> int:
@@ -1102,7 +1113,7 @@ class _Pass:
         top_quota = self.top_quota
         aging = self.cfg.above_normal_aging_seconds
         ranked: set[tuple[str, str, int]] = set()  # (group, user, level) with a custom rank somewhere
-        queues: dict[str, list[tuple]] = {}
+        queues: dict[str, list[_Entry]] = {}
         # per group, the longest-waiting attempt past the reservation wait: (-level, queued_at, index, id)
         longest: dict[str, tuple[int, float, int, int]] = {}
         cutoff = self.now - self.cfg.reservation_wait_seconds
@@ -1128,7 +1139,7 @@ class _Pass:
                         level = _NORMAL  # its chain aged: it queues and runs at NORMAL, charged to ABOVE_NORMAL
                         self.quota_level[w.attempt_id] = _ABOVE_NORMAL
                     # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
-                    entry = (
+                    entry = _Entry(
                         -level - _CLAIM if w.claim else -level,
                         _STARVING if w.queued_at <= starving else usage.get(w.user, 0.0),
                         w.first_submitted_at,
@@ -1162,7 +1173,7 @@ class _Pass:
             res = resolved_auto[w.attempt_id]
             level = res if isinstance(res, int) else _AUTO
             claim = w.claim and level != _AUTO
-            entry = (
+            entry = _Entry(
                 -level - _CLAIM if claim else -level,
                 _STARVING if w.queued_at <= starving else usage.get(w.user, 0.0),
                 w.first_submitted_at,
@@ -1195,7 +1206,7 @@ class _Pass:
 
     def order(
         self,
-        queue: list[tuple],
+        queue: list[_Entry],
         group: str,
         ranked: set[tuple[str, str, int]],
         longest: tuple[int, float, int, int] | None,
@@ -1212,20 +1223,20 @@ class _Pass:
         """
         if longest is not None:  # before the places move entries around: the index is the append order's
             e = queue[longest[2]]
-            queue[longest[2]] = (e[0], -math.inf, e[2], e[3], e[4])
+            queue[longest[2]] = e._replace(share=-math.inf)
         if ranked:
             places: dict[tuple[str, int], list[int]] = {}
             for i, e in enumerate(queue):
-                w = e[4]
-                level = _level_of(e[0])
+                w = e.waiting
+                level = _level_of(e.rank)
                 if (group, w.user, level) in ranked:
                     places.setdefault((w.user, level), []).append(i)
             for idx in places.values():
                 mine = [queue[i] for i in idx]
-                slots = sorted(e[2] for e in mine)
-                mine.sort(key=lambda e: (e[4].custom_rank, e[2], e[3]))
+                slots = sorted(e.place for e in mine)
+                mine.sort(key=lambda e: (e.waiting.custom_rank, e.place, e.attempt_id))
                 for i, slot, e in zip(idx, slots, mine, strict=True):
-                    queue[i] = (e[0], e[1], slot, e[3], e[4])
+                    queue[i] = e._replace(place=slot)
         queue.sort()
 
     def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:
@@ -1238,7 +1249,7 @@ class _Pass:
         self.quota_holders_cache[key] = (used, holders)
         return holders
 
-    def walk(self, g: _Group, queue: list[tuple], resolved_auto: Mapping[int, int | str]) -> None:
+    def walk(self, g: _Group, queue: list[_Entry], resolved_auto: Mapping[int, int | str]) -> None:
         """Go down one group's queue once, starting, claiming, preempting or explaining."""
         cfg = self.cfg
         now = self.now
@@ -1261,8 +1272,8 @@ class _Pass:
         quota_level = self.quota_level
         usage_of = self.s.usage.get
         for entry in queue:
-            w: Waiting = entry[4]
-            level = -entry[0]
+            w = entry.waiting
+            level = -entry.rank
             if level >= _CLAIM:
                 level -= _CLAIM
             n = w.node_count

@@ -22,7 +22,7 @@ from apps.cluster.selectors import mounts_for
 from apps.core.priorities import QUOTA_LEVELS, Priority
 from apps.experiments.choices import ChainStatus, QueueStatus
 from apps.experiments.models import Attempt, Chain, ChainTag, Rank
-from apps.experiments.selectors import attempt_runtime_seconds, chain_list, quota_usage
+from apps.experiments.selectors import QuotaLevel, attempt_runtime_seconds, chain_list, quota_overview
 from apps.quotas.selectors import environments_for, quota_resolve
 from apps.web.choices import SEVERITY_ORDER, NoticeAudience
 from apps.web.models import Notice, UserPreference
@@ -205,45 +205,16 @@ def default_group(*, choices: SubmitChoices, last_group: str | None) -> str | No
 
 
 @dataclass
-class QuotaRow:
-    priority: int
-    priority_name: str
-    used: int
-    quota: int
-    limit: int | None
-
-    @property
-    def percent(self) -> int:
-        if self.quota <= 0:
-            return 100 if self.used else 0
-        return min(100, round(100 * self.used / self.quota))
-
-    @property
-    def over(self) -> bool:
-        return self.used > self.quota
-
-
-@dataclass
 class GroupQuota:
     group: str
-    rows: list[QuotaRow]
+    rows: list[QuotaLevel]
 
 
 def my_quota(*, user: User) -> list[GroupQuota]:
     """Nodes the user holds and may hold per node group and priority (levels with quota or use)."""
-    quota = quota_resolve(user=user)
-    used = quota_usage(user=user)
-    by_group: dict[str, list[QuotaRow]] = defaultdict(list)
-    for group, level in sorted(set(quota.node) | set(used), key=lambda k: (k[0], -k[1])):
-        by_group[group].append(
-            QuotaRow(
-                priority=level,
-                priority_name=Priority(level).label,
-                used=used.get((group, level), 0),
-                quota=quota.node.get((group, level), 0),
-                limit=quota.node_limit.get((group, level)),
-            )
-        )
+    by_group: dict[str, list[QuotaLevel]] = defaultdict(list)
+    for level in quota_overview(user=user).levels:
+        by_group[level.group].append(level)
     return [GroupQuota(group=g, rows=rows) for g, rows in sorted(by_group.items())]
 
 

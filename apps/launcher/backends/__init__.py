@@ -80,9 +80,7 @@ def _create_container_backend() -> ContainerBackend:
         run_root = Path(conf["RUN_ROOT"])
         run_root.mkdir(parents=True, exist_ok=True)
         return LocalContainerBackend(run_root, get_container_log_store())
-    from apps.launcher.backends.kubernetes.containers import create_container_backend
-
-    return create_container_backend(get_container_log_store())
+    raise RuntimeError("development containers run on the local backend only so far (docs/containers.md)")
 
 
 def _create() -> Backend:

@@ -16,29 +16,26 @@ from apps.accounts.permissions import IsQuotaAdmin
 from apps.cluster.models import Environment, NodeGroup
 from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError
-from apps.core.priorities import Priority
-from apps.quotas import selectors, services
+from apps.experiments.selectors import quota_overview
+from apps.quotas import services
 from apps.quotas.api import serializers as s
 from apps.quotas.models import Quota
 
 
 def my_quota_body(user: User) -> dict[str, Any]:
     """Resolved quota with current use: every level with quota or in use, per node group."""
-    from apps.experiments.selectors import quota_usage
-
-    quota = selectors.quota_resolve(user=user)
-    used = quota_usage(user=user)
-    keys = sorted(set(quota.node) | set(used), key=lambda k: (k[0], -k[1]))
+    overview = quota_overview(user=user)
+    quota = overview.resolved
     node_rows = [
         {
-            "group": group,
-            "priority": priority,
-            "priority_name": Priority(priority).label,
-            "quota": quota.node.get((group, priority), 0),
-            "limit": quota.node_limit.get((group, priority)),
-            "used": used.get((group, priority), 0),
+            "group": level.group,
+            "priority": level.priority,
+            "priority_name": level.priority_name,
+            "quota": level.quota,
+            "limit": level.limit,
+            "used": level.used,
         }
-        for group, priority in keys
+        for level in overview.levels
     ]
     jupyter_rows = [
         {"group": g, "containers": j.containers, "cpu": j.cpu, "memory_gib": j.memory_gib}
