@@ -66,6 +66,10 @@ class ClusterOwnership:
         self._clock = clock
         self._on_lost = on_lost
         self._lock = threading.Lock()
+        # Claims of this process one at a time: two threads claiming at once (an event-triggered
+        # pass and the loop's, right after a restart) would otherwise race the take-over from a
+        # dead holder, and the loser would think the process lost the cluster and close its backend.
+        self._claiming = threading.Lock()
         self._valid_until = 0.0
         self._owned = False
         self._keeper: threading.Thread | None = None
@@ -89,6 +93,10 @@ class ClusterOwnership:
         """Take or renew the lease. True while this process owns the cluster."""
         if not settings.ROTA_LAUNCHER["CLUSTER_OWNER"]:
             return False
+        with self._claiming:
+            return self._claim()
+
+    def _claim(self) -> bool:
         began = self._clock()
         ttl = self.ttl
         try:

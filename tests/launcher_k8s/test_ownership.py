@@ -271,3 +271,36 @@ def test_two_followers_of_one_pod_during_a_hand_over_write_each_line_once(
     pod_logs._server.call(lambda: pod_logs._sessions[0].put_nowait(lines))
     wait_until(lambda: a._followers[(7, 0)].delivered == 4, what="a to hand its lines to the journal")
     assert stored(store) == ["x", "y", "y", "z"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_of_one_process_claiming_at_once_after_a_crash_never_think_they_lost_it() -> None:
+    """Right after a restart an event-triggered pass and the loop's pass claim together. Unserialised,
+    the one that lost the race to take over from the dead holder concluded the process had lost
+    the cluster and closed its backend under the other (seen by bench/recovery.py)."""
+    pid, ticks = dead_process()
+    Lease.objects.update_or_create(
+        name=OWNER_LEASE, defaults={"holder": holder_of(pid, ticks), "expires_at": timezone.now() + timedelta(hours=1)}
+    )
+    lost: list[str] = []
+    owner = ClusterOwnership(holder=holder_of(4242, 7, host="restarted"), ttl=30, on_lost=lambda: lost.append("lost"))
+    start = threading.Barrier(6)
+    results: list[bool] = []
+
+    def claim() -> None:
+        from django.db import connection
+
+        start.wait(10)
+        try:
+            results.append(owner.claim())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert results == [True] * 6
+    assert lost == []
+    assert lease_row()[0] == owner.holder
