@@ -134,8 +134,14 @@ def effective_priority(r: Running, s: Snapshot) -> int:
 
 
 def fresh(r: Running, s: Snapshot) -> bool:
-    """A non-urgent suspend may take it: its checkpoint is recent, or overdue."""
-    age = s.now - (r.started_at if r.last_checkpoint_at is None else r.last_checkpoint_at)
+    """A non-urgent suspend may take it: its checkpoint is recent, or overdue. An attempt that has
+    not checkpointed yet counts from the end of its start-up (it restarted from a checkpoint then,
+    ``restart_cost_seconds`` after it started), not from its start."""
+    if r.last_checkpoint_at is None:
+        since = min(s.now, r.started_at + s.config.restart_cost_seconds)
+    else:
+        since = r.last_checkpoint_at
+    age = s.now - since
     return age <= s.config.checkpoint_fresh_seconds or age >= s.config.checkpoint_wait_seconds
 
 
