@@ -9,6 +9,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.cluster.choices import MountAction, MountKind, NodeState
+from apps.cluster.pod_settings import validate_field as validate_pod_settings
 
 name_validator = RegexValidator(
     r"^[a-z0-9]([a-z0-9_.\-]{0,62}[a-z0-9])?$",
@@ -21,6 +22,16 @@ class NodeGroup(models.Model):
 
     name = models.CharField(_("name"), max_length=64, unique=True, validators=[name_validator])
     description = models.CharField(_("description"), max_length=255, blank=True)
+    pod_settings = models.JSONField(
+        _("pod settings (Kubernetes)"),
+        default=dict,
+        blank=True,
+        validators=[validate_pod_settings],
+        help_text=_(
+            "Tolerations, runtime and priority class, annotations, extra resources, host network, "
+            "memlock and more for the pods of jobs on this group (see docs/kubernetes.md)."
+        ),
+    )
 
     class Meta:
         ordering = ["name"]
@@ -79,6 +90,13 @@ class Environment(models.Model):
     description = models.CharField(_("description"), max_length=255, blank=True)
     env_vars = models.JSONField(_("default environment variables"), default=dict, blank=True)
     interpreter = models.CharField(_("python interpreter"), max_length=255, default="python3")
+    pod_settings = models.JSONField(
+        _("pod settings (Kubernetes)"),
+        default=dict,
+        blank=True,
+        validators=[validate_pod_settings],
+        help_text=_("Pod settings for jobs using this environment; they win over the node group's."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -34,7 +34,9 @@ class ResolvedMount:
 
 
 def mounts_for(*, user: User, task: dict[str, str]) -> list[ResolvedMount]:
-    """The mounts a job of ``user`` gets. ``task`` holds ``id``, ``chain_id``, ``name``, ``type``, ``group``.
+    """The mounts a job of ``user`` gets.
+
+    ``task`` holds ``id``, ``chain_id``, ``name``, ``type``, ``group`` and ``environment``.
 
     Precedence (highest first): the user's own conditional rules, the user's unconditional rules,
     their groups' conditional then unconditional rules, then ``public``'s; per container path the first add wins,
@@ -55,6 +57,7 @@ def mounts_for(*, user: User, task: dict[str, str]) -> list[ResolvedMount]:
         "username": user.username,
         "task_type": task.get("type", "training"),
         "group": task.get("group", ""),
+        "environment": task.get("environment", ""),
     }
     context = {
         "user.username": user.username,
@@ -66,6 +69,7 @@ def mounts_for(*, user: User, task: dict[str, str]) -> list[ResolvedMount]:
         "task.name": str(task.get("name", "")),
         "task.type": str(task.get("type", "training")),
         "task.group": str(task.get("group", "")),
+        "task.environment": str(task.get("environment", "")),
     }
 
     ranked: list[tuple[int, str, MountRule]] = []

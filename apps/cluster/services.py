@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
+from apps.cluster import pod_settings as pod_settings_rules
 from apps.cluster import templates
 from apps.cluster.choices import ADMIN_STATES, MountAction, MountKind, NodeState
 from apps.cluster.events import NodeStateChanged
@@ -41,7 +42,8 @@ NODE_FIELDS = [
     "labels",
 ]
 STATE_FIELDS = ["state", "state_reason", "drain_deadline"]
-ENV_FIELDS = ["name", "image", "description", "env_vars", "interpreter"]
+ENV_FIELDS = ["name", "image", "description", "env_vars", "interpreter", "pod_settings"]
+GROUP_FIELDS = ["name", "description", "pod_settings"]
 MOUNT_FIELDS = ["name", "kind", "source", "container_path", "read_only", "action", "active", "conditions"]
 
 
@@ -78,17 +80,34 @@ def _emit_node_state(node: Node, previous_state: str) -> None:
     )
 
 
+def _check_pod_settings(value: dict[str, Any] | None) -> dict[str, Any]:
+    """``value`` as stored, or an error listing every problem with the path of each bad value."""
+    value = {} if value is None else value
+    problems = pod_settings_rules.validate(value)
+    if problems:
+        raise ApplicationError(
+            _("Pod settings: %(problems)s") % {"problems": "; ".join(problems)}, fields={"pod_settings": problems}
+        )
+    return dict(value)
+
+
 @transaction.atomic
-def node_group_upsert(*, actor: User | None, name: str, description: str = "") -> NodeGroup:
+def node_group_upsert(
+    *, actor: User | None, name: str, description: str = "", pod_settings: dict[str, Any] | None = None
+) -> NodeGroup:
+    """Create or update a node group. ``pod_settings`` (``apps.cluster.pod_settings``) apply to the
+    pods of jobs placed on it from their next start; ``None`` or ``{}`` clears them. Audited."""
     _require_cluster_admin(actor)
+    settings_value = _check_pod_settings(pod_settings)
     group = NodeGroup.objects.filter(name=name).first()
-    before = snapshot(group, ["name", "description"]) if group else None
+    before = snapshot(group, GROUP_FIELDS) if group else None
     if group is None:
         group = NodeGroup(name=name)
     group.description = description
+    group.pod_settings = settings_value
     _full_clean(group)
     group.save()
-    after = snapshot(group, ["name", "description"])
+    after = snapshot(group, GROUP_FIELDS)
     if after != before:
         audit_record(actor=actor, action="node_group.upsert", target=group, before=before, after=after)
     return group
@@ -251,8 +270,11 @@ def environment_upsert(
     description: str = "",
     env_vars: dict[str, str] | None = None,
     interpreter: str = "python3",
+    pod_settings: dict[str, Any] | None = None,
 ) -> Environment:
+    """Create or update an environment; its ``pod_settings`` win over the node group's. Audited."""
     _require_cluster_admin(actor)
+    settings_value = _check_pod_settings(pod_settings)
     env_vars = dict(env_vars or {})
     bad = [k for k, v in env_vars.items() if not isinstance(v, str) or not k.replace("_", "").isalnum()]
     if bad:
@@ -268,6 +290,7 @@ def environment_upsert(
     environment.description = description
     environment.env_vars = env_vars
     environment.interpreter = interpreter
+    environment.pod_settings = settings_value
     _full_clean(environment)
     environment.save()
     after = snapshot(environment, ENV_FIELDS)

@@ -19,9 +19,10 @@ ALLOWED = frozenset(
         "task.name",
         "task.type",
         "task.group",
+        "task.environment",
     }
 )
-CONDITION_KEYS = frozenset({"role", "task_type", "group", "team", "username"})
+CONDITION_KEYS = frozenset({"role", "task_type", "group", "environment", "team", "username"})
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.\-]*$")
 

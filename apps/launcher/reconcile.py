@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from apps.accounts.posix import posix_account
 from apps.accounts.services import token_create_for_attempt
+from apps.cluster import pod_settings
 from apps.cluster import services as cluster_services
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Node
@@ -52,7 +53,15 @@ from apps.experiments.choices import (
 )
 from apps.experiments.models import Attempt, Rank
 from apps.launcher.backends import get_backend
-from apps.launcher.backends.base import Backend, EntrypointKind, LaunchSpec, MountSpec, RankObservation, RankPhase
+from apps.launcher.backends.base import (
+    Backend,
+    EntrypointKind,
+    LaunchSpec,
+    MountSpec,
+    PodOptions,
+    RankObservation,
+    RankPhase,
+)
 from apps.launcher.backends.base import RankSpec as BackendRankSpec
 from apps.launcher.contract import RankPlacement, local_gpu_count, rank_env
 from apps.logs.store import get_log_store
@@ -115,14 +124,33 @@ def pod_resources(node: Node) -> tuple[float, int]:
     return round(cpu, 3), int(memory)
 
 
+def pod_options(custom: dict[str, Any]) -> PodOptions:
+    """Merged, validated pod settings (``apps.cluster.pod_settings.merge``) as the backend takes them."""
+    return PodOptions(
+        node_selector=dict(custom.get("node_selector", {})),
+        tolerations=tuple(dict(t) for t in custom.get("tolerations", [])),
+        runtime_class_name=str(custom.get("runtime_class_name", "")),
+        priority_class_name=str(custom.get("priority_class_name", "")),
+        annotations=dict(custom.get("annotations", {})),
+        resources={str(k): int(v) for k, v in custom.get("resources", {}).items()},
+        host_network=bool(custom.get("host_network", False)),
+    )
+
+
 def build_spec(attempt: Attempt) -> LaunchSpec:
-    """The backend's view of an attempt, with a fresh attempt-scoped token for its ranks."""
+    """The backend's view of an attempt, with a fresh attempt-scoped token for its ranks.
+
+    The node group's and the environment's pod settings are merged here, at each start: an admin's
+    change applies to the next attempt, never to pods already running."""
     chain = attempt.chain
     ranks = sorted(attempt.ranks.all(), key=lambda r: r.rank)
     issued = token_create_for_attempt(user=chain.owner, attempt_id=attempt.pk)
     store = get_log_store()
     log_dir = str(store.attempt_dir(str(chain.pk), attempt.pk))
     environment = chain.environment
+    custom = pod_settings.merge(chain.node_group.pod_settings, environment.pod_settings if environment else {})
+    # Variables: the pod settings', then the environment's own, then the job's and Rota's (rank_env).
+    env_defaults = {**custom.get("env", {}), **(environment.env_vars if environment else {})}
     gpus = _gpu_map()
     # The local backend runs every rank on this machine: rank 0 is reachable on loopback. The
     # kubernetes backend overrides MASTER_ADDR with rank 0's stable DNS name.
@@ -138,7 +166,7 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
             master_addr=master,
             token=issued.raw,
             log_dir=log_dir,
-            env_defaults=dict(environment.env_vars) if environment else {},
+            env_defaults=env_defaults,
             procs_per_node=r.node.gpu_count,
         )
         rank_specs.append(BackendRankSpec(rank=r.rank, node=r.node.name, env=env, gpus=placement.gpus))
@@ -152,6 +180,7 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
                 "name": chain.name,
                 "type": "training",
                 "group": chain.node_group.name,
+                "environment": environment.name if environment else "",
             },
         )
     )
@@ -181,7 +210,9 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
         memory_bytes=memory_bytes,
         gpus_per_rank=first_node.gpu_count if first_node else 0,
         mounts=mounts,
+        capabilities=tuple(pod_settings.capability_names(custom)),
         labels={"rota.dev/group": chain.node_group.name},
+        pod=pod_options(custom),
     )
 
 

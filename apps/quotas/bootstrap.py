@@ -155,8 +155,10 @@ def _subject(text: str) -> tuple[User | None, Group | None]:
 def _apply(entry: _Entry) -> None:
     section = entry.section
     if section == "node_groups":
-        d = _take(entry, {"name", "description"}, {"name"})
-        cluster_services.node_group_upsert(actor=None, name=d["name"], description=d.get("description", ""))
+        d = _take(entry, {"name", "description", "pod_settings"}, {"name"})
+        cluster_services.node_group_upsert(
+            actor=None, name=d["name"], description=d.get("description", ""), pod_settings=d.get("pod_settings")
+        )
     elif section == "nodes":
         d = _take(
             entry, {"name", "group", "gpu_count", "gpu_model", "cpu", "memory_gib", "room", "labels"}, {"name", "group"}
@@ -181,7 +183,7 @@ def _apply(entry: _Entry) -> None:
     elif section == "environments":
         d = _take(
             entry,
-            {"name", "image", "description", "env_vars", "interpreter", "users", "groups", "rank"},
+            {"name", "image", "description", "env_vars", "interpreter", "pod_settings", "users", "groups", "rank"},
             {"name", "image"},
         )
         env = cluster_services.environment_upsert(
@@ -191,6 +193,7 @@ def _apply(entry: _Entry) -> None:
             description=d.get("description", ""),
             env_vars=d.get("env_vars", {}),
             interpreter=d.get("interpreter", "python3"),
+            pod_settings=d.get("pod_settings"),
         )
         rank = _int(d, "rank", 1) or 1
         for subject in [f"user:{u}" for u in d.get("users", [])] + [f"group:{g}" for g in d.get("groups", [])]:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import kmock
+import kubernetes_validate
 import pytest
 from kubernetes import client
 
@@ -23,6 +24,7 @@ from apps.launcher.backends.base import (
     LaunchSpec,
     MountSpec,
     NodeObservation,
+    PodOptions,
     RankObservation,
     RankPhase,
     RankSpec,
@@ -338,6 +340,63 @@ def test_granted_capabilities_are_added_and_validated(make_backend: MakeBackend)
     for refused in (("ALL",), ("SYS ADMIN",), ("",)):
         with pytest.raises(ValueError, match="capability"):
             backend.start(make_spec(capabilities=refused))
+
+
+RDMA = "rdma/hca_shared_devices_a"
+
+
+def test_pod_options_reach_the_created_pods_and_validate(kube: KubeServer, make_backend: MakeBackend) -> None:
+    options = PodOptions(
+        node_selector={"fabric": "ib"},
+        tolerations=(
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "fabric", "value": "ib", "effect": "NoExecute", "tolerationSeconds": 300},
+        ),
+        runtime_class_name="nvidia",
+        priority_class_name="training",
+        annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false", "rota.dev/stop-reason": "stop"},
+        resources={RDMA: 1},
+        host_network=True,
+    )
+    make_backend().start(make_spec(cpu=30, memory_bytes=2**30, capabilities=("IPC_LOCK",), pod=options))
+    for rank in (0, 1):
+        pod = kube.get("v1/pods", NAMESPACE, f"rota-7-{rank}")
+        assert pod is not None
+        spec = pod["spec"]
+        assert spec["nodeSelector"] == {"fabric": "ib"}
+        assert spec["tolerations"] == [dict(t) for t in options.tolerations]
+        assert (spec["runtimeClassName"], spec["priorityClassName"]) == ("nvidia", "training")
+        assert (spec["hostNetwork"], spec["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+        # Rota's own annotation domain is never the admin's: the stop reason stays ours.
+        assert pod["metadata"]["annotations"] == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}
+        job = spec["containers"][0]
+        assert job["resources"] == {
+            "requests": {RDMA: "1", "cpu": "30", "memory": str(2**30), "nvidia.com/gpu": "8"},
+            "limits": {RDMA: "1", "memory": str(2**30), "nvidia.com/gpu": "8"},
+        }
+        assert job["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
+        # Still pinned to the placed node: a selector narrows, never replaces, the pinning.
+        terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert terms["nodeSelectorTerms"][0]["matchFields"][0]["values"] == [f"gpu-node-{rank + 1}"]
+        kubernetes_validate.validate(without_server_fields(pod), "1.31", strict=True)
+
+
+def test_pods_without_options_keep_the_defaults(kube: KubeServer, make_backend: MakeBackend) -> None:
+    make_backend().start(make_spec(ranks=1))
+    pod = kube.get("v1/pods", NAMESPACE, "rota-7-0")
+    assert pod is not None
+    assert pod["spec"]["hostNetwork"] is False
+    for absent in ("nodeSelector", "tolerations", "runtimeClassName", "priorityClassName", "dnsPolicy"):
+        assert absent not in pod["spec"]
+    assert "annotations" not in pod["metadata"]
+
+
+def test_invalid_extra_resources_are_refused_before_any_request(kube: KubeServer, make_backend: MakeBackend) -> None:
+    backend = make_backend()
+    for resources in ({"nvidia.com/gpu": 1}, {"rdma": 1}, {RDMA: 0}):
+        with pytest.raises(ValueError, match="extra resource"):
+            backend.start(make_spec(pod=PodOptions(resources=resources)))
+    assert count(kube, method="POST") == 0
 
 
 def test_invalid_specs_are_refused_before_any_request(kube: KubeServer, make_backend: MakeBackend) -> None:

@@ -9,9 +9,11 @@ from typing import Any
 
 import kmock
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from apps.accounts import services as account_services
+from apps.cluster import services as cluster_services
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Node
 from apps.experiments.choices import ChainStatus, StopReason, SuspendReason, WorkerStatus
@@ -111,6 +113,73 @@ def test_home_comes_from_the_configured_template(kube, make_backend, submit, set
     settings.ROTA_KUBERNETES = {**settings.ROTA_KUBERNETES, "HOME": "/mnt/home/{user}"}
     attempt = started_attempt(submit, make_backend(), UserFactory(username="carol"))
     assert env_of(pod_of(kube, attempt))["HOME"] == "/mnt/home/carol"
+
+
+GROUP_POD = {
+    "tolerations": [{"key": "fabric", "operator": "Exists", "effect": "NoSchedule"}],
+    "resources": {"rdma/hca_shared_devices_a": 1},
+    "host_network": True,
+    "memlock": True,
+    "annotations": {"team": "infra", "prometheus.io/scrape": "true"},
+    "env": {"NCCL_IB_HCA": "mlx5", "NCCL_DEBUG": "WARN"},
+}
+ENVIRONMENT_POD = {
+    "runtime_class_name": "nvidia",
+    "priority_class_name": "training",
+    "tolerations": [{"key": "fabric", "operator": "Exists", "effect": "NoSchedule"}, {"operator": "Exists"}],
+    "annotations": {"team": "vision"},
+    "env": {"NCCL_DEBUG": "INFO"},
+}
+
+
+@pytest.mark.usefixtures("nodes")
+def test_admins_pod_settings_per_group_and_environment_reach_the_pods(kube, make_backend, submit):
+    cluster_services.node_group_upsert(actor=None, name="training", pod_settings=GROUP_POD)
+    cluster_services.environment_upsert(actor=None, name="default", image="python:3.11", pod_settings=ENVIRONMENT_POD)
+    # Extra volumes per environment (or group): a mount rule with that condition.
+    cluster_services.mount_rule_upsert(
+        actor=None,
+        name="ib-conf",
+        kind="configmap",
+        source="ib-conf",
+        container_path="/etc/ib",
+        conditions={"environment": "default"},
+        owner_groups=[Group.objects.get(name="public")],
+    )
+    user = UserFactory(username="erin")
+    attempt = started_attempt(submit, make_backend(), user, nodes=2, env_vars={"NCCL_DEBUG": "TRACE"})
+    for rank in (0, 1):
+        pod = pod_of(kube, attempt, rank)
+        spec = pod["spec"]
+        # Lists are joined (without repeats), tables merged key by key, single values: the environment's.
+        assert spec["tolerations"] == [
+            {"key": "fabric", "operator": "Exists", "effect": "NoSchedule"},
+            {"operator": "Exists"},
+        ]
+        assert (spec["runtimeClassName"], spec["priorityClassName"]) == ("nvidia", "training")
+        assert (spec["hostNetwork"], spec["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+        assert pod["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "team": "vision"}
+        job = spec["containers"][0]
+        assert job["resources"]["limits"]["rdma/hca_shared_devices_a"] == "1"
+        assert job["resources"]["requests"]["rdma/hca_shared_devices_a"] == "1"
+        assert job["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
+        env = env_of(pod)
+        # The environment's variables win over the group's, the job's over both, Rota's over all.
+        assert (env["NCCL_IB_HCA"], env["NCCL_DEBUG"], env["RANK"]) == ("mlx5", "TRACE", str(rank))
+        assert {"name": "mount-0", "mountPath": "/etc/ib", "readOnly": False} in job["volumeMounts"]
+        assert {"name": "mount-0", "configMap": {"name": "ib-conf"}} in spec["volumes"]
+
+
+@pytest.mark.usefixtures("nodes")
+def test_pod_settings_changes_apply_to_the_next_attempt_not_running_pods(kube, make_backend, submit):
+    backend = make_backend()
+    user = UserFactory(username="frank")
+    first = started_attempt(submit, backend, user)
+    cluster_services.node_group_upsert(actor=None, name="training", pod_settings={"priority_class_name": "training"})
+    Reconciler(backend).run()
+    assert "priorityClassName" not in pod_of(kube, first)["spec"]
+    second = started_attempt(submit, backend, user)
+    assert pod_of(kube, second)["spec"]["priorityClassName"] == "training"
 
 
 @pytest.mark.usefixtures("nodes")

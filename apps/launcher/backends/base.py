@@ -62,6 +62,21 @@ class RankSpec:
 
 
 @dataclass(frozen=True)
+class PodOptions:
+    """What admins set for the pods of a job's node group and environment, merged
+    (``apps.cluster.pod_settings``): kubernetes only; the local backend has no pods. Linux
+    capabilities (memlock = ``IPC_LOCK``) go to ``LaunchSpec.capabilities``, variables to the env."""
+
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, object], ...] = ()
+    runtime_class_name: str = ""
+    priority_class_name: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, int] = field(default_factory=dict)  # extended resources per rank (RDMA...)
+    host_network: bool = False
+
+
+@dataclass(frozen=True)
 class LaunchSpec:
     """Everything a backend needs to start one attempt; built by the launcher from the database."""
 
@@ -90,6 +105,7 @@ class LaunchSpec:
     uid_mapped: bool = False
     # As root with no such account: refuse to start the job instead of running it as root.
     refuse_unmapped: bool = False
+    pod: PodOptions = field(default_factory=PodOptions)
 
 
 @dataclass(frozen=True)

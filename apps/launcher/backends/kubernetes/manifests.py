@@ -140,11 +140,15 @@ class Manifests:
         labels[self.label_rank] = str(rank)
         return dict(sorted(labels.items()))
 
+    def _own_domain(self, key: str) -> bool:
+        domain = key.rpartition("/")[0]
+        return bool(domain) and (domain == self._prefix or domain.endswith("." + self._prefix))
+
     def _reserved_label(self, key: str) -> bool:
         domain = key.rpartition("/")[0]
         if not domain:
             return False
-        if domain == self._prefix or domain.endswith("." + self._prefix):
+        if self._own_domain(key):
             return True
         return any(domain == d or domain.endswith("." + d) for d in _RESERVED_LABEL_DOMAINS)
 
@@ -266,6 +270,10 @@ class Manifests:
     def _resources(spec: LaunchSpec) -> JsonDict:
         requests: dict[str, str] = {}
         limits: dict[str, str] = {}
+        # Extended resources an admin added (RDMA devices...): requests = limits, as Kubernetes
+        # requires for them; ours (CPU, memory, GPUs) are set after, so they cannot be replaced.
+        for name, count in sorted(spec.pod.resources.items()):
+            requests[name] = limits[name] = str(count)
         if spec.cpu > 0:
             requests["cpu"] = cpu_quantity(spec.cpu)
         if spec.memory_bytes > 0:
@@ -321,7 +329,10 @@ class Manifests:
             "terminationGracePeriodSeconds": self._suspend_grace,
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
-            "hostNetwork": False,
+            # The node's network only when an admin asked for it (RDMA, InfiniBand); the pod then
+            # still resolves cluster names (rank 0's MASTER_ADDR) through the cluster's DNS.
+            "hostNetwork": spec.pod.host_network,
+            **({"dnsPolicy": "ClusterFirstWithHostNet"} if spec.pod.host_network else {}),
             "hostPID": False,
             "hostIPC": False,
             "securityContext": {
@@ -335,17 +346,27 @@ class Manifests:
         }
         if self._pull_secrets:
             pod_spec["imagePullSecrets"] = [{"name": secret} for secret in self._pull_secrets]
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": self._namespace,
-                "labels": self.pod_labels(spec, rank.rank),
-                "ownerReferences": [self._owner_reference(spec.attempt_id, owner_uid)],
-            },
-            "spec": pod_spec,
+        options = spec.pod
+        if options.node_selector:
+            pod_spec["nodeSelector"] = dict(sorted(options.node_selector.items()))
+        if options.tolerations:
+            pod_spec["tolerations"] = [dict(t) for t in options.tolerations]
+        if options.runtime_class_name:
+            pod_spec["runtimeClassName"] = options.runtime_class_name
+        if options.priority_class_name:
+            pod_spec["priorityClassName"] = options.priority_class_name
+        metadata: JsonDict = {
+            "name": name,
+            "namespace": self._namespace,
+            "labels": self.pod_labels(spec, rank.rank),
+            "ownerReferences": [self._owner_reference(spec.attempt_id, owner_uid)],
         }
+        # Any domain an admin chooses (cluster-autoscaler.kubernetes.io/safe-to-evict...), not ours:
+        # the stop-reason annotation is how a restarted launcher knows why a pod ended.
+        annotations = {k: v for k, v in sorted(options.annotations.items()) if not self._own_domain(k)}
+        if annotations:
+            metadata["annotations"] = annotations
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
     @staticmethod
     def validate(spec: LaunchSpec) -> None:
@@ -362,6 +383,9 @@ class Manifests:
             raise ValueError("the kubernetes backend needs an image")
         if spec.gpus_per_rank < 0 or spec.cpu < 0 or spec.memory_bytes < 0:
             raise ValueError("resources must be >= 0")
+        for name, count in spec.pod.resources.items():
+            if "/" not in name or name == "nvidia.com/gpu" or count < 1:
+                raise ValueError(f"extra resource {name}={count}: a domain-prefixed name and a count >= 1")
         normalize_capabilities(spec.capabilities)
         paths = {SHM_PATH}
         for mount in spec.mounts:
