@@ -306,7 +306,8 @@ USE_TZ = True
 # --- static -------------------------------------------------------------------------------------
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic writes (the image builds it at /app/staticfiles) and whitenoise serves from.
+STATIC_ROOT = Path(env_str("ROTA_STATIC_ROOT", str(BASE_DIR / "staticfiles"))).resolve()
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},

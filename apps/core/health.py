@@ -58,12 +58,24 @@ def last_pass_at(name: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
+#: A probe must get its answer within the kubelet's timeout (5 s in deploy/): waiting the pool's
+#: own timeout (ROTA_DB_POOL_TIMEOUT, 20 s) for a connection while PostgreSQL is down would hang
+#: the probe, and the server thread it runs on, instead of saying "unready".
+DATABASE_CHECK_TIMEOUT = 2.0
+
+
 def check_database() -> str:
-    """ "" when the database answers, else why not."""
+    """ "" when the database answers, else why not; within ``DATABASE_CHECK_TIMEOUT`` when pooled."""
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
+        pool = getattr(connection, "pool", None) if connection.vendor == "postgresql" else None
+        if pool is not None:
+            pool.open()  # as Django does before its first connection; a no-op once open
+            with pool.connection(timeout=DATABASE_CHECK_TIMEOUT) as conn:
+                conn.execute("SELECT 1").fetchone()
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+                cursor.fetchone()
     except Exception as exc:
         return f"{type(exc).__name__}: {str(exc)[:200]}"
     return ""

@@ -93,7 +93,7 @@ def test_image_is_pinned_and_secrets_stay_out_of_it() -> None:
     base = re.search(r"^FROM (\S+)", (DEPLOY / "Dockerfile").read_text(), re.M)
     assert base is not None and re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", base[1])
     ignored = set((ROOT / ".dockerignore").read_text().split())
-    assert {".env", ".env.*", "var/", ".venv/", ".git/", "deploy/.env"} <= ignored
+    assert {".env", ".env.*", "var/", ".venv/", ".git/", "deploy/.env", "deploy/kubeconfig"} <= ignored
 
 
 def test_compose_starts_production_with_passwords_and_keeps_kube_credentials_out_of_web() -> None:

@@ -111,7 +111,13 @@ def test_readyz_goes_unready_while_the_database_is_down_and_recovers(settings, m
     def down(*args: object, **kwargs: object) -> object:
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(connection, "cursor", down)
+    # The production profile checks through the connection pool (bounded wait), the embedded one
+    # through the connection; tests/core/test_deploy_startup.py stops a real PostgreSQL link.
+    pool = getattr(connection, "pool", None) if connection.vendor == "postgresql" else None
+    if pool is not None:
+        monkeypatch.setattr(pool, "connection", down)
+    else:
+        monkeypatch.setattr(connection, "cursor", down)
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == {"ok": False, "error": "OperationalError: connection refused"}
