@@ -6,10 +6,11 @@ selectors only: the admin pages write nothing here.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from apps.accounts.choices import AdminGroup
@@ -18,9 +19,9 @@ from apps.cluster.choices import NodeState
 from apps.cluster.models import Environment, Node, NodeGroup
 from apps.core.models import AuditEntry
 from apps.core.priorities import QUOTA_LEVELS
-from apps.experiments.choices import ChainStatus
-from apps.experiments.models import Chain, ChainTag, Rank
-from apps.experiments.selectors import NodeHolder, quota_usage
+from apps.experiments.choices import ChainStatus, QueueStatus
+from apps.experiments.models import Attempt, Chain, ChainTag, Rank
+from apps.experiments.selectors import PLATFORM_SUSPENSIONS, NodeHolder, quota_usage, work_lost_gpu_hours
 from apps.quotas.choices import QuotaKind
 from apps.quotas.models import Quota
 from apps.quotas.selectors import quota_resolve
@@ -338,3 +339,151 @@ def jobs_all() -> QuerySet[Chain]:
         .prefetch_related(Prefetch("tags", queryset=ChainTag.objects.order_by("name")))
         .order_by("-id")
     )
+
+
+# --- scheduler overview ---------------------------------------------------------------------------
+
+
+@dataclass
+class LevelRow:
+    """One priority level of a node group: jobs and nodes running at it, jobs and nodes waiting."""
+
+    level: int
+    running_jobs: int = 0
+    running_nodes: int = 0
+    waiting_jobs: int = 0
+    waiting_nodes: int = 0
+
+
+@dataclass
+class GroupLoad:
+    """A node group as the scheduler sees it: nodes used and free, then each priority level."""
+
+    name: str
+    nodes: int = 0
+    used: int = 0  # held by a job (starting, running, suspending, stopping)
+    free: int = 0  # ready and held by nobody
+    unavailable: int = 0  # draining, cordoned, not ready or disabled, and idle
+    held_jobs: int = 0  # suspended by a person: out of the queue until resumed
+    levels: list[LevelRow] | None = None
+
+    @property
+    def running_jobs(self) -> int:
+        return sum(r.running_jobs for r in self.levels or ())
+
+    @property
+    def waiting_jobs(self) -> int:
+        return sum(r.waiting_jobs for r in self.levels or ())
+
+
+def scheduler_loads() -> list[GroupLoad]:
+    """Per node group and priority level: running and waiting jobs and their nodes; per group the
+    nodes used, free and unavailable (four queries). Running jobs count at the level they run at
+    (``effective_priority``, aged ABOVE_NORMAL jobs at NORMAL); waiting ones at the level asked for
+    (AUTO until the scheduler picks one)."""
+    groups = {
+        pk: GroupLoad(name=name, levels=[]) for pk, name in NodeGroup.objects.order_by("name").values_list("pk", "name")
+    }
+    held_node = Rank.objects.filter(node=OuterRef("pk"), holds_node=True)
+    node_counts = (
+        Node.objects.annotate(held=Exists(held_node))
+        .values("group_id")
+        .annotate(
+            total=Count("pk"),
+            used=Count("pk", filter=Q(held=True)),
+            free=Count("pk", filter=Q(held=False, state=NodeState.READY)),
+        )
+        .order_by()
+    )
+    for row in node_counts:
+        load = groups[row["group_id"]]
+        load.nodes, load.used, load.free = row["total"], row["used"], row["free"]
+        load.unavailable = row["total"] - row["used"] - row["free"]
+    levels: dict[tuple[int, int], LevelRow] = {}
+
+    def level_row(group_id: int, level: int | None) -> LevelRow:
+        key = (group_id, -2 if level is None else level)
+        if key not in levels:
+            levels[key] = LevelRow(level=key[1])
+        return levels[key]
+
+    running = (
+        Attempt.objects.filter(queue_status=QueueStatus.SCHEDULED)
+        .values("chain__node_group_id", "effective_priority")
+        .annotate(jobs=Count("pk"), nodes=Sum("chain__node_count"))
+        .order_by()
+    )
+    for row in running:
+        lr = level_row(row["chain__node_group_id"], row["effective_priority"])
+        lr.running_jobs, lr.running_nodes = row["jobs"], row["nodes"] or 0
+    waiting = (
+        Attempt.objects.filter(queue_status=QueueStatus.QUEUED)
+        .values("chain__node_group_id", "priority", "chain__held")
+        .annotate(jobs=Count("pk"), nodes=Sum("chain__node_count"))
+        .order_by()
+    )
+    for row in waiting:
+        if row["chain__held"]:
+            groups[row["chain__node_group_id"]].held_jobs += row["jobs"]
+            continue
+        lr = level_row(row["chain__node_group_id"], row["priority"])
+        lr.waiting_jobs += row["jobs"]
+        lr.waiting_nodes += row["nodes"] or 0
+    for (group_id, _level), lr in sorted(levels.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
+        groups[group_id].levels.append(lr)  # type: ignore[union-attr]
+    return list(groups.values())
+
+
+def scheduler_queue(*, group: str = "") -> QuerySet[Attempt]:
+    """The waiting queue in the scheduler's order: per node group by the position its last pass
+    gave each attempt (not yet looked at: last), with the job, owner and the stored explanation.
+    Jobs a person suspended are not in the queue."""
+    qs = Attempt.objects.filter(queue_status=QueueStatus.QUEUED, chain__held=False).select_related(
+        "chain", "chain__owner", "chain__node_group"
+    )
+    if group:
+        qs = qs.filter(chain__node_group__name=group)
+    return qs.order_by("chain__node_group__name", F("queue_position").asc(nulls_last=True), "pk")
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """A job the platform suspended, who it was suspended for, and the work it lost."""
+
+    attempt: Attempt
+    beneficiary: Attempt | None
+    lost_gpu_hours: float | None  # None while the victim is still suspending
+
+
+def recent_preemptions(*, since: datetime, limit: int = 20) -> list[Preemption]:
+    """The latest suspensions the platform decided (preemption, time-share, quota, node trouble),
+    newest first, with the beneficiary and the GPU-hours of work lost (three queries)."""
+    victims = list(
+        Attempt.objects.filter(suspend_reason__in=PLATFORM_SUSPENSIONS, suspend_requested_at__gte=since)
+        .select_related("chain", "chain__owner", "chain__node_group")
+        .annotate(gpus=Sum("ranks__node__gpu_count"))
+        .order_by("-suspend_requested_at", "-pk")[:limit]
+    )
+    wanted = {a.suspend_for for a in victims if a.suspend_for}
+    beneficiaries = (
+        {a.pk: a for a in Attempt.objects.filter(pk__in=wanted).select_related("chain", "chain__owner")}
+        if wanted
+        else {}
+    )
+    return [
+        Preemption(
+            attempt=a,
+            beneficiary=beneficiaries.get(a.suspend_for) if a.suspend_for else None,
+            lost_gpu_hours=(
+                work_lost_gpu_hours(
+                    gpus=a.gpus,  # type: ignore[attr-defined]
+                    started_at=a.started_at,
+                    last_checkpoint_at=a.last_checkpoint_at,
+                    finished_at=a.finished_at,
+                )
+                if a.finished_at is not None
+                else None
+            ),
+        )
+        for a in victims
+    ]

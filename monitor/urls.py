@@ -20,4 +20,5 @@ urlpatterns = [
     path("nodes/<int:pk>/action/", views.node_action_view, name="node-action"),
     path("jobs/", views.jobs_view, name="jobs"),
     path("jobs/batch/", views.jobs_batch_view, name="jobs-batch"),
+    path("scheduler/", views.scheduler_view, name="scheduler"),
 ]

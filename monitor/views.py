@@ -5,6 +5,7 @@ a message. Refused writes change nothing: the services check again, inside their
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.contrib import messages
@@ -32,6 +33,8 @@ from apps.experiments.choices import ChainStatus
 from apps.experiments.filtersets import ChainFilterSet
 from apps.experiments.models import Chain
 from apps.quotas.choices import QuotaKind
+from apps.scheduler.status import last_pass_summary
+from apps.web.views import is_htmx, render_htmx
 from monitor import selectors, services
 from monitor.access import Power, has_power, monitor_view, powers_of
 from monitor.forms import ActivationForm, NodeActionForm, UserCreateForm, UserEditForm, add_service_error
@@ -477,3 +480,37 @@ def jobs_batch_view(request: AdminRequest) -> HttpResponse:
     if failed:
         messages.warning(request, " ".join(failed))
     return redirect(back)
+
+
+# --- scheduler overview ---------------------------------------------------------------------------
+
+PREEMPTIONS_SINCE = timedelta(hours=24)
+
+
+@monitor_view()
+@require_GET
+def scheduler_view(request: AdminRequest) -> HttpResponse:
+    """What the scheduler sees now: per node group and priority level, what runs and waits and the
+    nodes used and free; the waiting queue in its order with each job's reason (as the last pass
+    explained it); the nodes held back for a long-waiting job; the last pass; recent preemptions."""
+    group = request.GET.get("group", "").strip()
+    loads = selectors.scheduler_loads()
+    if group and group not in {load.name for load in loads}:
+        group = ""
+    paginator = Paginator(selectors.scheduler_queue(group=group), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    summary = last_pass_summary()
+    context = _context(
+        request,
+        "scheduler",
+        loads=loads,
+        group=group,
+        page=page,
+        queue=list(page.object_list),
+        summary=summary,
+        last_pass_at=datetime.fromtimestamp(summary.at, tz=UTC) if summary else None,
+        preemptions=selectors.recent_preemptions(since=timezone.now() - PREEMPTIONS_SINCE),
+    )
+    if is_htmx(request):  # a live refresh: the region only
+        return render_htmx(request, "monitor/partials/scheduler_live.html", context)
+    return render(request, "monitor/scheduler.html", context)

@@ -23,3 +23,9 @@ def cell_value(cell: Any, submitted: dict[str, str]) -> str:
     if cell.key in submitted:
         return submitted[cell.key]
     return "" if cell.own is None else str(cell.own)
+
+
+@register.filter
+def ms(seconds: float | None) -> str:
+    """Seconds as whole milliseconds ("183"), for durations of passes."""
+    return "" if seconds is None else str(round(seconds * 1000))

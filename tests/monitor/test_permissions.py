@@ -101,6 +101,7 @@ PAGES += [
         ok_status=302,
     ),
 ]
+PAGES += [MonitorPage("scheduler", "GET", lambda c: "/monitor/scheduler/")]
 IDS = [p.name for p in PAGES]
 WRITES = [p for p in PAGES if p.method == "POST"]
 
