@@ -149,3 +149,41 @@ class NodeActionForm(forms.Form):
             else:
                 data["when"] = timezone.now() + timedelta(minutes=int(choice))
         return data
+
+
+MAX_DAYS_BY_DAY = 62
+MAX_DAYS_BY_WEEK = 366
+
+
+class UsagePeriodForm(forms.Form):
+    """The period of the usage page (dates in the site's time zone, both included)."""
+
+    start = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    by = forms.ChoiceField(
+        label=_("Per"), choices=[("user", _("User")), ("team", _("Team")), ("group", _("Node group"))], initial="user"
+    )
+    step = forms.ChoiceField(label=_("Columns"), choices=[("day", _("Days")), ("week", _("Weeks"))], initial="day")
+
+    def __init__(self, data: Any = None, **kwargs: Any) -> None:
+        today = timezone.localdate()
+        initial = {"start": today - timedelta(days=6), "end": today, "by": "user", "step": "day"}
+        if data is not None:
+            data = {**{k: str(v) for k, v in initial.items()}, **{k: v for k, v in data.items() if v}}
+        super().__init__(data, initial=initial, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end, step = data.get("start"), data.get("end"), data.get("step")
+        if start is None or end is None or step is None:
+            return data
+        if end < start:
+            raise forms.ValidationError(_("The period ends before it starts: choose a “To” date on or after “From”."))
+        days = (end - start).days + 1
+        limit = MAX_DAYS_BY_DAY if step == "day" else MAX_DAYS_BY_WEEK
+        if days > limit:
+            raise forms.ValidationError(
+                _("That is %(days)d days; choose at most %(limit)d days in columns of %(step)s.")
+                % {"days": days, "limit": limit, "step": _("days") if step == "day" else _("weeks")}
+            )
+        return data

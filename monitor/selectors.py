@@ -5,13 +5,16 @@ selectors only: the admin pages write nothing here.
 
 from __future__ import annotations
 
+import bisect
+from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
@@ -19,7 +22,7 @@ from apps.cluster.choices import NodeState
 from apps.cluster.models import Environment, Node, NodeGroup
 from apps.core.models import AuditEntry
 from apps.core.priorities import QUOTA_LEVELS
-from apps.experiments.choices import ChainStatus, QueueStatus
+from apps.experiments.choices import ChainStatus, QueueStatus, WorkerStatus
 from apps.experiments.models import Attempt, Chain, ChainTag, Rank
 from apps.experiments.selectors import PLATFORM_SUSPENSIONS, NodeHolder, quota_usage, work_lost_gpu_hours
 from apps.quotas.choices import QuotaKind
@@ -487,3 +490,142 @@ def recent_preemptions(*, since: datetime, limit: int = 20) -> list[Preemption]:
         )
         for a in victims
     ]
+
+
+# --- usage ----------------------------------------------------------------------------------------
+
+USAGE_BY = ("user", "team", "group")  # what a row is: a user, a team, a node group
+USAGE_STEPS = ("day", "week")
+NO_TEAM = "—"
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One user, team or node group: GPU-hours per bucket, in all, and lost to preemption. The
+    figures are formatted once here (one decimal) so the page and the CSV show the same text."""
+
+    rank: int
+    name: str
+    total: str
+    lost: str
+    cells: list[str]
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    start: datetime  # first instant of the period (local midnight)
+    end: datetime  # first instant after it
+    by: str
+    step: str
+    buckets: list[datetime]  # the start of each day or week
+    rows: list[UsageRow]  # highest total first
+    total: str
+    lost: str
+    bucket_totals: list[str]
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f}"
+
+
+def usage_buckets(*, start: datetime, end: datetime, step: str) -> list[datetime]:
+    """Bucket starts from ``start`` (a local midnight) to before ``end``: every day, or every
+    Monday (the first bucket starts at ``start`` itself, so a week may be cut at the edges)."""
+    tz = start.tzinfo
+    buckets = [start]
+    day = start.date()
+    while True:
+        day += timedelta(days=1)
+        if step == "week":
+            while day.weekday() != 0:
+                day += timedelta(days=1)
+        moment = datetime.combine(day, time.min, tzinfo=tz)
+        if moment >= end:
+            return buckets
+        buckets.append(moment)
+
+
+def usage_report(*, start: datetime, end: datetime, by: str, step: str, now: datetime | None = None) -> UsageReport:
+    """GPU-hours used in ``[start, end)`` per user, team or node group, per day or week, ranked,
+    with the GPU-hours lost to preemption (work redone after a platform suspension ended in the
+    period; ``work_lost_gpu_hours``). A job uses its nodes' GPUs from being scheduled to finishing
+    (now, if it still runs). Two queries."""
+    now = now or timezone.now()
+    subject = {
+        "user": "chain__owner__username",
+        "team": "chain__owner__team__name",
+        "group": "chain__node_group__name",
+    }[by]
+    gpus = Subquery(
+        Rank.objects.filter(attempt=OuterRef("pk"))
+        .order_by()
+        .values("attempt")
+        .annotate(n=Sum("node__gpu_count"))
+        .values("n")[:1],
+        output_field=IntegerField(),
+    )
+    used = (
+        Attempt.objects.filter(scheduled_at__lt=end)
+        .filter(Q(finished_at__isnull=True, queue_status=QueueStatus.SCHEDULED) | Q(finished_at__gt=start))
+        .annotate(gpus=gpus)
+        .values_list(subject, "scheduled_at", "finished_at", "gpus")
+    )
+    buckets = usage_buckets(start=start, end=end, step=step)
+    bounds = [*buckets, end]
+    seconds: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(buckets))
+    for name, began, finished, gpu_count in used:
+        if not gpu_count:
+            continue
+        lo, hi = max(began, start), min(finished or now, end)
+        if hi <= lo:
+            continue
+        row = seconds[name or NO_TEAM]
+        i = bisect.bisect_right(bounds, lo) - 1
+        while i < len(buckets) and bounds[i] < hi:
+            row[i] += gpu_count * (min(hi, bounds[i + 1]) - max(lo, bounds[i])).total_seconds()
+            i += 1
+    lost: dict[str, float] = defaultdict(float)
+    suspended = (
+        Attempt.objects.filter(
+            worker_status=WorkerStatus.SUSPENDED,
+            suspend_reason__in=PLATFORM_SUSPENSIONS,
+            finished_at__gte=start,
+            finished_at__lt=end,
+        )
+        .annotate(gpus=gpus)
+        .values_list(subject, "gpus", "started_at", "last_checkpoint_at", "finished_at")
+    )
+    for name, gpu_count, began, checkpoint, finished in suspended:
+        lost[name or NO_TEAM] += 3600 * work_lost_gpu_hours(
+            gpus=gpu_count, started_at=began, last_checkpoint_at=checkpoint, finished_at=finished
+        )
+    names = sorted(set(seconds) | set(lost), key=lambda n: (-sum(seconds.get(n, ())), n))
+    rows = [
+        UsageRow(
+            rank=i + 1,
+            name=name,
+            total=_hours(sum(seconds.get(name, ()))),
+            lost=_hours(lost.get(name, 0.0)),
+            cells=[_hours(s) for s in seconds.get(name, [0.0] * len(buckets))],
+        )
+        for i, name in enumerate(names)
+    ]
+    return UsageReport(
+        start=start,
+        end=end,
+        by=by,
+        step=step,
+        buckets=buckets,
+        rows=rows,
+        total=_hours(sum(sum(v) for v in seconds.values())),
+        lost=_hours(sum(lost.values())),
+        bucket_totals=[_hours(sum(v[i] for v in seconds.values())) for i in range(len(buckets))],
+    )
+
+
+def usage_csv_rows(report: UsageReport) -> list[list[str]]:
+    """The report as CSV rows: the page's table, cell for cell (header, one row each, the total)."""
+    head = ["rank", report.by, "gpu_hours", "gpu_hours_lost_to_preemption"]
+    head += [b.date().isoformat() for b in report.buckets]
+    body = [[str(r.rank), r.name, r.total, r.lost, *r.cells] for r in report.rows]
+    return [head, *body, ["", "total", report.total, report.lost, *report.bucket_totals]]

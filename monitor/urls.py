@@ -21,4 +21,5 @@ urlpatterns = [
     path("jobs/", views.jobs_view, name="jobs"),
     path("jobs/batch/", views.jobs_batch_view, name="jobs-batch"),
     path("scheduler/", views.scheduler_view, name="scheduler"),
+    path("usage/", views.usage_view, name="usage"),
 ]

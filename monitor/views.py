@@ -5,7 +5,9 @@ a message. Refused writes change nothing: the services check again, inside their
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 from django.contrib import messages
@@ -37,7 +39,14 @@ from apps.scheduler.status import last_pass_summary
 from apps.web.views import is_htmx, render_htmx
 from monitor import selectors, services
 from monitor.access import Power, has_power, monitor_view, powers_of
-from monitor.forms import ActivationForm, NodeActionForm, UserCreateForm, UserEditForm, add_service_error
+from monitor.forms import (
+    ActivationForm,
+    NodeActionForm,
+    UsagePeriodForm,
+    UserCreateForm,
+    UserEditForm,
+    add_service_error,
+)
 
 PAGE_SIZE = 50
 
@@ -514,3 +523,28 @@ def scheduler_view(request: AdminRequest) -> HttpResponse:
     if is_htmx(request):  # a live refresh: the region only
         return render_htmx(request, "monitor/partials/scheduler_live.html", context)
     return render(request, "monitor/scheduler.html", context)
+
+
+# --- usage --------------------------------------------------------------------------------------
+
+
+@monitor_view()
+@require_GET
+def usage_view(request: AdminRequest) -> HttpResponse:
+    """GPU-hours per user, team or node group over a period, per day or week, ranked, with the
+    GPU-hours lost to preemption; ``?format=csv`` downloads the same table."""
+    form = UsagePeriodForm(request.GET)
+    if not form.is_valid():
+        return render(request, "monitor/usage.html", _context(request, "usage", form=form, report=None), status=400)
+    data = form.cleaned_data
+    tz = timezone.get_current_timezone()
+    start = datetime.combine(data["start"], dt_time.min, tzinfo=tz)
+    end = datetime.combine(data["end"] + timedelta(days=1), dt_time.min, tzinfo=tz)
+    report = selectors.usage_report(start=start, end=end, by=data["by"], step=data["step"])
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        name = f"rota-usage-{data['by']}-{data['start'].isoformat()}-{data['end'].isoformat()}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        csv.writer(response).writerows(selectors.usage_csv_rows(report))
+        return response
+    return render(request, "monitor/usage.html", _context(request, "usage", form=form, report=report))

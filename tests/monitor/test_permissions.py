@@ -101,7 +101,11 @@ PAGES += [
         ok_status=302,
     ),
 ]
-PAGES += [MonitorPage("scheduler", "GET", lambda c: "/monitor/scheduler/")]
+PAGES += [
+    MonitorPage("scheduler", "GET", lambda c: "/monitor/scheduler/"),
+    MonitorPage("usage", "GET", lambda c: "/monitor/usage/"),
+    MonitorPage("usage-csv", "GET", lambda c: "/monitor/usage/?format=csv"),
+]
 IDS = [p.name for p in PAGES]
 WRITES = [p for p in PAGES if p.method == "POST"]
 
