@@ -6,7 +6,9 @@ selectors only: the admin pages write nothing here.
 from __future__ import annotations
 
 import bisect
+import json
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -28,6 +30,7 @@ from apps.experiments.selectors import PLATFORM_SUSPENSIONS, NodeHolder, quota_u
 from apps.quotas.choices import QuotaKind
 from apps.quotas.models import Quota
 from apps.quotas.selectors import quota_resolve
+from apps.web.models import Notice
 
 ACTIVE_STATUSES = [ChainStatus.STARTING, ChainStatus.RUNNING, ChainStatus.SUSPENDING, ChainStatus.STOPPING]
 WAITING_STATUSES = [ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.HELD]
@@ -629,3 +632,68 @@ def usage_csv_rows(report: UsageReport) -> list[list[str]]:
     head += [b.date().isoformat() for b in report.buckets]
     body = [[str(r.rank), r.name, r.total, r.lost, *r.cells] for r in report.rows]
     return [head, *body, ["", "total", report.total, report.lost, *report.bucket_totals]]
+
+
+# --- notices and the audit log ---------------------------------------------------------------------
+
+
+def notices_all() -> QuerySet[Notice]:
+    """Every notice, the latest to start first, with its group, user and author."""
+    return Notice.objects.select_related("group", "user", "created_by").order_by("-starts_at", "-id")
+
+
+def notice_get(*, pk: int) -> Notice | None:
+    return Notice.objects.select_related("group", "user").filter(pk=pk).first()
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    actor: str = ""  # user name, exact
+    action: str = ""  # exact, or a prefix ending in "." ("quota.")
+    target_type: str = ""  # "cluster.node", "experiments.chain" …
+    target: str = ""  # the object's id, or part of its name
+    start: datetime | None = None
+    end: datetime | None = None  # first instant after the period
+
+
+def audit_entries(*, filters: AuditFilters) -> QuerySet[AuditEntry]:
+    """Audit entries matching ``filters``, newest first."""
+    qs = AuditEntry.objects.all()
+    if filters.actor:
+        qs = qs.filter(actor_name=filters.actor)
+    if filters.action:
+        qs = (
+            qs.filter(action__startswith=filters.action)
+            if filters.action.endswith(".")
+            else qs.filter(action=filters.action)
+        )
+    if filters.target_type:
+        qs = qs.filter(target_type=filters.target_type)
+    if filters.target:
+        qs = qs.filter(Q(target_id=filters.target) | Q(target_repr__icontains=filters.target))
+    if filters.start is not None:
+        qs = qs.filter(created_at__gte=filters.start)
+    if filters.end is not None:
+        qs = qs.filter(created_at__lt=filters.end)
+    return qs.order_by("-created_at", "-id")
+
+
+def audit_target_types() -> list[str]:
+    """The kinds of object the log names (for the filter's choices)."""
+    return sorted(AuditEntry.objects.order_by().values_list("target_type", flat=True).distinct())
+
+
+def audit_csv_rows(entries: Iterable[AuditEntry]) -> Iterator[list[str]]:
+    yield ["time", "actor", "action", "object_type", "object_id", "object", "before", "after", "note"]
+    for e in entries:
+        yield [
+            e.created_at.isoformat(),
+            e.actor_name,
+            e.action,
+            e.target_type,
+            e.target_id,
+            e.target_repr,
+            "" if e.before is None else json.dumps(e.before, sort_keys=True, ensure_ascii=False),
+            "" if e.after is None else json.dumps(e.after, sort_keys=True, ensure_ascii=False),
+            e.note,
+        ]

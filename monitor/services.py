@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts import services as account_services
@@ -27,6 +28,8 @@ from apps.experiments.models import Chain
 from apps.quotas import services as quota_services
 from apps.quotas.choices import PER_GROUP, QuotaKind
 from apps.quotas.models import Quota
+from apps.web import services as web_services
+from apps.web.models import Notice
 
 INITIAL_TOKEN_NAME = "initial"  # noqa: S105  (a label, not a secret)
 
@@ -230,3 +233,23 @@ def quota_cell_key_of(quota: Quota) -> str:
     if quota.kind in (QuotaKind.NODE, QuotaKind.NODE_LIMIT):
         return f"{quota.kind}:{quota.node_group_id}:{quota.priority}"
     return f"{quota.kind}:{quota.node_group_id}"
+
+
+@transaction.atomic
+def notice_expire(*, actor: User, notice: Notice) -> Notice:
+    """Stop showing a notice now (root): its end becomes this moment. Audited as a change of the
+    notice (``notice.update``, before/after) by ``apps.web.services.notice_save``."""
+    if not actor.in_admin_group():
+        raise PermissionDenied(_("Only root admins may publish notices."))
+    notice = Notice.objects.select_for_update().filter(pk=notice.pk).first() or _no_notice()
+    now = timezone.now()
+    if notice.starts_at >= now:
+        raise Conflict(_("This notice is not shown yet: change its dates or delete it."))
+    if notice.expires_at is not None and notice.expires_at <= now:
+        raise Conflict(_("This notice has already expired."))
+    notice.expires_at = now
+    return web_services.notice_save(actor=actor, notice=notice)
+
+
+def _no_notice() -> Notice:
+    raise NotFound(_("No such notice."))
