@@ -21,7 +21,7 @@ from monitor.services import JobsOnDeactivate
 GROUP_NAME = re.compile(r"^[\w.@+-]{1,150}$")
 
 
-def add_service_error(form: forms.Form, exc: ApplicationError) -> None:
+def add_service_error(form: forms.BaseForm, exc: ApplicationError) -> None:
     """Put an ``ApplicationError``'s messages on the form's fields, and its message on the form
     when the fields do not already say it (services often mark a field "Taken." and explain above)."""
     said: set[str] = set()

@@ -16,6 +16,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -659,7 +660,7 @@ AUDIT_CSV_MAX = 50_000
 
 @monitor_view()
 @require_GET
-def audit_view(request: AdminRequest) -> HttpResponse:
+def audit_view(request: AdminRequest) -> HttpResponseBase:
     """The audit log: every admin write with who, what, which object, before and after; filtered
     by actor, action, object and dates; paginated; ``?format=csv`` downloads the filtered entries
     (at most ``AUDIT_CSV_MAX``, newest first)."""
