@@ -468,15 +468,20 @@ def jobs_view(request: AdminRequest) -> HttpResponse:
 @monitor_view(Power.JOBS)
 @require_POST
 def jobs_batch_view(request: AdminRequest) -> HttpResponse:
-    """Stop, suspend or resume the chosen jobs as an admin; each one is audited on its own."""
+    """Stop, suspend, resume, change the priority of or move the chosen jobs as an admin; each one
+    is audited on its own, and one refused job does not undo the others."""
     action = request.POST.get("action", "")
     back = safe_back(request, reverse("monitor:jobs"))
     try:
         ids = sorted({int(v) for v in request.POST.getlist("ids")})
     except ValueError:
         ids = []
-    if action not in services.JOB_ACTIONS or not ids or len(ids) > MAX_BATCH:
+    if action not in (*services.JOB_ACTIONS, "priority", "move") or not ids or len(ids) > MAX_BATCH:
         messages.error(request, _("Choose up to %(n)d jobs and an action.") % {"n": MAX_BATCH})
+        return redirect(back)
+    priority, group = request.POST.get("priority", "").strip(), request.POST.get("group", "").strip()
+    if (action == "priority" and not priority) or (action == "move" and not group):
+        messages.error(request, _("Choose the priority or the node group to apply."))
         return redirect(back)
     chains = {c.pk: c for c in Chain.objects.filter(pk__in=ids).select_related("owner")}
     done, failed = 0, []
@@ -486,7 +491,12 @@ def jobs_batch_view(request: AdminRequest) -> HttpResponse:
             failed.append(f"#{pk}: " + _("No such job."))
             continue
         try:
-            services.job_admin_action(actor=request.user, chain=chain, action=action)
+            if action == "priority":
+                services.job_admin_set_priority(actor=request.user, chain=chain, priority=priority)
+            elif action == "move":
+                services.job_admin_move_group(actor=request.user, chain=chain, group=group)
+            else:
+                services.job_admin_action(actor=request.user, chain=chain, action=action)
             done += 1
         except ApplicationError as exc:
             failed.append(f"#{pk}: {exc.message}")
