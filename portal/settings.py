@@ -464,6 +464,9 @@ if ROTA_LOCAL_UNMAPPED_OWNERS not in {"refuse", "run-as-server"}:
 ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")
 # /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
 ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
+# rota_worker's loops touch <dir>/<pass> after every pass, so a liveness probe can tell a hung
+# loop from a live one (deploy/kubernetes/rota.yaml); empty = no heartbeat files.
+ROTA_WORKER_HEARTBEAT_DIR = env_str("ROTA_WORKER_HEARTBEAT_DIR")
 
 # Development containers (apps/containers, docs/containers.md).
 ROTA_CONTAINERS: dict[str, Any] = {

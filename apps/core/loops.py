@@ -11,8 +11,10 @@ in-memory channel layer only reaches that process). Production: ``manage.py rota
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+from pathlib import Path
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -36,6 +38,21 @@ _lock = threading.Lock()
 stop_event = threading.Event()
 
 
+def heartbeat(name: str) -> None:
+    """Touch ``ROTA_WORKER_HEARTBEAT_DIR/<name>``: this loop came round (a pass that hangs stops it,
+    and the worker's liveness probe then restarts the container)."""
+    directory = settings.ROTA_WORKER_HEARTBEAT_DIR
+    if not directory:
+        return
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        path = Path(directory) / name
+        path.touch()
+        os.utime(path)
+    except OSError:
+        logger.exception("cannot write the heartbeat file of the %s loop", name)
+
+
 def loop(name: str, stop: threading.Event) -> None:
     task, interval = PASSES[name]
     while not stop.is_set():
@@ -47,6 +64,7 @@ def loop(name: str, stop: threading.Event) -> None:
             logger.exception("%s pass failed; retrying", name)
         finally:
             close_old_connections()
+        heartbeat(name)  # also after a failed pass: the loop is alive, the pass will be retried
         stop.wait(max(0.05, interval() - (time.monotonic() - began)))
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import translation
 
 from apps.cluster import pod_settings
 from apps.cluster import services as cluster_services
@@ -15,6 +16,14 @@ from apps.core.errors import ApplicationError, PermissionDenied
 from apps.core.models import AuditEntry
 from tests.factories import UserFactory
 from tests.permissions import db_state
+
+
+@pytest.fixture(autouse=True)
+def english():
+    """The messages are translated: compare them in English whatever an earlier test activated."""
+    with translation.override("en"):
+        yield
+
 
 FULL = {
     "node_selector": {"fabric": "ib", "nvidia.com/gpu.product": "H100-SXM"},

@@ -108,3 +108,33 @@ def test_compose_starts_production_with_passwords_and_keeps_kube_credentials_out
     assert not any("kube" in v for v in services["web"]["volumes"])
     assert "KUBECONFIG" not in services["web"]["environment"]
     assert any(v.endswith("/kube/config:ro") for v in services["worker"]["volumes"])
+
+
+def test_the_worker_liveness_probe_tells_live_loops_from_a_hung_one(tmp_path, settings) -> None:
+    import os
+    import subprocess
+    import time
+
+    from apps.core.loops import heartbeat
+
+    passes = by_kind("Deployment", "rota-worker")["spec"]["template"]["spec"]["containers"][0]
+    directory = {e["name"]: e["value"] for e in passes["env"]}["ROTA_WORKER_HEARTBEAT_DIR"]
+    command = [part.replace(directory, str(tmp_path / "alive")) for part in passes["livenessProbe"]["exec"]["command"]]
+
+    def probe() -> int:
+        return subprocess.run(command, capture_output=True, timeout=30).returncode
+
+    assert probe() == 1  # no loop has come round yet (initialDelaySeconds covers the start)
+    settings.ROTA_WORKER_HEARTBEAT_DIR = str(tmp_path / "alive")
+    heartbeat("scheduler")
+    assert probe() == 1  # the launcher loop has not
+    heartbeat("launcher")
+    assert probe() == 0
+    six_minutes_ago = time.time() - 360
+    os.utime(tmp_path / "alive" / "launcher", (six_minutes_ago, six_minutes_ago))
+    assert probe() == 1  # a hung reconcile pass: restart
+    heartbeat("launcher")
+    assert probe() == 0
+    settings.ROTA_WORKER_HEARTBEAT_DIR = ""
+    heartbeat("containers")  # off: writes nothing
+    assert not (tmp_path / "alive" / "containers").exists()

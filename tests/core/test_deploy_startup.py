@@ -359,6 +359,7 @@ def test_the_compose_stack_migrates_serves_probes_and_owns_the_cluster(empty_dat
         worker_env = env_for("worker")
         assert compose_env("worker", dotenv)["KUBECONFIG"] == "/kube/config"  # the read-only mount
         worker_env["KUBECONFIG"] = str(kubeconfig)
+        worker_env["ROTA_WORKER_HEARTBEAT_DIR"] = str(tmp_path / "alive")  # as the manifest sets it
         worker = subprocess.Popen(
             [sys.executable if a == "python" else a for a in services["worker"]["command"]],
             cwd=ROOT,
@@ -368,10 +369,19 @@ def test_the_compose_stack_migrates_serves_probes_and_owns_the_cluster(empty_dat
             text=True,
         )
         # It owns the cluster: it lists and watches the jobs namespace's pods and the nodes.
-        wait_for(
+        watching = wait_for(
             lambda: kube.requests(method="GET", resource="pods") and kube.requests(method="GET", resource="nodes"),
-            60,
+            120,
             "the worker to watch pods and nodes",
+            fail=False,
+        )
+        if not watching:
+            stop(worker)
+            output = worker.stdout.read() if worker.stdout else ""
+            raise AssertionError(f"the worker never watched the cluster:\n{output[-4000:]}")
+        # Its loops come round: the files the liveness probe of deploy/kubernetes/rota.yaml reads.
+        wait_for(
+            lambda: all((tmp_path / "alive" / name).exists() for name in ("scheduler", "launcher")), 60, "heartbeats"
         )
         assert worker.poll() is None
         assert stop(worker) == 0
