@@ -340,19 +340,18 @@ def nodes_view(request: AdminRequest) -> HttpResponse:
     if state not in selectors.NODE_DISPLAY_STATES:
         state = ""
     q = request.GET.get("q", "").strip()
-    return render(
+    context = _context(
         request,
-        "monitor/nodes.html",
-        _context(
-            request,
-            "nodes",
-            tree=selectors.node_tree(state=state, q=q),
-            state=state,
-            q=q,
-            states=NODE_STATE_LABELS,
-            action_form=NodeActionForm(),
-        ),
+        "nodes",
+        tree=selectors.node_tree(state=state, q=q),
+        state=state,
+        q=q,
+        states=NODE_STATE_LABELS,
+        action_form=NodeActionForm(),
     )
+    if is_htmx(request):  # a live refresh (node.state, scheduler.pass): the tree only
+        return render_htmx(request, "monitor/partials/nodes_live.html", context)
+    return render(request, "monitor/nodes.html", context)
 
 
 NODE_STATE_LABELS = [
