@@ -129,6 +129,15 @@
     if (area.getAttribute("aria-invalid") === "true") input.setAttribute("aria-invalid", "true");
     var container = editor.codemirror.getWrapperElement().parentNode;
     container.parentNode.insertBefore(status, container.nextSibling);
+    // EasyMDE says "saved" after every save, also when an empty text removed the draft: say so
+    // only when there is a draft.
+    var save = editor.autosave.bind(editor);
+    editor.autosave = function () {
+      save();
+      var saved = document.getElementById("autosaved");
+      if (saved && !editor.value()) saved.textContent = "";
+    };
+    editor.autosave();
     // Sent: no draft. EasyMDE 2.21 drops the stored draft on submit but not a save still pending
     // from the last keystrokes (its change timer), which then brings the sent text back as a draft.
     form.addEventListener("submit", function () {

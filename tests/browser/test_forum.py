@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import sign_in
+from tests.factories import NodeFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -49,13 +50,14 @@ def editor_text(tab, form: str = "form[data-forum-editor]") -> str:
 def test_post_reply_quote_live_notification_and_search(chromium, platform, browser_page, user, other_user):
     other_user.nickname = "Bobby"
     other_user.save()
+    NodeFactory(name="gpu-a01", gpu_model="A100")
     alice = browser_page
     sign_in(alice, "alice")
     alice.get_by_role("link", name="Discuss").first.click()
     alice.get_by_role("link", name="New post").click()
     alice.get_by_label("Title").fill("Ranks hang at NCCL init")
     alice.get_by_label("Tags").fill("nccl")
-    write(alice, "All **ranks** hang at init on 4 nodes, see #1. <script>alert(1)</script>")
+    write(alice, "All **ranks** hang at init on 4 nodes, gpu-a01 first, see #1. <script>alert(1)</script>")
     if os.environ.get("ROTA_SCREENSHOTS"):
         alice.screenshot(path=os.path.join(os.environ["ROTA_SCREENSHOTS"], "forum-editor.png"), full_page=True)
     # The preview is the server's rendering, sanitised: Markdown applied, the script left as text.
@@ -87,6 +89,7 @@ def test_post_reply_quote_live_notification_and_search(chromium, platform, brows
     expect(alice.locator("h1.post-heading")).to_have_text("Ranks hang at NCCL init")
     expect(alice.locator(".md strong")).to_have_text("ranks")
     expect(alice.locator(".md img")).to_have_count(1)
+    expect(alice.locator(".md a.node-ref")).to_have_text("gpu-a01")
     assert alice.evaluate("Object.keys(localStorage).filter(k => k.startsWith('smde_rota-draft:')).length") == 0
     post_url = alice.url
 
@@ -127,6 +130,13 @@ def test_post_reply_quote_live_notification_and_search(chromium, platform, brows
         if os.environ.get("ROTA_SCREENSHOTS"):
             bob.screenshot(path=os.path.join(os.environ["ROTA_SCREENSHOTS"], "forum-search.png"), full_page=True)
             alice.screenshot(path=os.path.join(os.environ["ROTA_SCREENSHOTS"], "forum-post.png"), full_page=True)
+        # The node's name in the post leads to the node and the posts about it.
+        bob.goto(post_url)
+        bob.locator(".md a.node-ref").click()
+        expect(bob.locator("h1")).to_contain_text("gpu-a01")
+        expect(bob.locator(".search-results")).to_contain_text("Ranks hang at NCCL init")
+        if os.environ.get("ROTA_SCREENSHOTS"):
+            bob.screenshot(path=os.path.join(os.environ["ROTA_SCREENSHOTS"], "forum-node.png"), full_page=True)
         assert not bob_errors, bob_errors
     finally:
         bob_context.close()
