@@ -18,6 +18,8 @@ urlpatterns = [
     path("nodes/", views.nodes_view, name="nodes"),
     path("nodes/<int:pk>/", views.node_detail_view, name="node-detail"),
     path("nodes/<int:pk>/action/", views.node_action_view, name="node-action"),
+    path("containers/", views.container_policies_view, name="container-policies"),
+    path("containers/<int:pk>/", views.container_policy_save_view, name="container-policy-save"),
     path("jobs/", views.jobs_view, name="jobs"),
     path("jobs/batch/", views.jobs_batch_view, name="jobs-batch"),
 ]

@@ -101,6 +101,25 @@ PAGES += [
         ok_status=302,
     ),
 ]
+PAGES += [
+    MonitorPage("container-policies", "GET", lambda c: "/monitor/containers/"),
+    MonitorPage(
+        "container-policy-save",
+        "POST",
+        lambda c: f"/monitor/containers/{c['node_group'].pk}/",
+        Power.NODES,
+        lambda c: {
+            f"g{c['node_group'].pk}-{k}": v
+            for k, v in {
+                "kind": "dedicated",
+                "idle_minutes": "30",
+                "grace_minutes": "10",
+                "gpu_util_threshold": "5",
+            }.items()
+        },
+        ok_status=302,
+    ),
+]
 IDS = [p.name for p in PAGES]
 WRITES = [p for p in PAGES if p.method == "POST"]
 
@@ -176,7 +195,12 @@ def test_every_monitor_route_is_in_the_suite():
 
     monitor = next(p for p in get_resolver().url_patterns if getattr(p, "app_name", None) == "monitor")
     routes = {str(p.pattern) for p in monitor.url_patterns}
-    fake = {"target": SimpleNamespace(pk=1), "node": SimpleNamespace(pk=1, name="n1"), "chain": SimpleNamespace(pk=1)}
+    fake = {
+        "target": SimpleNamespace(pk=1),
+        "node": SimpleNamespace(pk=1, name="n1"),
+        "chain": SimpleNamespace(pk=1),
+        "node_group": SimpleNamespace(pk=1),
+    }
     covered = {resolve(page.url(fake).split("?")[0]).route.removeprefix("monitor/") for page in PAGES}
     covered |= {""}  # /monitor/ itself: tests/web/test_views.py follows it for admins and others
     assert routes - covered == set()
