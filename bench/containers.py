@@ -11,6 +11,9 @@ and creates a container (a real JupyterLab), then measures:
   (``/containers/alice/<name>/…`` with the session cookie), one keep-alive client each. Reported:
   p50/p95 of each path and of the paired difference (proxied − direct, request by request).
   Target: ≤ 20 ms p95 added.
+- **the portal's floor**: the same request to a stopped container, which the proxy answers itself
+  (503) after the session and container lookup: what daphne and the lookup cost without the
+  forwarding hop.
 - **start-up**: from the API's "start" to JupyterLab answering through the proxy (the user can
   use it), then a stop that waits for the processes to end, ``--rounds`` times. Target ≤ 10 s.
 
@@ -79,7 +82,8 @@ def status_of(api: httpx.Client, container_id: int) -> str:
 def proxy_latency(url: str, session: httpx.Client, address: str, token: str, requests: int) -> dict[str, list[float]]:
     path = f"/containers/alice/{NAME}/api/contents"
     direct = httpx.Client(base_url=f"http://{address}", timeout=30, headers={"Authorization": f"token {token}"})
-    times: dict[str, list[float]] = {"direct": [], "proxied": [], "added": []}
+    times: dict[str, list[float]] = {"direct": [], "proxied": [], "added": [], "floor": []}
+    floor_path = f"/containers/alice/{NAME}-stopped/api/contents"
     try:
         for _ in range(20):  # warm both paths (connections, JupyterLab's caches)
             direct.get(path).raise_for_status()
@@ -98,6 +102,10 @@ def proxy_latency(url: str, session: httpx.Client, address: str, token: str, req
             times["direct"].append(pair["direct"])
             times["proxied"].append(pair["proxied"])
             times["added"].append(pair["proxied"] - pair["direct"])
+            began = time.perf_counter()
+            if session.get(floor_path).status_code != 503:
+                raise RuntimeError("the stopped container did not answer 503")
+            times["floor"].append((time.perf_counter() - began) * 1000)
     finally:
         direct.close()
     return times
@@ -129,6 +137,18 @@ def run(requests: int, rounds: int) -> dict[str, Any]:
             if created.status_code != 201:
                 raise RuntimeError(f"create answered {created.status_code}: {created.text}")
             container_id = int(created.json()["id"])
+            stopped = api.post(
+                "/api/v1/containers/",
+                json={
+                    "name": f"{NAME}-stopped",
+                    "node_group": "jupyter_cpu",
+                    "cpu": 1,
+                    "memory_gib": 1,
+                    "start": False,
+                },
+            )
+            if stopped.status_code != 201:
+                raise RuntimeError(f"create answered {stopped.status_code}: {stopped.text}")
             wait_for(
                 lambda: session.get(f"/containers/alice/{NAME}/api/status").status_code == 200,
                 120,
@@ -157,7 +177,11 @@ def main() -> None:
     print(f"host: {platform.node()} · {os.cpu_count()} CPUs · load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
     print("| measure | p50 | p95 | max | target |\n|---|--:|--:|--:|--:|")
     latency = result["latency"]
-    for key, label in (("direct", "JupyterLab direct, ms"), ("proxied", "through the proxy, ms")):
+    for key, label in (
+        ("direct", "JupyterLab direct, ms"),
+        ("proxied", "through the proxy, ms"),
+        ("floor", "portal floor: stopped container's 503, ms"),
+    ):
         values = latency[key]
         print(f"| {label} | {statistics.median(values):.1f} | {percentile(values, 0.95):.1f} | {max(values):.1f} | |")
     added = latency["added"]

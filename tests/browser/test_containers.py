@@ -51,11 +51,17 @@ def test_create_open_run_a_cell_and_stop_a_container(browser_page, live_containe
     notebook.click()
     editor = lab.locator(".jp-Notebook .jp-Cell .cm-content").first
     expect(editor).to_be_visible(timeout=60_000)
+    # The kernel is up and its websocket (through the proxy) reports it idle.
+    expect(lab.get_by_text("Python 3 (ipykernel) | Idle")).to_be_visible(timeout=90_000)
     editor.click()
     lab.keyboard.type("6*7")
     lab.keyboard.press("Shift+Enter")
     # The kernel ran the cell over its websocket through the proxy.
-    expect(lab.locator(".jp-OutputArea-output").first).to_have_text("42", timeout=60_000)
+    try:
+        expect(lab.locator(".jp-OutputArea-output").first).to_have_text("42", timeout=90_000)
+    except AssertionError:
+        lab.screenshot(path="/tmp/h33-lab.png")
+        raise
     lab.close()
 
     tab.goto(tab.base + "/containers/")

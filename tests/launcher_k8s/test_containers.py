@@ -192,10 +192,21 @@ def test_every_object_of_a_run_is_valid_against_the_kubernetes_schema() -> None:
     assert tcp is not None
     assert tcp["spec"]["type"] == "NodePort"
     assert [(p["name"], p["port"], p["nodePort"]) for p in tcp["spec"]["ports"]] == [
-        ("ssh", 22, 30001),
-        ("db", 5432, 30002),
+        ("tcp-22", 22, 30001),
+        ("tcp-5432", 5432, 30002),
     ]
-    assert [(p["name"], p["port"]) for p in objects[0]["spec"]["ports"]] == [("jupyter", 8888), ("web", 8080)]
+    assert [(p["name"], p["port"]) for p in objects[0]["spec"]["ports"]] == [("http-8888", 8888), ("http-8080", 8080)]
+
+
+def test_long_service_names_still_give_valid_port_names() -> None:
+    long_name = "tensorboard-of-the-big-experimnt"  # 32 characters: the longest a service may have
+    spec = make_spec(
+        services=(ServiceSpec(0, "jupyter", "http", 8888, ""), ServiceSpec(1, long_name, "http", 6006, "tb")),
+        node_ports={},
+    )
+    manifests = ContainerManifests(namespace=NAMESPACE)
+    for obj in (manifests.build_service(spec), manifests.build_pod(spec, "uid-1")):
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
 
 @pytest.mark.parametrize(

@@ -80,6 +80,12 @@ def token_secret_name(key: int) -> str:
     return f"rota-c-{key}-env"
 
 
+def port_name(service: ServiceSpec) -> str:
+    """A port's name: at most 15 characters with a letter (IANA_SVC_NAME), where service names may
+    have 32, so it is made from the protocol and the port number."""
+    return f"{service.protocol or 'tcp'}-{service.port}"
+
+
 def jupyter_argv(port: int, base_url: str, root: str) -> list[str]:
     """JupyterLab in the image (``jupyter`` on PATH), its token from ``JUPYTER_TOKEN``."""
     return [
@@ -174,7 +180,7 @@ class ContainerManifests:
                 "type": "ClusterIP",
                 "selector": {self.label_run: str(spec.key)},
                 "ports": [
-                    {"name": s.name, "port": s.port, "targetPort": s.port, "protocol": "TCP"}
+                    {"name": port_name(s), "port": s.port, "targetPort": s.port, "protocol": "TCP"}
                     for s in self.http_services(spec)
                 ],
             },
@@ -184,7 +190,7 @@ class ContainerManifests:
         """The NodePort Service of the run's TCP services that have a NodePort; None if none has."""
         ports = [
             {
-                "name": s.name,
+                "name": port_name(s),
                 "port": s.port,
                 "targetPort": s.port,
                 "nodePort": spec.node_ports[s.name],
@@ -310,7 +316,7 @@ class ContainerManifests:
                 "securityContext": self._security_context(spec),
             }
             if service.port:
-                container["ports"] = [{"name": service.name[:15], "containerPort": service.port, "protocol": "TCP"}]
+                container["ports"] = [{"name": port_name(service), "containerPort": service.port, "protocol": "TCP"}]
             if service.name == "jupyter":
                 container["readinessProbe"] = {"tcpSocket": {"port": service.port}, "periodSeconds": 2}
             containers.append(container)
