@@ -45,6 +45,7 @@ from apps.experiments.models import Attempt, Rank
 from apps.quotas.selectors import quota_resolve_many
 from apps.scheduler import policy
 from apps.scheduler.models import UserUsage, decayed
+from apps.scheduler.status import PassSummary, ReservationSeen, record_pass_summary
 from portal.realtime import chain_group, send_event_on_commit, team_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -448,6 +449,21 @@ def run_pass(now: datetime | None = None) -> PassResult:
         result = apply_plan(loaded, plan, now)
     result.plan_seconds = plan_seconds
     result.total_seconds = time.perf_counter() - started
+    record_pass_summary(
+        PassSummary(
+            at=time.time(),
+            seconds=result.total_seconds,
+            plan_seconds=plan_seconds,
+            running=len(loaded.snapshot.running),
+            waiting=len(loaded.snapshot.waiting),
+            started=len(result.started),
+            suspended=len(result.suspended),
+            reservations=tuple(
+                ReservationSeen(r.group, r.attempt_id, loaded.chain_of.get(r.attempt_id), r.free_nodes, r.freeing_nodes)
+                for r in plan.reservations
+            ),
+        )
+    )
     if result.started or result.suspended:
         logger.info(
             "scheduling pass: %d started, %d suspend requests, %d explanations updated (%.0f ms)",
