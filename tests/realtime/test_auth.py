@@ -296,7 +296,7 @@ async def test_a_process_rechecks_all_its_sockets_in_one_batch_and_closes_a_revo
     kept += [communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=shared, origin=None) for _ in range(6)]
     doomed = communicator(ws_app, "/ws/events/", token=issued.raw, origin=None)
     for comm in [*kept, doomed]:
-        assert (await comm.connect(timeout=10))[0]
+        assert (await comm.connect())[0]
     watch = consumers.get_credential_watch()
     assert len(watch.watches) == 13
 
@@ -319,7 +319,7 @@ async def test_a_process_rechecks_all_its_sockets_in_one_batch_and_closes_a_revo
     assert batches[-1] == (12, 0)
     for comm in kept[:6]:
         await comm.send_json_to({"action": "ping"})
-        assert await comm.receive_json_from(timeout=10) == {"type": "pong"}
+        assert await comm.receive_json_from() == {"type": "pong"}
     for comm in kept[6:]:
         assert await comm.receive_nothing(0.05)  # still open: nothing was said to it
     for comm in kept:
