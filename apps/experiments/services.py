@@ -274,7 +274,7 @@ def experiment_submit(
     Chain.objects.filter(pk=chain.pk).update(latest_attempt=attempt)
     chain.latest_attempt = attempt
     ChainTag.objects.bulk_create([ChainTag(chain=chain, name=t) for t in tag_names])
-    lifecycle.emit_chain_status(chain, attempt)
+    lifecycle.emit_chain_status(chain=chain, attempt=attempt)
     enqueue_on_commit(lifecycle.SCHEDULE)
     return chain
 
@@ -311,13 +311,16 @@ def experiment_stop(*, actor: User, chain: Chain, outcome: str = WorkerStatus.ST
             _("This job has not run, so it can only be stopped (canceled), not marked %(o)s.") % {"o": outcome}
         )
     if attempt.worker_status == WorkerStatus.QUEUED:
-        lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.CANCELED, stop_reason=reason)
+        lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=WorkerStatus.CANCELED, stop_reason=reason)
     elif attempt.worker_status in HOLDING_WORKER_STATUSES:
         if attempt.worker_status != WorkerStatus.STOPPING:
             lifecycle.transition(
-                attempt.pk, WorkerStatus.STOPPING, stop_reason=reason, stop_requested_at=timezone.now()
+                attempt_id=attempt.pk,
+                target=WorkerStatus.STOPPING,
+                stop_reason=reason,
+                stop_requested_at=timezone.now(),
             )
-            lifecycle.sync_chain(chain.pk)
+            lifecycle.sync_chain(chain_id=chain.pk)
             enqueue_on_commit(lifecycle.RECONCILE)
         elif outcome != WorkerStatus.STOPPED:  # already stopping: how it is recorded may still change
             Attempt.objects.filter(pk=attempt.pk, worker_status=WorkerStatus.STOPPING).update(stop_reason=reason)
@@ -340,11 +343,11 @@ def experiment_suspend(*, actor: User, chain: Chain) -> Chain:
             raise Conflict(_("This job is already suspended; resume it to let it run."))
         Chain.objects.filter(pk=chain.pk).update(held=True)
         Attempt.objects.filter(pk=attempt.pk).update(**lifecycle.hold_fields())
-        lifecycle.sync_chain(chain.pk)
+        lifecycle.sync_chain(chain_id=chain.pk)
         enqueue_on_commit(lifecycle.SCHEDULE)
     elif attempt.worker_status in (WorkerStatus.STARTING, WorkerStatus.RUNNING):
-        lifecycle.attempt_request_suspend(attempt.pk, reason=reason)
-        lifecycle.sync_chain(chain.pk)
+        lifecycle.attempt_request_suspend(attempt_id=attempt.pk, reason=reason)
+        lifecycle.sync_chain(chain_id=chain.pk)
     elif attempt.worker_status == WorkerStatus.SUSPENDING:
         # Already suspending for the scheduler: make it a person's suspend, so it is held after.
         Attempt.objects.filter(pk=attempt.pk, worker_status=WorkerStatus.SUSPENDING).update(suspend_reason=reason)
@@ -373,14 +376,14 @@ def experiment_resume(*, actor: User, chain: Chain) -> Chain:
     elif attempt.worker_status in (WorkerStatus.STOPPED, WorkerStatus.FAILED, WorkerStatus.CANCELED):
         if Chain.objects.filter(owner=chain.owner, name=chain.name, finished=False).exclude(pk=chain.pk).exists():
             raise Conflict(_("Another unfinished job is named %(n)r; stop or rename it first.") % {"n": chain.name})
-        lifecycle.requeue(chain, attempt)
+        lifecycle.requeue(chain=chain, previous=attempt)
     elif attempt.worker_status == WorkerStatus.SUCCEEDED:
         raise Conflict(_("This job succeeded; submit it again to run it once more."))
     else:
         raise Conflict(
             _("This job is %(s)s; only a suspended or stopped job can be resumed.") % {"s": chain.get_status_display()}
         )
-    lifecycle.sync_chain(chain.pk)
+    lifecycle.sync_chain(chain_id=chain.pk)
     enqueue_on_commit(lifecycle.SCHEDULE)
     chain.refresh_from_db()
     return chain
@@ -423,7 +426,7 @@ def experiment_share(*, user: User, chain: Chain, shared: bool = True) -> Chain:
     Chain.objects.filter(pk=chain.pk).update(shared_with_team=shared)
     chain.shared_with_team = shared
     if shared:  # the team's open pages learn of it (their list shows it without a reload)
-        lifecycle.emit_chain_status(chain, _latest(chain))
+        lifecycle.emit_chain_status(chain=chain, attempt=_latest(chain))
     elif team_id is not None:  # team-mates' open sockets stop receiving its status and logs
         groups = [chain_group(chain.pk), team_group(team_id)]
         send_event_on_commit(groups, events.ChainVisibilityChanged(chain_id=chain.pk))

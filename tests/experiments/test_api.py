@@ -73,7 +73,9 @@ def test_list_filters_and_pagination(cluster, api, workspace, submit, user):
     beta = submit(user, name="beta", tags=["nlp", "big"])
     api.post(f"/api/v1/experiments/{beta.pk}/star/")
     api.post(f"/api/v1/experiments/{beta.pk}/stop/")
-    lifecycle.attempt_mark_finished(beta.latest_attempt_id, status=WorkerStatus.STOPPED)  # the launcher confirms
+    lifecycle.attempt_mark_finished(
+        attempt_id=beta.latest_attempt_id, status=WorkerStatus.STOPPED
+    )  # the launcher confirms
     names = lambda q: [r["name"] for r in api.get(f"/api/v1/experiments/{q}").json()["results"]]  # noqa: E731
     assert names("") == ["beta", "alpha"]
     assert names("?status=finished") == ["beta"]
