@@ -33,10 +33,10 @@ from apps.experiments.choices import (
     SuspendReason,
     WorkerStatus,
 )
+from apps.experiments.feasibility import Ask, infeasibility
 from apps.experiments.locks import lock_chain
 from apps.experiments.models import Attempt, Chain, ChainTag
 from apps.quotas.selectors import quota_resolve
-from apps.scheduler.policy import Waiting, infeasibility
 from portal.realtime import chain_group, send_event_on_commit, team_group
 
 NAME_RE = re.compile(r"^[^\x00-\x1f()/\\]{1,200}$")
@@ -110,23 +110,11 @@ def _require_feasible(
     *, user: User, group: str, group_size: int, nodes: int, level: int, quotas: Mapping[tuple[str, int], int]
 ) -> None:
     """Refuse a job the scheduler would call infeasible (above the quota ceiling at its level, or
-    at every level for AUTO), in the scheduler's own words, which name the levels that would fit.
-
-    The scheduler's pure policy imports nothing from the project, so asking it here cannot close
-    an import loop; its driver (which imports this app) is not involved.
+    at every level for AUTO), in the scheduler's own words (``feasibility.infeasibility``, which the
+    pure policy asks too), which name the levels that would fit.
     """
-    waiting = Waiting(
-        attempt_id=0,
-        chain_id="",
-        user=user.username,
-        group=group,
-        node_count=nodes,
-        priority=level,
-        custom_rank=0.0,
-        first_submitted_at=0.0,
-        queued_at=0.0,
-    )
-    problem = infeasibility(waiting, group_size, quotas)
+    ask = Ask(user=user.username, group=group, node_count=nodes, priority=level)
+    problem = infeasibility(ask, group_size, quotas)
     if problem is None:
         return
     _code, message = problem

@@ -41,26 +41,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
+# The levels and the infeasibility rule the submit service shares (a pure module below this one).
+from apps.experiments.feasibility import LEVELS, InfeasibleCode, Priority, infeasibility
+
 # --------------------------------------------------------------------------------------------------
 # Public data
-
-
-class Priority(enum.IntEnum):
-    """HAI's priority levels; AUTO asks for the highest level the user still has quota for."""
-
-    EXTREME_HIGH = 50
-    VERY_HIGH = 40
-    HIGH = 30
-    ABOVE_NORMAL = 20
-    NORMAL = 10
-    UNDER_NORMAL = 8
-    BELOW_NORMAL = 5
-    LOW = 0
-    AUTO = -1
-
-
-#: The real levels, highest first (the order AUTO tries them in).
-LEVELS: tuple[int, ...] = tuple(sorted((p.value for p in Priority if p is not Priority.AUTO), reverse=True))
 
 
 class SuspendReason(enum.StrEnum):
@@ -90,9 +75,7 @@ class ReasonCode(enum.StrEnum):
     PREEMPT_WAIT = "PREEMPT_WAIT"  # a non-urgent attempt lets nodes free up on their own before suspending
 
 
-INFEASIBLE_CODES: frozenset[ReasonCode] = frozenset(
-    {ReasonCode.GROUP_TOO_SMALL, ReasonCode.QUOTA_CEILING, ReasonCode.ENVIRONMENT, ReasonCode.INFEASIBLE}
-)
+INFEASIBLE_CODES: frozenset[ReasonCode] = frozenset(ReasonCode(code) for code in InfeasibleCode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,55 +350,6 @@ def _nodes(n: int) -> str:
     """``"1 node"``, ``"3 nodes"``."""
     words = _NODE_WORDS.get(n)
     return _plural(n, "node") if words is None else words
-
-
-def infeasibility(
-    w: Waiting, group_size: int | None, quotas: Mapping[tuple[str, int], int]
-) -> tuple[ReasonCode, str] | None:
-    """Why ``w`` can never start as submitted, or None when it could (given room).
-
-    ``group_size`` is the number of nodes registered in ``w.group`` (None: no such group) and
-    ``quotas`` the user's resolved quotas, (group, level) -> nodes. The submit service asks this
-    too, so a job refused at submit is refused in the words its explanation would have used.
-    """
-    n = w.node_count
-    if group_size is None:
-        return ReasonCode.GROUP_TOO_SMALL, f"Group '{w.group}' does not exist: no node is registered in it."
-    if n < 1:
-        return ReasonCode.INFEASIBLE, f"A job needs at least 1 node; this one asks for {n}."
-    if n > group_size:
-        return (
-            ReasonCode.GROUP_TOO_SMALL,
-            f"Needs {_plural(n, 'node')} but group '{w.group}' has only {_plural(group_size, 'node')} registered.",
-        )
-    if w.priority != _AUTO and w.priority not in _LEVEL_SET:
-        return ReasonCode.INFEASIBLE, f"Unknown priority {w.priority}."
-    if not w.environment_ok:
-        return (
-            ReasonCode.ENVIRONMENT,
-            f"Its environment (image) is unknown or {w.user} is not permitted to use it.",
-        )
-    if w.priority == _AUTO:
-        top = max(quotas.get((w.group, lvl), 0) for lvl in LEVELS)
-        if top >= n:
-            return None
-        return (
-            ReasonCode.QUOTA_CEILING,
-            f"Needs {_plural(n, 'node')} but {w.user}'s largest quota in '{w.group}' at any priority is "
-            f"{_plural(top, 'node')}.",
-        )
-    q = quotas.get((w.group, w.priority), 0)
-    if q >= n:
-        return None
-    enough = [
-        f"{_NAMES[lvl]} ({quotas.get((w.group, lvl), 0)})" for lvl in LEVELS if quotas.get((w.group, lvl), 0) >= n
-    ]
-    hint = f" Levels with enough quota: {', '.join(enough)}." if enough else ""
-    return (
-        ReasonCode.QUOTA_CEILING,
-        f"Needs {_plural(n, 'node')} but {w.user}'s quota in '{w.group}' at {_NAMES[w.priority]} "
-        f"is {_plural(q, 'node')}, so it can never start at this level.{hint}",
-    )
 
 
 def _ids(holders: Iterable[Holder]) -> str:
@@ -1070,7 +1004,8 @@ class _Pass:
         g = self.groups.get(w.group)
         problem = infeasibility(w, None if g is None else g.size, self.s.quotas.get(w.user) or {})
         assert problem is not None, f"attempt {w.attempt_id} failed the fast check but is feasible"
-        return problem
+        code, message = problem
+        return ReasonCode(code), message
 
     # ---- 3. AUTO ------------------------------------------------------------------------------------
 
