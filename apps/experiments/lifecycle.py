@@ -19,6 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.services import tokens_revoke_for_attempt
 from apps.core.passes import RECONCILE, SCHEDULE
 from apps.core.tasks import enqueue_on_commit
 from apps.experiments import events
@@ -143,8 +144,6 @@ def _release_ranks(attempt_id: int, status: str | None = None) -> None:
 
 
 def _revoke_job_tokens(attempt_id: int) -> None:
-    from apps.accounts.services import tokens_revoke_for_attempt
-
     tokens_revoke_for_attempt(attempt_id=attempt_id)
 
 

@@ -36,6 +36,7 @@ from apps.experiments.choices import (
 from apps.experiments.feasibility import Ask, infeasibility
 from apps.experiments.locks import lock_chain
 from apps.experiments.models import Attempt, Chain, ChainTag
+from apps.experiments.selectors import chain_visible
 from apps.quotas.selectors import quota_resolve
 from portal.realtime import chain_group, send_event_on_commit, team_group
 
@@ -64,8 +65,6 @@ def _require_actor(user: User, chain: Chain) -> None:
     # Anyone who cannot act on a chain is told it does not exist if they cannot even see it.
     if can_act_on(user, chain):
         return
-    from apps.experiments.selectors import chain_visible
-
     if chain_visible(user=user, chain=chain):
         raise PermissionDenied(_("Only the owner of this job or an admin may do that."))
     raise NotFound(_("No such job."))

@@ -44,3 +44,15 @@ def test_lifecycle_changes_take_keyword_arguments_only():
         "chain_audience": ["chain"],
         "shared_chain_teams": ["chain_ids"],
     }
+
+
+def test_the_scheduling_policy_imports_no_django():
+    """``plan()`` runs in the simulator and the benchmarks without Django; the rules it shares with the
+    submit service (``apps/experiments/feasibility.py``) are plain Python too."""
+    code = (
+        "import sys, apps.scheduler.policy; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'django', 'rest_framework', 'channels'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
