@@ -143,7 +143,7 @@ def test_other_user_is_refused_and_nothing_changes(ctx, endpoint):
     before = db_state()
     response = call(ctx["clients"]["intruder"], endpoint, ctx)
     assert response.status_code == (403 if endpoint.admin_only else 404), response.content
-    assert "error" in response.json()
+    assert response.json()["error"]["code"] == ("permission_denied" if endpoint.admin_only else "not_found")
     assert db_state() == before
 
 

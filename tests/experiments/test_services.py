@@ -28,6 +28,7 @@ def run(chain: Chain) -> Attempt:
 
 @pytest.mark.django_db
 def test_submit_creates_chain_and_first_attempt_and_schedules(cluster, submit, user, task_log):
+    asked_before = len(task_log.calls)
     chain = submit(user, nodes=2, tags=["b", "a", "a"])
     attempt = latest(chain)
     assert (attempt.index, attempt.priority) == (0, 10)
@@ -37,7 +38,8 @@ def test_submit_creates_chain_and_first_attempt_and_schedules(cluster, submit, u
     assert sorted(Rank.objects.filter(attempt=attempt).values_list("rank", flat=True)) == [0, 1]
     assert chain.tag_names == ["a", "b"]
     assert chain.status == ChainStatus.STARTING
-    assert task_log.count("apps.launcher.tasks.reconcile_pass") >= 1
+    # One pass on commit, whose start asked the launcher once.
+    assert task_log.calls[asked_before:] == ["apps.scheduler.tasks.schedule_pass", "apps.launcher.tasks.reconcile_pass"]
 
 
 @pytest.mark.django_db
