@@ -332,11 +332,6 @@ class _Entry(NamedTuple):
     waiting: Waiting
 
 
-def _level_of(key: int) -> int:
-    """The level of a queue entry from its first sort key (see ``_Pass.order``)."""
-    return -key - _CLAIM if key <= -_CLAIM else -key
-
-
 def priority_name(priority: int) -> str:
     return _NAMES.get(priority, str(priority))
 
@@ -431,6 +426,10 @@ def _hid(h: Holder) -> int:
     return h.attempt_id
 
 
+def _priority_of(r: _Runner) -> int:
+    return r.priority
+
+
 # --------------------------------------------------------------------------------------------------
 # Working state of one pass
 
@@ -522,6 +521,8 @@ class _Group:
         "rooms",
         "schedulable",
         "size",
+        "soon_cache",
+        "soon_pos",
         "stale",
         "stale_pos",
         "starters",
@@ -571,6 +572,8 @@ class _Group:
         self.young: list[tuple[float, int, _Runner]] = []  # (may be suspended from, priority, runner)
         self.young_cache: dict[int, list[tuple[float, _Runner]]] = {}
         self.young_pos: dict[int, int] = {}
+        self.soon_cache: dict[int, list[tuple[float, _Runner]]] = {}  # for ``cheaper_soon``, per top victim level
+        self.soon_pos: dict[int, int] = {}
         self.equal: dict[int, list[tuple[float, _Runner]]] = {}  # priority -> (slice ends, runner)
         self.equal_pos: dict[int, int] = {}
         self.equal_now: dict[int, int] = {}  # priority -> index of the first runner whose slice is not over
@@ -725,14 +728,21 @@ class _Group:
                 keep[k] = False
         victims = [c for c, kept in zip(chosen, keep, strict=True) if kept]
         if len(victims) > 1 or victims[0][0].value > need:
-            cost = sum(r.cost for r, _ in victims)
-            top = max(r.priority for r, _ in victims)
+            limit = sum(r.cost for r, _ in victims)
+            top = min(max(r.priority for r, _ in victims), priority - 1)
             best: _Runner | None = None
-            for r in lower[start:]:
-                if r.priority > top or r.priority >= priority:
+            i, end = start, len(lower)
+            while i < end:  # the cheapest runner freeing ``need`` alone, cheaper than the set
+                r = lower[i]
+                level = r.priority
+                if level > top:
                     break
-                if not r.taken and r.value >= need and r.cost < cost and (best is None or r.cost < best.cost):
-                    best = r
+                if r.cost >= limit:  # the rest of this level costs more (sorted by cost within a level)
+                    i = bisect.bisect_right(lower, level, lo=i, key=_priority_of)
+                    continue
+                if not r.taken and r.value >= need:
+                    best, limit = r, r.cost
+                i += 1
             if best is not None:
                 victims = [(best, _PREEMPTED)]
         return victims
@@ -742,16 +752,22 @@ class _Group:
     ) -> tuple[float, list[_Runner]] | None:
         """Lower-priority runners that reach their minimum run within ``window`` and could replace the
         highest-priority victims: (when, runners), booked; None when suspending now is the only way."""
-        young = self.young
-        if not young or not math.isfinite(window):
+        if not self.young or not math.isfinite(window):
             return None
         top = max(r.priority for r, _ in victims)
+        soon = self.soon_cache.get(top)
+        if soon is None:  # runners below ``top`` that may be suspended within the window, soonest first
+            soon = self.soon_cache[top] = [(t, r) for t, p, r in self.young if p < top and t - now <= window]
+        i = self.soon_pos.get(top, 0)
+        while i < len(soon) and (soon[i][1].booked or soon[i][1].taken):  # never unbooked: skip them for good
+            i += 1
+        self.soon_pos[top] = i
+        if i == len(soon):
+            return None
         have = sum(r.value for r, _ in victims if r.priority < top)
         got: list[_Runner] = []
-        for eligible_at, priority, r in young:
-            if eligible_at - now > window:
-                break
-            if priority >= top or r.booked or r.taken:
+        for eligible_at, r in soon[i:]:
+            if r.booked or r.taken:
                 continue
             got.append(r)
             have += r.value
@@ -1027,19 +1043,26 @@ class _Pass:
         no beneficiary; their nodes count as being freed for everyone else in this pass.
         """
         used: dict[tuple[str, str, int], int] = {}  # by runners not already suspending
+        get = used.get
+        for r in self.s.running:
+            if not r.suspending:
+                key = (r.user, r.group, r.quota_priority)
+                used[key] = get(key, 0) + len(r.nodes)
+        out: set[int] = set()
+        over = sorted(key for key, nodes in used.items() if nodes > self.quota(*key))
+        if not over:
+            return out
+        wanted = set(over)
         by_key: dict[tuple[str, str, int], list[Running]] = {}
         for r in self.s.running:
             if not r.suspending:
                 key = (r.user, r.group, r.quota_priority)
-                used[key] = used.get(key, 0) + len(r.nodes)
-                by_key.setdefault(key, []).append(r)
-        out: set[int] = set()
+                if key in wanted:
+                    by_key.setdefault(key, []).append(r)
         restart = self.cfg.restart_cost_seconds
         now = self.now
-        for key in sorted(used):
+        for key in over:
             excess = used[key] - self.quota(*key)
-            if excess <= 0:
-                continue
             mine = by_key[key]
 
             def cost(r: Running) -> float:
@@ -1112,10 +1135,12 @@ class _Pass:
         usage = self.s.usage
         top_quota = self.top_quota
         aging = self.cfg.above_normal_aging_seconds
-        ranked: set[tuple[str, str, int]] = set()  # (group, user, level) with a custom rank somewhere
+        ranked: dict[str, set[tuple[str, int]]] = {}  # group -> (user, level) with a custom rank somewhere
         queues: dict[str, list[_Entry]] = {}
-        # per group, the longest-waiting attempt past the reservation wait: (-level, queued_at, index, id)
-        longest: dict[str, tuple[int, float, int, int]] = {}
+        # per group, the longest-waiting attempt past the reservation wait: ((-level, queued_at, id), index)
+        longest: dict[str, tuple[tuple[int, float, int], int]] = {}
+        usage_of = usage.get
+        new_entry = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
         cutoff = self.now - self.cfg.reservation_wait_seconds
         starving = self.now - self.cfg.starvation_seconds  # queued before this: fair share no longer delays it
         autos: list[Waiting] = []
@@ -1139,27 +1164,26 @@ class _Pass:
                         level = _NORMAL  # its chain aged: it queues and runs at NORMAL, charged to ABOVE_NORMAL
                         self.quota_level[w.attempt_id] = _ABOVE_NORMAL
                     # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
-                    entry = _Entry(
-                        -level - _CLAIM if w.claim else -level,
-                        _STARVING if w.queued_at <= starving else usage.get(w.user, 0.0),
-                        w.first_submitted_at,
-                        w.attempt_id,
-                        w,
+                    entry = new_entry(
+                        _Entry,
+                        (
+                            -level - _CLAIM if w.claim else -level,
+                            _STARVING if w.queued_at <= starving else usage_of(w.user, 0.0),
+                            w.first_submitted_at,
+                            w.attempt_id,
+                            w,
+                        ),
                     )
                     queue = queues.get(w.group)
                     if queue is None:
                         queue = queues[w.group] = []
                     if w.queued_at <= cutoff and not w.claim:
                         best = longest.get(w.group)
-                        if (
-                            best is None
-                            or -level < best[0]
-                            or (-level == best[0] and (w.queued_at, w.attempt_id) < (best[1], best[3]))
-                        ):
-                            longest[w.group] = (-level, w.queued_at, len(queue), w.attempt_id)
+                        if best is None or (-level, w.queued_at, w.attempt_id) < best[0]:
+                            longest[w.group] = ((-level, w.queued_at, w.attempt_id), len(queue))
                     queue.append(entry)
                     if w.custom_rank != w.first_submitted_at:
-                        ranked.add((w.group, w.user, level))
+                        ranked.setdefault(w.group, set()).add((w.user, level))
                     continue
             bad.append(w)
         bad.sort(key=lambda w: w.attempt_id)
@@ -1183,8 +1207,8 @@ class _Pass:
             queue = queues.setdefault(w.group, [])
             if level != _AUTO and not w.claim and w.queued_at <= cutoff:
                 best = longest.get(w.group)
-                if best is None or (-level, w.queued_at, w.attempt_id) < (best[0], best[1], best[3]):
-                    longest[w.group] = (-level, w.queued_at, len(queue), w.attempt_id)
+                if best is None or (-level, w.queued_at, w.attempt_id) < best[0]:
+                    longest[w.group] = ((-level, w.queued_at, w.attempt_id), len(queue))
             queue.append(entry)
         for name in sorted(queues):
             queue = queues[name]
@@ -1208,8 +1232,8 @@ class _Pass:
         self,
         queue: list[_Entry],
         group: str,
-        ranked: set[tuple[str, str, int]],
-        longest: tuple[int, float, int, int] | None,
+        ranked: Mapping[str, set[tuple[str, int]]],
+        longest: tuple[tuple[int, float, int], int] | None,
     ) -> None:
         """Sort one group's queue: claimants first (jobs were suspended for them), then priority, fair
         share (decayed usage), the user's own order, id.
@@ -1222,21 +1246,29 @@ class _Pass:
         order does not take the nodes it is waiting for.
         """
         if longest is not None:  # before the places move entries around: the index is the append order's
-            e = queue[longest[2]]
-            queue[longest[2]] = e._replace(share=-math.inf)
-        if ranked:
+            e = queue[longest[1]]
+            queue[longest[1]] = e._replace(share=-math.inf)
+        mine = ranked.get(group)
+        if mine:
+            # entries of each ranked (user, level), by index; the level comes from the sort key, as claims move it
             places: dict[tuple[str, int], list[int]] = {}
             for i, e in enumerate(queue):
-                w = e.waiting
-                level = _level_of(e.rank)
-                if (group, w.user, level) in ranked:
-                    places.setdefault((w.user, level), []).append(i)
+                rank = e[0]
+                key = (e[4].user, -rank - _CLAIM if rank <= -_CLAIM else -rank)
+                if key in mine:
+                    idx = places.get(key)
+                    if idx is None:
+                        places[key] = [i]
+                    else:
+                        idx.append(i)
+            new = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
             for idx in places.values():
-                mine = [queue[i] for i in idx]
-                slots = sorted(e.place for e in mine)
-                mine.sort(key=lambda e: (e.waiting.custom_rank, e.place, e.attempt_id))
-                for i, slot, e in zip(idx, slots, mine, strict=True):
-                    queue[i] = e._replace(place=slot)
+                slots = sorted([queue[i][2] for i in idx])
+                by_rank = sorted([(queue[i][4].custom_rank, queue[i][2], queue[i][3], i) for i in idx])
+                for slot, (_, place, _, i) in zip(slots, by_rank, strict=True):
+                    if slot != place:
+                        e = queue[i]
+                        queue[i] = new(_Entry, (e[0], e[1], slot, e[3], e[4]))
         queue.sort()
 
     def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:
@@ -1271,11 +1303,11 @@ class _Pass:
         preempt_wait = cfg.preempt_wait_seconds
         quota_level = self.quota_level
         usage_of = self.s.usage.get
+        claim_key = -_CLAIM
         for entry in queue:
-            w = entry.waiting
-            level = -entry.rank
-            if level >= _CLAIM:
-                level -= _CLAIM
+            w = entry[4]  # entry.waiting, entry.rank: indexing is the cheaper read in this loop
+            rank = entry[0]
+            level = -rank if rank > claim_key else -rank - _CLAIM
             n = w.node_count
             user = w.user
             aid = w.attempt_id
@@ -1288,7 +1320,7 @@ class _Pass:
                 continue
 
             # 2. quota (an aged chain is charged to the level it was admitted at)
-            qlevel = quota_level.get(aid, level)
+            qlevel = quota_level.get(aid, level) if quota_level else level
             key = (user, gname, qlevel)
             used = quota_used.get(key, 0)
             q = quota_of.get(key)
