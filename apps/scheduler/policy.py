@@ -120,6 +120,14 @@ class PolicyConfig:
     # rather than waiting for their own schedule; they are suspended right after they report it.
     request_checkpoints: bool = True
     starvation_seconds: float = 6 * 3600  # waiting this long, an attempt goes ahead of fair share in its level
+    # Run-time estimates (``Waiting.run_estimate``, ``Running.expected_end``). ``use_estimates``: among attempts
+    # past ``starvation_seconds`` the smallest estimated nodes x seconds goes first (unknown ones after them).
+    # ``estimate_backfill``: a reservation's start time also counts the runners' expected ends, and jobs behind
+    # it may use its idle nodes when they are expected to be done before then, or (``backfill_suspendable``) are
+    # at a lower level and will have run ``min_run_seconds`` by then, so that it can suspend them.
+    use_estimates: bool = True
+    estimate_backfill: bool = False
+    backfill_suspendable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +151,7 @@ class Running:
     last_checkpoint_at: float | None = None
     suspending: bool = False  # a suspend was already requested; nodes still held until it ends
     chain_ran_before: float = 0.0  # seconds the chain's earlier attempts ran (aging counts the chain)
+    expected_end: float | None = None  # epoch time its owner's run-time estimate says it ends; None = unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +168,9 @@ class Waiting:
     environment_ok: bool = True  # False: unknown or not permitted image (infeasible)
     chain_ran: float = 0.0  # seconds the chain's earlier attempts ran: an aged ABOVE_NORMAL chain queues at NORMAL
     claim: bool = False  # jobs were suspended for it: it goes first to the nodes they free
+    # seconds it is expected to run once started (its owner's estimate less what the chain already ran); None =
+    # unknown. Used to backfill in front of a reservation and to order jobs past ``starvation_seconds``.
+    run_estimate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +242,7 @@ class Reservation:
     group: str
     free_nodes: int  # idle nodes held now (later attempts may not start on them)
     freeing_nodes: int  # nodes of suspending attempts held for it
+    start_at: float | None = None  # when its job is expected to be able to start; None = not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +330,10 @@ _PREEMPTED = SuspendReason.PREEMPTED
 _TIME_SHARE = SuspendReason.TIME_SHARE
 
 
-_STARVING = -1e300  # the fair-share key of an attempt waiting past starvation_seconds: ahead of any usage
+# The fair-share key of an attempt waiting past starvation_seconds: ahead of any usage (>= 0), smallest estimated
+# nodes x seconds first (exact below 1e12 node-seconds), then those without an estimate.
+_STARVING = -1e15
+_STARVING_UNKNOWN = _STARVING + 1e14
 _CLAIM = 100  # a claimant's sort key is -level - _CLAIM: before every level
 
 
@@ -325,8 +341,8 @@ class _Entry(NamedTuple):
     """One waiting attempt in its group's queue; the queue sorts these tuples field by field."""
 
     rank: int  # -level, or -level - _CLAIM for a claimant (jobs were suspended for it): before every level
-    share: float  # decayed usage of its user (fair share); _STARVING past starvation_seconds, -inf for the
-    # reservation candidate
+    share: float  # decayed usage of its user (fair share); below 0 past starvation_seconds (``starving_key``),
+    # -inf for the reservation candidate
     place: float  # first submission (FIFO); ``custom_rank`` swaps places among one user's own jobs
     attempt_id: int  # unique, so ``waiting`` is never compared
     waiting: Waiting
@@ -493,6 +509,7 @@ class _Group:
         "ckpt_cache",
         "claimed_free",
         "claimers",
+        "ends",
         "equal",
         "equal_now",
         "equal_pos",
@@ -520,6 +537,7 @@ class _Group:
         "reserver_holder",
         "rooms",
         "schedulable",
+        "shadow",
         "size",
         "soon_cache",
         "soon_pos",
@@ -547,6 +565,8 @@ class _Group:
         self.reserver: Waiting | None = None
         self.reserver_holder: Holder | None = None
         self.reserve_holds = True  # the reservation keeps idle nodes (it can start soon)
+        self.shadow: float | None = None  # when the reservation's job is expected to be able to start
+        self.ends: list[tuple[float, _Runner]] = []  # runners with a run-time estimate: (expected end, runner)
         self.ckpt_cache: dict[tuple[int, int, bool], tuple[list[_Runner], float] | None] = {}
         self.overdue = 0.0  # checkpoint_wait_seconds
         # nodes of suspending attempts nobody has claimed yet: [runner, nodes left] in claim order
@@ -874,6 +894,18 @@ class _Group:
         self.ckpt_cache[key] = result
         return result
 
+    def expected_free(self, missing: int) -> float | None:
+        """When runners' estimates say ``missing`` more nodes will have been freed by their ends (runners
+        chosen as victims in this pass excluded); None when the estimates known are not enough."""
+        acc = 0
+        for end, r in self.ends:
+            if r.taken:
+                continue
+            acc += r.value
+            if acc >= missing:
+                return end
+        return None
+
     def priority_holders(self, priority: int) -> tuple[Holder, ...]:
         """Runners it may not preempt (priority >= its own), highest first; shared per priority."""
         holders = self.prio_holders_cache.get(priority)
@@ -997,6 +1029,8 @@ class _Pass:
             g.by_priority.append(runner)
             if value == 0:
                 continue
+            if r.expected_end is not None and r.expected_end > now:
+                g.ends.append((r.expected_end, runner))
             ran = now - r.started_at
             if r.last_checkpoint_at is None:
                 # no checkpoint in this attempt yet: it restarted from one when its start-up was over, and it
@@ -1034,6 +1068,8 @@ class _Pass:
                 slices.sort(key=lambda e: (e[0], e[1].attempt_id))
                 g.equal_now[p] = bisect.bisect_right(slices, now, key=lambda e: e[0])
             g.by_priority.sort(key=lambda r: (-r.priority, r.started_at, r.attempt_id))
+            if g.ends:
+                g.ends.sort(key=lambda e: (e[0], e[1].attempt_id))
 
     def over_quota(self) -> set[int]:
         """Runners to suspend because their owner's quota at their level is now below what they hold.
@@ -1128,6 +1164,17 @@ class _Pass:
 
     # ---- the whole pass --------------------------------------------------------------------------
 
+    def starving_key(self, w: Waiting) -> float:
+        """The fair-share key of an attempt waiting past ``starvation_seconds``: ahead of every usage, the
+        smallest estimated footprint (nodes x seconds) first, attempts without an estimate after them.
+
+        With the queue too long to serve everyone soon, serving the small ones first lets the most jobs start
+        (as shortest-job-first does); the oldest still gets the group's reservation (``order``)."""
+        est = w.run_estimate
+        if est is None or not self.cfg.use_estimates:
+            return _STARVING_UNKNOWN
+        return _STARVING + min(w.node_count * max(est, 0.0), 9e13)
+
     def run(self) -> Plan:
         self.index()
         groups = self.groups
@@ -1168,7 +1215,7 @@ class _Pass:
                         _Entry,
                         (
                             -level - _CLAIM if w.claim else -level,
-                            _STARVING if w.queued_at <= starving else usage_of(w.user, 0.0),
+                            usage_of(w.user, 0.0) if w.queued_at > starving else self.starving_key(w),
                             w.first_submitted_at,
                             w.attempt_id,
                             w,
@@ -1199,7 +1246,7 @@ class _Pass:
             claim = w.claim and level != _AUTO
             entry = _Entry(
                 -level - _CLAIM if claim else -level,
-                _STARVING if w.queued_at <= starving else usage.get(w.user, 0.0),
+                usage.get(w.user, 0.0) if w.queued_at > starving else self.starving_key(w),
                 w.first_submitted_at,
                 w.attempt_id,
                 w,
@@ -1301,6 +1348,7 @@ class _Pass:
         victim_wait = cfg.victim_wait_seconds
         hold_horizon = cfg.reservation_hold_seconds
         preempt_wait = cfg.preempt_wait_seconds
+        estimate_backfill = cfg.estimate_backfill
         quota_level = self.quota_level
         usage_of = self.s.usage.get
         claim_key = -_CLAIM
@@ -1340,8 +1388,12 @@ class _Pass:
                 )
                 continue
 
-            # 4. start on free nodes
+            # 4. start on free nodes (backfill: on a reservation's idle nodes too, if done or suspendable by
+            # the time its job can start)
             avail = g.free - g.claimed_free - g.reserved_free
+            if avail < n and g.reserved_free and avail + g.reserved_free >= n and self.backfills(g, w, level):
+                g.reserved_free -= n - avail
+                avail = n
             if avail >= n:
                 starts.append(Start(aid, g.take_nodes(n), qlevel, None if qlevel == level else level))
                 me = Holder(aid, user, n, level)
@@ -1430,13 +1482,19 @@ class _Pass:
                 g.reserver = w
                 g.blocked_cache.clear()
                 g.reserver_holder = me
-                g.reserve_holds = eta is not None and eta - now <= hold_horizon
+                start_at = eta
+                if estimate_backfill and n > avail + becoming:
+                    ends_at = g.expected_free(n - avail - becoming)
+                    if ends_at is not None and (start_at is None or ends_at < start_at):
+                        start_at = ends_at
+                g.shadow = start_at
+                g.reserve_holds = start_at is not None and start_at - now <= hold_horizon
                 held = avail if g.reserve_holds else 0
                 g.reserved_free = held
                 if becoming:
                     g.claim_becoming(becoming)
                 g.reserved_becoming = becoming
-                self.reservations.append(Reservation(aid, gname, held, becoming))
+                self.reservations.append(Reservation(aid, gname, held, becoming, start_at))
                 quota_used[key] = used + n
                 quota_pass.setdefault(key, []).append(me)
                 if g.reserve_holds:
@@ -1459,6 +1517,21 @@ class _Pass:
                 or (eta is None and not g.ts_nodes.get(level) and g.exhausted.get(level))
             ):
                 g.blocked_cache[(level, n)] = (code, message, holders)
+
+    def backfills(self, g: _Group, w: Waiting, level: int) -> bool:
+        """May ``w`` start on idle nodes held by ``g``'s reservation? Only if it will not delay the
+        reserved job: it is expected to be done by then, or it is at a lower level and will have run
+        ``min_run_seconds`` by then, so that the reserved job can suspend it."""
+        shadow = g.shadow
+        if shadow is None or g.reserver is None or not self.cfg.estimate_backfill:
+            return False
+        est = w.run_estimate
+        if est is not None and self.now + est <= shadow:
+            return True
+        reserver_level = g.reserver_holder.priority if g.reserver_holder is not None else level
+        return (
+            self.cfg.backfill_suspendable and level < reserver_level and self.now + self.cfg.min_run_seconds <= shadow
+        )
 
     def claim(
         self,
