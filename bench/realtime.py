@@ -275,6 +275,13 @@ async def _open_viewers(session: aiohttp.ClientSession, urls: list[str], token: 
                 except aiohttp.ClientOSError:  # a handshake the busy server dropped: retry, as clients do
                     retried += 1
                     await asyncio.sleep(0.5 * (attempt + 1))
+                except aiohttp.WSServerHandshakeError as exc:
+                    # 403: daphne gave up on a handshake the application had not answered within its
+                    # connect timeout (5 s; a starved host). The token is valid: retry, as clients do.
+                    if exc.status != 403:
+                        raise
+                    retried += 1
+                    await asyncio.sleep(0.5 * (attempt + 1))
             raise ConnectionError(f"could not connect a viewer to {url} in 5 attempts")
 
     viewers = list(await asyncio.gather(*(one(url) for url in urls)))

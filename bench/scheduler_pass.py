@@ -3,7 +3,9 @@
 Used by ``bench/scheduler.py`` (section "pass"). The synthetic workload of ``bench/workload.py``
 is written into a scratch database (users, quotas, nodes, chains, attempts, ranks holding nodes),
 then ``apps.scheduler.driver.run_pass`` is timed; each timed pass runs inside a transaction that is
-rolled back, so every run sees the same queue. The database is dropped at the end.
+rolled back, so every run sees the same queue. Steady passes are timed twice: reading the whole
+snapshot, and as ``run_pass`` does, bringing the process's kept snapshot up to date with what
+changed (``CHURN`` attempts between passes). The database is dropped at the end.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-BENCH_DB = "rota_bench_sched"
+BENCH_DB = os.environ.get("ROTA_BENCH_DB", "rota_bench_sched")
 PG_ADMIN_URL = os.environ.get("ROTA_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
@@ -191,6 +193,58 @@ def _load(snapshot: Any) -> int:
     return rows
 
 
+#: rows changed between two timed incremental passes (running jobs reporting a checkpoint)
+CHURN = 20
+
+
+def _incremental_passes(now: datetime, runs: int) -> dict[str, Any]:
+    """Steady passes as ``run_pass`` makes them: the snapshot kept by the process and brought up to
+    date from the change log. Before each, ``CHURN`` running attempts report a checkpoint
+    (committed, so the triggers log them); each pass is then rolled back like the full ones."""
+    from datetime import timedelta
+
+    from django.db import transaction
+
+    from apps.experiments.choices import QueueStatus
+    from apps.experiments.models import Attempt
+    from apps.scheduler import driver, policy
+    from apps.scheduler.snapshot import CACHE
+
+    churn = list(
+        Attempt.objects.filter(queue_status=QueueStatus.SCHEDULED).order_by("id").values_list("id", flat=True)[:CHURN]
+    )
+    CACHE.forget()
+    CACHE.load(now)
+    timings, load_ms, reloaded, incremental, cpu = [], [], [], [], []
+    for i in range(runs + 1):  # the first is not counted
+        Attempt.objects.filter(pk__in=churn).update(last_checkpoint_at=now - timedelta(seconds=3000 + i % 2))
+        began = time.perf_counter()
+        cpu0 = time.process_time()
+        try:
+            with transaction.atomic():
+                loaded = CACHE.load(now)
+                t1 = time.perf_counter()
+                driver.apply_plan(loaded, policy.plan(loaded.snapshot), now)
+                raise _Rollback
+        except _Rollback:
+            pass
+        timings.append((time.perf_counter() - began) * 1000)
+        cpu.append((time.process_time() - cpu0) * 1000)
+        load_ms.append((t1 - began) * 1000)
+        reloaded.append(loaded.reloaded)
+        incremental.append(loaded.incremental)
+    timings, load_ms, cpu = timings[1:], load_ms[1:], cpu[1:]
+    ordered = sorted(timings)
+    return {
+        "inc_cpu_ms": statistics.median(cpu),
+        "inc_median_ms": statistics.median(timings),
+        "inc_p95_ms": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
+        "inc_load_ms": statistics.median(load_ms),
+        "inc_reloaded": statistics.median(reloaded[1:]),
+        "inc_all_incremental": all(incremental[1:]),
+    }
+
+
 def bench_pass(
     sizes: tuple[int, ...], *, n_nodes: int = 2000, n_running: int = 2000, runs: int = 7, seed: int = 1
 ) -> list[dict[str, Any]]:
@@ -234,8 +288,10 @@ def bench_pass(
             events_ms = (time.perf_counter() - began) * 1000
             driver.run_pass(now)  # the queue settles: explanations of the suspends' effects stored
             timings, plan_ms, load_ms, counts = [], [], [], None
+            cpu: list[float] = []
             for _ in range(runs + 1):  # the first steady run warms caches and is not counted
                 began = time.perf_counter()
+                cpu0 = time.process_time()
                 try:
                     with transaction.atomic():
                         t0 = time.perf_counter()
@@ -249,11 +305,13 @@ def bench_pass(
                     pass
                 total = time.perf_counter() - began
                 timings.append(total * 1000)
+                cpu.append((time.process_time() - cpu0) * 1000)
                 plan_ms.append((t2 - t1) * 1000)
                 load_ms.append((t1 - t0) * 1000)
                 counts = (len(result.started), len(result.suspended), result.explained)
             timings, plan_ms, load_ms = timings[1:], plan_ms[1:], load_ms[1:]
             ordered = sorted(timings)
+            incremental = _incremental_passes(now, runs)
             results.append(
                 {
                     "waiting": n_waiting,
@@ -266,12 +324,14 @@ def bench_pass(
                     "cold_events": len(cold_events),
                     "cold_events_sent_ms": events_ms,
                     "median_ms": statistics.median(timings),
+                    "cpu_ms": statistics.median(cpu[1:]),
                     "p95_ms": ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))],
                     "load_ms": statistics.median(load_ms),
                     "plan_ms": statistics.median(plan_ms),
                     "starts": counts[0] if counts else 0,
                     "suspends": counts[1] if counts else 0,
                     "explanations_written": counts[2] if counts else 0,
+                    **incremental,
                 }
             )
     finally:

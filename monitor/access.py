@@ -16,7 +16,8 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 
 from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
@@ -46,13 +47,16 @@ def powers_of(user: Any) -> dict[str, bool]:
     return {power.name.lower(): has_power(user, power) for power in Power}
 
 
-def monitor_view(power: Power = Power.VIEW) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+View = Callable[..., HttpResponseBase]
+
+
+def monitor_view(power: Power = Power.VIEW) -> Callable[[View], View]:
     """Sign-in required; non-admins get 404; admins without ``power`` get 403."""
 
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorate(view: View) -> View:
         @login_required
         @wraps(view)
-        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not has_power(request.user, Power.VIEW):
                 raise Http404("No such page.")
             if not has_power(request.user, power):

@@ -7,18 +7,21 @@ from datetime import timedelta
 from typing import Any
 
 from django import forms
+from django.contrib.auth.models import Group
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.choices import Role
-from apps.accounts.models import POSIX_ID_MAX, POSIX_ID_MIN
+from apps.accounts.models import POSIX_ID_MAX, POSIX_ID_MIN, User
 from apps.core.errors import ApplicationError
+from apps.web.choices import NoticeAudience
+from apps.web.models import Notice
 from monitor.services import JobsOnDeactivate
 
 GROUP_NAME = re.compile(r"^[\w.@+-]{1,150}$")
 
 
-def add_service_error(form: forms.Form, exc: ApplicationError) -> None:
+def add_service_error(form: forms.BaseForm, exc: ApplicationError) -> None:
     """Put an ``ApplicationError``'s messages on the form's fields, and its message on the form
     when the fields do not already say it (services often mark a field "Taken." and explain above)."""
     said: set[str] = set()
@@ -148,4 +151,120 @@ class NodeActionForm(forms.Form):
                     data["when"] = data["deadline_at"]
             else:
                 data["when"] = timezone.now() + timedelta(minutes=int(choice))
+        return data
+
+
+MAX_DAYS_BY_DAY = 62
+MAX_DAYS_BY_WEEK = 366
+
+
+class UsagePeriodForm(forms.Form):
+    """The period of the usage page (dates in the site's time zone, both included)."""
+
+    start = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    by = forms.ChoiceField(
+        label=_("Per"), choices=[("user", _("User")), ("team", _("Team")), ("group", _("Node group"))], initial="user"
+    )
+    step = forms.ChoiceField(label=_("Columns"), choices=[("day", _("Days")), ("week", _("Weeks"))], initial="day")
+
+    def __init__(self, data: Any = None, **kwargs: Any) -> None:
+        today = timezone.localdate()
+        initial = {"start": today - timedelta(days=6), "end": today, "by": "user", "step": "day"}
+        if data is not None:
+            data = {**{k: str(v) for k, v in initial.items()}, **{k: v for k, v in data.items() if v}}
+        super().__init__(data, initial=initial, **kwargs)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end, step = data.get("start"), data.get("end"), data.get("step")
+        if start is None or end is None or step is None:
+            return data
+        if end < start:
+            raise forms.ValidationError(_("The period ends before it starts: choose a “To” date on or after “From”."))
+        days = (end - start).days + 1
+        limit = MAX_DAYS_BY_DAY if step == "day" else MAX_DAYS_BY_WEEK
+        if days > limit:
+            raise forms.ValidationError(
+                _("That is %(days)d days; choose at most %(limit)d days in columns of %(step)s.")
+                % {"days": days, "limit": limit, "step": _("days") if step == "day" else _("weeks")}
+            )
+        return data
+
+
+class NoticeForm(forms.ModelForm):
+    """A notice to users. The group and the user are typed by name (a select of every user would
+    be long); the model's own rules (audience ↔ target, end after start) report on these fields."""
+
+    group = forms.CharField(
+        label=_("Group"),
+        max_length=150,
+        required=False,
+        help_text=_("For “members of a group”: a group or team name."),
+        widget=forms.TextInput(attrs={"list": "known-groups", "autocomplete": "off"}),
+    )
+    user = forms.CharField(
+        label=_("User"), max_length=150, required=False, help_text=_("For “one user”: their user name.")
+    )
+    starts_at = forms.DateTimeField(
+        label=_("Shown from"), widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
+    )
+    expires_at = forms.DateTimeField(
+        label=_("Shown until"),
+        required=False,
+        help_text=_("Empty: until someone expires or deletes it."),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    class Meta:
+        model = Notice
+        fields = ["title", "body", "severity", "audience", "starts_at", "expires_at"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None and not self.is_bound:
+            self.initial.setdefault("starts_at", timezone.localtime().replace(second=0, microsecond=0))
+        else:
+            self.initial.setdefault("group", self.instance.group.name if self.instance.group_id else "")
+            self.initial.setdefault("user", self.instance.user.username if self.instance.user_id else "")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        audience = data.get("audience")
+        group_name = (data.get("group") or "").strip()
+        user_name = (data.get("user") or "").strip()
+        self.instance.group = None
+        self.instance.user = None
+        if audience == NoticeAudience.GROUP:
+            group = Group.objects.filter(name=group_name).first() if group_name else None
+            if group_name and group is None:
+                self.add_error("group", _("No group is named %(name)s.") % {"name": group_name})
+            self.instance.group = group
+        elif audience == NoticeAudience.USER:
+            person = User.objects.filter(username=user_name).first() if user_name else None
+            if user_name and person is None:
+                self.add_error("user", _("No user is named %(name)s.") % {"name": user_name})
+            self.instance.user = person
+        return data
+
+
+class AuditFilterForm(forms.Form):
+    """Filters of the audit log; every one is optional."""
+
+    actor = forms.CharField(label=_("Actor"), max_length=150, required=False)
+    action = forms.CharField(
+        label=_("Action"), max_length=64, required=False, help_text=_("Exact, or a prefix such as “quota.”.")
+    )
+    target_type = forms.CharField(label=_("Object type"), max_length=64, required=False)
+    target = forms.CharField(
+        label=_("Object"), max_length=255, required=False, help_text=_("Its id or part of its name.")
+    )
+    start = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("start"), data.get("end")
+        if start is not None and end is not None and end < start:
+            raise forms.ValidationError(_("The period ends before it starts: choose a “To” date on or after “From”."))
         return data

@@ -5,12 +5,18 @@ selectors only: the admin pages write nothing here.
 
 from __future__ import annotations
 
+import bisect
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
@@ -18,12 +24,13 @@ from apps.cluster.choices import NodeState
 from apps.cluster.models import Environment, Node, NodeGroup
 from apps.core.models import AuditEntry
 from apps.core.priorities import QUOTA_LEVELS
-from apps.experiments.choices import ChainStatus
-from apps.experiments.models import Chain, ChainTag, Rank
-from apps.experiments.selectors import NodeHolder, quota_usage
+from apps.experiments.choices import ChainStatus, QueueStatus, WorkerStatus
+from apps.experiments.models import Attempt, Chain, ChainTag, Rank
+from apps.experiments.selectors import PLATFORM_SUSPENSIONS, NodeHolder, quota_usage, work_lost_gpu_hours
 from apps.quotas.choices import QuotaKind
 from apps.quotas.models import Quota
 from apps.quotas.selectors import quota_resolve
+from apps.web.models import Notice
 
 ACTIVE_STATUSES = [ChainStatus.STARTING, ChainStatus.RUNNING, ChainStatus.SUSPENDING, ChainStatus.STOPPING]
 WAITING_STATUSES = [ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.HELD]
@@ -338,3 +345,355 @@ def jobs_all() -> QuerySet[Chain]:
         .prefetch_related(Prefetch("tags", queryset=ChainTag.objects.order_by("name")))
         .order_by("-id")
     )
+
+
+# --- scheduler overview ---------------------------------------------------------------------------
+
+
+@dataclass
+class LevelRow:
+    """One priority level of a node group: jobs and nodes running at it, jobs and nodes waiting."""
+
+    level: int
+    running_jobs: int = 0
+    running_nodes: int = 0
+    waiting_jobs: int = 0
+    waiting_nodes: int = 0
+
+
+@dataclass
+class GroupLoad:
+    """A node group as the scheduler sees it: nodes used and free, then each priority level."""
+
+    name: str
+    nodes: int = 0
+    used: int = 0  # held by a job (starting, running, suspending, stopping)
+    free: int = 0  # ready and held by nobody
+    unavailable: int = 0  # draining, cordoned, not ready or disabled, and idle
+    held_jobs: int = 0  # suspended by a person: out of the queue until resumed
+    levels: list[LevelRow] | None = None
+
+    @property
+    def running_jobs(self) -> int:
+        return sum(r.running_jobs for r in self.levels or ())
+
+    @property
+    def waiting_jobs(self) -> int:
+        return sum(r.waiting_jobs for r in self.levels or ())
+
+
+def scheduler_loads() -> list[GroupLoad]:
+    """Per node group and priority level: running and waiting jobs and their nodes; per group the
+    nodes used, free and unavailable (four queries). Running jobs count at the level they run at
+    (``effective_priority``, aged ABOVE_NORMAL jobs at NORMAL); waiting ones at the level asked for
+    (AUTO until the scheduler picks one)."""
+    groups = {
+        pk: GroupLoad(name=name, levels=[]) for pk, name in NodeGroup.objects.order_by("name").values_list("pk", "name")
+    }
+    held_node = Rank.objects.filter(node=OuterRef("pk"), holds_node=True)
+    node_counts = (
+        Node.objects.annotate(held=Exists(held_node))
+        .values("group_id")
+        .annotate(
+            total=Count("pk"),
+            used=Count("pk", filter=Q(held=True)),
+            free=Count("pk", filter=Q(held=False, state=NodeState.READY)),
+        )
+        .order_by()
+    )
+    for row in node_counts:
+        load = groups[row["group_id"]]
+        load.nodes, load.used, load.free = row["total"], row["used"], row["free"]
+        load.unavailable = row["total"] - row["used"] - row["free"]
+    levels: dict[tuple[int, int], LevelRow] = {}
+
+    def level_row(group_id: int, level: int | None) -> LevelRow:
+        key = (group_id, -2 if level is None else level)
+        if key not in levels:
+            levels[key] = LevelRow(level=key[1])
+        return levels[key]
+
+    running = (
+        Attempt.objects.filter(queue_status=QueueStatus.SCHEDULED)
+        .values("chain__node_group_id", "effective_priority")
+        .annotate(jobs=Count("pk"), nodes=Sum("chain__node_count"))
+        .order_by()
+    )
+    for row in running:
+        lr = level_row(row["chain__node_group_id"], row["effective_priority"])
+        lr.running_jobs, lr.running_nodes = row["jobs"], row["nodes"] or 0
+    waiting = (
+        Attempt.objects.filter(queue_status=QueueStatus.QUEUED)
+        .values("chain__node_group_id", "priority", "chain__held")
+        .annotate(jobs=Count("pk"), nodes=Sum("chain__node_count"))
+        .order_by()
+    )
+    for row in waiting:
+        if row["chain__held"]:
+            groups[row["chain__node_group_id"]].held_jobs += row["jobs"]
+            continue
+        lr = level_row(row["chain__node_group_id"], row["priority"])
+        lr.waiting_jobs += row["jobs"]
+        lr.waiting_nodes += row["nodes"] or 0
+    for (group_id, _level), lr in sorted(levels.items(), key=lambda kv: (kv[0][0], -kv[0][1])):
+        groups[group_id].levels.append(lr)  # type: ignore[union-attr]
+    return list(groups.values())
+
+
+def scheduler_queue(*, group: str = "") -> QuerySet[Attempt]:
+    """The waiting queue in the scheduler's order: per node group by the position its last pass
+    gave each attempt (not yet looked at: last), with the job, owner and the stored explanation.
+    Jobs a person suspended are not in the queue."""
+    qs = Attempt.objects.filter(queue_status=QueueStatus.QUEUED, chain__held=False).select_related(
+        "chain", "chain__owner", "chain__node_group"
+    )
+    if group:
+        qs = qs.filter(chain__node_group__name=group)
+    return qs.order_by("chain__node_group__name", F("queue_position").asc(nulls_last=True), "pk")
+
+
+@dataclass(frozen=True)
+class Preemption:
+    """A job the platform suspended, who it was suspended for, and the work it lost."""
+
+    attempt: Attempt
+    beneficiary: Attempt | None
+    lost_gpu_hours: float | None  # None while the victim is still suspending
+
+
+def recent_preemptions(*, since: datetime, limit: int = 20) -> list[Preemption]:
+    """The latest suspensions the platform decided (preemption, time-share, quota, node trouble),
+    newest first, with the beneficiary and the GPU-hours of work lost (three queries)."""
+    victims = list(
+        Attempt.objects.filter(suspend_reason__in=PLATFORM_SUSPENSIONS, suspend_requested_at__gte=since)
+        .select_related("chain", "chain__owner", "chain__node_group")
+        .annotate(gpus=Sum("ranks__node__gpu_count"))
+        .order_by("-suspend_requested_at", "-pk")[:limit]
+    )
+    wanted = {a.suspend_for for a in victims if a.suspend_for}
+    beneficiaries = (
+        {a.pk: a for a in Attempt.objects.filter(pk__in=wanted).select_related("chain", "chain__owner")}
+        if wanted
+        else {}
+    )
+    return [
+        Preemption(
+            attempt=a,
+            beneficiary=beneficiaries.get(a.suspend_for) if a.suspend_for else None,
+            lost_gpu_hours=(
+                work_lost_gpu_hours(
+                    gpus=a.gpus,  # type: ignore[attr-defined]
+                    started_at=a.started_at,
+                    last_checkpoint_at=a.last_checkpoint_at,
+                    finished_at=a.finished_at,
+                )
+                if a.finished_at is not None
+                else None
+            ),
+        )
+        for a in victims
+    ]
+
+
+# --- usage ----------------------------------------------------------------------------------------
+
+USAGE_BY = ("user", "team", "group")  # what a row is: a user, a team, a node group
+USAGE_STEPS = ("day", "week")
+NO_TEAM = "—"
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One user, team or node group: GPU-hours per bucket, in all, and lost to preemption. The
+    figures are formatted once here (one decimal) so the page and the CSV show the same text."""
+
+    rank: int
+    name: str
+    total: str
+    lost: str
+    cells: list[str]
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    start: datetime  # first instant of the period (local midnight)
+    end: datetime  # first instant after it
+    by: str
+    step: str
+    buckets: list[datetime]  # the start of each day or week
+    rows: list[UsageRow]  # highest total first
+    total: str
+    lost: str
+    bucket_totals: list[str]
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f}"
+
+
+def usage_buckets(*, start: datetime, end: datetime, step: str) -> list[datetime]:
+    """Bucket starts from ``start`` (a local midnight) to before ``end``: every day, or every
+    Monday (the first bucket starts at ``start`` itself, so a week may be cut at the edges)."""
+    tz = start.tzinfo
+    buckets = [start]
+    day = start.date()
+    while True:
+        day += timedelta(days=1)
+        if step == "week":
+            while day.weekday() != 0:
+                day += timedelta(days=1)
+        moment = datetime.combine(day, time.min, tzinfo=tz)
+        if moment >= end:
+            return buckets
+        buckets.append(moment)
+
+
+def usage_report(*, start: datetime, end: datetime, by: str, step: str, now: datetime | None = None) -> UsageReport:
+    """GPU-hours used in ``[start, end)`` per user, team or node group, per day or week, ranked,
+    with the GPU-hours lost to preemption (work redone after a platform suspension ended in the
+    period; ``work_lost_gpu_hours``). A job uses its nodes' GPUs from being scheduled to finishing
+    (now, if it still runs). Two queries."""
+    now = now or timezone.now()
+    subject = {
+        "user": "chain__owner__username",
+        "team": "chain__owner__team__name",
+        "group": "chain__node_group__name",
+    }[by]
+    gpus = Subquery(
+        Rank.objects.filter(attempt=OuterRef("pk"))
+        .order_by()
+        .values("attempt")
+        .annotate(n=Sum("node__gpu_count"))
+        .values("n")[:1],
+        output_field=IntegerField(),
+    )
+    used = (
+        Attempt.objects.filter(scheduled_at__lt=end)
+        .filter(Q(finished_at__isnull=True, queue_status=QueueStatus.SCHEDULED) | Q(finished_at__gt=start))
+        .annotate(gpus=gpus)
+        .values_list(subject, "scheduled_at", "finished_at", "gpus")
+    )
+    buckets = usage_buckets(start=start, end=end, step=step)
+    bounds = [*buckets, end]
+    seconds: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(buckets))
+    for name, began, finished, gpu_count in used:
+        if not gpu_count:
+            continue
+        lo, hi = max(began, start), min(finished or now, end)
+        if hi <= lo:
+            continue
+        row = seconds[name or NO_TEAM]
+        i = bisect.bisect_right(bounds, lo) - 1
+        while i < len(buckets) and bounds[i] < hi:
+            row[i] += gpu_count * (min(hi, bounds[i + 1]) - max(lo, bounds[i])).total_seconds()
+            i += 1
+    lost: dict[str, float] = defaultdict(float)
+    suspended = (
+        Attempt.objects.filter(
+            worker_status=WorkerStatus.SUSPENDED,
+            suspend_reason__in=PLATFORM_SUSPENSIONS,
+            finished_at__gte=start,
+            finished_at__lt=end,
+        )
+        .annotate(gpus=gpus)
+        .values_list(subject, "gpus", "started_at", "last_checkpoint_at", "finished_at")
+    )
+    for name, gpu_count, began, checkpoint, finished in suspended:
+        lost[name or NO_TEAM] += 3600 * work_lost_gpu_hours(
+            gpus=gpu_count, started_at=began, last_checkpoint_at=checkpoint, finished_at=finished
+        )
+    names = sorted(set(seconds) | set(lost), key=lambda n: (-sum(seconds.get(n, ())), n))
+    rows = [
+        UsageRow(
+            rank=i + 1,
+            name=name,
+            total=_hours(sum(seconds.get(name, ()))),
+            lost=_hours(lost.get(name, 0.0)),
+            cells=[_hours(s) for s in seconds.get(name, [0.0] * len(buckets))],
+        )
+        for i, name in enumerate(names)
+    ]
+    return UsageReport(
+        start=start,
+        end=end,
+        by=by,
+        step=step,
+        buckets=buckets,
+        rows=rows,
+        total=_hours(sum(sum(v) for v in seconds.values())),
+        lost=_hours(sum(lost.values())),
+        bucket_totals=[_hours(sum(v[i] for v in seconds.values())) for i in range(len(buckets))],
+    )
+
+
+def usage_csv_rows(report: UsageReport) -> list[list[str]]:
+    """The report as CSV rows: the page's table, cell for cell (header, one row each, the total)."""
+    head = ["rank", report.by, "gpu_hours", "gpu_hours_lost_to_preemption"]
+    head += [b.date().isoformat() for b in report.buckets]
+    body = [[str(r.rank), r.name, r.total, r.lost, *r.cells] for r in report.rows]
+    return [head, *body, ["", "total", report.total, report.lost, *report.bucket_totals]]
+
+
+# --- notices and the audit log ---------------------------------------------------------------------
+
+
+def notices_all() -> QuerySet[Notice]:
+    """Every notice, the latest to start first, with its group, user and author."""
+    return Notice.objects.select_related("group", "user", "created_by").order_by("-starts_at", "-id")
+
+
+def notice_get(*, pk: int) -> Notice | None:
+    return Notice.objects.select_related("group", "user").filter(pk=pk).first()
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    actor: str = ""  # user name, exact
+    action: str = ""  # exact, or a prefix ending in "." ("quota.")
+    target_type: str = ""  # "cluster.node", "experiments.chain" …
+    target: str = ""  # the object's id, or part of its name
+    start: datetime | None = None
+    end: datetime | None = None  # first instant after the period
+
+
+def audit_entries(*, filters: AuditFilters) -> QuerySet[AuditEntry]:
+    """Audit entries matching ``filters``, newest first."""
+    qs = AuditEntry.objects.all()
+    if filters.actor:
+        qs = qs.filter(actor_name=filters.actor)
+    if filters.action:
+        qs = (
+            qs.filter(action__startswith=filters.action)
+            if filters.action.endswith(".")
+            else qs.filter(action=filters.action)
+        )
+    if filters.target_type:
+        qs = qs.filter(target_type=filters.target_type)
+    if filters.target:
+        qs = qs.filter(Q(target_id=filters.target) | Q(target_repr__icontains=filters.target))
+    if filters.start is not None:
+        qs = qs.filter(created_at__gte=filters.start)
+    if filters.end is not None:
+        qs = qs.filter(created_at__lt=filters.end)
+    return qs.order_by("-created_at", "-id")
+
+
+def audit_target_types() -> list[str]:
+    """The kinds of object the log names (for the filter's choices)."""
+    return sorted(AuditEntry.objects.order_by().values_list("target_type", flat=True).distinct())
+
+
+def audit_csv_rows(entries: Iterable[AuditEntry]) -> Iterator[list[str]]:
+    yield ["time", "actor", "action", "object_type", "object_id", "object", "before", "after", "note"]
+    for e in entries:
+        yield [
+            e.created_at.isoformat(),
+            e.actor_name,
+            e.action,
+            e.target_type,
+            e.target_id,
+            e.target_repr,
+            "" if e.before is None else json.dumps(e.before, sort_keys=True, ensure_ascii=False),
+            "" if e.after is None else json.dumps(e.after, sort_keys=True, ensure_ascii=False),
+            e.note,
+        ]

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts import services as account_services
@@ -21,12 +22,15 @@ from apps.accounts.services import IssuedToken
 from apps.cluster.models import Environment, NodeGroup
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
-from apps.core.priorities import QUOTA_LEVELS
+from apps.core.priorities import QUOTA_LEVELS, Priority, parse_priority
+from apps.experiments import lifecycle
 from apps.experiments import services as experiment_services
-from apps.experiments.models import Chain
+from apps.experiments.models import Attempt, Chain
 from apps.quotas import services as quota_services
 from apps.quotas.choices import PER_GROUP, QuotaKind
 from apps.quotas.models import Quota
+from apps.web import services as web_services
+from apps.web.models import Notice
 
 INITIAL_TOKEN_NAME = "initial"  # noqa: S105  (a label, not a secret)
 
@@ -230,3 +234,75 @@ def quota_cell_key_of(quota: Quota) -> str:
     if quota.kind in (QuotaKind.NODE, QuotaKind.NODE_LIMIT):
         return f"{quota.kind}:{quota.node_group_id}:{quota.priority}"
     return f"{quota.kind}:{quota.node_group_id}"
+
+
+@transaction.atomic
+def notice_expire(*, actor: User, notice: Notice) -> Notice:
+    """Stop showing a notice now (root): its end becomes this moment. Audited as a change of the
+    notice (``notice.update``, before/after) by ``apps.web.services.notice_save``."""
+    if not actor.in_admin_group():
+        raise PermissionDenied(_("Only root admins may publish notices."))
+    notice = Notice.objects.select_for_update().filter(pk=notice.pk).first() or _no_notice()
+    now = timezone.now()
+    if notice.starts_at >= now:
+        raise Conflict(_("This notice is not shown yet: change its dates or delete it."))
+    if notice.expires_at is not None and notice.expires_at <= now:
+        raise Conflict(_("This notice has already expired."))
+    notice.expires_at = now
+    return web_services.notice_save(actor=actor, notice=notice)
+
+
+def _no_notice() -> Notice:
+    raise NotFound(_("No such notice."))
+
+
+@transaction.atomic
+def job_admin_set_priority(*, actor: User, chain: Chain, priority: int | str) -> Chain:
+    """Change anybody's job's requested priority as an admin (ops, task admins, root), with the
+    scheduler's rules: a level where its owner's quota could never start it is refused, and the
+    job's priority changes at most once every 10 s (``experiment_set_priority``). The waiting
+    attempt takes the new level at the next pass; a running one keeps the level it was admitted at.
+    The owner's pages are told (``chain.status``). Audited with the priority before and after."""
+    if not actor.is_platform_admin:
+        raise PermissionDenied(_("Only ops, task admins and root may act on other people's jobs."))
+    chain = Chain.objects.select_related("owner", "node_group").filter(pk=chain.pk).first() or _missing()
+    try:
+        level = int(parse_priority(priority))
+    except ValueError as exc:
+        raise ApplicationError(str(exc), fields={"priority": [str(exc)]}) from exc
+    if level == chain.priority:
+        raise Conflict(_("This job already asks for %(p)s.") % {"p": Priority(level).label})
+    experiment_services.experiment_require_feasible(chain=chain, node_group=chain.node_group, priority=level)
+    before = {"priority": Priority(chain.priority).label}
+    chain = experiment_services.experiment_set_priority(user=actor, chain=chain, priority=level)
+    if chain.latest_attempt_id is not None:
+        lifecycle.emit_chain_status(chain, Attempt.objects.get(pk=chain.latest_attempt_id))
+    audit_record(
+        actor=actor,
+        action="job.priority",
+        target=chain,
+        before=before,
+        after={"priority": Priority(chain.priority).label},
+        note=f"owner {chain.owner.username}",
+    )
+    return chain
+
+
+@transaction.atomic
+def job_admin_move_group(*, actor: User, chain: Chain, group: str) -> Chain:
+    """Move anybody's waiting job to another node group as an admin (ops, task admins, root);
+    ``experiment_move_group`` holds the rules. Audited with the node group before and after."""
+    if not actor.is_platform_admin:
+        raise PermissionDenied(_("Only ops, task admins and root may act on other people's jobs."))
+    chain = Chain.objects.select_related("owner", "node_group").filter(pk=chain.pk).first() or _missing()
+    before = {"node_group": chain.node_group.name}
+    chain = experiment_services.experiment_move_group(actor=actor, chain=chain, group=group)
+    audit_record(
+        actor=actor,
+        action="job.move",
+        target=chain,
+        before=before,
+        after={"node_group": chain.node_group.name},
+        note=f"owner {chain.owner.username}",
+    )
+    return chain

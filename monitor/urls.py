@@ -20,4 +20,12 @@ urlpatterns = [
     path("nodes/<int:pk>/action/", views.node_action_view, name="node-action"),
     path("jobs/", views.jobs_view, name="jobs"),
     path("jobs/batch/", views.jobs_batch_view, name="jobs-batch"),
+    path("scheduler/", views.scheduler_view, name="scheduler"),
+    path("usage/", views.usage_view, name="usage"),
+    path("notices/", views.notices_view, name="notices"),
+    path("notices/new/", views.notice_create_view, name="notice-create"),
+    path("notices/<int:pk>/", views.notice_edit_view, name="notice-edit"),
+    path("notices/<int:pk>/expire/", views.notice_expire_view, name="notice-expire"),
+    path("notices/<int:pk>/delete/", views.notice_delete_view, name="notice-delete"),
+    path("audit/", views.audit_view, name="audit"),
 ]

@@ -5,13 +5,18 @@ a message. Refused writes change nothing: the services check again, inside their
 
 from __future__ import annotations
 
+import csv
+from datetime import UTC, datetime, timedelta
+from datetime import time as dt_time
 from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -32,9 +37,22 @@ from apps.experiments.choices import ChainStatus
 from apps.experiments.filtersets import ChainFilterSet
 from apps.experiments.models import Chain
 from apps.quotas.choices import QuotaKind
+from apps.scheduler.status import last_pass_summary
+from apps.web import services as web_services
+from apps.web.models import Notice
+from apps.web.views import is_htmx, render_htmx
 from monitor import selectors, services
 from monitor.access import Power, has_power, monitor_view, powers_of
-from monitor.forms import ActivationForm, NodeActionForm, UserCreateForm, UserEditForm, add_service_error
+from monitor.forms import (
+    ActivationForm,
+    AuditFilterForm,
+    NodeActionForm,
+    NoticeForm,
+    UsagePeriodForm,
+    UserCreateForm,
+    UserEditForm,
+    add_service_error,
+)
 
 PAGE_SIZE = 50
 
@@ -450,15 +468,20 @@ def jobs_view(request: AdminRequest) -> HttpResponse:
 @monitor_view(Power.JOBS)
 @require_POST
 def jobs_batch_view(request: AdminRequest) -> HttpResponse:
-    """Stop, suspend or resume the chosen jobs as an admin; each one is audited on its own."""
+    """Stop, suspend, resume, change the priority of or move the chosen jobs as an admin; each one
+    is audited on its own, and one refused job does not undo the others."""
     action = request.POST.get("action", "")
     back = safe_back(request, reverse("monitor:jobs"))
     try:
         ids = sorted({int(v) for v in request.POST.getlist("ids")})
     except ValueError:
         ids = []
-    if action not in services.JOB_ACTIONS or not ids or len(ids) > MAX_BATCH:
+    if action not in (*services.JOB_ACTIONS, "priority", "move") or not ids or len(ids) > MAX_BATCH:
         messages.error(request, _("Choose up to %(n)d jobs and an action.") % {"n": MAX_BATCH})
+        return redirect(back)
+    priority, group = request.POST.get("priority", "").strip(), request.POST.get("group", "").strip()
+    if (action == "priority" and not priority) or (action == "move" and not group):
+        messages.error(request, _("Choose the priority or the node group to apply."))
         return redirect(back)
     chains = {c.pk: c for c in Chain.objects.filter(pk__in=ids).select_related("owner")}
     done, failed = 0, []
@@ -468,7 +491,12 @@ def jobs_batch_view(request: AdminRequest) -> HttpResponse:
             failed.append(f"#{pk}: " + _("No such job."))
             continue
         try:
-            services.job_admin_action(actor=request.user, chain=chain, action=action)
+            if action == "priority":
+                services.job_admin_set_priority(actor=request.user, chain=chain, priority=priority)
+            elif action == "move":
+                services.job_admin_move_group(actor=request.user, chain=chain, group=group)
+            else:
+                services.job_admin_action(actor=request.user, chain=chain, action=action)
             done += 1
         except ApplicationError as exc:
             failed.append(f"#{pk}: {exc.message}")
@@ -477,3 +505,220 @@ def jobs_batch_view(request: AdminRequest) -> HttpResponse:
     if failed:
         messages.warning(request, " ".join(failed))
     return redirect(back)
+
+
+# --- scheduler overview ---------------------------------------------------------------------------
+
+PREEMPTIONS_SINCE = timedelta(hours=24)
+
+
+@monitor_view()
+@require_GET
+def scheduler_view(request: AdminRequest) -> HttpResponse:
+    """What the scheduler sees now: per node group and priority level, what runs and waits and the
+    nodes used and free; the waiting queue in its order with each job's reason (as the last pass
+    explained it); the nodes held back for a long-waiting job; the last pass; recent preemptions."""
+    group = request.GET.get("group", "").strip()
+    loads = selectors.scheduler_loads()
+    if group and group not in {load.name for load in loads}:
+        group = ""
+    paginator = Paginator(selectors.scheduler_queue(group=group), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    summary = last_pass_summary()
+    context = _context(
+        request,
+        "scheduler",
+        loads=loads,
+        group=group,
+        page=page,
+        queue=list(page.object_list),
+        summary=summary,
+        last_pass_at=datetime.fromtimestamp(summary.at, tz=UTC) if summary else None,
+        preemptions=selectors.recent_preemptions(since=timezone.now() - PREEMPTIONS_SINCE),
+    )
+    if is_htmx(request):  # a live refresh: the region only
+        return render_htmx(request, "monitor/partials/scheduler_live.html", context)
+    return render(request, "monitor/scheduler.html", context)
+
+
+# --- usage --------------------------------------------------------------------------------------
+
+
+@monitor_view()
+@require_GET
+def usage_view(request: AdminRequest) -> HttpResponse:
+    """GPU-hours per user, team or node group over a period, per day or week, ranked, with the
+    GPU-hours lost to preemption; ``?format=csv`` downloads the same table."""
+    form = UsagePeriodForm(request.GET)
+    if not form.is_valid():
+        return render(request, "monitor/usage.html", _context(request, "usage", form=form, report=None), status=400)
+    data = form.cleaned_data
+    tz = timezone.get_current_timezone()
+    start = datetime.combine(data["start"], dt_time.min, tzinfo=tz)
+    end = datetime.combine(data["end"] + timedelta(days=1), dt_time.min, tzinfo=tz)
+    report = selectors.usage_report(start=start, end=end, by=data["by"], step=data["step"])
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        name = f"rota-usage-{data['by']}-{data['start'].isoformat()}-{data['end'].isoformat()}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        csv.writer(response).writerows(selectors.usage_csv_rows(report))
+        return response
+    return render(request, "monitor/usage.html", _context(request, "usage", form=form, report=report))
+
+
+# --- notices ------------------------------------------------------------------------------------
+
+
+@monitor_view()
+@require_GET
+def notices_view(request: AdminRequest) -> HttpResponse:
+    """Every notice with whether it is shown now, scheduled or over; root admins write them."""
+    paginator = Paginator(selectors.notices_all(), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(
+        request,
+        "monitor/notices.html",
+        _context(request, "notices", page=page, notices=list(page.object_list), now=timezone.now()),
+    )
+
+
+def _notice_or_404(pk: int) -> Notice:
+    notice = selectors.notice_get(pk=pk)
+    if notice is None:
+        raise Http404(_("No such notice."))
+    return notice
+
+
+def _notice_form_page(
+    request: AdminRequest, form: NoticeForm, notice: Notice | None, status: int = 200
+) -> HttpResponse:
+    return render(
+        request,
+        "monitor/notice_form.html",
+        _context(request, "notices", form=form, notice=notice, groups=selectors.group_names()),
+        status=status,
+    )
+
+
+def _notice_save(request: AdminRequest, form: NoticeForm, notice: Notice | None) -> HttpResponse:
+    if not form.is_valid():
+        return _notice_form_page(request, form, notice, status=400)
+    try:
+        saved = web_services.notice_save(actor=request.user, notice=form.save(commit=False))
+    except ValidationError as exc:
+        for name, errors in exc.message_dict.items():
+            for error in errors:
+                form.add_error(name if name in form.fields else None, error)
+        return _notice_form_page(request, form, notice, status=400)
+    except ApplicationError as exc:
+        add_service_error(form, exc)
+        return _notice_form_page(request, form, notice, status=400)
+    messages.success(request, _("Notice “%(title)s” saved.") % {"title": saved.title})
+    return redirect("monitor:notices")
+
+
+@monitor_view(Power.NOTICES)
+@require_http_methods(["GET", "POST"])
+def notice_create_view(request: AdminRequest) -> HttpResponse:
+    """Write a notice; it shows on its audience's dashboards from its start (and they are notified)."""
+    if request.method == "POST":
+        return _notice_save(request, NoticeForm(request.POST, instance=Notice()), None)
+    return _notice_form_page(request, NoticeForm(instance=Notice()), None)
+
+
+@monitor_view(Power.NOTICES)
+@require_http_methods(["GET", "POST"])
+def notice_edit_view(request: AdminRequest, pk: int) -> HttpResponse:
+    notice = _notice_or_404(pk)
+    if request.method == "POST":
+        return _notice_save(request, NoticeForm(request.POST, instance=notice), notice)
+    return _notice_form_page(request, NoticeForm(instance=notice), notice)
+
+
+@monitor_view(Power.NOTICES)
+@require_POST
+def notice_expire_view(request: AdminRequest, pk: int) -> HttpResponse:
+    """Stop showing a notice now. Audited (``notice.update``)."""
+    notice = _notice_or_404(pk)
+    try:
+        services.notice_expire(actor=request.user, notice=notice)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Notice “%(title)s” is no longer shown.") % {"title": notice.title})
+    return redirect("monitor:notices")
+
+
+@monitor_view(Power.NOTICES)
+@require_POST
+def notice_delete_view(request: AdminRequest, pk: int) -> HttpResponse:
+    """Delete a notice. Audited (``notice.delete``, with what it said)."""
+    notice = _notice_or_404(pk)
+    try:
+        web_services.notice_delete(actor=request.user, notice=notice)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Notice “%(title)s” deleted.") % {"title": notice.title})
+    return redirect("monitor:notices")
+
+
+# --- audit log ----------------------------------------------------------------------------------
+
+AUDIT_CSV_MAX = 50_000
+
+
+@monitor_view()
+@require_GET
+def audit_view(request: AdminRequest) -> HttpResponseBase:
+    """The audit log: every admin write with who, what, which object, before and after; filtered
+    by actor, action, object and dates; paginated; ``?format=csv`` downloads the filtered entries
+    (at most ``AUDIT_CSV_MAX``, newest first)."""
+    form = AuditFilterForm(request.GET)
+    if not form.is_valid():
+        return render(
+            request,
+            "monitor/audit.html",
+            _context(request, "audit", form=form, page=None, entries=[], types=selectors.audit_target_types()),
+            status=400,
+        )
+    data = form.cleaned_data
+    tz = timezone.get_current_timezone()
+    filters = selectors.AuditFilters(
+        actor=data["actor"].strip(),
+        action=data["action"].strip(),
+        target_type=data["target_type"].strip(),
+        target=data["target"].strip(),
+        start=datetime.combine(data["start"], dt_time.min, tzinfo=tz) if data["start"] else None,
+        end=datetime.combine(data["end"] + timedelta(days=1), dt_time.min, tzinfo=tz) if data["end"] else None,
+    )
+    entries = selectors.audit_entries(filters=filters)
+    if request.GET.get("format") == "csv":
+        response = StreamingHttpResponse(
+            (_csv_line(row) for row in selectors.audit_csv_rows(entries[:AUDIT_CSV_MAX].iterator(chunk_size=2000))),
+            content_type="text/csv; charset=utf-8",
+        )
+        response["Content-Disposition"] = f'attachment; filename="rota-audit-{timezone.localdate().isoformat()}.csv"'
+        return response
+    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "monitor/audit.html",
+        _context(
+            request,
+            "audit",
+            form=form,
+            page=page,
+            entries=list(page.object_list),
+            types=selectors.audit_target_types(),
+        ),
+    )
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_line(row: list[str]) -> str:
+    return str(csv.writer(_Echo()).writerow(row))

@@ -16,7 +16,7 @@ if not os.environ.get("ROTA_DATA_DIR"):
     atexit.register(shutil.rmtree, _tmp, ignore_errors=True)
 
 from portal.settings import *  # noqa: F403
-from portal.settings import PRODUCTION, REDIS_URL
+from portal.settings import PRODUCTION, REDIS_URL, redis_database
 
 STATIC_ROOT = Path(os.environ["ROTA_DATA_DIR"]) / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
@@ -37,15 +37,19 @@ if not PRODUCTION:
     DATABASES["default"]["TEST"] = {"NAME": str(Path(os.environ["ROTA_DATA_DIR"]) / "test.sqlite3")}  # noqa: F405
 
 if PRODUCTION:
-    # Each xdist worker gets its own Redis key space so parallel tests never see each other's
-    # channel messages or cache entries.
+    # The production channel layer (Redis pub/sub), with a prefix per xdist worker and Redis database so
+    # parallel tests never see each other's messages (pub/sub channels span a server's databases).
+    # Not channels_redis.core's RedisChannelLayer: it allows one event loop to receive at a time per
+    # process, and the suite has several (each async test's, the test ASGI server's): a receive left
+    # pending on a closed loop made every later websocket test of that worker fail ("Two event loops
+    # are trying to receive() on one channel layer at once!"). The pub/sub layer keeps one connection
+    # per event loop, as daphne and the worker do in production.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15}],  # see portal/settings.py
-                "prefix": f"rota-test-{ROTA_TEST_WORKER}",
-                "capacity": 2000,
+                "hosts": [{"address": REDIS_URL}],
+                "prefix": f"rota-test.db{redis_database(REDIS_URL)}.{ROTA_TEST_WORKER}.",
             },
         }
     }

@@ -113,6 +113,15 @@ def _realtime_outbox_drained():
 
 
 @pytest.fixture(autouse=True)
+def _scheduler_snapshot_forgotten():
+    """Each test starts with a full scheduler snapshot: the rows kept by the last test's passes
+    belong to a database that was rolled back or flushed (``apps/scheduler/snapshot.py``)."""
+    from apps.scheduler.snapshot import CACHE
+
+    CACHE.forget()
+
+
+@pytest.fixture(autouse=True)
 def task_log(monkeypatch: pytest.MonkeyPatch) -> TaskLog:
     from apps.core import tasks
 

@@ -26,6 +26,7 @@ or the account deactivated.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import import_module
@@ -107,8 +108,7 @@ def _authenticate(raw: str) -> tuple[Any, str | None, Credential | None]:
     return user, None, Credential("token", user.pk, token_id=token.pk, expires_at=token.expires_at)
 
 
-def _token_problem(credential: Credential) -> str | None:
-    token = ApiToken.objects.select_related("user").filter(pk=credential.token_id or 0).first()
+def _token_problem(token: ApiToken | None) -> str | None:
     if token is None:
         return _("The token this connection used was deleted. Sign in again.")
     if token.is_revoked:
@@ -120,19 +120,82 @@ def _token_problem(credential: Credential) -> str | None:
     return None
 
 
-def _session_problem(credential: Credential) -> str | None:
+def _session_problem(credential: Credential, data: dict[str, Any], user: User | None) -> str | None:
     signed_out = _("You were signed out. Sign in again to keep following live updates.")
-    if not credential.session_key:
-        return signed_out
-    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key=credential.session_key).load()
-    if str(data.get(SESSION_KEY, "")) != str(credential.user_id):
+    if not credential.session_key or str(data.get(SESSION_KEY, "")) != str(credential.user_id):
         return signed_out  # logged out, expired, or flushed
-    user = User.objects.filter(pk=credential.user_id).first()
     if user is None or not user.is_active:
         return _("Your account was deactivated.")
     if not constant_time_compare(str(data.get(HASH_SESSION_KEY, "")), user.get_session_auth_hash()):
         return signed_out  # the password changed: Django ends every other session
     return None
+
+
+def _session_data(keys: set[str]) -> dict[str, dict[str, Any]]:
+    """The live sessions among ``keys``, decoded: one query with a database-backed session engine
+    (``db``, ``cached_db``: the table is the truth), else one load per key."""
+    from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
+    from django.utils import timezone
+
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    if not keys:
+        return {}
+    if not issubclass(store_class, DatabaseStore):
+        loaded = {key: store_class(session_key=key).load() for key in keys}
+        return {key: data for key, data in loaded.items() if data}
+    rows = store_class.get_model_class().objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
+    decoder = store_class()
+    return {key: decoder.decode(text) for key, text in rows.values_list("session_key", "session_data")}
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    """What the credentials of a batch of sockets refer to, as the database has it now."""
+
+    tokens: dict[int, ApiToken]
+    sessions: dict[str, dict[str, Any]]
+    users: dict[int, User]
+
+    @classmethod
+    def of(cls, credentials: Sequence[Credential | None]) -> _Loaded:
+        """At most three queries however many credentials: their tokens with their users, their
+        sessions, the sessions' users."""
+        token_ids = {c.token_id for c in credentials if c is not None and c.kind == "token" and c.token_id}
+        sessions = [c for c in credentials if c is not None and c.kind == "session"]
+        user_ids = {c.user_id for c in sessions}
+        return cls(
+            tokens=ApiToken.objects.select_related("user").in_bulk(token_ids) if token_ids else {},
+            sessions=_session_data({c.session_key for c in sessions if c.session_key}),
+            users=User.objects.in_bulk(user_ids) if user_ids else {},
+        )
+
+    def problem(self, credential: Credential | None) -> str | None:
+        if credential is None:
+            return None  # not authenticated through this stack (consumers refuse anonymous users)
+        if credential.kind == "token":
+            return _token_problem(self.tokens.get(credential.token_id or 0))
+        session = self.sessions.get(credential.session_key or "", {})
+        return _session_problem(credential, session, self.users.get(credential.user_id))
+
+
+def credential_problems(credentials: Sequence[Credential | None]) -> list[str | None]:
+    """``credential_problem`` for many sockets at once, in the order given (database reads: at
+    most three queries however many there are)."""
+    loaded = _Loaded.of(credentials)
+    return [loaded.problem(credential) for credential in credentials]
+
+
+def credential_problem_texts(checks: Sequence[tuple[Credential | None, str]]) -> list[str | None]:
+    """``credential_problems`` for (credential, language) pairs, each problem in its socket's
+    language (database reads, batched the same way)."""
+    from django.utils import translation
+
+    loaded = _Loaded.of([credential for credential, _language in checks])
+    texts: list[str | None] = []
+    for credential, language in checks:
+        with translation.override(language):
+            texts.append(loaded.problem(credential))
+    return texts
 
 
 def scope_language(scope: dict[str, Any]) -> str:
@@ -159,21 +222,12 @@ def scope_language(scope: dict[str, Any]) -> str:
 
 def credential_problem_text(scope: dict[str, Any], language: str) -> str | None:
     """``credential_problem`` as text in ``language`` (database reads)."""
-    from django.utils import translation
-
-    with translation.override(language):
-        problem = credential_problem(scope)
-        return None if problem is None else str(problem)
+    return credential_problem_texts([(scope.get("rota_auth"), language)])[0]
 
 
 def credential_problem(scope: dict[str, Any]) -> str | None:
     """Why the socket's credential no longer holds, or ``None`` while it does (database reads)."""
-    credential: Credential | None = scope.get("rota_auth")
-    if credential is None:
-        return None  # not authenticated through this stack (consumers refuse anonymous users)
-    if credential.kind == "token":
-        return _token_problem(credential)
-    return _session_problem(credential)
+    return credential_problems([scope.get("rota_auth")])[0]
 
 
 class TokenAuthMiddleware:

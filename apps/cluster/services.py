@@ -78,6 +78,26 @@ def _emit_node_state(node: Node, previous_state: str) -> None:
     )
 
 
+def _set_admin_state(
+    *, actor: User, node: Node, state: str, reason: str, deadline: datetime | None, action: str
+) -> None:
+    """Move a locked node to an admin-chosen state: saved, audited with before/after, capacity
+    re-planned and the change announced to admins (after commit)."""
+    before = snapshot(node, STATE_FIELDS)
+    node.state = state
+    node.state_reason = reason[:255]
+    node.drain_deadline = deadline
+    node.state_changed_at = timezone.now()
+    node.save(update_fields=["state", "state_reason", "drain_deadline", "state_changed_at"])
+    audit_record(actor=actor, action=action, target=node, before=before, after=snapshot(node, STATE_FIELDS))
+    _node_capacity_changed()
+    _emit_node_state(node, before["state"])
+
+
+def _locked(node: Node) -> Node:
+    return Node.objects.select_for_update(of=("self",)).select_related("group").get(pk=node.pk)
+
+
 @transaction.atomic
 def node_group_upsert(*, actor: User | None, name: str, description: str = "") -> NodeGroup:
     _require_cluster_admin(actor)
@@ -138,16 +158,10 @@ def node_disable(*, actor: User, node: Node, reason: str) -> Node:
         raise ApplicationError(
             _("Say why the node is disabled (it is shown to users)."), fields={"reason": [_("Required.")]}
         )
-    node = Node.objects.select_for_update(of=("self",)).select_related("group").get(pk=node.pk)
-    before = snapshot(node, STATE_FIELDS)
-    node.state = NodeState.DISABLED
-    node.state_reason = reason[:255]
-    node.drain_deadline = None
-    node.state_changed_at = timezone.now()
-    node.save(update_fields=["state", "state_reason", "drain_deadline", "state_changed_at"])
-    audit_record(actor=actor, action="node.disable", target=node, before=before, after=snapshot(node, STATE_FIELDS))
-    _node_capacity_changed()
-    _emit_node_state(node, before["state"])
+    node = _locked(node)
+    _set_admin_state(
+        actor=actor, node=node, state=NodeState.DISABLED, reason=reason, deadline=None, action="node.disable"
+    )
     return node
 
 
@@ -165,18 +179,12 @@ def node_drain(*, actor: User, node: Node, reason: str, deadline: datetime) -> N
         errors["deadline"] = [_("The deadline is in the past; pick now or a later time.")]
     if errors:
         raise ApplicationError(next(iter(errors.values()))[0], fields=errors)
-    node = Node.objects.select_for_update(of=("self",)).select_related("group").get(pk=node.pk)
+    node = _locked(node)
     if node.state == NodeState.DISABLED:
         raise ApplicationError(_("The node is disabled: its jobs were already requeued. Enable it first."))
-    before = snapshot(node, STATE_FIELDS)
-    node.state = NodeState.DRAINING
-    node.state_reason = reason[:255]
-    node.drain_deadline = deadline
-    node.state_changed_at = timezone.now()
-    node.save(update_fields=["state", "state_reason", "drain_deadline", "state_changed_at"])
-    audit_record(actor=actor, action="node.drain", target=node, before=before, after=snapshot(node, STATE_FIELDS))
-    _node_capacity_changed()
-    _emit_node_state(node, before["state"])
+    _set_admin_state(
+        actor=actor, node=node, state=NodeState.DRAINING, reason=reason, deadline=deadline, action="node.drain"
+    )
     return node
 
 
@@ -184,17 +192,9 @@ def node_drain(*, actor: User, node: Node, reason: str, deadline: datetime) -> N
 def node_enable(*, actor: User, node: Node) -> Node:
     """Put a disabled or draining node back into scheduling (the backend may still report it not ready)."""
     _require_cluster_admin(actor)
-    node = Node.objects.select_for_update(of=("self",)).select_related("group").get(pk=node.pk)
-    before = snapshot(node, STATE_FIELDS)
+    node = _locked(node)
     if node.state in ADMIN_STATES:
-        node.state = NodeState.READY
-        node.state_reason = ""
-        node.drain_deadline = None
-        node.state_changed_at = timezone.now()
-        node.save(update_fields=["state", "state_reason", "drain_deadline", "state_changed_at"])
-        audit_record(actor=actor, action="node.enable", target=node, before=before, after=snapshot(node, STATE_FIELDS))
-        _node_capacity_changed()
-        _emit_node_state(node, before["state"])
+        _set_admin_state(actor=actor, node=node, state=NodeState.READY, reason="", deadline=None, action="node.enable")
     return node
 
 

@@ -61,7 +61,8 @@ import asyncio
 import functools
 import json
 import logging
-import random
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -70,7 +71,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
-from apps.accounts.ws_auth import PROTOCOL, credential_problem_text, scope_language
+from apps.accounts.ws_auth import PROTOCOL, credential_problem_texts, scope_language
 from apps.core.aio import cancel_and_wait
 from apps.core.errors import ApplicationError
 from apps.core.metrics import LOG_LINES, WEBSOCKETS, count_lines
@@ -289,53 +290,126 @@ async def start_follow(
 
 class AuthWatch:
     """Closes a consumer's socket (4401, after an ``unauthenticated`` error) once the token or
-    session it was opened with no longer holds: checked at least every ``AUTH_RECHECK_SECONDS`` and
-    at the token's expiry (``apps.accounts.ws_auth.credential_problem``).
-
-    Each wait is a random 50–100 % of the interval: sockets opened together (a page of viewers
-    after a deploy, a benchmark's 500) would otherwise re-check together, every interval, and
-    500 credential queries at once hold the server's interpreter long enough to delay every
-    socket's messages by over a second (docs/PERFORMANCE.md)."""
+    session it was opened with no longer holds: checked at least every ``AUTH_RECHECK_SECONDS``
+    (with every other socket of the process, ``CredentialWatch``), at the token's expiry, and when
+    asked (``check_now``: the user's access changed)."""
 
     def __init__(self, consumer: AsyncWebsocketConsumer) -> None:
         self.consumer = consumer
         self.task: asyncio.Task[None] | None = None
+        self.closed = False
+        self._watch: CredentialWatch | None = None
 
     def start(self) -> None:
-        self.task = asyncio.get_running_loop().create_task(self._watch())
-
-    def _next_wait(self) -> float:
-        wait = float(tailing.realtime_setting("AUTH_RECHECK_SECONDS")) * random.uniform(0.5, 1.0)
+        self._watch = get_credential_watch()
+        self._watch.add(self)
         credential = self.consumer.scope.get("rota_auth")
         expires_at = getattr(credential, "expires_at", None)
-        if expires_at is not None:
-            wait = min(wait, max(0.0, (expires_at - timezone.now()).total_seconds()) + 0.01)
-        return wait
+        if expires_at is not None:  # no query until then: the token says when it ends
+            self.task = asyncio.get_running_loop().create_task(self._expire(expires_at))
 
-    async def _watch(self) -> None:
-        while True:
-            await asyncio.sleep(self._next_wait())
-            if await self.check_now():
-                return
+    async def _expire(self, expires_at: Any) -> None:
+        await asyncio.sleep(max(0.0, (expires_at - timezone.now()).total_seconds()) + 0.01)
+        await self.check_now()
+
+    def credential(self) -> tuple[Any, str]:
+        """The credential to check and the language to explain a problem in."""
+        return self.consumer.scope.get("rota_auth"), scope_language(self.consumer.scope)
 
     async def check_now(self) -> bool:
         """Check the credential now; if it no longer holds, say why and close (True)."""
-        language = scope_language(self.consumer.scope)  # the message is for the user to read
+        if self.closed:
+            return True
         try:
-            problem = await database_sync_to_async(credential_problem_text)(self.consumer.scope, language)
+            problems = await database_sync_to_async(credential_problem_texts)([self.credential()])
         except Exception:  # a database hiccup: keep the socket, check again later
             logger.exception("could not re-check a websocket's credential")
             return False
+        return await self.close_if(problems[0])
+
+    async def close_if(self, problem: str | None) -> bool:
+        """Close the socket, saying ``problem``, unless it is ``None``; True if closed."""
         if problem is None:
-            return False
-        body = {"type": "error", "code": "unauthenticated", "message": str(problem)}
+            return self.closed
+        if self.closed:
+            return True
+        self.closed = True
+        if self._watch is not None:
+            self._watch.remove(self)
+        body = {"type": "error", "code": "unauthenticated", "message": problem}
         await self.consumer.send(text_data=json.dumps(body))
         await self.consumer.close(code=CLOSE_UNAUTHENTICATED)
         return True
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.remove(self)
         task, self.task = self.task, None
         await cancel_and_wait(task)
+
+
+class CredentialWatch:
+    """The open sockets of one event loop (one server process), their credentials re-checked
+    together: one batch of queries every ``AUTH_RECHECK_SECONDS`` for all of them
+    (``apps.accounts.ws_auth.credential_problem_texts``: at most three, however many sockets),
+    not one query per socket.
+
+    One query per socket cost the interpreter more than the messages it serves: 1,000 sockets
+    re-checking every 15–30 s were most of a loaded server's time while it was delivering events,
+    and sockets opened together re-checked together (docs/PERFORMANCE.md). A socket joins the
+    batch from the next round on, so whatever happens to its credential, it is closed by the
+    first round that starts after: within ``AUTH_RECHECK_SECONDS`` (plus the round's queries)."""
+
+    def __init__(self) -> None:
+        self.watches: dict[AuthWatch, None] = {}  # in the order they were added
+        self.rounds = 0  # rounds completed (for tests)
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, watch: AuthWatch) -> None:
+        self.watches[watch] = None
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="credential re-checks")
+
+    def remove(self, watch: AuthWatch) -> None:
+        self.watches.pop(watch, None)
+
+    async def _run(self) -> None:
+        started = time.monotonic()
+        while self.watches:
+            interval = float(tailing.realtime_setting("AUTH_RECHECK_SECONDS"))
+            await asyncio.sleep(max(0.0, started + interval - time.monotonic()))
+            started = time.monotonic()  # the next round starts one interval after this one did
+            await self.check(list(self.watches))
+            self.rounds += 1
+        self._task = None
+
+    async def check(self, watches: list[AuthWatch]) -> None:
+        """Re-check ``watches`` in one batch; close those whose credential no longer holds."""
+        if not watches:
+            return
+        try:
+            problems = await database_sync_to_async(credential_problem_texts)([w.credential() for w in watches])
+        except Exception:  # a database hiccup: keep the sockets, check again next round
+            logger.exception("could not re-check %d websockets' credentials", len(watches))
+            return
+        for watch, problem in zip(watches, problems, strict=True):
+            if problem is not None and watch in self.watches:  # (not closed meanwhile)
+                try:
+                    await watch.close_if(problem)
+                except Exception:  # a socket that broke meanwhile must not keep the others open
+                    logger.warning("could not close a websocket whose credential ended", exc_info=True)
+
+
+_credential_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, CredentialWatch] = weakref.WeakKeyDictionary()
+
+
+def get_credential_watch() -> CredentialWatch:
+    """The credential watch of the running event loop (one per server process), created on first use."""
+    loop = asyncio.get_running_loop()
+    watch = _credential_watches.get(loop)
+    if watch is None:
+        watch = _credential_watches[loop] = CredentialWatch()
+    return watch
 
 
 # --- consumers ----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.core.errors import NotFound
 from apps.core.priorities import Priority
-from apps.experiments.choices import QueueStatus
+from apps.experiments.choices import QueueStatus, SuspendReason
 from apps.experiments.models import Attempt, Chain, ChainTag, Rank
 from apps.quotas.selectors import ResolvedQuota, quota_resolve
 
@@ -98,6 +98,27 @@ def attempt_runtime_seconds(attempt: Attempt, now: datetime | None = None) -> fl
         return 0.0
     end = attempt.finished_at or now or timezone.now()
     return max(0.0, (end - attempt.started_at).total_seconds())
+
+
+#: Suspensions the platform decided (a person's suspend or the job's own are not preemptions).
+PLATFORM_SUSPENSIONS = (
+    SuspendReason.PREEMPTED.value,
+    SuspendReason.TIME_SHARE.value,
+    SuspendReason.OVER_QUOTA.value,
+    SuspendReason.NODE_NOT_READY.value,
+    SuspendReason.UNSCHEDULABLE.value,
+)
+
+
+def work_lost_gpu_hours(
+    *, gpus: int | None, started_at: datetime | None, last_checkpoint_at: datetime | None, finished_at: datetime | None
+) -> float:
+    """GPU-hours of work a suspended attempt lost: the GPUs it held × the time from its last
+    checkpoint (or its start) to its end — the work its next attempt does again. 0 while it runs."""
+    since = max((t for t in (started_at, last_checkpoint_at) if t is not None), default=None)
+    if since is None or finished_at is None or not gpus:
+        return 0.0
+    return gpus * max(0.0, (finished_at - since).total_seconds()) / 3600
 
 
 def quota_usage(*, user: User) -> dict[tuple[str, int], int]:

@@ -468,6 +468,59 @@ def experiment_set_priority(
     return chain
 
 
+def experiment_require_feasible(*, chain: Chain, node_group: NodeGroup, priority: int) -> None:
+    """Refuse to put ``chain`` in ``node_group`` at ``priority`` when the scheduler could never
+    start it there: the group has fewer usable nodes than it asks for, or its owner's quota ceiling
+    is below it (the submit's own check, in the scheduler's words)."""
+    size = node_group.nodes.exclude(state=NodeState.DISABLED).count()
+    if chain.node_count > size:
+        raise _fail(
+            "group",
+            _("Group %(g)s has %(n)d usable node(s); this job asks for %(m)d.")
+            % {"g": node_group.name, "n": size, "m": chain.node_count},
+        )
+    quota = quota_resolve(user=chain.owner)
+    _require_feasible(
+        user=chain.owner,
+        group=node_group.name,
+        group_size=size,
+        nodes=chain.node_count,
+        level=priority,
+        quotas=quota.node,
+    )
+
+
+@transaction.atomic
+def experiment_move_group(*, actor: User, chain: Chain, group: str) -> Chain:
+    """Move a waiting (or held) job to another node group (owner or admin). Refused for a job that
+    holds nodes (suspend it first) and where the scheduler could never start it (size, quota
+    ceiling). Its stored explanation is cleared, a scheduling pass is asked for, and a
+    ``chain.status`` event tells the pages showing it."""
+    _require_actor(actor, chain)
+    chain = lock_chain(chain.pk)
+    attempt = _latest(chain)
+    if attempt.worker_status != WorkerStatus.QUEUED:
+        raise Conflict(
+            _("Only a waiting job can move to another node group (this one is %(s)s); suspend it first.")
+            % {"s": chain.get_status_display()}
+        )
+    node_group = NodeGroup.objects.filter(name=group).first()
+    if node_group is None:
+        known = ", ".join(NodeGroup.objects.order_by("name").values_list("name", flat=True)) or _("none")
+        raise _fail("group", _("Unknown node group %(g)r (known: %(k)s).") % {"g": group, "k": known})
+    if node_group.pk == chain.node_group_id:
+        raise Conflict(_("This job is already in %(g)s.") % {"g": node_group.name})
+    experiment_require_feasible(chain=chain, node_group=node_group, priority=attempt.priority)
+    Chain.objects.filter(pk=chain.pk).update(node_group=node_group)
+    Attempt.objects.filter(pk=attempt.pk).update(
+        pending_code="", pending_message="", pending_digest="", queue_position=None, pending_holders=[]
+    )
+    chain.refresh_from_db()
+    lifecycle.emit_chain_status(chain, attempt)
+    enqueue_on_commit(lifecycle.SCHEDULE)
+    return chain
+
+
 def experiment_set_notes(*, user: User, chain: Chain, notes: str) -> Chain:
     _require_actor(user, chain)
     Chain.objects.filter(pk=chain.pk).update(notes=notes[:10000])

@@ -23,29 +23,26 @@ import json
 import logging
 import time
 import zlib
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
-from apps.accounts.models import User
-from apps.cluster.choices import NodeState
-from apps.cluster.models import Node, NodeGroup
-from apps.containers.selectors import nodes_holding_containers
 from apps.containers.services import containers_place
 from apps.core.tasks import enqueue_on_commit
 from apps.experiments import events, lifecycle, locks
-from apps.experiments.choices import QueueStatus, SuspendReason, WorkerStatus
-from apps.experiments.models import Attempt, Rank
-from apps.quotas.selectors import quota_resolve_many
+from apps.experiments.choices import QueueStatus, SuspendReason
+from apps.experiments.models import Attempt
 from apps.scheduler import policy
 from apps.scheduler.models import UserUsage, decayed
+from apps.scheduler.snapshot import CACHE, CLAIM_SECONDS, Loaded, policy_config, snapshot_load
+from apps.scheduler.status import PassSummary, ReservationSeen, record_pass_summary
 from portal.realtime import chain_group, send_event_on_commit, team_group, user_group
+
+__all__ = ["CLAIM_SECONDS", "Loaded", "apply_plan", "load_snapshot", "policy_config", "run_pass"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,44 +51,6 @@ _SUSPEND_REASONS = {
     policy.SuspendReason.TIME_SHARE: SuspendReason.TIME_SHARE,
     policy.SuspendReason.OVER_QUOTA: SuspendReason.OVER_QUOTA,
 }
-#: a suspension made for a waiting attempt gives it a claim on the freed nodes for this long
-CLAIM_SECONDS = 3600
-
-
-def policy_config() -> policy.PolicyConfig:
-    conf = settings.ROTA_SCHEDULER
-    return policy.PolicyConfig(
-        min_run_seconds=conf["MIN_RUN_SECONDS"],
-        time_slice_seconds=conf["TIME_SLICE_SECONDS"],
-        timeshare_wait_seconds=conf["TIMESHARE_WAIT_SECONDS"],
-        above_normal_aging_seconds=conf["ABOVE_NORMAL_AGING_SECONDS"],
-        fairshare_half_life_seconds=conf["FAIRSHARE_HALF_LIFE_SECONDS"],
-        reservation_wait_seconds=conf["RESERVATION_WAIT_SECONDS"],
-        reservation_hold_seconds=conf["RESERVATION_HOLD_SECONDS"],
-        restart_cost_seconds=conf["RESTART_COST_SECONDS"],
-        urgent_priority=int(conf["URGENT_PRIORITY"]),
-        checkpoint_fresh_seconds=conf["CHECKPOINT_FRESH_SECONDS"],
-        checkpoint_wait_seconds=conf["CHECKPOINT_WAIT_SECONDS"],
-        timeshare_max_ratio=conf["TIMESHARE_MAX_RATIO"],
-        victim_wait_seconds=conf["VICTIM_WAIT_SECONDS"],
-        preempt_wait_seconds=conf["PREEMPT_WAIT_SECONDS"],
-        starvation_seconds=conf["STARVATION_SECONDS"],
-        request_checkpoints=bool(conf["REQUEST_CHECKPOINTS"]),
-    )
-
-
-@dataclass
-class Loaded:
-    """A snapshot plus what the apply step needs to map decisions back to rows."""
-
-    snapshot: policy.Snapshot
-    node_ids: dict[str, int]
-    user_ids: dict[str, int]
-    chain_of: dict[int, int]  # attempt id → chain id
-    owner_of: dict[int, int]  # attempt id → owner id
-    held_by_user: dict[int, int]  # user id → nodes held now
-    current: dict[int, str]  # waiting attempt → fingerprint of its stored explanation
-    queries: int = 0
 
 
 @dataclass
@@ -101,177 +60,17 @@ class PassResult:
     demoted: list[int] = field(default_factory=list)
     checkpoint_requested: list[int] = field(default_factory=list)
     explained: int = 0
+    written: dict[int, str] = field(default_factory=dict)  # attempt → explanation fingerprint stored
     skipped_starts: list[int] = field(default_factory=list)
     plan_seconds: float = 0.0
     total_seconds: float = 0.0
 
 
-def _ts(value: datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
-
-
 def load_snapshot(now: datetime | None = None) -> Loaded:
-    """Read the cluster and the queue (constant number of queries)."""
-    now = now or timezone.now()
-    # Small lookup tables instead of joins: thousands of rows then carry integers, not strings.
-    group_names = dict(NodeGroup.objects.values_list("id", "name"))
-    node_rows = list(Node.objects.values_list("id", "name", "group_id", "room", "state"))
-    # Nodes hosting development containers are in use (unless their group lets jobs take them back).
-    with_containers = nodes_holding_containers()
-    nodes = tuple(
-        policy.Node(
-            name=name,
-            group=group_names[group_id],
-            room=room,
-            schedulable=state == NodeState.READY and node_id not in with_containers,
-        )
-        for node_id, name, group_id, room, state in node_rows
-    )
-    node_ids = {name: node_id for node_id, name, _g, _r, _s in node_rows}
-    node_names = {node_id: name for node_id, name, _g, _r, _s in node_rows}
+    """Read the cluster and the queue afresh (constant number of queries; no cache kept).
 
-    held: dict[int, list[str]] = defaultdict(list)
-    for attempt_id, node_id in (
-        Rank.objects.filter(holds_node=True).order_by("attempt_id", "rank").values_list("attempt_id", "node_id")
-    ):
-        held[attempt_id].append(node_names[node_id])
-
-    scheduled = list(
-        Attempt.objects.filter(queue_status=QueueStatus.SCHEDULED).values_list(
-            "id",
-            "chain_id",
-            "chain__owner_id",
-            "chain__node_group_id",
-            "effective_priority",
-            "quota_priority",
-            "started_at",
-            "scheduled_at",
-            "last_checkpoint_at",
-            "worker_status",
-        )
-    )
-    waiting_rows = list(
-        # Attempts waiting out a start-retry back-off (``not_before``) are not in the queue yet.
-        Attempt.objects.filter(queue_status=QueueStatus.QUEUED, chain__held=False)
-        .filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
-        .values_list(
-            "id",
-            "chain_id",
-            "chain__owner_id",
-            "chain__node_group_id",
-            "chain__node_count",
-            "priority",
-            "chain__custom_rank",
-            "chain__created_at",
-            "created_at",
-            "chain__environment_id",
-            "pending_digest",
-        )
-    )
-    # Aging counts the chain's run time: what earlier attempts of ABOVE_NORMAL chains ran.
-    above = int(policy.Priority.ABOVE_NORMAL)
-    aging_chains = {row[1] for row in scheduled if row[4] == above} | {
-        row[1] for row in waiting_rows if row[5] == above
-    }
-    chain_ran: dict[int, float] = defaultdict(float)
-    if aging_chains:
-        for cid, a_started, a_scheduled, a_finished in Attempt.objects.filter(
-            chain_id__in=aging_chains, finished_at__isnull=False
-        ).values_list("chain_id", "started_at", "scheduled_at", "finished_at"):
-            began = a_started or a_scheduled
-            if began is not None and a_finished is not None:
-                chain_ran[cid] += max(0.0, (a_finished - began).total_seconds())
-    # The beneficiaries of recent suspensions keep their claim on the nodes they caused to be freed.
-    claimants = set(
-        Attempt.objects.filter(
-            suspend_for__isnull=False, suspend_requested_at__gte=now - timedelta(seconds=CLAIM_SECONDS)
-        ).values_list("suspend_for", flat=True)
-    )
-    user_ids: dict[str, int] = {}
-    chain_of: dict[int, int] = {}
-    owner_of: dict[int, int] = {}
-    held_by_user: dict[int, int] = defaultdict(int)
-    running: list[policy.Running] = []
-    owner_ids = {row[2] for row in scheduled} | {row[2] for row in waiting_rows}
-    usernames = dict(User.objects.filter(pk__in=owner_ids).values_list("id", "username"))
-    for aid, cid, uid, group_id, prio, qprio, started, sched, ckpt, status in scheduled:
-        uname, group = usernames[uid], group_names[group_id]
-        user_ids[uname] = uid
-        chain_of[aid] = cid
-        owner_of[aid] = uid
-        holding = tuple(held.get(aid, ()))
-        held_by_user[uid] += len(holding)
-        running.append(
-            policy.Running(
-                attempt_id=aid,
-                chain_id=str(cid),
-                user=uname,
-                group=group,
-                priority=prio if prio is not None else 0,
-                quota_priority=qprio if qprio is not None else (prio or 0),
-                nodes=holding,
-                started_at=_ts(started or sched) or now.timestamp(),
-                last_checkpoint_at=_ts(ckpt),
-                suspending=status in (WorkerStatus.SUSPENDING, WorkerStatus.STOPPING),
-                chain_ran_before=chain_ran.get(cid, 0.0),
-            )
-        )
-    waiting: list[policy.Waiting] = []
-    current: dict[int, str] = {}
-    for (
-        aid,
-        cid,
-        uid,
-        group_id,
-        count,
-        prio,
-        rank,
-        chain_created,
-        created,
-        env_id,
-        digest,
-    ) in waiting_rows:
-        uname, group = usernames[uid], group_names[group_id]
-        user_ids[uname] = uid
-        chain_of[aid] = cid
-        owner_of[aid] = uid
-        first = chain_created.timestamp()
-        waiting.append(
-            policy.Waiting(
-                attempt_id=aid,
-                chain_id=str(cid),
-                user=uname,
-                group=group,
-                node_count=count,
-                priority=prio,
-                custom_rank=rank if rank is not None else first,
-                first_submitted_at=first,
-                queued_at=created.timestamp(),
-                environment_ok=env_id is not None,
-                chain_ran=chain_ran.get(cid, 0.0),
-                claim=aid in claimants,
-            )
-        )
-        current[aid] = digest
-
-    resolved = quota_resolve_many(user_ids=user_ids.values())
-    quotas = {name: dict(resolved[uid].node) for name, uid in user_ids.items()}
-    half_life = settings.ROTA_SCHEDULER["FAIRSHARE_HALF_LIFE_SECONDS"]
-    id_to_name = {uid: name for name, uid in user_ids.items()}
-    usage = {
-        id_to_name[u.user_id]: decayed(u.value, (now - u.updated_at).total_seconds(), half_life)
-        for u in UserUsage.objects.filter(user_id__in=list(user_ids.values()))
-    }
-    snapshot = policy.Snapshot(
-        now=now.timestamp(),
-        nodes=nodes,
-        running=tuple(running),
-        waiting=tuple(waiting),
-        quotas=quotas,
-        usage=usage,
-        config=policy_config(),
-    )
-    return Loaded(snapshot, node_ids, user_ids, chain_of, owner_of, dict(held_by_user), current)
+    ``run_pass`` uses the process's ``snapshot.CACHE`` instead, which re-reads only what changed."""
+    return snapshot_load(now)
 
 
 def _holders_json(holders: tuple[policy.Holder, ...], chain_of: dict[int, int]) -> list[dict[str, Any]]:
@@ -370,6 +169,7 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
         send_event_on_commit(groups, event)
     _write_explanations(changed)
     result.explained = len(changed)
+    result.written = {attempt_id: row[5] for attempt_id, row in changed}
 
     for chain_id in sorted(touched_chains):
         lifecycle.sync_chain(chain_id)
@@ -440,14 +240,35 @@ def run_pass(now: datetime | None = None) -> PassResult:
     # Development containers first: they are interactive, and the nodes they take are then out of
     # the jobs' snapshot. One single-flight pass does both, so the two never race for a node.
     containers_place(now)
-    loaded = load_snapshot(now)
-    t0 = time.perf_counter()
-    plan = policy.plan(loaded.snapshot)
-    plan_seconds = time.perf_counter() - t0
-    with transaction.atomic():
-        result = apply_plan(loaded, plan, now)
+    try:
+        loaded = CACHE.load(now)
+        t0 = time.perf_counter()
+        plan = policy.plan(loaded.snapshot)
+        plan_seconds = time.perf_counter() - t0
+        with transaction.atomic():
+            result = apply_plan(loaded, plan, now)
+    except BaseException:
+        CACHE.forget()  # after any doubt, the next pass reads everything
+        raise
+    # Committed: the kept rows learn the fingerprints this pass stored (the change log skips them).
+    CACHE.remember_digests(result.written)
     result.plan_seconds = plan_seconds
     result.total_seconds = time.perf_counter() - started
+    record_pass_summary(
+        PassSummary(
+            at=time.time(),
+            seconds=result.total_seconds,
+            plan_seconds=plan_seconds,
+            running=len(loaded.snapshot.running),
+            waiting=len(loaded.snapshot.waiting),
+            started=len(result.started),
+            suspended=len(result.suspended),
+            reservations=tuple(
+                ReservationSeen(r.group, r.attempt_id, loaded.chain_of.get(r.attempt_id), r.free_nodes, r.freeing_nodes)
+                for r in plan.reservations
+            ),
+        )
+    )
     if result.started or result.suspended:
         logger.info(
             "scheduling pass: %d started, %d suspend requests, %d explanations updated (%.0f ms)",

@@ -31,3 +31,22 @@ def decayed(value: float, elapsed: float, half_life: float) -> float:
     if half_life <= 0:
         return 0.0
     return value * math.pow(2.0, -max(0.0, elapsed) / half_life)
+
+
+class SnapshotChange(models.Model):
+    """One row the scheduler's snapshot reads was written: the change log of incremental passes.
+
+    Written only by database triggers (migration ``0002_snapshotchange``), on every insert, delete
+    and relevant update of attempts, ranks and chains, whatever code path made it (services,
+    lifecycle, ``QuerySet.update``, raw SQL). ``xid`` is the writing transaction's id on PostgreSQL
+    (null on SQLite, whose single writer makes ``id`` order commit order); a pass re-reads the
+    rows it names (``apps/scheduler/snapshot.py``), and prunes the rows every pass has long read.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    xid = models.BigIntegerField(null=True, db_index=True)
+    attempt_id = models.BigIntegerField(null=True)
+    chain_id = models.BigIntegerField(null=True)
+
+    def __str__(self) -> str:
+        return f"change {self.pk}: attempt {self.attempt_id}, chain {self.chain_id}"

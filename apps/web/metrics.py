@@ -37,8 +37,9 @@ from apps.cluster.models import Node
 from apps.core import health
 from apps.core import metrics as _process_metrics  # noqa: F401 - registers the per-process series
 from apps.core.priorities import Priority
-from apps.experiments.choices import QueueStatus, SuspendReason, WorkerStatus
+from apps.experiments.choices import QueueStatus, WorkerStatus
 from apps.experiments.models import Attempt, Chain
+from apps.experiments.selectors import PLATFORM_SUSPENSIONS, work_lost_gpu_hours
 
 
 def _priority_name(value: int | None) -> str:
@@ -133,24 +134,14 @@ def _suspensions() -> Iterator[Metric]:
     )
     for reason, started, checkpoint, finished, gpus in rows:
         counts[reason] += 1
-        since = max((t for t in (started, checkpoint) if t is not None), default=None)
-        if since is not None and finished is not None and gpus:
-            hours[reason] += gpus * max(0.0, (finished - since).total_seconds()) / 3600
+        hours[reason] += work_lost_gpu_hours(
+            gpus=gpus, started_at=started, last_checkpoint_at=checkpoint, finished_at=finished
+        )
     for reason in PLATFORM_SUSPENSIONS:
         preemptions.add_metric([reason], counts[reason])
         lost.add_metric([reason], round(hours[reason], 6))
     yield preemptions
     yield lost
-
-
-#: Suspensions the platform decided (a person's suspend or the job's own are not preemptions).
-PLATFORM_SUSPENSIONS = (
-    SuspendReason.PREEMPTED.value,
-    SuspendReason.TIME_SHARE.value,
-    SuspendReason.OVER_QUOTA.value,
-    SuspendReason.NODE_NOT_READY.value,
-    SuspendReason.UNSCHEDULABLE.value,
-)
 
 
 _rota_registry = CollectorRegistry(auto_describe=False)

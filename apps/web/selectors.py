@@ -83,10 +83,17 @@ def chain_runtime_seconds(chain: Chain, now: datetime | None = None) -> float:
     return sum(attempt_runtime_seconds(a, now) for a in attempts)
 
 
+#: tag suggestions come from the user's newest jobs: a bounded read however long their history
+TAGS_FROM_RECENT_JOBS = 500
+
+
 def tags_of(*, user: User, limit: int = 50) -> list[str]:
-    """The tags on the user's own jobs, most used first (suggestions for filters and tagging)."""
+    """The tags on the user's own newest ``TAGS_FROM_RECENT_JOBS`` jobs, most used first
+    (suggestions for filters and tagging). Reads those jobs' keys through the ``(owner, -id)``
+    index, not every tag of a history of thousands of jobs (issue 19: 10–16 ms per list page)."""
+    recent = Chain.objects.filter(owner_id=user.pk).order_by("-id").values("id")[:TAGS_FROM_RECENT_JOBS]
     rows = (
-        ChainTag.objects.filter(chain__owner_id=user.pk)
+        ChainTag.objects.filter(chain_id__in=recent)
         .values("name")
         .annotate(n=Count("id"))
         .order_by("-n", "name")[:limit]

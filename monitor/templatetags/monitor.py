@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import template
@@ -23,3 +24,17 @@ def cell_value(cell: Any, submitted: dict[str, str]) -> str:
     if cell.key in submitted:
         return submitted[cell.key]
     return "" if cell.own is None else str(cell.own)
+
+
+@register.filter
+def ms(seconds: float | None) -> str:
+    """Seconds as whole milliseconds ("183"), for durations of passes."""
+    return "" if seconds is None else str(round(seconds * 1000))
+
+
+@register.filter
+def audit_json(value: Any) -> str:
+    """A before/after record as short ``key: value`` lines (escaped by the template)."""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in sorted(value.items()))
+    return json.dumps(value, ensure_ascii=False)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import select
+import shlex
 import shutil
 import signal
 import socket
@@ -55,6 +57,18 @@ def test_run_installs_the_runtime_requirements_and_test_adds_the_dev_tools(tmp_p
 def test_the_scripts_ask_for_their_own_requirement_sets():
     assert 'source "$(dirname "$0")/_venv.sh" runtime' in (ROOT / "scripts" / "run").read_text()
     assert 'source "$(dirname "$0")/_venv.sh" dev' in (ROOT / "scripts" / "test").read_text()
+
+
+def test_the_suite_runs_on_both_profiles_and_the_browser_tests_on_the_embedded_one_only():
+    script = (ROOT / "scripts" / "test").read_text().splitlines()
+    runs = [shlex.split(line) for line in script if line.strip().startswith("run_pytest ")]
+    assert runs == [["run_pytest", "embedded", "$@"], ["run_pytest", "production", "-m", "not browser", "$@"]]
+    # Whatever drives the browser carries the marker the production run leaves out.
+    drivers = [
+        p for p in (ROOT / "tests").rglob("test_*.py") if re.search(r"\b(browser_page|chromium)\b", p.read_text())
+    ]
+    assert drivers
+    assert [p.name for p in drivers if "pytest.mark.browser" not in p.read_text()] == []
 
 
 def _free_port() -> int:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from apps.web.models import Notice
 from monitor.access import Power
 from tests.factories import UserFactory
 from tests.permissions import db_state
@@ -101,6 +104,38 @@ PAGES += [
         ok_status=302,
     ),
 ]
+PAGES += [
+    MonitorPage("scheduler", "GET", lambda c: "/monitor/scheduler/"),
+    MonitorPage("usage", "GET", lambda c: "/monitor/usage/"),
+    MonitorPage("usage-csv", "GET", lambda c: "/monitor/usage/?format=csv"),
+    MonitorPage("notices", "GET", lambda c: "/monitor/notices/"),
+    MonitorPage("notice-create-form", "GET", lambda c: "/monitor/notices/new/", Power.NOTICES),
+    MonitorPage(
+        "notice-create",
+        "POST",
+        lambda c: "/monitor/notices/new/",
+        Power.NOTICES,
+        lambda c: {"title": "t", "severity": "info", "audience": "all", "starts_at": "2026-01-01T00:00"},
+        ok_status=302,
+    ),
+    MonitorPage("notice-edit-form", "GET", lambda c: f"/monitor/notices/{c['notice'].pk}/", Power.NOTICES),
+    MonitorPage(
+        "notice-edit",
+        "POST",
+        lambda c: f"/monitor/notices/{c['notice'].pk}/",
+        Power.NOTICES,
+        lambda c: {"title": "t2", "severity": "info", "audience": "all", "starts_at": "2026-01-01T00:00"},
+        ok_status=302,
+    ),
+    MonitorPage(
+        "notice-expire", "POST", lambda c: f"/monitor/notices/{c['notice'].pk}/expire/", Power.NOTICES, ok_status=302
+    ),
+    MonitorPage(
+        "notice-delete", "POST", lambda c: f"/monitor/notices/{c['notice'].pk}/delete/", Power.NOTICES, ok_status=302
+    ),
+    MonitorPage("audit", "GET", lambda c: "/monitor/audit/"),
+    MonitorPage("audit-csv", "GET", lambda c: "/monitor/audit/?format=csv"),
+]
 IDS = [p.name for p in PAGES]
 WRITES = [p for p in PAGES if p.method == "POST"]
 
@@ -118,6 +153,7 @@ def ctx(admins) -> dict[str, Any]:
         "node_group": NodeGroupFactory(name="training"),
         "node": NodeFactory(name="perm-node", group=NodeGroupFactory(name="training")),
         "chain": _waiting_chain(),
+        "notice": Notice.objects.create(title="perm notice", starts_at=timezone.now() - timedelta(hours=1)),
     }
 
 
@@ -176,7 +212,12 @@ def test_every_monitor_route_is_in_the_suite():
 
     monitor = next(p for p in get_resolver().url_patterns if getattr(p, "app_name", None) == "monitor")
     routes = {str(p.pattern) for p in monitor.url_patterns}
-    fake = {"target": SimpleNamespace(pk=1), "node": SimpleNamespace(pk=1, name="n1"), "chain": SimpleNamespace(pk=1)}
+    fake = {
+        "target": SimpleNamespace(pk=1),
+        "node": SimpleNamespace(pk=1, name="n1"),
+        "chain": SimpleNamespace(pk=1),
+        "notice": SimpleNamespace(pk=1),
+    }
     covered = {resolve(page.url(fake).split("?")[0]).route.removeprefix("monitor/") for page in PAGES}
     covered |= {""}  # /monitor/ itself: tests/web/test_views.py follows it for admins and others
     assert routes - covered == set()

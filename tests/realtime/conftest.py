@@ -19,6 +19,29 @@ from apps.experiments.choices import RankStatus, WorkerStatus
 from apps.experiments.models import Attempt, Chain
 
 ORIGIN = b"http://testserver"
+# How long a test waits for a handshake or a message that must come. Channels' default is 1 s, which a
+# loaded CI host (several xdist workers, daphne threads, Redis) can exceed without anything being wrong;
+# checks that nothing arrives (receive_nothing) keep their own short windows.
+PATIENCE = 15.0
+
+
+class Communicator(WebsocketCommunicator):
+    """A WebsocketCommunicator that waits PATIENCE seconds, not one, for what must arrive."""
+
+    async def connect(self, timeout: float = PATIENCE) -> Any:
+        return await super().connect(timeout)
+
+    async def receive_output(self, timeout: float = PATIENCE) -> Any:
+        return await super().receive_output(timeout)
+
+    async def receive_from(self, timeout: float = PATIENCE) -> Any:
+        return await super().receive_from(timeout)
+
+    async def receive_json_from(self, timeout: float = PATIENCE) -> Any:
+        return await super().receive_json_from(timeout)
+
+    async def disconnect(self, code: int = 1000, timeout: float = PATIENCE) -> None:
+        await super().disconnect(code, timeout)
 
 
 @pytest.fixture
@@ -82,7 +105,7 @@ def communicator(
     origin: bytes | None = ORIGIN,
     token_in: str = "protocol",  # noqa: S107 - where the token goes, not a token
     subprotocols: list[str] | None = None,
-) -> WebsocketCommunicator:
+) -> Communicator:
     headers: list[tuple[bytes, bytes]] = []
     protocols = list(subprotocols or [])
     if origin is not None:
@@ -94,7 +117,7 @@ def communicator(
             headers.append((b"authorization", f"Bearer {token}".encode()))
         else:
             protocols = ["rota.v1", f"rota.token.{token}", *protocols]
-    return WebsocketCommunicator(app, path, headers=headers, subprotocols=protocols)
+    return Communicator(app, path, headers=headers, subprotocols=protocols)
 
 
 async def receive_until(

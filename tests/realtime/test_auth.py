@@ -3,6 +3,9 @@ subprotocol, never the URL); refusals happen before the handshake, so nothing is
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from channels.db import database_sync_to_async
 
@@ -219,16 +222,106 @@ async def test_changing_the_password_ends_the_other_sessions_sockets(ws_app, qui
     assert "signed out" in await closed_as_unauthenticated(comm)
 
 
-async def test_sockets_opened_together_recheck_their_credentials_at_spread_times(settings):
-    """A re-check waits a random 50–100 % of ``AUTH_RECHECK_SECONDS``: never later than the
-    interval, and sockets opened together do not all query the database at the same moment."""
-    from apps.experiments.consumers import AuthWatch
+async def test_one_batch_checks_every_credential_with_at_most_three_queries(
+    django_assert_max_num_queries, user, other_user, cookie_for
+):
+    """Many sockets' credentials (tokens, sessions, several users) cost three queries, not one per
+    socket, and each still gets its own verdict."""
+    from django.contrib.sessions.models import Session
 
-    settings.ROTA_REALTIME = {"AUTH_RECHECK_SECONDS": 30.0}
+    from apps.accounts import services as account_services
+    from apps.accounts.models import ApiToken
+    from apps.accounts.ws_auth import Credential, credential_problem_texts
 
-    class Socket:
-        scope: dict[str, object] = {}
+    def token(owner):
+        issued = account_services.token_create(actor=owner, name=f"t{ApiToken.objects.count()}")
+        return Credential("token", owner.pk, token_id=issued.token.pk)
 
-    waits = [AuthWatch(Socket())._next_wait() for _ in range(200)]  # type: ignore[arg-type]
-    assert all(15.0 <= wait <= 30.0 for wait in waits)
-    assert max(waits) - min(waits) > 10.0
+    def session(owner):
+        return Credential("session", owner.pk, session_key=cookie_for(owner).split("=", 1)[1])
+
+    def make_checks() -> list[tuple[Credential | None, str]]:
+        good = [token(user) for _ in range(20)] + [session(user) for _ in range(20)] + [token(other_user)]
+        revoked, deleted, signed_out, others = token(user), token(user), session(user), session(other_user)
+        account_services.token_revoke(actor=user, token=ApiToken.objects.get(pk=revoked.token_id))
+        ApiToken.objects.filter(pk=deleted.token_id).delete()
+        Session.objects.filter(session_key=signed_out.session_key).delete()
+        other_user.is_active = False
+        other_user.save(update_fields=["is_active"])
+        english = [(c, "en") for c in [*good, revoked, deleted, signed_out, others, None]]
+        return [*english, (revoked, "zh-hans")]
+
+    def check(checks: list[tuple[Credential | None, str]]) -> list[str | None]:
+        with django_assert_max_num_queries(3):
+            return credential_problem_texts(checks)
+
+    checks = await database_sync_to_async(make_checks)()
+    problems = await database_sync_to_async(check)(checks)
+
+    assert problems[:40] == [None] * 40
+    assert problems[40] == "Your account was deactivated."  # other_user's token: the account is off now
+    assert problems[41:] == [
+        "The token this connection used was revoked. Sign in again.",
+        "The token this connection used was deleted. Sign in again.",
+        "You were signed out. Sign in again to keep following live updates.",
+        "Your account was deactivated.",
+        None,
+        "此连接所用的令牌已被吊销。请重新登录。",
+    ]
+
+
+async def test_a_process_rechecks_all_its_sockets_in_one_batch_and_closes_a_revoked_one_at_the_next(
+    ws_app, settings, cluster, submit, user, token_for, monkeypatch
+):
+    """Every re-check round covers every open socket of the process in one call; a token revoked
+    between rounds loses its socket at the next round, and the other sockets stay open."""
+    from apps.accounts import services as account_services
+    from apps.accounts import ws_auth
+    from apps.experiments import consumers
+
+    settings.ROTA_REALTIME = {"AUTH_RECHECK_SECONDS": 0.05}
+    batches: list[tuple[int, int]] = []  # (sockets checked, problems found), in the order called
+    real = ws_auth.credential_problem_texts
+
+    def recorded(checks):
+        problems = real(checks)
+        batches.append((len(checks), sum(p is not None for p in problems)))
+        return problems
+
+    monkeypatch.setattr(consumers, "credential_problem_texts", recorded)
+    chain = await database_sync_to_async(submit)(user)
+    shared = await database_sync_to_async(token_for)(user)
+    issued = await database_sync_to_async(account_services.token_create)(actor=user, name="cli")
+    kept = [communicator(ws_app, "/ws/events/", token=shared, origin=None) for _ in range(6)]
+    kept += [communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=shared, origin=None) for _ in range(6)]
+    doomed = communicator(ws_app, "/ws/events/", token=issued.raw, origin=None)
+    for comm in [*kept, doomed]:
+        assert (await comm.connect())[0]
+    watch = consumers.get_credential_watch()
+    assert len(watch.watches) == 13
+
+    async def rounds_after(count: int) -> None:
+        target = watch.rounds + count
+        deadline = time.monotonic() + 10
+        while watch.rounds < target:
+            assert time.monotonic() < deadline, "no re-check round within 10 s"
+            await asyncio.sleep(0.01)
+
+    await rounds_after(4)  # the first may have started before the last socket joined
+    assert batches[-3:] == [(13, 0)] * 3  # one call for all of them, each round
+    # Batches run in the one database thread, as the revocation does: each wholly before or after it.
+    await database_sync_to_async(account_services.token_revoke)(actor=user, token=issued.token)
+    first_after = len(batches)
+    assert "revoked" in await closed_as_unauthenticated(comm=doomed)
+    assert batches[first_after - 1][1] == 0 and batches[first_after] == (13, 1)  # the first round after it
+    assert len(watch.watches) == 12
+    await rounds_after(2)
+    assert batches[-1] == (12, 0)
+    for comm in kept[:6]:
+        await comm.send_json_to({"action": "ping"})
+        assert await comm.receive_json_from() == {"type": "pong"}
+    for comm in kept[6:]:
+        assert await comm.receive_nothing(0.05)  # still open: nothing was said to it
+    for comm in kept:
+        await comm.disconnect()
+    assert watch.watches == {}

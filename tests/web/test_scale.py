@@ -147,3 +147,27 @@ def test_the_schema_is_built_once_per_language_and_format_and_is_the_same_for_ev
     # unknown languages are served but not kept (no unbounded cache)
     assert make_client(bob).get("/api/schema/?format=json&lang=xx-evil").status_code == 200
     assert len(schema._RENDERED_SCHEMAS) == 3
+
+
+@pytest.mark.django_db
+def test_tag_suggestions_are_the_users_own_from_their_newest_jobs_most_used_first(monkeypatch):
+    from apps.experiments.models import ChainTag
+    from apps.web import selectors
+
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    old = make_chain(alice, "old")
+    ChainTag.objects.create(chain=old, name="ancient")
+    newer = [make_chain(alice, f"new-{i}") for i in range(3)]
+    for chain in newer:
+        ChainTag.objects.create(chain=chain, name="sweep")
+    ChainTag.objects.create(chain=newer[0], name="baseline")
+    theirs = make_chain(bob, "theirs")
+    ChainTag.objects.create(chain=theirs, name="bobs-secret")
+    assert selectors.tags_of(user=alice) == ["sweep", "ancient", "baseline"]
+    assert selectors.tags_of(user=alice, limit=1) == ["sweep"]
+    monkeypatch.setattr(selectors, "TAGS_FROM_RECENT_JOBS", 3)  # the oldest job is no longer read
+    with CaptureQueriesContext(connection) as queries:
+        assert selectors.tags_of(user=alice) == ["sweep", "baseline"]
+    assert len(queries) == 1
+    assert selectors.tags_of(user=bob) == ["bobs-secret"]
+    assert selectors.tags_of(user=UserFactory(username="carol")) == []

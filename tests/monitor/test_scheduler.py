@@ -1,0 +1,103 @@
+"""The scheduler overview: per group and level what runs and waits, the queue in the scheduler's
+order with its reasons, the last pass (time, duration, reservations) and recent preemptions."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core.cache import cache
+
+from apps.experiments import lifecycle
+from apps.experiments.choices import RankStatus
+from apps.experiments.models import Attempt, Chain
+from apps.scheduler.status import SUMMARY_KEY, last_pass_summary
+from tests.factories import UserFactory
+
+
+@pytest.fixture
+def fast_policy(settings):
+    settings.ROTA_SCHEDULER = {**settings.ROTA_SCHEDULER, "MIN_RUN_SECONDS": 0.0}
+
+
+def _run(chain: Chain) -> Attempt:
+    chain.refresh_from_db()
+    attempt = Attempt.objects.get(pk=chain.latest_attempt_id)
+    for rank in attempt.ranks.all():
+        lifecycle.rank_update(attempt.pk, rank.rank, status=RankStatus.RUNNING)
+    lifecycle.attempt_mark_running(attempt.pk)
+    return attempt
+
+
+def _cells(body: str, marker: str) -> list[str]:
+    row = re.search(rf"<tr {marker}>(.*?)</tr>", body, re.S)
+    assert row, marker
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)]
+
+
+def test_overview_shows_loads_queue_reasons_last_pass_and_preemptions(cluster, submit, admins, fast_policy):
+    cache.delete(SUMMARY_KEY)
+    ann, ben = UserFactory(username="s-ann"), UserFactory(username="s-ben")
+    low = submit(ann, name="low", nodes=3, priority="LOW")
+    low_attempt = _run(low)
+    normal = submit(ann, name="norm", nodes=1, priority="NORMAL")
+    waiting = submit(ben, name="wait", nodes=4, priority="NORMAL")  # behind: needs every node
+    high = submit(ben, name="high", nodes=2, priority="HIGH")  # suspends "low"
+    lifecycle.attempt_mark_suspended(low_attempt.pk)  # the launcher reports it gone
+    summary = last_pass_summary()
+    assert summary is not None and summary.seconds > 0 and summary.started >= 0
+
+    body = admins["quota_editor"].get("/monitor/scheduler/").content.decode()
+    # Running: "norm" (1 node, NORMAL) and "high" (2 nodes, HIGH); waiting: "wait" and requeued "low".
+    assert _cells(body, 'data-level="training:HIGH"') == ["", "HIGH", "1", "2", "0", "0"]
+    assert _cells(body, 'data-level="training:NORMAL"') == ["", "NORMAL", "1", "1", "1", "4"]
+    assert _cells(body, 'data-level="training:LOW"') == ["", "LOW", "0", "0", "1", "3"]
+    assert "4 nodes: 3 used, 1 free, 0 unavailable" in body
+    # The queue, in the scheduler's order, with the reason it gave.
+    queued = re.findall(r'data-queued="(\d+)"', body)
+    assert [int(pk) for pk in queued] == list(
+        Attempt.objects.filter(chain__in=[waiting, low], queue_status="queued")
+        .order_by("queue_position")
+        .values_list("chain_id", flat=True)
+    )
+    wait_attempt = Attempt.objects.get(pk=Chain.objects.get(pk=waiting.pk).latest_attempt_id)
+    assert wait_attempt.pending_code and f'data-reason="{wait_attempt.pending_code}"' in body
+    # The preemption: "low" suspended for "high", GPU-hours lost computed from its run.
+    row = _cells(body, f'data-preempted="{low.pk}"')
+    assert f"#{low.pk}.1 low" in row[1] and f"#{high.pk}.1 high" in row[2]
+    assert row[3] == "Preempted by a higher-priority job"
+    assert re.fullmatch(r"\d+\.\d", row[4])
+    # The last pass.
+    assert "data-pass-ms" in body and "asked to suspend" in body
+    assert normal.pk  # started, so not in the queue
+    assert f'data-queued="{normal.pk}"' not in body
+
+
+def test_queue_filter_by_group_and_constant_queries(cluster, submit, admins, django_assert_num_queries, task_log):
+    ann = UserFactory(username="q-ann")
+    with task_log.paused():
+        for i in range(3):
+            submit(ann, name=f"a{i}", nodes=4, priority="LOW")
+    with django_assert_num_queries(11):
+        body = admins["ops"].get("/monitor/scheduler/").content.decode()
+    assert body.count("data-queued=") == 3
+    with task_log.paused():
+        for i in range(5):
+            submit(ann, name=f"b{i}", nodes=4, priority="LOW")
+    with django_assert_num_queries(11):
+        body = admins["ops"].get("/monitor/scheduler/?group=training").content.decode()
+    assert body.count("data-queued=") == 8
+    assert admins["ops"].get("/monitor/scheduler/?group=nope").content.decode().count("data-queued=") == 8
+
+
+def test_no_pass_recorded_says_so_and_live_refresh_renders_the_region(cluster, admins):
+    cache.delete(SUMMARY_KEY)
+    body = admins["cluster_manager"].get("/monitor/scheduler/").content.decode()
+    assert "No scheduling pass has been recorded yet" in body
+    partial = admins["cluster_manager"].get("/monitor/scheduler/", headers={"HX-Request": "true"}).content.decode()
+    assert partial.lstrip().startswith('<div id="scheduler-live"') and "<html" not in partial
+
+
+def test_chinese(cluster, browser_for, admins):
+    body = browser_for(admins["users"]["root"], "zh-hans").get("/monitor/scheduler/").content.decode()
+    assert "等待队列" in body
