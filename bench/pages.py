@@ -437,7 +437,10 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
-def measure(port: int, seeded: Seeded, args: argparse.Namespace) -> list[dict[str, Any]]:
+def measure(
+    port: int, seeded: Seeded, args: argparse.Namespace, eps: list[Endpoint] | None = None
+) -> list[dict[str, Any]]:
+    """Time each endpoint (``eps``, else this module's ``endpoints``) as its user, over one connection."""
     from django.conf import settings
     from django.db import connection
     from django.test import Client
@@ -458,7 +461,7 @@ def measure(port: int, seeded: Seeded, args: argparse.Namespace) -> list[dict[st
 
     results = []
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    for ep in endpoints(seeded, args):
+    for ep in eps if eps is not None else endpoints(seeded, args):
         times: list[float] = []
         status = 0
         for i in range(3 + args.requests):

@@ -22,7 +22,7 @@ class PostForm(forms.Form):
         label=_("Text"),
         max_length=BODY_MAX,
         widget=forms.Textarea(attrs={"rows": 14, "data-markdown-editor": "1"}),
-        help_text=_("Markdown. #123 links to job 123, @name mentions a user."),
+        help_text=_("Markdown. #123 links to job 123, @name mentions a user, a node's name links to the node."),
     )
     chain = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
 
@@ -39,7 +39,7 @@ class ReplyForm(forms.Form):
         label=_("Your reply"),
         max_length=BODY_MAX,
         widget=forms.Textarea(attrs={"rows": 6, "class": "input md-input", "data-markdown-editor": "1"}),
-        help_text=_("Markdown. #123 links to job 123, @name mentions a user."),
+        help_text=_("Markdown. #123 links to job 123, @name mentions a user, a node's name links to the node."),
     )
     quote = forms.IntegerField(required=False, widget=forms.HiddenInput, min_value=1)
 

@@ -7,12 +7,13 @@ Two layers, so that one mistake is not enough for stored XSS (HAI's forum had it
    text. Its link validator already refuses ``javascript:``/``vbscript:``/``file:``/``data:`` URLs.
    Fenced code is highlighted by Pygments (CSS classes only, no inline styles). Two inline rules of
    our own turn ``#123`` into a link to job 123 and ``@name`` into a link to that user's posts
-   when such a user exists.
+   when such a user exists; a core rule turns the exact name of a node (``gpu-a01``) in plain text
+   into a link to the node's forum page (not inside code, not inside another link).
 2. nh3 (ammonia) cleans the result against an allow-list of tags, attributes, classes and URL
    schemes, and adds ``rel="nofollow noopener noreferrer"`` to links. Images are only allowed from
    the forum's own upload directory.
 
-``render`` returns the HTML and the user names it mentioned (for notifications).
+``render`` returns the HTML, the user names it mentioned (for notifications) and the nodes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.http import urlencode
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
+from markdown_it.token import Token
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
@@ -39,6 +42,9 @@ MENTION_RE = re.compile(r"@([A-Za-z0-9_+\-.]{1,150})")
 _LANG_RE = re.compile(r"[A-Za-z0-9_+#-]{1,32}")
 _CLASS_RE = re.compile(r"[A-Za-z0-9_ -]{1,200}")
 MAX_MENTIONS = 50  # per text: more are left as plain text
+# A node name (apps.cluster.models.name_validator) standing as a word of its own.
+NODE_RE = re.compile(r"(?<![\w.\-@#/])[a-z0-9](?:[a-z0-9_.\-]{0,62}[a-z0-9])?(?![\w\-]|\.\w)")
+MAX_NODE_CANDIDATES = 2000  # distinct words looked up per text
 _WORD = re.compile(r"[0-9A-Za-z_]")
 
 ALLOWED_TAGS = {
@@ -59,6 +65,7 @@ ALLOWED_ATTRIBUTES = {
 class Rendered:
     html: str
     mentions: set[str] = field(default_factory=set)
+    nodes: set[str] = field(default_factory=set)
 
 
 def _highlight(code: str, lang: str, attrs: str) -> str:
@@ -121,11 +128,52 @@ def _mention_rule(state: StateInline, silent: bool) -> bool:
     return True
 
 
+def _node_links(state: StateCore) -> None:
+    """Node names in plain text → links to the node's forum page. Runs after the inline rules, on
+    their text tokens only: code spans and blocks are other tokens, and text inside a link (ours
+    or the author's) is left alone."""
+    known: set[str] = state.env.get("nodes", set())
+    if not known:
+        return
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        children: list[Token] = []
+        depth = 0
+        for token in block.children:
+            if token.type == "link_open":
+                depth += 1
+            elif token.type == "link_close":
+                depth -= 1
+            if token.type != "text" or depth > 0:
+                children.append(token)
+                continue
+            last = 0
+            for match in NODE_RE.finditer(token.content):
+                if match.group(0) not in known:
+                    continue
+                if match.start() > last:
+                    children.append(_text(token.content[last : match.start()]))
+                href = reverse("discussion:node", args=[match.group(0)])
+                children.append(Token("link_open", "a", 1, attrs={"href": href, "class": "node-ref"}, markup="rota"))
+                children.append(_text(match.group(0)))
+                children.append(Token("link_close", "a", -1, markup="rota"))
+                state.env.setdefault("mentioned_nodes", set()).add(match.group(0))
+                last = match.end()
+            children.append(token if last == 0 else _text(token.content[last:]))
+        block.children = children
+
+
+def _text(content: str) -> Token:
+    return Token("text", "", 0, content=content)
+
+
 def _parser() -> MarkdownIt:
     md = MarkdownIt("commonmark", {"html": False, "highlight": _highlight, "breaks": True})
     md.enable(["table", "strikethrough"])
     md.inline.ruler.before("link", "rota_job_ref", _job_ref_rule)
     md.inline.ruler.before("link", "rota_mention", _mention_rule)
+    md.core.ruler.after("inline", "rota_node_links", _node_links)
     return md
 
 
@@ -171,8 +219,22 @@ def _known_users(text: str) -> dict[str, str]:
     return {username.lower(): username for username in users}
 
 
+def _known_nodes(text: str) -> set[str]:
+    """The node names among the text's words (one query)."""
+    from apps.cluster.models import Node
+
+    words = sorted({m.group(0) for m in NODE_RE.finditer(text)})[:MAX_NODE_CANDIDATES]
+    if not words:
+        return set()
+    return set(Node.objects.filter(name__in=words).values_list("name", flat=True))
+
+
 def render(text: str) -> Rendered:
     """Render a post or reply body; the HTML is safe to mark safe."""
-    env: dict[str, Any] = {"users": _known_users(text)}
+    env: dict[str, Any] = {"users": _known_users(text), "nodes": _known_nodes(text)}
     html = _md.render(text, env)
-    return Rendered(html=sanitize(html), mentions=set(env.get("mentioned", set())))
+    return Rendered(
+        html=sanitize(html),
+        mentions=set(env.get("mentioned", set())),
+        nodes=set(env.get("mentioned_nodes", set())),
+    )

@@ -126,6 +126,23 @@ class Reply(models.Model):
         return self.deleted_at is not None
 
 
+class SearchWord(models.Model):
+    """A word (Latin script, lower-cased) that occurs in some post's title, body or replies: the
+    vocabulary PostgreSQL's typo tolerance looks a misspelt query word up in (trigram index,
+    migration 0005), the approach of pg_trgm's documentation ("Text Search Integration"). Words are
+    added as posts are written and never removed: a stale word only costs a lookup that finds
+    nothing."""
+
+    word = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = _("search word")
+        verbose_name_plural = _("search words")
+
+    def __str__(self) -> str:
+        return self.word
+
+
 class Revision(models.Model):
     """What a post or a reply said before an edit (one row per edit), and who edited it."""
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Q, QuerySet
 
 from apps.accounts.models import User
+from apps.cluster.models import Node
 from discussion import permissions
 from discussion.choices import Category, PostOrder, ReportStatus
 from discussion.models import Like, Post, Reply, Report, Revision, Tag
@@ -101,3 +102,8 @@ def report_queue(*, status: str = ReportStatus.OPEN) -> QuerySet[Report]:
     return Report.objects.filter(status=status).select_related(
         "reporter", "post", "post__author", "reply", "reply__author", "reply__post", "handled_by"
     )
+
+
+def node_named(*, name: str) -> Node | None:
+    """The node a post mentions by name (every signed-in user may see nodes, as in the API), or None."""
+    return Node.objects.select_related("group").filter(name=name).first()

@@ -12,6 +12,7 @@ urlpatterns = [
     path("search/", views.search_view, name="search"),
     path("upload/", views.image_upload_view, name="image-upload"),
     path("preview/", views.preview_view, name="preview"),
+    path("nodes/<str:name>/", views.node_view, name="node"),
     path("<int:pk>/", views.post_detail_view, name="post-detail"),
     path("<int:pk>/edit/", views.post_edit_view, name="post-edit"),
     path("<int:pk>/delete/", views.post_delete_view, name="post-delete"),

@@ -408,6 +408,21 @@ def search_view(request: SignedInRequest) -> HttpResponse:
 
 
 @login_required
+@require_http_methods(["GET"])
+def node_view(request: SignedInRequest, name: str) -> HttpResponse:
+    """Where a node's name in a post links to: the node as every user may see it (name, group,
+    GPUs, state) and the newest posts the search finds for its name."""
+    node = selectors.node_named(name=name)
+    if node is None:
+        raise Http404(_("No such node."))
+    query = search.SearchRequest(text=node.name, user=request.user, sort=search.SearchSort.NEWEST, page_size=10)
+    results = search.get_backend().search(query)
+    posts = Post.objects.in_bulk([hit.post_id for hit in results.hits])
+    rows = [(hit, posts[hit.post_id]) for hit in results.hits if hit.post_id in posts]
+    return render(request, "discussion/node.html", {"node": node, "results": results, "rows": rows})
+
+
+@login_required
 @require_POST
 def image_upload_view(request: SignedInRequest) -> HttpResponse:
     """Upload an image; answers JSON ``{"url", "markdown"}`` (the editor inserts it), or the error."""

@@ -463,12 +463,19 @@ class Preemption:
 
 def recent_preemptions(*, since: datetime, limit: int = 20) -> list[Preemption]:
     """The latest suspensions the platform decided (preemption, time-share, quota, node trouble),
-    newest first, with the beneficiary and the GPU-hours of work lost (three queries)."""
+    newest first, with the beneficiary and the GPU-hours of work lost (at most three queries)."""
     victims = list(
         Attempt.objects.filter(suspend_reason__in=PLATFORM_SUSPENSIONS, suspend_requested_at__gte=since)
         .select_related("chain", "chain__owner", "chain__node_group")
-        .annotate(gpus=Sum("ranks__node__gpu_count"))
         .order_by("-suspend_requested_at", "-pk")[:limit]
+    )
+    # The GPUs each held, for these few only (a SUM over the join above would group every column).
+    gpus = dict(
+        Rank.objects.filter(attempt__in=[a.pk for a in victims])
+        .order_by()
+        .values("attempt")
+        .annotate(n=Sum("node__gpu_count"))
+        .values_list("attempt", "n")
     )
     wanted = {a.suspend_for for a in victims if a.suspend_for}
     beneficiaries = (
@@ -482,7 +489,7 @@ def recent_preemptions(*, since: datetime, limit: int = 20) -> list[Preemption]:
             beneficiary=beneficiaries.get(a.suspend_for) if a.suspend_for else None,
             lost_gpu_hours=(
                 work_lost_gpu_hours(
-                    gpus=a.gpus,  # type: ignore[attr-defined]
+                    gpus=gpus.get(a.pk),
                     started_at=a.started_at,
                     last_checkpoint_at=a.last_checkpoint_at,
                     finished_at=a.finished_at,

@@ -21,6 +21,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.html import format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
@@ -340,19 +341,29 @@ def nodes_view(request: AdminRequest) -> HttpResponse:
     if state not in selectors.NODE_DISPLAY_STATES:
         state = ""
     q = request.GET.get("q", "").strip()
-    return render(
+    context = _context(
         request,
-        "monitor/nodes.html",
-        _context(
-            request,
-            "nodes",
-            tree=selectors.node_tree(state=state, q=q),
-            state=state,
-            q=q,
-            states=NODE_STATE_LABELS,
-            action_form=NodeActionForm(),
-        ),
+        "nodes",
+        tree=selectors.node_tree(state=state, q=q),
+        state=state,
+        q=q,
+        states=NODE_STATE_LABELS,
+        **_node_actions(),
     )
+    if is_htmx(request):  # a live refresh (node.state, scheduler.pass): the tree only
+        return render_htmx(request, "monitor/partials/nodes_live.html", context)
+    return render(request, "monitor/nodes.html", context)
+
+
+def _node_actions() -> dict[str, Any]:
+    """What each node's action menu needs; the deadline options are rendered once per page, not
+    once per node (the node tree draws a menu for each of hundreds of nodes)."""
+    options = format_html_join(
+        "",
+        '<option value="{}"{}>{}</option>',
+        ((value, " selected" if value == "60" else "", str(label)) for value, label in NodeActionForm.DEADLINES),
+    )
+    return {"action_form": NodeActionForm(), "deadline_options": options}
 
 
 NODE_STATE_LABELS = [
@@ -389,7 +400,7 @@ def node_detail_view(request: AdminRequest, pk: int) -> HttpResponse:
             row=selectors.NodeRow(node=node, holder=holder),
             ranks=selectors.node_recent_ranks(node=node),
             events=selectors.node_events(node=node),
-            action_form=NodeActionForm(),
+            **_node_actions(),
         ),
     )
 

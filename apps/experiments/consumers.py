@@ -7,8 +7,8 @@ cookie or token, Origin checked); an anonymous user, or one who may not see the 
 before the handshake completes, so nothing is sent.
 
 ``/ws/events/`` — one per page. On connect: groups ``user.<id>`` (own chains, quota), ``team.<id>``
-(the chains team-mates share with the user's team) and, for platform admins, ``admins`` (node
-events). Client → server (JSON)::
+(the chains team-mates share with the user's team) and, for members of any admin group, ``admins``
+(node states, container changes, scheduling passes: what the admin pages show). Client → server (JSON)::
 
     {"action": "subscribe", "chain": 12}        → {"type": "subscribed", "chain": 12}
     {"action": "unsubscribe", "chain": 12}      → {"type": "unsubscribed", "chain": 12}
@@ -71,6 +71,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.utils import timezone
 
+from apps.accounts.choices import AdminGroup
 from apps.accounts.ws_auth import PROTOCOL, credential_problem_texts, scope_language
 from apps.core.aio import cancel_and_wait
 from apps.core.errors import ApplicationError
@@ -123,8 +124,9 @@ def _chain_visible(user: Any, chain_id: int) -> bool:
     return chains_visible_to(user=user).filter(pk=chain_id).exists()
 
 
-def _is_platform_admin(user: Any) -> bool:
-    return bool(user.is_platform_admin)
+def _is_admin(user: Any) -> bool:
+    """Any admin group: they all read the admin pages, which refresh on the ``admins`` events."""
+    return bool(user.in_admin_group(*AdminGroup))
 
 
 def _reload_user(user: Any) -> Any:
@@ -137,7 +139,7 @@ def _user_groups(user: Any) -> list[str]:
     groups = [user_group(user.pk)]
     if getattr(user, "team_id", None) is not None:
         groups.append(team_group(user.team_id))  # the team's shared chains
-    if _is_platform_admin(user):
+    if _is_admin(user):
         groups.append(ADMINS_GROUP)
     return groups
 

@@ -148,7 +148,12 @@ class Attempt(models.Model):
                 fields=["chain"], condition=~Q(queue_status=QueueStatus.FINISHED), name="attempt_one_unfinished"
             ),
         ]
-        indexes = [models.Index(fields=["queue_status"]), models.Index(fields=["worker_status"])]
+        indexes = [
+            models.Index(fields=["queue_status"]),
+            models.Index(fields=["worker_status"]),
+            # Usage over a period (/monitor/usage/) reads the attempts that ended in or after it.
+            models.Index(fields=["finished_at"], name="attempt_finished_at"),
+        ]
 
     def __str__(self) -> str:
         return f"attempt {self.pk} of chain {self.chain_id}"

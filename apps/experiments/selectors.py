@@ -194,11 +194,14 @@ class NodeHolder:
     owner: str | None
 
 
-def node_holders(*, user: User) -> dict[int, NodeHolder]:
-    """Node id → the job holding it, for every busy node, as ``user`` may see it. At most two
-    queries, whatever the number of nodes and jobs."""
+def node_holders(*, user: User, node_ids: list[int] | None = None) -> dict[int, NodeHolder]:
+    """Node id → the job holding it, for every busy node (or only those of ``node_ids``: a page of
+    the node list), as ``user`` may see it. At most two queries, whatever the number of nodes and jobs."""
+    held = Rank.objects.filter(holds_node=True)
+    if node_ids is not None:
+        held = held.filter(node_id__in=node_ids)
     rows = list(
-        Rank.objects.filter(holds_node=True).values_list(
+        held.values_list(
             "node_id", "attempt__chain_id", "attempt__index", "attempt__chain__name", "attempt__chain__owner__username"
         )
     )

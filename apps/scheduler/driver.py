@@ -37,10 +37,11 @@ from apps.experiments import events, lifecycle, locks
 from apps.experiments.choices import QueueStatus, SuspendReason
 from apps.experiments.models import Attempt
 from apps.scheduler import policy
+from apps.scheduler.events import SchedulerPassed
 from apps.scheduler.models import UserUsage, decayed
 from apps.scheduler.snapshot import CACHE, CLAIM_SECONDS, Loaded, policy_config, snapshot_load
 from apps.scheduler.status import PassSummary, ReservationSeen, record_pass_summary
-from portal.realtime import chain_group, send_event_on_commit, team_group, user_group
+from portal.realtime import ADMINS_GROUP, chain_group, send_event_on_commit, team_group, user_group
 
 __all__ = ["CLAIM_SECONDS", "Loaded", "apply_plan", "load_snapshot", "policy_config", "run_pass"]
 
@@ -178,6 +179,10 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
         enqueue_on_commit(lifecycle.RECONCILE)
         for uid in {loaded.owner_of[a] for a in result.started + result.suspended}:
             send_event_on_commit([user_group(uid)], events.QuotaUsageChanged(user_id=uid))
+        # The admins' queue and node pages refresh (counts only: each owner hears of their own jobs).
+        send_event_on_commit(
+            [ADMINS_GROUP], SchedulerPassed(started=len(result.started), suspended=len(result.suspended))
+        )
     return result
 
 

@@ -21,6 +21,10 @@ def hits_for(post_ids: list[int], terms: list[QueryTerm]) -> list[SearchHit]:
     for pk in post_ids:
         post = posts.get(pk)
         if post is not None:
-            text = post_text(post, replies[pk])
-            hits.append(SearchHit(post_id=pk, title=highlight(post.title, terms), snippet=snippet(text, terms)))
+            hits.append(hit(pk, post.title, post_text(post, replies[pk]), terms))
     return hits
+
+
+def hit(post_id: int, title: str, text: str, terms: list[QueryTerm]) -> SearchHit:
+    """One hit: the title highlighted, and the snippet of ``text`` (body and replies) with the most hits."""
+    return SearchHit(post_id=post_id, title=highlight(title, terms), snippet=snippet(text, terms))

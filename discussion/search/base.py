@@ -43,6 +43,7 @@ class SearchPage:
     hits: list[SearchHit] = field(default_factory=list)
     total: int = 0
     capped: bool = False  # more matches than the backend counts (the total is a lower bound)
+    corrected: str = ""  # nothing matched the words as typed; these close words did (typos)
     page: int = 1
     page_size: int = 20
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from discussion.models import Post, Reply
-from discussion.search.text import index_text
+from discussion.models import Post, Reply, SearchWord
+from discussion.search.text import index_text, vocabulary
 
 
 def post_text(post: Post, replies: list[str]) -> str:
@@ -13,16 +13,18 @@ def post_text(post: Post, replies: list[str]) -> str:
 
 
 def refresh_database_document(post_id: int) -> None:
-    """Recompute the search columns of one post (the SQL backends read these)."""
+    """Recompute the search columns of one post (the SQL backends read these) and add its words to
+    the vocabulary of the typo tolerance (one insert; words already known are left alone)."""
     post = Post.objects.filter(pk=post_id).only("title", "body").first()
     if post is None:
         return
     replies = list(
         Reply.objects.filter(post_id=post_id, deleted_at__isnull=True).order_by("floor").values_list("body", flat=True)
     )
-    Post.objects.filter(pk=post_id).update(
-        search_title=index_text(post.title), search_document=index_text(post_text(post, replies))
-    )
+    search_title, search_document = index_text(post.title), index_text(post_text(post, replies))
+    Post.objects.filter(pk=post_id).update(search_title=search_title, search_document=search_document)
+    words = vocabulary(f"{search_title} {search_document}")
+    SearchWord.objects.bulk_create([SearchWord(word=w) for w in sorted(words)], ignore_conflicts=True)
 
 
 def meili_document(post: Post, replies: list[str], tags: list[str]) -> dict[str, Any]:

@@ -5,32 +5,79 @@ weighted A, body and replies B), so there is nothing to keep in sync but those t
 query is every term at once (``text.tsquery``), ranked by ``ts_rank_cd`` (cover density: hits
 close together rank higher) normalised by document length. Counting and ranking look at the
 newest ``CAP`` matches at most: a common word matching half of 100,000 posts would otherwise be
-ranked 50,000 times per query; the page then says "more than 1,000". When the words find nothing, titles
-within trigram word-similarity of the query are offered instead (a typo: "timout").
+ranked 50,000 times per query; the page then says "more than 1,000". When the words find nothing,
+each is replaced by the closest word of the vocabulary (``SearchWord``, trigram similarity) and
+the search runs once more: "timout" finds "timeout", in titles, bodies and replies alike, and the
+page says what it searched for instead.
+
+How the newest ``CAP`` matches are found (docs/PERFORMANCE.md, "Forum search"):
+
+- Candidates are found with ``text.loose_tsquery``: a Chinese phrase as the plain AND of its
+  bigrams, which the GIN index answers exactly without reading any row. The phrase itself
+  (bigrams in order: ``text.tsquery``) is checked afterwards on the at most ``CAP + 1``
+  candidates only, where the vectors are read for ranking anyway. (Checking the phrase in the
+  index scan made PostgreSQL recheck every row holding the bigrams: 160–200 ms a query.)
+- Two ways to take the newest candidates, chosen per query from the planner's own estimate of
+  how many posts match (``EXPLAIN``, about a millisecond): a common word is found by walking the
+  primary key from the newest post down, testing each row, until ``CAP + 1`` match (a word in
+  half the posts needs ~2,000 rows); a rarer one by the GIN bitmap of all its matches, then the
+  newest of those. The walk reads ``CAP × posts / matches`` rows, the bitmap ``matches`` rows;
+  PostgreSQL itself prices the per-row test far too low and walked 17,000–30,000 rows for a
+  phrase in 3% of the posts.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db import connection, transaction
 
 from discussion import permissions
-from discussion.search._results import hits_for
+from discussion.search._results import hit
 from discussion.search.base import SearchPage, SearchRequest, SearchSort
 from discussion.search.documents import refresh_database_document
-from discussion.search.text import query_terms, tsquery
+from discussion.search.text import QueryTerm, loose_tsquery, query_terms, tsquery
 
 ORDER = {
-    SearchSort.RELEVANCE: "rank DESC, c.id DESC",
-    SearchSort.NEWEST: "c.created_at DESC, c.id DESC",
-    SearchSort.ACTIVE: "c.last_activity_at DESC, c.id DESC",
+    SearchSort.RELEVANCE: "{rank}rank DESC, {t}.id DESC",
+    SearchSort.NEWEST: "{t}.created_at DESC, {t}.id DESC",
+    SearchSort.ACTIVE: "{t}.last_activity_at DESC, {t}.id DESC",
 }
 # Which CAP matches are ranked: the newest (ids grow with time), or the latest active.
-CANDIDATES = {SearchSort.ACTIVE: "p.last_activity_at DESC, p.id DESC"}
+CANDIDATES = {SearchSort.ACTIVE: "{t}.last_activity_at DESC, {t}.id DESC"}
+NEWEST_FIRST = "{t}.id DESC"
 CAP = 1000
-FUZZY_CANDIDATES = 200
-FUZZY = 0.5  # pg_trgm word similarity: 'timout' ~ 'timeout' is 0.5 (0.4 let too many titles through)
+WINDOW_MARGIN = 1.0
+FUZZY = 0.4  # pg_trgm similarity: 'timout' ~ 'timeout' is 0.5, 'chekpoint' ~ 'checkpoint' 0.62
+
+
+def walk_newest(*, estimated_matches: float, posts: float) -> bool:
+    """Whether walking the posts from the newest down reads fewer rows than the bitmap of every
+    match: the walk reads about ``CAP × posts / matches`` rows, the bitmap ``matches``."""
+    return estimated_matches * estimated_matches >= CAP * max(posts, 1.0)
+
+
+def newest_window(*, estimated_matches: float, posts: float) -> int | None:
+    """How many of the newest ids should hold CAP + 1 matches, with a margin for the estimate
+    (None: all of them)."""
+    window = WINDOW_MARGIN * (CAP + 1) * max(posts, 1.0) / max(estimated_matches, 1.0)
+    return None if window >= posts else int(window) + 1
+
+
+def _estimate(cursor: Any, query: str) -> tuple[float, float]:
+    """The planner's estimates of the posts matching ``query`` and of all posts (one round trip,
+    no row read: the two branches of the plan below)."""
+    cursor.execute(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM discussion_post p WHERE p.search_vector @@ to_tsquery('simple', %s)"
+        " UNION ALL SELECT 1 FROM discussion_post",
+        [query],
+    )
+    plan = cursor.fetchone()[0]
+    if isinstance(plan, str):
+        plan = json.loads(plan)
+    matching, everything = plan[0]["Plan"]["Plans"]
+    return float(matching["Plan Rows"]), float(everything["Plan Rows"])
 
 
 class PostgresBackend:
@@ -53,45 +100,112 @@ class PostgresBackend:
             params.append(request.tag.lower())
         return " AND ".join(where), params
 
-    @transaction.atomic
+    def _candidates(
+        self, request: SearchRequest, loose: str, *, walk: bool, window: int | None
+    ) -> tuple[str, list[Any]]:
+        """SQL for the newest CAP + 1 posts matching ``loose`` (id, vector, dates) and its
+        parameters; with ``window``, among the newest ``window`` ids only."""
+        where, params = self._filters(request)
+        order = CANDIDATES.get(request.sort, NEWEST_FIRST)
+        # ``where`` and ``order`` are fixed SQL from this module; every value is a parameter.
+        columns = "p.id, p.search_vector, p.created_at, p.last_activity_at"
+        match = "p.search_vector @@ to_tsquery('simple', %s)"
+        if walk:
+            sql = f"SELECT {columns} FROM discussion_post p WHERE {match} AND {where} ORDER BY {order.format(t='p')} LIMIT {CAP + 1}"  # noqa: S608, E501
+            return sql, [loose, *params]
+        # The bitmap: OFFSET 0 keeps PostgreSQL from turning it back into the walk. With a window,
+        # the GIN bitmap is ANDed with a range of the primary key, so only those rows are read.
+        if window is not None:
+            where += " AND p.id > (SELECT max(id) FROM discussion_post) - %s"
+            params = [*params, window]
+        sql = f"SELECT m.* FROM (SELECT {columns} FROM discussion_post p WHERE {match} AND {where} OFFSET 0) m ORDER BY {order.format(t='m')} LIMIT {CAP + 1}"  # noqa: S608, E501
+        return sql, [loose, *params]
+
+    def _matches(
+        self, cursor: Any, request: SearchRequest, terms: list[QueryTerm]
+    ) -> tuple[list[tuple[int, str, str]], int, int]:
+        """The page's posts as (id, title, text: body and live replies), how many posts match (of
+        the candidates) and how many candidates there were."""
+        offset = (request.page - 1) * request.page_size
+        exact, loose = tsquery(terms), loose_tsquery(terms)
+        # The phrase check, when there is a phrase, runs on the candidates only.
+        phrase = "WHERE k.search_vector @@ to_tsquery('simple', %s)" if exact != loose else ""
+        phrase_params = [exact] if phrase else []
+        order = ORDER.get(request.sort, ORDER[SearchSort.RELEVANCE])
+        # One statement finds the candidates, counts them, ranks those that match exactly and reads
+        # the page's titles and texts (what the snippets are cut from).
+        # c: the newest CAP + 1 candidates (one more than CAP says "more"); k: the CAP that count.
+        newest = CANDIDATES.get(request.sort, NEWEST_FIRST).format(t="c")
+        ranked = f"SELECT k.id, k.created_at, k.last_activity_at, ts_rank_cd(k.search_vector, to_tsquery('simple', %s), 1) AS rank, count(*) OVER () AS found, (SELECT count(*) FROM c) AS scanned FROM (SELECT * FROM c ORDER BY {newest} LIMIT {CAP}) k {phrase} ORDER BY {order.format(t='k', rank='')} LIMIT %s OFFSET %s"  # noqa: S608, E501
+        replies = "SELECT string_agg(x.body, E'\\n' ORDER BY x.floor) FROM discussion_reply x WHERE x.post_id = r.id AND x.deleted_at IS NULL"  # noqa: E501
+
+        def page_of(candidates: str, params: list[Any]) -> list[tuple[Any, ...]]:
+            sql = f"WITH c AS MATERIALIZED ({candidates}), r AS ({ranked}) SELECT r.id, r.found, r.scanned, p.title, p.body, ({replies}) FROM r JOIN discussion_post p ON p.id = r.id ORDER BY {order.format(t='r', rank='r.')}"  # noqa: S608, E501
+            cursor.execute(sql, [*params, exact, *phrase_params, request.page_size, offset])
+            return cursor.fetchall()
+
+        matches, posts = _estimate(cursor, loose)
+        walk = walk_newest(estimated_matches=matches, posts=posts)
+        window = None
+        if not walk and request.sort != SearchSort.ACTIVE:  # the latest active may be old posts
+            window = newest_window(estimated_matches=matches, posts=posts)
+        candidates, params = self._candidates(request, loose, walk=walk, window=window)
+        rows = page_of(candidates, params)
+        if window is not None and (not rows or rows[0][2] <= CAP):
+            # Not CAP + 1 candidates among the newest ids (fewer matches than estimated): all ids.
+            candidates, params = self._candidates(request, loose, walk=False, window=None)
+            rows = page_of(candidates, params)
+        if rows:
+            texts = [(row[0], row[3], row[4] if row[5] is None else f"{row[4]}\n{row[5]}") for row in rows]
+            return texts, rows[0][1], rows[0][2]
+        if not offset:
+            return [], 0, 0
+        # A page past the end: still say how many there are.
+        count = f"WITH c AS MATERIALIZED ({candidates}) SELECT (SELECT count(*) FROM (SELECT * FROM c ORDER BY {newest} LIMIT {CAP}) k {phrase}), (SELECT count(*) FROM c)"  # noqa: S608, E501
+        cursor.execute(count, [*params, *phrase_params])
+        found, scanned = cursor.fetchone()
+        return [], found, scanned
+
+    def _corrected(self, cursor: Any, terms: list[QueryTerm]) -> list[QueryTerm] | None:
+        """The query with each word replaced by the closest word of the vocabulary (pg_trgm
+        similarity at least ``FUZZY``; CJK grams as they are), or None when nothing is close or
+        nothing changes. The threshold is set for this transaction so that ``%`` uses the index."""
+        words = [t.text for t in terms if not t.cjk]
+        if not words:
+            return None
+        cursor.execute("SELECT set_config('pg_trgm.similarity_threshold', %s, true)", [str(FUZZY)])
+        cursor.execute(
+            "SELECT q.term, (SELECT w.word FROM discussion_searchword w WHERE w.word %% q.term"
+            " ORDER BY similarity(w.word, q.term) DESC, w.word LIMIT 1) FROM unnest(%s::text[]) AS q(term)",
+            [words],
+        )
+        closest = dict(cursor.fetchall())
+        if any(closest.get(w) is None for w in words):
+            return None  # a word with nothing close: no correction can match every word
+        corrected = [QueryTerm(text=closest[t.text], cjk=False) if not t.cjk else t for t in terms]
+        return corrected if corrected != terms else None
+
     def search(self, request: SearchRequest) -> SearchPage:
         terms = query_terms(request.text)
         page = SearchPage(page=request.page, page_size=request.page_size)
         if not terms:
             return page
-        where, params = self._filters(request)
-        order = ORDER.get(request.sort, ORDER[SearchSort.RELEVANCE])
-        offset = (request.page - 1) * request.page_size
+        # No transaction around it: every round trip counts on a busy host (the typo path opens
+        # its own, for its setting).
         with connection.cursor() as cursor:
-            query = tsquery(terms)
-            # ``where`` and ``order`` are fixed SQL from this module; every value is a parameter.
-            # Counting and ranking stop at CAP matches (the newest ones): a word in every other
-            # post would otherwise cost a rank per matching row (docs/PERFORMANCE.md). One pass
-            # finds the candidates, counts them and ranks them.
-            candidates = f"SELECT p.id, p.search_vector, p.created_at, p.last_activity_at FROM discussion_post p WHERE p.search_vector @@ to_tsquery('simple', %s) AND {where} ORDER BY {CANDIDATES.get(request.sort, 'p.id DESC')} LIMIT {CAP + 1}"  # noqa: S608, E501
-            sql = f"WITH c AS ({candidates}) SELECT c.id, ts_rank_cd(c.search_vector, to_tsquery('simple', %s), 1) AS rank, count(*) OVER () FROM c ORDER BY {order} LIMIT %s OFFSET %s"  # noqa: S608, E501
-            cursor.execute(sql, [query, *params, query, request.page_size, offset])
-            rows = cursor.fetchall()
-            ids = [row[0] for row in rows[:CAP]]
-            found = rows[0][2] if rows else 0
-            if not rows and offset:
-                cursor.execute(f"SELECT count(*) FROM ({candidates}) c", [query, *params])  # noqa: S608
-                found = cursor.fetchone()[0]
-            page.total, page.capped = min(found, CAP), found > CAP
+            texts, found, scanned = self._matches(cursor, request, terms)
             if not found:
-                text = " ".join(t.text for t in terms if not t.cjk)
-                if not text:
-                    return page
-                # Typo tolerance: titles that contain something close to the words (pg_trgm; the
-                # threshold is set for this transaction so that ``<%`` can use the trigram index).
-                # Only the newest FUZZY_CANDIDATES close titles are ordered by similarity.
-                cursor.execute("SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)", [str(FUZZY)])
-                close = f"SELECT p.id, p.title FROM discussion_post p WHERE %s <%% p.title AND {where} ORDER BY p.id DESC LIMIT {FUZZY_CANDIDATES}"  # noqa: S608, E501
-                sql = f"WITH c AS ({close}) SELECT c.id FROM c ORDER BY word_similarity(%s, c.title) DESC, c.id DESC LIMIT %s OFFSET %s"  # noqa: S608, E501
-                cursor.execute(sql, [text, *params, text, request.page_size, offset])
-                ids = [row[0] for row in cursor.fetchall()]
-                page.total = len(ids) + offset
-        page.hits = hits_for(ids, terms)
+                # Typo tolerance: the closest known words instead ("timout" → "timeout").
+                with transaction.atomic():
+                    corrected = self._corrected(cursor, terms)
+                if corrected is not None:
+                    texts, found, scanned = self._matches(cursor, request, corrected)
+                    if found:
+                        terms = corrected
+                        page.corrected = " ".join(t.text for t in corrected)
+        # More than CAP candidates: there may be more matches than were counted.
+        page.total, page.capped = min(found, CAP), scanned > CAP
+        page.hits = [hit(post_id, title, text, terms) for post_id, title, text in texts]
         return page
 
     def index_posts(self, post_ids: list[int]) -> None:

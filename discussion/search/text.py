@@ -45,6 +45,20 @@ def index_text(text: str) -> str:
     return " ".join(out)
 
 
+_LETTER_RE = re.compile(r"[^\W\d_]")
+VOCABULARY_MIN, VOCABULARY_MAX = 3, 64
+
+
+def vocabulary(tokens: str) -> set[str]:
+    """The words of ``index_text`` output worth offering for a misspelt query word: Latin-script
+    tokens (no CJK grams) of 3 to 64 characters with at least one letter."""
+    return {
+        token
+        for token in tokens.split()
+        if VOCABULARY_MIN <= len(token) <= VOCABULARY_MAX and _LETTER_RE.search(token) and not _is_cjk(token)
+    }
+
+
 @dataclass(frozen=True)
 class QueryTerm:
     """One word of a query: a Latin word (matched as a prefix) or a CJK run (its bigrams in order)."""
@@ -78,6 +92,22 @@ def tsquery(terms: list[QueryTerm]) -> str:
         grams = term.grams()
         if term.cjk and len(grams) > 1:
             parts.append("(" + " <-> ".join(f"'{g}'" for g in grams) + ")")
+        else:
+            parts.append(f"'{grams[0]}':*")
+    return " & ".join(parts)
+
+
+def loose_tsquery(terms: list[QueryTerm]) -> str:
+    """Like ``tsquery`` but every gram on its own (``'检查' & '查点' & …``), in any order.
+
+    A GIN index answers this one exactly, without reading a row (no phrase to check), so it is the
+    cheap way to find the candidates; ``tsquery`` then keeps those whose grams follow each other.
+    For queries without a CJK phrase the two are the same string."""
+    parts: list[str] = []
+    for term in terms:
+        grams = term.grams()
+        if term.cjk and len(grams) > 1:
+            parts.extend(f"'{g}'" for g in dict.fromkeys(grams))
         else:
             parts.append(f"'{grams[0]}':*")
     return " & ".join(parts)

@@ -1,14 +1,17 @@
 /*
- * The forum's Markdown editor helpers (no build step, no inline script: CSP-friendly).
- * For a <form data-forum-editor> with a <textarea data-markdown-editor>:
- *  - an "Upload image" button: the file goes to data-upload-url; the answer's Markdown is inserted
- *    at the cursor (the server checks type and size and says what is wrong);
- *  - a "Preview" toggle: the text is rendered by the server (data-preview-url) exactly as it will
- *    be stored, sanitised;
- *  - a local draft: the text is kept in localStorage per form while typing, offered back when the
- *    page is opened again, and dropped when the form is sent.
+ * The forum's Markdown editor: EasyMDE (vendored, static/vendor/easymde/, see its README) on every
+ * <textarea data-markdown-editor> inside a <form data-forum-editor>. No build step, no inline
+ * script, nothing fetched from elsewhere (CSP: script-src 'self'):
+ *  - toolbar icons from our Lucide sprite (EasyMDE would fetch Font Awesome from a CDN: off);
+ *  - no spell-checker dictionaries from a CDN (EasyMDE's own checker: off; the browser's stays);
+ *  - "Preview" renders on the server (data-preview-url) exactly as the text will be stored,
+ *    sanitised by nh3 — never by EasyMDE's own Markdown renderer;
+ *  - images (toolbar button, drag and drop, paste) go to data-upload-url, which checks type and
+ *    size and answers {"url"} or {"error": {"message"}}; the message is shown as it is;
+ *  - local drafts: EasyMDE's autosave in localStorage, per page and form, restored when the page
+ *    is opened again and dropped when the form is sent.
  * Labels come from the form's data-label-* attributes (translated by the template).
- * Without JavaScript the form is a plain textarea and works the same.
+ * Without JavaScript (or if EasyMDE failed to load) the form is a plain textarea and works the same.
  */
 (function () {
   "use strict";
@@ -18,104 +21,132 @@
     return m ? decodeURIComponent(m[1]) : "";
   }
 
-  function button(label) {
-    var b = document.createElement("button");
-    b.type = "button";
-    b.className = "btn btn-sm btn-ghost";
-    b.textContent = label;
-    return b;
-  }
-
-  function insertAtCursor(area, text) {
-    var start = area.selectionStart || 0;
-    var end = area.selectionEnd || 0;
-    area.value = area.value.slice(0, start) + text + area.value.slice(end);
-    area.selectionStart = area.selectionEnd = start + text.length;
-    area.dispatchEvent(new Event("input"));
-    area.focus();
+  function post(url, data) {
+    return fetch(url, { method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRFToken": csrf() } });
   }
 
   function setup(form) {
     var area = form.querySelector("textarea[data-markdown-editor]");
-    if (!area) return;
+    if (!area || typeof window.EasyMDE !== "function") return;
     var label = function (name, fallback) { return form.getAttribute("data-label-" + name) || fallback; };
-    var bar = document.createElement("div");
-    bar.className = "editor-bar";
-    var status = document.createElement("span");
-    status.className = "small muted";
+    var sprite = form.getAttribute("data-icon-sprite") || "";
+    var status = document.createElement("p");
+    status.className = "small editor-status";
     status.setAttribute("role", "status");
-    var preview = document.createElement("div");
-    preview.className = "md editor-preview hidden";
 
-    var file = document.createElement("input");
-    file.type = "file";
-    file.accept = "image/png,image/jpeg,image/gif,image/webp";
-    file.className = "hidden";
-    var upload = button(label("upload", "Upload image"));
-    upload.addEventListener("click", function () { file.click(); });
-    file.addEventListener("change", function () {
-      if (!file.files.length) return;
-      var data = new FormData();
-      data.append("image", file.files[0]);
-      status.textContent = label("uploading", "Uploading…");
-      fetch(form.getAttribute("data-upload-url"), { method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRFToken": csrf() } })
-        .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
-        .then(function (res) {
-          if (res.ok) { insertAtCursor(area, res.body.markdown); status.textContent = ""; }
-          else { status.textContent = (res.body.error && res.body.error.message) || label("failed", "Upload failed."); }
-        })
-        .catch(function () { status.textContent = label("failed", "Upload failed."); })
-        .then(function () { file.value = ""; });
-    });
+    function icon(name) {
+      return '<svg class="icon" aria-hidden="true" focusable="false"><use href="' + sprite + "#i-" + name + '"></use></svg>';
+    }
+    function tool(name, action, title, iconName, noDisable) {
+      // noDisable: the button stays usable while the preview shows (to leave it again).
+      return { name: name, action: action, title: title, icon: icon(iconName), className: "mde-" + name, noDisable: !!noDisable };
+    }
 
-    var toggle = button(label("preview", "Preview"));
-    toggle.setAttribute("aria-pressed", "false");
-    toggle.addEventListener("click", function () {
-      var showing = toggle.getAttribute("aria-pressed") === "true";
-      if (showing) {
-        preview.classList.add("hidden"); area.classList.remove("hidden");
-        toggle.setAttribute("aria-pressed", "false"); toggle.textContent = label("preview", "Preview");
-        return;
-      }
+    var previews = 0;
+    function previewRender(text, preview) {
+      var mine = ++previews;
       var data = new FormData();
-      data.append("body", area.value);
-      fetch(form.getAttribute("data-preview-url"), { method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRFToken": csrf() } })
+      data.append("body", text);
+      post(form.getAttribute("data-preview-url"), data)
         .then(function (r) { return r.ok ? r.text() : Promise.reject(r); })
         .then(function (html) {
-          preview.innerHTML = html; // rendered and sanitised by the server (nh3), as stored
-          preview.classList.remove("hidden"); area.classList.add("hidden");
-          toggle.setAttribute("aria-pressed", "true"); toggle.textContent = label("edit", "Edit");
+          // Rendered and sanitised by the server (nh3), as it will be stored. A slower, older
+          // answer never replaces a newer one.
+          if (mine === previews) { preview.innerHTML = html; preview.classList.add("md"); }
         })
-        .catch(function () { status.textContent = label("failed", "Preview failed."); });
-    });
-
-    bar.appendChild(upload);
-    bar.appendChild(toggle);
-    bar.appendChild(status);
-    bar.appendChild(file);
-    area.parentNode.insertBefore(bar, area);
-    area.parentNode.insertBefore(preview, area.nextSibling);
-
-    // Local drafts, per page and form.
-    var key = "rota-draft:" + location.pathname + ":" + (form.getAttribute("action") || "");
-    var saved = null;
-    try { saved = localStorage.getItem(key); } catch (e) { saved = null; }
-    if (saved && !area.value.trim()) {
-      var restore = button(label("restore", "Restore your draft"));
-      restore.addEventListener("click", function () { area.value = saved; restore.remove(); area.focus(); });
-      bar.appendChild(restore);
+        .catch(function () { if (mine === previews) preview.textContent = label("failed", "That did not work; try again."); });
+      return null; // keep what is shown until the server answers
     }
-    var timer = null;
-    area.addEventListener("input", function () {
-      clearTimeout(timer);
-      timer = setTimeout(function () {
-        try { if (area.value.trim()) localStorage.setItem(key, area.value); else localStorage.removeItem(key); } catch (e) { /* storage full or off */ }
-      }, 400);
+
+    function upload(file, onSuccess, onError) {
+      var data = new FormData();
+      data.append("image", file);
+      post(form.getAttribute("data-upload-url"), data)
+        .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+        .then(function (res) {
+          if (res.ok) onSuccess(res.body.url);
+          else onError((res.body.error && res.body.error.message) || label("failed", "That did not work; try again."));
+        })
+        .catch(function () { onError(label("failed", "That did not work; try again.")); });
+    }
+
+    var editor = new window.EasyMDE({
+      element: area,
+      autoDownloadFontAwesome: false,
+      spellChecker: false,
+      nativeSpellcheck: true,
+      inputStyle: "textarea",
+      forceSync: true,
+      minHeight: area.getAttribute("data-min-height") || "12rem",
+      placeholder: area.getAttribute("placeholder") || "",
+      promptURLs: false,
+      indentWithTabs: false,
+      autosave: {
+        enabled: true,
+        uniqueId: "rota-draft:" + location.pathname + ":" + (form.getAttribute("action") || ""),
+        delay: 1000,
+        text: label("saved", "Draft saved on this device: "),
+      },
+      previewRender: previewRender,
+      uploadImage: true,
+      imageUploadFunction: upload,
+      imagePathAbsolute: true,
+      imageAccept: "image/png, image/jpeg, image/gif, image/webp",
+      imageTexts: {
+        sbInit: label("drop", "Drop or paste an image to upload it."),
+        sbOnDragEnter: label("drop-now", "Drop the image to upload it."),
+        sbOnDrop: label("uploading", "Uploading…"),
+        sbProgress: label("uploading", "Uploading…"),
+        sbOnUploaded: label("uploaded", "Image uploaded."),
+      },
+      errorCallback: function (message) { status.textContent = message; },
+      status: ["upload-image", "autosave"],
+      toolbar: [
+        tool("bold", window.EasyMDE.toggleBold, label("bold", "Bold"), "bold"),
+        tool("italic", window.EasyMDE.toggleItalic, label("italic", "Italic"), "italic"),
+        tool("heading", window.EasyMDE.toggleHeadingSmaller, label("heading", "Heading"), "heading"),
+        "|",
+        tool("quote", window.EasyMDE.toggleBlockquote, label("quote", "Quote"), "text-quote"),
+        tool("unordered-list", window.EasyMDE.toggleUnorderedList, label("list", "List"), "list"),
+        tool("ordered-list", window.EasyMDE.toggleOrderedList, label("ordered", "Numbered list"), "list-ordered"),
+        tool("code", window.EasyMDE.toggleCodeBlock, label("code", "Code"), "code"),
+        "|",
+        tool("link", window.EasyMDE.drawLink, label("link", "Link"), "link"),
+        tool("upload-image", window.EasyMDE.drawUploadedImage, label("upload", "Upload image"), "image-up"),
+        tool("table", window.EasyMDE.drawTable, label("table", "Table"), "table"),
+        "|",
+        tool("preview", window.EasyMDE.togglePreview, label("preview", "Preview"), "eye", true),
+        tool("fullscreen", window.EasyMDE.toggleFullScreen, label("fullscreen", "Full screen"), "maximize", true),
+      ],
     });
+
+    // The visible input gets the field's label (the original textarea is hidden).
+    var input = editor.codemirror.getInputField();
+    input.id = area.id + "-editor";
+    input.setAttribute("aria-label", label("field", area.getAttribute("aria-label") || ""));
+    var fieldLabel = form.querySelector('label[for="' + area.id + '"]');
+    if (fieldLabel) fieldLabel.htmlFor = input.id;
+    if (area.getAttribute("aria-invalid") === "true") input.setAttribute("aria-invalid", "true");
+    var container = editor.codemirror.getWrapperElement().parentNode;
+    container.parentNode.insertBefore(status, container.nextSibling);
+    // EasyMDE says "saved" after every save, also when an empty text removed the draft: say so
+    // only when there is a draft.
+    var save = editor.autosave.bind(editor);
+    editor.autosave = function () {
+      save();
+      var saved = document.getElementById("autosaved");
+      if (saved && !editor.value()) saved.textContent = "";
+    };
+    editor.autosave();
+    // Sent: no draft. EasyMDE 2.21 drops the stored draft on submit but not a save still pending
+    // from the last keystrokes (its change timer), which then brings the sent text back as a draft.
     form.addEventListener("submit", function () {
-      clearTimeout(timer); // a save still pending must not bring the sent text back as a draft
-      try { localStorage.removeItem(key); } catch (e) { /* ignore */ }
+      clearTimeout(editor._autosave_timeout);
+      editor.clearAutosavedValue();
     });
+    // A hidden textarea cannot take "required" or be focused: the server says what is missing.
+    area.removeAttribute("required");
+    form.rotaEditor = editor;
   }
 
   function init() { document.querySelectorAll("form[data-forum-editor]").forEach(setup); }

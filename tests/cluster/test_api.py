@@ -51,3 +51,24 @@ def test_node_list_queries_do_not_grow_with_busy_nodes(cluster, submit, user, ma
     with CaptureQueriesContext(connection) as four:
         assert sum(n["busy"] for n in client.get("/api/v1/nodes/").json()["results"]) == 4
     assert len(four.captured_queries) == len(one.captured_queries)
+
+
+def test_each_page_of_nodes_reads_and_shows_the_holders_of_its_own_nodes(
+    cluster, submit, user, other_user, make_client
+):
+    job = submit(user, name="wide", nodes=2)
+    submit(other_user, name="theirs", nodes=1)
+    client = make_client(user)
+    whole = holders_by_node(client)
+    paged: dict[str, tuple[bool, dict | None]] = {}
+    for number in (1, 2):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(f"/api/v1/nodes/?page_size=2&page={number}")
+        results = response.json()["results"]
+        assert len(results) == 2
+        paged |= {n["name"]: (n["busy"], n["holder"]) for n in results}
+        held = [q["sql"] for q in queries.captured_queries if '"holds_node"' in q["sql"]]
+        assert len(held) == 1 and " IN (" in held[0]  # only this page's nodes are looked up
+    assert paged == whole
+    assert sum(1 for _b, h in paged.values() if h and h["job"] == job.pk) == 2
+    assert sum(1 for _b, h in paged.values() if h and h["job"] is None) == 1  # another's job stays anonymous

@@ -6,7 +6,7 @@ import pytest
 
 from discussion import markdown
 from tests.discussion.xss import CORPUS, assert_inert
-from tests.factories import UserFactory
+from tests.factories import NodeFactory, UserFactory
 
 
 def test_job_reference_becomes_a_link_to_the_job_but_not_inside_words_or_code(db):
@@ -32,6 +32,28 @@ def test_mention_in_an_email_address_is_not_a_mention(db):
     UserFactory(username="example")
     rendered = markdown.render("mail me at me@example.org")
     assert rendered.mentions == set()
+
+
+def test_node_names_link_to_the_node_page_but_not_in_code_links_or_other_words(db):
+    NodeFactory(name="gpu-a01")
+    NodeFactory(name="node1.dc2")
+    rendered = markdown.render(
+        "gpu-a01 hangs, so does node1.dc2. Not `gpu-a01`, [gpu-a01](https://example.org/),"
+        " gpu-a01x, x-gpu-a01, GPU-A01 or gpu-a99.\n\n```\ngpu-a01\n```"
+    )
+    link = '<a href="/discuss/nodes/{0}/" class="node-ref" rel="nofollow noopener noreferrer">{0}</a>'
+    first = f"<p>{link.format('gpu-a01')} hangs, so does {link.format('node1.dc2')}."
+    assert rendered.html.startswith(first)
+    assert rendered.html.count('class="node-ref"') == 2
+    assert "<code>gpu-a01</code>" in rendered.html
+    assert '<a href="https://example.org/" rel="nofollow noopener noreferrer">gpu-a01</a>' in rendered.html
+    assert "gpu-a01x, x-gpu-a01, GPU-A01 or gpu-a99." in rendered.html
+    assert rendered.nodes == {"gpu-a01", "node1.dc2"}
+
+
+def test_text_without_node_names_costs_no_node_lookup(db, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert markdown.render("@ # ... --").nodes == set()
 
 
 def test_fenced_code_is_highlighted_with_classes_only(db):

@@ -11,6 +11,7 @@ import pytest
 from discussion import services
 from discussion.models import Post, Reply, Revision
 from tests.discussion.xss import CORPUS, assert_inert
+from tests.factories import NodeFactory
 from tests.permissions import db_state
 
 
@@ -39,6 +40,7 @@ PAGES = [
     Page("new", "GET", lambda c: "/discuss/new/"),
     Page("search", "GET", lambda c: "/discuss/search/?q=nccl"),
     Page("preview", "POST", lambda c: "/discuss/preview/", lambda c: {"body": "*x*"}),
+    Page("node", "GET", lambda c: f"/discuss/nodes/{c['node'].name}/"),
     Page("upload", "POST", lambda c: "/discuss/upload/", lambda c: {}, ok_status=400),  # no file: test_uploads.py
     Page("create", "POST", lambda c: "/discuss/new/", post_form, ok_status=302),
     Page("detail", "GET", lambda c: f"/discuss/{c['post'].pk}/"),
@@ -98,6 +100,7 @@ def ctx(make_post, make_reply, author, reader, moderator, browser_for):
     lonely = make_post(title="nobody answered")
     report = services.report_create(actor=moderator, post=post, reason="a test report")
     return {
+        "node": NodeFactory(name="gpu-a01", gpu_model="A100"),
         "report": report,
         "post": post,
         "reply": reply,
@@ -156,7 +159,7 @@ def test_every_forum_url_is_in_the_suite():
 
     forum = next(p for p in get_resolver().url_patterns if getattr(p, "app_name", None) == "discussion")
     routes = {"discuss/" + str(p.pattern) for p in forum.url_patterns}
-    fake = {name: SimpleNamespace(pk=1) for name in ("post", "reply", "lonely", "report")}
+    fake = {name: SimpleNamespace(pk=1, name="n1") for name in ("post", "reply", "lonely", "report", "node")}
     assert routes == {resolve(page.url(fake).split("?")[0]).route for page in PAGES}
 
 
@@ -285,6 +288,7 @@ def test_xss_corpus_is_inert_on_every_page(ctx, author, reader, moderator, make_
         "/discuss/?order=hot",
         "/discuss/search/?q=alert",
         "/discuss/search/?q=script&tag=%3Cscript%3E",
+        "/discuss/nodes/gpu-a01/",
     ]
     for who in ("author", "reader", "moderator"):
         for url in urls:
@@ -298,12 +302,14 @@ def test_xss_corpus_is_inert_on_every_page(ctx, author, reader, moderator, make_
 def test_pages_in_chinese_have_no_english_left(browser_for, reader, author, moderator, make_post, make_reply):
     from tests.web.test_i18n import english_left
 
+    NodeFactory(name="n1", gpu_model="A100")
     post = make_post(title="训练卡住", body="节点 **n1** 上的任务 #3 卡住了", tags="训练")
     reply = make_reply(post, body="试试重启")
     make_reply(post, actor=author, body="好的", quote_id=reply.pk)
     for user in (reader, moderator):
         client = browser_for(user, language="zh-hans")
         urls = ("/discuss/", f"/discuss/{post.pk}/", "/discuss/new/", f"/discuss/{post.pk}/history/")
+        urls += ("/discuss/nodes/n1/",)
         for url in (*urls, "/discuss/search/?q=卡住", "/discuss/moderation/" if user == moderator else "/discuss/"):
             response = client.get(url)
             assert response.status_code == 200
@@ -375,4 +381,24 @@ def test_linking_someone_elses_job_is_refused_and_nothing_is_stored(cluster, sub
         "/discuss/new/", {"title": "t", "body": "b", "category": "jobs", "tags": "q", "chain": chain.pk}
     )
     assert response.status_code == 200 and "No such job." in response.content.decode()
+    assert db_state() == before
+
+
+def test_a_node_named_in_a_post_links_to_its_page_with_the_posts_about_it(ctx, make_post, moderator):
+    linked = make_post(title="Flaky node", body="gpu-a01 drops off the network", tags="nodes")
+    secret = make_post(title="Hidden gpu-a01 note", body="gpu-a01", tags="nodes")
+    services.post_moderate(actor=moderator, post=secret, action="hide")
+    body = ctx["reader"].get(f"/discuss/{linked.pk}/").content.decode()
+    assert '<a href="/discuss/nodes/gpu-a01/" class="node-ref" rel="nofollow noopener noreferrer">gpu-a01</a>' in body
+    page = ctx["reader"].get("/discuss/nodes/gpu-a01/").content.decode()
+    assert '<dd class="num">8 × A100</dd>' in page
+    assert 'data-node-state="ready">Ready</span>' in page
+    assert f'href="/discuss/{linked.pk}/"' in page and f'href="/discuss/{secret.pk}/"' not in page
+    assert f'href="/discuss/{secret.pk}/"' in ctx["moderator"].get("/discuss/nodes/gpu-a01/").content.decode()
+
+
+def test_an_unknown_node_is_404_and_bad_names_never_reach_the_database(ctx):
+    before = db_state()
+    assert ctx["reader"].get("/discuss/nodes/gpu-z99/").status_code == 404
+    assert ctx["reader"].get("/discuss/nodes/%3Cscript%3E/").status_code == 404
     assert db_state() == before

@@ -101,3 +101,19 @@ def test_no_pass_recorded_says_so_and_live_refresh_renders_the_region(cluster, a
 def test_chinese(cluster, browser_for, admins):
     body = browser_for(admins["users"]["root"], "zh-hans").get("/monitor/scheduler/").content.decode()
     assert "等待队列" in body
+
+
+def test_every_admin_group_hears_the_admin_pages_events_and_nobody_else(admins):
+    from apps.experiments.consumers import _user_groups
+    from portal.realtime import ADMINS_GROUP
+
+    people = admins["users"]
+    for name in ("root", "cluster_manager", "ops", "quota_editor"):
+        assert ADMINS_GROUP in _user_groups(people[name]), name
+    assert ADMINS_GROUP not in _user_groups(people["nobody"])
+
+
+def test_the_nodes_page_refreshes_its_tree_only(cluster, admins):
+    body = admins["cluster_manager"].get("/monitor/nodes/", headers={"HX-Request": "true"}).content.decode()
+    assert body.lstrip().startswith('<div id="nodes-live"') and "<html" not in body
+    assert 'data-live-events="node.state scheduler.pass"' in body and body.count("<tr data-node=") == 4

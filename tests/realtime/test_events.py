@@ -85,12 +85,15 @@ def test_exact_events_of_a_job_lifecycle(cluster, submit, user):
     with capture_events() as sent:
         chain = submit(user)
     mine = (user_group(user.pk), chain_group(chain.pk))
-    # Submitted (waiting), then the inline scheduling pass placed it (starting) and charged quota.
+    # Submitted (waiting), then the inline scheduling pass placed it (starting), charged quota and
+    # told the admins' pages that a pass started something.
     assert [(s.type, s.groups, s.body.get("status")) for s in sent] == [
         ("chain.status", mine, "waiting"),
         ("chain.status", mine, "starting"),
         ("quota.usage", both, None),
+        ("scheduler.pass", (ADMINS_GROUP,), None),
     ]
+    assert sent[-1].body == {"type": "scheduler.pass", "started": 1, "suspended": 0}
 
     with capture_events() as sent:
         run(chain)
@@ -107,6 +110,7 @@ def test_exact_events_of_a_job_lifecycle(cluster, submit, user):
         ("chain.status", "suspended"),
         ("chain.status", "starting"),
         ("quota.usage", None),
+        ("scheduler.pass", None),
     ]
 
     with capture_events() as sent:
