@@ -13,6 +13,8 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.choices import Role
 from apps.accounts.models import POSIX_ID_MAX, POSIX_ID_MIN, User
+from apps.containers.choices import GroupKind
+from apps.containers.models import ContainerGroupPolicy
 from apps.core.errors import ApplicationError
 from apps.web.choices import NoticeAudience
 from apps.web.models import Notice
@@ -152,6 +154,29 @@ class NodeActionForm(forms.Form):
             else:
                 data["when"] = timezone.now() + timedelta(minutes=int(choice))
         return data
+
+
+class ContainerPolicyForm(forms.Form):
+    """How one node group hosts development containers (``apps.containers.services.group_policy_set``)."""
+
+    kind = forms.ChoiceField(label=_("Placement"), choices=GroupKind.choices)
+    preemptible = forms.BooleanField(label=_("Training jobs may stop its containers"), required=False)
+    idle_reclaim = forms.BooleanField(label=_("Stop idle containers"), required=False)
+    idle_minutes = forms.IntegerField(label=_("Idle time before the warning (minutes)"), min_value=1, max_value=43200)
+    grace_minutes = forms.IntegerField(label=_("Grace after the warning (minutes)"), min_value=0, max_value=43200)
+    gpu_util_threshold = forms.IntegerField(label=_("GPU utilisation counted as idle (%)"), min_value=0, max_value=100)
+
+    @classmethod
+    def for_policy(cls, policy: ContainerGroupPolicy, **kwargs: Any) -> ContainerPolicyForm:
+        initial = {
+            "kind": policy.kind,
+            "preemptible": policy.preemptible,
+            "idle_reclaim": policy.idle_reclaim,
+            "idle_minutes": policy.idle_seconds // 60,
+            "grace_minutes": policy.grace_seconds // 60,
+            "gpu_util_threshold": policy.gpu_util_threshold,
+        }
+        return cls(initial=initial, **kwargs)
 
 
 MAX_DAYS_BY_DAY = 62

@@ -22,6 +22,8 @@ from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Environment, Node, NodeGroup
+from apps.containers.choices import ON_NODE
+from apps.containers.models import Container, ContainerGroupPolicy
 from apps.core.models import AuditEntry
 from apps.core.priorities import QUOTA_LEVELS
 from apps.experiments.choices import ChainStatus, QueueStatus, WorkerStatus
@@ -351,6 +353,37 @@ def jobs_all() -> QuerySet[Chain]:
         .prefetch_related(Prefetch("tags", queryset=ChainTag.objects.order_by("name")))
         .order_by("-id")
     )
+
+
+@dataclass(frozen=True)
+class ContainerPolicyRow:
+    group: NodeGroup
+    policy: ContainerGroupPolicy  # unsaved defaults when the group has no row
+    saved: bool
+    running: int  # containers on its nodes (starting, running, stopping)
+    nodes: int
+
+
+def container_policies() -> list[ContainerPolicyRow]:
+    """Every node group with how it hosts containers and how many run there (three queries)."""
+    policies = {p.node_group_id: p for p in ContainerGroupPolicy.objects.all()}
+    running = dict(
+        Container.objects.filter(status__in=ON_NODE)
+        .values("node_group_id")
+        .annotate(n=Count("id"))
+        .values_list("node_group_id", "n")
+    )
+    groups = NodeGroup.objects.annotate(node_count=Count("nodes")).order_by("name")
+    return [
+        ContainerPolicyRow(
+            group=g,
+            policy=policies.get(g.pk) or ContainerGroupPolicy(node_group=g),
+            saved=g.pk in policies,
+            running=running.get(g.pk, 0),
+            nodes=g.node_count,  # type: ignore[attr-defined]
+        )
+        for g in groups
+    ]
 
 
 # --- scheduler overview ---------------------------------------------------------------------------

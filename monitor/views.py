@@ -32,6 +32,7 @@ from apps.accounts.choices import Role
 from apps.accounts.models import User
 from apps.cluster import services as cluster_services
 from apps.cluster.models import Node, NodeGroup
+from apps.containers import services as container_services
 from apps.core.errors import ApplicationError
 from apps.core.priorities import Priority
 from apps.experiments.choices import ChainStatus
@@ -47,6 +48,7 @@ from monitor.access import Power, has_power, monitor_view, powers_of
 from monitor.forms import (
     ActivationForm,
     AuditFilterForm,
+    ContainerPolicyForm,
     NodeActionForm,
     NoticeForm,
     UsagePeriodForm,
@@ -443,6 +445,55 @@ def safe_back(request: HttpRequest, fallback: str) -> str:
     if target.startswith("/monitor/") and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
     return fallback
+
+
+# --- containers ---------------------------------------------------------------------------------
+
+
+@monitor_view()
+@require_GET
+def container_policies_view(request: AdminRequest) -> HttpResponse:
+    """How each node group hosts development containers; cluster managers and ops edit it (the
+    container quotas themselves are on the quotas page)."""
+    rows = selectors.container_policies()
+    editable = has_power(request.user, Power.NODES)
+    forms = {row.group.pk: ContainerPolicyForm.for_policy(row.policy, prefix=f"g{row.group.pk}") for row in rows}
+    return render(
+        request,
+        "monitor/container_policies.html",
+        _context(request, "containers", rows=[(row, forms[row.group.pk]) for row in rows], editable=editable),
+    )
+
+
+@monitor_view(Power.NODES)
+@require_POST
+def container_policy_save_view(request: AdminRequest, pk: int) -> HttpResponse:
+    """Save one node group's container policy (the service checks the group again and audits)."""
+    group = NodeGroup.objects.filter(pk=pk).first()
+    if group is None:
+        raise Http404(_("No such node group."))
+    form = ContainerPolicyForm(request.POST, prefix=f"g{group.pk}")
+    if not form.is_valid():
+        errors = [f"{form.fields[name].label}: {e}" for name, errs in form.errors.items() for e in errs]
+        messages.error(request, " ".join(errors))
+        return redirect("monitor:container-policies")
+    data = form.cleaned_data
+    try:
+        container_services.group_policy_set(
+            actor=request.user,
+            node_group=group,
+            kind=data["kind"],
+            preemptible=data["preemptible"],
+            idle_reclaim=data["idle_reclaim"],
+            idle_seconds=data["idle_minutes"] * 60,
+            grace_seconds=data["grace_minutes"] * 60,
+            gpu_util_threshold=data["gpu_util_threshold"],
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Container settings of %(group)s saved.") % {"group": group.name})
+    return redirect("monitor:container-policies")
 
 
 # --- jobs ---------------------------------------------------------------------------------------

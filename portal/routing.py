@@ -49,12 +49,13 @@ class ContainerPathRouter:
 
 
 def build_application(http_app: Any) -> ProtocolTypeRouter:
-    from channels.auth import AuthMiddlewareStack
+    from channels.sessions import SessionMiddlewareStack
 
     from apps.accounts.ws_auth import websocket_stack
     from apps.containers.proxy import ContainerProxy
 
-    proxy = AuthMiddlewareStack(ContainerProxy())
+    # The proxy resolves the session's user itself, with its container lookup in one database trip.
+    proxy = SessionMiddlewareStack(ContainerProxy())
     return ProtocolTypeRouter(
         {
             "http": ContainerPathRouter(proxy, http_app),

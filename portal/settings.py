@@ -478,6 +478,8 @@ ROTA_CONTAINERS: dict[str, Any] = {
     "INGRESS_CLASS": env_str("ROTA_CONTAINER_INGRESS_CLASS", "nginx"),
     "INGRESS_HOST": env_str("ROTA_CONTAINER_INGRESS_HOST"),
     "IDLE_CHECK_SECONDS": env_float("ROTA_CONTAINER_IDLE_CHECK_SECONDS", 60.0),
+    # Kubernetes: the image of containers without an environment (it must have JupyterLab and bash).
+    "IMAGE": env_str("ROTA_CONTAINER_IMAGE", "quay.io/jupyter/minimal-notebook:2024-12-09"),
 }
 
 ROTA_KUBERNETES = {

@@ -3,7 +3,8 @@
 An ASGI application in front of Django (``portal/routing.py`` sends these paths here), for HTTP
 and websockets alike, so JupyterLab's pages, API, kernels and terminals work through the portal:
 
-1. **Who**: the session cookie (Channels' auth stack). Anonymous HTTP requests are redirected to
+1. **Who**: the session cookie (Channels' session middleware; the user is loaded with the
+   container in one trip to the database thread). Anonymous HTTP requests are redirected to
    the sign-in page (``?next=`` the path); anonymous sockets are refused at the handshake.
 2. **May they**: only the owner and platform admins. Anyone else gets 404, as for a container that
    does not exist (names are not disclosed). A container that is not running answers 503 with
@@ -98,13 +99,7 @@ class Target:
     service: str
 
 
-def _user_of(scope: dict[str, Any]) -> Any:
-    user = scope.get("user")
-    return user if user is not None and getattr(user, "is_authenticated", False) and user.is_active else None
-
-
-@database_sync_to_async
-def _lookup(user: Any, owner: str, name: str, rest: str) -> tuple[int, Target | None, str]:
+def lookup(user: Any, owner: str, name: str, rest: str) -> tuple[int, Target | None, str]:
     """(status, target, message): 404 for anyone who may not see it, 503 when it is not running."""
     c = (
         Container.objects.filter(owner__username=owner, name=name, deleted_at__isnull=True)
@@ -125,6 +120,23 @@ def _lookup(user: Any, owner: str, name: str, rest: str) -> tuple[int, Target | 
     if not address:
         return 503, None, "The service has no address yet; try again in a moment."
     return 200, Target(address=address, token=container_token(c.pk, c.run), service=service), ""
+
+
+_lookup = database_sync_to_async(lookup)
+
+
+@database_sync_to_async
+def _resolve(session: Any, owner: str, name: str, rest: str) -> tuple[Any, int, Target | None, str]:
+    """The signed-in user of the session (Django's own rules: backend, session hash, active) and
+    what they may reach, in one trip to the database thread: (user or None, status, target, message)."""
+    from types import SimpleNamespace
+
+    from django.contrib.auth import get_user
+
+    user = get_user(SimpleNamespace(session=session))  # type: ignore[arg-type]
+    if not (user.is_authenticated and user.is_active):
+        return None, 401, None, ""
+    return (user, *lookup(user, owner, name, rest))
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -238,7 +250,7 @@ class ContainerProxy:
         if found is None:  # pragma: no cover - the router only sends matching paths
             await _simple(send, 404, "Not found.")
             return
-        user = _user_of(scope)
+        user, status, target, message = await _resolve(scope["session"], found["user"], found["name"], found["rest"])
         if user is None:
             location = f"{settings.LOGIN_URL}?next={quote(path)}"
             await _simple(send, 302, "Sign in first.", [(b"location", location.encode())])
@@ -246,7 +258,6 @@ class ContainerProxy:
         if not found["slash"]:
             await _simple(send, 302, "", [(b"location", f"{path}/".encode())])
             return
-        status, target, message = await _lookup(user, found["user"], found["name"], found["rest"])
         if target is None:
             await _simple(send, status, message)
             return
@@ -285,11 +296,13 @@ class ContainerProxy:
         if first["type"] != "websocket.connect":
             return
         found = PATH_RE.match(scope["path"])
-        user = _user_of(scope)
-        if found is None or user is None or not _origin_allowed(scope):
+        if found is None or not _origin_allowed(scope):
             await send({"type": "websocket.close", "code": 4403})
             return
-        status, target, _message = await _lookup(user, found["user"], found["name"], found["rest"])
+        user, status, target, _message = await _resolve(scope["session"], found["user"], found["name"], found["rest"])
+        if user is None:
+            await send({"type": "websocket.close", "code": 4403})
+            return
         if target is None:
             await send({"type": "websocket.close", "code": 4404 if status == 404 else 4503})
             return

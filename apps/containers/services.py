@@ -197,17 +197,6 @@ def _check_quota(
             raise _quota_error(use, label, used, asked, total)
 
 
-def _require_backend() -> None:
-    from django.conf import settings
-
-    if settings.ROTA_BACKEND != "local":
-        raise ApplicationError(
-            _("Development containers are not available on this cluster yet (they need the local backend)."),
-            code="unavailable",
-            status=503,
-        )
-
-
 def _lock_owner(owner: User) -> None:
     User.objects.select_for_update().filter(pk=owner.pk).first()
 
@@ -244,7 +233,6 @@ def container_create(
 
     Checks the name, the services, the resources against the group's nodes, the environment
     against the user's environment quota, and the container quota (under a lock of the owner)."""
-    _require_backend()
     name = (name or "").strip()
     container = Container(
         owner=actor,
@@ -358,7 +346,6 @@ def container_update(
 def container_start(*, actor: User, container: Container) -> Container:
     """Ask for the container to run: it is queued for a node (quota checked first). Starting one
     already queued, starting or running changes nothing."""
-    _require_backend()
     container = _locked(actor, container)
     if container.desired == DesiredState.RUNNING and container.status != ContainerStatus.FAILED:
         return container
@@ -727,6 +714,42 @@ def container_services_restarted(*, container_id: int, names: Iterable[str]) -> 
     if c is not None:
         c.restart_services = [n for n in c.restart_services if n not in set(names)]
         c.save(update_fields=["restart_services"])
+
+
+NODE_PORTS_EXHAUSTED = gettext_noop(
+    "Every NodePort of the cluster's range for containers is taken; ask an admin to widen the range."
+)
+
+
+@transaction.atomic
+def container_assign_node_ports(*, container_id: int) -> None:
+    """Give the container's TCP services (SSH, custom TCP) NodePorts from
+    ``ROTA_CONTAINERS['NODE_PORT_MIN'..'NODE_PORT_MAX']`` (Kubernetes backend; the launcher calls
+    this before starting a run). A port, once given, stays the container's until it is deleted, so
+    the SSH command does not change between runs. The count was checked against the owner's port
+    quota at create and edit; the unique columns make two assignments of one port impossible."""
+    from django.conf import settings
+
+    c = Container.objects.select_for_update().filter(pk=container_id).first()
+    if c is None:
+        return
+    services = list(c.services.filter(protocol=Protocol.TCP, node_port__isnull=True))
+    if not services and (c.ssh_node_port or not c.ssh):
+        return
+    used = set(Container.objects.exclude(ssh_node_port=None).values_list("ssh_node_port", flat=True))
+    used |= set(ContainerService.objects.exclude(node_port=None).values_list("node_port", flat=True))
+    low, high = int(settings.ROTA_CONTAINERS["NODE_PORT_MIN"]), int(settings.ROTA_CONTAINERS["NODE_PORT_MAX"])
+    free = (port for port in range(low, high + 1) if port not in used)
+    try:
+        if c.ssh and not c.ssh_node_port:
+            c.ssh_node_port = next(free)
+            c.save(update_fields=["ssh_node_port"])
+        for service in services:
+            service.node_port = next(free)
+            service.save(update_fields=["node_port"])
+    except StopIteration:
+        # Stored on the container in English, translated when shown (``presentation``).
+        raise ApplicationError(NODE_PORTS_EXHAUSTED, code="node_ports_exhausted", status=503) from None
 
 
 # -- idle reclaim ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_noop
 
+from apps.accounts.posix import posix_account
 from apps.cluster.choices import NodeState
 from apps.cluster.selectors import mounts_for
 from apps.containers import services as container_services
@@ -39,9 +40,11 @@ from apps.containers.choices import ON_NODE, ContainerStatus, StopReason
 from apps.containers.layout import service_slots
 from apps.containers.models import Container
 from apps.containers.tokens import container_token
+from apps.core.errors import ApplicationError
 from apps.launcher.backends import get_container_backend
 from apps.launcher.backends.base import MountSpec, RankPhase
 from apps.launcher.backends.container_base import ContainerBackend, ContainerSpec, ServiceSpec
+from apps.launcher.reconcile import FALLBACK_UID_BASE
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +67,21 @@ def base_url(owner: str, name: str) -> str:
     return f"/containers/{owner}/{name}/"
 
 
-def build_spec(c: Container) -> ContainerSpec:
-    """The backend's view of the container's current run (from the spec frozen at placement)."""
+def build_spec(c: Container, *, kubernetes: bool = False) -> ContainerSpec:
+    """The backend's view of the container's current run (from the spec frozen at placement).
+
+    On Kubernetes the pod runs as the owner's POSIX identity by the job pods' rule (the account
+    an admin mapped, else a uid derived from the user's id, never root) with ``$HOME`` at
+    ``ROTA_K8S_HOME`` (else ``/home/<user>``); locally it is a process tree in the workspace."""
     spec = c.started_spec or {}
     owner = c.owner
+    if kubernetes:
+        account = posix_account(owner, host_lookup=False)
+        uid, gid, mapped = (account.uid, account.gid, True) if account else (FALLBACK_UID_BASE + owner.pk, None, False)
+        home = str(settings.ROTA_KUBERNETES["HOME"] or "/home/{user}").format(user=owner.username)
+    else:
+        uid, gid, mapped = owner.posix_uid or 1000, owner.posix_gid, owner.posix_uid is not None
+        home = str(Path(_conf()["WORKSPACE_ROOT"]) / owner.username)
     node_ports = {s.name: s.node_port for s in c.services.all() if s.node_port}
     if c.ssh_node_port:
         node_ports["ssh"] = c.ssh_node_port
@@ -83,7 +97,7 @@ def build_spec(c: Container) -> ContainerSpec:
         node=c.node.name if c.node else "",
         base_url=base_url(owner.username, c.name),
         token=container_token(c.pk, c.run),
-        workspace=str(Path(_conf()["WORKSPACE_ROOT"]) / owner.username),
+        workspace=home,
         image=str(spec.get("image") or ""),
         cpu=int(spec.get("cpu") or c.cpu),
         memory_bytes=int(spec.get("memory_gib") or c.memory_gib) * 2**30,
@@ -94,9 +108,9 @@ def build_spec(c: Container) -> ContainerSpec:
         ),
         startup_script=str(spec.get("startup_script") or ""),
         mounts=mounts,
-        uid=owner.posix_uid or 1000,
-        gid=owner.posix_gid,
-        uid_mapped=owner.posix_uid is not None,
+        uid=uid,
+        gid=gid,
+        uid_mapped=mapped,
         node_ports=node_ports,
     )
 
@@ -191,6 +205,14 @@ def reconcile_containers(backend: ContainerBackend | None = None) -> ContainerPa
     return result
 
 
+def _fail_start(backend: ContainerBackend, c: Container, result: ContainerPassResult, message: str) -> None:
+    backend.stop(c.pk, c.run)
+    if container_services.container_observed(
+        container_id=c.pk, run=c.run, status=ContainerStatus.FAILED, message=message, stop_reason=StopReason.FAILED
+    ):
+        result.failed[c.pk] = message
+
+
 def _reconcile_one(backend: ContainerBackend, c: Container, result: ContainerPassResult, timeout: float) -> None:
     node_lost = c.node is None or c.node.state in (NodeState.NOT_READY, NodeState.DISABLED)
     if c.status == ContainerStatus.STOPPING:
@@ -219,9 +241,21 @@ def _reconcile_one(backend: ContainerBackend, c: Container, result: ContainerPas
             stop_reason=StopReason.NODE_LOST,
         )
         return
-    spec = build_spec(c)
+    kubernetes = backend.name == "kubernetes"
+    if kubernetes and c.status == ContainerStatus.STARTING:
+        try:
+            container_services.container_assign_node_ports(container_id=c.pk)
+        except ApplicationError as exc:
+            _fail_start(backend, c, result, exc.message)
+            return
+        c = Container.objects.select_related("owner", "node", "node_group").prefetch_related("services").get(pk=c.pk)
+    spec = build_spec(c, kubernetes=kubernetes)
     if c.status == ContainerStatus.STARTING:
-        backend.start(spec)
+        try:
+            backend.start(spec)
+        except ValueError as exc:  # the spec cannot run there (no image, uid): say so on the container
+            _fail_start(backend, c, result, str(exc))
+            return
         result.started.append(c.pk)
     observed = backend.observe(c.pk, c.run)
     jupyter = observed.get("jupyter")
@@ -247,6 +281,8 @@ def _reconcile_one(backend: ContainerBackend, c: Container, result: ContainerPas
         if (timezone.now() - started).total_seconds() > timeout:
             backend.stop(c.pk, c.run)
             message = f"JupyterLab did not answer within {timeout:.0f} s. See the jupyter log."
+            if jupyter is not None and jupyter.message:
+                message += f" Last state: {jupyter.message}"
             if container_services.container_observed(
                 container_id=c.pk,
                 run=c.run,

@@ -56,13 +56,9 @@ CONTAINER_LEASE = "containers"
 def container_reconcile_pass() -> bool:
     """Run a pass over development containers if this process owns the cluster (as for jobs: the
     owner's backend holds the runs) and no other thread of it is running one."""
-    from django.conf import settings
-
     from apps.launcher.container_reconcile import reconcile_containers
     from apps.launcher.ownership import ownership
 
-    if settings.ROTA_BACKEND != "local":
-        return False  # containers run on the local backend only so far (docs/containers.md)
     if not ownership.claim():
         return False
     return run_single_flight(CONTAINER_LEASE, reconcile_containers, ttl=120.0)

@@ -223,15 +223,3 @@ def test_training_scheduler_leaves_nodes_with_containers_alone(cluster, submit, 
     services.container_start(actor=user, container=c)
     c.refresh_from_db()
     assert c.node_id not in held and c.status == ContainerStatus.STARTING
-
-
-def test_without_the_local_backend_containers_are_refused_clearly(jupyter, user, settings):
-    settings.ROTA_BACKEND = "kubernetes"
-    before = db_state()
-    with pytest.raises(ApplicationError) as info:
-        create(user, jupyter)
-    assert (info.value.status, info.value.code) == (503, "unavailable")
-    assert db_state() == before
-    from apps.launcher.tasks import container_reconcile_pass
-
-    assert container_reconcile_pass() is False

@@ -105,6 +105,23 @@ PAGES += [
     ),
 ]
 PAGES += [
+    MonitorPage("container-policies", "GET", lambda c: "/monitor/containers/"),
+    MonitorPage(
+        "container-policy-save",
+        "POST",
+        lambda c: f"/monitor/containers/{c['node_group'].pk}/",
+        Power.NODES,
+        lambda c: {
+            f"g{c['node_group'].pk}-{k}": v
+            for k, v in {
+                "kind": "dedicated",
+                "idle_minutes": "30",
+                "grace_minutes": "10",
+                "gpu_util_threshold": "5",
+            }.items()
+        },
+        ok_status=302,
+    ),
     MonitorPage("scheduler", "GET", lambda c: "/monitor/scheduler/"),
     MonitorPage("usage", "GET", lambda c: "/monitor/usage/"),
     MonitorPage("usage-csv", "GET", lambda c: "/monitor/usage/?format=csv"),
@@ -216,6 +233,7 @@ def test_every_monitor_route_is_in_the_suite():
         "target": SimpleNamespace(pk=1),
         "node": SimpleNamespace(pk=1, name="n1"),
         "chain": SimpleNamespace(pk=1),
+        "node_group": SimpleNamespace(pk=1),
         "notice": SimpleNamespace(pk=1),
     }
     covered = {resolve(page.url(fake).split("?")[0]).route.removeprefix("monitor/") for page in PAGES}

@@ -80,7 +80,41 @@ def _create_container_backend() -> ContainerBackend:
         run_root = Path(conf["RUN_ROOT"])
         run_root.mkdir(parents=True, exist_ok=True)
         return LocalContainerBackend(run_root, get_container_log_store())
-    raise RuntimeError("development containers run on the local backend only so far (docs/containers.md)")
+    from apps.launcher.backends.container_kubernetes import KubernetesContainerBackend
+    from apps.launcher.log_journal import StoreLogJournal
+    from apps.launcher.ownership import ownership
+
+    kube: dict[str, Any] = settings.ROTA_KUBERNETES
+    backend = KubernetesContainerBackend(
+        _kube_api_client(),
+        namespace=str(kube["NAMESPACE"]),
+        image_pull_secrets=list(kube["IMAGE_PULL_SECRETS"]),
+        # Stored like the local backend's: <log root>/containers/<container id>/<run key>/rank-<service>.
+        log_journal=StoreLogJournal(
+            get_container_log_store(), holds=ownership.holds, chain_of=lambda key: str(key // 1_000_000)
+        ),
+        default_image=str(settings.ROTA_CONTAINERS["IMAGE"]),
+    )
+    backend.start_watching()
+    return backend
+
+
+@lru_cache(maxsize=1)
+def _kube_api_client() -> Any:
+    """One ``ApiClient`` (one bounded connection pool) for the job and the container backends."""
+    from django.conf import settings
+    from kubernetes import client, config
+
+    conf: dict[str, Any] = settings.ROTA_KUBERNETES
+    if conf["IN_CLUSTER"]:
+        config.load_incluster_config()
+    else:
+        config.load_kube_config(config_file=conf["KUBECONFIG"] or None)
+    configuration = client.Configuration.get_default_copy()
+    # One pool for every call (informers, log streams, writes): bounded, so a burst cannot open
+    # connections without limit against the API server.
+    configuration.connection_pool_maxsize = int(conf["CONNECTION_POOL"])
+    return client.ApiClient(configuration)
 
 
 def _create() -> Backend:
@@ -93,24 +127,13 @@ def _create() -> Backend:
         logging.getLogger("apps.launcher").warning(single_tenant_warning(refuse_unmapped=unmapped_owners_refused()))
         settings.ROTA_RUN_ROOT.mkdir(parents=True, exist_ok=True)
         return LocalBackend(settings.ROTA_RUN_ROOT, get_log_store())
-    from kubernetes import client, config
-
     from apps.launcher.backends.kubernetes import KubernetesBackend
-
-    conf: dict[str, Any] = settings.ROTA_KUBERNETES
-    if conf["IN_CLUSTER"]:
-        config.load_incluster_config()
-    else:
-        config.load_kube_config(config_file=conf["KUBECONFIG"] or None)
     from apps.launcher.log_journal import StoreLogJournal
     from apps.launcher.ownership import ownership
 
-    configuration = client.Configuration.get_default_copy()
-    # One pool for every call (informers, log streams, writes): bounded, so a burst cannot open
-    # connections without limit against the API server.
-    configuration.connection_pool_maxsize = int(conf["CONNECTION_POOL"])
+    conf: dict[str, Any] = settings.ROTA_KUBERNETES
     backend = KubernetesBackend(
-        client.ApiClient(configuration),
+        _kube_api_client(),
         namespace=str(conf["NAMESPACE"]),
         image_pull_secrets=list(conf["IMAGE_PULL_SECRETS"]),
         log_journal=StoreLogJournal(get_log_store(), holds=ownership.holds),

@@ -153,9 +153,9 @@ class KubernetesBackend(Backend):
         )
         return [pod for pod in pods if (key := self._pod_key(pod)) is not None and key[0] == attempt_id]
 
-    def _open_log(self, pod: str, since_seconds: int | None) -> Any:
+    def _open_log(self, pod: str, since_seconds: int | None, container: str = CONTAINER_NAME) -> Any:
         kwargs: dict[str, Any] = {
-            "container": CONTAINER_NAME,
+            "container": container,
             "follow": True,
             "timestamps": True,
             "_preload_content": False,

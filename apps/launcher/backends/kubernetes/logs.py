@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kubernetes.client.exceptions import ApiException
 
 from apps.launcher.backends.kubernetes.api import BACKOFF_MAX, BACKOFF_MIN, abort, describe, raise_for_status
+from apps.launcher.backends.kubernetes.manifests import CONTAINER_NAME
 from apps.logs.store import LogPosition, LogStamp
 
 if TYPE_CHECKING:
@@ -137,10 +138,13 @@ class LogFollower:
     every (re)connection resumes from the journal's stored position, so what a refused batch or a
     previous process left unwritten is fetched again and nothing is written twice."""
 
-    def __init__(self, backend: KubernetesBackend, attempt_id: int, rank: int, pod: str) -> None:
+    def __init__(
+        self, backend: KubernetesBackend, attempt_id: int, rank: int, pod: str, container: str = CONTAINER_NAME
+    ) -> None:
         self.attempt_id = attempt_id
         self.rank = rank
         self.pod = pod
+        self.container = container
         self.cursor = LogCursor()
         self.delivered = 0
         self.done = threading.Event()
@@ -194,7 +198,7 @@ class LogFollower:
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
             try:
-                resp = self._backend._open_log(self.pod, self.cursor.since_seconds(time.time()))
+                resp = self._backend._open_log(self.pod, self.cursor.since_seconds(time.time()), self.container)
                 self._resp = resp
                 with self._backend._streams.track(resp):
                     if self.stopped:

@@ -1,0 +1,395 @@
+"""Kubernetes objects of one development-container run, built from a ``ContainerSpec``: pure.
+
+A run (container id, run number → ``run_key``) is:
+
+* a **Service** ``rota-c-<key>`` (ClusterIP) over the run's HTTP ports: the owner of everything
+  else of the run (garbage collection), the target of an Ingress, and where the stop reason is
+  written (annotation), as for jobs;
+* a **Secret** ``rota-c-<key>-env`` holding JupyterLab's token for the run (never in the pod spec);
+* a **Pod** ``rota-c-<key>``: one container per service (``jupyter``, ``startup``, ``ssh``,
+  custom ones), sharing the pod's network and the user's volumes. JupyterLab's container holds
+  the whole GPUs, CPU and memory the container asked for; the others request nothing of their own
+  (they share the pod's limits only on the nodes' cgroup level). The pod runs as the owner's POSIX
+  identity with the job pods' security context (non-root, no privilege escalation, every
+  capability dropped, RuntimeDefault seccomp), pinned to the node the scheduler placed it on.
+* a **NodePort Service** ``rota-c-<key>-tcp`` for TCP services (SSH, custom TCP) on the NodePorts
+  allocated to the container from the owner's port quota (``ContainerSpec.node_ports``).
+
+Restarting one service: each container runs its service under ``SERVICE_WRAPPER``, which watches a
+downward-API file holding the pod annotation ``rota.dev/restart-<service>``; the backend bumps the
+annotation, the kubelet updates the file, the wrapper kills the service's process group and starts
+it again in the same container (same log). Labels carry ``rota.dev/container-run``, never the job
+backend's ``rota.dev/attempt``, so the job reconcile never sees a container's objects.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+
+from apps.launcher.backends.container_base import ContainerSpec, ServiceSpec
+from apps.launcher.backends.kubernetes.manifests import (
+    MOUNT_KINDS,
+    SHM_PATH,
+    SHM_VOLUME,
+    JsonDict,
+    Manifests,
+    cpu_quantity,
+    normalize_capabilities,
+    sanitize_label_value,
+)
+
+RESTART_VOLUME = "rota-restart"
+RESTART_DIR = "/etc/rota/restart"
+JUPYTER_TOKEN_KEY = "JUPYTER_TOKEN"  # noqa: S105 - a key name, not a secret
+
+#: PID 1 of every service container (bash): runs the service as its own process group, forwards
+#: TERM/INT/HUP to it, and restarts it when the file ``$ROTA_RESTART_FILE`` (a downward-API view
+#: of the pod annotation ``rota.dev/restart-<service>``) changes. Exits with the service's status
+#: when the service ends on its own.
+SERVICE_WRAPPER = (
+    'f="$ROTA_RESTART_FILE"; seen=$(cat "$f" 2>/dev/null); '
+    "trap 'kill -TERM -- -$child 2>/dev/null; stopping=1' TERM INT HUP; stopping=0; "
+    "while :; do "
+    'set -m; "$@" & child=$!; set +m; restarted=0; '
+    'while kill -0 "$child" 2>/dev/null; do '
+    'now=$(cat "$f" 2>/dev/null); '
+    'if [ "$stopping" = 0 ] && [ "$now" != "$seen" ]; then '
+    'seen=$now; restarted=1; echo "rota: restarting the service" >&2; '
+    "kill -TERM -- -$child 2>/dev/null; n=0; "
+    'while kill -0 "$child" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done; '
+    "kill -KILL -- -$child 2>/dev/null; fi; "
+    "sleep 1 & wait $!; "
+    "done; "
+    'wait "$child"; status=$?; '
+    '[ "$restarted" = 1 ] && [ "$stopping" = 0 ] && continue; '
+    'exit "$status"; '
+    "done"
+)
+
+
+def run_name(key: int) -> str:
+    return f"rota-c-{key}"
+
+
+def tcp_service_name(key: int) -> str:
+    return f"rota-c-{key}-tcp"
+
+
+def token_secret_name(key: int) -> str:
+    return f"rota-c-{key}-env"
+
+
+def port_name(service: ServiceSpec) -> str:
+    """A port's name: at most 15 characters with a letter (IANA_SVC_NAME), where service names may
+    have 32, so it is made from the protocol and the port number."""
+    return f"{service.protocol or 'tcp'}-{service.port}"
+
+
+def jupyter_argv(port: int, base_url: str, root: str) -> list[str]:
+    """JupyterLab in the image (``jupyter`` on PATH), its token from ``JUPYTER_TOKEN``."""
+    return [
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ServerApp.ip=0.0.0.0",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.base_url={base_url}",
+        f"--ServerApp.root_dir={root}",
+        # The portal (or the Ingress, which asks the portal) authenticates people and adds the token.
+        "--ServerApp.allow_remote_access=True",
+        "--ServerApp.terminals_enabled=True",
+        "--LabApp.news_url=",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
+
+
+def sshd_argv(port: int) -> list[str]:
+    key = "$HOME/.ssh/rota_host_ed25519_key"
+    script = (
+        "command -v sshd >/dev/null || { echo 'sshd is not installed in this image: SSH is unavailable' >&2;"
+        " exit 127; }; mkdir -p $HOME/.ssh; "
+        f'[ -f "{key}" ] || ssh-keygen -q -t ed25519 -N "" -f "{key}"; '
+        f'exec "$(command -v sshd)" -D -e -p {port} -h "{key}" -o PidFile=none'
+        " -o AuthorizedKeysFile=$HOME/.ssh/authorized_keys -o PasswordAuthentication=no"
+    )
+    return ["sh", "-c", script]
+
+
+class ContainerManifests:
+    """Builds the objects of one container run in one namespace (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str,
+        image_pull_secrets: Sequence[str] = (),
+        owner_label_prefix: str = "rota.dev",
+        termination_grace_seconds: int = 10,
+        default_image: str = "",
+    ) -> None:
+        self._namespace = namespace
+        self._pull_secrets = tuple(image_pull_secrets)
+        self._prefix = owner_label_prefix
+        self._grace = termination_grace_seconds
+        self._default_image = default_image
+        self.label_container = f"{owner_label_prefix}/container"
+        self.label_run = f"{owner_label_prefix}/container-run"
+        self.label_user = f"{owner_label_prefix}/user"
+        self.label_name = f"{owner_label_prefix}/container-name"
+        self.annotation_stop_reason = f"{owner_label_prefix}/stop-reason"
+        self.annotation_services = f"{owner_label_prefix}/services"
+
+    def restart_annotation(self, service: str) -> str:
+        return f"{self._prefix}/restart-{service}"
+
+    def image(self, spec: ContainerSpec) -> str:
+        return spec.image or self._default_image
+
+    def labels(self, spec: ContainerSpec) -> dict[str, str]:
+        return {
+            self.label_container: str(spec.container_id),
+            self.label_run: str(spec.key),
+            self.label_user: sanitize_label_value(spec.owner),
+            self.label_name: sanitize_label_value(spec.name),
+        }
+
+    def _metadata(self, name: str, spec: ContainerSpec, owner_uid: str | None = None) -> JsonDict:
+        meta: JsonDict = {"name": name, "namespace": self._namespace, "labels": self.labels(spec)}
+        if owner_uid:
+            meta["ownerReferences"] = [
+                {"apiVersion": "v1", "kind": "Service", "name": run_name(spec.key), "uid": owner_uid}
+            ]
+        return meta
+
+    @staticmethod
+    def http_services(spec: ContainerSpec) -> list[ServiceSpec]:
+        return [s for s in spec.services if s.protocol == "http"]
+
+    @staticmethod
+    def tcp_services(spec: ContainerSpec) -> list[ServiceSpec]:
+        return [s for s in spec.services if s.protocol == "tcp"]
+
+    def build_service(self, spec: ContainerSpec) -> JsonDict:
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": self._metadata(run_name(spec.key), spec),
+            "spec": {
+                "type": "ClusterIP",
+                "selector": {self.label_run: str(spec.key)},
+                "ports": [
+                    {"name": port_name(s), "port": s.port, "targetPort": s.port, "protocol": "TCP"}
+                    for s in self.http_services(spec)
+                ],
+            },
+        }
+
+    def build_tcp_service(self, spec: ContainerSpec, owner_uid: str) -> JsonDict | None:
+        """The NodePort Service of the run's TCP services that have a NodePort; None if none has."""
+        ports = [
+            {
+                "name": port_name(s),
+                "port": s.port,
+                "targetPort": s.port,
+                "nodePort": spec.node_ports[s.name],
+                "protocol": "TCP",
+            }
+            for s in self.tcp_services(spec)
+            if spec.node_ports.get(s.name)
+        ]
+        if not ports:
+            return None
+        return {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": self._metadata(tcp_service_name(spec.key), spec, owner_uid),
+            "spec": {
+                "type": "NodePort",
+                "externalTrafficPolicy": "Local",  # the pod is on one node; keep the client's address
+                "selector": {self.label_run: str(spec.key)},
+                "ports": ports,
+            },
+        }
+
+    def build_secret(self, spec: ContainerSpec, owner_uid: str) -> JsonDict:
+        return {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": self._metadata(token_secret_name(spec.key), spec, owner_uid),
+            "type": "Opaque",
+            "immutable": True,
+            "data": {JUPYTER_TOKEN_KEY: base64.b64encode(spec.token.encode()).decode()},
+        }
+
+    def _env(self, spec: ContainerSpec, service: ServiceSpec) -> list[JsonDict]:
+        values = {
+            **spec.env,
+            "HOME": spec.workspace,
+            "USER": spec.owner,
+            "LOGNAME": spec.owner,
+            "SHELL": "/bin/bash",
+            "ROTA_CONTAINER": spec.name,
+            "ROTA_CONTAINER_ID": str(spec.container_id),
+            "ROTA_SERVICE": service.name,
+            "ROTA_RESTART_FILE": f"{RESTART_DIR}/{service.name}",
+        }
+        if service.port and service.name != "jupyter":
+            values["PORT"] = str(service.port)
+        env: list[JsonDict] = [{"name": k, "value": v} for k, v in sorted(values.items())]
+        if service.name == "jupyter":
+            ref = {"name": token_secret_name(spec.key), "key": JUPYTER_TOKEN_KEY}
+            env.append({"name": JUPYTER_TOKEN_KEY, "valueFrom": {"secretKeyRef": ref}})
+        if spec.gpus == 0 or service.name != "jupyter":
+            env.append({"name": "NVIDIA_VISIBLE_DEVICES", "value": "void"})
+        return env
+
+    def service_argv(self, spec: ContainerSpec, service: ServiceSpec) -> list[str]:
+        if service.name == "jupyter":
+            return jupyter_argv(service.port, spec.base_url, spec.workspace)
+        if service.name == "ssh":
+            return sshd_argv(service.port)
+        if service.name == "startup":
+            return ["bash", "-c", spec.startup_script]
+        return ["bash", "-c", service.command]
+
+    def _resources(self, spec: ContainerSpec) -> JsonDict:
+        limits: dict[str, str] = {}
+        requests: dict[str, str] = {}
+        if spec.cpu > 0:
+            requests["cpu"] = limits["cpu"] = cpu_quantity(spec.cpu)
+        if spec.memory_bytes > 0:
+            requests["memory"] = limits["memory"] = str(spec.memory_bytes)
+        if spec.gpus > 0:  # whole GPUs: the device plugin hands out integers only
+            requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(int(spec.gpus))
+        return {"requests": requests, "limits": limits}
+
+    def _volumes(self, spec: ContainerSpec) -> tuple[list[JsonDict], list[JsonDict]]:
+        volumes: list[JsonDict] = []
+        mounts: list[JsonDict] = []
+        for index, mount in enumerate(spec.mounts):
+            volume = Manifests._volume(index, mount)
+            volumes.append(volume)
+            mounts.append({"name": volume["name"], "mountPath": mount.container_path, "readOnly": mount.read_only})
+        volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}})
+        mounts.append({"name": SHM_VOLUME, "mountPath": SHM_PATH, "readOnly": False})
+        items = [
+            {
+                "path": s.name,
+                "fieldRef": {"fieldPath": f"metadata.annotations['{self.restart_annotation(s.name)}']"},
+            }
+            for s in spec.services
+        ]
+        volumes.append({"name": RESTART_VOLUME, "downwardAPI": {"items": items}})
+        mounts.append({"name": RESTART_VOLUME, "mountPath": RESTART_DIR, "readOnly": True})
+        return volumes, mounts
+
+    def _security_context(self, spec: ContainerSpec) -> JsonDict:
+        capabilities: JsonDict = {"drop": ["ALL"]}
+        granted = normalize_capabilities(spec.capabilities)
+        if granted:
+            capabilities["add"] = granted
+        return {
+            "runAsNonRoot": True,
+            "runAsUser": spec.uid,
+            **({"runAsGroup": spec.gid} if spec.gid is not None else {}),
+            "allowPrivilegeEscalation": False,
+            "privileged": False,
+            "capabilities": capabilities,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+
+    def build_pod(self, spec: ContainerSpec, owner_uid: str) -> JsonDict:
+        self.validate(spec)
+        volumes, mounts = self._volumes(spec)
+        containers: list[JsonDict] = []
+        for service in spec.services:
+            container: JsonDict = {
+                "name": service.name,
+                "image": self.image(spec),
+                "command": ["bash", "-c", SERVICE_WRAPPER, "rota-service", *self.service_argv(spec, service)],
+                "workingDir": spec.workspace,
+                "env": self._env(spec, service),
+                "resources": self._resources(spec) if service.name == "jupyter" else {},
+                "volumeMounts": mounts,
+                "securityContext": self._security_context(spec),
+            }
+            if service.port:
+                container["ports"] = [{"name": port_name(service), "containerPort": service.port, "protocol": "TCP"}]
+            if service.name == "jupyter":
+                container["readinessProbe"] = {"tcpSocket": {"port": service.port}, "periodSeconds": 2}
+            containers.append(container)
+        pod_spec: JsonDict = {
+            "hostname": run_name(spec.key),
+            "restartPolicy": "Never",
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [spec.node]}]}
+                        ]
+                    }
+                }
+            },
+            "terminationGracePeriodSeconds": self._grace,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "hostNetwork": False,
+            "hostPID": False,
+            "hostIPC": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": spec.uid,
+                **({"runAsGroup": spec.gid} if spec.gid is not None else {}),
+                **({"fsGroup": spec.gid} if spec.gid is not None else {}),
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": containers,
+            "volumes": volumes,
+        }
+        if self._pull_secrets:
+            pod_spec["imagePullSecrets"] = [{"name": secret} for secret in self._pull_secrets]
+        meta = self._metadata(run_name(spec.key), spec, owner_uid)
+        meta["annotations"] = {self.annotation_services: encode_services(spec.services)}
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
+
+    def validate(self, spec: ContainerSpec) -> None:
+        if spec.uid < 1:
+            raise ValueError("pods run as non-root: uid must be >= 1")
+        if spec.gid is not None and spec.gid < 1:
+            raise ValueError("gid must be >= 1")
+        if not self.image(spec):
+            raise ValueError("no image: give the container an environment, or set ROTA_CONTAINER_IMAGE")
+        if not spec.node:
+            raise ValueError("the container has no node")
+        names = [s.name for s in spec.services]
+        if "jupyter" not in names or len(set(names)) != len(names):
+            raise ValueError("a run needs JupyterLab and distinct service names")
+        if spec.cpu < 0 or spec.memory_bytes < 0 or spec.gpus < 0:
+            raise ValueError("resources must be >= 0")
+        normalize_capabilities(spec.capabilities)
+        paths = {SHM_PATH, RESTART_DIR}
+        for mount in spec.mounts:
+            if mount.kind not in MOUNT_KINDS:
+                raise ValueError(f"unknown mount kind: {mount.kind!r}")
+            if mount.container_path in paths:
+                raise ValueError(f"two mounts at {mount.container_path}")
+            paths.add(mount.container_path)
+
+
+def encode_services(services: Sequence[ServiceSpec]) -> str:
+    """The run's services in rank order, ``name:protocol:port,…`` (a pod annotation: after a
+    restart the backend reads from the pod which container is which log and which is HTTP)."""
+    return ",".join(f"{s.name}:{s.protocol}:{s.port}" for s in sorted(services, key=lambda s: s.rank))
+
+
+def decode_services(value: str) -> list[tuple[str, str, int]]:
+    """(name, protocol, port) in rank order; malformed parts are skipped."""
+    found: list[tuple[str, str, int]] = []
+    for part in filter(None, (value or "").split(",")):
+        name, _, rest = part.partition(":")
+        protocol, _, port = rest.partition(":")
+        if name and port.isdigit():
+            found.append((name, protocol, int(port)))
+    return found

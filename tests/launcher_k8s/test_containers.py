@@ -1,0 +1,683 @@
+"""Development containers on Kubernetes: ``KubernetesContainerBackend`` against kmock's emulator
+through the real ``kubernetes`` client over HTTP, the objects against the API schema
+(``kubernetes-validate``), the restart wrapper as a real bash process, and the launcher's container
+pass with the database (start, running, open through the proxy, stop, a pod lost, a restart of
+the portal, idle reclaim).
+
+kmock's watch replays current objects only, so the informer is driven by relists
+(``relist_interval``) or by a scripted watch; nothing sleeps for a fixed time.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import kmock
+import kubernetes_validate
+import pytest
+from kubernetes import client
+
+from apps.launcher.backends.base import MountSpec, RankPhase
+from apps.launcher.backends.container_base import ContainerSpec, ServiceSpec, run_key
+from apps.launcher.backends.container_kubernetes import KubernetesContainerBackend, service_observations
+from apps.launcher.backends.kubernetes import Manifests
+from apps.launcher.backends.kubernetes.container_manifests import SERVICE_WRAPPER, ContainerManifests
+
+from .conftest import NAMESPACE, KubeServer, StreamScript, wait_until
+
+K8S_VERSION = "1.31"
+MakeBackend = Callable[..., KubernetesContainerBackend]
+KEY = run_key(5, 2)
+POD = f"rota-c-{KEY}"
+
+
+def make_spec(**overrides: Any) -> ContainerSpec:
+    values: dict[str, Any] = {
+        "container_id": 5,
+        "run": 2,
+        "owner": "alice",
+        "name": "lab",
+        "node": "gpu-node-1",
+        "base_url": "/containers/alice/lab/",
+        "token": "run-token-5-2",
+        "workspace": "/home/alice",
+        "image": "registry.example/lab:1",
+        "cpu": 4,
+        "memory_bytes": 16 * 2**30,
+        "gpus": 2,
+        "services": (
+            ServiceSpec(0, "jupyter", "http", 8888, ""),
+            ServiceSpec(1, "startup", "", 0, ""),
+            ServiceSpec(2, "ssh", "tcp", 22, ""),
+            ServiceSpec(3, "web", "http", 8080, "python -m http.server 8080"),
+            ServiceSpec(4, "db", "tcp", 5432, "postgres -D data"),
+        ),
+        "startup_script": "pip install --user rich",
+        "mounts": (MountSpec("pvc", "alice-home", "/home/alice"),),
+        "uid": 4321,
+        "gid": 4000,
+        "uid_mapped": True,
+        "node_ports": {"ssh": 30001, "db": 30002},
+    }
+    values.update(overrides)
+    return ContainerSpec(**values)
+
+
+@pytest.fixture
+def make_container_backend(api_client: client.ApiClient) -> Any:
+    backends: list[KubernetesContainerBackend] = []
+
+    def factory(**kwargs: Any) -> KubernetesContainerBackend:
+        backend = KubernetesContainerBackend(api_client, namespace=NAMESPACE, **kwargs)
+        backends.append(backend)
+        return backend
+
+    yield factory
+    for backend in backends:
+        backend.close()
+
+
+def container_state(name: str, state: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": "registry.example/lab:1",
+        "imageID": "registry.example/lab@sha256:0",
+        "ready": "running" in state,
+        "restartCount": 0,
+        "state": state,
+        **({"containerID": f"containerd://{name}"} if "waiting" not in state else {}),
+    }
+
+
+def pod_running(core: client.CoreV1Api, *, ip: str = "10.1.2.3", ended: dict[str, int] | None = None) -> None:
+    started = "2030-01-01T10:00:00Z"
+    states = []
+    for name in ("jupyter", "startup", "ssh", "web", "db"):
+        if ended and name in ended:
+            state = {"terminated": {"exitCode": ended[name], "reason": "Completed" if not ended[name] else "Error"}}
+        else:
+            state = {"running": {"startedAt": started}}
+        states.append(container_state(name, state))
+    status = {"phase": "Running", "podIP": ip, "startTime": started, "containerStatuses": states}
+    core.patch_namespaced_pod_status(POD, NAMESPACE, {"status": status})
+
+
+# -- objects -------------------------------------------------------------------------------------
+
+
+def test_the_pod_runs_every_service_as_the_owner_with_the_job_pods_security_context() -> None:
+    manifests = ContainerManifests(namespace=NAMESPACE)
+    spec = make_spec()
+    pod = manifests.build_pod(spec, owner_uid="uid-1")
+    containers = {c["name"]: c for c in pod["spec"]["containers"]}
+    assert list(containers) == ["jupyter", "startup", "ssh", "web", "db"]
+    job_context = Manifests(namespace=NAMESPACE).build_pod(
+        _job_spec(uid=4321, gid=4000), _job_spec(uid=4321, gid=4000).ranks[0], "u"
+    )["spec"]["containers"][0]["securityContext"]
+    for container in containers.values():
+        assert container["securityContext"] == job_context
+        assert container["image"] == "registry.example/lab:1"
+        assert container["command"][:3] == ["bash", "-c", SERVICE_WRAPPER]
+    assert pod["spec"]["securityContext"]["runAsUser"] == 4321
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    assert pod["spec"]["restartPolicy"] == "Never"
+    terms = pod["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"][0]["matchFields"][0]["values"] == ["gpu-node-1"]
+    # Whole GPUs, CPU and memory on JupyterLab's container (kernels and terminals); none elsewhere.
+    assert containers["jupyter"]["resources"] == {
+        "requests": {"cpu": "4", "memory": str(16 * 2**30), "nvidia.com/gpu": "2"},
+        "limits": {"cpu": "4", "memory": str(16 * 2**30), "nvidia.com/gpu": "2"},
+    }
+    assert all(containers[n]["resources"] == {} for n in ("startup", "ssh", "web", "db"))
+    env = {e["name"]: e for e in containers["jupyter"]["env"]}
+    assert env["JUPYTER_TOKEN"] == {
+        "name": "JUPYTER_TOKEN",
+        "valueFrom": {"secretKeyRef": {"name": f"rota-c-{KEY}-env", "key": "JUPYTER_TOKEN"}},
+    }
+    assert "NVIDIA_VISIBLE_DEVICES" not in env
+    assert "run-token-5-2" not in str(pod)  # the token is only in the Secret
+    assert {e["name"]: e.get("value") for e in containers["web"]["env"]}["NVIDIA_VISIBLE_DEVICES"] == "void"
+    assert "--ServerApp.base_url=/containers/alice/lab/" in containers["jupyter"]["command"]
+    assert pod["metadata"]["labels"] == {
+        "rota.dev/container": "5",
+        "rota.dev/container-run": str(KEY),
+        "rota.dev/container-name": "lab",
+        "rota.dev/user": "alice",
+    }
+    assert pod["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert pod["metadata"]["annotations"]["rota.dev/services"] == (
+        "jupyter:http:8888,startup::0,ssh:tcp:22,web:http:8080,db:tcp:5432"
+    )
+
+
+def _job_spec(uid: int, gid: int) -> Any:
+    from apps.launcher.backends.base import EntrypointKind, LaunchSpec, RankSpec
+
+    return LaunchSpec(
+        attempt_id=1,
+        chain_id="c",
+        user="alice",
+        uid=uid,
+        gid=gid,
+        workspace="/w",
+        kind=EntrypointKind.PYTHON,
+        entrypoint="t.py",
+        parameters=(),
+        interpreter="python3",
+        image="i",
+        ranks=(RankSpec(rank=0, node="n", env={}),),
+    )
+
+
+def test_every_object_of_a_run_is_valid_against_the_kubernetes_schema() -> None:
+    manifests = ContainerManifests(namespace=NAMESPACE, image_pull_secrets=["regcred"])
+    spec = make_spec()
+    objects = [
+        manifests.build_service(spec),
+        manifests.build_tcp_service(spec, "uid-1"),
+        manifests.build_secret(spec, "uid-1"),
+        manifests.build_pod(spec, "uid-1"),
+    ]
+    for obj in objects:
+        assert obj is not None
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+    tcp = objects[1]
+    assert tcp is not None
+    assert tcp["spec"]["type"] == "NodePort"
+    assert [(p["name"], p["port"], p["nodePort"]) for p in tcp["spec"]["ports"]] == [
+        ("tcp-22", 22, 30001),
+        ("tcp-5432", 5432, 30002),
+    ]
+    assert [(p["name"], p["port"]) for p in objects[0]["spec"]["ports"]] == [("http-8888", 8888), ("http-8080", 8080)]
+
+
+def test_long_service_names_still_give_valid_port_names() -> None:
+    long_name = "tensorboard-of-the-big-experimnt"  # 32 characters: the longest a service may have
+    spec = make_spec(
+        services=(ServiceSpec(0, "jupyter", "http", 8888, ""), ServiceSpec(1, long_name, "http", 6006, "tb")),
+        node_ports={},
+    )
+    manifests = ContainerManifests(namespace=NAMESPACE)
+    for obj in (manifests.build_service(spec), manifests.build_pod(spec, "uid-1")):
+        kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error"),
+    [
+        ({"uid": 0}, "non-root"),
+        ({"image": ""}, "no image"),
+        ({"node": ""}, "no node"),
+        ({"services": (ServiceSpec(0, "web", "http", 80, "x"),)}, "JupyterLab"),
+        ({"mounts": (MountSpec("pvc", "a", "/etc/rota/restart"),)}, "two mounts"),
+    ],
+)
+def test_a_run_that_cannot_be_built_is_refused_with_the_reason(overrides: dict[str, Any], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        ContainerManifests(namespace=NAMESPACE).build_pod(make_spec(**overrides), "uid-1")
+
+
+def test_without_an_image_the_configured_default_image_is_used() -> None:
+    pod = ContainerManifests(namespace=NAMESPACE, default_image="quay.io/jupyter/minimal-notebook:x").build_pod(
+        make_spec(image=""), "u"
+    )
+    assert {c["image"] for c in pod["spec"]["containers"]} == {"quay.io/jupyter/minimal-notebook:x"}
+
+
+# -- the backend against kmock --------------------------------------------------------------------
+
+
+def test_start_creates_the_run_once_even_when_asked_again_or_by_a_restarted_process(
+    kube: KubeServer, make_container_backend: MakeBackend
+) -> None:
+    backend = make_container_backend()
+    spec = make_spec()
+    backend.start(spec)
+    backend.start(spec)
+    assert kube.names("v1/pods") == [POD]
+    assert kube.names("v1/services") == [f"rota-c-{KEY}", f"rota-c-{KEY}-tcp"]
+    assert kube.names("v1/secrets") == [f"rota-c-{KEY}-env"]
+    service_uid = kube.get("v1/services", NAMESPACE, f"rota-c-{KEY}")["metadata"]["uid"]  # type: ignore[index]
+    for resource, name in (("v1/pods", POD), ("v1/secrets", f"rota-c-{KEY}-env"), ("v1/services", f"rota-c-{KEY}-tcp")):
+        assert kube.get(resource, NAMESPACE, name)["metadata"]["ownerReferences"][0]["uid"] == service_uid  # type: ignore[index]
+    assert len(kube.requests(method="POST", resource="pods")) == 1
+
+    restarted = make_container_backend()  # a new portal process: it knows nothing yet
+    restarted.start(spec)
+    assert kube.names("v1/pods") == [POD]
+    assert restarted.known_runs() == {(5, 2)}
+    assert set(restarted.observe(5, 2)) == {"jupyter", "startup", "ssh", "web", "db"}
+
+
+def test_status_follows_the_pod_phase_and_each_services_container(
+    kube: KubeServer, core: client.CoreV1Api, make_container_backend: MakeBackend
+) -> None:
+    backend = make_container_backend()
+    backend.start(make_spec())
+    pending = backend.observe(5, 2)
+    assert {o.phase for o in pending.values()} == {RankPhase.PENDING}
+    assert backend.endpoints(5, 2) == {}
+    core.patch_namespaced_pod_status(
+        POD,
+        NAMESPACE,
+        {
+            "status": {
+                "phase": "Pending",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/3 nodes"}
+                ],
+            }
+        },
+    )
+    assert backend.observe(5, 2)["jupyter"].message == "Unschedulable: 0/3 nodes"
+    pod_running(core, ended={"startup": 0, "db": 3})
+    observed = backend.observe(5, 2)
+    assert {name: o.phase for name, o in observed.items()} == {
+        "jupyter": RankPhase.RUNNING,
+        "startup": RankPhase.SUCCEEDED,
+        "ssh": RankPhase.RUNNING,
+        "web": RankPhase.RUNNING,
+        "db": RankPhase.FAILED,
+    }
+    assert observed["db"].exit_code == 3
+    assert observed["db"].message == "Error"
+    # The proxy goes straight to the pod: only the HTTP services have an address.
+    assert backend.endpoints(5, 2) == {"jupyter": "10.1.2.3:8888", "web": "10.1.2.3:8080"}
+
+
+def test_an_image_that_can_never_run_fails_jupyterlab_with_the_kubelets_reason() -> None:
+    pod = ContainerManifests(namespace=NAMESPACE).build_pod(make_spec(), "u")
+    waiting = {"waiting": {"reason": "InvalidImageName", "message": "bad ref"}}
+    pod["status"] = {"phase": "Pending", "containerStatuses": [container_state("jupyter", waiting)]}
+    observed = service_observations(
+        pod, stop_reason_annotation="rota.dev/stop-reason", services_annotation="rota.dev/services"
+    )
+    assert (observed["jupyter"].phase, observed["jupyter"].message) == (RankPhase.FAILED, "InvalidImageName: bad ref")
+    assert observed["web"].phase == RankPhase.PENDING
+
+
+def test_stop_annotates_then_deletes_and_a_vanished_pod_reads_killed_until_released(
+    kube: KubeServer, core: client.CoreV1Api, make_container_backend: MakeBackend
+) -> None:
+    backend = make_container_backend(relist_interval=0.2)
+    backend.start(make_spec())
+    pod_running(core)
+    backend.start_watching()
+    assert backend.wait_synced(10)
+    backend.stop(5, 2)
+    service = kube.get("v1/services", NAMESPACE, f"rota-c-{KEY}")
+    assert service is not None and service["metadata"]["annotations"]["rota.dev/stop-reason"] == "stop"
+    deletes = kube.requests(method="DELETE", resource="pods")
+    assert len(deletes) == 1 and deletes[0].name == POD
+    assert kube.get("v1/pods", NAMESPACE, POD) is None  # kmock deletes at once
+    observed = wait_until(
+        lambda: (o := backend.observe(5, 2)) and all(s.phase.is_final for s in o.values()) and o, what="tombstones"
+    )
+    assert {s.phase for s in observed.values()} == {RankPhase.KILLED}
+    backend.stop(5, 2)  # repeats are harmless: nothing is deleted twice
+    assert len(kube.requests(method="DELETE", resource="pods")) == 1
+    backend.start(make_spec())  # a stopped run is never started again
+    assert kube.names("v1/pods") == []
+    backend.release(5, 2)
+    assert kube.names("v1/services") == [] and kube.names("v1/secrets") == []
+    assert backend.observe(5, 2) == {}
+    assert backend.known_runs() == set()
+
+
+def test_a_pod_deleted_behind_rotas_back_is_reported_missing(
+    kube: KubeServer, core: client.CoreV1Api, make_container_backend: MakeBackend
+) -> None:
+    backend = make_container_backend()
+    backend.start(make_spec())
+    pod_running(core)
+    core.delete_namespaced_pod(POD, NAMESPACE)
+    restarted = make_container_backend()  # a portal restarted meanwhile: only the Service is left
+    assert restarted.observe(5, 2) == {
+        "jupyter": restarted.observe(5, 2)["jupyter"],
+    }
+    assert restarted.observe(5, 2)["jupyter"].phase == RankPhase.MISSING
+    assert restarted.known_runs() == {(5, 2)}
+
+
+def test_a_watch_event_updates_the_cached_pod(
+    kube: KubeServer, core: client.CoreV1Api, make_container_backend: MakeBackend, pod_watch: StreamScript
+) -> None:
+    backend = make_container_backend(relist_interval=60)
+    backend.start(make_spec())
+    backend.start_watching()
+    assert backend.wait_synced(10)
+    wait_until(lambda: pod_watch.opened >= 1, what="the watch")
+    pod_running(core)
+    pod_watch.push({"type": "MODIFIED", "object": kube.get("v1/pods", NAMESPACE, POD)})
+    wait_until(lambda: backend.endpoints(5, 2).get("jupyter") == "10.1.2.3:8888", what="the watched pod")
+    reads = len(kube.requests(method="GET", resource="pods", name=POD))
+    assert backend.observe(5, 2)["jupyter"].phase == RankPhase.RUNNING
+    assert len(kube.requests(method="GET", resource="pods", name=POD)) == reads  # from the cache
+
+
+def test_restarting_one_service_bumps_its_annotation(kube: KubeServer, make_container_backend: MakeBackend) -> None:
+    backend = make_container_backend()
+    spec = make_spec()
+    backend.start(spec)
+    backend.restart_service(spec, "web")
+    first = kube.get("v1/pods", NAMESPACE, POD)["metadata"]["annotations"]["rota.dev/restart-web"]  # type: ignore[index]
+    backend.restart_service(spec, "web")
+    second = kube.get("v1/pods", NAMESPACE, POD)["metadata"]["annotations"]["rota.dev/restart-web"]  # type: ignore[index]
+    assert first != second
+    backend.restart_service(spec, "nope")
+    assert "rota.dev/restart-nope" not in kube.get("v1/pods", NAMESPACE, POD)["metadata"]["annotations"]  # type: ignore[index]
+    volume = next(v for v in kube.get("v1/pods", NAMESPACE, POD)["spec"]["volumes"] if v["name"] == "rota-restart")  # type: ignore[index]
+    assert {"path": "web", "fieldRef": {"fieldPath": "metadata.annotations['rota.dev/restart-web']"}} in volume[
+        "downwardAPI"
+    ]["items"]
+
+
+def test_service_logs_go_to_the_container_log_store_per_service(
+    kube: KubeServer, core: client.CoreV1Api, make_container_backend: MakeBackend, pod_logs: StreamScript
+) -> None:
+    class Journal:
+        def __init__(self) -> None:
+            self.lines: dict[tuple[int, int], list[str]] = {}
+
+        def accepting(self) -> bool:
+            return True
+
+        def position(self, attempt_id: int, rank: int) -> None:
+            return None
+
+        def append(self, attempt_id: int, rank: int, lines: Any) -> int:
+            self.lines.setdefault((attempt_id, rank), []).extend(text for _, text in lines)
+            return len(lines)
+
+    journal = Journal()
+    backend = make_container_backend(log_journal=journal, relist_interval=0.2)
+    backend.start(make_spec())
+    pod_running(core)
+    backend.start_watching()
+    wait_until(lambda: pod_logs.opened == 5, what="five log streams")
+    containers = sorted(r.params.get("container") for r in pod_logs.requests)
+    assert containers == ["db", "jupyter", "ssh", "startup", "web"]
+    web = next(i for i, r in enumerate(pod_logs.requests) if r.params.get("container") == "web")
+    pod_logs._server.call(lambda: pod_logs._sessions[web].put_nowait(b"2030-01-01T10:00:01.000000001Z serving\n"))
+    wait_until(lambda: journal.lines.get((KEY, 3)) == ["serving"], what="the web service's line")
+    assert backend.active_log_streams() >= {(KEY, 3)}
+
+
+# -- the restart wrapper, for real -----------------------------------------------------------------
+
+
+def test_the_wrapper_restarts_its_service_when_the_annotation_file_changes(tmp_path: Path) -> None:
+    marker = tmp_path / "restart"
+    marker.write_text("1")
+    runs = tmp_path / "runs"
+    service = f"echo started >> {runs}; exec sleep 60"
+    proc = subprocess.Popen(
+        ["bash", "-c", SERVICE_WRAPPER, "rota-service", "bash", "-c", service],
+        env={**os.environ, "ROTA_RESTART_FILE": str(marker)},
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: runs.exists() and runs.read_text().count("started") == 1, timeout=10, what="first start")
+        marker.write_text("2")
+        wait_until(lambda: runs.read_text().count("started") == 2, timeout=15, what="the restart")
+        assert proc.poll() is None  # the container goes on
+        proc.terminate()  # the kubelet's stop: the service ends and so does the wrapper
+        assert proc.wait(15) == 143
+        assert runs.read_text().count("started") == 2
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, 9)
+            proc.wait(5)
+
+
+def test_the_wrapper_exits_with_the_services_status_when_it_ends_on_its_own(tmp_path: Path) -> None:
+    result = subprocess.run(
+        ["bash", "-c", SERVICE_WRAPPER, "rota-service", sys.executable, "-c", "raise SystemExit(7)"],
+        env={**os.environ, "ROTA_RESTART_FILE": str(tmp_path / "absent")},
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 7
+
+
+# -- the launcher's container pass with the database ------------------------------------------------
+
+
+@pytest.fixture
+def k8s_containers(
+    cluster: Any, settings: Any, kube: KubeServer, api_client: client.ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    """The platform on the Kubernetes backend: a GPU group of two nodes, container quota. The
+    scheduling pass runs after each commit (placement); the tests run the container passes."""
+    from apps.launcher import tasks
+
+    monkeypatch.setattr(tasks, "container_reconcile_pass", lambda: False)
+    from django.contrib.auth.models import Group
+
+    from apps.cluster import services as cluster_services
+    from apps.quotas import services as quota_services
+
+    settings.ROTA_BACKEND = "kubernetes"
+    settings.ROTA_CONTAINERS = {**settings.ROTA_CONTAINERS, "NODE_PORT_MIN": 30100, "NODE_PORT_MAX": 30101}
+    group = cluster_services.node_group_upsert(actor=None, name="jupyter_gpu")
+    for i in range(2):
+        cluster_services.node_upsert(
+            actor=None, name=f"g{i}", group=group, gpu_count=4, cpu=16, memory_bytes=64 * 2**30
+        )
+    public = Group.objects.get_or_create(name="public")[0]
+    for kind, value in (
+        ("jupyter_containers", 3),
+        ("jupyter_cpu", 16),
+        ("jupyter_memory_gib", 64),
+        ("jupyter_gpus", 4),
+        ("jupyter_ports", 2),
+    ):
+        quota_services.quota_set(actor=None, kind=kind, node_group=group, value=value, group=public)
+    backend = KubernetesContainerBackend(api_client, namespace=NAMESPACE, default_image="lab:1", relist_interval=0.2)
+    backend.start_watching()
+    assert backend.wait_synced(10)
+    yield group, backend
+    backend.close()
+
+
+def _pass(backend: KubernetesContainerBackend) -> Any:
+    from apps.launcher.container_reconcile import reconcile_containers
+
+    return reconcile_containers(backend)
+
+
+def _stopped(backend: KubernetesContainerBackend, container_id: int) -> bool:
+    from apps.containers.choices import ContainerStatus
+    from apps.containers.models import Container
+
+    _pass(backend)
+    return Container.objects.get(pk=container_id).status == ContainerStatus.STOPPED
+
+
+def test_a_container_starts_runs_opens_through_the_proxy_and_stops_on_kubernetes(
+    k8s_containers: Any, kube: KubeServer, core: client.CoreV1Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from apps.containers import proxy
+    from apps.containers import services as container_services
+    from apps.containers.choices import ContainerStatus
+    from apps.launcher import container_reconcile
+    from apps.launcher.reconcile import FALLBACK_UID_BASE
+    from tests.factories import UserFactory
+
+    group, backend = k8s_containers
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    c = container_services.container_create(
+        actor=alice, name="lab", node_group=group, cpu=2, memory_gib=8, gpus=1, ssh=True
+    )
+    c.refresh_from_db()
+    assert c.status == ContainerStatus.STARTING  # placed by the scheduling pass after the commit
+    asked: list[tuple[str, str]] = []
+
+    def answers(address: str, spec: ContainerSpec, timeout: float = 1.0) -> bool:
+        asked.append((address, spec.token))
+        return True
+
+    monkeypatch.setattr(container_reconcile, "jupyter_answers", answers)
+    monkeypatch.setattr(container_reconcile, "jupyter_last_activity", lambda address, spec, timeout=1.0: None)
+    assert _pass(backend).started == [c.pk]
+    c.refresh_from_db()
+    name = f"rota-c-{run_key(c.pk, c.run)}"
+    pod = kube.get("v1/pods", NAMESPACE, name)
+    assert pod is not None
+    assert pod["spec"]["securityContext"]["runAsUser"] == FALLBACK_UID_BASE + alice.pk  # no mapped account
+    jupyter = pod["spec"]["containers"][0]
+    assert jupyter["resources"]["limits"] == {"cpu": "2", "memory": str(8 * 2**30), "nvidia.com/gpu": "1"}
+    assert c.ssh_node_port == 30100  # from the configured range
+    tcp = kube.get("v1/services", NAMESPACE, f"{name}-tcp")
+    assert tcp is not None and tcp["spec"]["ports"][0]["nodePort"] == 30100
+    assert c.status == ContainerStatus.STARTING and asked == []  # no address before the pod runs
+
+    started = "2030-01-01T10:00:00Z"
+    status = {
+        "phase": "Running",
+        "podIP": "10.9.8.7",
+        "containerStatuses": [container_state(n, {"running": {"startedAt": started}}) for n in ("jupyter", "ssh")],
+    }
+    core.patch_namespaced_pod_status(name, NAMESPACE, {"status": status})
+    wait_until(lambda: backend.endpoints(c.pk, c.run), what="the relisted pod")
+    assert _pass(backend).running == [c.pk]
+    c.refresh_from_db()
+    assert c.status == ContainerStatus.RUNNING
+    assert asked == [("10.9.8.7:8888", container_reconcile.container_token(c.pk, c.run))]
+    assert c.endpoints == {"jupyter": "10.9.8.7:8888"}
+
+    # The portal's proxy sends the owner to the pod with the run's token; bob is told nothing.
+    code, target, _ = asyncio.run(proxy._lookup(alice, "alice", "lab", "lab"))
+    assert (code, target.address if target else None) == (200, "10.9.8.7:8888")
+    assert asyncio.run(proxy._lookup(bob, "alice", "lab", "lab"))[0] == 404
+
+    container_services.container_stop(actor=alice, container=c)
+    _pass(backend)
+    assert kube.get("v1/pods", NAMESPACE, name) is None
+    wait_until(lambda: _stopped(backend, c.pk), what="the stop to complete")
+    c.refresh_from_db()
+    assert (c.status, c.node_id) == (ContainerStatus.STOPPED, None)
+    assert kube.names("v1/services") == [] and kube.names("v1/pods") == []
+    assert c.ssh_node_port == 30100  # kept for the next run: the SSH command does not change
+
+
+def test_a_restarted_portal_neither_loses_nor_duplicates_a_running_container(
+    k8s_containers: Any, kube: KubeServer, core: client.CoreV1Api, api_client: client.ApiClient, monkeypatch: Any
+) -> None:
+    from apps.containers import services as container_services
+    from apps.containers.choices import ContainerStatus, StopReason
+    from apps.launcher import container_reconcile
+    from tests.factories import UserFactory
+
+    group, backend = k8s_containers
+    alice = UserFactory(username="alice")
+    monkeypatch.setattr(container_reconcile, "jupyter_answers", lambda address, spec, timeout=1.0: True)
+    monkeypatch.setattr(container_reconcile, "jupyter_last_activity", lambda address, spec, timeout=1.0: None)
+    c = container_services.container_create(actor=alice, name="lab", node_group=group)
+    _pass(backend)
+    c.refresh_from_db()
+    name = f"rota-c-{run_key(c.pk, c.run)}"
+    running = {
+        "phase": "Running",
+        "podIP": "10.0.0.5",
+        "containerStatuses": [container_state("jupyter", {"running": {}})],
+    }
+    core.patch_namespaced_pod_status(name, NAMESPACE, {"status": running})
+    wait_until(lambda: backend.endpoints(c.pk, c.run), what="the pod running")
+    assert _pass(backend).running == [c.pk]
+    backend.close()
+
+    restarted = KubernetesContainerBackend(api_client, namespace=NAMESPACE, default_image="lab:1", relist_interval=0.2)
+    try:
+        restarted.start_watching()
+        assert restarted.wait_synced(10)
+        for _ in range(3):
+            result = _pass(restarted)
+            assert result.cleaned == [] and result.failed == {}
+        c.refresh_from_db()
+        assert c.status == ContainerStatus.RUNNING
+        assert kube.names("v1/pods") == [name]
+        assert len(kube.requests(method="POST", resource="pods")) == 1
+
+        # The pod is deleted behind Rota's back: the container fails and says why.
+        core.delete_namespaced_pod(name, NAMESPACE)
+        wait_until(lambda: _pass(restarted).failed, what="the lost pod to be noticed")
+        c.refresh_from_db()
+        assert c.status == ContainerStatus.FAILED and c.stop_reason == StopReason.FAILED
+        assert "pod deleted, not by Rota" in c.status_message
+    finally:
+        restarted.close()
+
+
+def test_idle_reclaim_stops_an_idle_container_on_kubernetes(
+    k8s_containers: Any, kube: KubeServer, core: client.CoreV1Api, monkeypatch: Any
+) -> None:
+    from django.utils import timezone
+
+    from apps.containers import services as container_services
+    from apps.containers.choices import ContainerStatus, StopReason
+    from apps.containers.models import Container
+    from apps.launcher import container_reconcile
+    from tests.factories import UserFactory
+
+    group, backend = k8s_containers
+    alice = UserFactory(username="alice")
+    long_ago = timezone.now() - timedelta(days=2)
+    monkeypatch.setattr(container_reconcile, "jupyter_answers", lambda address, spec, timeout=1.0: True)
+    monkeypatch.setattr(container_reconcile, "jupyter_last_activity", lambda address, spec, timeout=1.0: long_ago)
+    c = container_services.container_create(actor=alice, name="lab", node_group=group)
+    _pass(backend)
+    c.refresh_from_db()
+    name = f"rota-c-{run_key(c.pk, c.run)}"
+    running = {
+        "phase": "Running",
+        "podIP": "10.0.0.6",
+        "containerStatuses": [container_state("jupyter", {"running": {}})],
+    }
+    core.patch_namespaced_pod_status(name, NAMESPACE, {"status": running})
+    wait_until(lambda: backend.endpoints(c.pk, c.run), what="the pod running")
+    container_reconcile._last_activity_check.clear()
+    _pass(backend)
+    Container.objects.filter(pk=c.pk).update(started_at=long_ago, queued_at=long_ago, last_activity_at=long_ago)
+    now = timezone.now()
+    assert container_services.containers_reclaim_idle(now)["warned"] == [c.pk]
+    assert container_services.containers_reclaim_idle(now + timedelta(hours=2))["stopped"] == [c.pk]
+    c.refresh_from_db()
+    assert (c.status, c.stop_reason) == (ContainerStatus.STOPPING, StopReason.IDLE)
+    _pass(backend)
+    assert kube.get("v1/pods", NAMESPACE, name) is None
+    wait_until(lambda: _stopped(backend, c.pk), what="the idle container to stop")
+
+
+def test_a_container_without_node_ports_left_fails_with_the_reason(
+    k8s_containers: Any, kube: KubeServer, settings: Any
+) -> None:
+    from apps.containers import services as container_services
+    from apps.containers.choices import ContainerStatus
+    from tests.factories import UserFactory
+
+    group, backend = k8s_containers
+    settings.ROTA_CONTAINERS = {**settings.ROTA_CONTAINERS, "NODE_PORT_MIN": 30100, "NODE_PORT_MAX": 30100}
+    alice, bob = UserFactory(username="alice"), UserFactory(username="bob")
+    first = container_services.container_create(actor=alice, name="one", node_group=group, ssh=True)
+    second = container_services.container_create(actor=bob, name="two", node_group=group, ssh=True)
+    result = _pass(backend)
+    assert result.started == [first.pk]
+    assert list(result.failed) == [second.pk]
+    second.refresh_from_db()
+    assert second.status == ContainerStatus.FAILED
+    assert second.status_message == container_services.NODE_PORTS_EXHAUSTED
+    assert second.ssh_node_port is None
+    assert list(kube.names("v1/pods")) == [f"rota-c-{run_key(first.pk, 1)}"]
+
+
+_ = kmock  # the emulator's DSL is used through the conftest's scripts
