@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from django.test import Client
 from hypothesis import settings as hypothesis_settings
 from rest_framework.test import APIClient
 
@@ -91,6 +92,21 @@ class TaskLog:
         finally:
             if was_allowed:
                 self.allowed.add(name)
+
+
+@pytest.fixture
+def browser_for(db: None) -> Callable[..., Client]:
+    """A page client signed in as ``user`` with the session (anonymous for None), as a browser would
+    be; in English unless ``language`` says otherwise."""
+
+    def make(user: User | None, language: str = "en") -> Client:
+        client = Client()
+        if user is not None:
+            client.force_login(user)
+        client.cookies["django_language"] = language
+        return client
+
+    return make
 
 
 @pytest.fixture

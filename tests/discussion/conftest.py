@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from apps.accounts import services as account_services
 from apps.accounts.models import User
@@ -35,18 +34,6 @@ def reader(db: None) -> User:
 def moderator(db: None) -> User:
     account_services.ensure_admin_groups()
     return UserFactory(username="mod", nickname="Moderator M.", groups=["forum_admin"])
-
-
-@pytest.fixture
-def browser_for(db: None) -> Callable[..., Client]:
-    def make(user: User | None, language: str = "en") -> Client:
-        client = Client()
-        if user is not None:
-            client.force_login(user)
-        client.cookies["django_language"] = language
-        return client
-
-    return make
 
 
 @pytest.fixture

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from apps.accounts import services as account_services
-from apps.accounts.models import User
 from tests.factories import UserFactory
 
 
 @pytest.fixture(autouse=True)
 def _plain_static_storage(plain_static_storage):
     """Pages link static files (see ``plain_static_storage``)."""
-
-
-@pytest.fixture
-def browser_for(db: None) -> Callable[..., Client]:
-    """A test client signed in as ``user`` (anonymous for None), in English unless told."""
-
-    def make(user: User | None, language: str = "en") -> Client:
-        client = Client()
-        if user is not None:
-            client.force_login(user)
-        client.cookies["django_language"] = language
-        return client
-
-    return make
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from tests.discussion.conftest import (  # noqa: F401 - fixtures, registered by import
     _plain_static_storage,
     author,
-    browser_for,
     make_post,
     make_reply,
     moderator,
