@@ -82,6 +82,7 @@ class JobSpec:
     work: float  # seconds of progress needed at its node count
     priority: int
     checkpoint: float = 1800.0  # seconds of work between two checkpoints (math.inf: never)
+    estimate: float | None = None  # the run time its owner declared (seconds, start-up included); None: none
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,8 @@ class Trace:
     name: str = "trace"
 
 
-CSV_FIELDS = ("job_id", "user", "submit_s", "nodes", "work_s", "priority", "checkpoint_s")
+CSV_FIELDS = ("job_id", "user", "submit_s", "nodes", "work_s", "priority", "checkpoint_s", "estimate_s")
+OPTIONAL_FIELDS = frozenset({"checkpoint_s", "estimate_s"})
 
 #: quota of every user of the synthetic trace, per level (nodes held at once)
 DEFAULT_QUOTA: Mapping[int, int] = {
@@ -132,6 +134,31 @@ def _work(rng: random.Random) -> float:
     return min(WORK_MAX, max(WORK_MIN, rng.lognormvariate(math.log(WORK_MEDIAN), WORK_SIGMA)))
 
 
+#: run-time estimates of the synthetic trace ("user"): ESTIMATE_SHARE of the jobs declare one, the real run
+#: time times a log-normal factor of median ESTIMATE_FACTOR and sigma ESTIMATE_SIGMA: most ask for about twice
+#: what they need, some far more, and one in five for less (users' requested run times are mostly large
+#: over-estimates: Tsafrir, Etsion & Feitelson, "Backfilling using system-generated predictions rather than
+#: user runtime estimates", IEEE TPDS 2007). "exact" gives every job its real run time, "none" no estimate.
+ESTIMATE_SHARE = 0.8
+ESTIMATE_FACTOR = 2.0
+ESTIMATE_SIGMA = 0.8
+ESTIMATE_MODES = ("user", "exact", "none")
+
+
+def _estimate(rng: random.Random, work: float, restart_cost: float, mode: str) -> float | None:
+    """One job's declared run time (start-up included) under an estimate ``mode``; ``rng`` is drawn from in
+    every mode, so that the modes give the same trace otherwise."""
+    declares = rng.random() < ESTIMATE_SHARE
+    factor = rng.lognormvariate(math.log(ESTIMATE_FACTOR), ESTIMATE_SIGMA)
+    if mode == "none":
+        return None
+    if mode == "exact":
+        return round(work + restart_cost, 1)
+    if mode != "user":
+        raise ValueError(f"unknown estimate mode {mode!r}; known: {', '.join(ESTIMATE_MODES)}")
+    return round((work + restart_cost) * factor, 1) if declares else None
+
+
 def synthetic_trace(
     seed: int = 1,
     *,
@@ -140,6 +167,8 @@ def synthetic_trace(
     days: float = 3.0,
     load: float = 1.5,
     checkpoint: float = 1800.0,
+    estimates: str = "user",
+    restart_cost: float = 300.0,
 ) -> Trace:
     """The standard synthetic trace: Poisson arrivals with a daily cycle at ``load`` x capacity.
 
@@ -166,8 +195,18 @@ def synthetic_trace(
         if when.random() * 1.6 < 1 + 0.6 * math.sin(2 * math.pi * (t / DAY - 0.375)):
             times.append(round(t, 1))
     times.sort()
+    guess = random.Random(seed * 104729 + 3)  # its own stream: the jobs and times above do not change
     jobs = [
-        JobSpec(job_id=i + 1, user=user, submit=t, nodes=size, work=work, priority=prio, checkpoint=checkpoint)
+        JobSpec(
+            job_id=i + 1,
+            user=user,
+            submit=t,
+            nodes=size,
+            work=work,
+            priority=prio,
+            checkpoint=checkpoint,
+            estimate=_estimate(guess, work, restart_cost, estimates),
+        )
         for i, (t, (user, size, work, prio)) in enumerate(zip(times, drawn, strict=True))
     ]
     quotas = {u: {(GROUP, lvl): q for lvl, q in DEFAULT_QUOTA.items()} for u in names}
@@ -179,7 +218,18 @@ def write_trace(trace: Trace, path: Path) -> None:
         out = csv.writer(f)
         out.writerow(CSV_FIELDS)
         for j in trace.jobs:
-            out.writerow([j.job_id, j.user, j.submit, j.nodes, j.work, Priority(j.priority).name, j.checkpoint])
+            out.writerow(
+                [
+                    j.job_id,
+                    j.user,
+                    j.submit,
+                    j.nodes,
+                    j.work,
+                    Priority(j.priority).name,
+                    j.checkpoint,
+                    "" if j.estimate is None else j.estimate,
+                ]
+            )
 
 
 def read_trace(path: Path, *, nodes: int = 128, quota: Mapping[int, int] = DEFAULT_QUOTA) -> Trace:
@@ -190,7 +240,7 @@ def read_trace(path: Path, *, nodes: int = 128, quota: Mapping[int, int] = DEFAU
     jobs: list[JobSpec] = []
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        missing = set(CSV_FIELDS) - set(reader.fieldnames or ()) - {"checkpoint_s"}
+        missing = set(CSV_FIELDS) - set(reader.fieldnames or ()) - OPTIONAL_FIELDS
         if missing:
             raise SystemExit(f"{path}: missing column(s) {', '.join(sorted(missing))}; expected {','.join(CSV_FIELDS)}")
         for line, row in enumerate(reader, start=2):
@@ -198,6 +248,7 @@ def read_trace(path: Path, *, nodes: int = 128, quota: Mapping[int, int] = DEFAU
                 prio = row["priority"].strip()
                 priority = int(prio) if prio.lstrip("-").isdigit() else int(Priority[prio.upper()])
                 ckpt = (row.get("checkpoint_s") or "").strip()
+                est = (row.get("estimate_s") or "").strip()
                 job = JobSpec(
                     job_id=int(row["job_id"]),
                     user=row["user"].strip(),
@@ -206,6 +257,7 @@ def read_trace(path: Path, *, nodes: int = 128, quota: Mapping[int, int] = DEFAU
                     work=float(row["work_s"]),
                     priority=priority,
                     checkpoint=float(ckpt) if ckpt else 1800.0,
+                    estimate=float(est) if est else None,
                 )
             except (KeyError, ValueError) as exc:
                 raise SystemExit(f"{path}:{line}: bad row ({exc}): {row}") from exc
@@ -332,6 +384,14 @@ POLICIES: dict[str, Callable[[], Policy]] = {
     "rota-no-preempt-wait": lambda: RotaPolicy("rota-no-preempt-wait", PolicyConfig(preempt_wait_seconds=0.0)),
     # fair share alone orders a level, however long a job has waited
     "rota-no-starvation": lambda: RotaPolicy("rota-no-starvation", PolicyConfig(starvation_seconds=_OFF)),
+    # run-time estimates ignored (as when nobody declares one): jobs past starvation_seconds go oldest first
+    "rota-no-estimates": lambda: RotaPolicy("rota-no-estimates", PolicyConfig(use_estimates=False)),
+    # EASY backfill: a reservation's idle nodes also go to jobs expected to be done before it can start
+    "rota-estimate-backfill": lambda: RotaPolicy("rota-estimate-backfill", PolicyConfig(estimate_backfill=True)),
+    # ... and to lower-level jobs it will be able to suspend by then
+    "rota-suspendable-backfill": lambda: RotaPolicy(
+        "rota-suspendable-backfill", PolicyConfig(estimate_backfill=True, backfill_suspendable=True)
+    ),
     # the slice of the first round of issue 11 (4 h, HAI's constant)
     "rota-4h-slices": lambda: RotaPolicy("rota-4h-slices", PolicyConfig(time_slice_seconds=4 * HOUR)),
     # the time-share and anti-thrash constants before issue 11 (1 h slice, 5 min minimum run)
@@ -356,6 +416,14 @@ class _Job:
     last_reason: str = ""  # why its last attempt was suspended (its restart is charged to that)
     last_cause: str = ""  # the same with the victim's and the beneficiary's levels (Metrics.losses)
 
+    def remaining_estimate(self) -> float | None:
+        """What the driver would pass as ``Waiting.run_estimate``: the declared run time less what the
+        chain ran; None without an estimate or once the job has run past it."""
+        est = self.spec.estimate
+        if est is None or est - self.ran <= 0:
+            return None
+        return est - self.ran
+
 
 @dataclass(slots=True)
 class _Attempt:
@@ -372,6 +440,7 @@ class _Attempt:
     asked: tuple[float, float] | None = None  # checkpoint requested: (time it saves, work saved then)
     victim_of: int = 0  # priority of the job it was suspended for (-1: nobody)
     ckpt_age: float = 0.0  # age of its last checkpoint when the suspend was requested
+    expected_end: float | None = None  # started_at + its remaining estimate (Running.expected_end)
 
     def progress_at(self, t: float, restart_cost: float) -> float:
         """Work done in total by time ``t`` (never more than the job needs)."""
@@ -567,6 +636,7 @@ class Simulation:
                     last_checkpoint_at=ckpt,
                     suspending=a.release_at is not None,
                     chain_ran_before=a.job.ran,
+                    expected_end=a.expected_end,
                 )
             )
         waiting = []
@@ -585,6 +655,7 @@ class Simulation:
                     queued_at=a.queued_at,
                     chain_ran=a.job.ran,
                     claim=a.job.claim,
+                    run_estimate=a.job.remaining_estimate(),
                 )
             )
         usage = dict(self.usage)
@@ -624,6 +695,8 @@ class Simulation:
             free -= set(st.nodes)
             a.nodes = st.nodes
             a.started_at = now
+            est = a.job.remaining_estimate()
+            a.expected_end = None if est is None else now + est
             a.quota_priority = st.priority
             a.priority = st.priority if st.effective_priority is None else st.effective_priority
             a.job.claim = False
@@ -868,13 +941,21 @@ def main(argv: list[str] | None = None) -> int:
         default=120.0,
         help="seconds a job takes to save a checkpoint the scheduler asked for (inf: jobs ignore requests)",
     )
+    parser.add_argument(
+        "--estimates",
+        choices=ESTIMATE_MODES,
+        default="user",
+        help="run-time estimates of the synthetic trace: user (most jobs, noisy; default), exact, none",
+    )
     parser.add_argument("--losses", action="store_true", help="print where each policy's preemption losses come from")
     args = parser.parse_args(argv)
 
     if args.trace is not None:
         traces = [read_trace(args.trace)]
     else:
-        traces = [synthetic_trace(s, days=args.days, load=args.load) for s in (args.seed or [1])]
+        traces = [
+            synthetic_trace(s, days=args.days, load=args.load, estimates=args.estimates) for s in (args.seed or [1])
+        ]
     if args.write_trace is not None:
         write_trace(traces[0], args.write_trace)
         print(f"wrote {len(traces[0].jobs)} jobs to {args.write_trace}")

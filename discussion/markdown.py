@@ -36,6 +36,8 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
+from apps.accounts.models import User
+
 JOB_REF_RE = re.compile(r"#([0-9]{1,12})(?![0-9A-Za-z_])")
 # Django user names: letters, digits and @ . + - _; a mention never ends with a dot (end of sentence).
 MENTION_RE = re.compile(r"@([A-Za-z0-9_+\-.]{1,150})")
@@ -206,8 +208,6 @@ def sanitize(html: str) -> str:
 
 def _known_users(text: str) -> dict[str, str]:
     """Lower-cased mention → user name, for the users the text mentions (one query)."""
-    from apps.accounts.models import User
-
     names = {m.group(1).rstrip(".").lower() for m in MENTION_RE.finditer(text)}
     names.discard("")
     if not names:

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import User
 from apps.core.audit import audit_record
 from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
+from apps.experiments.selectors import chains_visible_to
 from discussion import markdown, notify, permissions, search
 from discussion.choices import Category, Moderation, ReportAction, ReportStatus
 from discussion.models import Like, Post, PostView, Reply, Report, Revision, Tag
@@ -106,8 +107,6 @@ def post_create(
     tag_names = _clean_tags(tags)
     chain = None
     if chain_id is not None:
-        from apps.experiments.selectors import chains_visible_to
-
         chain = chains_visible_to(user=actor).filter(pk=chain_id).first()
         if chain is None:
             raise NotFound(_("No such job."))

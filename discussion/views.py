@@ -18,6 +18,7 @@ from apps.core.errors import ApplicationError, NotFound
 from discussion import permissions, search, selectors, services, uploads
 from discussion.choices import Category, Moderation, PostOrder, ReportAction, ReportStatus
 from discussion.forms import PostForm, ReplyForm, ReportForm
+from discussion.markdown import render as render_markdown
 from discussion.models import Post, Reply, Report
 
 PAGE_SIZE = 20
@@ -460,7 +461,5 @@ def image_view(request: SignedInRequest, path: str) -> FileResponse:
 @require_POST
 def preview_view(request: SignedInRequest) -> HttpResponse:
     """The editor's preview: the Markdown rendered exactly as it will be stored (sanitised)."""
-    from discussion.markdown import render as render_markdown
-
     text = request.POST.get("body", "")[: services.BODY_MAX]
     return HttpResponse(render_markdown(text).html, content_type="text/html; charset=utf-8")

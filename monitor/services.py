@@ -276,7 +276,7 @@ def job_admin_set_priority(*, actor: User, chain: Chain, priority: int | str) ->
     before = {"priority": Priority(chain.priority).label}
     chain = experiment_services.experiment_set_priority(user=actor, chain=chain, priority=level)
     if chain.latest_attempt_id is not None:
-        lifecycle.emit_chain_status(chain, Attempt.objects.get(pk=chain.latest_attempt_id))
+        lifecycle.emit_chain_status(chain=chain, attempt=Attempt.objects.get(pk=chain.latest_attempt_id))
     audit_record(
         actor=actor,
         action="job.priority",

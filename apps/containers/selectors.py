@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.cluster.models import NodeGroup
@@ -32,8 +33,6 @@ def container_get(*, user: User, pk: int | None = None, owner: str | None = None
     else:
         found = qs.filter(owner__username=owner or user.username, name=name or "").first()
     if found is None:
-        from django.utils.translation import gettext as _
-
         raise NotFound(_("No such container."))
     return found
 

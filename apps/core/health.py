@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -78,8 +79,6 @@ def check_redis() -> str:
     if not url:
         return ""
     try:
-        import redis
-
         client = _redis_clients.get(url)
         if client is None:
             client = _redis_clients[url] = redis.Redis.from_url(

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -150,8 +150,6 @@ class _Keeper:
         self._thread.join()
 
     def _run(self) -> None:
-        from django.db import connection
-
         try:
             while not self._stop.wait(self.seconds / 3):
                 try:

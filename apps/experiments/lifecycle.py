@@ -19,6 +19,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from apps.accounts.services import tokens_revoke_for_attempt
 from apps.core.passes import RECONCILE, SCHEDULE
 from apps.core.tasks import enqueue_on_commit
 from apps.experiments import events
@@ -54,7 +55,7 @@ def sources_of(target: str) -> list[str]:
     return [source for source, targets in TRANSITIONS.items() if target in targets]
 
 
-def transition(attempt_id: int, target: str, *, only_from: list[str] | None = None, **fields: Any) -> bool:
+def transition(*, attempt_id: int, target: str, only_from: list[str] | None = None, **fields: Any) -> bool:
     """Move one attempt to ``target`` if it is in a state that allows it. True if it moved.
 
     Locks the chain first (``locks.lock_chain_of``)."""
@@ -76,7 +77,7 @@ def chain_status_for(chain: Chain, attempt: Attempt) -> str:
     return _CHAIN_STATUS[attempt.worker_status]
 
 
-def sync_chain(chain_id: int) -> Chain:
+def sync_chain(*, chain_id: int) -> Chain:
     """Recompute the chain's denormalised status from its latest attempt; emit if it changed."""
     chain = lock_chain(chain_id, with_latest_attempt=True)
     attempt = chain.latest_attempt
@@ -93,7 +94,7 @@ def sync_chain(chain_id: int) -> Chain:
         Chain.objects.filter(pk=chain.pk).update(**changes)
         for key, value in changes.items():
             setattr(chain, key, value)
-    emit_chain_status(chain, attempt)
+    emit_chain_status(chain=chain, attempt=attempt)
     return chain
 
 
@@ -119,7 +120,7 @@ def shared_chain_teams(chain_ids: Iterable[int]) -> dict[int, int]:
     return dict(rows.values_list("pk", "owner__team_id"))
 
 
-def emit_chain_status(chain: Chain, attempt: Attempt) -> None:
+def emit_chain_status(*, chain: Chain, attempt: Attempt) -> None:
     send_event_on_commit(
         chain_audience(chain),
         events.ChainStatusChanged(
@@ -143,8 +144,6 @@ def _release_ranks(attempt_id: int, status: str | None = None) -> None:
 
 
 def _revoke_job_tokens(attempt_id: int) -> None:
-    from apps.accounts.services import tokens_revoke_for_attempt
-
     tokens_revoke_for_attempt(attempt_id=attempt_id)
 
 
@@ -167,7 +166,7 @@ def hold_fields() -> dict[str, Any]:
     }
 
 
-def requeue(chain: Chain, previous: Attempt, *, held: bool = False) -> Attempt:
+def requeue(*, chain: Chain, previous: Attempt, held: bool = False) -> Attempt:
     """Queue the next attempt of ``chain`` after ``previous`` ended, carrying whole-life state."""
     state = Attempt.objects.filter(pk=previous.pk).values_list("whole_life_state", flat=True).get()
     nxt = Attempt.objects.create(
@@ -190,7 +189,7 @@ def requeue(chain: Chain, previous: Attempt, *, held: bool = False) -> Attempt:
 # --- scheduler ----------------------------------------------------------------------------------
 
 
-def attempt_start(attempt_id: int, *, priority: int, quota_priority: int, node_ids: list[int]) -> bool:
+def attempt_start(*, attempt_id: int, priority: int, quota_priority: int, node_ids: list[int]) -> bool:
     """QUEUED → STARTING on ``node_ids`` (index = rank). False if it was no longer queued.
 
     Call inside a transaction (savepoint): the partial unique constraint on held nodes raises
@@ -198,8 +197,8 @@ def attempt_start(attempt_id: int, *, priority: int, quota_priority: int, node_i
     """
     now = timezone.now()
     moved = transition(
-        attempt_id,
-        WorkerStatus.STARTING,
+        attempt_id=attempt_id,
+        target=WorkerStatus.STARTING,
         only_from=[WorkerStatus.QUEUED],
         queue_status=QueueStatus.SCHEDULED,
         effective_priority=priority,
@@ -221,12 +220,12 @@ def attempt_start(attempt_id: int, *, priority: int, quota_priority: int, node_i
 
 
 def attempt_request_suspend(
-    attempt_id: int, *, reason: str, beneficiary: int | None = None, now: datetime | None = None
+    *, attempt_id: int, reason: str, beneficiary: int | None = None, now: datetime | None = None
 ) -> bool:
     """Ask a starting or running attempt to suspend (the launcher delivers the notice)."""
     moved = transition(
-        attempt_id,
-        WorkerStatus.SUSPENDING,
+        attempt_id=attempt_id,
+        target=WorkerStatus.SUSPENDING,
         only_from=[WorkerStatus.STARTING, WorkerStatus.RUNNING],
         suspend_reason=reason,
         suspend_state=SuspendState.REQUESTED,
@@ -242,10 +241,12 @@ def attempt_request_suspend(
 
 
 @transaction.atomic
-def attempt_mark_running(attempt_id: int) -> bool:
+def attempt_mark_running(*, attempt_id: int) -> bool:
     """STARTING → RUNNING once every rank runs."""
     now = timezone.now()
-    moved = transition(attempt_id, WorkerStatus.RUNNING, only_from=[WorkerStatus.STARTING], started_at=now)
+    moved = transition(
+        attempt_id=attempt_id, target=WorkerStatus.RUNNING, only_from=[WorkerStatus.STARTING], started_at=now
+    )
     if moved:
         attempt = Attempt.objects.select_related("chain").get(pk=attempt_id)
         nodes = list(Rank.objects.filter(attempt_id=attempt_id).order_by("rank").values_list("node__name", flat=True))
@@ -253,14 +254,14 @@ def attempt_mark_running(attempt_id: int) -> bool:
             chain_audience(attempt.chain),
             events.AttemptStarted(chain_id=attempt.chain_id, attempt_id=attempt_id, nodes=nodes),
         )
-        sync_chain(attempt.chain_id)
+        sync_chain(chain_id=attempt.chain_id)
     return moved
 
 
 def rank_update(
+    *,
     attempt_id: int,
     rank: int,
-    *,
     status: str,
     exit_code: int | None = None,
     message: str = "",
@@ -287,7 +288,7 @@ def rank_update(
 
 
 @transaction.atomic
-def attempt_mark_suspended(attempt_id: int, *, reason: str | None = None) -> Attempt | None:
+def attempt_mark_suspended(*, attempt_id: int, reason: str | None = None) -> Attempt | None:
     """The attempt's processes are gone after a suspend: finish it and queue the next attempt.
 
     Also used when the launcher gives up on an attempt for the platform's reasons (a node became
@@ -297,7 +298,7 @@ def attempt_mark_suspended(attempt_id: int, *, reason: str | None = None) -> Att
     fields: dict[str, Any] = {}
     if reason is not None:
         fields["suspend_reason"] = reason
-    if not transition(attempt_id, WorkerStatus.SUSPENDED, **fields):
+    if not transition(attempt_id=attempt_id, target=WorkerStatus.SUSPENDED, **fields):
         return None
     _release_ranks(attempt_id, RankStatus.KILLED)
     _revoke_job_tokens(attempt_id)
@@ -305,19 +306,19 @@ def attempt_mark_suspended(attempt_id: int, *, reason: str | None = None) -> Att
     suspend_reason = reason or attempt.suspend_reason
     # A person's suspend holds the chain until they resume it; the scheduler's requeues at once.
     held = suspend_reason in {SuspendReason.USER, SuspendReason.ADMIN}
-    nxt = requeue(chain, attempt, held=held)
+    nxt = requeue(chain=chain, previous=attempt, held=held)
     send_event_on_commit(
         chain_audience(chain),
         events.AttemptSuspended(chain_id=chain.pk, attempt_id=attempt_id, reason=suspend_reason),
     )
-    sync_chain(chain.pk)
+    sync_chain(chain_id=chain.pk)
     enqueue_on_commit(SCHEDULE)
     return nxt
 
 
 @transaction.atomic
 def attempt_mark_finished(
-    attempt_id: int, *, status: str, stop_reason: str = "", exit_code: int | None = None, message: str = ""
+    *, attempt_id: int, status: str, stop_reason: str = "", exit_code: int | None = None, message: str = ""
 ) -> bool:
     """The attempt ended for good (succeeded, failed or stopped): the chain is finished."""
     if status not in {WorkerStatus.SUCCEEDED, WorkerStatus.FAILED, WorkerStatus.STOPPED, WorkerStatus.CANCELED}:
@@ -335,7 +336,7 @@ def attempt_mark_finished(
     fields["stop_reason"] = (
         stop_reason or attempt.stop_reason or (StopReason.COMPLETED if status == WorkerStatus.SUCCEEDED else "")
     )
-    if not transition(attempt_id, status, **fields):
+    if not transition(attempt_id=attempt_id, target=status, **fields):
         return False
     _release_ranks(attempt_id, RankStatus.KILLED)
     _revoke_job_tokens(attempt_id)
@@ -349,7 +350,7 @@ def attempt_mark_finished(
             exit_code=exit_code,
         ),
     )
-    sync_chain(attempt.chain_id)
+    sync_chain(chain_id=attempt.chain_id)
     enqueue_on_commit(SCHEDULE)
     return True
 
@@ -357,7 +358,7 @@ def attempt_mark_finished(
 # --- job runtime API (attempt-scoped token) -----------------------------------------------------
 
 
-def attempt_set_whole_life_state(attempt_id: int, value: int) -> bool:
+def attempt_set_whole_life_state(*, attempt_id: int, value: int) -> bool:
     """Record the job's whole-life state; carried to the next attempt. Refused once finished."""
     changed = (
         Attempt.objects.filter(pk=attempt_id).exclude(queue_status=QueueStatus.FINISHED).update(whole_life_state=value)
@@ -365,7 +366,7 @@ def attempt_set_whole_life_state(attempt_id: int, value: int) -> bool:
     return changed == 1
 
 
-def attempt_report_checkpoint(attempt_id: int) -> bool:
+def attempt_report_checkpoint(*, attempt_id: int) -> bool:
     """The job saved a checkpoint: it loses least work if suspended now (victim choice). Answers the
     scheduler's checkpoint request, if any."""
     return (
@@ -376,7 +377,7 @@ def attempt_report_checkpoint(attempt_id: int) -> bool:
     )
 
 
-def attempts_request_checkpoint(attempt_ids: Iterable[int], *, now: datetime) -> list[int]:
+def attempts_request_checkpoint(*, attempt_ids: Iterable[int], now: datetime) -> list[int]:
     """Ask running jobs to save a checkpoint soon (the scheduler will suspend them right after they
     report it); the job sees it through its status (``rota.job.checkpoint_requested()``). An attempt
     already asked keeps the time of the first request. Returns the attempts newly asked."""
@@ -396,7 +397,7 @@ def attempts_request_checkpoint(attempt_ids: Iterable[int], *, now: datetime) ->
     return sorted(fresh)
 
 
-def attempt_acknowledge_suspend(attempt_id: int) -> bool:
+def attempt_acknowledge_suspend(*, attempt_id: int) -> bool:
     return (
         Attempt.objects.filter(
             pk=attempt_id, worker_status=WorkerStatus.SUSPENDING, suspend_state=SuspendState.REQUESTED
@@ -405,7 +406,7 @@ def attempt_acknowledge_suspend(attempt_id: int) -> bool:
     )
 
 
-def attempt_go_suspend(attempt_id: int, rank: int | None = None) -> bool:
+def attempt_go_suspend(*, attempt_id: int, rank: int | None = None) -> bool:
     """A rank is ready to be suspended now (``go_suspend()``). Once every rank still running is
     ready (or ``rank`` is None: the whole job), the launcher frees the nodes at once — so one rank
     cannot cut off another that is still saving its checkpoint.
@@ -431,21 +432,21 @@ def attempt_go_suspend(attempt_id: int, rank: int | None = None) -> bool:
         taken = Attempt.objects.filter(pk=attempt_id, worker_status=WorkerStatus.SUSPENDING).update(suspend_state=state)
         if not taken:
             taken = transition(
-                attempt_id,
-                WorkerStatus.SUSPENDING,
+                attempt_id=attempt_id,
+                target=WorkerStatus.SUSPENDING,
                 only_from=[WorkerStatus.RUNNING],
                 suspend_reason=SuspendReason.SELF,
                 suspend_state=state,
                 suspend_requested_at=now,
             )
             if taken:
-                sync_chain(Attempt.objects.filter(pk=attempt_id).values_list("chain_id", flat=True).get())
+                sync_chain(chain_id=Attempt.objects.filter(pk=attempt_id).values_list("chain_id", flat=True).get())
         if taken:
             enqueue_on_commit(RECONCILE)
     return bool(taken)
 
 
-def attempt_set_watchdog(attempt_id: int, seconds: int) -> bool:
+def attempt_set_watchdog(*, attempt_id: int, seconds: int) -> bool:
     return (
         Attempt.objects.filter(pk=attempt_id)
         .exclude(queue_status=QueueStatus.FINISHED)

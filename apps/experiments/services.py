@@ -33,10 +33,11 @@ from apps.experiments.choices import (
     SuspendReason,
     WorkerStatus,
 )
+from apps.experiments.feasibility import Ask, infeasibility
 from apps.experiments.locks import lock_chain
 from apps.experiments.models import Attempt, Chain, ChainTag
+from apps.experiments.selectors import chain_visible
 from apps.quotas.selectors import quota_resolve
-from apps.scheduler.policy import Waiting, infeasibility
 from portal.realtime import chain_group, send_event_on_commit, team_group
 
 NAME_RE = re.compile(r"^[^\x00-\x1f()/\\]{1,200}$")
@@ -64,8 +65,6 @@ def _require_actor(user: User, chain: Chain) -> None:
     # Anyone who cannot act on a chain is told it does not exist if they cannot even see it.
     if can_act_on(user, chain):
         return
-    from apps.experiments.selectors import chain_visible
-
     if chain_visible(user=user, chain=chain):
         raise PermissionDenied(_("Only the owner of this job or an admin may do that."))
     raise NotFound(_("No such job."))
@@ -110,23 +109,11 @@ def _require_feasible(
     *, user: User, group: str, group_size: int, nodes: int, level: int, quotas: Mapping[tuple[str, int], int]
 ) -> None:
     """Refuse a job the scheduler would call infeasible (above the quota ceiling at its level, or
-    at every level for AUTO), in the scheduler's own words, which name the levels that would fit.
-
-    The scheduler's pure policy imports nothing from the project, so asking it here cannot close
-    an import loop; its driver (which imports this app) is not involved.
+    at every level for AUTO), in the scheduler's own words (``feasibility.infeasibility``, which the
+    pure policy asks too), which name the levels that would fit.
     """
-    waiting = Waiting(
-        attempt_id=0,
-        chain_id="",
-        user=user.username,
-        group=group,
-        node_count=nodes,
-        priority=level,
-        custom_rank=0.0,
-        first_submitted_at=0.0,
-        queued_at=0.0,
-    )
-    problem = infeasibility(waiting, group_size, quotas)
+    ask = Ask(user=user.username, group=group, node_count=nodes, priority=level)
+    problem = infeasibility(ask, group_size, quotas)
     if problem is None:
         return
     _code, message = problem
@@ -274,7 +261,7 @@ def experiment_submit(
     Chain.objects.filter(pk=chain.pk).update(latest_attempt=attempt)
     chain.latest_attempt = attempt
     ChainTag.objects.bulk_create([ChainTag(chain=chain, name=t) for t in tag_names])
-    lifecycle.emit_chain_status(chain, attempt)
+    lifecycle.emit_chain_status(chain=chain, attempt=attempt)
     enqueue_on_commit(lifecycle.SCHEDULE)
     return chain
 
@@ -311,13 +298,16 @@ def experiment_stop(*, actor: User, chain: Chain, outcome: str = WorkerStatus.ST
             _("This job has not run, so it can only be stopped (canceled), not marked %(o)s.") % {"o": outcome}
         )
     if attempt.worker_status == WorkerStatus.QUEUED:
-        lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.CANCELED, stop_reason=reason)
+        lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=WorkerStatus.CANCELED, stop_reason=reason)
     elif attempt.worker_status in HOLDING_WORKER_STATUSES:
         if attempt.worker_status != WorkerStatus.STOPPING:
             lifecycle.transition(
-                attempt.pk, WorkerStatus.STOPPING, stop_reason=reason, stop_requested_at=timezone.now()
+                attempt_id=attempt.pk,
+                target=WorkerStatus.STOPPING,
+                stop_reason=reason,
+                stop_requested_at=timezone.now(),
             )
-            lifecycle.sync_chain(chain.pk)
+            lifecycle.sync_chain(chain_id=chain.pk)
             enqueue_on_commit(lifecycle.RECONCILE)
         elif outcome != WorkerStatus.STOPPED:  # already stopping: how it is recorded may still change
             Attempt.objects.filter(pk=attempt.pk, worker_status=WorkerStatus.STOPPING).update(stop_reason=reason)
@@ -340,11 +330,11 @@ def experiment_suspend(*, actor: User, chain: Chain) -> Chain:
             raise Conflict(_("This job is already suspended; resume it to let it run."))
         Chain.objects.filter(pk=chain.pk).update(held=True)
         Attempt.objects.filter(pk=attempt.pk).update(**lifecycle.hold_fields())
-        lifecycle.sync_chain(chain.pk)
+        lifecycle.sync_chain(chain_id=chain.pk)
         enqueue_on_commit(lifecycle.SCHEDULE)
     elif attempt.worker_status in (WorkerStatus.STARTING, WorkerStatus.RUNNING):
-        lifecycle.attempt_request_suspend(attempt.pk, reason=reason)
-        lifecycle.sync_chain(chain.pk)
+        lifecycle.attempt_request_suspend(attempt_id=attempt.pk, reason=reason)
+        lifecycle.sync_chain(chain_id=chain.pk)
     elif attempt.worker_status == WorkerStatus.SUSPENDING:
         # Already suspending for the scheduler: make it a person's suspend, so it is held after.
         Attempt.objects.filter(pk=attempt.pk, worker_status=WorkerStatus.SUSPENDING).update(suspend_reason=reason)
@@ -373,14 +363,14 @@ def experiment_resume(*, actor: User, chain: Chain) -> Chain:
     elif attempt.worker_status in (WorkerStatus.STOPPED, WorkerStatus.FAILED, WorkerStatus.CANCELED):
         if Chain.objects.filter(owner=chain.owner, name=chain.name, finished=False).exclude(pk=chain.pk).exists():
             raise Conflict(_("Another unfinished job is named %(n)r; stop or rename it first.") % {"n": chain.name})
-        lifecycle.requeue(chain, attempt)
+        lifecycle.requeue(chain=chain, previous=attempt)
     elif attempt.worker_status == WorkerStatus.SUCCEEDED:
         raise Conflict(_("This job succeeded; submit it again to run it once more."))
     else:
         raise Conflict(
             _("This job is %(s)s; only a suspended or stopped job can be resumed.") % {"s": chain.get_status_display()}
         )
-    lifecycle.sync_chain(chain.pk)
+    lifecycle.sync_chain(chain_id=chain.pk)
     enqueue_on_commit(lifecycle.SCHEDULE)
     chain.refresh_from_db()
     return chain
@@ -423,7 +413,7 @@ def experiment_share(*, user: User, chain: Chain, shared: bool = True) -> Chain:
     Chain.objects.filter(pk=chain.pk).update(shared_with_team=shared)
     chain.shared_with_team = shared
     if shared:  # the team's open pages learn of it (their list shows it without a reload)
-        lifecycle.emit_chain_status(chain, _latest(chain))
+        lifecycle.emit_chain_status(chain=chain, attempt=_latest(chain))
     elif team_id is not None:  # team-mates' open sockets stop receiving its status and logs
         groups = [chain_group(chain.pk), team_group(team_id)]
         send_event_on_commit(groups, events.ChainVisibilityChanged(chain_id=chain.pk))
@@ -516,7 +506,7 @@ def experiment_move_group(*, actor: User, chain: Chain, group: str) -> Chain:
         pending_code="", pending_message="", pending_digest="", queue_position=None, pending_holders=[]
     )
     chain.refresh_from_db()
-    lifecycle.emit_chain_status(chain, attempt)
+    lifecycle.emit_chain_status(chain=chain, attempt=attempt)
     enqueue_on_commit(lifecycle.SCHEDULE)
     return chain
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 
+from apps.experiments.models import Attempt
 from apps.logs.store import LogPosition, LogStamp, LogStore
 
 
@@ -54,6 +55,4 @@ class StoreLogJournal:
 
 
 def _chain_of_attempt(attempt_id: int) -> str:
-    from apps.experiments.models import Attempt
-
     return str(Attempt.objects.values_list("chain_id", flat=True).get(pk=attempt_id))

@@ -39,6 +39,7 @@ from django.db import close_old_connections
 
 from apps.core import leases
 from apps.core.models import Lease
+from apps.launcher.backends import reset_backend
 
 logger = logging.getLogger(__name__)
 
@@ -147,8 +148,6 @@ class ClusterOwnership:
 
 
 def _close_backend() -> None:
-    from apps.launcher.backends import reset_backend
-
     reset_backend()
 
 

@@ -197,7 +197,12 @@ def _record_ranks(attempt: Attempt, observed: dict[int, RankObservation]) -> Non
         if row.status != status or (status == RankStatus.PENDING and row.message != obs.message[:255]):
             started = timezone.make_aware(datetime.fromtimestamp(obs.started_at)) if obs.started_at else None
             lifecycle.rank_update(
-                attempt.pk, rank, status=status, exit_code=obs.exit_code, message=obs.message, started_at=started
+                attempt_id=attempt.pk,
+                rank=rank,
+                status=status,
+                exit_code=obs.exit_code,
+                message=obs.message,
+                started_at=started,
             )
 
 
@@ -298,7 +303,7 @@ class Reconciler:
         if ranks and all(
             observed.get(r.rank) and observed[r.rank].phase in (RankPhase.RUNNING, RankPhase.SUCCEEDED) for r in ranks
         ):
-            if lifecycle.attempt_mark_running(attempt.pk):
+            if lifecycle.attempt_mark_running(attempt_id=attempt.pk):
                 self.result.running.append(attempt.pk)
             attempt.refresh_from_db(fields=["worker_status"])
             self._running(attempt, observed)
@@ -330,7 +335,7 @@ class Reconciler:
             observed = self.backend.observe(attempt.pk)
             _record_ranks(attempt, observed)
             if lifecycle.attempt_mark_finished(
-                attempt.pk,
+                attempt_id=attempt.pk,
                 status=WorkerStatus.FAILED,
                 stop_reason=StopReason.START_FAILED,
                 message=f"{message}; gave up after {in_a_row} attempts",
@@ -379,7 +384,7 @@ class Reconciler:
         with transaction.atomic():
             locks.lock_chain_of(attempt.pk)  # chain before attempt, as everywhere
             Attempt.objects.filter(pk=attempt.pk).update(failure_message=f"rank {first.rank} {first.message}"[:500])
-            lifecycle.attempt_request_suspend(attempt.pk, reason=SuspendReason.NODE_NOT_READY, now=self.now)
+            lifecycle.attempt_request_suspend(attempt_id=attempt.pk, reason=SuspendReason.NODE_NOT_READY, now=self.now)
         self.backend.signal_suspend(attempt.pk)
         self.result.signalled.append(attempt.pk)
         return True
@@ -395,7 +400,9 @@ class Reconciler:
         ranks = list(attempt.ranks.all())
         if ranks and all(observed.get(r.rank) and observed[r.rank].phase == RankPhase.SUCCEEDED for r in ranks):
             codes = [observed[r.rank].exit_code or 0 for r in ranks]
-            if lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.SUCCEEDED, exit_code=max(codes or [0])):
+            if lifecycle.attempt_mark_finished(
+                attempt_id=attempt.pk, status=WorkerStatus.SUCCEEDED, exit_code=max(codes or [0])
+            ):
                 self.result.finished[attempt.pk] = WorkerStatus.SUCCEEDED
             self._release(attempt.pk)
             return
@@ -431,13 +438,13 @@ class Reconciler:
             self.backend.stop(attempt.pk)
             with transaction.atomic():
                 lifecycle.transition(
-                    attempt.pk,
-                    WorkerStatus.STOPPING,
+                    attempt_id=attempt.pk,
+                    target=WorkerStatus.STOPPING,
                     stop_reason=StopReason.HUNG,
                     stop_requested_at=self.now,
                     failure_message=f"no output for more than {int(seconds)} s (watchdog)",
                 )
-                lifecycle.sync_chain(attempt.chain_id)
+                lifecycle.sync_chain(chain_id=attempt.chain_id)
 
     def _drain_due(self, attempt: Attempt) -> bool:
         """A node of the attempt is draining and its deadline has passed: suspend the attempt with
@@ -453,12 +460,14 @@ class Reconciler:
         if not due:
             return False
         with transaction.atomic():
-            lifecycle.lock_chain_of(attempt.pk)
+            locks.lock_chain_of(attempt.pk)
             reason = f"node {due[0].name} drained: {due[0].state_reason}"[:500]
             Attempt.objects.filter(pk=attempt.pk).update(failure_message=reason)
-            moved = lifecycle.attempt_request_suspend(attempt.pk, reason=SuspendReason.NODE_DRAINED, now=self.now)
+            moved = lifecycle.attempt_request_suspend(
+                attempt_id=attempt.pk, reason=SuspendReason.NODE_DRAINED, now=self.now
+            )
             if moved:
-                lifecycle.sync_chain(attempt.chain_id)
+                lifecycle.sync_chain(chain_id=attempt.chain_id)
         if moved:
             self.backend.signal_suspend(attempt.pk)
             self.result.signalled.append(attempt.pk)
@@ -482,7 +491,7 @@ class Reconciler:
     def _suspending(self, attempt: Attempt, observed: dict[int, RankObservation]) -> None:
         _record_ranks(attempt, observed)
         if _all_gone(attempt, observed):
-            nxt = lifecycle.attempt_mark_suspended(attempt.pk)
+            nxt = lifecycle.attempt_mark_suspended(attempt_id=attempt.pk)
             if nxt is not None:
                 self.result.requeued[attempt.pk] = attempt.suspend_reason
             self._release(attempt.pk)
@@ -497,7 +506,7 @@ class Reconciler:
         observed = self.backend.observe(attempt.pk)
         if _all_gone(attempt, observed):
             _record_ranks(attempt, observed)
-            if lifecycle.attempt_mark_suspended(attempt.pk) is not None:
+            if lifecycle.attempt_mark_suspended(attempt_id=attempt.pk) is not None:
                 self.result.requeued[attempt.pk] = attempt.suspend_reason
             self._release(attempt.pk)
 
@@ -509,7 +518,7 @@ class Reconciler:
         _record_ranks(attempt, observed)
         if _all_gone(attempt, observed):
             status = stopped_outcome(attempt.stop_reason)
-            if lifecycle.attempt_mark_finished(attempt.pk, status=status, message=attempt.failure_message):
+            if lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=status, message=attempt.failure_message):
                 self.result.finished[attempt.pk] = status
             self._release(attempt.pk)
 
@@ -520,7 +529,7 @@ class Reconciler:
         observed = self.backend.observe(attempt.pk)
         _record_ranks(attempt, observed)
         if lifecycle.attempt_mark_finished(
-            attempt.pk,
+            attempt_id=attempt.pk,
             status=WorkerStatus.FAILED,
             stop_reason=reason,
             exit_code=failure.exit_code,
@@ -539,7 +548,7 @@ class Reconciler:
             locks.lock_chain_of(attempt.pk)  # chain before attempt, as everywhere
             if message:
                 Attempt.objects.filter(pk=attempt.pk).update(failure_message=message[:500])
-            nxt = lifecycle.attempt_mark_suspended(attempt.pk, reason=reason)
+            nxt = lifecycle.attempt_mark_suspended(attempt_id=attempt.pk, reason=reason)
             if nxt is not None and then is not None:
                 then(nxt)
         if nxt is not None:

@@ -49,7 +49,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Protocol
 
+from channels.db import database_sync_to_async
+from django.conf import settings
+
 from apps.core.aio import cancel_and_wait
+from apps.experiments.models import Attempt, Chain
 from apps.logs.store import ChainCursor, LogStore, get_log_store
 
 logger = logging.getLogger(__name__)
@@ -612,8 +616,6 @@ def resolve_start(
 
 async def load_chain_states(chain_ids: list[int]) -> dict[int, ChainState]:
     """``chain_states`` in the database thread."""
-    from channels.db import database_sync_to_async
-
     return await database_sync_to_async(chain_states)(chain_ids)
 
 
@@ -623,8 +625,6 @@ def chain_states(chain_ids: list[int]) -> dict[int, ChainState]:
     The attempts are those whose logs the HTTP API pages through (``apps.logs.api.views``):
     the ones ever scheduled, or the latest when none was — a waiting or held next attempt gets its
     separator once it runs."""
-    from apps.experiments.models import Attempt, Chain
-
     attempts: dict[int, list[tuple[int, bool]]] = {}
     for chain_id, attempt_id, scheduled_at in (
         Attempt.objects.filter(chain_id__in=chain_ids)
@@ -642,8 +642,6 @@ def chain_states(chain_ids: list[int]) -> dict[int, ChainState]:
 
 
 def realtime_setting(name: str) -> Any:
-    from django.conf import settings
-
     return {**DEFAULTS, **getattr(settings, "ROTA_REALTIME", {})}.get(name)
 
 

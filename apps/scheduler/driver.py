@@ -105,7 +105,7 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
 
         for suspend in plan.suspends:
             if lifecycle.attempt_request_suspend(
-                suspend.attempt_id,
+                attempt_id=suspend.attempt_id,
                 reason=_SUSPEND_REASONS[suspend.reason],
                 beneficiary=suspend.beneficiary_attempt_id or None,
                 now=now,
@@ -114,13 +114,15 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
                 touched_chains.add(loaded.chain_of[suspend.attempt_id])
 
         if plan.checkpoint_requests:
-            result.checkpoint_requested = lifecycle.attempts_request_checkpoint(plan.checkpoint_requests, now=now)
+            result.checkpoint_requested = lifecycle.attempts_request_checkpoint(
+                attempt_ids=plan.checkpoint_requests, now=now
+            )
 
         for start in plan.starts:
             try:
                 with transaction.atomic():
                     ok = lifecycle.attempt_start(
-                        start.attempt_id,
+                        attempt_id=start.attempt_id,
                         priority=start.priority if start.effective_priority is None else start.effective_priority,
                         quota_priority=start.priority,
                         node_ids=[loaded.node_ids[n] for n in start.nodes],
@@ -173,7 +175,7 @@ def apply_plan(loaded: Loaded, plan: policy.Plan, now: datetime) -> PassResult:
     result.written = {attempt_id: row[5] for attempt_id, row in changed}
 
     for chain_id in sorted(touched_chains):
-        lifecycle.sync_chain(chain_id)
+        lifecycle.sync_chain(chain_id=chain_id)
     _advance_usage(loaded, now)
     if result.started or result.suspended:
         enqueue_on_commit(lifecycle.RECONCILE)

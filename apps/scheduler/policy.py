@@ -41,26 +41,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
+# The levels and the infeasibility rule the submit service shares (a pure module below this one).
+from apps.experiments.feasibility import LEVELS, InfeasibleCode, Priority, infeasibility
+
 # --------------------------------------------------------------------------------------------------
 # Public data
-
-
-class Priority(enum.IntEnum):
-    """HAI's priority levels; AUTO asks for the highest level the user still has quota for."""
-
-    EXTREME_HIGH = 50
-    VERY_HIGH = 40
-    HIGH = 30
-    ABOVE_NORMAL = 20
-    NORMAL = 10
-    UNDER_NORMAL = 8
-    BELOW_NORMAL = 5
-    LOW = 0
-    AUTO = -1
-
-
-#: The real levels, highest first (the order AUTO tries them in).
-LEVELS: tuple[int, ...] = tuple(sorted((p.value for p in Priority if p is not Priority.AUTO), reverse=True))
 
 
 class SuspendReason(enum.StrEnum):
@@ -90,9 +75,7 @@ class ReasonCode(enum.StrEnum):
     PREEMPT_WAIT = "PREEMPT_WAIT"  # a non-urgent attempt lets nodes free up on their own before suspending
 
 
-INFEASIBLE_CODES: frozenset[ReasonCode] = frozenset(
-    {ReasonCode.GROUP_TOO_SMALL, ReasonCode.QUOTA_CEILING, ReasonCode.ENVIRONMENT, ReasonCode.INFEASIBLE}
-)
+INFEASIBLE_CODES: frozenset[ReasonCode] = frozenset(ReasonCode(code) for code in InfeasibleCode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +103,14 @@ class PolicyConfig:
     # rather than waiting for their own schedule; they are suspended right after they report it.
     request_checkpoints: bool = True
     starvation_seconds: float = 6 * 3600  # waiting this long, an attempt goes ahead of fair share in its level
+    # Run-time estimates (``Waiting.run_estimate``, ``Running.expected_end``). ``use_estimates``: among attempts
+    # past ``starvation_seconds`` the smallest estimated nodes x seconds goes first (unknown ones after them).
+    # ``estimate_backfill``: a reservation's start time also counts the runners' expected ends, and jobs behind
+    # it may use its idle nodes when they are expected to be done before then, or (``backfill_suspendable``) are
+    # at a lower level and will have run ``min_run_seconds`` by then, so that it can suspend them.
+    use_estimates: bool = True
+    estimate_backfill: bool = False
+    backfill_suspendable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +134,7 @@ class Running:
     last_checkpoint_at: float | None = None
     suspending: bool = False  # a suspend was already requested; nodes still held until it ends
     chain_ran_before: float = 0.0  # seconds the chain's earlier attempts ran (aging counts the chain)
+    expected_end: float | None = None  # epoch time its owner's run-time estimate says it ends; None = unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +151,9 @@ class Waiting:
     environment_ok: bool = True  # False: unknown or not permitted image (infeasible)
     chain_ran: float = 0.0  # seconds the chain's earlier attempts ran: an aged ABOVE_NORMAL chain queues at NORMAL
     claim: bool = False  # jobs were suspended for it: it goes first to the nodes they free
+    # seconds it is expected to run once started (its owner's estimate less what the chain already ran); None =
+    # unknown. Used to backfill in front of a reservation and to order jobs past ``starvation_seconds``.
+    run_estimate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +225,7 @@ class Reservation:
     group: str
     free_nodes: int  # idle nodes held now (later attempts may not start on them)
     freeing_nodes: int  # nodes of suspending attempts held for it
+    start_at: float | None = None  # when its job is expected to be able to start; None = not known
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +313,10 @@ _PREEMPTED = SuspendReason.PREEMPTED
 _TIME_SHARE = SuspendReason.TIME_SHARE
 
 
-_STARVING = -1e300  # the fair-share key of an attempt waiting past starvation_seconds: ahead of any usage
+# The fair-share key of an attempt waiting past starvation_seconds: ahead of any usage (>= 0), smallest estimated
+# nodes x seconds first (exact below 1e12 node-seconds), then those without an estimate.
+_STARVING = -1e15
+_STARVING_UNKNOWN = _STARVING + 1e14
 _CLAIM = 100  # a claimant's sort key is -level - _CLAIM: before every level
 
 
@@ -325,16 +324,11 @@ class _Entry(NamedTuple):
     """One waiting attempt in its group's queue; the queue sorts these tuples field by field."""
 
     rank: int  # -level, or -level - _CLAIM for a claimant (jobs were suspended for it): before every level
-    share: float  # decayed usage of its user (fair share); _STARVING past starvation_seconds, -inf for the
-    # reservation candidate
+    share: float  # decayed usage of its user (fair share); below 0 past starvation_seconds (``starving_key``),
+    # -inf for the reservation candidate
     place: float  # first submission (FIFO); ``custom_rank`` swaps places among one user's own jobs
     attempt_id: int  # unique, so ``waiting`` is never compared
     waiting: Waiting
-
-
-def _level_of(key: int) -> int:
-    """The level of a queue entry from its first sort key (see ``_Pass.order``)."""
-    return -key - _CLAIM if key <= -_CLAIM else -key
 
 
 def priority_name(priority: int) -> str:
@@ -369,55 +363,6 @@ def _nodes(n: int) -> str:
     return _plural(n, "node") if words is None else words
 
 
-def infeasibility(
-    w: Waiting, group_size: int | None, quotas: Mapping[tuple[str, int], int]
-) -> tuple[ReasonCode, str] | None:
-    """Why ``w`` can never start as submitted, or None when it could (given room).
-
-    ``group_size`` is the number of nodes registered in ``w.group`` (None: no such group) and
-    ``quotas`` the user's resolved quotas, (group, level) -> nodes. The submit service asks this
-    too, so a job refused at submit is refused in the words its explanation would have used.
-    """
-    n = w.node_count
-    if group_size is None:
-        return ReasonCode.GROUP_TOO_SMALL, f"Group '{w.group}' does not exist: no node is registered in it."
-    if n < 1:
-        return ReasonCode.INFEASIBLE, f"A job needs at least 1 node; this one asks for {n}."
-    if n > group_size:
-        return (
-            ReasonCode.GROUP_TOO_SMALL,
-            f"Needs {_plural(n, 'node')} but group '{w.group}' has only {_plural(group_size, 'node')} registered.",
-        )
-    if w.priority != _AUTO and w.priority not in _LEVEL_SET:
-        return ReasonCode.INFEASIBLE, f"Unknown priority {w.priority}."
-    if not w.environment_ok:
-        return (
-            ReasonCode.ENVIRONMENT,
-            f"Its environment (image) is unknown or {w.user} is not permitted to use it.",
-        )
-    if w.priority == _AUTO:
-        top = max(quotas.get((w.group, lvl), 0) for lvl in LEVELS)
-        if top >= n:
-            return None
-        return (
-            ReasonCode.QUOTA_CEILING,
-            f"Needs {_plural(n, 'node')} but {w.user}'s largest quota in '{w.group}' at any priority is "
-            f"{_plural(top, 'node')}.",
-        )
-    q = quotas.get((w.group, w.priority), 0)
-    if q >= n:
-        return None
-    enough = [
-        f"{_NAMES[lvl]} ({quotas.get((w.group, lvl), 0)})" for lvl in LEVELS if quotas.get((w.group, lvl), 0) >= n
-    ]
-    hint = f" Levels with enough quota: {', '.join(enough)}." if enough else ""
-    return (
-        ReasonCode.QUOTA_CEILING,
-        f"Needs {_plural(n, 'node')} but {w.user}'s quota in '{w.group}' at {_NAMES[w.priority]} "
-        f"is {_plural(q, 'node')}, so it can never start at this level.{hint}",
-    )
-
-
 def _ids(holders: Iterable[Holder]) -> str:
     return ", ".join(f"#{h.attempt_id}" for h in holders)
 
@@ -429,6 +374,10 @@ def _named(holders: Iterable[Holder]) -> str:
 
 def _hid(h: Holder) -> int:
     return h.attempt_id
+
+
+def _priority_of(r: _Runner) -> int:
+    return r.priority
 
 
 # --------------------------------------------------------------------------------------------------
@@ -494,6 +443,7 @@ class _Group:
         "ckpt_cache",
         "claimed_free",
         "claimers",
+        "ends",
         "equal",
         "equal_now",
         "equal_pos",
@@ -521,7 +471,10 @@ class _Group:
         "reserver_holder",
         "rooms",
         "schedulable",
+        "shadow",
         "size",
+        "soon_cache",
+        "soon_pos",
         "stale",
         "stale_pos",
         "starters",
@@ -546,6 +499,8 @@ class _Group:
         self.reserver: Waiting | None = None
         self.reserver_holder: Holder | None = None
         self.reserve_holds = True  # the reservation keeps idle nodes (it can start soon)
+        self.shadow: float | None = None  # when the reservation's job is expected to be able to start
+        self.ends: list[tuple[float, _Runner]] = []  # runners with a run-time estimate: (expected end, runner)
         self.ckpt_cache: dict[tuple[int, int, bool], tuple[list[_Runner], float] | None] = {}
         self.overdue = 0.0  # checkpoint_wait_seconds
         # nodes of suspending attempts nobody has claimed yet: [runner, nodes left] in claim order
@@ -571,6 +526,8 @@ class _Group:
         self.young: list[tuple[float, int, _Runner]] = []  # (may be suspended from, priority, runner)
         self.young_cache: dict[int, list[tuple[float, _Runner]]] = {}
         self.young_pos: dict[int, int] = {}
+        self.soon_cache: dict[int, list[tuple[float, _Runner]]] = {}  # for ``cheaper_soon``, per top victim level
+        self.soon_pos: dict[int, int] = {}
         self.equal: dict[int, list[tuple[float, _Runner]]] = {}  # priority -> (slice ends, runner)
         self.equal_pos: dict[int, int] = {}
         self.equal_now: dict[int, int] = {}  # priority -> index of the first runner whose slice is not over
@@ -725,14 +682,21 @@ class _Group:
                 keep[k] = False
         victims = [c for c, kept in zip(chosen, keep, strict=True) if kept]
         if len(victims) > 1 or victims[0][0].value > need:
-            cost = sum(r.cost for r, _ in victims)
-            top = max(r.priority for r, _ in victims)
+            limit = sum(r.cost for r, _ in victims)
+            top = min(max(r.priority for r, _ in victims), priority - 1)
             best: _Runner | None = None
-            for r in lower[start:]:
-                if r.priority > top or r.priority >= priority:
+            i, end = start, len(lower)
+            while i < end:  # the cheapest runner freeing ``need`` alone, cheaper than the set
+                r = lower[i]
+                level = r.priority
+                if level > top:
                     break
-                if not r.taken and r.value >= need and r.cost < cost and (best is None or r.cost < best.cost):
-                    best = r
+                if r.cost >= limit:  # the rest of this level costs more (sorted by cost within a level)
+                    i = bisect.bisect_right(lower, level, lo=i, key=_priority_of)
+                    continue
+                if not r.taken and r.value >= need:
+                    best, limit = r, r.cost
+                i += 1
             if best is not None:
                 victims = [(best, _PREEMPTED)]
         return victims
@@ -742,16 +706,22 @@ class _Group:
     ) -> tuple[float, list[_Runner]] | None:
         """Lower-priority runners that reach their minimum run within ``window`` and could replace the
         highest-priority victims: (when, runners), booked; None when suspending now is the only way."""
-        young = self.young
-        if not young or not math.isfinite(window):
+        if not self.young or not math.isfinite(window):
             return None
         top = max(r.priority for r, _ in victims)
+        soon = self.soon_cache.get(top)
+        if soon is None:  # runners below ``top`` that may be suspended within the window, soonest first
+            soon = self.soon_cache[top] = [(t, r) for t, p, r in self.young if p < top and t - now <= window]
+        i = self.soon_pos.get(top, 0)
+        while i < len(soon) and (soon[i][1].booked or soon[i][1].taken):  # never unbooked: skip them for good
+            i += 1
+        self.soon_pos[top] = i
+        if i == len(soon):
+            return None
         have = sum(r.value for r, _ in victims if r.priority < top)
         got: list[_Runner] = []
-        for eligible_at, priority, r in young:
-            if eligible_at - now > window:
-                break
-            if priority >= top or r.booked or r.taken:
+        for eligible_at, r in soon[i:]:
+            if r.booked or r.taken:
                 continue
             got.append(r)
             have += r.value
@@ -857,6 +827,18 @@ class _Group:
                     break
         self.ckpt_cache[key] = result
         return result
+
+    def expected_free(self, missing: int) -> float | None:
+        """When runners' estimates say ``missing`` more nodes will have been freed by their ends (runners
+        chosen as victims in this pass excluded); None when the estimates known are not enough."""
+        acc = 0
+        for end, r in self.ends:
+            if r.taken:
+                continue
+            acc += r.value
+            if acc >= missing:
+                return end
+        return None
 
     def priority_holders(self, priority: int) -> tuple[Holder, ...]:
         """Runners it may not preempt (priority >= its own), highest first; shared per priority."""
@@ -981,6 +963,8 @@ class _Pass:
             g.by_priority.append(runner)
             if value == 0:
                 continue
+            if r.expected_end is not None and r.expected_end > now:
+                g.ends.append((r.expected_end, runner))
             ran = now - r.started_at
             if r.last_checkpoint_at is None:
                 # no checkpoint in this attempt yet: it restarted from one when its start-up was over, and it
@@ -1018,6 +1002,8 @@ class _Pass:
                 slices.sort(key=lambda e: (e[0], e[1].attempt_id))
                 g.equal_now[p] = bisect.bisect_right(slices, now, key=lambda e: e[0])
             g.by_priority.sort(key=lambda r: (-r.priority, r.started_at, r.attempt_id))
+            if g.ends:
+                g.ends.sort(key=lambda e: (e[0], e[1].attempt_id))
 
     def over_quota(self) -> set[int]:
         """Runners to suspend because their owner's quota at their level is now below what they hold.
@@ -1027,19 +1013,26 @@ class _Pass:
         no beneficiary; their nodes count as being freed for everyone else in this pass.
         """
         used: dict[tuple[str, str, int], int] = {}  # by runners not already suspending
+        get = used.get
+        for r in self.s.running:
+            if not r.suspending:
+                key = (r.user, r.group, r.quota_priority)
+                used[key] = get(key, 0) + len(r.nodes)
+        out: set[int] = set()
+        over = sorted(key for key, nodes in used.items() if nodes > self.quota(*key))
+        if not over:
+            return out
+        wanted = set(over)
         by_key: dict[tuple[str, str, int], list[Running]] = {}
         for r in self.s.running:
             if not r.suspending:
                 key = (r.user, r.group, r.quota_priority)
-                used[key] = used.get(key, 0) + len(r.nodes)
-                by_key.setdefault(key, []).append(r)
-        out: set[int] = set()
+                if key in wanted:
+                    by_key.setdefault(key, []).append(r)
         restart = self.cfg.restart_cost_seconds
         now = self.now
-        for key in sorted(used):
+        for key in over:
             excess = used[key] - self.quota(*key)
-            if excess <= 0:
-                continue
             mine = by_key[key]
 
             def cost(r: Running) -> float:
@@ -1070,7 +1063,8 @@ class _Pass:
         g = self.groups.get(w.group)
         problem = infeasibility(w, None if g is None else g.size, self.s.quotas.get(w.user) or {})
         assert problem is not None, f"attempt {w.attempt_id} failed the fast check but is feasible"
-        return problem
+        code, message = problem
+        return ReasonCode(code), message
 
     # ---- 3. AUTO ------------------------------------------------------------------------------------
 
@@ -1105,6 +1099,17 @@ class _Pass:
 
     # ---- the whole pass --------------------------------------------------------------------------
 
+    def starving_key(self, w: Waiting) -> float:
+        """The fair-share key of an attempt waiting past ``starvation_seconds``: ahead of every usage, the
+        smallest estimated footprint (nodes x seconds) first, attempts without an estimate after them.
+
+        With the queue too long to serve everyone soon, serving the small ones first lets the most jobs start
+        (as shortest-job-first does); the oldest still gets the group's reservation (``order``)."""
+        est = w.run_estimate
+        if est is None or not self.cfg.use_estimates:
+            return _STARVING_UNKNOWN
+        return _STARVING + min(w.node_count * max(est, 0.0), 9e13)
+
     def run(self) -> Plan:
         self.index()
         groups = self.groups
@@ -1112,10 +1117,12 @@ class _Pass:
         usage = self.s.usage
         top_quota = self.top_quota
         aging = self.cfg.above_normal_aging_seconds
-        ranked: set[tuple[str, str, int]] = set()  # (group, user, level) with a custom rank somewhere
+        ranked: dict[str, set[tuple[str, int]]] = {}  # group -> (user, level) with a custom rank somewhere
         queues: dict[str, list[_Entry]] = {}
-        # per group, the longest-waiting attempt past the reservation wait: (-level, queued_at, index, id)
-        longest: dict[str, tuple[int, float, int, int]] = {}
+        # per group, the longest-waiting attempt past the reservation wait: ((-level, queued_at, id), index)
+        longest: dict[str, tuple[tuple[int, float, int], int]] = {}
+        usage_of = usage.get
+        new_entry = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
         cutoff = self.now - self.cfg.reservation_wait_seconds
         starving = self.now - self.cfg.starvation_seconds  # queued before this: fair share no longer delays it
         autos: list[Waiting] = []
@@ -1139,27 +1146,26 @@ class _Pass:
                         level = _NORMAL  # its chain aged: it queues and runs at NORMAL, charged to ABOVE_NORMAL
                         self.quota_level[w.attempt_id] = _ABOVE_NORMAL
                     # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
-                    entry = _Entry(
-                        -level - _CLAIM if w.claim else -level,
-                        _STARVING if w.queued_at <= starving else usage.get(w.user, 0.0),
-                        w.first_submitted_at,
-                        w.attempt_id,
-                        w,
+                    entry = new_entry(
+                        _Entry,
+                        (
+                            -level - _CLAIM if w.claim else -level,
+                            usage_of(w.user, 0.0) if w.queued_at > starving else self.starving_key(w),
+                            w.first_submitted_at,
+                            w.attempt_id,
+                            w,
+                        ),
                     )
                     queue = queues.get(w.group)
                     if queue is None:
                         queue = queues[w.group] = []
                     if w.queued_at <= cutoff and not w.claim:
                         best = longest.get(w.group)
-                        if (
-                            best is None
-                            or -level < best[0]
-                            or (-level == best[0] and (w.queued_at, w.attempt_id) < (best[1], best[3]))
-                        ):
-                            longest[w.group] = (-level, w.queued_at, len(queue), w.attempt_id)
+                        if best is None or (-level, w.queued_at, w.attempt_id) < best[0]:
+                            longest[w.group] = ((-level, w.queued_at, w.attempt_id), len(queue))
                     queue.append(entry)
                     if w.custom_rank != w.first_submitted_at:
-                        ranked.add((w.group, w.user, level))
+                        ranked.setdefault(w.group, set()).add((w.user, level))
                     continue
             bad.append(w)
         bad.sort(key=lambda w: w.attempt_id)
@@ -1175,7 +1181,7 @@ class _Pass:
             claim = w.claim and level != _AUTO
             entry = _Entry(
                 -level - _CLAIM if claim else -level,
-                _STARVING if w.queued_at <= starving else usage.get(w.user, 0.0),
+                usage.get(w.user, 0.0) if w.queued_at > starving else self.starving_key(w),
                 w.first_submitted_at,
                 w.attempt_id,
                 w,
@@ -1183,8 +1189,8 @@ class _Pass:
             queue = queues.setdefault(w.group, [])
             if level != _AUTO and not w.claim and w.queued_at <= cutoff:
                 best = longest.get(w.group)
-                if best is None or (-level, w.queued_at, w.attempt_id) < (best[0], best[1], best[3]):
-                    longest[w.group] = (-level, w.queued_at, len(queue), w.attempt_id)
+                if best is None or (-level, w.queued_at, w.attempt_id) < best[0]:
+                    longest[w.group] = ((-level, w.queued_at, w.attempt_id), len(queue))
             queue.append(entry)
         for name in sorted(queues):
             queue = queues[name]
@@ -1208,8 +1214,8 @@ class _Pass:
         self,
         queue: list[_Entry],
         group: str,
-        ranked: set[tuple[str, str, int]],
-        longest: tuple[int, float, int, int] | None,
+        ranked: Mapping[str, set[tuple[str, int]]],
+        longest: tuple[tuple[int, float, int], int] | None,
     ) -> None:
         """Sort one group's queue: claimants first (jobs were suspended for them), then priority, fair
         share (decayed usage), the user's own order, id.
@@ -1222,21 +1228,29 @@ class _Pass:
         order does not take the nodes it is waiting for.
         """
         if longest is not None:  # before the places move entries around: the index is the append order's
-            e = queue[longest[2]]
-            queue[longest[2]] = e._replace(share=-math.inf)
-        if ranked:
+            e = queue[longest[1]]
+            queue[longest[1]] = e._replace(share=-math.inf)
+        mine = ranked.get(group)
+        if mine:
+            # entries of each ranked (user, level), by index; the level comes from the sort key, as claims move it
             places: dict[tuple[str, int], list[int]] = {}
             for i, e in enumerate(queue):
-                w = e.waiting
-                level = _level_of(e.rank)
-                if (group, w.user, level) in ranked:
-                    places.setdefault((w.user, level), []).append(i)
+                rank = e[0]
+                key = (e[4].user, -rank - _CLAIM if rank <= -_CLAIM else -rank)
+                if key in mine:
+                    idx = places.get(key)
+                    if idx is None:
+                        places[key] = [i]
+                    else:
+                        idx.append(i)
+            new = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
             for idx in places.values():
-                mine = [queue[i] for i in idx]
-                slots = sorted(e.place for e in mine)
-                mine.sort(key=lambda e: (e.waiting.custom_rank, e.place, e.attempt_id))
-                for i, slot, e in zip(idx, slots, mine, strict=True):
-                    queue[i] = e._replace(place=slot)
+                slots = sorted([queue[i][2] for i in idx])
+                by_rank = sorted([(queue[i][4].custom_rank, queue[i][2], queue[i][3], i) for i in idx])
+                for slot, (_, place, _, i) in zip(slots, by_rank, strict=True):
+                    if slot != place:
+                        e = queue[i]
+                        queue[i] = new(_Entry, (e[0], e[1], slot, e[3], e[4]))
         queue.sort()
 
     def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:
@@ -1269,13 +1283,14 @@ class _Pass:
         victim_wait = cfg.victim_wait_seconds
         hold_horizon = cfg.reservation_hold_seconds
         preempt_wait = cfg.preempt_wait_seconds
+        estimate_backfill = cfg.estimate_backfill
         quota_level = self.quota_level
         usage_of = self.s.usage.get
+        claim_key = -_CLAIM
         for entry in queue:
-            w = entry.waiting
-            level = -entry.rank
-            if level >= _CLAIM:
-                level -= _CLAIM
+            w = entry[4]  # entry.waiting, entry.rank: indexing is the cheaper read in this loop
+            rank = entry[0]
+            level = -rank if rank > claim_key else -rank - _CLAIM
             n = w.node_count
             user = w.user
             aid = w.attempt_id
@@ -1288,7 +1303,7 @@ class _Pass:
                 continue
 
             # 2. quota (an aged chain is charged to the level it was admitted at)
-            qlevel = quota_level.get(aid, level)
+            qlevel = quota_level.get(aid, level) if quota_level else level
             key = (user, gname, qlevel)
             used = quota_used.get(key, 0)
             q = quota_of.get(key)
@@ -1308,8 +1323,12 @@ class _Pass:
                 )
                 continue
 
-            # 4. start on free nodes
+            # 4. start on free nodes (backfill: on a reservation's idle nodes too, if done or suspendable by
+            # the time its job can start)
             avail = g.free - g.claimed_free - g.reserved_free
+            if avail < n and g.reserved_free and avail + g.reserved_free >= n and self.backfills(g, w, level):
+                g.reserved_free -= n - avail
+                avail = n
             if avail >= n:
                 starts.append(Start(aid, g.take_nodes(n), qlevel, None if qlevel == level else level))
                 me = Holder(aid, user, n, level)
@@ -1398,13 +1417,19 @@ class _Pass:
                 g.reserver = w
                 g.blocked_cache.clear()
                 g.reserver_holder = me
-                g.reserve_holds = eta is not None and eta - now <= hold_horizon
+                start_at = eta
+                if estimate_backfill and n > avail + becoming:
+                    ends_at = g.expected_free(n - avail - becoming)
+                    if ends_at is not None and (start_at is None or ends_at < start_at):
+                        start_at = ends_at
+                g.shadow = start_at
+                g.reserve_holds = start_at is not None and start_at - now <= hold_horizon
                 held = avail if g.reserve_holds else 0
                 g.reserved_free = held
                 if becoming:
                     g.claim_becoming(becoming)
                 g.reserved_becoming = becoming
-                self.reservations.append(Reservation(aid, gname, held, becoming))
+                self.reservations.append(Reservation(aid, gname, held, becoming, start_at))
                 quota_used[key] = used + n
                 quota_pass.setdefault(key, []).append(me)
                 if g.reserve_holds:
@@ -1427,6 +1452,21 @@ class _Pass:
                 or (eta is None and not g.ts_nodes.get(level) and g.exhausted.get(level))
             ):
                 g.blocked_cache[(level, n)] = (code, message, holders)
+
+    def backfills(self, g: _Group, w: Waiting, level: int) -> bool:
+        """May ``w`` start on idle nodes held by ``g``'s reservation? Only if it will not delay the
+        reserved job: it is expected to be done by then, or it is at a lower level and will have run
+        ``min_run_seconds`` by then, so that the reserved job can suspend it."""
+        shadow = g.shadow
+        if shadow is None or g.reserver is None or not self.cfg.estimate_backfill:
+            return False
+        est = w.run_estimate
+        if est is not None and self.now + est <= shadow:
+            return True
+        reserver_level = g.reserver_holder.priority if g.reserver_holder is not None else level
+        return (
+            self.cfg.backfill_suspendable and level < reserver_level and self.now + self.cfg.min_run_seconds <= shadow
+        )
 
     def claim(
         self,

@@ -6,6 +6,7 @@ import time
 
 from apps.core.health import record_pass
 from apps.core.leases import run_single_flight
+from apps.scheduler.driver import run_pass
 
 LEASE = "scheduler"
 
@@ -15,8 +16,6 @@ def schedule_pass() -> bool:
 
     Returns False if another worker held the lease.
     """
-    from apps.scheduler.driver import run_pass
-
     took: list[float] = []
 
     def timed() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -16,6 +17,8 @@ from apps.core.errors import ApplicationError, PermissionDenied
 from apps.experiments import services as experiment_services
 from apps.experiments.models import Chain
 from apps.experiments.selectors import chains_visible_to
+from apps.notifications.choices import NotificationKind
+from apps.notifications.services import notify_many
 from apps.web.choices import NoticeAudience, Theme
 from apps.web.models import Notice, UserPreference
 
@@ -24,8 +27,6 @@ NOTICE_AUDIT_FIELDS = ["title", "body", "severity", "audience", "group", "user",
 
 def preference_set(*, user: User, language: str | None = None, theme: str | None = None) -> UserPreference:
     """Remember the user's language and/or theme (``None`` leaves a setting as it is)."""
-    from django.conf import settings
-
     values: dict[str, str] = {}
     if language is not None:
         if language and language not in dict(settings.LANGUAGES):
@@ -66,9 +67,6 @@ def notice_save(*, actor: User, notice: Notice) -> Notice:
 
 def notice_notify(*, notice: Notice) -> int:
     """Put a new notice among its audience's notifications (the dashboard shows it as well)."""
-    from apps.notifications.choices import NotificationKind
-    from apps.notifications.services import notify_many
-
     people = User.objects.filter(is_active=True)
     if notice.audience == NoticeAudience.GROUP:
         people = people.filter(Q(groups=notice.group_id) | Q(team=notice.group_id)).distinct()

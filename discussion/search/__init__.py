@@ -19,6 +19,7 @@ from django.db import connection
 
 from apps.core.tasks import enqueue_on_commit
 from discussion.search.base import SearchBackend, SearchHit, SearchPage, SearchRequest, SearchSort
+from discussion.search.documents import refresh_database_document
 
 __all__ = ["SearchBackend", "SearchHit", "SearchPage", "SearchRequest", "SearchSort", "get_backend", "post_changed"]
 
@@ -40,8 +41,6 @@ def get_backend() -> SearchBackend:
 
 def post_changed(post_id: int) -> None:
     """Call inside the transaction of any write that changes what a post's search entry holds."""
-    from discussion.search.documents import refresh_database_document
-
     refresh_database_document(post_id)
     if settings.MEILISEARCH_URL:
         enqueue_on_commit("discussion.tasks.search_index_post", post_id)

@@ -34,6 +34,7 @@ from typing import Any
 from django.db import connection, transaction
 
 from discussion import permissions
+from discussion.models import Post
 from discussion.search._results import hit
 from discussion.search.base import SearchPage, SearchRequest, SearchSort
 from discussion.search.documents import refresh_database_document
@@ -213,8 +214,6 @@ class PostgresBackend:
             refresh_database_document(post_id)
 
     def rebuild(self) -> int:
-        from discussion.models import Post
-
         ids = list(Post.objects.values_list("pk", flat=True))
         self.index_posts(ids)
         return len(ids)

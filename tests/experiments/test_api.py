@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
 
+from apps.accounts import services as account_services
 from apps.experiments import lifecycle
 from apps.experiments.choices import WorkerStatus
-from apps.experiments.models import Chain
+from apps.experiments.models import Attempt, Chain
+from apps.logs.store import get_log_store
 from tests.factories import UserFactory
 from tests.permissions import Endpoint, call, db_state
 
@@ -73,7 +78,9 @@ def test_list_filters_and_pagination(cluster, api, workspace, submit, user):
     beta = submit(user, name="beta", tags=["nlp", "big"])
     api.post(f"/api/v1/experiments/{beta.pk}/star/")
     api.post(f"/api/v1/experiments/{beta.pk}/stop/")
-    lifecycle.attempt_mark_finished(beta.latest_attempt_id, status=WorkerStatus.STOPPED)  # the launcher confirms
+    lifecycle.attempt_mark_finished(
+        attempt_id=beta.latest_attempt_id, status=WorkerStatus.STOPPED
+    )  # the launcher confirms
     names = lambda q: [r["name"] for r in api.get(f"/api/v1/experiments/{q}").json()["results"]]  # noqa: E731
     assert names("") == ["beta", "alpha"]
     assert names("?status=finished") == ["beta"]
@@ -176,23 +183,66 @@ EXPERIMENT_ENDPOINTS = [
         {"shared": False},
         owner_scoped=True,
     ),
+    Endpoint("exp-logs", "GET", lambda c: f"/api/v1/experiments/{c['chain'].pk}/logs/", owner_scoped=True),
+    Endpoint(
+        "exp-log-search", "GET", lambda c: f"/api/v1/experiments/{c['chain'].pk}/logs/search/?q=step", owner_scoped=True
+    ),
+    Endpoint(
+        "exp-log-download", "GET", lambda c: f"/api/v1/experiments/{c['chain'].pk}/logs/download/", owner_scoped=True
+    ),
+    Endpoint("exp-metrics", "GET", lambda c: f"/api/v1/experiments/{c['chain'].pk}/metrics/", owner_scoped=True),
+]
+
+# The job runtime API (``rota.job``): a job's token acts on its own attempt; an ordinary token names
+# one of its owner's attempts with ``?attempt=`` (``apps/experiments/api/runtime.py``).
+JOB_ENDPOINTS = [
+    Endpoint("job-status", "GET", lambda c: "/api/v1/job/status/"),
+    Endpoint("job-state", "POST", lambda c: "/api/v1/job/whole-life-state/", {"whole_life_state": 7}),
+    Endpoint("job-checkpoint", "POST", lambda c: "/api/v1/job/checkpoint/", {}),
+    Endpoint("job-go-suspend", "POST", lambda c: "/api/v1/job/go-suspend/", {"rank": 0}),
+    Endpoint("job-watchdog", "POST", lambda c: "/api/v1/job/watchdog/", {"seconds": 600}),
+    Endpoint(
+        "job-metrics", "POST", lambda c: "/api/v1/job/metrics/", {"step": 1, "values": {"loss": 0.5}}, ok_status=201
+    ),
+    Endpoint("job-priority", "POST", lambda c: "/api/v1/job/priority/", {"priority": "HIGH"}),
 ]
 
 
 @pytest.fixture
-def pctx(cluster, submit, workspace, make_client):
+def pctx(cluster, submit, workspace, make_client, settings, tmp_path):
+    settings.ROTA_LOG_ROOT = tmp_path / "perm-logs"
+    get_log_store.cache_clear()
     owner = UserFactory(username="powner")
     intruder = UserFactory(username="pintruder")
     admin = UserFactory(username="padmin", groups=["root"])
     chain = submit(owner, name="perm-chain")
-    return {
+    get_log_store().append_lines(str(chain.pk), chain.latest_attempt_id, 0, ["step 1", "step 2"])
+    yield {
         "chain": chain,
         "workspace": workspace,
         "anonymous": make_client(None),
         "owner": make_client(owner),
         "intruder": make_client(intruder),
+        "intruder_user": intruder,
         "admin": make_client(admin),
     }
+    get_log_store.cache_clear()
+
+
+def job_token_client(chain: Chain) -> APIClient:
+    issued = account_services.token_create_for_attempt(user=chain.owner, attempt_id=chain.latest_attempt_id)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.raw}")
+    return client
+
+
+def for_attempt(endpoint: Endpoint, attempt_id: int) -> Endpoint:
+    """The same call, naming the attempt with ``?attempt=`` (how an ordinary token picks one)."""
+    return dataclasses.replace(endpoint, url=lambda c: f"{endpoint.url(c)}?attempt={attempt_id}")
+
+
+def attempt_rows(chain: Chain) -> list[tuple]:
+    return list(Attempt.objects.filter(chain=chain).order_by("pk").values_list())
 
 
 @pytest.mark.parametrize("endpoint", EXPERIMENT_ENDPOINTS, ids=[e.name for e in EXPERIMENT_ENDPOINTS])
@@ -215,3 +265,50 @@ def test_experiment_permissions(pctx, endpoint):
 )
 def test_admin_may_act_on_any_experiment(pctx, endpoint):
     assert call(pctx["admin"], endpoint, pctx).status_code == endpoint.ok_status
+
+
+@pytest.mark.parametrize("endpoint", EXPERIMENT_ENDPOINTS, ids=[e.name for e in EXPERIMENT_ENDPOINTS])
+def test_a_job_token_may_not_call_the_experiments_api(pctx, endpoint):
+    job = job_token_client(pctx["chain"])
+    before = db_state()
+    response = call(job, endpoint, pctx)
+    assert response.status_code == 403, response.content
+    assert response.json()["error"]["message"] == "Job tokens may only call the job runtime API."
+    assert db_state() == before
+
+
+@pytest.mark.parametrize("endpoint", JOB_ENDPOINTS, ids=[e.name for e in JOB_ENDPOINTS])
+def test_the_job_api_refuses_anonymous_and_changes_nothing(pctx, endpoint):
+    before = db_state()
+    response = call(pctx["anonymous"], for_attempt(endpoint, pctx["chain"].latest_attempt_id), pctx)
+    assert response.status_code == 401, response.content
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert db_state() == before
+
+
+@pytest.mark.parametrize("endpoint", JOB_ENDPOINTS, ids=[e.name for e in JOB_ENDPOINTS])
+def test_another_users_attempt_is_not_found_and_nothing_changes(pctx, endpoint):
+    before = db_state()
+    response = call(pctx["intruder"], for_attempt(endpoint, pctx["chain"].latest_attempt_id), pctx)
+    assert response.status_code == 404, response.content
+    assert response.json()["error"]["message"] == "No such attempt of yours."
+    assert db_state() == before
+
+
+@pytest.mark.parametrize("endpoint", JOB_ENDPOINTS, ids=[e.name for e in JOB_ENDPOINTS])
+def test_a_job_token_acts_on_its_own_attempt_whatever_attempt_it_names(pctx, submit, endpoint):
+    """The intruder's job names the owner's attempt: its own attempt answers, the owner's is untouched."""
+    own = submit(pctx["intruder_user"], name="intruders-job")
+    for chain in (own, pctx["chain"]):
+        lifecycle.attempt_mark_running(attempt_id=chain.latest_attempt_id)  # go-suspend needs a running job
+    victim = attempt_rows(pctx["chain"])
+    response = call(job_token_client(own), for_attempt(endpoint, pctx["chain"].latest_attempt_id), pctx)
+    assert response.status_code == endpoint.ok_status, response.content
+    assert attempt_rows(pctx["chain"]) == victim
+
+
+@pytest.mark.parametrize("endpoint", JOB_ENDPOINTS, ids=[e.name for e in JOB_ENDPOINTS])
+def test_the_owner_names_their_attempt_with_an_ordinary_token(pctx, endpoint):
+    lifecycle.attempt_mark_running(attempt_id=pctx["chain"].latest_attempt_id)
+    response = call(pctx["owner"], for_attempt(endpoint, pctx["chain"].latest_attempt_id), pctx)
+    assert response.status_code == endpoint.ok_status, response.content

@@ -44,9 +44,12 @@ def test_a_stop_and_a_launcher_update_of_the_same_attempt_do_not_deadlock(cluste
                 launcher_started.wait(5)
                 launcher_done.wait(0.5)
                 outcome["stopped"] = lifecycle.transition(
-                    attempt.pk, WorkerStatus.STOPPING, stop_reason=StopReason.USER, stop_requested_at=timezone.now()
+                    attempt_id=attempt.pk,
+                    target=WorkerStatus.STOPPING,
+                    stop_reason=StopReason.USER,
+                    stop_requested_at=timezone.now(),
                 )
-                lifecycle.sync_chain(chain.pk)
+                lifecycle.sync_chain(chain_id=chain.pk)
         except BaseException as exc:
             errors.append(exc)
         finally:
@@ -59,7 +62,7 @@ def test_a_stop_and_a_launcher_update_of_the_same_attempt_do_not_deadlock(cluste
         try:
             chain_locked.wait(5)
             launcher_started.set()
-            outcome["running"] = lifecycle.attempt_mark_running(attempt.pk)
+            outcome["running"] = lifecycle.attempt_mark_running(attempt_id=attempt.pk)
             launcher_done.set()
         except BaseException as exc:
             errors.append(exc)

@@ -52,7 +52,7 @@ def test_a_finished_attempt_cannot_change_priority(cluster, submit, user):
     chain = submit(user)
     client = job_client(chain)
     chain.refresh_from_db()
-    lifecycle.attempt_mark_finished(chain.latest_attempt_id, status=WorkerStatus.STOPPED)
+    lifecycle.attempt_mark_finished(attempt_id=chain.latest_attempt_id, status=WorkerStatus.STOPPED)
     response = client.post("/api/v1/job/priority/", {"priority": "HIGH"}, format="json")
     # the job token is revoked when its attempt ends
     assert response.status_code == 401

@@ -21,13 +21,14 @@ def run(chain: Chain) -> Attempt:
     attempt = latest(chain)
     assert attempt.worker_status == WorkerStatus.STARTING, attempt.worker_status
     for rank in attempt.ranks.all():
-        lifecycle.rank_update(attempt.pk, rank.rank, status=RankStatus.RUNNING)
-    assert lifecycle.attempt_mark_running(attempt.pk)
+        lifecycle.rank_update(attempt_id=attempt.pk, rank=rank.rank, status=RankStatus.RUNNING)
+    assert lifecycle.attempt_mark_running(attempt_id=attempt.pk)
     return latest(chain)
 
 
 @pytest.mark.django_db
 def test_submit_creates_chain_and_first_attempt_and_schedules(cluster, submit, user, task_log):
+    asked_before = len(task_log.calls)
     chain = submit(user, nodes=2, tags=["b", "a", "a"])
     attempt = latest(chain)
     assert (attempt.index, attempt.priority) == (0, 10)
@@ -37,7 +38,8 @@ def test_submit_creates_chain_and_first_attempt_and_schedules(cluster, submit, u
     assert sorted(Rank.objects.filter(attempt=attempt).values_list("rank", flat=True)) == [0, 1]
     assert chain.tag_names == ["a", "b"]
     assert chain.status == ChainStatus.STARTING
-    assert task_log.count("apps.launcher.tasks.reconcile_pass") >= 1
+    # One pass on commit, whose start asked the launcher once.
+    assert task_log.calls[asked_before:] == ["apps.scheduler.tasks.schedule_pass", "apps.launcher.tasks.reconcile_pass"]
 
 
 @pytest.mark.django_db
@@ -94,7 +96,7 @@ def test_unique_name_among_unfinished_chains(cluster, submit, user, other_user):
         submit(user, name="exp")
     submit(other_user, name="exp")  # another user's namespace
     services.experiment_stop(actor=user, chain=chain)
-    lifecycle.attempt_mark_finished(latest(chain).pk, status=WorkerStatus.STOPPED)
+    lifecycle.attempt_mark_finished(attempt_id=latest(chain).pk, status=WorkerStatus.STOPPED)
     assert submit(user, name="exp").name == "exp"  # the first one finished
 
 
@@ -157,7 +159,7 @@ def test_stop_running_hands_to_launcher_then_finishes(cluster, submit, user, tas
     attempt = latest(chain)
     assert (attempt.worker_status, chain.status) == (WorkerStatus.STOPPING, ChainStatus.STOPPING)
     assert Rank.objects.filter(attempt=attempt, holds_node=True).count() == 2  # until the launcher confirms
-    assert lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.STOPPED)
+    assert lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=WorkerStatus.STOPPED)
     assert Rank.objects.filter(attempt=attempt, holds_node=True).count() == 0
     chain.refresh_from_db()
     assert (chain.status, chain.finished) == (ChainStatus.STOPPED, True)
@@ -170,8 +172,8 @@ def test_suspend_running_then_resume_carries_whole_life_state(cluster, submit, u
     services.experiment_suspend(actor=user, chain=chain)
     attempt.refresh_from_db()
     assert (attempt.worker_status, attempt.suspend_reason) == (WorkerStatus.SUSPENDING, SuspendReason.USER)
-    assert lifecycle.attempt_set_whole_life_state(attempt.pk, 7)
-    nxt = lifecycle.attempt_mark_suspended(attempt.pk)
+    assert lifecycle.attempt_set_whole_life_state(attempt_id=attempt.pk, value=7)
+    nxt = lifecycle.attempt_mark_suspended(attempt_id=attempt.pk)
     chain.refresh_from_db()
     assert (nxt.index, nxt.whole_life_state, nxt.worker_status) == (1, 7, WorkerStatus.QUEUED)
     assert (chain.status, chain.held, chain.restart_count, chain.finished) == (ChainStatus.HELD, True, 1, False)
@@ -184,17 +186,17 @@ def test_suspend_running_then_resume_carries_whole_life_state(cluster, submit, u
     # The first attempt is finished and never changes again.
     attempt.refresh_from_db()
     assert attempt.queue_status == QueueStatus.FINISHED
-    assert not lifecycle.transition(attempt.pk, WorkerStatus.RUNNING)
-    assert not lifecycle.attempt_set_whole_life_state(attempt.pk, 99)
+    assert not lifecycle.transition(attempt_id=attempt.pk, target=WorkerStatus.RUNNING)
+    assert not lifecycle.attempt_set_whole_life_state(attempt_id=attempt.pk, value=99)
 
 
 @pytest.mark.django_db
 def test_resume_a_stopped_chain_gets_a_new_attempt(cluster, submit, user):
     chain = submit(user)
     attempt = run(chain)
-    lifecycle.attempt_set_whole_life_state(attempt.pk, 3)
+    lifecycle.attempt_set_whole_life_state(attempt_id=attempt.pk, value=3)
     services.experiment_stop(actor=user, chain=chain)
-    lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.STOPPED)
+    lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=WorkerStatus.STOPPED)
     chain = services.experiment_resume(actor=user, chain=chain)
     nxt = latest(chain)
     assert (nxt.index, nxt.whole_life_state) == (1, 3)
@@ -207,7 +209,7 @@ def test_resume_refuses_what_cannot_be_resumed(cluster, submit, user):
     run(chain)
     with pytest.raises(Conflict, match="only a suspended or stopped job"):
         services.experiment_resume(actor=user, chain=chain)
-    lifecycle.attempt_mark_finished(latest(chain).pk, status=WorkerStatus.SUCCEEDED)
+    lifecycle.attempt_mark_finished(attempt_id=latest(chain).pk, status=WorkerStatus.SUCCEEDED)
     with pytest.raises(Conflict, match="succeeded"):
         services.experiment_resume(actor=user, chain=chain)
 
@@ -216,8 +218,8 @@ def test_resume_refuses_what_cannot_be_resumed(cluster, submit, user):
 def test_running_never_goes_back_to_queued(cluster, submit, user):
     chain = submit(user)
     attempt = run(chain)
-    assert not lifecycle.transition(attempt.pk, WorkerStatus.QUEUED)
-    assert not lifecycle.attempt_start(attempt.pk, priority=10, quota_priority=10, node_ids=[])
+    assert not lifecycle.transition(attempt_id=attempt.pk, target=WorkerStatus.QUEUED)
+    assert not lifecycle.attempt_start(attempt_id=attempt.pk, priority=10, quota_priority=10, node_ids=[])
     attempt.refresh_from_db()
     assert attempt.worker_status == WorkerStatus.RUNNING
 
@@ -281,8 +283,8 @@ def test_tags_and_star(cluster, submit, user):
 def test_go_suspend_outside_a_suspend_requeues_without_hold(cluster, submit, user):
     chain = submit(user)
     attempt = run(chain)
-    assert lifecycle.attempt_go_suspend(attempt.pk)
-    lifecycle.attempt_mark_suspended(attempt.pk)
+    assert lifecycle.attempt_go_suspend(attempt_id=attempt.pk)
+    lifecycle.attempt_mark_suspended(attempt_id=attempt.pk)
     chain.refresh_from_db()
     assert chain.held is False
     assert latest(chain).worker_status == WorkerStatus.STARTING  # requeued and placed again
@@ -308,10 +310,10 @@ def test_go_suspend_waits_for_every_running_rank(cluster, submit, user):
     chain = submit(user, nodes=2)
     attempt = run(chain)
     services.experiment_suspend(actor=user, chain=chain)
-    assert lifecycle.attempt_go_suspend(attempt.pk, rank=1)
+    assert lifecycle.attempt_go_suspend(attempt_id=attempt.pk, rank=1)
     attempt.refresh_from_db()
     assert attempt.suspend_state == SuspendState.ACKNOWLEDGED  # rank 0 may still be saving
-    assert lifecycle.attempt_go_suspend(attempt.pk, rank=0)
+    assert lifecycle.attempt_go_suspend(attempt_id=attempt.pk, rank=0)
     attempt.refresh_from_db()
     assert attempt.suspend_state == SuspendState.READY
 

@@ -25,8 +25,8 @@ def run(chain: Chain) -> Attempt:
     """Play the launcher: every rank running."""
     attempt = latest(chain)
     for rank in attempt.ranks.all():
-        lifecycle.rank_update(attempt.pk, rank.rank, status=RankStatus.RUNNING)
-    assert lifecycle.attempt_mark_running(attempt.pk)
+        lifecycle.rank_update(attempt_id=attempt.pk, rank=rank.rank, status=RankStatus.RUNNING)
+    assert lifecycle.attempt_mark_running(attempt_id=attempt.pk)
     return latest(chain)
 
 
@@ -77,7 +77,7 @@ def test_follow_reads_appends_once_then_ends_with_the_job(cluster, hai, submit, 
     write(chain, "step 3")
     second = log(hai, chain, first["last_seen"])
     assert [line[29:] for line in second["data"].splitlines()] == ["step 3"]
-    lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.SUCCEEDED, exit_code=0)
+    lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=WorkerStatus.SUCCEEDED, exit_code=0)
     last = log(hai, chain, second["last_seen"])
     assert (last["data"], last["stop_code"], follow_exit(last)) == ("", 1, 0)
 
@@ -88,7 +88,7 @@ def test_follow_crosses_a_suspend_into_the_next_attempt(cluster, hai, submit, us
     write(chain, "before suspend")
     answer = log(hai, chain)
     hai("/operating/task/suspend", ("chain_id", chain.pk), ("restart_delay", 0))
-    lifecycle.attempt_mark_suspended(first_attempt.pk)
+    lifecycle.attempt_mark_suspended(attempt_id=first_attempt.pk)
     answer = log(hai, chain, answer["last_seen"])
     assert follow_exit(answer) is None  # suspended: the follow goes on
     hai("/operating/task/resume", ("chain_id", chain.pk))
@@ -98,7 +98,9 @@ def test_follow_crosses_a_suspend_into_the_next_attempt(cluster, hai, submit, us
     assert f"attempt 2 (id {second_attempt.pk})" in answer["data"]
     assert answer["data"].splitlines()[-1][29:] == "after resume"
     assert answer["last_seen"]["id"] == second_attempt.pk
-    lifecycle.attempt_mark_finished(second_attempt.pk, status=WorkerStatus.FAILED, exit_code=3, message="boom")
+    lifecycle.attempt_mark_finished(
+        attempt_id=second_attempt.pk, status=WorkerStatus.FAILED, exit_code=3, message="boom"
+    )
     end = log(hai, chain, answer["last_seen"])
     assert (end["stop_code"], end["exit_code"], end["error_msg"], follow_exit(end)) == (128, "3", "boom", 1)
 
@@ -109,7 +111,7 @@ def test_a_stopped_job_ends_the_follow_with_manual_stop(cluster, hai, submit, us
     chain.refresh_from_db()
     attempt = latest(chain)
     if attempt.worker_status == WorkerStatus.STOPPING:
-        lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.STOPPED)
+        lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=WorkerStatus.STOPPED)
     end = log(hai, chain)
     assert (end["stop_code"], follow_exit(end)) == (1024, 1)
 
@@ -139,7 +141,7 @@ def test_stop_succeeded_or_failed_records_that_outcome(cluster, hai, submit, use
     attempt.refresh_from_db()
     assert (attempt.worker_status, attempt.stop_reason) == (WorkerStatus.STOPPING, f"marked_{status}")
     # the launcher, once the processes are gone
-    assert lifecycle.attempt_mark_finished(attempt.pk, status=stopped_outcome(attempt.stop_reason))
+    assert lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=stopped_outcome(attempt.stop_reason))
     end = log(hai, chain)
     assert (end["stop_code"], follow_exit(end)) == (stop_code, exit)
     task = hai("/query/task", ("chain_id", chain.pk)).json()["result"]["task"]
@@ -224,13 +226,13 @@ def test_full_flow_init_create_list_status_logs_suspend_resume_stop(cluster, mak
     answer = log(hai, chain)
     assert answer["data"].endswith("epoch 1\n")
     assert hai("/operating/task/suspend", ("chain_id", chain_id), ("restart_delay", 0)).json()["success"] == 1
-    lifecycle.attempt_mark_suspended(attempt.pk)
+    lifecycle.attempt_mark_suspended(attempt_id=attempt.pk)
     assert hai("/query/task", ("chain_id", chain_id)).json()["result"]["task"]["chain_status"] == "suspended"
     resumed = hai("/operating/task/resume", ("chain_id", chain_id)).json()
     assert resumed["success"] == 1 and resumed["task"]["restart_count"] == 1
     run(chain)
     assert hai("/operating/task/stop", ("chain_id", chain_id), ("op", "stop")).json()["success"] == 1
-    lifecycle.attempt_mark_finished(latest(chain).pk, status=WorkerStatus.STOPPED)
+    lifecycle.attempt_mark_finished(attempt_id=latest(chain).pk, status=WorkerStatus.STOPPED)
     chain.refresh_from_db()
     assert chain.status == ChainStatus.STOPPED
     end = log(hai, chain, answer["last_seen"])

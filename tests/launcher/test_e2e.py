@@ -304,7 +304,7 @@ def test_reconcile_crash_mid_start_then_restart_starts_nothing_twice(
     monkeypatch.setattr(reconcile_module.lifecycle, "attempt_mark_suspended", crash)
 
     def request_then_reconcile() -> None:
-        lifecycle.attempt_request_suspend(attempt.pk, reason=SuspendReason.ADMIN)
+        lifecycle.attempt_request_suspend(attempt_id=attempt.pk, reason=SuspendReason.ADMIN)
         wait_until(lambda: reconcile_module.reconcile() and False, timeout=30, message="crash")
 
     with pytest.raises(SystemExit):

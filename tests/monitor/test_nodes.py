@@ -63,7 +63,7 @@ def node_of(chain: Chain) -> Node:
 
 def running(chain: Chain) -> Chain:
     chain = Chain.objects.get(pk=chain.pk)
-    lifecycle.attempt_mark_running(chain.latest_attempt_id)
+    lifecycle.attempt_mark_running(attempt_id=chain.latest_attempt_id)
     return Chain.objects.get(pk=chain.pk)
 
 

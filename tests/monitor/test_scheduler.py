@@ -24,8 +24,8 @@ def _run(chain: Chain) -> Attempt:
     chain.refresh_from_db()
     attempt = Attempt.objects.get(pk=chain.latest_attempt_id)
     for rank in attempt.ranks.all():
-        lifecycle.rank_update(attempt.pk, rank.rank, status=RankStatus.RUNNING)
-    lifecycle.attempt_mark_running(attempt.pk)
+        lifecycle.rank_update(attempt_id=attempt.pk, rank=rank.rank, status=RankStatus.RUNNING)
+    lifecycle.attempt_mark_running(attempt_id=attempt.pk)
     return attempt
 
 
@@ -43,7 +43,7 @@ def test_overview_shows_loads_queue_reasons_last_pass_and_preemptions(cluster, s
     normal = submit(ann, name="norm", nodes=1, priority="NORMAL")
     waiting = submit(ben, name="wait", nodes=4, priority="NORMAL")  # behind: needs every node
     high = submit(ben, name="high", nodes=2, priority="HIGH")  # suspends "low"
-    lifecycle.attempt_mark_suspended(low_attempt.pk)  # the launcher reports it gone
+    lifecycle.attempt_mark_suspended(attempt_id=low_attempt.pk)  # the launcher reports it gone
     summary = last_pass_summary()
     assert summary is not None and summary.seconds > 0 and summary.started >= 0
 

@@ -160,13 +160,13 @@ def run(chain: Chain) -> Attempt:
     attempt = latest_attempt(chain)
     assert attempt.worker_status == WorkerStatus.STARTING, attempt.worker_status
     for rank in attempt.ranks.all():
-        lifecycle.rank_update(attempt.pk, rank.rank, status=RankStatus.RUNNING)
-    assert lifecycle.attempt_mark_running(attempt.pk)
+        lifecycle.rank_update(attempt_id=attempt.pk, rank=rank.rank, status=RankStatus.RUNNING)
+    assert lifecycle.attempt_mark_running(attempt_id=attempt.pk)
     return latest_attempt(chain)
 
 
 def finish(chain: Chain, status: str = WorkerStatus.SUCCEEDED) -> None:
-    assert lifecycle.attempt_mark_finished(latest_attempt(chain).pk, status=status)
+    assert lifecycle.attempt_mark_finished(attempt_id=latest_attempt(chain).pk, status=status)
 
 
 def suspend_and_requeue(chain: Chain) -> Attempt:
@@ -175,8 +175,8 @@ def suspend_and_requeue(chain: Chain) -> Attempt:
 
     attempt = latest_attempt(chain)
     with transaction.atomic():  # as the scheduler driver does
-        assert lifecycle.attempt_request_suspend(attempt.pk, reason=SuspendReason.PREEMPTED)
-        lifecycle.sync_chain(chain.pk)
-    nxt = lifecycle.attempt_mark_suspended(attempt.pk)
+        assert lifecycle.attempt_request_suspend(attempt_id=attempt.pk, reason=SuspendReason.PREEMPTED)
+        lifecycle.sync_chain(chain_id=chain.pk)
+    nxt = lifecycle.attempt_mark_suspended(attempt_id=attempt.pk)
     assert nxt is not None
     return nxt

@@ -114,7 +114,7 @@ def hold(chain: Any) -> None:
     from apps.experiments import services
 
     services.experiment_suspend(actor=chain.owner, chain=chain)
-    assert lifecycle.attempt_mark_suspended(latest_attempt(chain).pk) is not None
+    assert lifecycle.attempt_mark_suspended(attempt_id=latest_attempt(chain).pk) is not None
 
 
 async def test_cli_socket_says_the_status_when_live_and_when_it_changes_after_the_lines_before_it(
@@ -491,7 +491,7 @@ async def test_a_held_next_attempt_gets_its_separator_only_once_it_runs_as_over_
 
     def suspend_by_owner() -> int:
         services.experiment_suspend(actor=user, chain=chain)
-        lifecycle.attempt_mark_suspended(first)  # the processes are gone; the next attempt is held
+        lifecycle.attempt_mark_suspended(attempt_id=first)  # the processes are gone; the next attempt is held
         return latest_attempt(chain).pk
 
     second = await database_sync_to_async(suspend_by_owner)()

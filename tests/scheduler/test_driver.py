@@ -33,8 +33,8 @@ def latest(chain: Chain) -> Attempt:
 def run(chain: Chain) -> Attempt:
     attempt = latest(chain)
     for rank in attempt.ranks.all():
-        lifecycle.rank_update(attempt.pk, rank.rank, status=RankStatus.RUNNING)
-    lifecycle.attempt_mark_running(attempt.pk)
+        lifecycle.rank_update(attempt_id=attempt.pk, rank=rank.rank, status=RankStatus.RUNNING)
+    lifecycle.attempt_mark_running(attempt_id=attempt.pk)
     return latest(chain)
 
 
@@ -57,7 +57,7 @@ def test_higher_priority_job_suspends_lower_then_starts(cluster, submit, fast_po
     assert waiting.queue_position == 1
     assert [h["chain_id"] for h in waiting.pending_holders] == [low.pk]
     # The launcher reports the victim gone: the preemptor starts, the victim's chain is requeued.
-    lifecycle.attempt_mark_suspended(low_attempt.pk)
+    lifecycle.attempt_mark_suspended(attempt_id=low_attempt.pk)
     assert latest(high).worker_status == WorkerStatus.STARTING
     requeued = latest(low)
     assert (requeued.index, requeued.worker_status) == (1, WorkerStatus.QUEUED)
@@ -120,7 +120,7 @@ def test_finished_rank_frees_its_node(cluster, submit):
     frank = UserFactory(username="f6")
     chain = submit(frank, nodes=2, priority="LOW")
     attempt = run(chain)
-    lifecycle.rank_update(attempt.pk, 1, status=RankStatus.SUCCEEDED, exit_code=0)
+    lifecycle.rank_update(attempt_id=attempt.pk, rank=1, status=RankStatus.SUCCEEDED, exit_code=0)
     assert len(held_nodes()) == 1
     other = submit(frank, nodes=3, priority="LOW")
     assert latest(other).worker_status == WorkerStatus.STARTING
@@ -292,9 +292,9 @@ def test_racing_passes_on_postgres_never_double_book(cluster, submit, django_db_
         for chain in chains:  # finish this round's jobs
             attempt = latest(chain)
             if attempt.worker_status == WorkerStatus.QUEUED:
-                lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.CANCELED)
+                lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=WorkerStatus.CANCELED)
             else:
-                lifecycle.attempt_mark_finished(attempt.pk, status=WorkerStatus.SUCCEEDED)
+                lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=WorkerStatus.SUCCEEDED)
     assert errors == []
 
 
@@ -317,8 +317,8 @@ def test_a_requeued_above_normal_chain_runs_at_its_aged_level(cluster, submit, s
     chain = submit(oli, nodes=1, priority="ABOVE_NORMAL")
     first = run(chain)
     Attempt.objects.filter(pk=first.pk).update(started_at=timezone.now() - timedelta(minutes=40))
-    lifecycle.attempt_request_suspend(first.pk, reason=SuspendReason.USER)
-    lifecycle.attempt_mark_suspended(first.pk)
+    lifecycle.attempt_request_suspend(attempt_id=first.pk, reason=SuspendReason.USER)
+    lifecycle.attempt_mark_suspended(attempt_id=first.pk)
     Chain.objects.filter(pk=chain.pk).update(held=False)
     driver.run_pass()
     second = latest(chain)

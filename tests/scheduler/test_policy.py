@@ -583,7 +583,7 @@ def test_a_starving_job_gets_a_reservation() -> None:
     result = plan(snap(cluster, run, wait))
     assert result.starts == ()
     assert result.suspends == ()
-    assert result.reservations == (Reservation(3, "g", 2, 0),)
+    assert result.reservations == (Reservation(3, "g", 2, 0, start_at=NOW + 13 * 60 + 20),)
     reserver = result.explanations[3]
     assert reserver.code is ReasonCode.MIN_RUNTIME
     assert reserver.message == (

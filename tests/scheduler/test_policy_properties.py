@@ -84,6 +84,7 @@ def snapshots(draw: st.DrawFn, starving: bool = False) -> Snapshot:
                 else started + (NOW - started) * draw(st.sampled_from((0.1, 0.5, 0.9))),
                 suspending=draw(st.integers(0, 9)) == 0,
                 chain_ran_before=draw(st.sampled_from((0.0, 0.0, 1700.0))),
+                expected_end=draw(st.sampled_from((None, None, NOW - 60.0, NOW + 600.0, NOW + 7200.0))),
             )
         )
         attempt += 1
@@ -104,6 +105,7 @@ def snapshots(draw: st.DrawFn, starving: bool = False) -> Snapshot:
                 environment_ok=draw(st.integers(0, 19)) > 0,
                 chain_ran=draw(st.sampled_from((0.0, 0.0, 3600.0))),
                 claim=draw(st.integers(0, 5)) == 0,
+                run_estimate=draw(st.sampled_from((None, None, 300.0, 3600.0))),
             )
         )
         attempt += 1
@@ -122,6 +124,9 @@ def snapshots(draw: st.DrawFn, starving: bool = False) -> Snapshot:
         checkpoint_fresh_seconds=draw(st.sampled_from((60.0, 180.0))),
         urgent_priority=draw(st.sampled_from((0, 30, 50))),
         victim_wait_seconds=draw(st.sampled_from((0.0, 600.0))),
+        use_estimates=draw(st.booleans()),
+        estimate_backfill=draw(st.booleans()),
+        backfill_suspendable=draw(st.booleans()),
     )
     return Snapshot(NOW, tuple(node_list), tuple(running), tuple(waiting), quotas, usage, config)
 
@@ -291,7 +296,21 @@ def check_plan(s: Snapshot, result: Plan) -> None:
         assert e.resolved_priority is not None
         assert waits[r.attempt_id].group == r.group
         assert s.now - waits[r.attempt_id].queued_at >= s.config.reservation_wait_seconds
-        assert free_left[r.group] >= r.free_nodes
+        # ... but for jobs expected to be done before its job can start, or (backfill_suspendable) at a lower
+        # level, that it will be able to suspend by then (estimate backfill)
+        backfilled = 0
+        if s.config.estimate_backfill and r.start_at is not None:
+            for x in result.starts:
+                w = waits[x.attempt_id]
+                on_time = w.run_estimate is not None and s.now + w.run_estimate <= r.start_at
+                suspendable = (
+                    s.config.backfill_suspendable
+                    and x.priority < e.resolved_priority
+                    and s.now + s.config.min_run_seconds <= r.start_at
+                )
+                if w.group == r.group and (on_time or suspendable):
+                    backfilled += len(x.nodes)
+        assert free_left[r.group] + backfilled >= r.free_nodes
         for x in result.suspends:
             if x.beneficiary_attempt_id and waits[x.beneficiary_attempt_id].group == r.group:
                 assert result.explanations[x.beneficiary_attempt_id].position < e.position

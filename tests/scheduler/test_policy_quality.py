@@ -18,6 +18,7 @@ from apps.scheduler.policy import (
     Start,
     Suspend,
     SuspendReason,
+    Waiting,
     plan,
 )
 from bench.simulate import GROUP, JobSpec, RotaPolicy, Trace, simulate
@@ -341,3 +342,55 @@ def test_a_restarted_job_is_not_overdue_for_a_checkpoint_during_its_start_up() -
     assert result.explanations[2].eta == NOW + 2 * MIN
     later = plan(snap(nodes("a"), run, [waiting(2, "bob", waited=20 * MIN)], now=NOW + 2 * MIN, config=cfg))
     assert later.suspends == (Suspend(1, SuspendReason.PREEMPTED, 2),)
+
+
+# Run-time estimates: backfill in front of a reservation, and the order of starving jobs --------------------
+
+
+def _estimated(w: Waiting, seconds: float | None) -> Waiting:
+    return dataclasses.replace(w, run_estimate=seconds)
+
+
+def test_backfill_uses_run_time_estimates_in_front_of_a_reservation() -> None:
+    # ann's 6-node job is expected to end in 20 minutes; bob's 4-node job has waited 2 h and needs 2 of its nodes
+    run = [dataclasses.replace(running(1, "ann", EIGHT[:6], ran=HOUR), expected_end=NOW + 20 * MIN)]
+    wait = [
+        waiting(2, "bob", n=4, waited=2 * HOUR),
+        _estimated(waiting(3, "cat", submitted_ago=60), 10 * MIN),  # done before bob can start
+        _estimated(waiting(4, "dan", submitted_ago=60), 5 * HOUR),  # would delay bob
+        waiting(5, "eve", submitted_ago=60),  # no estimate
+    ]
+    easy = PolicyConfig(estimate_backfill=True)
+    result = plan(snap(nodes(*EIGHT), run, wait, config=easy))
+    assert started(result) == {3: ("n6",)}
+    assert result.reservations[0].attempt_id == 2
+    assert result.reservations[0].free_nodes == 2
+    assert code(result, 4) is ReasonCode.RESERVED
+    assert code(result, 5) is ReasonCode.RESERVED
+
+    # without estimate backfill (the default) the reservation cannot tell when bob starts, so it keeps no idle node
+    assert set(started(plan(snap(nodes(*EIGHT), run, wait)))) == {3, 4}
+
+
+def test_backfill_of_a_suspendable_lower_level_job_when_switched_on() -> None:
+    run = [dataclasses.replace(running(1, "ann", EIGHT[:6], ran=HOUR), expected_end=NOW + 20 * MIN)]
+    wait = [waiting(2, "bob", n=4, waited=2 * HOUR), waiting(3, "cat", priority=P.LOW, submitted_ago=60)]
+    cfg = PolicyConfig(estimate_backfill=True, backfill_suspendable=True, min_run_seconds=10 * MIN)
+    assert set(started(plan(snap(nodes(*EIGHT), run, wait, config=cfg)))) == {3}
+    # otherwise only jobs expected to be done in time backfill
+    assert started(plan(snap(nodes(*EIGHT), run, wait, config=PolicyConfig(estimate_backfill=True)))) == {}
+
+
+def test_starving_jobs_go_smallest_estimated_footprint_first() -> None:
+    cfg = PolicyConfig(reservation_wait_seconds=math.inf)  # the order alone
+    wait = [
+        _estimated(waiting(1, "ann", waited=9 * HOUR), 10 * HOUR),
+        _estimated(waiting(2, "bob", waited=7 * HOUR), HOUR),
+        waiting(3, "cat", waited=8 * HOUR),  # no estimate: after those with one
+    ]
+    result = plan(snap(nodes("a"), wait=wait, config=cfg))
+    assert started(result) == {2: ("a",)}
+    assert [result.explanations[i].position for i in (1, 3)] == [1, 2]
+    # without estimates they go oldest first
+    result = plan(snap(nodes("a"), wait=wait, config=dataclasses.replace(cfg, use_estimates=False)))
+    assert started(result) == {1: ("a",)}

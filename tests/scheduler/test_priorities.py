@@ -1,5 +1,5 @@
-"""The pure policy keeps its own copy of the priority levels (it imports nothing from Django); they must
-stay the same as the model choices users and the API see."""
+"""The pure policy's priority levels (``apps/experiments/feasibility.py``, which imports nothing from
+Django) must stay the same as the model choices users and the API see."""
 
 from __future__ import annotations
 

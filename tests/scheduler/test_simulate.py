@@ -98,3 +98,15 @@ def test_csv_trace_with_a_bad_row_names_the_line(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit, match=r"t\.csv:3: nodes >= 1"):
         read_trace(path)
+
+
+def test_estimate_modes_change_only_the_declared_run_times() -> None:
+    user, exact, none = (
+        synthetic_trace(2, nodes=16, users=4, days=0.5, estimates=m) for m in ("user", "exact", "none")
+    )
+    strip = [dataclasses.replace(j, estimate=None) for j in user.jobs]
+    assert strip == list(none.jobs) == [dataclasses.replace(j, estimate=None) for j in exact.jobs]
+    assert all(j.estimate == round(j.work + 300.0, 1) for j in exact.jobs)
+    declared = [j for j in user.jobs if j.estimate is not None]
+    assert 0 < len(declared) < len(user.jobs)
+    assert any(j.estimate < j.work for j in declared) and any(j.estimate > 2 * j.work for j in declared)

@@ -49,8 +49,8 @@ def latest(chain: Chain) -> Attempt:
 def run(chain: Chain) -> None:
     attempt = latest(chain)
     for rank in attempt.ranks.all():
-        lifecycle.rank_update(attempt.pk, rank.rank, status=RankStatus.RUNNING)
-    lifecycle.attempt_mark_running(attempt.pk)
+        lifecycle.rank_update(attempt_id=attempt.pk, rank=rank.rank, status=RankStatus.RUNNING)
+    lifecycle.attempt_mark_running(attempt_id=attempt.pk)
 
 
 def waiting_job(submit, user, name: str = "waits") -> Chain:
@@ -93,7 +93,7 @@ def test_every_kind_of_change_is_seen_by_the_incremental_snapshot(cluster, submi
     loaded = check()
     assert {r.attempt_id: r.suspending for r in loaded.snapshot.running}[victim.pk] is True
     assert {w.attempt_id: w.claim for w in loaded.snapshot.waiting}[latest(high).pk] is True
-    lifecycle.attempt_mark_suspended(victim.pk)  # ranks release their nodes, the chain is requeued
+    lifecycle.attempt_mark_suspended(attempt_id=victim.pk)  # ranks release their nodes, the chain is requeued
     check()
     run(high)
     Attempt.objects.filter(pk=latest(high).pk).update(last_checkpoint_at=timezone.now())  # a bare update

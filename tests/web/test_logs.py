@@ -85,7 +85,7 @@ def test_every_rank_and_attempt_can_be_read(job, page, user, store):
     assert lines(other["data"]) == ["rank one says hi"]
     first = job.latest_attempt_id
     experiment_services.experiment_stop(actor=user, chain=job)
-    lifecycle.attempt_mark_finished(first, status=WorkerStatus.STOPPED)
+    lifecycle.attempt_mark_finished(attempt_id=first, status=WorkerStatus.STOPPED)
     experiment_services.experiment_resume(actor=user, chain=job)
     job.refresh_from_db()
     store.append_lines(str(job.pk), job.latest_attempt_id, 0, ["second attempt"])

@@ -86,9 +86,9 @@ def test_preemptions_gpu_hours_lost_and_pass_durations(cluster, submit):
     def suspend(chain, reason, *, ran_hours: float, checkpoint_hours: float | None):
         attempt = Attempt.objects.get(pk=chain.latest_attempt_id)
         for rank in attempt.ranks.all():
-            lifecycle.rank_update(attempt.pk, rank.rank, status=RankStatus.RUNNING)
-        assert lifecycle.attempt_mark_running(attempt.pk)
-        assert lifecycle.attempt_mark_suspended(attempt.pk, reason=reason) is not None
+            lifecycle.rank_update(attempt_id=attempt.pk, rank=rank.rank, status=RankStatus.RUNNING)
+        assert lifecycle.attempt_mark_running(attempt_id=attempt.pk)
+        assert lifecycle.attempt_mark_suspended(attempt_id=attempt.pk, reason=reason) is not None
         checkpoint = t0 + timedelta(hours=checkpoint_hours) if checkpoint_hours is not None else None
         Attempt.objects.filter(pk=attempt.pk).update(
             started_at=t0, last_checkpoint_at=checkpoint, finished_at=t0 + timedelta(hours=ran_hours)

@@ -150,7 +150,7 @@ def names(response) -> list[str]:
 
 def finish(chain: Chain, status: str = WorkerStatus.STOPPED) -> None:
     chain.refresh_from_db()
-    lifecycle.attempt_mark_finished(chain.latest_attempt_id, status=status)
+    lifecycle.attempt_mark_finished(attempt_id=chain.latest_attempt_id, status=status)
 
 
 def test_list_filters_are_kept_in_the_url(cluster, submit, user, page):
@@ -697,7 +697,7 @@ def test_small_things_read_right_cpu_node_not_counted_singular_container_attempt
     quota_services.quota_set(actor=None, group=public, kind="jupyter_containers", node_group=cpu, value=1)
     chain = submit(user, name="two-attempts")
     experiment_services.experiment_stop(actor=user, chain=chain)
-    lifecycle.attempt_mark_finished(chain.latest_attempt_id, status=WorkerStatus.STOPPED)
+    lifecycle.attempt_mark_finished(attempt_id=chain.latest_attempt_id, status=WorkerStatus.STOPPED)
     experiment_services.experiment_resume(actor=user, chain=chain)
 
     dashboard = page.get("/").content.decode()
@@ -718,7 +718,7 @@ def test_a_job_waiting_for_quota_says_when_the_users_own_newer_job_holds_it(
     older = submit(user, name="older")
     experiment_services.experiment_suspend(actor=user, chain=older)
     older.refresh_from_db()
-    lifecycle.attempt_mark_suspended(older.latest_attempt_id)
+    lifecycle.attempt_mark_suspended(attempt_id=older.latest_attempt_id)
     newer = submit(user, name="newer")  # takes the user's one node
     experiment_services.experiment_resume(actor=user, chain=older)
     older.refresh_from_db()
@@ -845,12 +845,14 @@ def test_a_rank_ended_after_go_suspend_reads_as_suspended_not_killed(cluster, su
     chain.refresh_from_db()
     attempt_id = chain.latest_attempt_id
     for rank in (0, 1):
-        lifecycle.rank_update(attempt_id, rank, status=RankStatus.RUNNING)
-    assert lifecycle.attempt_mark_running(attempt_id)
-    lifecycle.attempt_set_whole_life_state(attempt_id, 7)
-    assert lifecycle.attempt_go_suspend(attempt_id, rank=0)  # rank 0 saved its checkpoint; rank 1 did not
+        lifecycle.rank_update(attempt_id=attempt_id, rank=rank, status=RankStatus.RUNNING)
+    assert lifecycle.attempt_mark_running(attempt_id=attempt_id)
+    lifecycle.attempt_set_whole_life_state(attempt_id=attempt_id, value=7)
+    assert lifecycle.attempt_go_suspend(attempt_id=attempt_id, rank=0)  # rank 0 saved its checkpoint; rank 1 did not
     for rank in (0, 1):
-        lifecycle.rank_update(attempt_id, rank, status=RankStatus.KILLED, exit_code=137, message="killed by SIGKILL")
+        lifecycle.rank_update(
+            attempt_id=attempt_id, rank=rank, status=RankStatus.KILLED, exit_code=137, message="killed by SIGKILL"
+        )
     body = page.get(f"/experiments/{chain.pk}/").content.decode()
     outcomes = re.findall(r"data-rank-outcome>([^<]*)<", body)
     assert [o.strip() for o in outcomes] == ["suspended after checkpoint (step 7)", "exit 137 killed by SIGKILL"]

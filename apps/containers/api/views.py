@@ -20,6 +20,8 @@ from apps.containers.layout import service_slots
 from apps.containers.models import Container
 from apps.core.api.typing import AuthedRequest
 from apps.core.errors import ApplicationError, NotFound
+from apps.launcher.backends import get_container_log_store
+from apps.launcher.backends.container_base import run_key
 
 KEY = OpenApiParameter("key", str, OpenApiParameter.PATH, description="Container id, or the name of one of yours.")
 
@@ -142,9 +144,6 @@ class ContainerLogsView(APIView):
         responses=s.ContainerLogSerializer,
     )
     def get(self, request: AuthedRequest, key: str) -> Response:
-        from apps.launcher.backends import get_container_log_store
-        from apps.launcher.backends.container_base import run_key
-
         container = container_by_key(request.user, key)
         service = request.query_params.get("service") or "jupyter"
         try:

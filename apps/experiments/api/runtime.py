@@ -75,7 +75,7 @@ class JobStatusView(_RuntimeView):
         attempt = attempt_of(request)
         suspend = attempt.worker_status in (WorkerStatus.SUSPENDING, WorkerStatus.STOPPING)
         if attempt.worker_status == WorkerStatus.SUSPENDING:
-            lifecycle.attempt_acknowledge_suspend(attempt.pk)
+            lifecycle.attempt_acknowledge_suspend(attempt_id=attempt.pk)
         return Response(
             {
                 "attempt_id": attempt.pk,
@@ -97,7 +97,9 @@ class WholeLifeStateView(_RuntimeView):
         attempt = attempt_of(request)
         data = StateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if not lifecycle.attempt_set_whole_life_state(attempt.pk, data.validated_data["whole_life_state"]):
+        if not lifecycle.attempt_set_whole_life_state(
+            attempt_id=attempt.pk, value=data.validated_data["whole_life_state"]
+        ):
             raise Conflict("This attempt has finished; its state can no longer change.")
         return Response(data.validated_data)
 
@@ -108,7 +110,7 @@ class CheckpointView(_RuntimeView):
     @extend_schema(request=None, responses={200: dict})
     def post(self, request: AuthedRequest) -> Response:
         attempt = attempt_of(request)
-        if not lifecycle.attempt_report_checkpoint(attempt.pk):
+        if not lifecycle.attempt_report_checkpoint(attempt_id=attempt.pk):
             raise Conflict("This attempt has finished.")
         return Response({"ok": True})
 
@@ -126,7 +128,7 @@ class GoSuspendView(_RuntimeView):
         attempt = attempt_of(request)
         data = GoSuspendSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if not lifecycle.attempt_go_suspend(attempt.pk, rank=data.validated_data["rank"]):
+        if not lifecycle.attempt_go_suspend(attempt_id=attempt.pk, rank=data.validated_data["rank"]):
             raise Conflict(f"This attempt is {attempt.worker_status}; only a running job can suspend.")
         attempt.refresh_from_db(fields=["suspend_state"])
         return Response({"ok": True, "suspend_state": attempt.suspend_state})
@@ -140,7 +142,7 @@ class WatchdogView(_RuntimeView):
         attempt = attempt_of(request)
         data = WatchdogSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        if not lifecycle.attempt_set_watchdog(attempt.pk, data.validated_data["seconds"]):
+        if not lifecycle.attempt_set_watchdog(attempt_id=attempt.pk, seconds=data.validated_data["seconds"]):
             raise Conflict("This attempt has finished.")
         return Response(data.validated_data)
 

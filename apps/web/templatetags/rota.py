@@ -17,6 +17,7 @@ from django.utils.translation import ngettext
 
 from apps.core.priorities import Priority
 from apps.experiments.models import Attempt, Chain
+from apps.experiments.selectors import attempt_runtime_seconds
 from apps.web import presentation
 from apps.web.selectors import chain_runtime_seconds
 
@@ -90,8 +91,6 @@ def chain_runtime(chain: Chain) -> float:
 
 @register.filter
 def attempt_runtime(attempt: Attempt) -> float:
-    from apps.experiments.selectors import attempt_runtime_seconds
-
     return attempt_runtime_seconds(attempt)
 
 
