@@ -70,7 +70,13 @@ def user_rows(*, filters: UserFilters) -> QuerySet[User]:
     """Users with their team, groups and live counts: jobs running, jobs waiting, nodes held."""
     running = Chain.objects.filter(owner=OuterRef("pk"), status__in=ACTIVE_STATUSES).values("owner")
     waiting = Chain.objects.filter(owner=OuterRef("pk"), status__in=WAITING_STATUSES).values("owner")
-    nodes = Rank.objects.filter(holds_node=True, attempt__chain__owner=OuterRef("pk")).values("attempt__chain__owner")
+    # A rank holds its node only while its attempt is the chain's latest and has started and not
+    # finished (``lifecycle.attempt_start`` and ``_release_ranks``, committed with ``sync_chain``),
+    # so its chain is active. Saying so lets the count start from the owner's few active chains
+    # (index ``owner, status``) instead of every rank of every chain the user ever ran.
+    nodes = Rank.objects.filter(
+        holds_node=True, attempt__chain__owner=OuterRef("pk"), attempt__chain__status__in=ACTIVE_STATUSES
+    ).values("attempt__chain__owner")
     qs = (
         User.objects.select_related("team")
         .prefetch_related("groups")
