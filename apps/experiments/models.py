@@ -49,6 +49,9 @@ class Chain(models.Model):
     environment_name = models.CharField(max_length=64, help_text=_("As submitted; kept if the environment is deleted."))
     custom_rank = models.FloatField(_("custom rank"), null=True, blank=True)
     watchdog_seconds = models.PositiveIntegerField(_("watchdog (s)"), null=True, blank=True)
+    # The owner's estimate of the job's whole run time (all attempts together). Not a limit: the scheduler
+    # uses it to start small jobs first among long-waiting ones, and to backfill (``policy.Waiting.run_estimate``).
+    run_estimate_seconds = models.PositiveIntegerField(_("expected run time (s)"), null=True, blank=True)
     whole_life_state = models.BigIntegerField(_("whole-life state"), default=0)
     starred = models.BooleanField(_("starred"), default=False)
     shared_with_team = models.BooleanField(_("shared with team"), default=False)

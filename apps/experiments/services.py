@@ -49,6 +49,8 @@ RESERVED_ENV = re.compile(
 EXTERNAL_PRIORITIES = frozenset({Priority.AUTO, Priority.BELOW_NORMAL, Priority.LOW})
 PRIORITY_UPDATE_INTERVAL = timedelta(seconds=10)
 MAX_WATCHDOG_SECONDS = 30 * 86400
+#: a run-time estimate is between a minute and this (longer is no estimate the scheduler can use)
+MAX_RUN_ESTIMATE_SECONDS = 30 * 86400
 BIGINT_RANGE = range(-(2**63), 2**63)  # the database's BigIntegerField
 
 
@@ -143,6 +145,7 @@ def experiment_submit(
     custom_rank: float | None = None,
     shared_with_team: bool = False,
     notes: str = "",
+    run_estimate_seconds: int | None = None,
 ) -> Chain:
     """Submit a job: validate everything, create its chain and first attempt, ask for a pass.
 
@@ -211,6 +214,12 @@ def experiment_submit(
         not isinstance(watchdog_seconds, int) or not 60 <= watchdog_seconds <= MAX_WATCHDOG_SECONDS
     ):
         raise _fail("watchdog_seconds", _("The watchdog time must be between 60 seconds and 30 days."))
+    if run_estimate_seconds is not None and (
+        isinstance(run_estimate_seconds, bool)
+        or not isinstance(run_estimate_seconds, int)
+        or not 60 <= run_estimate_seconds <= MAX_RUN_ESTIMATE_SECONDS
+    ):
+        raise _fail("run_estimate_seconds", _("The expected run time must be between 60 seconds and 30 days."))
     if (
         isinstance(whole_life_state, bool)
         or not isinstance(whole_life_state, int)
@@ -243,6 +252,7 @@ def experiment_submit(
         environment_name=env_name,
         custom_rank=custom_rank,
         watchdog_seconds=watchdog_seconds,
+        run_estimate_seconds=run_estimate_seconds,
         whole_life_state=whole_life_state,
         shared_with_team=shared_with_team,
         notes=notes,

@@ -60,6 +60,8 @@ CLAIM_SECONDS = 3600
 FULL_RELOAD_PASSES = 30
 #: … and when this process's last pass is older than this (seconds; another may have run since)
 FULL_RELOAD_SECONDS = 60.0
+#: a waiting job's estimate less what its chain already ran is never taken as shorter than this (seconds)
+ESTIMATE_FLOOR_SECONDS = 60.0
 #: more changed attempts than this since the last pass: reading everything is as cheap
 MAX_CHANGED = 2000
 #: log rows every pass of every process has read for this long are deleted (>> FULL_RELOAD_SECONDS)
@@ -137,6 +139,7 @@ _SCHEDULED_FIELDS = (
     "scheduled",
     "checkpoint",
     "worker_status",
+    "chain__run_estimate_seconds",
 )
 _WAITING_FIELDS = (
     "id",
@@ -151,6 +154,7 @@ _WAITING_FIELDS = (
     "chain__environment_id",
     "pending_digest",
     "not_before_ts",
+    "chain__run_estimate_seconds",
 )
 
 
@@ -175,6 +179,15 @@ def _waiting_rows(where: Q) -> list[tuple[Any, ...]]:
 
 def _held_rows(where: Q) -> list[tuple[int, int, int]]:
     return list(Rank.objects.filter(where, holds_node=True).values_list("attempt_id", "rank", "node_id"))
+
+
+def _remaining(estimate: int | None, ran: float) -> float | None:
+    """What is left of the owner's run-time estimate after the chain ran ``ran`` seconds (at least
+    ``ESTIMATE_FLOOR_SECONDS``); None without an estimate, or once the chain has run past it (as the
+    policy treats a job past its estimate: unestimated)."""
+    if estimate is None or ran >= estimate:
+        return None
+    return max(float(estimate) - ran, ESTIMATE_FLOOR_SECONDS)
 
 
 def _victim_rows(where: Q) -> list[tuple[int, int, float]]:
@@ -401,10 +414,11 @@ class SnapshotCache:
             row for row in map(self.waiting.__getitem__, sorted(self.waiting)) if row[11] is None or row[11] <= epoch
         ]
         scheduled_rows = list(map(self.scheduled.__getitem__, sorted(self.scheduled)))
-        # Aging counts the chain's run time: what earlier attempts of ABOVE_NORMAL chains ran.
+        # Aging counts the chain's run time: what earlier attempts of ABOVE_NORMAL chains ran; so does what
+        # is left of a run-time estimate.
         above = int(policy.Priority.ABOVE_NORMAL)
-        aging = {row[1] for row in scheduled_rows if row[4] == above} | {
-            row[1] for row in waiting_rows if row[5] == above
+        aging = {row[1] for row in scheduled_rows if row[4] == above or row[10] is not None} | {
+            row[1] for row in waiting_rows if row[5] == above or row[12] is not None
         }
         missing = aging - self.chain_ran.keys()
         if missing:
@@ -425,12 +439,13 @@ class SnapshotCache:
         owner_of: dict[int, int] = {}
         held_by_user: dict[int, int] = defaultdict(int)
         running: list[policy.Running] = []
-        for aid, cid, uid, group_id, prio, qprio, started, sched, ckpt, status in scheduled_rows:
+        for aid, cid, uid, group_id, prio, qprio, started, sched, ckpt, status, estimate in scheduled_rows:
             uname = usernames[uid]
             user_ids[uname] = uid
             chain_of[aid] = cid
             owner_of[aid] = uid
             ran = chain_ran.get(cid, 0.0)
+            left = _remaining(estimate, ran)
             one = built_running.get(aid)
             if one is None:
                 began = started if started is not None else sched
@@ -446,21 +461,24 @@ class SnapshotCache:
                     last_checkpoint_at=ckpt,
                     suspending=status in _SUSPENDING,
                     chain_ran_before=ran,
+                    expected_end=None if left is None else (began or epoch) + left,
                 )
                 if began:  # otherwise it says "started now", which moves
                     built_running[aid] = one
             elif one.chain_ran_before != ran:
-                one = built_running[aid] = dataclasses.replace(one, chain_ran_before=ran)
+                end = None if left is None else one.started_at + left
+                one = built_running[aid] = dataclasses.replace(one, chain_ran_before=ran, expected_end=end)
             held_by_user[uid] += len(one.nodes)
             running.append(one)
         waiting: list[policy.Waiting] = []
         current: dict[int, str] = {}
-        for aid, cid, uid, group_id, count, prio, rank, first, created, env_id, digest, _nb in waiting_rows:
+        for aid, cid, uid, group_id, count, prio, rank, first, created, env_id, digest, _nb, estimate in waiting_rows:
             uname = usernames[uid]
             user_ids[uname] = uid
             chain_of[aid] = cid
             owner_of[aid] = uid
             ran, claim = chain_ran.get(cid, 0.0), aid in claimants
+            left = _remaining(estimate, ran)
             wait = built_waiting.get(aid)
             if wait is None:
                 wait = built_waiting[aid] = policy.Waiting(
@@ -476,9 +494,10 @@ class SnapshotCache:
                     environment_ok=env_id is not None,
                     chain_ran=ran,
                     claim=claim,
+                    run_estimate=left,
                 )
-            elif wait.chain_ran != ran or wait.claim != claim:
-                wait = built_waiting[aid] = dataclasses.replace(wait, chain_ran=ran, claim=claim)
+            elif wait.chain_ran != ran or wait.claim != claim or wait.run_estimate != left:
+                wait = built_waiting[aid] = dataclasses.replace(wait, chain_ran=ran, claim=claim, run_estimate=left)
             waiting.append(wait)
             current[aid] = digest
 

@@ -18,7 +18,7 @@ from apps.accounts.models import User
 from apps.core.errors import ApplicationError
 from apps.core.priorities import QUOTA_LEVELS, Priority
 from apps.experiments.choices import EntrypointKind
-from apps.experiments.services import EXTERNAL_PRIORITIES
+from apps.experiments.services import EXTERNAL_PRIORITIES, MAX_RUN_ESTIMATE_SECONDS
 from apps.web.models import UserPreference
 
 MAX_BATCH = 200
@@ -97,6 +97,16 @@ class SubmitForm(forms.Form):
         min_value=60,
         help_text=_("Stop the job as hung after this long without output. Empty: the platform's default."),
     )
+    run_estimate_seconds = forms.IntegerField(
+        label=_("Expected run time (seconds)"),
+        required=False,
+        min_value=60,
+        max_value=MAX_RUN_ESTIMATE_SECONDS,
+        help_text=_(
+            "How long you expect the whole job to run, e.g. 21600 for 6 hours. Optional: when the cluster is busy"
+            " it helps the job start sooner. It is not a time limit: the job is never stopped for running longer."
+        ),
+    )
     whole_life_state = forms.IntegerField(
         label=_("Whole-life state"),
         required=False,
@@ -151,6 +161,7 @@ class SubmitForm(forms.Form):
             "env_vars": "NCCL_DEBUG=INFO",
             "tags": _("e.g. vision baseline"),
             "watchdog_seconds": "1800",
+            "run_estimate_seconds": "21600",
         }
         for name, text in placeholders.items():
             self.fields[name].widget.attrs.setdefault("placeholder", text)

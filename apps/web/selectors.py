@@ -145,6 +145,7 @@ def chain_submission(*, chain: Chain) -> dict[str, Any]:
         "environment": chain.environment_name,
         "tags": chain.tag_names,
         "watchdog_seconds": chain.watchdog_seconds,
+        "run_estimate_seconds": chain.run_estimate_seconds,
         "whole_life_state": chain.whole_life_state,
         "custom_rank": chain.custom_rank,
         "shared_with_team": chain.shared_with_team,

@@ -184,6 +184,8 @@ def test_submit_two_nodes_with_every_option_then_follow_it_to_the_end(alice: Rot
         "e2e",
         "--watchdog",
         "600",
+        "--estimate",
+        "2h",
     )
     assert (job["name"], job["nodes"], job["group"], job["priority"], job["priority_name"], job["environment"]) == (
         "two-ranks",
@@ -200,6 +202,7 @@ def test_submit_two_nodes_with_every_option_then_follow_it_to_the_end(alice: Rot
         ["cli", "e2e"],
         600,
     )
+    assert job["run_estimate_seconds"] == 7200
 
     result = alice("logs", "two-ranks", "-f")  # by name; live until the job ends; exit 0: succeeded
     assert [line.split("] ", 1)[1] for line in result.stdout.splitlines()] == [

@@ -113,6 +113,8 @@ def test_submit_script_args_before_double_dash_platform_options_after(rota: Rota
         "sweep",
         "--watchdog",
         "120",
+        "--estimate",
+        "1d 6h30m",
         "--share",
         "--dry-run",
     )
@@ -129,6 +131,7 @@ def test_submit_script_args_before_double_dash_platform_options_after(rota: Rota
         "environment": "pytorch",
         "tags": ["sweep"],
         "watchdog_seconds": 120,
+        "run_estimate_seconds": 86400 + 6 * 3600 + 30 * 60,
         "shared_with_team": True,
     }
 
@@ -171,6 +174,10 @@ def test_submit_with_a_workspace_on_the_cluster_only(rota: Rota) -> None:
         (["-e", "NOT_SET_ANYWHERE_42"], "is not set here"),
         (["--bogus"], "No such option"),
         (["--watchdog", "5"], "--watchdog"),
+        (["--estimate", "0"], "between 1 minute (60) and 30 days"),
+        (["--estimate", "-5h"], "is not a duration"),
+        (["--estimate", "31d"], "between 1 minute (60) and 30 days"),
+        (["--estimate", "soon"], "'soon' is not a duration"),
     ],
 )
 def test_submit_usage_errors_exit_64_with_a_message(rota: Rota, project: Path, args: list[str], message: str) -> None:
@@ -298,3 +305,11 @@ def test_logout_from_an_unreachable_server_keeps_the_token_unless_told(
     assert rota.json("logout", "--local") == {"logged_out": True, "revoked": False}
     assert json.loads(path.read_text()) == {"url": url}
     assert "Not logged in" in rota("logout").stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5400", 5400), ("90m", 5400), ("6h", 21600), ("2d", 172800), ("60s", 60)]
+)
+def test_submit_estimate_takes_seconds_or_units(rota: Rota, project: Path, text: str, seconds: int) -> None:
+    body = rota.json("submit", str(project / "train.py"), "--", "-g", "g", "--estimate", text, "--dry-run")
+    assert body["run_estimate_seconds"] == seconds

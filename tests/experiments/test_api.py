@@ -42,6 +42,32 @@ def test_submit_and_detail(cluster, api, workspace):
     assert by_name["id"] == data["id"]
 
 
+def test_submit_takes_an_expected_run_time_in_seconds(cluster, api, workspace):
+    response = api.post("/api/v1/experiments/", body(workspace, run_estimate_seconds=6 * 3600), format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["run_estimate_seconds"] == 6 * 3600
+    assert Chain.objects.get().run_estimate_seconds == 6 * 3600
+    other = api.post("/api/v1/experiments/", body(workspace, name="no-estimate"), format="json").json()
+    assert other["run_estimate_seconds"] is None
+
+
+@pytest.mark.parametrize(
+    ("value", "needle"),
+    [
+        (0, "greater than or equal to 60"),
+        (-3600, "greater than or equal to 60"),
+        (30 * 86400 + 1, "less than or equal to 2592000"),
+        ("six hours", "A valid integer is required"),
+    ],
+)
+def test_a_bad_expected_run_time_is_400_naming_the_field(cluster, api, workspace, value, needle):
+    response = api.post("/api/v1/experiments/", body(workspace, run_estimate_seconds=value), format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert needle in " ".join(error["fields"]["run_estimate_seconds"])
+    assert not Chain.objects.exists()
+
+
 def test_submit_errors_name_the_field(cluster, api, workspace):
     response = api.post("/api/v1/experiments/", body(workspace, group="nope"), format="json")
     assert response.status_code == 400

@@ -61,6 +61,11 @@ def test_submit_creates_chain_and_first_attempt_and_schedules(cluster, submit, u
         ({"tags": ["has space"]}, "tags", "Tag"),
         ({"kind": "ruby"}, "kind", "python, bash or executable"),
         ({"watchdog_seconds": 5}, "watchdog_seconds", "between 60 seconds and 30 days"),
+        ({"run_estimate_seconds": 0}, "run_estimate_seconds", "expected run time must be between 60 seconds"),
+        ({"run_estimate_seconds": -60}, "run_estimate_seconds", "expected run time must be between 60 seconds"),
+        ({"run_estimate_seconds": 30 * 86400 + 1}, "run_estimate_seconds", "between 60 seconds and 30 days"),
+        ({"run_estimate_seconds": "6h"}, "run_estimate_seconds", "between 60 seconds and 30 days"),
+        ({"run_estimate_seconds": True}, "run_estimate_seconds", "between 60 seconds and 30 days"),
     ],
 )
 def test_submit_rejects_bad_input_with_a_clear_message(cluster, submit, user, kwargs, field, needle, settings):

@@ -372,3 +372,40 @@ def test_a_stale_victim_is_asked_to_checkpoint_and_suspended_right_after_it_repo
     attempt.refresh_from_db()
     assert (attempt.worker_status, attempt.suspend_reason) == (WorkerStatus.SUSPENDING, SuspendReason.PREEMPTED)
     assert attempt.suspend_for == latest(waiter).pk
+
+
+@pytest.mark.parametrize("estimated", [True, False])
+def test_among_starving_jobs_the_smaller_estimated_footprint_starts_first(cluster, submit, settings, estimated):
+    """The owner's run-time estimate reaches the policy: of two jobs waiting past STARVATION_SECONDS for the
+    same two nodes, the one with the smaller nodes x estimate starts first; without estimates, the older one."""
+    # no reservation for the longest-waiting job here: only the starving order decides
+    settings.ROTA_SCHEDULER = {**settings.ROTA_SCHEDULER, "RESERVATION_WAIT_SECONDS": 30 * 3600.0}
+    filler = submit(UserFactory(username="f40"), nodes=4, priority="HIGH", name="filler")
+    attempt = run(filler)
+    big = submit(UserFactory(username="a40"), nodes=2, priority="NORMAL", run_estimate_seconds=20 * 3600)
+    small = submit(
+        UserFactory(username="b40"), nodes=2, priority="NORMAL", run_estimate_seconds=3600 if estimated else None
+    )
+    starving = timezone.now() - timedelta(hours=7)  # past the default STARVATION_SECONDS (6 h)
+    Attempt.objects.filter(pk__in=[latest(big).pk, latest(small).pk]).update(created_at=starving)
+    for rank in (2, 3):
+        lifecycle.rank_update(attempt_id=attempt.pk, rank=rank, status=RankStatus.SUCCEEDED, exit_code=0)
+    driver.run_pass()
+    started, waits = (small, big) if estimated else (big, small)
+    assert latest(started).worker_status == WorkerStatus.STARTING
+    assert latest(waits).worker_status == WorkerStatus.QUEUED
+
+
+def test_a_waiting_job_counts_what_its_chain_already_ran_against_its_estimate(cluster, submit, fast_policy):
+    owner = UserFactory(username="c40")
+    chain = submit(owner, nodes=4, priority="LOW", run_estimate_seconds=3 * 3600)
+    first = run(chain)
+    submit(UserFactory(username="d40"), nodes=4, priority="HIGH", name="urgent")  # suspends it
+    lifecycle.attempt_mark_suspended(attempt_id=first.pk)
+    Attempt.objects.filter(pk=first.pk).update(
+        started_at=timezone.now() - timedelta(hours=1), finished_at=timezone.now()
+    )
+    waiting = {w.chain_id: w for w in driver.load_snapshot().snapshot.waiting}[str(chain.pk)]
+    assert waiting.run_estimate == pytest.approx(2 * 3600, abs=5)
+    Attempt.objects.filter(pk=first.pk).update(started_at=timezone.now() - timedelta(hours=4))  # ran past it
+    assert {w.chain_id: w for w in driver.load_snapshot().snapshot.waiting}[str(chain.pk)].run_estimate is None

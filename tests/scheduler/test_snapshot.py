@@ -82,6 +82,8 @@ def test_every_kind_of_change_is_seen_by_the_incremental_snapshot(cluster, submi
     check()
     experiment_services.experiment_set_priority(user=bob, chain=waiting, custom_rank=5.0)  # chain column
     check()
+    Chain.objects.filter(pk=waiting.pk).update(run_estimate_seconds=7200)  # a chain column, bare update
+    assert {w.attempt_id: w.run_estimate for w in check().snapshot.waiting}[latest(waiting).pk] == 7200.0
     experiment_services.experiment_suspend(actor=bob, chain=waiting)  # held: leaves the queue
     assert latest(waiting).pk not in {w.attempt_id for w in check().snapshot.waiting}
     experiment_services.experiment_resume(actor=bob, chain=waiting)  # back; its pass explains it again
@@ -98,6 +100,9 @@ def test_every_kind_of_change_is_seen_by_the_incremental_snapshot(cluster, submi
     run(high)
     Attempt.objects.filter(pk=latest(high).pk).update(last_checkpoint_at=timezone.now())  # a bare update
     check()
+    Chain.objects.filter(pk=high.pk).update(run_estimate_seconds=3600)  # a running job's estimate
+    ends = {r.attempt_id: (r.started_at, r.expected_end) for r in check().snapshot.running}[latest(high).pk]
+    assert ends[1] == ends[0] + 3600
 
     node = cluster.nodes[3]
     cluster_services.node_disable(actor=admin_user, node=node, reason="repair")

@@ -470,6 +470,17 @@ def test_submit_form_creates_the_job_and_opens_it(cluster, workspace, user, page
     assert chain.env_vars == {"A": "1", "B": "x=y"}
     assert chain.tag_names == ["baseline", "vision"]
     assert chain.owner == user and chain.priority == 10
+    assert chain.run_estimate_seconds is None
+
+
+def test_submit_form_takes_an_expected_run_time_and_the_job_page_shows_it(cluster, workspace, user, page):
+    assert "it helps the job start sooner" in page.get("/submit/").content.decode()
+    page.post("/submit/", form(workspace, run_estimate_seconds="21600"))
+    chain = Chain.objects.get(name="from-the-form")
+    assert chain.run_estimate_seconds == 21600
+    body = page.get(f"/experiments/{chain.pk}/").content.decode()
+    assert "Expected run time" in body
+    assert "<dd data-run-estimate>6 h 00 min</dd>" in body
 
 
 @pytest.mark.parametrize(
@@ -483,6 +494,10 @@ def test_submit_form_creates_the_job_and_opens_it(cluster, workspace, user, page
         ({"parameters": "'unclosed"}, "parameters", "A quote is not closed."),
         ({"nodes": "9"}, "nodes", "usable node(s); this job asks for 9"),
         ({"watchdog_seconds": "5"}, "watchdog_seconds", "greater than or equal to 60"),
+        ({"run_estimate_seconds": "0"}, "run_estimate_seconds", "greater than or equal to 60"),
+        ({"run_estimate_seconds": "-3600"}, "run_estimate_seconds", "greater than or equal to 60"),
+        ({"run_estimate_seconds": "2592001"}, "run_estimate_seconds", "less than or equal to 2592000"),
+        ({"run_estimate_seconds": "6h"}, "run_estimate_seconds", "Enter a whole number"),
         ({"tags": "bad/tag"}, "tags", "use letters, digits"),
     ],
 )

@@ -9,7 +9,7 @@ from apps.core.priorities import Priority
 from apps.experiments.choices import EntrypointKind
 from apps.experiments.models import Attempt, Chain, Rank
 from apps.experiments.selectors import attempt_runtime_seconds
-from apps.experiments.services import MAX_WATCHDOG_SECONDS
+from apps.experiments.services import MAX_RUN_ESTIMATE_SECONDS, MAX_WATCHDOG_SECONDS
 from apps.quotas.api.serializers import PriorityField
 
 
@@ -151,6 +151,7 @@ class ChainDetailSerializer(ChainListSerializer):
             "whole_life_state",
             "custom_rank",
             "watchdog_seconds",
+            "run_estimate_seconds",
             "notes",
             "held",
             "runtime_seconds",
@@ -181,6 +182,10 @@ class SubmitSerializer(serializers.Serializer):
     tags = serializers.ListField(child=serializers.CharField(), default=list)
     watchdog_seconds = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=60, max_value=MAX_WATCHDOG_SECONDS
+    )
+    # seconds the whole job is expected to run; not a limit (it helps it start sooner on a busy cluster)
+    run_estimate_seconds = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=60, max_value=MAX_RUN_ESTIMATE_SECONDS
     )
     whole_life_state = serializers.IntegerField(default=0, min_value=-(2**63), max_value=2**63 - 1)
     custom_rank = serializers.FloatField(required=False, allow_null=True, default=None)

@@ -240,6 +240,37 @@ class PriorityType(click.ParamType):
 
 PRIORITY = PriorityType()
 
+#: the longest run-time estimate the server accepts (30 days), and the shortest (a minute)
+MAX_ESTIMATE_SECONDS = 30 * 86400
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class DurationType(click.ParamType):
+    """A duration: seconds (``5400``) or with units (``90m``, ``6h``, ``1d12h``, ``2h30m``) → whole seconds,
+    between a minute and 30 days."""
+
+    name = "duration"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            seconds = value
+        else:
+            text = str(value).strip().lower().replace(" ", "")
+            if text.isdigit():
+                seconds = int(text)
+            elif re.fullmatch(r"(\d+[smhd])+", text):
+                seconds = sum(int(n) * _UNIT_SECONDS[u] for n, u in re.findall(r"(\d+)([smhd])", text))
+            else:
+                raise click.BadParameter(
+                    f"{value!r} is not a duration. Use seconds (5400) or units (90m, 6h, 2d, 1d12h).", ctx, param
+                )
+        if not 60 <= seconds <= MAX_ESTIMATE_SECONDS:
+            raise click.BadParameter(f"{value!r}: give between 1 minute (60) and 30 days (30d).", ctx, param)
+        return seconds
+
+
+DURATION = DurationType()
+
 
 def parse_when(value: str, param: click.Parameter | None = None, ctx: click.Context | None = None) -> str:
     """``2024-05-01``, ``2024-05-01T12:00``, or an age such as ``30m``, ``2h``, ``7d`` → ISO 8601 (UTC)."""

@@ -16,6 +16,7 @@ from rich.text import Text
 from rota.api import TERMINAL_STATUSES, RotaClient
 from rota.commands.common import (
     CONTEXT,
+    DURATION,
     KINDS,
     ORDERINGS,
     PRIORITY,
@@ -173,6 +174,13 @@ def submit_options(func: F) -> F:
             metavar="SECONDS",
             help="Stop the job as hung after this long without output (at least 60).",
         ),
+        click.option(
+            "--estimate",
+            type=DURATION,
+            metavar="DURATION",
+            help="How long you expect the job to run (e.g. 6h, 90m, 1d12h). Not a limit: on a busy cluster it"
+            " helps the job start sooner.",
+        ),
         click.option("--share", is_flag=True, help="Let your team see the job."),
         click.option(
             "-f", "--follow", is_flag=True, help="Then follow its log until it ends (exit code as `logs -f`)."
@@ -205,6 +213,7 @@ def do_submit(state: State, fixed_kind: str | None, **o: Any) -> None:
         "environment": o["image"],
         "tags": list(o["tags"]),
         "watchdog_seconds": o["watchdog"],
+        "run_estimate_seconds": o["estimate"],
         "shared_with_team": o["share"] or None,
     }
     base_name = o["name"] or (Path(entrypoint).stem or "job")
