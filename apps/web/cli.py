@@ -59,7 +59,7 @@ def cli_command(values: dict[str, Any]) -> CliPreview:
     if values.get("watchdog_seconds"):
         options += ["--watchdog", str(int(values["watchdog_seconds"]))]
     if values.get("run_estimate_seconds"):
-        options += ["--estimate", str(values["run_estimate_seconds"]).strip()]  # the CLI takes 6h too
+        options += ["--estimate", str(values["run_estimate_seconds"]).replace(" ", "")]  # the CLI takes 6h too
     if values.get("shared_with_team"):
         options.append("--share")
     command = shlex.join(args + (["--", *options] if options else []))

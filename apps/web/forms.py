@@ -26,6 +26,20 @@ LIST_FIELDS = ("parameters", "env_vars", "tags")  # typed as text, submitted as 
 BATCH_ACTIONS = ("stop", "suspend", "resume", "tag", "untag")
 
 
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION_UNITS = (86400, 3600, 60, 1)
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds in ``6h``, ``90m``, ``1d12h``, ``45s`` or a plain number of seconds; None if it is neither."""
+    if text.isdigit():
+        return int(text)
+    match = _DURATION.fullmatch(text)
+    if match is None or not any(match.groups()):
+        return None
+    return sum(int(part) * unit for part, unit in zip(match.groups(), _DURATION_UNITS, strict=True) if part)
+
+
 class SignInForm(AuthenticationForm):
     """User name and password, and whether to stay signed in after the browser closes."""
 
@@ -97,13 +111,12 @@ class SubmitForm(forms.Form):
         min_value=60,
         help_text=_("Stop the job as hung after this long without output. Empty: the platform's default."),
     )
-    run_estimate_seconds = forms.IntegerField(
-        label=_("Expected run time (seconds)"),
+    run_estimate_seconds = forms.CharField(
+        label=_("Expected run time"),
         required=False,
-        min_value=60,
-        max_value=MAX_RUN_ESTIMATE_SECONDS,
+        max_length=32,
         help_text=_(
-            "How long you expect the whole job to run, e.g. 21600 for 6 hours. Optional: when the cluster is busy"
+            "How long you expect the whole job to run, e.g. 6h, 90m or 1d12h. Optional: when the cluster is busy"
             " it helps the job start sooner. It is not a time limit: the job is never stopped for running longer."
         ),
     )
@@ -161,11 +174,23 @@ class SubmitForm(forms.Form):
             "env_vars": "NCCL_DEBUG=INFO",
             "tags": _("e.g. vision baseline"),
             "watchdog_seconds": "1800",
-            "run_estimate_seconds": "21600",
+            "run_estimate_seconds": "6h",
         }
         for name, text in placeholders.items():
             self.fields[name].widget.attrs.setdefault("placeholder", text)
         self.fields["name"].widget.attrs.setdefault("autocomplete", "off")
+
+    def clean_run_estimate_seconds(self) -> int | None:
+        """A duration as people write it (``6h``, ``90m``, ``1d12h``, or plain seconds), in seconds."""
+        text = (self.cleaned_data.get("run_estimate_seconds") or "").strip().lower().replace(" ", "")
+        if not text:
+            return None
+        seconds = parse_duration(text)
+        if seconds is None:
+            raise forms.ValidationError(_("Write a duration such as 6h, 90m or 1d12h (or a number of seconds)."))
+        if not 60 <= seconds <= MAX_RUN_ESTIMATE_SECONDS:
+            raise forms.ValidationError(_("The expected run time must be between 1 minute and 30 days."))
+        return seconds
 
     def clean_workspace(self) -> str:
         workspace = (self.cleaned_data.get("workspace") or "").strip()

@@ -473,9 +473,17 @@ def test_submit_form_creates_the_job_and_opens_it(cluster, workspace, user, page
     assert chain.run_estimate_seconds is None
 
 
+@pytest.mark.parametrize(
+    ("written", "seconds"), [("6h", 21600), ("21600", 21600), ("90m", 5400), ("1d 12h", 129600), ("2D", 172800)]
+)
+def test_submit_form_takes_an_expected_run_time_as_people_write_it(cluster, workspace, page, written, seconds):
+    page.post("/submit/", form(workspace, run_estimate_seconds=written))
+    assert Chain.objects.get(name="from-the-form").run_estimate_seconds == seconds
+
+
 def test_submit_form_takes_an_expected_run_time_and_the_job_page_shows_it(cluster, workspace, user, page):
     assert "it helps the job start sooner" in page.get("/submit/").content.decode()
-    page.post("/submit/", form(workspace, run_estimate_seconds="21600"))
+    page.post("/submit/", form(workspace, run_estimate_seconds="6h"))
     chain = Chain.objects.get(name="from-the-form")
     assert chain.run_estimate_seconds == 21600
     body = page.get(f"/experiments/{chain.pk}/").content.decode()
@@ -494,10 +502,14 @@ def test_submit_form_takes_an_expected_run_time_and_the_job_page_shows_it(cluste
         ({"parameters": "'unclosed"}, "parameters", "A quote is not closed."),
         ({"nodes": "9"}, "nodes", "usable node(s); this job asks for 9"),
         ({"watchdog_seconds": "5"}, "watchdog_seconds", "greater than or equal to 60"),
-        ({"run_estimate_seconds": "0"}, "run_estimate_seconds", "greater than or equal to 60"),
-        ({"run_estimate_seconds": "-3600"}, "run_estimate_seconds", "greater than or equal to 60"),
-        ({"run_estimate_seconds": "2592001"}, "run_estimate_seconds", "less than or equal to 2592000"),
-        ({"run_estimate_seconds": "6h"}, "run_estimate_seconds", "Enter a whole number"),
+        ({"run_estimate_seconds": "0"}, "run_estimate_seconds", "between 1 minute and 30 days"),
+        ({"run_estimate_seconds": "59s"}, "run_estimate_seconds", "between 1 minute and 30 days"),
+        ({"run_estimate_seconds": "-3600"}, "run_estimate_seconds", "Write a duration such as 6h, 90m or 1d12h"),
+        ({"run_estimate_seconds": "2592001"}, "run_estimate_seconds", "between 1 minute and 30 days"),
+        ({"run_estimate_seconds": "30d1m"}, "run_estimate_seconds", "between 1 minute and 30 days"),
+        ({"run_estimate_seconds": "6 hours"}, "run_estimate_seconds", "Write a duration such as 6h, 90m or 1d12h"),
+        ({"run_estimate_seconds": "h"}, "run_estimate_seconds", "Write a duration such as 6h, 90m or 1d12h"),
+        ({"run_estimate_seconds": "1h6d"}, "run_estimate_seconds", "Write a duration such as 6h, 90m or 1d12h"),
         ({"tags": "bad/tag"}, "tags", "use letters, digits"),
     ],
 )
