@@ -21,15 +21,14 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from apps.launcher.backends.base import LogJournal, RankPhase
 from apps.launcher.backends.container_base import ContainerBackend, ContainerSpec, ServiceObservation, run_key
-from apps.launcher.backends.kubernetes.api import CONNECT_TIMEOUT, Streams, read_json
+from apps.launcher.backends.kubernetes.api import CONNECT_TIMEOUT, ApiCalls, Streams
 from apps.launcher.backends.kubernetes.container_manifests import (
     ContainerManifests,
     decode_services,
@@ -120,7 +119,7 @@ def _pending(status: JsonDict, waiting: JsonDict) -> str:
     return _reason(status.get("reason"), status.get("message"))
 
 
-class KubernetesContainerBackend(ContainerBackend):
+class KubernetesContainerBackend(ContainerBackend, ApiCalls):
     """Development containers as pods in ``namespace`` (see the module docstring)."""
 
     name = "kubernetes"
@@ -167,28 +166,6 @@ class KubernetesContainerBackend(ContainerBackend):
         self._informer: Informer | None = None
 
     # -- API helpers ---------------------------------------------------------------------------------
-
-    def _request(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict:
-        resp = fn(*args, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, self._request_timeout), **kwargs)
-        data = read_json(resp)
-        return data if isinstance(data, dict) else {}
-
-    def _ignore_404(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict | None:
-        try:
-            return self._request(fn, *args, **kwargs)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-
-    def _create(self, fn: Callable[..., Any], body: JsonDict) -> JsonDict | None:
-        """Create; ``None`` if it already exists (409)."""
-        try:
-            return self._request(fn, self._namespace, body)
-        except ApiException as exc:
-            if exc.status == 409:
-                return None
-            raise
 
     def _key_of(self, obj: JsonDict) -> int | None:
         labels = (obj.get("metadata") or {}).get("labels") or {}

@@ -11,7 +11,7 @@ import contextlib
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -55,6 +55,36 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ApiException):
         return f"HTTP {exc.status} {exc.reason or ''}".strip()
     return type(exc).__name__
+
+
+class ApiCalls:
+    """The calls both Kubernetes backends (jobs, containers) make: a JSON body with the shared timeouts,
+    a 404 read as "gone", a 409 on create as "already there". Needs ``_request_timeout`` and ``_namespace``."""
+
+    _request_timeout: float
+    _namespace: str
+
+    def _request(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+        resp = fn(*args, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, self._request_timeout), **kwargs)
+        data = read_json(resp)
+        return data if isinstance(data, dict) else {}
+
+    def _ignore_404(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any] | None:
+        try:
+            return self._request(fn, *args, **kwargs)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _create(self, fn: Callable[..., Any], body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create in the namespace; ``None`` if it already exists (409)."""
+        try:
+            return self._request(fn, self._namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise
 
 
 class Streams:

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from apps.launcher.backends.base import (
     Backend,
@@ -28,7 +27,7 @@ from apps.launcher.backends.base import (
     RankObservation,
     RankPhase,
 )
-from apps.launcher.backends.kubernetes.api import CONNECT_TIMEOUT, Streams, read_json
+from apps.launcher.backends.kubernetes.api import CONNECT_TIMEOUT, ApiCalls, Streams
 from apps.launcher.backends.kubernetes.informer import Informer
 from apps.launcher.backends.kubernetes.logs import LOG_READ_TIMEOUT, LogFollower
 from apps.launcher.backends.kubernetes.manifests import (
@@ -54,7 +53,7 @@ class _Seen:
     seen_at: float  # time.monotonic() when this version was stored
 
 
-class KubernetesBackend(Backend):
+class KubernetesBackend(Backend, ApiCalls):
     """One Pod per rank in ``namespace``; the whole design is in docs/kubernetes.md."""
 
     name = "kubernetes"
@@ -115,19 +114,6 @@ class KubernetesBackend(Backend):
 
     # ----------------------------------------------------------------------------------------------
     # API helpers
-
-    def _request(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict:
-        resp = fn(*args, _preload_content=False, _request_timeout=(CONNECT_TIMEOUT, self._request_timeout), **kwargs)
-        data = read_json(resp)
-        return data if isinstance(data, dict) else {}
-
-    def _ignore_404(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> JsonDict | None:
-        try:
-            return self._request(fn, *args, **kwargs)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
 
     def _pod_key(self, pod: JsonDict) -> tuple[int, int] | None:
         labels = (pod.get("metadata") or {}).get("labels") or {}
@@ -198,15 +184,6 @@ class KubernetesBackend(Backend):
             if created is not None:
                 with self._lock:
                     self._upsert_pod_locked(created, time.monotonic())
-
-    def _create(self, fn: Callable[..., Any], body: JsonDict) -> JsonDict | None:
-        """Create; ``None`` if it already exists (409)."""
-        try:
-            return self._request(fn, self._namespace, body)
-        except ApiException as exc:
-            if exc.status == 409:
-                return None
-            raise
 
     def _ensure_service(self, spec: LaunchSpec) -> JsonDict:
         created = self._create(self._core.create_namespaced_service, self.manifests.build_service(spec))
