@@ -21,7 +21,7 @@ LAB = f"https://{HOST}/containers/alice/lab/lab?reset"
 
 
 @pytest.fixture(autouse=True)
-def containers_host(settings):
+def containers_host(settings, plain_static_storage):
     settings.ROTA_BACKEND = "kubernetes"
     settings.ROTA_PUBLIC_URL = "https://rota.example"
     settings.ROTA_CONTAINERS = {**settings.ROTA_CONTAINERS, "INGRESS_HOST": HOST}
