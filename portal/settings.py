@@ -146,6 +146,7 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "csp",
+    "django_htmx",
     "apps.core",
     "apps.accounts",
     "apps.cluster",
@@ -173,6 +174,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",  # request.htmx: partial or whole page (apps/web/htmx.py)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Late, as django-axes asks: a sign-in refused for guessing becomes a 429 (apps/accounts/lockout.py).
@@ -271,6 +273,9 @@ Q_CLUSTER: dict[str, object] = {
 }
 if PRODUCTION:
     Q_CLUSTER["redis"] = REDIS_URL
+    # django-q2's Redis broker whose sentinel status saves also touch ROTA_WORKER_HEARTBEAT_DIR/
+    # qcluster: the qcluster container's liveness probe (apps/core/qcluster.py).
+    Q_CLUSTER["broker_class"] = "apps.core.qcluster.HeartbeatRedis"
 else:
     Q_CLUSTER["orm"] = "default"
 
@@ -464,8 +469,9 @@ if ROTA_LOCAL_UNMAPPED_OWNERS not in {"refuse", "run-as-server"}:
 ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")
 # /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
 ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
-# rota_worker's loops touch <dir>/<pass> after every pass, so a liveness probe can tell a hung
-# loop from a live one (deploy/kubernetes/rota.yaml); empty = no heartbeat files.
+# rota_worker's loops touch <dir>/<pass> after every pass, and qcluster's guard loop <dir>/qcluster
+# every few seconds, so a liveness probe can tell a hung loop from a live one
+# (deploy/kubernetes/rota.yaml); empty = no heartbeat files.
 ROTA_WORKER_HEARTBEAT_DIR = env_str("ROTA_WORKER_HEARTBEAT_DIR")
 
 # Development containers (apps/containers, docs/containers.md).
