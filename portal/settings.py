@@ -274,6 +274,9 @@ Q_CLUSTER: dict[str, object] = {
 }
 if PRODUCTION:
     Q_CLUSTER["redis"] = REDIS_URL
+    # django-q2's Redis broker whose sentinel status saves also touch ROTA_WORKER_HEARTBEAT_DIR/
+    # qcluster: the qcluster container's liveness probe (apps/core/qcluster.py).
+    Q_CLUSTER["broker_class"] = "apps.core.qcluster.HeartbeatRedis"
 else:
     Q_CLUSTER["orm"] = "default"
 
@@ -467,8 +470,9 @@ if ROTA_LOCAL_UNMAPPED_OWNERS not in {"refuse", "run-as-server"}:
 ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")
 # /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
 ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
-# rota_worker's loops touch <dir>/<pass> after every pass, so a liveness probe can tell a hung
-# loop from a live one (deploy/kubernetes/rota.yaml); empty = no heartbeat files.
+# rota_worker's loops touch <dir>/<pass> after every pass, and qcluster's guard loop <dir>/qcluster
+# every few seconds, so a liveness probe can tell a hung loop from a live one
+# (deploy/kubernetes/rota.yaml); empty = no heartbeat files.
 ROTA_WORKER_HEARTBEAT_DIR = env_str("ROTA_WORKER_HEARTBEAT_DIR")
 
 # Development containers (apps/containers, docs/containers.md).
