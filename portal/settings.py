@@ -146,7 +146,8 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "csp",
-    "django_htmx",
+    # django-htmx is used for its middleware and HX-* helpers only (apps/web/htmx.py): not an
+    # installed app, so its own copies of htmx stay out of the static files (ours is vendored).
     "apps.core",
     "apps.accounts",
     "apps.cluster",
@@ -431,6 +432,11 @@ ROTA_SCHEDULER = {
     "REQUEST_CHECKPOINTS": env_bool("ROTA_SCHED_REQUEST_CHECKPOINTS", True),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_SCHED_PASS_INTERVAL_SECONDS", 2.0),
 }
+# Days the per-minute load samples behind the scheduler overview's charts are kept
+# (apps/scheduler/history.py; the last day at every minute, older days at every tenth).
+ROTA_LOAD_HISTORY_DAYS = env_int("ROTA_LOAD_HISTORY_DAYS", 30)
+if ROTA_LOAD_HISTORY_DAYS < 1:
+    raise ImproperlyConfigured(f"ROTA_LOAD_HISTORY_DAYS must be at least 1, got {ROTA_LOAD_HISTORY_DAYS}")
 
 # Execution.
 ROTA_LAUNCHER = {
