@@ -146,6 +146,7 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "csp",
+    "django_htmx",
     "apps.core",
     "apps.accounts",
     "apps.cluster",
@@ -173,6 +174,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",  # request.htmx: partial or whole page (apps/web/htmx.py)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Late, as django-axes asks: a sign-in refused for guessing becomes a 429 (apps/accounts/lockout.py).
