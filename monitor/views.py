@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -603,6 +603,20 @@ def scheduler_view(request: AdminRequest) -> HttpResponse:
     if request.htmx:  # a live refresh: the region only
         return render_htmx(request, "monitor/partials/scheduler_live.html", context)
     return render(request, "monitor/scheduler.html", context)
+
+
+@monitor_view()
+@require_GET
+def scheduler_history_view(request: AdminRequest) -> HttpResponse:
+    """The overview charts' data: per node group, nodes used / free, GPUs used, jobs running and
+    waiting (per priority) over the last 24 hours (every minute) or 7 days (every tenth minute),
+    as JSON. ``?range=`` is ``24h`` (default) or ``7d``; anything else is a 400."""
+    span = request.GET.get("range", "24h")
+    if span not in selectors.HISTORY_RANGES:
+        return JsonResponse({"error": _("Unknown range: use 24h or 7d.")}, status=400)
+    response = JsonResponse(selectors.load_history(span=span, now=timezone.now()))
+    response["Cache-Control"] = "private, max-age=30"
+    return response
 
 
 # --- usage --------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from apps.launcher.backends.base import MountSpec, PodOptions, RankPhase
 from apps.launcher.backends.container_base import ContainerSpec, ServiceSpec, run_key
 from apps.launcher.backends.container_kubernetes import KubernetesContainerBackend, service_observations
 from apps.launcher.backends.kubernetes import Manifests
+from apps.launcher.backends.kubernetes.container_ingress import IngressConfig, build_ingress
 from apps.launcher.backends.kubernetes.container_manifests import SERVICE_WRAPPER, ContainerManifests
 
 from .conftest import NAMESPACE, KubeServer, StreamScript, wait_until
@@ -304,6 +305,78 @@ def test_without_an_image_the_configured_default_image_is_used() -> None:
         make_spec(image=""), "u"
     )
     assert {c["image"] for c in pod["spec"]["containers"]} == {"quay.io/jupyter/minimal-notebook:x"}
+
+
+INGRESS = IngressConfig(
+    host="containers.rota.example",
+    class_name="nginx",
+    auth_url="http://rota-web.rota.svc/containers/auth/",
+    signin_url="https://rota.example/containers/ticket/",
+)
+INGRESSES = "networking.k8s.io/v1/ingresses"
+
+
+def test_the_ingress_routes_each_http_service_on_the_containers_host_with_auth_delegated_to_rota() -> None:
+    spec = make_spec()
+    labels = ContainerManifests(namespace=NAMESPACE).labels(spec)
+    ingress = build_ingress(spec, config=INGRESS, namespace=NAMESPACE, labels=labels, owner_uid="uid-1")
+    assert ingress is not None
+    kubernetes_validate.validate(ingress, K8S_VERSION, strict=True)
+    meta = ingress["metadata"]
+    assert (meta["name"], meta["labels"], meta["ownerReferences"]) == (
+        POD,
+        labels,
+        [{"apiVersion": "v1", "kind": "Service", "name": POD, "uid": "uid-1"}],
+    )
+    assert meta["annotations"] == {
+        "nginx.ingress.kubernetes.io/auth-url": "http://rota-web.rota.svc/containers/auth/",
+        "nginx.ingress.kubernetes.io/auth-signin": "https://rota.example/containers/ticket/",
+        "nginx.ingress.kubernetes.io/auth-response-headers": "Authorization",
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
+        "nginx.ingress.kubernetes.io/proxy-body-size": "0",
+    }
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "containers.rota.example"
+    assert [
+        (p["path"], p["pathType"], p["backend"]["service"]["name"], p["backend"]["service"]["port"]["number"])
+        for p in rule["http"]["paths"]
+    ] == [
+        ("/containers/alice/lab/", "Prefix", POD, 8888),
+        ("/containers/alice/lab/web/", "Prefix", POD, 8080),
+    ]  # TCP services (ssh, db) are on NodePorts, never on the Ingress
+    no_http = make_spec(services=(ServiceSpec(0, "ssh", "tcp", 22, ""),))
+    assert build_ingress(no_http, config=INGRESS, namespace=NAMESPACE, labels=labels, owner_uid="u") is None
+
+
+def test_the_ingress_is_created_with_the_run_and_deleted_at_its_stop_and_release(
+    kube: KubeServer, make_container_backend: MakeBackend
+) -> None:
+    backend = make_container_backend(ingress=INGRESS)
+    spec = make_spec()
+    backend.start(spec)
+    backend.start(spec)  # a repeat creates nothing twice (409 read as "already there")
+    assert kube.names(INGRESSES) == [POD]
+    ingress = kube.get(INGRESSES, NAMESPACE, POD)
+    service = kube.get("v1/services", NAMESPACE, POD)
+    assert ingress is not None and service is not None
+    assert ingress["metadata"]["ownerReferences"][0]["uid"] == service["metadata"]["uid"]
+    assert ingress["spec"]["rules"][0]["host"] == "containers.rota.example"
+    backend.stop(5, 2)
+    assert kube.names(INGRESSES) == []  # no more routing to a stopping run
+    backend.stop(5, 2)  # repeats are harmless (404 read as gone)
+    backend.release(5, 2)
+    assert kube.names(INGRESSES) == [] and kube.names("v1/services") == []
+    assert len(kube.requests(method="POST", resource="ingresses")) == 2
+
+
+def test_without_a_containers_host_no_ingress_is_made(kube: KubeServer, make_container_backend: MakeBackend) -> None:
+    backend = make_container_backend()
+    backend.start(make_spec())
+    backend.stop(5, 2)
+    backend.release(5, 2)
+    assert kube.requests(resource="ingresses") == []
 
 
 # -- the backend against kmock --------------------------------------------------------------------

@@ -38,18 +38,27 @@ _RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
 #: Python: the suspend notice would be lost and the rank killed at the end of the grace. This bash
 #: runs the job as its own process group (``set -m``; dash cannot without a tty), forwards
 #: TERM/INT/HUP to that whole group, reaps it and exits with its status (a ``wait`` interrupted by
-#: a signal is repeated while the job lives). ``INIT_BOOT`` (POSIX sh) runs it under bash, or
-#: ``exec``s the job directly in an image without bash.
+#: a signal is repeated while the job lives). After a forwarded signal it also waits for the rest
+#: of the group: a bash entrypoint dies of the TERM at once while its Python is still writing the
+#: checkpoint, and PID 1 exiting would kill that Python with the container (the kubelet's SIGKILL
+#: at the end of the grace still bounds the wait). A job that ends on its own is not waited for
+#: beyond its main process, so a forgotten background process cannot keep a finished pod alive.
+#: ``INIT_BOOT`` (POSIX sh) runs it under bash, or ``exec``s the job directly in an image without
+#: bash.
 INIT_SCRIPT = (
     "set -m; "
-    '"$@" & child=$!; set +m; '
-    "trap 'kill -TERM -- -$child 2>/dev/null' TERM; "
-    "trap 'kill -INT -- -$child 2>/dev/null' INT; "
-    "trap 'kill -HUP -- -$child 2>/dev/null' HUP; "
+    '"$@" & child=$!; set +m; signalled=0; '
+    "trap 'signalled=1; kill -TERM -- -$child 2>/dev/null' TERM; "
+    "trap 'signalled=1; kill -INT -- -$child 2>/dev/null' INT; "
+    "trap 'signalled=1; kill -HUP -- -$child 2>/dev/null' HUP; "
     "while :; do "
     'wait "$child"; status=$?; '
-    'kill -0 "$child" 2>/dev/null || exit "$status"; '
-    "done"
+    'kill -0 "$child" 2>/dev/null || break; '
+    "done; "
+    'if [ "$signalled" = 1 ]; then '
+    'while kill -0 -- -"$child" 2>/dev/null; do sleep 0.1 & wait $!; done; '
+    "fi; "
+    'exit "$status"'
 )
 INIT_BOOT = 'command -v bash >/dev/null 2>&1 && exec bash -c "$0" rota-init "$@"; exec "$@"'
 
