@@ -17,7 +17,8 @@ and creates a container (a real JupyterLab), then measures:
 - **start-up**: from the API's "start" to JupyterLab answering through the proxy (the user can
   use it), then a stop that waits for the processes to end, ``--rounds`` times. Target ≤ 10 s.
 
-It cleans up its server, containers and directory, and stops by itself.
+It prints the host's load average and the time of a 10M-step Python loop (to compare hosts), and
+cleans up its server, containers and directory, and stops by itself.
 """
 
 from __future__ import annotations
@@ -175,7 +176,14 @@ def main() -> None:
     args = parser.parse_args()
     result = run(args.requests, args.rounds)
     load = os.getloadavg()
-    print(f"host: {platform.node()} · {os.cpu_count()} CPUs · load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}")
+    began = time.perf_counter()
+    for _ in range(10_000_000):
+        pass
+    loop = time.perf_counter() - began
+    print(
+        f"host: {platform.node()} · {os.cpu_count()} CPUs · load {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f}"
+        f" · 10M-step loop {loop:.2f} s"
+    )
     print("| measure | p50 | p95 | max | target |\n|---|--:|--:|--:|--:|")
     latency = result["latency"]
     for key, label in (

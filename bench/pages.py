@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.pages                       # 200 users, 100,000 jobs, 40,000 tags
     .venv/bin/python -m bench.pages --jobs 10000 --tags 4000 --requests 15   # a quick run
+    .venv/bin/python -m bench.pages --keep       # seed once and keep the database ...
+    .venv/bin/python -m bench.pages --reuse      # ... then only time (seeds if there is none)
 
 Creates a scratch database (``ROTA_BENCH_DB``, default ``rota_bench_pages``; migrated), seeds it
 with bulk ``COPY``: ``--users`` users in teams of ten (one of them, "heavy", owns ``--heavy-jobs``
@@ -16,7 +18,9 @@ seen by the client (server time plus the client's own few hundred microseconds) 
 of SQL queries a warm request runs (counted in this process through Django's test client against
 the same database). The closing verdict checks the targets of docs/PERFORMANCE.md and exits 1 on
 a miss. It prints the host's load average and the time of a 10M-step Python loop, to compare
-hosts, and drops the database, stops daphne and removes its files when done or interrupted.
+hosts, and drops the database, stops daphne and removes its files when done or interrupted
+(``--keep`` leaves the database for a later ``--reuse``, which migrates it, issues a new token and
+times it without seeding again; the sizes are then those of the kept database, printed).
 """
 
 from __future__ import annotations
@@ -325,6 +329,40 @@ def seed(args: argparse.Namespace) -> Seeded:
     return Seeded(users[0].pk, admin.pk, token, heavy_job, counts)
 
 
+def reuse_seeded() -> Seeded | None:
+    """The ``Seeded`` of a database kept by an earlier ``--keep`` run (a new token for "heavy"),
+    or None when the database holds no seed."""
+    from apps.accounts import services as account_services
+    from apps.accounts.models import User
+    from apps.experiments.models import Attempt, Chain, ChainTag, Rank
+
+    heavy = User.objects.filter(username="heavy").first()
+    admin = User.objects.filter(username="admin", is_superuser=True).first()
+    if heavy is None or admin is None:
+        return None
+    # The job ``seed`` picks: heavy's last finished job with two attempts.
+    job = Chain.objects.filter(owner=heavy, finished=True, restart_count=1).order_by("-id").first()
+    if job is None:
+        return None
+    token = account_services.token_create(actor=heavy, name="bench", scope="read_only").raw
+    counts = {
+        "chains": Chain.objects.count(),
+        "attempts": Attempt.objects.count(),
+        "ranks": Rank.objects.count(),
+        "tags": ChainTag.objects.count(),
+        "users": User.objects.count(),
+        "heavy_jobs": Chain.objects.filter(owner=heavy).count(),
+    }
+    return Seeded(heavy.pk, admin.pk, token, job.pk, counts)
+
+
+def _database_exists() -> bool:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone() is not None
+
+
 # --- serving and measuring ----------------------------------------------------------------------
 
 
@@ -350,8 +388,11 @@ def served(args: argparse.Namespace) -> Iterator[tuple[int, Seeded]]:
     env = _environment(data)
     os.environ.update(env)
     server: subprocess.Popen[bytes] | None = None
+    keep, reuse = getattr(args, "keep", False), getattr(args, "reuse", False)
     try:
-        _recreate_database()
+        reusing = reuse and _database_exists()
+        if not reusing:
+            _recreate_database()
         import django
 
         django.setup()
@@ -361,9 +402,22 @@ def served(args: argparse.Namespace) -> Iterator[tuple[int, Seeded]]:
         call_command("migrate", verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)  # as scripts/run does
         cache.clear()
-        t0 = time.perf_counter()
-        seeded = seed(args)
-        print(f"seeded {seeded.rows} in {time.perf_counter() - t0:.1f} s", flush=True)
+        kept = reuse_seeded() if reusing else None
+        if kept is None:
+            if reusing:  # an empty or half-made database: start again
+                from django.db import connections
+
+                connections.close_all()
+                _recreate_database()
+                call_command("migrate", verbosity=0)
+            t0 = time.perf_counter()
+            seeded = seed(args)
+            print(f"seeded {seeded.rows} in {time.perf_counter() - t0:.1f} s", flush=True)
+        else:
+            seeded = kept
+            args.jobs = seeded.rows["chains"]
+            args.heavy_jobs = seeded.rows["heavy_jobs"]
+            print(f"reusing the kept database {BENCH_DB}: {seeded.rows}", flush=True)
         port = args.port or _free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "portal.asgi:application"],
@@ -390,7 +444,10 @@ def served(args: argparse.Namespace) -> Iterator[tuple[int, Seeded]]:
         from django.db import connections
 
         connections.close_all()
-        _recreate_database(drop_only=True)
+        if keep or reuse:
+            print(f"kept the database {BENCH_DB} (drop it with: dropdb {BENCH_DB})", flush=True)
+        else:
+            _recreate_database(drop_only=True)
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -514,6 +571,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=30, help="timed requests per endpoint")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="keep the seeded database for a later --reuse")
+    parser.add_argument(
+        "--reuse", action="store_true", help="time the database kept by --keep (seed it if there is none); keeps it"
+    )
     args = parser.parse_args()
     args.heavy_jobs = min(args.heavy_jobs, args.jobs // 2)
     args.running = min(args.running, args.jobs // 10)

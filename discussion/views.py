@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.models import User
 from apps.core.errors import ApplicationError, NotFound
+from apps.web.htmx import HtmxRequest
 from discussion import permissions, search, selectors, services, uploads
 from discussion.choices import Category, Moderation, PostOrder, ReportAction, ReportStatus
 from discussion.forms import PostForm, ReplyForm, ReportForm
@@ -24,7 +25,7 @@ from discussion.models import Post, Reply, Report
 PAGE_SIZE = 20
 
 
-class SignedInRequest(HttpRequest):
+class SignedInRequest(HtmxRequest):
     user: User
 
 
@@ -266,7 +267,7 @@ def _back_to(post_id: int, floor: int | None = None) -> str:
 
 
 def _like_response(request: SignedInRequest, state: services.LikeState, url: str, fallback: str) -> HttpResponse:
-    if request.headers.get("HX-Request") == "true":
+    if request.htmx:
         return render(
             request, "discussion/partials/like_button.html", {"liked": state.liked, "count": state.count, "url": url}
         )

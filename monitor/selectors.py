@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Mod
 from django.utils import timezone
 
 from apps.accounts.choices import AdminGroup
@@ -25,13 +25,15 @@ from apps.cluster.models import Environment, Node, NodeGroup
 from apps.containers.choices import ON_NODE
 from apps.containers.models import Container, ContainerGroupPolicy
 from apps.core.models import AuditEntry
-from apps.core.priorities import QUOTA_LEVELS
+from apps.core.priorities import QUOTA_LEVELS, Priority
 from apps.experiments.choices import ChainStatus, QueueStatus, WorkerStatus
 from apps.experiments.models import Attempt, Chain, ChainTag, Rank
 from apps.experiments.selectors import PLATFORM_SUSPENSIONS, NodeHolder, quota_usage, work_lost_gpu_hours
 from apps.quotas.choices import QuotaKind
 from apps.quotas.models import Quota
 from apps.quotas.selectors import quota_resolve
+from apps.scheduler.history import THIN_EVERY, minute_of
+from apps.scheduler.models import LoadSample
 from apps.web.models import Notice
 
 ACTIVE_STATUSES = [ChainStatus.STARTING, ChainStatus.RUNNING, ChainStatus.SUSPENDING, ChainStatus.STOPPING]
@@ -539,6 +541,67 @@ def recent_preemptions(*, since: datetime, limit: int = 20) -> list[Preemption]:
         )
         for a in victims
     ]
+
+
+# The charts' ranges: minutes shown and minutes between two points (the 7-day chart reads every
+# tenth minute, which is what older samples are thinned to).
+HISTORY_RANGES: dict[str, tuple[int, int]] = {"24h": (24 * 60, 1), "7d": (7 * 24 * 60, THIN_EVERY)}
+HISTORY_SERIES = ("nodes", "used", "free", "gpus", "gpus_used", "running", "waiting")
+
+
+def _level_name(level: str) -> str:
+    try:
+        return Priority(int(level)).name
+    except ValueError:
+        return level
+
+
+def load_history(*, span: str, now: datetime) -> dict[str, Any]:
+    """The load samples of the last ``span`` (a key of ``HISTORY_RANGES``) as chart columns (one query).
+
+    ``t`` holds every point's time (epoch seconds, one per minute or per tenth minute, the newest
+    the current minute); each node group with a sample in the range has one list per series of
+    ``HISTORY_SERIES`` and ``waiting_by_level`` (priority name → list), aligned with ``t``, with
+    ``None`` where no pass sampled (the worker was down): the chart shows a gap, not a line.
+    """
+    minutes, step = HISTORY_RANGES[span]
+    last = minute_of(now) // step * step
+    slots = [last - step * i for i in range(minutes // step - 1, -1, -1)]
+    index = {minute: i for i, minute in enumerate(slots)}
+    rows = LoadSample.objects.filter(minute__gte=slots[0], minute__lte=last)
+    if step > 1:
+        rows = rows.alias(rest=Mod("minute", step)).filter(rest=0)
+    groups: dict[str, dict[str, Any]] = {}
+    columns = ("minute", "group__name", "levels", *HISTORY_SERIES)
+    for minute, name, levels, *values in rows.order_by().values_list(*columns):
+        group = groups.get(name)
+        if group is None:
+            group = groups[name] = {"name": name, **{key: [None] * len(slots) for key in HISTORY_SERIES}}
+            group["waiting_by_level"] = {}
+        i = index[minute]
+        for key, value in zip(HISTORY_SERIES, values, strict=True):
+            group[key][i] = value
+        for level, (_running, waiting) in levels.items():
+            if waiting:
+                by_level = group["waiting_by_level"].setdefault(_level_name(level), [None] * len(slots))
+                by_level[i] = waiting
+    for group in groups.values():  # levels highest first, as the overview's table lists them
+        order = sorted(group["waiting_by_level"], key=lambda n: -Priority[n].value if n in Priority.names else 0)
+        sampled = [i for i, nodes in enumerate(group["nodes"]) if nodes is not None]
+        by_level = {}
+        for name in order:
+            column = group["waiting_by_level"][name]
+            for i in sampled:  # sampled, but nothing waited at this level then
+                if column[i] is None:
+                    column[i] = 0
+            by_level[name] = column
+        group["waiting_by_level"] = by_level
+    return {
+        "range": span,
+        "step": step * 60,
+        "t": [minute * 60 for minute in slots],
+        "groups": [groups[name] for name in sorted(groups)],
+    }
 
 
 # --- usage ----------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ urlpatterns = [
     path("jobs/", views.jobs_view, name="jobs"),
     path("jobs/batch/", views.jobs_batch_view, name="jobs-batch"),
     path("scheduler/", views.scheduler_view, name="scheduler"),
+    path("scheduler/history/", views.scheduler_history_view, name="scheduler-history"),
     path("usage/", views.usage_view, name="usage"),
     path("notices/", views.notices_view, name="notices"),
     path("notices/new/", views.notice_create_view, name="notice-create"),

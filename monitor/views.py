@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -41,8 +41,8 @@ from apps.experiments.models import Chain
 from apps.quotas.choices import QuotaKind
 from apps.scheduler.status import last_pass_summary
 from apps.web import services as web_services
+from apps.web.htmx import HtmxRequest, partial_or_page, render_htmx
 from apps.web.models import Notice
-from apps.web.views import is_htmx, render_htmx
 from monitor import selectors, services
 from monitor.access import Power, has_power, monitor_view, powers_of
 from monitor.forms import (
@@ -60,7 +60,7 @@ from monitor.forms import (
 PAGE_SIZE = 50
 
 
-class AdminRequest(HttpRequest):
+class AdminRequest(HtmxRequest):
     user: User
 
 
@@ -337,6 +337,7 @@ def quotas_save_view(request: AdminRequest) -> HttpResponse:
 
 @monitor_view()
 @require_GET
+@partial_or_page()
 def nodes_view(request: AdminRequest) -> HttpResponse:
     """Node groups as a tree with counts; every node with its state, GPUs and the job on it."""
     state = request.GET.get("state", "")
@@ -352,7 +353,7 @@ def nodes_view(request: AdminRequest) -> HttpResponse:
         states=NODE_STATE_LABELS,
         **_node_actions(),
     )
-    if is_htmx(request):  # a live refresh (node.state, scheduler.pass): the tree only
+    if request.htmx:  # a live refresh (node.state, scheduler.pass): the tree only
         return render_htmx(request, "monitor/partials/nodes_live.html", context)
     return render(request, "monitor/nodes.html", context)
 
@@ -576,6 +577,7 @@ PREEMPTIONS_SINCE = timedelta(hours=24)
 
 @monitor_view()
 @require_GET
+@partial_or_page()
 def scheduler_view(request: AdminRequest) -> HttpResponse:
     """What the scheduler sees now: per node group and priority level, what runs and waits and the
     nodes used and free; the waiting queue in its order with each job's reason (as the last pass
@@ -598,9 +600,23 @@ def scheduler_view(request: AdminRequest) -> HttpResponse:
         last_pass_at=datetime.fromtimestamp(summary.at, tz=UTC) if summary else None,
         preemptions=selectors.recent_preemptions(since=timezone.now() - PREEMPTIONS_SINCE),
     )
-    if is_htmx(request):  # a live refresh: the region only
+    if request.htmx:  # a live refresh: the region only
         return render_htmx(request, "monitor/partials/scheduler_live.html", context)
     return render(request, "monitor/scheduler.html", context)
+
+
+@monitor_view()
+@require_GET
+def scheduler_history_view(request: AdminRequest) -> HttpResponse:
+    """The overview charts' data: per node group, nodes used / free, GPUs used, jobs running and
+    waiting (per priority) over the last 24 hours (every minute) or 7 days (every tenth minute),
+    as JSON. ``?range=`` is ``24h`` (default) or ``7d``; anything else is a 400."""
+    span = request.GET.get("range", "24h")
+    if span not in selectors.HISTORY_RANGES:
+        return JsonResponse({"error": _("Unknown range: use 24h or 7d.")}, status=400)
+    response = JsonResponse(selectors.load_history(span=span, now=timezone.now()))
+    response["Cache-Control"] = "private, max-age=30"
+    return response
 
 
 # --- usage --------------------------------------------------------------------------------------

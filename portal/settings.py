@@ -146,6 +146,7 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "csp",
+    "django_htmx",
     "apps.core",
     "apps.accounts",
     "apps.cluster",
@@ -173,6 +174,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",  # request.htmx: partial or whole page (apps/web/htmx.py)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Late, as django-axes asks: a sign-in refused for guessing becomes a 429 (apps/accounts/lockout.py).
@@ -271,6 +273,9 @@ Q_CLUSTER: dict[str, object] = {
 }
 if PRODUCTION:
     Q_CLUSTER["redis"] = REDIS_URL
+    # django-q2's Redis broker whose sentinel status saves also touch ROTA_WORKER_HEARTBEAT_DIR/
+    # qcluster: the qcluster container's liveness probe (apps/core/qcluster.py).
+    Q_CLUSTER["broker_class"] = "apps.core.qcluster.HeartbeatRedis"
 else:
     Q_CLUSTER["orm"] = "default"
 
@@ -426,6 +431,11 @@ ROTA_SCHEDULER = {
     "REQUEST_CHECKPOINTS": env_bool("ROTA_SCHED_REQUEST_CHECKPOINTS", True),
     "PASS_INTERVAL_SECONDS": env_float("ROTA_SCHED_PASS_INTERVAL_SECONDS", 2.0),
 }
+# Days the per-minute load samples behind the scheduler overview's charts are kept
+# (apps/scheduler/history.py; the last day at every minute, older days at every tenth).
+ROTA_LOAD_HISTORY_DAYS = env_int("ROTA_LOAD_HISTORY_DAYS", 30)
+if ROTA_LOAD_HISTORY_DAYS < 1:
+    raise ImproperlyConfigured(f"ROTA_LOAD_HISTORY_DAYS must be at least 1, got {ROTA_LOAD_HISTORY_DAYS}")
 
 # Execution.
 ROTA_LAUNCHER = {
@@ -464,8 +474,9 @@ if ROTA_LOCAL_UNMAPPED_OWNERS not in {"refuse", "run-as-server"}:
 ROTA_METRICS_TOKEN = env_str("ROTA_METRICS_TOKEN")
 # /readyz?full=1 fails when the last scheduling or reconcile pass is older than this.
 ROTA_READY_MAX_PASS_AGE_SECONDS = env_float("ROTA_READY_MAX_PASS_AGE_SECONDS", 120.0)
-# rota_worker's loops touch <dir>/<pass> after every pass, so a liveness probe can tell a hung
-# loop from a live one (deploy/kubernetes/rota.yaml); empty = no heartbeat files.
+# rota_worker's loops touch <dir>/<pass> after every pass, and qcluster's guard loop <dir>/qcluster
+# every few seconds, so a liveness probe can tell a hung loop from a live one
+# (deploy/kubernetes/rota.yaml); empty = no heartbeat files.
 ROTA_WORKER_HEARTBEAT_DIR = env_str("ROTA_WORKER_HEARTBEAT_DIR")
 
 # Development containers (apps/containers, docs/containers.md).
@@ -478,13 +489,24 @@ ROTA_CONTAINERS: dict[str, Any] = {
     "NODE_PORT_MAX": env_int("ROTA_CONTAINER_NODE_PORT_MAX", 32767),
     # Host name users ssh to for NodePorts (Kubernetes); empty = the host of ROTA_PUBLIC_URL.
     "SSH_HOST": env_str("ROTA_CONTAINER_SSH_HOST"),
-    # Ingress (Kubernetes): class and host of the Ingress objects of HTTP services.
+    # Ingress (Kubernetes): a host of its own for containers' HTTP services (a separate origin
+    # from the portal; empty = no Ingress, the portal's proxy only), its IngressClass, and where
+    # the ingress controller reaches Rota's /containers/auth/ (docs/containers.md, "Ingress").
     "INGRESS_CLASS": env_str("ROTA_CONTAINER_INGRESS_CLASS", "nginx"),
     "INGRESS_HOST": env_str("ROTA_CONTAINER_INGRESS_HOST"),
+    "INGRESS_AUTH_URL": env_str("ROTA_CONTAINER_INGRESS_AUTH_URL", f"{ROTA_PUBLIC_URL.rstrip('/')}/containers/auth/"),
     "IDLE_CHECK_SECONDS": env_float("ROTA_CONTAINER_IDLE_CHECK_SECONDS", 60.0),
     # Kubernetes: the image of containers without an environment (it must have JupyterLab and bash).
     "IMAGE": env_str("ROTA_CONTAINER_IMAGE", "quay.io/jupyter/minimal-notebook:2024-12-09"),
 }
+if ROTA_CONTAINERS["INGRESS_HOST"]:
+    if ROTA_CONTAINERS["INGRESS_HOST"] == urlsplit(ROTA_PUBLIC_URL).hostname:
+        raise ImproperlyConfigured(
+            "ROTA_CONTAINER_INGRESS_HOST must differ from the portal's host: containers are served "
+            "from an origin of their own"
+        )
+    # Only /containers/enter/ is routed to Rota on that host (it sets the container's ticket cookie).
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, ROTA_CONTAINERS["INGRESS_HOST"]]
 
 ROTA_KUBERNETES = {
     "NAMESPACE": env_str("ROTA_K8S_NAMESPACE", "rota-jobs"),
@@ -539,6 +561,9 @@ SECURE_REFERRER_POLICY = "same-origin"
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
+    # The ingress controller asks /containers/auth/ inside the cluster over plain HTTP; a redirect
+    # would read to it as an error (docs/containers.md, "Ingress").
+    SECURE_REDIRECT_EXEMPT = [r"^containers/auth/$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)

@@ -132,9 +132,11 @@ def _realtime_outbox_drained():
 def _scheduler_snapshot_forgotten():
     """Each test starts with a full scheduler snapshot: the rows kept by the last test's passes
     belong to a database that was rolled back or flushed (``apps/scheduler/snapshot.py``)."""
+    from apps.scheduler import history
     from apps.scheduler.snapshot import CACHE
 
     CACHE.forget()
+    history.MEMO.sampled = history.MEMO.pruned = None  # and each samples the load afresh
 
 
 @pytest.fixture(autouse=True)

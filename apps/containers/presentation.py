@@ -1,4 +1,5 @@
-"""How containers read on pages and in the API: messages per reader language, the SSH command."""
+"""How containers read on pages and in the API: messages per reader language, where to open them,
+the SSH command."""
 
 from __future__ import annotations
 
@@ -22,3 +23,16 @@ def ssh_command(c: Container) -> str | None:
 def status_message(c: Container) -> str:
     """The stored message in the reader's language (the fixed ones are in the catalogue)."""
     return _(c.status_message) if c.status_message else ""
+
+
+def open_base(c: Container, *, absolute: bool = False) -> str:
+    """Where the container's HTTP services are opened (JupyterLab at ``…lab``, a custom service at
+    ``…<service>/``): the containers host when the Kubernetes backend has an Ingress
+    (``ROTA_CONTAINER_INGRESS_HOST``), else the portal's proxy (a path, or a full URL if
+    ``absolute``)."""
+    path = f"/containers/{c.owner.username}/{c.name}/"
+    host = settings.ROTA_CONTAINERS.get("INGRESS_HOST")
+    if host and settings.ROTA_BACKEND == "kubernetes":
+        scheme = urlsplit(settings.ROTA_PUBLIC_URL).scheme or "https"
+        return f"{scheme}://{host}{path}"
+    return f"{settings.ROTA_PUBLIC_URL.rstrip('/')}{path}" if absolute else path

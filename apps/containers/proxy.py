@@ -14,7 +14,14 @@ and websockets alike, so JupyterLab's pages, API, kernels and terminals work thr
    forwarded, so a user's server never sees a visitor's session.
 4. **Forward**: to the run's address (``Container.endpoints``, written by the launcher) with the
    run's secret token in the ``Authorization`` header (``apps.containers.tokens``): the user never
-   sees or copies it, and it is never in a URL. Responses are streamed.
+   sees or copies it, and it is never in a URL. Responses are streamed, through one pooled client
+   (kept-alive connections to the container's server).
+
+Steps 1–2 cost a trip to the database thread (session, user, container). A page of JupyterLab
+fires dozens of requests at once and polls every few seconds, so a granted answer is remembered
+for ``RESOLVE_TTL`` seconds per (session cookie, container, service): a sign-out, a stop or a lost
+right takes effect within that second (a stopped server no longer answers anyway). Refusals are
+never remembered.
 
 Custom HTTP services are served at ``/containers/<user>/<name>/<service>/`` (their names cannot be
 one of JupyterLab's own top-level paths), everything else goes to JupyterLab, whose ``base_url``
@@ -31,6 +38,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -126,7 +134,7 @@ _lookup = database_sync_to_async(lookup)
 
 
 @database_sync_to_async
-def _resolve(session: Any, owner: str, name: str, rest: str) -> tuple[Any, int, Target | None, str]:
+def _resolve_in_db(session: Any, owner: str, name: str, rest: str) -> tuple[Any, int, Target | None, str]:
     """The signed-in user of the session (Django's own rules: backend, session hash, active) and
     what they may reach, in one trip to the database thread: (user or None, status, target, message)."""
     from types import SimpleNamespace
@@ -137,6 +145,40 @@ def _resolve(session: Any, owner: str, name: str, rest: str) -> tuple[Any, int, 
     if not (user.is_authenticated and user.is_active):
         return None, 401, None, ""
     return (user, *lookup(user, owner, name, rest))
+
+
+#: How long a granted (session, container, service) is remembered, in seconds.
+RESOLVE_TTL = 1.0
+_RESOLVED_MAX = 4096
+_resolved: dict[tuple[str, str, str, str], tuple[float, Any, Target]] = {}
+
+
+async def _resolve(
+    session: Any, owner: str, name: str, rest: str, cookie: str | None = None
+) -> tuple[Any, int, Target | None, str]:
+    """``_resolve_in_db``, with granted answers remembered for ``RESOLVE_TTL`` seconds under the
+    session cookie (``cookie``; without one nothing is remembered)."""
+    key = (cookie or "", owner, name, rest.split("/", 1)[0])
+    now = time.monotonic()
+    if cookie:
+        hit = _resolved.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1], 200, hit[2], ""
+    user, status, target, message = await _resolve_in_db(session, owner, name, rest)
+    if cookie and status == 200 and target is not None:
+        if len(_resolved) >= _RESOLVED_MAX:
+            for stale in [k for k, v in _resolved.items() if v[0] <= now] or list(_resolved):
+                del _resolved[stale]
+        _resolved[key] = (now + RESOLVE_TTL, user, target)
+    else:
+        _resolved.pop(key, None)
+    return user, status, target, message
+
+
+def _session_cookie(scope: dict[str, Any]) -> str | None:
+    cookies = scope.get("cookies") or {}
+    value = cookies.get(settings.SESSION_COOKIE_NAME)
+    return str(value) if value else None
 
 
 def _header(scope: dict[str, Any], name: bytes) -> str | None:
@@ -250,7 +292,9 @@ class ContainerProxy:
         if found is None:  # pragma: no cover - the router only sends matching paths
             await _simple(send, 404, "Not found.")
             return
-        user, status, target, message = await _resolve(scope["session"], found["user"], found["name"], found["rest"])
+        user, status, target, message = await _resolve(
+            scope["session"], found["user"], found["name"], found["rest"], _session_cookie(scope)
+        )
         if user is None:
             location = f"{settings.LOGIN_URL}?next={quote(path)}"
             await _simple(send, 302, "Sign in first.", [(b"location", location.encode())])

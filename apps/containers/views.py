@@ -6,18 +6,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
 
-from apps.containers import selectors, services
+from apps.containers import ingress, selectors, services
 from apps.containers.forms import ContainerCreateForm, ContainerEditForm, services_text
 from apps.containers.layout import service_slots
 from apps.containers.models import Container
-from apps.containers.presentation import ssh_command, status_message
+from apps.containers.presentation import open_base, ssh_command, status_message
 from apps.core.errors import ApplicationError, NotFound
 from apps.quotas.selectors import environments_for
 
@@ -65,7 +68,7 @@ def container_list_view(request: HttpRequest) -> HttpResponse:
         request,
         "containers/container_list.html",
         {
-            "containers": [(c, status_message(c)) for c in rows.order_by("owner__username", "name")],
+            "containers": [(c, status_message(c), open_base(c)) for c in rows.order_by("owner__username", "name")],
             "quota": selectors.quota_overview(user=user),
             "form": form,
             "show_all": show_all,
@@ -143,7 +146,7 @@ def container_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
         else {"ssh": container.ssh, "startup_script": container.startup_script, "services": custom}
     )
     states = container.service_states or {}
-    base = f"/containers/{container.owner.username}/{container.name}/"
+    base = open_base(container)
     slots = [
         {
             "slot": slot,
@@ -171,3 +174,62 @@ def container_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
         },
         status=status,
     )
+
+
+# -- the containers' Ingress (apps.containers.ingress) ------------------------------------------------
+
+
+@never_cache
+@require_GET
+def container_ingress_auth_view(request: HttpRequest) -> HttpResponse:
+    """ingress-nginx's ``auth-url``: 200 with the run's token in ``Authorization`` (for nginx to
+    hand to the upstream), 401 without a valid ticket, 403 for anyone else or a container not
+    running."""
+    status, token = ingress.authorize(
+        ticket=request.COOKIES.get(ingress.TICKET_COOKIE), original_url=request.headers.get("X-Original-URL", "")
+    )
+    response = HttpResponse(status=status)
+    if token:
+        response["Authorization"] = f"token {token}"
+    return response
+
+
+@never_cache
+@login_required
+def container_ingress_ticket_view(request: HttpRequest) -> HttpResponse:
+    """ingress-nginx's ``auth-signin`` (on the portal's host): send the signed-in owner or admin
+    to the containers host with a one-minute hand-off."""
+    try:
+        url = ingress.signin_redirect(user=request.user, rd=request.GET.get("rd", ""))
+    except ingress.IngressRefused:
+        raise Http404(_("No such container.")) from None
+    return HttpResponseRedirect(url)
+
+
+@never_cache
+@require_GET
+def container_ingress_enter_view(request: HttpRequest) -> HttpResponse:
+    """The hand-off on the containers host: set the container's ticket cookie there and go on."""
+    host = ingress.ingress_host()
+    if not host or request.get_host().rsplit(":", 1)[0] != host:
+        raise Http404(_("No such container."))
+    try:
+        ticket = ingress.enter(handoff=request.GET.get("t", ""))
+    except ingress.IngressRefused:
+        return HttpResponse(
+            _("This sign-in link is invalid or has expired; open the container again from the portal."),
+            status=403,
+            content_type="text/plain; charset=utf-8",
+        )
+    response = HttpResponseRedirect(ticket.next)
+    response.set_cookie(
+        ingress.TICKET_COOKIE,
+        ticket.value,
+        max_age=ingress.TICKET_MAX_AGE,
+        path=ticket.path,
+        secure=request.is_secure() or settings.ROTA_PUBLIC_URL.startswith("https:"),
+        httponly=True,
+        samesite="Lax",
+    )
+    response["Referrer-Policy"] = "no-referrer"  # the hand-off is in this page's address
+    return response

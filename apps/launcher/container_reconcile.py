@@ -32,7 +32,6 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_noop
 
-from apps.accounts.posix import posix_account
 from apps.cluster.choices import NodeState
 from apps.cluster.selectors import mounts_for
 from apps.containers import services as container_services
@@ -44,7 +43,7 @@ from apps.core.errors import ApplicationError
 from apps.launcher.backends import get_container_backend
 from apps.launcher.backends.base import MountSpec, RankPhase
 from apps.launcher.backends.container_base import ContainerBackend, ContainerSpec, ServiceSpec
-from apps.launcher.reconcile import FALLBACK_UID_BASE
+from apps.launcher.pods import pod_customisation, pod_home, run_as
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +69,19 @@ def base_url(owner: str, name: str) -> str:
 def build_spec(c: Container, *, kubernetes: bool = False) -> ContainerSpec:
     """The backend's view of the container's current run (from the spec frozen at placement).
 
-    On Kubernetes the pod runs as the owner's POSIX identity by the job pods' rule (the account
-    an admin mapped, else a uid derived from the user's id, never root) with ``$HOME`` at
-    ``ROTA_K8S_HOME`` (else ``/home/<user>``); locally it is a process tree in the workspace."""
+    On Kubernetes the pod runs as the owner's POSIX identity by the job pods' rule
+    (``apps.launcher.pods.run_as``: the account an admin mapped, else a uid derived from the
+    user's id, never root) with ``$HOME`` at ``ROTA_K8S_HOME`` (else ``/home/<user>``). The
+    admins' pod settings of the container's node group and environment (tolerations, classes,
+    annotations, extended resources, host network, memlock, variables) apply as for jobs, read at
+    each start. Locally it is a process tree in the workspace, with the settings' variables."""
     spec = c.started_spec or {}
     owner = c.owner
+    custom = pod_customisation(node_group=c.node_group, environment=c.environment)
     if kubernetes:
-        account = posix_account(owner, host_lookup=False)
-        uid, gid, mapped = (account.uid, account.gid, True) if account else (FALLBACK_UID_BASE + owner.pk, None, False)
-        home = str(settings.ROTA_KUBERNETES["HOME"] or "/home/{user}").format(user=owner.username)
+        identity = run_as(owner, host_lookup=False)
+        uid, gid, mapped = identity.uid, identity.gid, identity.mapped
+        home = pod_home(owner.username, default=f"/home/{owner.username}")
     else:
         uid, gid, mapped = owner.posix_uid or 1000, owner.posix_gid, owner.posix_uid is not None
         home = str(Path(_conf()["WORKSPACE_ROOT"]) / owner.username)
@@ -107,11 +110,14 @@ def build_spec(c: Container, *, kubernetes: bool = False) -> ContainerSpec:
             for s in service_slots(spec)
         ),
         startup_script=str(spec.get("startup_script") or ""),
+        env=custom.env,
         mounts=mounts,
         uid=uid,
         gid=gid,
         uid_mapped=mapped,
+        capabilities=custom.capabilities,
         node_ports=node_ports,
+        pod=custom.options,
     )
 
 
@@ -179,7 +185,7 @@ def reconcile_containers(backend: ContainerBackend | None = None) -> ContainerPa
     timeout = float(_conf()["START_TIMEOUT_SECONDS"])
     rows = list(
         Container.objects.filter(status__in=ON_NODE)
-        .select_related("owner", "node", "node_group")
+        .select_related("owner", "node", "node_group", "environment")
         .prefetch_related("services")
         .order_by("pk")
     )
@@ -248,7 +254,11 @@ def _reconcile_one(backend: ContainerBackend, c: Container, result: ContainerPas
         except ApplicationError as exc:
             _fail_start(backend, c, result, exc.message)
             return
-        c = Container.objects.select_related("owner", "node", "node_group").prefetch_related("services").get(pk=c.pk)
+        c = (
+            Container.objects.select_related("owner", "node", "node_group", "environment")
+            .prefetch_related("services")
+            .get(pk=c.pk)
+        )
     spec = build_spec(c, kubernetes=kubernetes)
     if c.status == ContainerStatus.STARTING:
         try:

@@ -34,9 +34,7 @@ from django.db import transaction
 from django.db.models import Prefetch
 from django.utils import timezone
 
-from apps.accounts.posix import posix_account
 from apps.accounts.services import token_create_for_attempt
-from apps.cluster import pod_settings
 from apps.cluster import services as cluster_services
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Node
@@ -58,12 +56,12 @@ from apps.launcher.backends.base import (
     EntrypointKind,
     LaunchSpec,
     MountSpec,
-    PodOptions,
     RankObservation,
     RankPhase,
 )
 from apps.launcher.backends.base import RankSpec as BackendRankSpec
 from apps.launcher.contract import RankPlacement, local_gpu_count, rank_env
+from apps.launcher.pods import pod_customisation, pod_home, run_as
 from apps.logs.store import get_log_store
 
 logger = logging.getLogger(__name__)
@@ -104,11 +102,6 @@ def _gpu_map() -> dict[str, tuple[int, ...]]:
     return mapping
 
 
-#: Users without a POSIX uid (set by admins) run as 10000 + their id: non-root, but an account no
-#: shared storage knows; docs/operations.md says to set POSIX ids before using shared storage.
-FALLBACK_UID_BASE = 10000
-
-
 def pod_resources(node: Node) -> tuple[float, int]:
     """CPU cores and memory bytes one rank requests on ``node``: what the node can give pods
     (allocatable, as the backend reports it; else the nominal size) less the configured headroom
@@ -124,19 +117,6 @@ def pod_resources(node: Node) -> tuple[float, int]:
     return round(cpu, 3), int(memory)
 
 
-def pod_options(custom: dict[str, Any]) -> PodOptions:
-    """Merged, validated pod settings (``apps.cluster.pod_settings.merge``) as the backend takes them."""
-    return PodOptions(
-        node_selector=dict(custom.get("node_selector", {})),
-        tolerations=tuple(dict(t) for t in custom.get("tolerations", [])),
-        runtime_class_name=str(custom.get("runtime_class_name", "")),
-        priority_class_name=str(custom.get("priority_class_name", "")),
-        annotations=dict(custom.get("annotations", {})),
-        resources={str(k): int(v) for k, v in custom.get("resources", {}).items()},
-        host_network=bool(custom.get("host_network", False)),
-    )
-
-
 def build_spec(attempt: Attempt) -> LaunchSpec:
     """The backend's view of an attempt, with a fresh attempt-scoped token for its ranks.
 
@@ -148,9 +128,8 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
     store = get_log_store()
     log_dir = str(store.attempt_dir(str(chain.pk), attempt.pk))
     environment = chain.environment
-    custom = pod_settings.merge(chain.node_group.pod_settings, environment.pod_settings if environment else {})
     # Variables: the pod settings', then the environment's own, then the job's and Rota's (rank_env).
-    env_defaults = {**custom.get("env", {}), **(environment.env_vars if environment else {})}
+    custom = pod_customisation(node_group=chain.node_group, environment=environment)
     gpus = _gpu_map()
     # The local backend runs every rank on this machine: rank 0 is reachable on loopback. The
     # kubernetes backend overrides MASTER_ADDR with rank 0's stable DNS name.
@@ -166,7 +145,7 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
             master_addr=master,
             token=issued.raw,
             log_dir=log_dir,
-            env_defaults=env_defaults,
+            env_defaults=custom.env,
             procs_per_node=r.node.gpu_count,
         )
         rank_specs.append(BackendRankSpec(rank=r.rank, node=r.node.name, env=env, gpus=placement.gpus))
@@ -187,18 +166,16 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
     first_node = ranks[0].node if ranks else None
     cpu, memory_bytes = pod_resources(first_node) if first_node else (0.0, 0)
     owner = chain.owner
-    account = posix_account(owner, host_lookup=settings.ROTA_BACKEND == "local")
+    identity = run_as(owner, host_lookup=settings.ROTA_BACKEND == "local")
     return LaunchSpec(
         attempt_id=attempt.pk,
         chain_id=str(chain.pk),
         user=owner.username,
-        uid=account.uid if account else FALLBACK_UID_BASE + owner.pk,
-        gid=account.gid if account else None,
-        uid_mapped=account is not None,
+        uid=identity.uid,
+        gid=identity.gid,
+        uid_mapped=identity.mapped,
         refuse_unmapped=settings.ROTA_LOCAL_UNMAPPED_OWNERS == "refuse",
-        home=str(settings.ROTA_KUBERNETES["HOME"]).format(user=owner.username)
-        if settings.ROTA_KUBERNETES["HOME"]
-        else "",
+        home=pod_home(owner.username, default=""),
         workspace=chain.workspace,
         kind=EntrypointKind(chain.kind),
         entrypoint=chain.entrypoint,
@@ -210,9 +187,9 @@ def build_spec(attempt: Attempt) -> LaunchSpec:
         memory_bytes=memory_bytes,
         gpus_per_rank=first_node.gpu_count if first_node else 0,
         mounts=mounts,
-        capabilities=tuple(pod_settings.capability_names(custom)),
+        capabilities=custom.capabilities,
         labels={"rota.dev/group": chain.node_group.name},
-        pod=pod_options(custom),
+        pod=custom.options,
     )
 
 

@@ -12,7 +12,8 @@ A pass:
    two passes race), suspend requests, ABOVE_NORMAL demotions, and the explanations of waiting
    attempts (only the rows whose explanation changed are written). Usage counters are advanced.
 4. **Emit** events and enqueue the launcher's reconcile pass — after commit, so a rolled-back pass
-   says nothing.
+   says nothing. At most once a minute, the load it leaves is kept for the admins' charts
+   (``history.py``).
 
 Passes are single-flight through a lease (``apps.core.leases``); see ``tasks.schedule_pass``.
 """
@@ -38,6 +39,7 @@ from apps.experiments.choices import QueueStatus, SuspendReason
 from apps.experiments.models import Attempt
 from apps.scheduler import policy
 from apps.scheduler.events import SchedulerPassed
+from apps.scheduler.history import load_sample_record
 from apps.scheduler.models import UserUsage, decayed
 from apps.scheduler.snapshot import CACHE, CLAIM_SECONDS, Loaded, policy_config, snapshot_load
 from apps.scheduler.status import PassSummary, ReservationSeen, record_pass_summary
@@ -275,6 +277,16 @@ def run_pass(now: datetime | None = None) -> PassResult:
                 for r in plan.reservations
             ),
         )
+    )
+    started_now = set(result.started)
+    load_sample_record(
+        loaded.snapshot,
+        {
+            s.attempt_id: (s.nodes, s.priority if s.effective_priority is None else s.effective_priority)
+            for s in plan.starts
+            if s.attempt_id in started_now
+        },
+        now,
     )
     if result.started or result.suspended:
         logger.info(

@@ -50,3 +50,32 @@ class SnapshotChange(models.Model):
 
     def __str__(self) -> str:
         return f"change {self.pk}: attempt {self.attempt_id}, chain {self.chain_id}"
+
+
+class LoadSample(models.Model):
+    """A node group's load at one minute, as a scheduling pass left it: the overview's charts.
+
+    Written by ``apps.scheduler.history.load_sample_record`` after a pass commits, at most once a
+    minute (``minute`` is unique per group, so racing passes cannot write twice), from the pass's
+    own snapshot and plan — no extra reads but the nodes' GPU counts. Rows older than a day are
+    thinned to every tenth minute and dropped after ``ROTA_LOAD_HISTORY_DAYS``.
+    """
+
+    minute = models.BigIntegerField(help_text="Minutes since the Unix epoch (UTC): when the sample was taken.")
+    group = models.ForeignKey("cluster.NodeGroup", on_delete=models.CASCADE, related_name="+")
+    nodes = models.PositiveIntegerField(default=0)  # every node of the group
+    used = models.PositiveIntegerField(default=0)  # held by a job (running, starting or suspending)
+    free = models.PositiveIntegerField(default=0)  # schedulable and idle
+    gpus = models.PositiveIntegerField(default=0)  # GPUs of the group's nodes
+    gpus_used = models.PositiveIntegerField(default=0)  # GPUs of the held nodes
+    running = models.PositiveIntegerField(default=0)  # jobs holding nodes
+    waiting = models.PositiveIntegerField(default=0)  # jobs in the queue (not held by a person)
+    # priority level → [running jobs, waiting jobs]; running at the level they run at, waiting at
+    # the level asked for (AUTO = -1), as on the overview's table. Keys are strings (JSON).
+    levels = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["minute", "group"], name="load_sample_once_a_minute")]
+
+    def __str__(self) -> str:
+        return f"group {self.group_id} at minute {self.minute}: {self.used}/{self.nodes} used, {self.waiting} waiting"

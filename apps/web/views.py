@@ -1,9 +1,10 @@
 """Portal pages. Views are thin: they read through selectors, write through services, and turn an
 ``ApplicationError`` into a message or a form error the user can act on.
 
-HTMX requests (``HX-Request: true``) get partials — a table body, a row, the live part of a job's
-page — with any messages appended as out-of-band toasts; the same URLs answer plain requests
-with whole pages, so everything also works without JavaScript.
+HTMX requests (``request.htmx``, django-htmx) get partials — a table body, a row, the live part of
+a job's page — with any messages appended as out-of-band toasts; the same URLs answer plain
+requests with whole pages (``Vary: HX-Request``, apps/web/htmx.py), so everything also works
+without JavaScript.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
@@ -27,6 +27,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 from django.views.i18n import set_language
+from django_htmx.http import trigger_client_event
 
 from apps.accounts import selectors as account_selectors
 from apps.accounts import services as account_services
@@ -57,12 +58,13 @@ from apps.web.forms import (
     TagForm,
     TokenCreateForm,
 )
+from apps.web.htmx import HtmxRequest, partial_or_page, render_htmx
 from apps.web.presentation import own_quota_holders
 
 THEME_COOKIE = "rota_theme"
 
 
-class SignedInRequest(HttpRequest):
+class SignedInRequest(HtmxRequest):
     """A request to a page behind ``login_required``: its user is a real ``User``."""
 
     user: User
@@ -75,27 +77,16 @@ YEAR = 365 * 24 * 3600
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def is_htmx(request: HttpRequest) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
-def render_htmx(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
-    """A partial, followed by the pending messages as out-of-band toasts."""
-    body = render_to_string(template, context, request=request)
-    body += render_to_string("web/partials/toasts_oob.html", {}, request=request)
-    return HttpResponse(body, status=status)
-
-
 def friendly_404(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     """Pages answer an unknown (or someone else's) job with the portal's own 404 page, which says
     what to do next, even when ``DEBUG`` would show Django's technical one."""
 
     @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapper(request: HtmxRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         try:
             return view(request, *args, **kwargs)
         except Http404:
-            if is_htmx(request):
+            if request.htmx:
                 raise
             return render(request, "404.html", status=404)
 
@@ -159,7 +150,7 @@ def language_view(request: HttpRequest) -> HttpResponse:
 
 
 @require_POST
-def theme_view(request: HttpRequest) -> HttpResponse:
+def theme_view(request: HtmxRequest) -> HttpResponse:
     """Light, dark or the system's; the page switches at once (script), this remembers it."""
     theme = request.POST.get("theme", "")
     if theme not in Theme.values:
@@ -167,7 +158,7 @@ def theme_view(request: HttpRequest) -> HttpResponse:
     if isinstance(request.user, User):
         web_services.preference_set(user=request.user, theme=theme)
     response: HttpResponse = (
-        HttpResponse(status=204) if is_htmx(request) else redirect(safe_next(request, reverse("web:dashboard")))
+        HttpResponse(status=204) if request.htmx else redirect(safe_next(request, reverse("web:dashboard")))
     )
     set_preference_cookies(response, language=None, theme=theme)
     return response
@@ -186,10 +177,11 @@ def admin_entry_view(request: SignedInRequest) -> HttpResponse:
 
 @login_required
 @require_GET
+@partial_or_page()
 def dashboard_view(request: SignedInRequest) -> HttpResponse:
     data = selectors.dashboard(user=request.user)
     context = {"dash": data, "has_quota": any(g.rows for g in data.quota)}
-    if is_htmx(request):
+    if request.htmx:
         return render_htmx(request, "web/partials/dashboard_live.html", context)
     return render(request, "web/dashboard.html", context)
 
@@ -275,9 +267,10 @@ def list_context(request: SignedInRequest) -> dict[str, Any]:
 
 @login_required
 @require_GET
+@partial_or_page("HX-Target")
 def chain_list_view(request: SignedInRequest) -> HttpResponse:
     context = list_context(request)
-    if is_htmx(request) and request.headers.get("HX-Target") == "chain-results":
+    if request.htmx and request.htmx.target == "chain-results":
         return render_htmx(request, "web/partials/chain_results.html", context)
     return render(request, "web/chain_list.html", context)
 
@@ -329,10 +322,8 @@ def chain_batch_view(request: SignedInRequest) -> HttpResponse:
                 ngettext("%(n)d job was not found.", "%(n)d jobs were not found.", len(result.missing))
                 % {"n": len(result.missing)},
             )
-    if is_htmx(request):
-        response = render_htmx(request, "web/partials/empty.html", {})
-        response["HX-Trigger"] = "rota:list-changed"
-        return response
+    if request.htmx:
+        return trigger_client_event(render_htmx(request, "web/partials/empty.html", {}), "rota:list-changed")
     return redirect(back)
 
 
@@ -390,10 +381,11 @@ def detail_context(request: SignedInRequest, pk: int, view: str = "overview") ->
 @login_required
 @require_GET
 @friendly_404
+@partial_or_page()
 def chain_detail_view(request: SignedInRequest, pk: int) -> HttpResponse:
     view = "logs" if request.GET.get("view") == "logs" else "overview"
     context = detail_context(request, pk, view)
-    if is_htmx(request):
+    if request.htmx:
         return render_htmx(request, "web/partials/chain_live.html", context)
     return render(request, "web/chain_detail.html", context)
 
@@ -410,7 +402,7 @@ ACTIONS = {
 
 def respond_after_action(request: SignedInRequest, pk: int) -> HttpResponse:
     """The refreshed row (from the list), the live part of the page (from the job page), or a redirect."""
-    if is_htmx(request):
+    if request.htmx:
         if request.POST.get("ctx") == "row":
             return render_htmx(request, "web/partials/chain_row.html", row_context(request, pk))
         view = "logs" if request.POST.get("view") == "logs" else "overview"

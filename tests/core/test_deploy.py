@@ -138,3 +138,78 @@ def test_the_worker_liveness_probe_tells_live_loops_from_a_hung_one(tmp_path, se
     settings.ROTA_WORKER_HEARTBEAT_DIR = ""
     heartbeat("containers")  # off: writes nothing
     assert not (tmp_path / "alive" / "containers").exists()
+
+
+def qcluster_probe(tmp_path: pathlib.Path) -> list[str]:
+    """The qcluster container's liveness probe, reading ``tmp_path/alive`` instead of its /tmp."""
+    qcluster = next(
+        c
+        for c in by_kind("Deployment", "rota-worker")["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "qcluster"
+    )
+    directory = {e["name"]: e["value"] for e in qcluster["env"]}["ROTA_WORKER_HEARTBEAT_DIR"]
+    return [part.replace(directory, str(tmp_path / "alive")) for part in qcluster["livenessProbe"]["exec"]["command"]]
+
+
+class FakeRedis:
+    """Stands for the broker's Redis connection: records status saves, or fails like a lost Redis."""
+
+    def __init__(self) -> None:
+        self.saved: list[str] = []
+        self.down = False
+
+    def set(self, key: str, value: str, timeout: int) -> None:
+        if self.down:
+            raise ConnectionError("Redis is gone")
+        self.saved.append(key)
+
+
+def test_the_qcluster_liveness_probe_follows_the_sentinels_status_saves(tmp_path, settings, monkeypatch) -> None:
+    """The broker's part, with a fake Redis; a real qcluster on real Redis:
+    tests/core/test_deploy_startup.py::test_the_kubernetes_qcluster_keeps_its_liveness_file_fresh."""
+    import os
+    import subprocess
+    import time
+
+    from apps.core import qcluster
+
+    command = qcluster_probe(tmp_path)
+    connection = FakeRedis()
+    monkeypatch.setattr(qcluster.HeartbeatRedis, "get_connection", staticmethod(lambda list_key=None: connection))
+    clock = [1000.0]
+    monkeypatch.setattr(qcluster.time, "monotonic", lambda: clock[0])
+    settings.ROTA_WORKER_HEARTBEAT_DIR = str(tmp_path / "alive")
+    broker = qcluster.HeartbeatRedis(list_key="rota")
+    beat = tmp_path / "alive" / "qcluster"
+
+    def probe() -> int:
+        return subprocess.run(command, capture_output=True, timeout=30).returncode
+
+    def age(seconds: float) -> None:
+        then = time.time() - seconds
+        os.utime(beat, (then, then))
+
+    assert probe() == 1  # the cluster has not started yet (initialDelaySeconds covers the start)
+    broker.set_stat("django_q:rota:cluster:1", "status", 3)
+    assert connection.saved == ["django_q:rota:cluster:1"] and probe() == 0
+    age(180)
+    assert probe() == 1  # the guard loop stopped saving its status three minutes ago: restart
+    clock[0] += 1.0
+    broker.set_stat("django_q:rota:cluster:1", "status", 3)
+    assert probe() == 1  # at most one touch per TOUCH_INTERVAL_SECONDS (the guard cycles every 0.5 s)
+    clock[0] += qcluster.TOUCH_INTERVAL_SECONDS
+    broker.set_stat("django_q:rota:cluster:1", "status", 3)
+    assert probe() == 0
+    # Redis lost: the save fails as before (django-q2 logs it) but the process is alive.
+    connection.down = True
+    age(180)
+    clock[0] += qcluster.TOUCH_INTERVAL_SECONDS
+    with pytest.raises(ConnectionError):
+        broker.set_stat("django_q:rota:cluster:1", "status", 3)
+    assert probe() == 0 and len(connection.saved) == 3
+    settings.ROTA_WORKER_HEARTBEAT_DIR = ""
+    beat.unlink()
+    clock[0] += qcluster.TOUCH_INTERVAL_SECONDS
+    connection.down = False
+    broker.set_stat("django_q:rota:cluster:1", "status", 3)
+    assert not beat.exists()  # off: writes nothing

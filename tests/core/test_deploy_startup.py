@@ -509,3 +509,69 @@ def test_the_served_readyz_follows_real_postgres_and_redis_outages(empty_databas
         web.wait(30)
         postgres.stop()
         redis.stop()
+
+
+def test_the_kubernetes_qcluster_keeps_its_liveness_file_fresh(empty_database: str, tmp_path) -> None:
+    """The manifest's qcluster container (its command and variables, the documented Secret) on real
+    PostgreSQL and Redis: django-q2's sentinel touches the file its liveness probe reads; frozen,
+    the file ages and the probe fails; thawed, it is fresh again and the probe passes."""
+    container = dict(kubernetes_containers())["rota-worker/qcluster"]
+    env = {
+        "SECRET_KEY": "k8s-test-" + "k" * 60,
+        "DATABASE_URL": empty_database,
+        "REDIS_URL": os.environ["REDIS_URL"],
+        "ALLOWED_HOSTS": "rota.example.org",
+        "CSRF_TRUSTED_ORIGINS": "https://rota.example.org",
+    }
+    env.update({item["name"]: item["value"] for item in container.get("env", [])})
+    env.pop("ROTA_K8S_IN_CLUSTER", None)  # needs the pod's service account files
+    directory = env["ROTA_WORKER_HEARTBEAT_DIR"]
+    env["ROTA_WORKER_HEARTBEAT_DIR"] = str(tmp_path / "alive")
+    probe = [part.replace(directory, str(tmp_path / "alive")) for part in container["livenessProbe"]["exec"]["command"]]
+    beat = tmp_path / "alive" / "qcluster"
+
+    def probe_passes() -> bool:
+        return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+
+    migrated = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v0"],
+        cwd=ROOT,
+        env=process_env(env, tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    argv = container["command"]
+    assert argv == ["python", "manage.py", "qcluster"]
+    cluster = subprocess.Popen(
+        [sys.executable, *argv[1:]],
+        cwd=ROOT,
+        env=process_env(env, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: the sentinel and workers freeze together
+    )
+    try:
+        assert not probe_passes()
+        wait_for(beat.exists, 60, "the sentinel's first status save")
+        assert probe_passes()
+        os.killpg(cluster.pid, signal.SIGSTOP)  # a hung cluster: nothing runs any more
+        three_minutes_ago = time.time() - 180
+        os.utime(beat, (three_minutes_ago, three_minutes_ago))
+        assert not probe_passes()
+        os.killpg(cluster.pid, signal.SIGCONT)
+        wait_for(probe_passes, 30, "the guard loop to touch the file again")
+        assert cluster.poll() is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cluster.pid, signal.SIGCONT)
+            os.killpg(cluster.pid, signal.SIGTERM)
+        try:
+            cluster.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+            cluster.wait(10)
+    output = cluster.stdout.read() if cluster.stdout else ""
+    assert "Q Cluster" in output and "running" in output and "Traceback" not in output, output[-3000:]

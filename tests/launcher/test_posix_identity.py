@@ -15,7 +15,8 @@ from apps.core.errors import ApplicationError
 from apps.experiments.models import Chain
 from apps.launcher.backends.base import RankPhase
 from apps.launcher.backends.local import single_tenant_warning
-from apps.launcher.reconcile import FALLBACK_UID_BASE, build_spec
+from apps.launcher.pods import FALLBACK_UID_BASE
+from apps.launcher.reconcile import build_spec
 from tests.factories import UserFactory
 from tests.launcher.test_local_backend import Harness, harness  # noqa: F401  (the fixture)
 

@@ -45,6 +45,7 @@ RESOURCES = {
     "v1/services": kmock.ResourceInfo(namespaced=True, kind="Service"),
     "v1/secrets": kmock.ResourceInfo(namespaced=True, kind="Secret"),
     "v1/nodes": kmock.ResourceInfo(namespaced=False, kind="Node"),
+    "networking.k8s.io/v1/ingresses": kmock.ResourceInfo(namespaced=True, kind="Ingress"),
 }
 _resource_versions = itertools.count(100)
 

@@ -10,6 +10,7 @@ kmock's watch replays current objects only, so the informer is driven by relists
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -23,13 +24,15 @@ import kubernetes_validate
 import pytest
 from kubernetes import client
 
-from apps.launcher.backends.base import MountSpec, RankPhase
+from apps.launcher.backends.base import MountSpec, PodOptions, RankPhase
 from apps.launcher.backends.container_base import ContainerSpec, ServiceSpec, run_key
 from apps.launcher.backends.container_kubernetes import KubernetesContainerBackend, service_observations
 from apps.launcher.backends.kubernetes import Manifests
+from apps.launcher.backends.kubernetes.container_ingress import IngressConfig, build_ingress
 from apps.launcher.backends.kubernetes.container_manifests import SERVICE_WRAPPER, ContainerManifests
 
 from .conftest import NAMESPACE, KubeServer, StreamScript, wait_until
+from .test_kubernetes_backend import without_server_fields
 
 K8S_VERSION = "1.31"
 MakeBackend = Callable[..., KubernetesContainerBackend]
@@ -209,6 +212,77 @@ def test_long_service_names_still_give_valid_port_names() -> None:
         kubernetes_validate.validate(obj, K8S_VERSION, strict=True)
 
 
+POD_OPTIONS = PodOptions(
+    node_selector={"fabric": "ib"},
+    tolerations=({"key": "fabric", "operator": "Exists", "effect": "NoSchedule"},),
+    runtime_class_name="nvidia",
+    priority_class_name="interactive",
+    annotations={"prometheus.io/scrape": "true", "rota.dev/services": "forged"},
+    resources={"rdma/hca_shared_devices_a": 1},
+    host_network=True,
+)
+
+
+def test_the_container_pod_is_the_job_pod_spec_with_the_admins_pod_settings() -> None:
+    spec = make_spec(pod=POD_OPTIONS, capabilities=("IPC_LOCK",))
+    pod = ContainerManifests(namespace=NAMESPACE, image_pull_secrets=["regcred"]).build_pod(spec, "uid-1")
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
+    job = _job_spec(uid=4321, gid=4000)
+    job = dataclasses.replace(job, pod=POD_OPTIONS, capabilities=("IPC_LOCK",))
+    job_pod = Manifests(namespace=NAMESPACE, image_pull_secrets=["regcred"]).build_pod(job, job.ranks[0], "u")
+    # Everything outside the containers and volumes is the job pod's, but for the names.
+    shared = ("hostname", "subdomain", "containers", "volumes", "affinity", "terminationGracePeriodSeconds")
+    assert {k: v for k, v in pod["spec"].items() if k not in shared} == {
+        k: v for k, v in job_pod["spec"].items() if k not in shared
+    }
+    assert {k: v for k, v in pod["spec"].items() if k not in shared} == {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "hostNetwork": True,
+        "dnsPolicy": "ClusterFirstWithHostNet",
+        "hostPID": False,
+        "hostIPC": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 4321,
+            "runAsGroup": 4000,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "imagePullSecrets": [{"name": "regcred"}],
+        "nodeSelector": {"fabric": "ib"},
+        "tolerations": [{"key": "fabric", "operator": "Exists", "effect": "NoSchedule"}],
+        "runtimeClassName": "nvidia",
+        "priorityClassName": "interactive",
+    }
+    containers = {c["name"]: c for c in pod["spec"]["containers"]}
+    for container in containers.values():
+        assert container["securityContext"] == job_pod["spec"]["containers"][0]["securityContext"]
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
+    # The RDMA device goes with the GPUs, CPU and memory, on JupyterLab's container only.
+    assert containers["jupyter"]["resources"] == {
+        "requests": {"cpu": "4", "memory": str(16 * 2**30), "nvidia.com/gpu": "2", "rdma/hca_shared_devices_a": "1"},
+        "limits": {"cpu": "4", "memory": str(16 * 2**30), "nvidia.com/gpu": "2", "rdma/hca_shared_devices_a": "1"},
+    }
+    assert all(containers[n]["resources"] == {} for n in ("startup", "ssh", "web", "db"))
+    # The admins' annotations, never over Rota's own (how a restarted backend reads the pod).
+    assert pod["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "rota.dev/services": "jupyter:http:8888,startup::0,ssh:tcp:22,web:http:8080,db:tcp:5432",
+    }
+    env = {e["name"]: e.get("value") for e in containers["jupyter"]["env"]}
+    assert (env["USER"], env["LOGNAME"], env["HOME"]) == ("alice", "alice", "/home/alice")
+
+
+def test_without_pod_settings_the_container_pod_has_none_of_them() -> None:
+    pod = ContainerManifests(namespace=NAMESPACE).build_pod(make_spec(), "uid-1")
+    assert pod["spec"]["hostNetwork"] is False
+    for absent in ("nodeSelector", "tolerations", "runtimeClassName", "priorityClassName", "dnsPolicy", "subdomain"):
+        assert absent not in pod["spec"]
+    assert "fsGroup" not in pod["spec"]["securityContext"]  # no re-owning of shared volumes at each start
+    assert list(pod["metadata"]["annotations"]) == ["rota.dev/services"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "error"),
     [
@@ -217,6 +291,8 @@ def test_long_service_names_still_give_valid_port_names() -> None:
         ({"node": ""}, "no node"),
         ({"services": (ServiceSpec(0, "web", "http", 80, "x"),)}, "JupyterLab"),
         ({"mounts": (MountSpec("pvc", "a", "/etc/rota/restart"),)}, "two mounts"),
+        ({"pod": PodOptions(resources={"nvidia.com/gpu": 1})}, "extra resource"),
+        ({"capabilities": ("ALL",)}, "refused Linux capability"),
     ],
 )
 def test_a_run_that_cannot_be_built_is_refused_with_the_reason(overrides: dict[str, Any], error: str) -> None:
@@ -229,6 +305,78 @@ def test_without_an_image_the_configured_default_image_is_used() -> None:
         make_spec(image=""), "u"
     )
     assert {c["image"] for c in pod["spec"]["containers"]} == {"quay.io/jupyter/minimal-notebook:x"}
+
+
+INGRESS = IngressConfig(
+    host="containers.rota.example",
+    class_name="nginx",
+    auth_url="http://rota-web.rota.svc/containers/auth/",
+    signin_url="https://rota.example/containers/ticket/",
+)
+INGRESSES = "networking.k8s.io/v1/ingresses"
+
+
+def test_the_ingress_routes_each_http_service_on_the_containers_host_with_auth_delegated_to_rota() -> None:
+    spec = make_spec()
+    labels = ContainerManifests(namespace=NAMESPACE).labels(spec)
+    ingress = build_ingress(spec, config=INGRESS, namespace=NAMESPACE, labels=labels, owner_uid="uid-1")
+    assert ingress is not None
+    kubernetes_validate.validate(ingress, K8S_VERSION, strict=True)
+    meta = ingress["metadata"]
+    assert (meta["name"], meta["labels"], meta["ownerReferences"]) == (
+        POD,
+        labels,
+        [{"apiVersion": "v1", "kind": "Service", "name": POD, "uid": "uid-1"}],
+    )
+    assert meta["annotations"] == {
+        "nginx.ingress.kubernetes.io/auth-url": "http://rota-web.rota.svc/containers/auth/",
+        "nginx.ingress.kubernetes.io/auth-signin": "https://rota.example/containers/ticket/",
+        "nginx.ingress.kubernetes.io/auth-response-headers": "Authorization",
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
+        "nginx.ingress.kubernetes.io/proxy-body-size": "0",
+    }
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    (rule,) = ingress["spec"]["rules"]
+    assert rule["host"] == "containers.rota.example"
+    assert [
+        (p["path"], p["pathType"], p["backend"]["service"]["name"], p["backend"]["service"]["port"]["number"])
+        for p in rule["http"]["paths"]
+    ] == [
+        ("/containers/alice/lab/", "Prefix", POD, 8888),
+        ("/containers/alice/lab/web/", "Prefix", POD, 8080),
+    ]  # TCP services (ssh, db) are on NodePorts, never on the Ingress
+    no_http = make_spec(services=(ServiceSpec(0, "ssh", "tcp", 22, ""),))
+    assert build_ingress(no_http, config=INGRESS, namespace=NAMESPACE, labels=labels, owner_uid="u") is None
+
+
+def test_the_ingress_is_created_with_the_run_and_deleted_at_its_stop_and_release(
+    kube: KubeServer, make_container_backend: MakeBackend
+) -> None:
+    backend = make_container_backend(ingress=INGRESS)
+    spec = make_spec()
+    backend.start(spec)
+    backend.start(spec)  # a repeat creates nothing twice (409 read as "already there")
+    assert kube.names(INGRESSES) == [POD]
+    ingress = kube.get(INGRESSES, NAMESPACE, POD)
+    service = kube.get("v1/services", NAMESPACE, POD)
+    assert ingress is not None and service is not None
+    assert ingress["metadata"]["ownerReferences"][0]["uid"] == service["metadata"]["uid"]
+    assert ingress["spec"]["rules"][0]["host"] == "containers.rota.example"
+    backend.stop(5, 2)
+    assert kube.names(INGRESSES) == []  # no more routing to a stopping run
+    backend.stop(5, 2)  # repeats are harmless (404 read as gone)
+    backend.release(5, 2)
+    assert kube.names(INGRESSES) == [] and kube.names("v1/services") == []
+    assert len(kube.requests(method="POST", resource="ingresses")) == 2
+
+
+def test_without_a_containers_host_no_ingress_is_made(kube: KubeServer, make_container_backend: MakeBackend) -> None:
+    backend = make_container_backend()
+    backend.start(make_spec())
+    backend.stop(5, 2)
+    backend.release(5, 2)
+    assert kube.requests(resource="ingresses") == []
 
 
 # -- the backend against kmock --------------------------------------------------------------------
@@ -510,7 +658,7 @@ def test_a_container_starts_runs_opens_through_the_proxy_and_stops_on_kubernetes
     from apps.containers import services as container_services
     from apps.containers.choices import ContainerStatus
     from apps.launcher import container_reconcile
-    from apps.launcher.reconcile import FALLBACK_UID_BASE
+    from apps.launcher.pods import FALLBACK_UID_BASE
     from tests.factories import UserFactory
 
     group, backend = k8s_containers
@@ -568,6 +716,70 @@ def test_a_container_starts_runs_opens_through_the_proxy_and_stops_on_kubernetes
     assert (c.status, c.node_id) == (ContainerStatus.STOPPED, None)
     assert kube.names("v1/services") == [] and kube.names("v1/pods") == []
     assert c.ssh_node_port == 30100  # kept for the next run: the SSH command does not change
+
+
+def test_the_admins_pod_settings_of_the_group_and_environment_reach_the_container_pod(
+    k8s_containers: Any, kube: KubeServer
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from apps.accounts import services as account_services
+    from apps.cluster import services as cluster_services
+    from apps.containers import services as container_services
+    from apps.quotas import services as quota_services
+    from tests.factories import UserFactory
+
+    group, backend = k8s_containers
+    group = cluster_services.node_group_upsert(
+        actor=None,
+        name=group.name,
+        pod_settings={
+            "tolerations": [{"key": "fabric", "operator": "Exists", "effect": "NoSchedule"}],
+            "resources": {"rdma/hca_shared_devices_a": 1},
+            "host_network": True,
+            "memlock": True,
+            "annotations": {"team": "infra", "prometheus.io/scrape": "true"},
+            "env": {"NCCL_IB_HCA": "mlx5", "NCCL_DEBUG": "WARN"},
+        },
+    )
+    environment = cluster_services.environment_upsert(
+        actor=None,
+        name="torch",
+        image="registry.example/torch:2",
+        env_vars={"NCCL_DEBUG": "INFO"},
+        pod_settings={
+            "runtime_class_name": "nvidia",
+            "priority_class_name": "interactive",
+            "annotations": {"team": "vision"},
+            "capabilities": ["SYS_PTRACE"],
+        },
+    )
+    public = Group.objects.get(name="public")
+    quota_services.quota_set(actor=None, kind="environment", environment=environment, value=1, group=public)
+    alice = UserFactory(username="alice")
+    account_services.user_update(actor=None, user=alice, posix_uid=4201, posix_gid=4200)
+    c = container_services.container_create(actor=alice, name="lab", node_group=group, environment=environment, gpus=1)
+    assert _pass(backend).started == [c.pk]
+    c.refresh_from_db()
+    pod = kube.get("v1/pods", NAMESPACE, f"rota-c-{run_key(c.pk, c.run)}")
+    assert pod is not None
+    spec = pod["spec"]
+    assert spec["tolerations"] == [{"key": "fabric", "operator": "Exists", "effect": "NoSchedule"}]
+    assert (spec["runtimeClassName"], spec["priorityClassName"]) == ("nvidia", "interactive")
+    assert (spec["hostNetwork"], spec["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+    assert (spec["securityContext"]["runAsUser"], spec["securityContext"]["runAsGroup"]) == (4201, 4200)
+    assert pod["metadata"]["annotations"]["team"] == "vision"  # the environment's wins
+    assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    jupyter = spec["containers"][0]
+    assert jupyter["image"] == "registry.example/torch:2"
+    assert jupyter["resources"]["limits"]["rdma/hca_shared_devices_a"] == "1"
+    assert jupyter["resources"]["requests"]["rdma/hca_shared_devices_a"] == "1"
+    assert jupyter["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK", "SYS_PTRACE"]}
+    env = {e["name"]: e.get("value") for e in jupyter["env"]}
+    # The pod settings' variables, then the environment's own; Rota's identity over both.
+    assert (env["NCCL_IB_HCA"], env["NCCL_DEBUG"]) == ("mlx5", "INFO")
+    assert (env["USER"], env["HOME"]) == ("alice", "/home/alice")
+    kubernetes_validate.validate(without_server_fields(pod), K8S_VERSION, strict=True)
 
 
 def test_a_restarted_portal_neither_loses_nor_duplicates_a_running_container(

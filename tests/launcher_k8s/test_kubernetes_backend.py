@@ -318,6 +318,108 @@ def test_command_per_entrypoint_kind(
     assert pod["spec"]["containers"][0]["command"] == ["/bin/sh", "-c", INIT_BOOT, INIT_SCRIPT, *expected]
 
 
+def test_the_init_process_hands_a_suspend_signal_to_python_under_a_bash_entrypoint(
+    make_backend: MakeBackend, tmp_path: Any
+) -> None:
+    """The pod's command for real: ``bash run.sh`` whose Python traps SIGTERM to write a checkpoint.
+    A bash that waits for a child does not pass SIGTERM on; the init process sends it to the whole
+    job, and exits (which in a pod kills whatever is left) only once the checkpoint is written,
+    though the bash script itself dies of the signal at once."""
+    import subprocess
+    import sys
+
+    (tmp_path / "run.sh").write_text(
+        f"{sys.executable} -c '"
+        "import pathlib, signal, sys, time\n"
+        "def term(*_):\n"
+        '    time.sleep(1); pathlib.Path("checkpoint").write_text("TERM"); sys.exit(3)\n'
+        "signal.signal(signal.SIGTERM, term)\n"
+        'pathlib.Path("ready").write_text("")\n'
+        "while True: time.sleep(0.05)\n"
+        "'\n"
+    )
+    spec = make_spec(kind=EntrypointKind.BASH, entrypoint="run.sh", parameters=())
+    command = make_backend().manifests.build_pod(spec, spec.ranks[0], "uid-1")["spec"]["containers"][0]["command"]
+    init = subprocess.Popen(command, cwd=tmp_path)
+    try:
+        wait_until(lambda: (tmp_path / "ready").exists(), what="the job's Python to start")
+        init.send_signal(15)  # what the kubelet sends PID 1 on a suspend
+        # The job's status: its bash script's, killed by the TERM (128 + 15)...
+        assert init.wait(10) == 143
+        # ...but only after its Python has written the checkpoint.
+        assert (tmp_path / "checkpoint").read_text() == "TERM"
+    finally:
+        if init.poll() is None:
+            init.kill()
+            init.wait(5)
+
+
+def test_a_job_that_ends_on_its_own_is_not_held_by_a_leftover_background_process(
+    make_backend: MakeBackend, tmp_path: Any
+) -> None:
+    import os
+    import signal
+    import subprocess
+
+    (tmp_path / "run.sh").write_text("sleep 300 & echo $! > bg.pid; exit 4\n")
+    spec = make_spec(kind=EntrypointKind.BASH, entrypoint="run.sh", parameters=())
+    command = make_backend().manifests.build_pod(spec, spec.ranks[0], "uid-1")["spec"]["containers"][0]["command"]
+    init = subprocess.Popen(command, cwd=tmp_path)
+    try:
+        assert init.wait(10) == 4  # the pod ends with the job, whatever it left behind
+    finally:
+        if init.poll() is None:
+            init.kill()
+            init.wait(5)
+        if (tmp_path / "bg.pid").exists():
+            os.kill(int((tmp_path / "bg.pid").read_text()), signal.SIGKILL)
+
+
+def test_the_api_client_keeps_a_bounded_connection_pool(kube: KubeServer, settings: Any, tmp_path: Any) -> None:
+    import yaml
+
+    from apps.launcher.backends import _kube_api_client
+
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "k", "cluster": {"server": kube.url}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "k", "context": {"cluster": "k", "user": "u"}}],
+                "current-context": "k",
+            }
+        )
+    )
+    settings.ROTA_KUBERNETES = {
+        **settings.ROTA_KUBERNETES,
+        "IN_CLUSTER": False,
+        "KUBECONFIG": str(kubeconfig),
+        "CONNECTION_POOL": 3,
+    }
+    _kube_api_client.cache_clear()
+    try:
+        api = _kube_api_client()
+        assert api is _kube_api_client()  # one client (one pool) for the job and container backends
+        assert api.rest_client.pool_manager.connection_pool_kw["maxsize"] == 3
+        # Twenty calls from eight threads at once keep at most three connections open for reuse.
+        core = client.CoreV1Api(api)
+        threads = [
+            threading.Thread(target=lambda: [core.list_namespaced_pod(NAMESPACE) for _ in range(20)]) for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        pools = list(api.rest_client.pool_manager.pools._container.values())
+        assert len(pools) == 1 and pools[0].pool.qsize() <= 3
+        assert len(kube.requests(method="GET", resource="pods")) == 160
+    finally:
+        _kube_api_client.cache_clear()
+
+
 def test_cpu_only_pod_hides_gpus_and_keeps_cuda_env(make_backend: MakeBackend) -> None:
     spec = make_spec(gpus_per_rank=0, cpu=2)
     pod = make_backend().manifests.build_pod(spec, spec.ranks[0], "uid-1")

@@ -123,6 +123,7 @@ PAGES += [
         ok_status=302,
     ),
     MonitorPage("scheduler", "GET", lambda c: "/monitor/scheduler/"),
+    MonitorPage("scheduler-history", "GET", lambda c: "/monitor/scheduler/history/?range=7d"),
     MonitorPage("usage", "GET", lambda c: "/monitor/usage/"),
     MonitorPage("usage-csv", "GET", lambda c: "/monitor/usage/?format=csv"),
     MonitorPage("notices", "GET", lambda c: "/monitor/notices/"),

@@ -117,3 +117,70 @@ def test_the_nodes_page_refreshes_its_tree_only(cluster, admins):
     body = admins["cluster_manager"].get("/monitor/nodes/", headers={"HX-Request": "true"}).content.decode()
     assert body.lstrip().startswith('<div id="nodes-live"') and "<html" not in body
     assert 'data-live-events="node.state scheduler.pass"' in body and body.count("<tr data-node=") == 4
+
+
+def test_history_gives_each_groups_columns_with_gaps_where_no_pass_sampled(
+    admins, django_assert_num_queries, monkeypatch
+):
+    from datetime import UTC, datetime
+
+    from django.utils import timezone
+
+    from apps.scheduler.history import minute_of
+    from apps.scheduler.models import LoadSample
+    from tests.factories import NodeGroupFactory
+
+    now = datetime(2026, 12, 3, 12, 0, 30, tzinfo=UTC)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+    m = minute_of(now)  # 12:00
+    a, b = NodeGroupFactory(name="a100"), NodeGroupFactory(name="cpu")
+    row = {"nodes": 4, "gpus": 32, "free": 1}
+    LoadSample.objects.bulk_create(
+        [
+            LoadSample(
+                minute=m, group=a, used=3, gpus_used=24, running=2, waiting=3, levels={"30": [1, 2], "0": [1, 1]}, **row
+            ),
+            LoadSample(minute=m - 2, group=a, used=1, gpus_used=8, running=1, waiting=0, levels={"30": [1, 0]}, **row),
+            LoadSample(minute=m - 1, group=b, nodes=1, free=1, levels={}),
+            LoadSample(minute=m - 24 * 60, group=a, **row),  # a day ago: just outside the 24 hours
+            LoadSample(minute=m - 10, group=a, used=2, running=2, waiting=5, levels={"10": [2, 5]}, **row),
+            LoadSample(minute=m - 13, group=a, used=4, **row),  # not a tenth minute: not in the 7 days
+        ]
+    )
+    client = admins["quota_editor"]
+    with django_assert_num_queries(4):  # session, user, groups (the admin check), the samples
+        day = client.get("/monitor/scheduler/history/").json()
+    t = [(m - 1439 + i) * 60 for i in range(1440)]
+    assert day["range"] == "24h" and day["step"] == 60 and day["t"] == t
+    assert [g["name"] for g in day["groups"]] == ["a100", "cpu"]
+    a100 = day["groups"][0]
+    gap = [None] * 1426  # 12:00 − 1439 min … 12:00 − 14 min: nothing sampled
+    assert a100["used"] == [*gap, 4, None, None, 2, *[None] * 7, 1, None, 3]
+    assert a100["gpus_used"][-3:] == [8, None, 24] and a100["nodes"][-1] == 4 and a100["free"][-1] == 1
+    assert a100["running"][-3:] == [1, None, 2] and a100["waiting"][-3:] == [0, None, 3]
+    assert list(a100["waiting_by_level"]) == ["HIGH", "NORMAL", "LOW"]  # levels where jobs waited, highest first
+    assert a100["waiting_by_level"]["LOW"] == [*gap, 0, None, None, 0, *[None] * 7, 0, None, 1]
+    assert a100["waiting_by_level"]["NORMAL"][-11:] == [5, *[None] * 7, 0, None, 0]
+    assert a100["waiting_by_level"]["HIGH"][-3:] == [0, None, 2]
+    cpu = day["groups"][1]
+    assert cpu["nodes"] == [*[None] * 1438, 1, None] and cpu["waiting_by_level"] == {}
+
+    week = client.get("/monitor/scheduler/history/?range=7d").json()
+    assert week["step"] == 600 and len(week["t"]) == 1008 and week["t"][-1] == m * 60
+    assert [g["name"] for g in week["groups"]] == ["a100"]
+    assert week["groups"][0]["used"][-145:] == [0, *[None] * 142, 2, 3]  # a day ago, 12:10 ago … now
+
+    bad = client.get("/monitor/scheduler/history/?range=1y")
+    assert bad.status_code == 400 and bad.json() == {"error": "Unknown range: use 24h or 7d."}
+
+
+def test_the_overview_carries_the_charts_card_outside_its_live_region(cluster, admins, browser_for):
+    body = admins["ops"].get("/monitor/scheduler/").content.decode()
+    assert 'data-history-url="/monitor/scheduler/history/"' in body
+    assert body.index('id="load-history"') > body.index('id="scheduler-live"')
+    assert "js/monitor-history.js" in body and "vendor/uplot/uPlot.iife.min.js" in body
+    assert "<script>" not in body  # CSP: no inline script
+    partial = admins["ops"].get("/monitor/scheduler/", headers={"HX-Request": "true"}).content.decode()
+    assert "load-history" not in partial  # a live refresh does not redraw the charts
+    zh = browser_for(admins["users"]["root"], "zh-hans").get("/monitor/scheduler/").content.decode()
+    assert "资源分配与队列随时间的变化" in zh and 'data-label-waiting-at="在 {level} 等待"' in zh

@@ -269,7 +269,7 @@ def test_batch_over_htmx_asks_the_list_to_refresh(cluster, submit, user, page):
     chain = submit(user, name="one")
     response = page.post("/experiments/batch/", {"action": "suspend", "ids": [chain.pk]}, **HTMX)
     assert response.status_code == 200
-    assert response["HX-Trigger"] == "rota:list-changed"
+    assert response["HX-Trigger"] == '{"rota:list-changed": {}}'  # django-htmx's trigger_client_event
     assert "Suspending 1 job." in response.content.decode()  # an out-of-band toast
 
 

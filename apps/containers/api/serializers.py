@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from rest_framework import serializers
 
 from apps.cluster.models import Environment, NodeGroup
 from apps.containers.layout import service_slots
 from apps.containers.models import Container
-from apps.containers.presentation import ssh_command
+from apps.containers.presentation import open_base, ssh_command
 
 
 class ServiceInSerializer(serializers.Serializer):
@@ -102,7 +101,7 @@ class ContainerSerializer(serializers.ModelSerializer):
         ]
 
     def get_url(self, obj: Container) -> str:
-        return f"{settings.ROTA_PUBLIC_URL.rstrip('/')}/containers/{obj.owner.username}/{obj.name}/lab"
+        return f"{open_base(obj, absolute=True)}lab"
 
     def get_ssh_command(self, obj: Container) -> str | None:
         return ssh_command(obj)
@@ -129,7 +128,7 @@ class ContainerSerializer(serializers.ModelSerializer):
                 ],
             }
         states = obj.service_states or {}
-        base = f"/containers/{obj.owner.username}/{obj.name}/"
+        base = open_base(obj)
         return [
             {
                 "name": slot.name,

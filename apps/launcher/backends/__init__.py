@@ -94,9 +94,27 @@ def _create_container_backend() -> ContainerBackend:
             get_container_log_store(), holds=ownership.holds, chain_of=lambda key: str(key // 1_000_000)
         ),
         default_image=str(settings.ROTA_CONTAINERS["IMAGE"]),
+        ingress=_ingress_config(),
     )
     backend.start_watching()
     return backend
+
+
+def _ingress_config() -> Any:
+    """The containers' Ingress settings, or None when no containers host is configured."""
+    from django.conf import settings
+
+    from apps.launcher.backends.kubernetes.container_ingress import IngressConfig
+
+    conf: dict[str, Any] = settings.ROTA_CONTAINERS
+    if not conf["INGRESS_HOST"]:
+        return None
+    return IngressConfig(
+        host=str(conf["INGRESS_HOST"]),
+        class_name=str(conf["INGRESS_CLASS"]),
+        auth_url=str(conf["INGRESS_AUTH_URL"]),
+        signin_url=f"{settings.ROTA_PUBLIC_URL.rstrip('/')}/containers/ticket/",
+    )
 
 
 @lru_cache(maxsize=1)

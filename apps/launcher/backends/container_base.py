@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 
-from apps.launcher.backends.base import MountSpec, RankPhase
+from apps.launcher.backends.base import MountSpec, PodOptions, RankPhase
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class ContainerSpec:
     uid_mapped: bool = False
     capabilities: tuple[str, ...] = ()
     node_ports: dict[str, int] = field(default_factory=dict)  # tcp service name → NodePort (kubernetes)
+    # What admins set for the pods of the container's node group and environment (kubernetes),
+    # as for jobs; memlock and further capabilities are in ``capabilities``, variables in ``env``.
+    pod: PodOptions = field(default_factory=PodOptions)
 
     @property
     def key(self) -> int:

@@ -29,6 +29,7 @@ from kubernetes import client
 from apps.launcher.backends.base import LogJournal, RankPhase
 from apps.launcher.backends.container_base import ContainerBackend, ContainerSpec, ServiceObservation, run_key
 from apps.launcher.backends.kubernetes.api import CONNECT_TIMEOUT, ApiCalls, Streams
+from apps.launcher.backends.kubernetes.container_ingress import IngressConfig, build_ingress, ingress_name
 from apps.launcher.backends.kubernetes.container_manifests import (
     ContainerManifests,
     decode_services,
@@ -136,10 +137,13 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
         stop_grace_seconds: int = 10,
         relist_interval: float = 30.0,
         request_timeout: float = 30.0,
+        ingress: IngressConfig | None = None,
     ) -> None:
         if relist_interval <= 0:
             raise ValueError("relist_interval must be > 0")
         self._core = client.CoreV1Api(api_client)
+        self._networking = client.NetworkingV1Api(api_client)
+        self._ingress = ingress  # None: HTTP services are reached through the portal's proxy only
         self._namespace = namespace
         self._log_journal = log_journal
         self._stop_grace = max(0, int(stop_grace_seconds))
@@ -220,6 +224,16 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
         tcp = self.manifests.build_tcp_service(spec, owner_uid)
         if tcp is not None:
             self._create(self._core.create_namespaced_service, tcp)
+        if self._ingress is not None:
+            ingress = build_ingress(
+                spec,
+                config=self._ingress,
+                namespace=self._namespace,
+                labels=self.manifests.labels(spec),
+                owner_uid=owner_uid,
+            )
+            if ingress is not None:
+                self._create(self._networking.create_namespaced_ingress, ingress)
         with self._lock:
             if key in self._pods or key in self._tombstones:
                 return  # seen before: never create the pod twice
@@ -277,6 +291,8 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
             self._stopped.add(key)
         reason = {"metadata": {"annotations": {self.manifests.annotation_stop_reason: "stop"}}}
         self._ignore_404(self._core.patch_namespaced_service, run_name(key), self._namespace, reason)
+        if self._ingress is not None:  # no more routing to a stopping run
+            self._ignore_404(self._networking.delete_namespaced_ingress, ingress_name(key), self._namespace)
         pod = self._pod(key)
         if pod is None:
             return
@@ -309,6 +325,8 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
                 self._services_listed[1].discard(key)
         for follower in followers:
             follower.cancel()
+        if self._ingress is not None:
+            self._ignore_404(self._networking.delete_namespaced_ingress, ingress_name(key), self._namespace)
         for fn, name in (
             (self._core.delete_namespaced_service, tcp_service_name(key)),
             (self._core.delete_namespaced_secret, token_secret_name(key)),

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from apps.core.priorities import Priority
+from apps.core.reversing import reverse_pk
 from apps.experiments.models import Attempt, Chain
 from apps.experiments.selectors import attempt_runtime_seconds
 from apps.web import presentation
@@ -50,6 +51,24 @@ def _forget_sprite_url(*, setting: str, **kwargs: Any) -> None:
 @register.filter
 def tone(status: str) -> str:
     return presentation.tone(status)
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """``{{ chain.status|status_label }}``: a job's, attempt's or rank's status, translated (cheaper
+    than ``get_status_display``, see ``presentation.status_label``)."""
+    return presentation.status_label(status)
+
+
+@register.simple_tag
+def status_badge(status: str, label: str | None = None) -> SafeString:
+    """A status badge: the tone's colour, a dot and the label (the status's own unless given)."""
+    return format_html(
+        '<span class="badge tone-{}" data-status="{}"><span class="dot" aria-hidden="true"></span>{}</span>',
+        presentation.tone(status),
+        status,
+        presentation.status_label(status) if label is None else label,
+    )
 
 
 @register.filter
@@ -107,6 +126,20 @@ def nodes_label(count: int) -> str:
 @register.filter
 def iso(value: datetime | None) -> str:
     return value.isoformat() if value else ""
+
+
+@register.filter(expects_localtime=True)
+def minute(value: datetime | None) -> str:
+    """``{{ t|minute }}`` reads as ``{{ t|date:"Y-m-d H:i" }}`` (in the page's time zone) without
+    Django's format lookup, a tenth of its cost: list rows and job lines show one each."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@register.simple_tag
+def row_url(viewname: str, pk: int | None = None) -> str:
+    """``{% row_url "web:chain-detail" chain.pk %}``: ``{% url %}`` for a view taking one integer
+    key (or none), without walking the resolver for every row of a list (``apps.core.reversing``)."""
+    return reverse_pk(viewname, pk)
 
 
 @register.filter

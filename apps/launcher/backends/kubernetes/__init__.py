@@ -3,7 +3,10 @@
 The design (objects, pinning, ownership, suspend and stop, list + watch, status mapping, logs,
 security context, RBAC) is in docs/kubernetes.md. The modules:
 
+* ``podspec`` — the pod spec every Rota pod shares (identity, security context, pinning, the
+  admins' pod settings), pure;
 * ``manifests`` — the Service, Secret and Pods of an attempt, pure;
+* ``container_manifests`` — the Services, Secret and Pod of a development container's run, pure;
 * ``status`` — pod and node objects as observations, pure;
 * ``api`` — HTTP plumbing (JSON responses, cutting long-lived streams);
 * ``informer`` — list + watch of one resource into callbacks, in a thread;
@@ -17,13 +20,13 @@ from apps.launcher.backends.kubernetes.manifests import (
     INIT_BOOT,
     INIT_SCRIPT,
     Manifests,
-    normalize_capabilities,
     pod_name,
     sanitize_label_key,
     sanitize_label_value,
     secret_name,
     service_name,
 )
+from apps.launcher.backends.kubernetes.podspec import normalize_capabilities
 
 __all__ = [
     "INIT_BOOT",

@@ -8,10 +8,13 @@ A run (container id, run number → ``run_key``) is:
 * a **Secret** ``rota-c-<key>-env`` holding JupyterLab's token for the run (never in the pod spec);
 * a **Pod** ``rota-c-<key>``: one container per service (``jupyter``, ``startup``, ``ssh``,
   custom ones), sharing the pod's network and the user's volumes. JupyterLab's container holds
-  the whole GPUs, CPU and memory the container asked for; the others request nothing of their own
-  (they share the pod's limits only on the nodes' cgroup level). The pod runs as the owner's POSIX
-  identity with the job pods' security context (non-root, no privilege escalation, every
-  capability dropped, RuntimeDefault seccomp), pinned to the node the scheduler placed it on.
+  the whole GPUs, CPU and memory the container asked for, and the admins' extended resources
+  (RDMA devices); the others request nothing of their own (they share the pod's limits only on
+  the nodes' cgroup level). The pod spec around the containers is the job pods' own
+  (``podspec.build_pod_spec``): the owner's POSIX identity and ``USER``/``HOME``, the hardened
+  security context, pinned to the node the scheduler placed it on, and the pod settings admins
+  set for the container's node group and environment (tolerations, runtime and priority class,
+  annotations, extended resources, ``hostNetwork``, memlock) — ``ContainerSpec.pod``.
 * a **NodePort Service** ``rota-c-<key>-tcp`` for TCP services (SSH, custom TCP) on the NodePorts
   allocated to the container from the owner's port quota (``ContainerSpec.node_ports``).
 
@@ -28,15 +31,16 @@ import base64
 from collections.abc import Sequence
 
 from apps.launcher.backends.container_base import ContainerSpec, ServiceSpec
-from apps.launcher.backends.kubernetes.manifests import (
-    MOUNT_KINDS,
-    SHM_PATH,
-    SHM_VOLUME,
+from apps.launcher.backends.kubernetes.manifests import cpu_quantity, sanitize_label_value
+from apps.launcher.backends.kubernetes.podspec import (
     JsonDict,
-    Manifests,
-    cpu_quantity,
-    normalize_capabilities,
-    sanitize_label_value,
+    build_pod_spec,
+    container_security_context,
+    extended_resources,
+    identity_env,
+    pod_annotations,
+    validate_pod,
+    volumes_and_mounts,
 )
 
 RESTART_VOLUME = "rota-restart"
@@ -226,9 +230,7 @@ class ContainerManifests:
     def _env(self, spec: ContainerSpec, service: ServiceSpec) -> list[JsonDict]:
         values = {
             **spec.env,
-            "HOME": spec.workspace,
-            "USER": spec.owner,
-            "LOGNAME": spec.owner,
+            **identity_env(user=spec.owner, home=spec.workspace),
             "SHELL": "/bin/bash",
             "ROTA_CONTAINER": spec.name,
             "ROTA_CONTAINER_ID": str(spec.container_id),
@@ -255,8 +257,9 @@ class ContainerManifests:
         return ["bash", "-c", service.command]
 
     def _resources(self, spec: ContainerSpec) -> JsonDict:
-        limits: dict[str, str] = {}
-        requests: dict[str, str] = {}
+        # The admins' extended resources first, so they can never replace CPU, memory or GPUs.
+        requests = extended_resources(spec.pod)
+        limits = dict(requests)
         if spec.cpu > 0:
             requests["cpu"] = limits["cpu"] = cpu_quantity(spec.cpu)
         if spec.memory_bytes > 0:
@@ -266,14 +269,7 @@ class ContainerManifests:
         return {"requests": requests, "limits": limits}
 
     def _volumes(self, spec: ContainerSpec) -> tuple[list[JsonDict], list[JsonDict]]:
-        volumes: list[JsonDict] = []
-        mounts: list[JsonDict] = []
-        for index, mount in enumerate(spec.mounts):
-            volume = Manifests._volume(index, mount)
-            volumes.append(volume)
-            mounts.append({"name": volume["name"], "mountPath": mount.container_path, "readOnly": mount.read_only})
-        volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}})
-        mounts.append({"name": SHM_VOLUME, "mountPath": SHM_PATH, "readOnly": False})
+        volumes, mounts = volumes_and_mounts(spec.mounts)
         items = [
             {
                 "path": s.name,
@@ -285,24 +281,11 @@ class ContainerManifests:
         mounts.append({"name": RESTART_VOLUME, "mountPath": RESTART_DIR, "readOnly": True})
         return volumes, mounts
 
-    def _security_context(self, spec: ContainerSpec) -> JsonDict:
-        capabilities: JsonDict = {"drop": ["ALL"]}
-        granted = normalize_capabilities(spec.capabilities)
-        if granted:
-            capabilities["add"] = granted
-        return {
-            "runAsNonRoot": True,
-            "runAsUser": spec.uid,
-            **({"runAsGroup": spec.gid} if spec.gid is not None else {}),
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "capabilities": capabilities,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        }
-
     def build_pod(self, spec: ContainerSpec, owner_uid: str) -> JsonDict:
+        """The run's pod: one container per service in the shared pod spec (module docstring)."""
         self.validate(spec)
         volumes, mounts = self._volumes(spec)
+        security = container_security_context(uid=spec.uid, gid=spec.gid, capabilities=spec.capabilities)
         containers: list[JsonDict] = []
         for service in spec.services:
             container: JsonDict = {
@@ -313,52 +296,40 @@ class ContainerManifests:
                 "env": self._env(spec, service),
                 "resources": self._resources(spec) if service.name == "jupyter" else {},
                 "volumeMounts": mounts,
-                "securityContext": self._security_context(spec),
+                "securityContext": security,
             }
             if service.port:
                 container["ports"] = [{"name": port_name(service), "containerPort": service.port, "protocol": "TCP"}]
             if service.name == "jupyter":
                 container["readinessProbe"] = {"tcpSocket": {"port": service.port}, "periodSeconds": 2}
             containers.append(container)
-        pod_spec: JsonDict = {
-            "hostname": run_name(spec.key),
-            "restartPolicy": "Never",
-            "affinity": {
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [
-                            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [spec.node]}]}
-                        ]
-                    }
-                }
-            },
-            "terminationGracePeriodSeconds": self._grace,
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            "hostNetwork": False,
-            "hostPID": False,
-            "hostIPC": False,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": spec.uid,
-                **({"runAsGroup": spec.gid} if spec.gid is not None else {}),
-                **({"fsGroup": spec.gid} if spec.gid is not None else {}),
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": containers,
-            "volumes": volumes,
-        }
-        if self._pull_secrets:
-            pod_spec["imagePullSecrets"] = [{"name": secret} for secret in self._pull_secrets]
+        pod_spec = build_pod_spec(
+            node=spec.node,
+            uid=spec.uid,
+            gid=spec.gid,
+            options=spec.pod,
+            containers=containers,
+            volumes=volumes,
+            grace_seconds=self._grace,
+            pull_secrets=self._pull_secrets,
+            hostname=run_name(spec.key),
+        )
         meta = self._metadata(run_name(spec.key), spec, owner_uid)
-        meta["annotations"] = {self.annotation_services: encode_services(spec.services)}
+        meta["annotations"] = {
+            **pod_annotations(spec.pod, own_prefix=self._prefix),
+            self.annotation_services: encode_services(spec.services),
+        }
         return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}
 
     def validate(self, spec: ContainerSpec) -> None:
-        if spec.uid < 1:
-            raise ValueError("pods run as non-root: uid must be >= 1")
-        if spec.gid is not None and spec.gid < 1:
-            raise ValueError("gid must be >= 1")
+        validate_pod(
+            uid=spec.uid,
+            gid=spec.gid,
+            options=spec.pod,
+            capabilities=spec.capabilities,
+            mounts=spec.mounts,
+            reserved_paths=(RESTART_DIR,),
+        )
         if not self.image(spec):
             raise ValueError("no image: give the container an environment, or set ROTA_CONTAINER_IMAGE")
         if not spec.node:
@@ -368,14 +339,6 @@ class ContainerManifests:
             raise ValueError("a run needs JupyterLab and distinct service names")
         if spec.cpu < 0 or spec.memory_bytes < 0 or spec.gpus < 0:
             raise ValueError("resources must be >= 0")
-        normalize_capabilities(spec.capabilities)
-        paths = {SHM_PATH, RESTART_DIR}
-        for mount in spec.mounts:
-            if mount.kind not in MOUNT_KINDS:
-                raise ValueError(f"unknown mount kind: {mount.kind!r}")
-            if mount.container_path in paths:
-                raise ValueError(f"two mounts at {mount.container_path}")
-            paths.add(mount.container_path)
 
 
 def encode_services(services: Sequence[ServiceSpec]) -> str:

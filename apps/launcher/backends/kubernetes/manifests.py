@@ -1,5 +1,8 @@
 """Kubernetes objects of one attempt, built from a ``LaunchSpec``: pure, no API calls.
 
+The pod spec around a rank's container (identity, security context, pinning, the admins' pod
+settings) is ``podspec.build_pod_spec``, the one development containers' pods use too.
+
 What each object looks like and why (names, labels, pinning, resources, security context) is in
 docs/kubernetes.md.
 """
@@ -9,21 +12,24 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
-from typing import Any
 
-from apps.launcher.backends.base import EntrypointKind, LaunchSpec, MountSpec, RankSpec
-
-JsonDict = dict[str, Any]
+from apps.launcher.backends.base import EntrypointKind, LaunchSpec, RankSpec
+from apps.launcher.backends.kubernetes.podspec import (
+    JsonDict,
+    build_pod_spec,
+    container_security_context,
+    extended_resources,
+    identity_env,
+    pod_annotations,
+    validate_pod,
+    volumes_and_mounts,
+)
 
 CONTAINER_NAME = "job"
-SHM_VOLUME = "dshm"
-SHM_PATH = "/dev/shm"  # noqa: S108 - the container's shared memory, not a temp file
-MOUNT_KINDS = frozenset({"host_path", "pvc", "configmap"})
 DEFAULT_SECRET_ENV_PATTERN = r"TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|ACCESS_KEY"  # noqa: S105 - a pattern of names
 
 _LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9._-]+")
 _DNS_LABEL_BAD = re.compile(r"[^a-z0-9-]+")
-_CAPABILITY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SECRET_KEY_BAD = re.compile(r"[^-._A-Za-z0-9]+")
 _RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
 
@@ -32,18 +38,27 @@ _RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
 #: Python: the suspend notice would be lost and the rank killed at the end of the grace. This bash
 #: runs the job as its own process group (``set -m``; dash cannot without a tty), forwards
 #: TERM/INT/HUP to that whole group, reaps it and exits with its status (a ``wait`` interrupted by
-#: a signal is repeated while the job lives). ``INIT_BOOT`` (POSIX sh) runs it under bash, or
-#: ``exec``s the job directly in an image without bash.
+#: a signal is repeated while the job lives). After a forwarded signal it also waits for the rest
+#: of the group: a bash entrypoint dies of the TERM at once while its Python is still writing the
+#: checkpoint, and PID 1 exiting would kill that Python with the container (the kubelet's SIGKILL
+#: at the end of the grace still bounds the wait). A job that ends on its own is not waited for
+#: beyond its main process, so a forgotten background process cannot keep a finished pod alive.
+#: ``INIT_BOOT`` (POSIX sh) runs it under bash, or ``exec``s the job directly in an image without
+#: bash.
 INIT_SCRIPT = (
     "set -m; "
-    '"$@" & child=$!; set +m; '
-    "trap 'kill -TERM -- -$child 2>/dev/null' TERM; "
-    "trap 'kill -INT -- -$child 2>/dev/null' INT; "
-    "trap 'kill -HUP -- -$child 2>/dev/null' HUP; "
+    '"$@" & child=$!; set +m; signalled=0; '
+    "trap 'signalled=1; kill -TERM -- -$child 2>/dev/null' TERM; "
+    "trap 'signalled=1; kill -INT -- -$child 2>/dev/null' INT; "
+    "trap 'signalled=1; kill -HUP -- -$child 2>/dev/null' HUP; "
     "while :; do "
     'wait "$child"; status=$?; '
-    'kill -0 "$child" 2>/dev/null || exit "$status"; '
-    "done"
+    'kill -0 "$child" 2>/dev/null || break; '
+    "done; "
+    'if [ "$signalled" = 1 ]; then '
+    'while kill -0 -- -"$child" 2>/dev/null; do sleep 0.1 & wait $!; done; '
+    "fi; "
+    'exit "$status"'
 )
 INIT_BOOT = 'command -v bash >/dev/null 2>&1 && exec bash -c "$0" rota-init "$@"; exec "$@"'
 
@@ -81,17 +96,6 @@ def sanitize_label_key(key: str) -> str | None:
 def cpu_quantity(cpu: float) -> str:
     millis = round(cpu * 1000)
     return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
-
-
-def normalize_capabilities(capabilities: Sequence[str]) -> list[str]:
-    """``["cap_net_admin", "SYS_PTRACE"]`` → ``["NET_ADMIN", "SYS_PTRACE"]``; invalid names raise."""
-    result: set[str] = set()
-    for raw in capabilities:
-        cap = raw.strip().upper().removeprefix("CAP_")
-        if not _CAPABILITY.match(cap) or cap == "ALL":
-            raise ValueError(f"invalid or refused Linux capability: {raw!r}")
-        result.add(cap)
-    return sorted(result)
 
 
 class Manifests:
@@ -187,10 +191,7 @@ class Manifests:
             values["NVIDIA_VISIBLE_DEVICES"] = "void"
         values["MASTER_ADDR"] = self.master_addr(spec.attempt_id)
         values["MASTER_PORT"] = str(self._master_port)
-        # Who the process is: the uid's account is on shared storage, not in the image's
-        # /etc/passwd, and getpass.getuser() (torch.compile, ...) reads these before passwd.
-        values["USER"] = values["LOGNAME"] = spec.user
-        values["HOME"] = spec.home or spec.workspace
+        values.update(identity_env(user=spec.user, home=spec.home or spec.workspace))
         return values
 
     @staticmethod
@@ -245,35 +246,11 @@ class Manifests:
         raise ValueError(f"unknown entrypoint kind: {spec.kind!r}")
 
     @staticmethod
-    def _volume(index: int, mount: MountSpec) -> JsonDict:
-        name = f"mount-{index}"
-        if mount.kind == "host_path":
-            return {"name": name, "hostPath": {"path": mount.source}}
-        if mount.kind == "pvc":
-            return {"name": name, "persistentVolumeClaim": {"claimName": mount.source, "readOnly": mount.read_only}}
-        if mount.kind == "configmap":
-            return {"name": name, "configMap": {"name": mount.source}}
-        raise ValueError(f"unknown mount kind: {mount.kind!r}")
-
-    def _volumes(self, spec: LaunchSpec) -> tuple[list[JsonDict], list[JsonDict]]:
-        volumes: list[JsonDict] = []
-        mounts: list[JsonDict] = []
-        for index, mount in enumerate(spec.mounts):
-            volume = self._volume(index, mount)
-            volumes.append(volume)
-            mounts.append({"name": volume["name"], "mountPath": mount.container_path, "readOnly": mount.read_only})
-        volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}})
-        mounts.append({"name": SHM_VOLUME, "mountPath": SHM_PATH, "readOnly": False})
-        return volumes, mounts
-
-    @staticmethod
     def _resources(spec: LaunchSpec) -> JsonDict:
-        requests: dict[str, str] = {}
-        limits: dict[str, str] = {}
-        # Extended resources an admin added (RDMA devices...): requests = limits, as Kubernetes
-        # requires for them; ours (CPU, memory, GPUs) are set after, so they cannot be replaced.
-        for name, count in sorted(spec.pod.resources.items()):
-            requests[name] = limits[name] = str(count)
+        # Extended resources an admin added (RDMA devices...) first: ours (CPU, memory, GPUs) are
+        # set after, so they cannot be replaced.
+        requests = extended_resources(spec.pod)
+        limits = dict(requests)
         if spec.cpu > 0:
             requests["cpu"] = cpu_quantity(spec.cpu)
         if spec.memory_bytes > 0:
@@ -288,13 +265,11 @@ class Manifests:
         return resources
 
     def build_pod(self, spec: LaunchSpec, rank: RankSpec, owner_uid: str) -> JsonDict:
+        """One rank's pod: its ``job`` container under the init process, in the shared pod spec
+        (``podspec.build_pod_spec``: identity, security context, pinning, the admins' settings)."""
         self.validate(spec)
         name = pod_name(spec.attempt_id, rank.rank)
-        volumes, mounts = self._volumes(spec)
-        capabilities: JsonDict = {"drop": ["ALL"]}
-        granted = normalize_capabilities(spec.capabilities)
-        if granted:
-            capabilities["add"] = granted
+        volumes, mounts = volumes_and_mounts(spec.mounts)
         container: JsonDict = {
             "name": CONTAINER_NAME,
             "image": spec.image,
@@ -303,77 +278,34 @@ class Manifests:
             "env": self._env_list(spec, rank),
             "resources": self._resources(spec),
             "volumeMounts": mounts,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": spec.uid,
-                **({"runAsGroup": spec.gid} if spec.gid is not None else {}),
-                "allowPrivilegeEscalation": False,
-                "privileged": False,
-                "capabilities": capabilities,
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
+            "securityContext": container_security_context(uid=spec.uid, gid=spec.gid, capabilities=spec.capabilities),
         }
-        pod_spec: JsonDict = {
-            "hostname": name,
-            "subdomain": service_name(spec.attempt_id),
-            "restartPolicy": "Never",
-            "affinity": {
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [
-                            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [rank.node]}]}
-                        ]
-                    }
-                }
-            },
-            "terminationGracePeriodSeconds": self._suspend_grace,
-            "automountServiceAccountToken": False,
-            "enableServiceLinks": False,
-            # The node's network only when an admin asked for it (RDMA, InfiniBand); the pod then
-            # still resolves cluster names (rank 0's MASTER_ADDR) through the cluster's DNS.
-            "hostNetwork": spec.pod.host_network,
-            **({"dnsPolicy": "ClusterFirstWithHostNet"} if spec.pod.host_network else {}),
-            "hostPID": False,
-            "hostIPC": False,
-            "securityContext": {
-                "runAsNonRoot": True,
-                "runAsUser": spec.uid,
-                **({"runAsGroup": spec.gid} if spec.gid is not None else {}),
-                "seccompProfile": {"type": "RuntimeDefault"},
-            },
-            "containers": [container],
-            "volumes": volumes,
-        }
-        if self._pull_secrets:
-            pod_spec["imagePullSecrets"] = [{"name": secret} for secret in self._pull_secrets]
-        options = spec.pod
-        if options.node_selector:
-            pod_spec["nodeSelector"] = dict(sorted(options.node_selector.items()))
-        if options.tolerations:
-            pod_spec["tolerations"] = [dict(t) for t in options.tolerations]
-        if options.runtime_class_name:
-            pod_spec["runtimeClassName"] = options.runtime_class_name
-        if options.priority_class_name:
-            pod_spec["priorityClassName"] = options.priority_class_name
+        pod_spec = build_pod_spec(
+            node=rank.node,
+            uid=spec.uid,
+            gid=spec.gid,
+            options=spec.pod,
+            containers=[container],
+            volumes=volumes,
+            grace_seconds=self._suspend_grace,
+            pull_secrets=self._pull_secrets,
+            hostname=name,
+            subdomain=service_name(spec.attempt_id),
+        )
         metadata: JsonDict = {
             "name": name,
             "namespace": self._namespace,
             "labels": self.pod_labels(spec, rank.rank),
             "ownerReferences": [self._owner_reference(spec.attempt_id, owner_uid)],
         }
-        # Any domain an admin chooses (cluster-autoscaler.kubernetes.io/safe-to-evict...), not ours:
-        # the stop-reason annotation is how a restarted launcher knows why a pod ended.
-        annotations = {k: v for k, v in sorted(options.annotations.items()) if not self._own_domain(k)}
+        annotations = pod_annotations(spec.pod, own_prefix=self._prefix)
         if annotations:
             metadata["annotations"] = annotations
         return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
 
     @staticmethod
     def validate(spec: LaunchSpec) -> None:
-        if spec.uid < 1:
-            raise ValueError("pods run as non-root: uid must be >= 1")
-        if spec.gid is not None and spec.gid < 1:
-            raise ValueError("gid must be >= 1")
+        validate_pod(uid=spec.uid, gid=spec.gid, options=spec.pod, capabilities=spec.capabilities, mounts=spec.mounts)
         if not spec.ranks:
             raise ValueError("an attempt needs at least one rank")
         ranks = [rank.rank for rank in spec.ranks]
@@ -383,14 +315,3 @@ class Manifests:
             raise ValueError("the kubernetes backend needs an image")
         if spec.gpus_per_rank < 0 or spec.cpu < 0 or spec.memory_bytes < 0:
             raise ValueError("resources must be >= 0")
-        for name, count in spec.pod.resources.items():
-            if "/" not in name or name == "nvidia.com/gpu" or count < 1:
-                raise ValueError(f"extra resource {name}={count}: a domain-prefixed name and a count >= 1")
-        normalize_capabilities(spec.capabilities)
-        paths = {SHM_PATH}
-        for mount in spec.mounts:
-            if mount.kind not in MOUNT_KINDS:
-                raise ValueError(f"unknown mount kind: {mount.kind!r}")
-            if mount.container_path in paths:
-                raise ValueError(f"two mounts at {mount.container_path}")
-            paths.add(mount.container_path)
