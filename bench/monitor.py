@@ -105,7 +105,7 @@ def seed_admin_data(args: argparse.Namespace) -> dict[str, int]:
             "gpus_used": (m // 7) % 100 * 8,
             "running": (m // 11) % 60,
             "waiting": (m // 13) % 900,
-            "levels": '{"30": [3, 10], "10": [20, 300], "0": [5, 500]}',
+            "levels": {"30": [3, 10], "10": [20, 300], "0": [5, 500]},
         }
         for g in groups
         for m in week

@@ -34,6 +34,7 @@ from apps.quotas.models import Quota
 from apps.quotas.selectors import quota_resolve
 from apps.scheduler.history import THIN_EVERY, minute_of
 from apps.scheduler.models import LoadSample
+from apps.scheduler.snapshot import Epoch
 from apps.web.models import Notice
 
 ACTIVE_STATUSES = [ChainStatus.STARTING, ChainStatus.RUNNING, ChainStatus.SUSPENDING, ChainStatus.STOPPING]
@@ -657,61 +658,81 @@ def usage_buckets(*, start: datetime, end: datetime, step: str) -> list[datetime
         buckets.append(moment)
 
 
+RANK_CHUNK = 5000  # attempt ids per query of their ranks (SQLite caps a statement's parameters)
+
+
+def attempt_gpus(attempt_ids: list[int]) -> dict[int, int]:
+    """GPUs each attempt held: the sum over its ranks' nodes (two queries; one more per further
+    ``RANK_CHUNK`` attempts). Read by the rank index and a dictionary of the nodes, because a
+    per-attempt subquery summing over a join to the nodes cost PostgreSQL a scan of every node per
+    attempt (docs/PERFORMANCE.md)."""
+    if not attempt_ids:
+        return {}
+    node_gpus = dict(Node.objects.values_list("pk", "gpu_count"))
+    gpus: dict[int, int] = defaultdict(int)
+    for i in range(0, len(attempt_ids), RANK_CHUNK):
+        ranks = Rank.objects.filter(attempt_id__in=attempt_ids[i : i + RANK_CHUNK]).order_by()
+        for attempt_id, node_id in ranks.values_list("attempt_id", "node_id"):
+            gpus[attempt_id] += node_gpus.get(node_id, 0)
+    return gpus
+
+
 def usage_report(*, start: datetime, end: datetime, by: str, step: str, now: datetime | None = None) -> UsageReport:
     """GPU-hours used in ``[start, end)`` per user, team or node group, per day or week, ranked,
     with the GPU-hours lost to preemption (work redone after a platform suspension ended in the
     period; ``work_lost_gpu_hours``). A job uses its nodes' GPUs from being scheduled to finishing
-    (now, if it still runs). Two queries."""
+    (now, if it still runs). Four queries: the attempts that ran in the period, those the platform
+    suspended in it, then the GPUs of both (``attempt_gpus``)."""
     now = now or timezone.now()
     subject = {
         "user": "chain__owner__username",
         "team": "chain__owner__team__name",
         "group": "chain__node_group__name",
     }[by]
-    gpus = Subquery(
-        Rank.objects.filter(attempt=OuterRef("pk"))
-        .order_by()
-        .values("attempt")
-        .annotate(n=Sum("node__gpu_count"))
-        .values("n")[:1],
-        output_field=IntegerField(),
-    )
-    used = (
+    # Times as epoch seconds computed by the database: loading 16,000 timestamps as datetimes
+    # cost more than the queries did (psycopg parses each in Python).
+    used = list(
         Attempt.objects.filter(scheduled_at__lt=end)
         .filter(Q(finished_at__isnull=True, queue_status=QueueStatus.SCHEDULED) | Q(finished_at__gt=start))
-        .annotate(gpus=gpus)
-        .values_list(subject, "scheduled_at", "finished_at", "gpus")
+        .order_by()
+        .values_list("pk", subject, Epoch("scheduled_at"), Epoch("finished_at"))
     )
-    buckets = usage_buckets(start=start, end=end, step=step)
-    bounds = [*buckets, end]
-    seconds: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(buckets))
-    for name, began, finished, gpu_count in used:
-        if not gpu_count:
-            continue
-        lo, hi = max(began, start), min(finished or now, end)
-        if hi <= lo:
-            continue
-        row = seconds[name or NO_TEAM]
-        i = bisect.bisect_right(bounds, lo) - 1
-        while i < len(buckets) and bounds[i] < hi:
-            row[i] += gpu_count * (min(hi, bounds[i + 1]) - max(lo, bounds[i])).total_seconds()
-            i += 1
-    lost: dict[str, float] = defaultdict(float)
-    suspended = (
+    suspended = list(
         Attempt.objects.filter(
             worker_status=WorkerStatus.SUSPENDED,
             suspend_reason__in=PLATFORM_SUSPENSIONS,
             finished_at__gte=start,
             finished_at__lt=end,
         )
-        .annotate(gpus=gpus)
-        .values_list(subject, "gpus", "started_at", "last_checkpoint_at", "finished_at")
+        .order_by()
+        .values_list("pk", subject, Epoch("started_at"), Epoch("last_checkpoint_at"), Epoch("finished_at"))
     )
-    for name, gpu_count, began, checkpoint, finished in suspended:
-        lost[name or NO_TEAM] += 3600 * work_lost_gpu_hours(
-            gpus=gpu_count, started_at=began, last_checkpoint_at=checkpoint, finished_at=finished
-        )
-    names = sorted(set(seconds) | set(lost), key=lambda n: (-sum(seconds.get(n, ())), n))
+    gpus = attempt_gpus(sorted({row[0] for row in used} | {row[0] for row in suspended}))
+    buckets = usage_buckets(start=start, end=end, step=step)
+    bounds = [b.timestamp() for b in (*buckets, end)]
+    start_at, end_at, now_at = start.timestamp(), end.timestamp(), now.timestamp()
+    seconds: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(buckets))
+    for pk, name, began, finished in used:
+        gpu_count = gpus.get(pk)
+        if not gpu_count:
+            continue
+        lo, hi = max(began, start_at), min(now_at if finished is None else finished, end_at)
+        if hi <= lo:
+            continue
+        row = seconds[name or NO_TEAM]
+        i = bisect.bisect_right(bounds, lo) - 1
+        while i < len(buckets) and bounds[i] < hi:
+            row[i] += gpu_count * (min(hi, bounds[i + 1]) - max(lo, bounds[i]))
+            i += 1
+    lost: dict[str, float] = defaultdict(float)
+    for pk, name, began, checkpoint, finished in suspended:
+        # ``work_lost_gpu_hours`` on epoch seconds: the GPUs × the time since the last checkpoint (or start)
+        since = max((t for t in (began, checkpoint) if t is not None), default=None)
+        gpu_count = gpus.get(pk)
+        if since is not None and finished is not None and gpu_count:
+            lost[name or NO_TEAM] += gpu_count * max(0.0, finished - since)
+    # Ranked by the total shown (tenths of an hour), then by name: float noise never reorders a tie.
+    names = sorted(set(seconds) | set(lost), key=lambda n: (-round(sum(seconds.get(n, ())) / 3600, 1), n))
     rows = [
         UsageRow(
             rank=i + 1,

@@ -146,7 +146,8 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "csp",
-    "django_htmx",
+    # django-htmx is used for its middleware and HX-* helpers only (apps/web/htmx.py): not an
+    # installed app, so its own copies of htmx stay out of the static files (ours is vendored).
     "apps.core",
     "apps.accounts",
     "apps.cluster",

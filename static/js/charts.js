@@ -1,27 +1,26 @@
 /* Metrics charts of a job (uPlot, vendored): one chart per metric name, one line per attempt,
  * x = step (default) or wall-clock time; drag to zoom, double-click to reset. Reloaded every
  * 15 s while the job is unfinished and the tab is visible; redrawn when the theme changes. */
-(function () {
-  "use strict";
+import { T, fmt } from "./portal/i18n.js";
 
-  var box = document.querySelector("[data-charts]");
-  if (!box) return;
-  var Rota = window.Rota || {};
-  var T = Rota.t || {};
-  var fmt = Rota.fmt || function (s) { return s; };
-  var grid = box.querySelector("[data-chart-grid]");
-  var empty = box.querySelector("[data-chart-empty]");
-  var error = box.querySelector("[data-chart-error]");
-  var PALETTE = ["#4f5fe0", "#e0743a", "#16a37a", "#c2399b", "#c99a06", "#2b9bd4", "#7d5fd6", "#d9534f"];
-  var numbers = {};
+const box = document.querySelector("[data-charts]");
+if (box) start();
+
+/** Draw the job's charts and keep them current. */
+function start() {
+  let grid = box.querySelector("[data-chart-grid]");
+  let empty = box.querySelector("[data-chart-empty]");
+  let error = box.querySelector("[data-chart-error]");
+  let PALETTE = ["#4f5fe0", "#e0743a", "#16a37a", "#c2399b", "#c99a06", "#2b9bd4", "#7d5fd6", "#d9534f"];
+  let numbers = {};
   (box.getAttribute("data-attempts") || "").split(",").forEach(function (pair) {
-    var p = pair.split(":");
+    let p = pair.split(":");
     if (p.length === 2) numbers[p[0]] = Number(p[1]);
   });
-  var xMode = "step";
-  var series = null;
-  var charts = [];
-  var signature = "";
+  let xMode = "step";
+  let series = null;
+  let charts = [];
+  let signature = "";
 
   function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
 
@@ -40,25 +39,25 @@
   }
 
   function build(name, points) {
-    var card = document.createElement("div");
+    let card = document.createElement("div");
     card.className = "chart-card";
-    var title = document.createElement("h3");
+    let title = document.createElement("h3");
     title.textContent = name;
     card.appendChild(title);
-    var target = document.createElement("div");
+    let target = document.createElement("div");
     target.className = "chart";
     card.appendChild(target);
     grid.appendChild(card);
 
-    var attempts = [];
+    let attempts = [];
     points.forEach(function (p) { if (attempts.indexOf(p.attempt_id) < 0) attempts.push(p.attempt_id); });
-    var xOf = xMode === "time" ? function (p) { return Date.parse(p.t) / 1000; } : function (p) { return p.step; };
-    var xs = Array.from(new Set(points.map(xOf))).sort(function (a, b) { return a - b; });
-    var index = new Map(xs.map(function (x, i) { return [x, i]; }));
-    var columns = attempts.map(function () { return new Array(xs.length).fill(null); });
+    let xOf = xMode === "time" ? function (p) { return Date.parse(p.t) / 1000; } : function (p) { return p.step; };
+    let xs = Array.from(new Set(points.map(xOf))).sort(function (a, b) { return a - b; });
+    let index = new Map(xs.map(function (x, i) { return [x, i]; }));
+    let columns = attempts.map(function () { return new Array(xs.length).fill(null); });
     points.forEach(function (p) { columns[attempts.indexOf(p.attempt_id)][index.get(xOf(p))] = p.value; });
 
-    var opts = {
+    let opts = {
       width: Math.max(240, target.clientWidth || card.clientWidth - 28),
       height: 210,
       scales: { x: { time: xMode === "time" } },
@@ -82,7 +81,7 @@
     destroy();
     grid.textContent = "";
     grid.removeAttribute("aria-busy");
-    var names = Object.keys(series || {}).sort();
+    let names = Object.keys(series || {}).sort();
     grid.hidden = names.length === 0;
     empty.hidden = names.length !== 0;
     names.forEach(function (name) { build(name, series[name]); });
@@ -93,7 +92,7 @@
       .then(function (r) { if (!r.ok) throw new Error(r.statusText); return r.json(); })
       .then(function (data) {
         error.hidden = true;
-        var sig = JSON.stringify(Object.keys(data.series).map(function (k) { return [k, data.series[k].length]; }));
+        let sig = JSON.stringify(Object.keys(data.series).map(function (k) { return [k, data.series[k].length]; }));
         if (sig === signature && series) return;
         signature = sig;
         series = data.series;
@@ -112,12 +111,12 @@
   });
 
   if (window.ResizeObserver) {
-    var pending = null;
+    let pending = null;
     new ResizeObserver(function () {
       clearTimeout(pending);
       pending = setTimeout(function () {
         charts.forEach(function (c) {
-          var w = c.root.parentNode.clientWidth;
+          let w = c.root.parentNode.clientWidth;
           if (w && Math.abs(w - c.width) > 4) c.setSize({ width: w, height: 210 });
         });
       }, 100);
@@ -127,8 +126,8 @@
 
   load();
   setInterval(function () {
-    var live = document.getElementById("chain-live");
-    var finished = live && ["succeeded", "failed", "stopped", "canceled"].indexOf(live.getAttribute("data-chain-status")) >= 0;
+    let live = document.getElementById("chain-live");
+    let finished = live && ["succeeded", "failed", "stopped", "canceled"].indexOf(live.getAttribute("data-chain-status")) >= 0;
     if (!document.hidden && !finished) load();
   }, 15000);
-})();
+}

@@ -12,144 +12,137 @@
  *    is opened again and dropped when the form is sent.
  * Labels come from the form's data-label-* attributes (translated by the template).
  * Without JavaScript (or if EasyMDE failed to load) the form is a plain textarea and works the same.
+ * An ES module: it runs after the document is parsed and after the deferred EasyMDE bundle.
  */
-(function () {
-  "use strict";
+import { csrfToken } from "./portal/dom.js";
 
-  function csrf() {
-    var m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
+function post(url, data) {
+  return fetch(url, { method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() } });
+}
+
+function setup(form) {
+  let area = form.querySelector("textarea[data-markdown-editor]");
+  if (!area || typeof window.EasyMDE !== "function") return;
+  let label = function (name, fallback) { return form.getAttribute("data-label-" + name) || fallback; };
+  let sprite = form.getAttribute("data-icon-sprite") || "";
+  let status = document.createElement("p");
+  status.className = "small editor-status";
+  status.setAttribute("role", "status");
+
+  function icon(name) {
+    return '<svg class="icon" aria-hidden="true" focusable="false"><use href="' + sprite + "#i-" + name + '"></use></svg>';
+  }
+  function tool(name, action, title, iconName, noDisable) {
+    // noDisable: the button stays usable while the preview shows (to leave it again).
+    return { name: name, action: action, title: title, icon: icon(iconName), className: "mde-" + name, noDisable: !!noDisable };
   }
 
-  function post(url, data) {
-    return fetch(url, { method: "POST", body: data, credentials: "same-origin", headers: { "X-CSRFToken": csrf() } });
+  let previews = 0;
+  function previewRender(text, preview) {
+    let mine = ++previews;
+    let data = new FormData();
+    data.append("body", text);
+    post(form.getAttribute("data-preview-url"), data)
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r); })
+      .then(function (html) {
+        // Rendered and sanitised by the server (nh3), as it will be stored. A slower, older
+        // answer never replaces a newer one.
+        if (mine === previews) { preview.innerHTML = html; preview.classList.add("md"); }
+      })
+      .catch(function () { if (mine === previews) preview.textContent = label("failed", "That did not work; try again."); });
+    return null; // keep what is shown until the server answers
   }
 
-  function setup(form) {
-    var area = form.querySelector("textarea[data-markdown-editor]");
-    if (!area || typeof window.EasyMDE !== "function") return;
-    var label = function (name, fallback) { return form.getAttribute("data-label-" + name) || fallback; };
-    var sprite = form.getAttribute("data-icon-sprite") || "";
-    var status = document.createElement("p");
-    status.className = "small editor-status";
-    status.setAttribute("role", "status");
-
-    function icon(name) {
-      return '<svg class="icon" aria-hidden="true" focusable="false"><use href="' + sprite + "#i-" + name + '"></use></svg>';
-    }
-    function tool(name, action, title, iconName, noDisable) {
-      // noDisable: the button stays usable while the preview shows (to leave it again).
-      return { name: name, action: action, title: title, icon: icon(iconName), className: "mde-" + name, noDisable: !!noDisable };
-    }
-
-    var previews = 0;
-    function previewRender(text, preview) {
-      var mine = ++previews;
-      var data = new FormData();
-      data.append("body", text);
-      post(form.getAttribute("data-preview-url"), data)
-        .then(function (r) { return r.ok ? r.text() : Promise.reject(r); })
-        .then(function (html) {
-          // Rendered and sanitised by the server (nh3), as it will be stored. A slower, older
-          // answer never replaces a newer one.
-          if (mine === previews) { preview.innerHTML = html; preview.classList.add("md"); }
-        })
-        .catch(function () { if (mine === previews) preview.textContent = label("failed", "That did not work; try again."); });
-      return null; // keep what is shown until the server answers
-    }
-
-    function upload(file, onSuccess, onError) {
-      var data = new FormData();
-      data.append("image", file);
-      post(form.getAttribute("data-upload-url"), data)
-        .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
-        .then(function (res) {
-          if (res.ok) onSuccess(res.body.url);
-          else onError((res.body.error && res.body.error.message) || label("failed", "That did not work; try again."));
-        })
-        .catch(function () { onError(label("failed", "That did not work; try again.")); });
-    }
-
-    var editor = new window.EasyMDE({
-      element: area,
-      autoDownloadFontAwesome: false,
-      spellChecker: false,
-      nativeSpellcheck: true,
-      inputStyle: "textarea",
-      forceSync: true,
-      minHeight: area.getAttribute("data-min-height") || "12rem",
-      placeholder: area.getAttribute("placeholder") || "",
-      promptURLs: false,
-      indentWithTabs: false,
-      autosave: {
-        enabled: true,
-        uniqueId: "rota-draft:" + location.pathname + ":" + (form.getAttribute("action") || ""),
-        delay: 1000,
-        text: label("saved", "Draft saved on this device: "),
-      },
-      previewRender: previewRender,
-      uploadImage: true,
-      imageUploadFunction: upload,
-      imagePathAbsolute: true,
-      imageAccept: "image/png, image/jpeg, image/gif, image/webp",
-      imageTexts: {
-        sbInit: label("drop", "Drop or paste an image to upload it."),
-        sbOnDragEnter: label("drop-now", "Drop the image to upload it."),
-        sbOnDrop: label("uploading", "Uploading…"),
-        sbProgress: label("uploading", "Uploading…"),
-        sbOnUploaded: label("uploaded", "Image uploaded."),
-      },
-      errorCallback: function (message) { status.textContent = message; },
-      status: ["upload-image", "autosave"],
-      toolbar: [
-        tool("bold", window.EasyMDE.toggleBold, label("bold", "Bold"), "bold"),
-        tool("italic", window.EasyMDE.toggleItalic, label("italic", "Italic"), "italic"),
-        tool("heading", window.EasyMDE.toggleHeadingSmaller, label("heading", "Heading"), "heading"),
-        "|",
-        tool("quote", window.EasyMDE.toggleBlockquote, label("quote", "Quote"), "text-quote"),
-        tool("unordered-list", window.EasyMDE.toggleUnorderedList, label("list", "List"), "list"),
-        tool("ordered-list", window.EasyMDE.toggleOrderedList, label("ordered", "Numbered list"), "list-ordered"),
-        tool("code", window.EasyMDE.toggleCodeBlock, label("code", "Code"), "code"),
-        "|",
-        tool("link", window.EasyMDE.drawLink, label("link", "Link"), "link"),
-        tool("upload-image", window.EasyMDE.drawUploadedImage, label("upload", "Upload image"), "image-up"),
-        tool("table", window.EasyMDE.drawTable, label("table", "Table"), "table"),
-        "|",
-        tool("preview", window.EasyMDE.togglePreview, label("preview", "Preview"), "eye", true),
-        tool("fullscreen", window.EasyMDE.toggleFullScreen, label("fullscreen", "Full screen"), "maximize", true),
-      ],
-    });
-
-    // The visible input gets the field's label (the original textarea is hidden).
-    var input = editor.codemirror.getInputField();
-    input.id = area.id + "-editor";
-    input.setAttribute("aria-label", label("field", area.getAttribute("aria-label") || ""));
-    var fieldLabel = form.querySelector('label[for="' + area.id + '"]');
-    if (fieldLabel) fieldLabel.htmlFor = input.id;
-    if (area.getAttribute("aria-invalid") === "true") input.setAttribute("aria-invalid", "true");
-    var container = editor.codemirror.getWrapperElement().parentNode;
-    container.parentNode.insertBefore(status, container.nextSibling);
-    // EasyMDE says "saved" after every save, also when an empty text removed the draft: say so
-    // only when there is a draft.
-    var save = editor.autosave.bind(editor);
-    editor.autosave = function () {
-      save();
-      var saved = document.getElementById("autosaved");
-      if (saved && !editor.value()) saved.textContent = "";
-    };
-    editor.autosave();
-    // Sent: no draft. EasyMDE 2.21 drops the stored draft on submit but not a save still pending
-    // from the last keystrokes (its change timer), which then brings the sent text back as a draft.
-    form.addEventListener("submit", function () {
-      clearTimeout(editor._autosave_timeout);
-      editor.clearAutosavedValue();
-    });
-    // A hidden textarea cannot take "required" or be focused: the server says what is missing.
-    area.removeAttribute("required");
-    form.rotaEditor = editor;
+  function upload(file, onSuccess, onError) {
+    let data = new FormData();
+    data.append("image", file);
+    post(form.getAttribute("data-upload-url"), data)
+      .then(function (r) { return r.json().then(function (body) { return { ok: r.ok, body: body }; }); })
+      .then(function (res) {
+        if (res.ok) onSuccess(res.body.url);
+        else onError((res.body.error && res.body.error.message) || label("failed", "That did not work; try again."));
+      })
+      .catch(function () { onError(label("failed", "That did not work; try again.")); });
   }
 
-  function init() { document.querySelectorAll("form[data-forum-editor]").forEach(setup); }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
-  else init();
-})();
+  let editor = new window.EasyMDE({
+    element: area,
+    autoDownloadFontAwesome: false,
+    spellChecker: false,
+    nativeSpellcheck: true,
+    inputStyle: "textarea",
+    forceSync: true,
+    minHeight: area.getAttribute("data-min-height") || "12rem",
+    placeholder: area.getAttribute("placeholder") || "",
+    promptURLs: false,
+    indentWithTabs: false,
+    autosave: {
+      enabled: true,
+      uniqueId: "rota-draft:" + location.pathname + ":" + (form.getAttribute("action") || ""),
+      delay: 1000,
+      text: label("saved", "Draft saved on this device: "),
+    },
+    previewRender: previewRender,
+    uploadImage: true,
+    imageUploadFunction: upload,
+    imagePathAbsolute: true,
+    imageAccept: "image/png, image/jpeg, image/gif, image/webp",
+    imageTexts: {
+      sbInit: label("drop", "Drop or paste an image to upload it."),
+      sbOnDragEnter: label("drop-now", "Drop the image to upload it."),
+      sbOnDrop: label("uploading", "Uploading…"),
+      sbProgress: label("uploading", "Uploading…"),
+      sbOnUploaded: label("uploaded", "Image uploaded."),
+    },
+    errorCallback: function (message) { status.textContent = message; },
+    status: ["upload-image", "autosave"],
+    toolbar: [
+      tool("bold", window.EasyMDE.toggleBold, label("bold", "Bold"), "bold"),
+      tool("italic", window.EasyMDE.toggleItalic, label("italic", "Italic"), "italic"),
+      tool("heading", window.EasyMDE.toggleHeadingSmaller, label("heading", "Heading"), "heading"),
+      "|",
+      tool("quote", window.EasyMDE.toggleBlockquote, label("quote", "Quote"), "text-quote"),
+      tool("unordered-list", window.EasyMDE.toggleUnorderedList, label("list", "List"), "list"),
+      tool("ordered-list", window.EasyMDE.toggleOrderedList, label("ordered", "Numbered list"), "list-ordered"),
+      tool("code", window.EasyMDE.toggleCodeBlock, label("code", "Code"), "code"),
+      "|",
+      tool("link", window.EasyMDE.drawLink, label("link", "Link"), "link"),
+      tool("upload-image", window.EasyMDE.drawUploadedImage, label("upload", "Upload image"), "image-up"),
+      tool("table", window.EasyMDE.drawTable, label("table", "Table"), "table"),
+      "|",
+      tool("preview", window.EasyMDE.togglePreview, label("preview", "Preview"), "eye", true),
+      tool("fullscreen", window.EasyMDE.toggleFullScreen, label("fullscreen", "Full screen"), "maximize", true),
+    ],
+  });
+
+  // The visible input gets the field's label (the original textarea is hidden).
+  let input = editor.codemirror.getInputField();
+  input.id = area.id + "-editor";
+  input.setAttribute("aria-label", label("field", area.getAttribute("aria-label") || ""));
+  let fieldLabel = form.querySelector('label[for="' + area.id + '"]');
+  if (fieldLabel) fieldLabel.htmlFor = input.id;
+  if (area.getAttribute("aria-invalid") === "true") input.setAttribute("aria-invalid", "true");
+  let container = editor.codemirror.getWrapperElement().parentNode;
+  container.parentNode.insertBefore(status, container.nextSibling);
+  // EasyMDE says "saved" after every save, also when an empty text removed the draft: say so
+  // only when there is a draft.
+  let save = editor.autosave.bind(editor);
+  editor.autosave = function () {
+    save();
+    let saved = document.getElementById("autosaved");
+    if (saved && !editor.value()) saved.textContent = "";
+  };
+  editor.autosave();
+  // Sent: no draft. EasyMDE 2.21 drops the stored draft on submit but not a save still pending
+  // from the last keystrokes (its change timer), which then brings the sent text back as a draft.
+  form.addEventListener("submit", function () {
+    clearTimeout(editor._autosave_timeout);
+    editor.clearAutosavedValue();
+  });
+  // A hidden textarea cannot take "required" or be focused: the server says what is missing.
+  area.removeAttribute("required");
+  form.rotaEditor = editor;
+}
+
+// A module runs once the document is parsed (and after the deferred EasyMDE bundle before it).
+document.querySelectorAll("form[data-forum-editor]").forEach(setup);

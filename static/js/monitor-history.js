@@ -3,25 +3,25 @@
  * /monitor/scheduler/history/. Each chart carries a text summary (aria-label) and each group a
  * table of the same figures (hourly, or every six hours for 7 days) for screen readers and for
  * reading exact values. Reloaded every minute while the tab is visible; redrawn on theme change.
- * Labels come from the card's data-label-* attributes (translated by the template). */
-(function () {
-  "use strict";
+ * Labels come from the card's data-label-* attributes (translated by the template). An ES module. */
+const box = document.querySelector("[data-history]");
+if (box) start();
 
-  var box = document.querySelector("[data-history]");
-  if (!box) return;
-  var grid = box.querySelector("[data-history-grid]");
-  var empty = box.querySelector("[data-history-empty]");
-  var error = box.querySelector("[data-history-error]");
-  var L = {};
+/** Draw the history charts and tables, and keep them current. */
+function start() {
+  let grid = box.querySelector("[data-history-grid]");
+  let empty = box.querySelector("[data-history-empty]");
+  let error = box.querySelector("[data-history-error]");
+  let L = {};
   Array.prototype.forEach.call(box.attributes, function (a) {
     if (a.name.indexOf("data-label-") === 0) L[a.name.slice(11)] = a.value;
   });
-  var COLORS = { used: "#4f5fe0", free: "#16a37a", nodes: "#8a8f98", running: "#e0743a", waiting: "#c2399b" };
-  var LEVEL_COLORS = ["#d9534f", "#c99a06", "#2b9bd4", "#7d5fd6", "#16a37a", "#e0743a", "#4f5fe0", "#8a8f98", "#c2399b"];
-  var span = "24h";
-  var data = null;
-  var charts = [];
-  var signature = "";
+  let COLORS = { used: "#4f5fe0", free: "#16a37a", nodes: "#8a8f98", running: "#e0743a", waiting: "#c2399b" };
+  let LEVEL_COLORS = ["#d9534f", "#c99a06", "#2b9bd4", "#7d5fd6", "#16a37a", "#e0743a", "#4f5fe0", "#8a8f98", "#c2399b"];
+  let span = "24h";
+  let data = null;
+  let charts = [];
+  let signature = "";
 
   function fmt(text, values) {
     return String(text || "").replace(/\{(\w+)\}/g, function (_m, key) { return key in values ? String(values[key]) : ""; });
@@ -36,27 +36,27 @@
     };
   }
   function el(tag, cls, text) {
-    var e = document.createElement(tag);
+    let e = document.createElement(tag);
     if (cls) e.className = cls;
     if (text !== undefined) e.textContent = text;
     return e;
   }
   function stamp(seconds) {
-    var d = new Date(seconds * 1000);
-    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    let d = new Date(seconds * 1000);
+    let pad = function (n) { return (n < 10 ? "0" : "") + n; };
     return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
   }
   function last(values) {
-    for (var i = values.length - 1; i >= 0; i--) if (values[i] !== null) return values[i];
+    for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null) return values[i];
     return null;
   }
   function stats(values) {
-    var n = 0, sum = 0, max = null;
+    let n = 0, sum = 0, max = null;
     values.forEach(function (v) { if (v !== null) { n++; sum += v; if (max === null || v > max) max = v; } });
     return { now: last(values), max: max, mean: n ? Math.round((sum / n) * 10) / 10 : null };
   }
   function summary(label, values) {
-    var s = stats(values);
+    let s = stats(values);
     if (s.now === null) return fmt(L["no-data"], { name: label });
     return fmt(L.summary, { name: label, now: s.now, max: s.max, mean: s.mean });
   }
@@ -67,14 +67,14 @@
   }
 
   function chart(card, title, lines) {
-    var wrap = el("div", "chart-card");
+    let wrap = el("div", "chart-card");
     wrap.appendChild(el("h4", "", title));
-    var target = el("div", "chart");
+    let target = el("div", "chart");
     target.setAttribute("role", "img");
     target.setAttribute("aria-label", title + ". " + lines.map(function (l) { return summary(l.label, l.values); }).join(" "));
     wrap.appendChild(target);
     card.appendChild(wrap);
-    var opts = {
+    let opts = {
       width: Math.max(240, target.clientWidth || wrap.clientWidth - 28),
       height: 190,
       scales: { x: { time: true }, y: { range: function (_u, _min, max) { return [0, Math.max(1, max)]; } } },
@@ -89,25 +89,25 @@
   }
 
   function table(card, group) {
-    var details = el("details", "history-table");
+    let details = el("details", "history-table");
     details.appendChild(el("summary", "", fmt(L.table, { name: group.name })));
-    var every = span === "24h" ? 60 : 36; // hourly, or every six hours
-    var heads = [L.time, L.used, L.free, L.nodes, L["gpus-used"], L.running, L.waiting];
-    var tbl = el("table", "table table-compact");
-    var tr = el("tr");
-    heads.forEach(function (h, i) { var th = el("th", i ? "right" : "", h); th.scope = "col"; tr.appendChild(th); });
-    var thead = el("thead"); thead.appendChild(tr); tbl.appendChild(thead);
-    var tbody = el("tbody");
-    for (var i = data.t.length - 1; i >= 0; i -= every) {
+    let every = span === "24h" ? 60 : 36; // hourly, or every six hours
+    let heads = [L.time, L.used, L.free, L.nodes, L["gpus-used"], L.running, L.waiting];
+    let tbl = el("table", "table table-compact");
+    let tr = el("tr");
+    heads.forEach(function (h, i) { let th = el("th", i ? "right" : "", h); th.scope = "col"; tr.appendChild(th); });
+    let thead = el("thead"); thead.appendChild(tr); tbl.appendChild(thead);
+    let tbody = el("tbody");
+    for (let i = data.t.length - 1; i >= 0; i -= every) {
       if (group.nodes[i] === null) continue;
-      var row = el("tr");
+      let row = el("tr");
       row.appendChild(el("td", "", stamp(data.t[i])));
       [group.used[i], group.free[i], group.nodes[i], group.gpus_used[i] + " / " + group.gpus[i], group.running[i], group.waiting[i]]
         .forEach(function (v) { row.appendChild(el("td", "right num", String(v))); });
       tbody.appendChild(row);
     }
     tbl.appendChild(tbody);
-    var scroll = el("div", "table-wrap");
+    let scroll = el("div", "table-wrap");
     scroll.appendChild(tbl);
     details.appendChild(scroll);
     card.appendChild(details);
@@ -117,13 +117,13 @@
     destroy();
     grid.textContent = "";
     grid.removeAttribute("aria-busy");
-    var groups = (data && data.groups) || [];
+    let groups = (data && data.groups) || [];
     empty.hidden = groups.length !== 0;
     groups.forEach(function (g) {
-      var section = el("section", "stack history-group");
+      let section = el("section", "stack history-group");
       section.setAttribute("data-history-group", g.name);
       section.appendChild(el("h3", "", g.name));
-      var pair = el("div", "grid grid-2");
+      let pair = el("div", "grid grid-2");
       section.appendChild(pair);
       grid.appendChild(section);
       chart(pair, L["nodes-title"], [
@@ -131,7 +131,7 @@
         { label: L.free, values: g.free, color: COLORS.free },
         { label: L.nodes, values: g.nodes, color: COLORS.nodes, dash: [4, 4] },
       ]);
-      var levels = Object.keys(g.waiting_by_level).map(function (name, i) {
+      let levels = Object.keys(g.waiting_by_level).map(function (name, i) {
         return { label: fmt(L["waiting-at"], { level: name }), values: g.waiting_by_level[name], color: LEVEL_COLORS[i % LEVEL_COLORS.length], dash: [3, 3] };
       });
       chart(pair, L["jobs-title"], [
@@ -143,12 +143,12 @@
   }
 
   function load() {
-    var url = box.getAttribute("data-history-url") + "?range=" + encodeURIComponent(span);
+    let url = box.getAttribute("data-history-url") + "?range=" + encodeURIComponent(span);
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) throw new Error(r.statusText); return r.json(); })
       .then(function (json) {
         error.hidden = true;
-        var sig = JSON.stringify([json.range, json.t[json.t.length - 1], json.groups.map(function (g) { return [g.name, last(g.nodes), last(g.waiting)]; })]);
+        let sig = JSON.stringify([json.range, json.t[json.t.length - 1], json.groups.map(function (g) { return [g.name, last(g.nodes), last(g.waiting)]; })]);
         if (sig === signature && data) return;
         signature = sig;
         data = json;
@@ -169,12 +169,12 @@
   });
 
   if (window.ResizeObserver) {
-    var pending = null;
+    let pending = null;
     new ResizeObserver(function () {
       clearTimeout(pending);
       pending = setTimeout(function () {
         charts.forEach(function (c) {
-          var w = c.root.parentNode.clientWidth;
+          let w = c.root.parentNode.clientWidth;
           if (w && Math.abs(w - c.width) > 4) c.setSize({ width: w, height: 190 });
         });
       }, 100);
@@ -184,4 +184,4 @@
 
   load();
   setInterval(function () { if (!document.hidden) load(); }, 60000);
-})();
+}

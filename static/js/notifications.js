@@ -4,38 +4,29 @@
  * ("notification.read"); whenever the socket (re)opens, the number is re-fetched, so an event
  * missed while offline never leaves it wrong. Without the socket the server-rendered number stands.
  */
-(function () {
-  "use strict";
 
-  function badge() { return document.querySelector("[data-notifications-badge]"); }
+import { realtime } from "./realtime.js";
 
-  function show(count) {
-    var el = badge();
-    if (!el) return;
-    var number = el.querySelector("[data-unread-count]");
-    number.textContent = String(count);
-    number.classList.toggle("hidden", !count);
-    el.setAttribute("data-unread", String(count));
-  }
+const badge = document.querySelector("[data-notifications-badge]");
 
-  function refetch() {
-    var el = badge();
-    if (!el || !window.fetch) return;
-    fetch(el.getAttribute("data-unread-url"), { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) { if (data && typeof data.unread === "number") show(data.unread); })
-      .catch(function () {});
-  }
+function show(count) {
+  const number = badge.querySelector("[data-unread-count]");
+  number.textContent = String(count);
+  number.classList.toggle("hidden", !count);
+  badge.setAttribute("data-unread", String(count));
+}
 
-  function init() {
-    var rt = window.Rota && window.Rota.realtime;
-    if (!badge() || !rt || typeof rt.on !== "function") return;
-    rt.on("notification.created", function (ev) { show(ev.unread_count); });
-    rt.on("notification.read", function (ev) { show(ev.unread_count); });
-    rt.on("open", refetch);
-    rt.on("reconnect", refetch);
-  }
+function refetch() {
+  fetch(badge.getAttribute("data-unread-url"), { credentials: "same-origin", headers: { Accept: "application/json" } })
+    .then((r) => (r.ok ? r.json() : null))
+    .then((data) => {
+      if (data && typeof data.unread === "number") show(data.unread);
+    })
+    .catch(() => {});
+}
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", init);
-  else init();
-})();
+if (badge) {
+  realtime.on("notification.created", (ev) => show(ev.unread_count));
+  realtime.on("notification.read", (ev) => show(ev.unread_count));
+  realtime.on("open", refetch); // every open: the first, and each reconnect
+}

@@ -1,20 +1,30 @@
 /*
- * Rota realtime client — one websocket per page (ES2019, no build step, no framework).
+ * Rota realtime client — one websocket per page (an ES module, no build step, no framework).
  *
- *   const rt = window.Rota.realtime;
- *   rt.connect();                              // idempotent; opens /ws/events/ (session cookie)
- *   const off = rt.on("chain.status", (event) => { ... });   // returns a function that unregisters
- *   rt.on("reconnect", () => refetchWhatIsOnScreen());          // pseudo-events: open, reconnect, close
- *   rt.subscribeChain(12);                     // events of a chain you may see (counted: call
- *   rt.unsubscribeChain(12);                   //   unsubscribe as often as subscribe)
- *   const log = rt.followLog({chain: 12, rank: 0, cursor: null, tail: 65536,
- *                             onLines(data, cursor) {...}, onEnd(status) {...}, onBehind(cursor) {...},
- *                             onError(message) {...}});
+ *   import { realtime } from "./realtime.js";
+ *   realtime.connect();                          // idempotent; opens /ws/events/ (session cookie)
+ *   const off = realtime.on("chain.status", (event) => { ... });  // returns an unregister function
+ *   realtime.on("reconnect", () => refetchWhatIsOnScreen());      // pseudo-events: open, reconnect, close
+ *   realtime.subscribeChain(12);                 // events of a chain you may see (counted: call
+ *   realtime.unsubscribeChain(12);               //   unsubscribe as often as subscribe)
+ *   const log = realtime.followLog({chain: 12, rank: 0, cursor: null, tail: 65536,
+ *                                   onLines(data, cursor) {...}, onEnd(status) {...},
+ *                                   onBehind(cursor) {...}, onError(message) {...}});
  *   log.pause(); log.resume(); log.close();
  *
  * Events arrive as {type: "chain.status" | "attempt.started" | "attempt.suspended" |
- * "attempt.finished" | "chain.explanation" | "quota.usage" | "node.state" |
- * "notification.created", ...fields}; `on("*", fn)` sees every message.
+ * "attempt.finished" | "chain.explanation" | "quota.usage" | "node.state" | "scheduler.pass" |
+ * "container.status" | "notification.created" | "notification.read", ...fields};
+ * `on("*", fn)` sees every message.
+ *
+ * The page hears them as DOM events too, dispatched on <body> (they bubble), so htmx regions
+ * declare what refreshes them (`hx-trigger="rota:chain-12 from:body"`) and no script routes them:
+ * - `rota:<type>` for every event (`rota:chain.status`, `rota:node.state`, …), detail = the event;
+ * - `rota:chain-<id>` besides, for every event about chain <id> (it carries `chain_id`);
+ * - `rota:live` whenever the socket opens (the first time too: what changed between rendering the
+ *   page and the socket opening reached nobody), so a live region re-fetches itself;
+ * - `rota:live-state` with detail {state} whenever the state changes.
+ * Log stream messages (`log.*`) go only to their stream's callbacks.
  *
  * Behaviour:
  * - Reconnects with exponential backoff and full jitter (0.5 s doubling to 30 s), then
@@ -33,312 +43,309 @@
  *
  * The server protocol is described in apps/experiments/consumers.py.
  */
-(function (global) {
-  "use strict";
 
-  var BACKOFF_MIN_MS = 500;
-  var BACKOFF_MAX_MS = 30000;
-  var PING_EVERY_MS = 25000;
-  var CLOSE_UNAUTHENTICATED = 4401;
-  var DEFAULT_LABELS = { connecting: "Connecting…", live: "Live", offline: "Offline" };
+const BACKOFF_MIN_MS = 500;
+const BACKOFF_MAX_MS = 30000;
+const PING_EVERY_MS = 25000;
+const CLOSE_UNAUTHENTICATED = 4401;
+const DEFAULT_LABELS = { connecting: "Connecting…", live: "Live", offline: "Offline" };
 
-  var socket = null;
-  var wanted = false; // connect() was called and the page wants a socket
-  var everOpened = false;
-  var attempt = 0; // consecutive failed attempts, for the backoff
-  var retryTimer = null;
-  var pingTimer = null;
-  var state = "offline";
-  var handlers = Object.create(null); // type -> Set of functions
-  var chains = new Map(); // chain id -> subscription count
-  var streams = new Map(); // stream id -> stream record
-  var nextStream = 1;
+let socket = null;
+let wanted = false; // connect() was called and the page wants a socket
+let everOpened = false;
+let attempt = 0; // consecutive failed attempts, for the backoff
+let retryTimer = null;
+let pingTimer = null;
+let state = "offline";
+const handlers = new Map(); // type -> Set of functions
+const chains = new Map(); // chain id -> subscription count
+const streams = new Map(); // stream id -> stream record
+let nextStream = 1;
 
-  function url() {
-    var scheme = global.location.protocol === "https:" ? "wss:" : "ws:";
-    return scheme + "//" + global.location.host + "/ws/events/";
-  }
+function url() {
+  const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
+  return `${scheme}//${window.location.host}/ws/events/`;
+}
 
-  function emit(type, payload) {
-    var called = [handlers[type], handlers["*"]];
-    called.forEach(function (set) {
-      if (!set) return;
-      set.forEach(function (fn) {
-        try {
-          fn(payload);
-        } catch (err) {
-          if (global.console) global.console.error("realtime handler for " + type + " failed", err);
-        }
-      });
-    });
-  }
-
-  function setState(next) {
-    state = next;
-    var nodes = global.document ? global.document.querySelectorAll("[data-realtime-status]") : [];
-    Array.prototype.forEach.call(nodes, function (node) {
-      node.setAttribute("data-state", next);
-      var label = node.getAttribute("data-label-" + next);
-      node.textContent = label !== null ? label : DEFAULT_LABELS[next];
-    });
-  }
-
-  function send(message) {
-    if (socket && socket.readyState === 1) {
-      socket.send(JSON.stringify(message));
-      return true;
-    }
-    return false; // sent again on (re)connect
-  }
-
-  function followMessage(record) {
-    var message = { action: "follow_log", stream: record.id, chain: record.chain, rank: record.rank };
-    if (record.cursor) {
-      message.cursor = record.cursor;
-    } else if (record.tail !== null && record.tail !== undefined) {
-      message.tail = record.tail;
-    }
-    return message;
-  }
-
-  function resume() {
-    chains.forEach(function (count, id) {
-      send({ action: "subscribe", chain: id });
-    });
-    streams.forEach(function (record) {
-      if (!record.paused) send(followMessage(record));
-    });
-  }
-
-  function scheduleReconnect() {
-    if (!wanted || retryTimer !== null) return;
-    if (global.document && global.document.hidden) return; // visibilitychange reconnects
-    var ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * Math.pow(2, attempt));
-    attempt += 1;
-    var delay = Math.random() * ceiling; // full jitter: reconnecting pages do not stampede
-    retryTimer = global.setTimeout(function () {
-      retryTimer = null;
-      open();
-    }, delay);
-  }
-
-  function stopPing() {
-    if (pingTimer !== null) {
-      global.clearInterval(pingTimer);
-      pingTimer = null;
+function emit(type, payload) {
+  for (const set of [handlers.get(type), handlers.get("*")]) {
+    if (!set) continue;
+    for (const fn of set) {
+      try {
+        fn(payload);
+      } catch (err) {
+        console.error(`realtime handler for ${type} failed`, err);
+      }
     }
   }
+}
 
-  function open() {
-    if (socket || !wanted) return;
-    setState("connecting");
-    var ws;
+/** Tell the page, as a DOM event on <body> (htmx's `from:body` triggers listen there). */
+function announce(name, detail) {
+  const body = document.body;
+  if (body) body.dispatchEvent(new CustomEvent(name, { bubbles: true, detail }));
+}
+
+function setState(next) {
+  const changed = next !== state;
+  state = next;
+  for (const node of document.querySelectorAll("[data-realtime-status]")) {
+    node.setAttribute("data-state", next);
+    const label = node.getAttribute(`data-label-${next}`);
+    node.textContent = label !== null ? label : DEFAULT_LABELS[next];
+  }
+  if (changed) announce("rota:live-state", { state: next });
+}
+
+function send(message) {
+  if (socket && socket.readyState === 1) {
+    socket.send(JSON.stringify(message));
+    return true;
+  }
+  return false; // sent again on (re)connect
+}
+
+function followMessage(record) {
+  const message = { action: "follow_log", stream: record.id, chain: record.chain, rank: record.rank };
+  if (record.cursor) {
+    message.cursor = record.cursor;
+  } else if (record.tail !== null && record.tail !== undefined) {
+    message.tail = record.tail;
+  }
+  return message;
+}
+
+function resume() {
+  for (const id of chains.keys()) send({ action: "subscribe", chain: id });
+  for (const record of streams.values()) {
+    if (!record.paused) send(followMessage(record));
+  }
+}
+
+function scheduleReconnect() {
+  if (!wanted || retryTimer !== null) return;
+  if (document.hidden) return; // visibilitychange reconnects
+  const ceiling = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
+  attempt += 1;
+  const delay = Math.random() * ceiling; // full jitter: reconnecting pages do not stampede
+  retryTimer = window.setTimeout(() => {
+    retryTimer = null;
+    open();
+  }, delay);
+}
+
+function stopPing() {
+  if (pingTimer !== null) {
+    window.clearInterval(pingTimer);
+    pingTimer = null;
+  }
+}
+
+function open() {
+  if (socket || !wanted) return;
+  setState("connecting");
+  let ws;
+  try {
+    ws = new window.WebSocket(url(), ["rota.v1"]);
+  } catch (err) {
+    setState("offline");
+    scheduleReconnect();
+    return;
+  }
+  socket = ws;
+  ws.onopen = () => {
+    attempt = 0;
+    setState("live");
+    resume();
+    stopPing();
+    pingTimer = window.setInterval(() => send({ action: "ping" }), PING_EVERY_MS);
+    emit("open", { reconnected: everOpened });
+    if (everOpened) emit("reconnect", {});
+    everOpened = true;
+    announce("rota:live", {});
+  };
+  ws.onmessage = (message) => {
+    let data;
     try {
-      ws = new global.WebSocket(url(), ["rota.v1"]);
+      data = JSON.parse(message.data);
     } catch (err) {
-      setState("offline");
-      scheduleReconnect();
       return;
     }
-    socket = ws;
-    ws.onopen = function () {
-      attempt = 0;
-      setState("live");
-      resume();
-      stopPing();
-      pingTimer = global.setInterval(function () {
-        send({ action: "ping" });
-      }, PING_EVERY_MS);
-      emit("open", { reconnected: everOpened });
-      if (everOpened) emit("reconnect", {});
-      everOpened = true;
-    };
-    ws.onmessage = function (message) {
-      var data;
-      try {
-        data = JSON.parse(message.data);
-      } catch (err) {
-        return;
-      }
-      if (data && typeof data.type === "string") dispatch(data);
-    };
-    ws.onclose = function (closeEvent) {
-      if (socket !== ws) return;
+    if (data && typeof data.type === "string") dispatch(data);
+  };
+  ws.onclose = (closeEvent) => {
+    if (socket !== ws) return;
+    socket = null;
+    stopPing();
+    setState("offline");
+    emit("close", { code: closeEvent.code, reason: closeEvent.reason });
+    // 4401: the session or token this socket was opened with ended (signed out elsewhere,
+    // password changed, token revoked). Reconnecting cannot help until the user signs in.
+    if (closeEvent.code === CLOSE_UNAUTHENTICATED) {
+      wanted = false;
+      return;
+    }
+    scheduleReconnect();
+  };
+  ws.onerror = () => {
+    /* onclose follows */
+  };
+}
+
+function dispatch(data) {
+  const isStream = data.stream !== undefined;
+  if (isStream && data.type.startsWith("log.")) {
+    const record = streams.get(data.stream);
+    if (record) onStreamMessage(record, data);
+  } else if (data.type === "error" && isStream) {
+    const failed = streams.get(data.stream);
+    if (failed) {
+      streams.delete(failed.id);
+      if (failed.onError) failed.onError(data.message, data.code);
+    }
+  }
+  if (data.type === "pong") return;
+  emit(data.type, data);
+  if (isStream) return; // a stream's messages are its own business
+  announce(`rota:${data.type}`, data);
+  if (data.chain_id !== undefined && data.chain_id !== null) announce(`rota:chain-${data.chain_id}`, data);
+}
+
+function onStreamMessage(record, data) {
+  if (data.type === "log.lines") {
+    record.cursor = data.cursor;
+    if (record.onLines) record.onLines(data.data, data.cursor);
+  } else if (data.type === "log.behind") {
+    record.cursor = data.cursor;
+    if (record.onBehind) record.onBehind(data.cursor);
+    if (!record.paused) send(followMessage(record)); // resume from where it stopped
+  } else if (data.type === "log.end") {
+    streams.delete(record.id);
+    if (record.onEnd) record.onEnd(data.status);
+  }
+}
+
+function close() {
+  wanted = false;
+  if (retryTimer !== null) {
+    window.clearTimeout(retryTimer);
+    retryTimer = null;
+  }
+  stopPing();
+  if (socket) {
+    const ws = socket;
+    socket = null;
+    ws.close(1000);
+  }
+  setState("offline");
+}
+
+function onVisibility() {
+  if (document.hidden) {
+    if (socket) {
+      const ws = socket;
       socket = null;
       stopPing();
+      ws.close(1000);
       setState("offline");
-      emit("close", { code: closeEvent.code, reason: closeEvent.reason });
-      // 4401: the session or token this socket was opened with ended (signed out elsewhere,
-      // password changed, token revoked). Reconnecting cannot help until the user signs in.
-      if (closeEvent.code === CLOSE_UNAUTHENTICATED) {
-        wanted = false;
-        return;
-      }
-      scheduleReconnect();
-    };
-    ws.onerror = function () {
-      /* onclose follows */
-    };
-  }
-
-  function dispatch(data) {
-    if (data.stream !== undefined && data.type.indexOf("log.") === 0) {
-      var record = streams.get(data.stream);
-      if (record) onStreamMessage(record, data);
-    } else if (data.type === "error" && data.stream !== undefined) {
-      var failed = streams.get(data.stream);
-      if (failed) {
-        streams.delete(failed.id);
-        if (failed.onError) failed.onError(data.message, data.code);
-      }
+      emit("close", { code: 1000, reason: "hidden" });
     }
-    if (data.type !== "pong") emit(data.type, data);
-  }
-
-  function onStreamMessage(record, data) {
-    if (data.type === "log.lines") {
-      record.cursor = data.cursor;
-      if (record.onLines) record.onLines(data.data, data.cursor);
-    } else if (data.type === "log.behind") {
-      record.cursor = data.cursor;
-      if (record.onBehind) record.onBehind(data.cursor);
-      if (!record.paused) send(followMessage(record)); // resume from where it stopped
-    } else if (data.type === "log.end") {
-      streams.delete(record.id);
-      if (record.onEnd) record.onEnd(data.status);
-    }
-  }
-
-  function close() {
-    wanted = false;
     if (retryTimer !== null) {
-      global.clearTimeout(retryTimer);
+      window.clearTimeout(retryTimer);
       retryTimer = null;
     }
-    stopPing();
-    if (socket) {
-      var ws = socket;
-      socket = null;
-      ws.close(1000);
-    }
-    setState("offline");
+  } else if (wanted && !socket) {
+    attempt = 0;
+    open();
   }
+}
 
-  function onVisibility() {
-    if (!global.document) return;
-    if (global.document.hidden) {
-      if (socket) {
-        var ws = socket;
-        socket = null;
-        stopPing();
-        ws.close(1000);
-        setState("offline");
-        emit("close", { code: 1000, reason: "hidden" });
-      }
-      if (retryTimer !== null) {
-        global.clearTimeout(retryTimer);
-        retryTimer = null;
-      }
-    } else if (wanted && !socket) {
-      attempt = 0;
-      open();
+export const realtime = {
+  /** Open the page's socket (once); later calls do nothing. */
+  connect() {
+    if (!wanted) {
+      wanted = true;
+      if (!document.hidden) open();
     }
-  }
+    return realtime;
+  },
 
-  var api = {
-    /** Open the page's socket (once); later calls do nothing. */
-    connect: function () {
-      if (!wanted) {
-        wanted = true;
-        if (!(global.document && global.document.hidden)) open();
-      }
-      return api;
-    },
+  /** Close the socket and stop reconnecting (subscriptions are kept for a later connect()). */
+  disconnect: close,
 
-    /** Close the socket and stop reconnecting (subscriptions are kept for a later connect()). */
-    disconnect: close,
+  /** Call `handler(message)` for messages of `type` ("*" for all); returns an unregister function. */
+  on(type, handler) {
+    if (!handlers.has(type)) handlers.set(type, new Set());
+    handlers.get(type).add(handler);
+    return () => handlers.get(type).delete(handler);
+  },
 
-    /** Call `handler(message)` for messages of `type` ("*" for all); returns an unregister function. */
-    on: function (type, handler) {
-      if (!handlers[type]) handlers[type] = new Set();
-      handlers[type].add(handler);
-      return function () {
-        handlers[type].delete(handler);
-      };
-    },
+  /** "connecting", "live" or "offline". */
+  state() {
+    return state;
+  },
 
-    /** "connecting", "live" or "offline". */
-    state: function () {
-      return state;
-    },
+  /** True while the socket is open. */
+  isLive() {
+    return state === "live";
+  },
 
-    subscribeChain: function (id) {
-      var count = chains.get(id) || 0;
-      chains.set(id, count + 1);
-      if (count === 0) send({ action: "subscribe", chain: id });
-    },
+  subscribeChain(id) {
+    const count = chains.get(id) || 0;
+    chains.set(id, count + 1);
+    if (count === 0) send({ action: "subscribe", chain: id });
+  },
 
-    unsubscribeChain: function (id) {
-      var count = chains.get(id) || 0;
-      if (count <= 1) {
-        chains.delete(id);
-        if (count === 1) send({ action: "unsubscribe", chain: id });
-      } else {
-        chains.set(id, count - 1);
-      }
-    },
-
-    /**
-     * Follow one rank's log. `cursor` ("<attempt>:<offset>") resumes exactly; else `tail` bytes
-     * before the end; else from the beginning. Returns {pause(), resume(), close(), cursor()}.
-     */
-    followLog: function (options) {
-      var record = {
-        id: "s" + nextStream++,
-        chain: options.chain,
-        rank: options.rank || 0,
-        cursor: options.cursor || null,
-        tail: options.tail === undefined ? null : options.tail,
-        onLines: options.onLines,
-        onEnd: options.onEnd,
-        onBehind: options.onBehind,
-        onError: options.onError,
-        paused: false,
-      };
-      streams.set(record.id, record);
-      send(followMessage(record));
-      return {
-        pause: function () {
-          if (record.paused || !streams.has(record.id)) return;
-          record.paused = true;
-          send({ action: "unfollow_log", stream: record.id });
-        },
-        resume: function () {
-          if (!record.paused || !streams.has(record.id)) return;
-          record.paused = false;
-          send(followMessage(record));
-        },
-        close: function () {
-          if (streams.delete(record.id)) send({ action: "unfollow_log", stream: record.id });
-        },
-        cursor: function () {
-          return record.cursor;
-        },
-      };
-    },
-  };
-
-  if (global.document) {
-    global.document.addEventListener("visibilitychange", onVisibility);
-    if (global.document.readyState === "loading") {
-      global.document.addEventListener("DOMContentLoaded", function () {
-        setState(state);
-      });
+  unsubscribeChain(id) {
+    const count = chains.get(id) || 0;
+    if (count <= 1) {
+      chains.delete(id);
+      if (count === 1) send({ action: "unsubscribe", chain: id });
     } else {
-      setState(state);
+      chains.set(id, count - 1);
     }
-  }
+  },
 
-  global.Rota = global.Rota || {};
-  global.Rota.realtime = api;
-})(window);
+  /**
+   * Follow one rank's log. `cursor` ("<attempt>:<offset>") resumes exactly; else `tail` bytes
+   * before the end; else from the beginning. Returns {pause(), resume(), close(), cursor()}.
+   */
+  followLog(options) {
+    const record = {
+      id: `s${nextStream++}`,
+      chain: options.chain,
+      rank: options.rank || 0,
+      cursor: options.cursor || null,
+      tail: options.tail === undefined ? null : options.tail,
+      onLines: options.onLines,
+      onEnd: options.onEnd,
+      onBehind: options.onBehind,
+      onError: options.onError,
+      paused: false,
+    };
+    streams.set(record.id, record);
+    send(followMessage(record));
+    return {
+      pause() {
+        if (record.paused || !streams.has(record.id)) return;
+        record.paused = true;
+        send({ action: "unfollow_log", stream: record.id });
+      },
+      resume() {
+        if (!record.paused || !streams.has(record.id)) return;
+        record.paused = false;
+        send(followMessage(record));
+      },
+      close() {
+        if (streams.delete(record.id)) send({ action: "unfollow_log", stream: record.id });
+      },
+      cursor() {
+        return record.cursor;
+      },
+    };
+  },
+};
+
+document.addEventListener("visibilitychange", onVisibility);
+// A module runs after the document is parsed: the indicators are there to be set.
+setState(state);

@@ -1,21 +1,14 @@
-/* Resolve the theme before the first paint: <html data-theme> holds the user's choice
- * (light | dark | system); "system" follows the operating system and changes with it. */
-(function () {
-  "use strict";
-  var root = document.documentElement;
-  var media = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
-  var choice = root.getAttribute("data-theme");
-  if (choice !== "light" && choice !== "dark") choice = "system";
-  function apply(value) {
-    choice = value;
-    var dark = value === "dark" || (value === "system" && media && media.matches);
-    root.setAttribute("data-theme", dark ? "dark" : "light");
-    root.setAttribute("data-theme-choice", value);
-    try { window.dispatchEvent(new CustomEvent("rota:theme", { detail: { dark: dark, choice: value } })); } catch (e) { /* old browsers */ }
-  }
-  apply(choice);
-  if (media && media.addEventListener) {
-    media.addEventListener("change", function () { if (choice === "system") apply("system"); });
-  }
-  window.RotaTheme = { apply: apply, choice: function () { return choice; } };
-})();
+/* The theme of the first paint: <html data-theme> holds the user's choice (light | dark | system,
+ * from the cookie) and becomes light or dark here, with the choice kept in data-theme-choice.
+ *
+ * The one classic (non-module) script of the portal, on purpose: it must run in <head>, before the
+ * page is painted, and a module always runs after parsing (the page would flash in the wrong
+ * theme). It defines nothing global; switching later is static/js/portal/theme.js. */
+{
+  const root = document.documentElement;
+  const saved = root.getAttribute("data-theme");
+  const choice = saved === "light" || saved === "dark" ? saved : "system";
+  const dark = choice === "dark" || (choice === "system" && window.matchMedia("(prefers-color-scheme: dark)").matches);
+  root.setAttribute("data-theme", dark ? "dark" : "light");
+  root.setAttribute("data-theme-choice", choice);
+}

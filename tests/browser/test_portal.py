@@ -175,10 +175,7 @@ def replace_header_now(tab) -> None:
     tab.evaluate(
         """async () => {
             window.__oldHeader = document.getElementById("chain-live");
-            await htmx.ajax("GET", location.pathname, {
-                source: window.__oldHeader, target: "#chain-live", swap: "outerHTML",
-                headers: {"X-Rota-Background": "1"},
-            });
+            await htmx.ajax("GET", location.pathname, {target: "#chain-live", swap: "outerHTML"});
         }"""
     )
     # htmx drops a request from a source that has one in flight (a realtime refresh that started a
@@ -203,8 +200,9 @@ def test_a_confirmed_suspend_or_stop_is_sent_even_when_a_refresh_replaced_the_he
     tab.get_by_role("button", name="Suspend").click()
     expect(tab.locator("#confirm-dialog")).to_be_visible()
     held_back = tab.evaluate(
-        """() => { const el = document.getElementById("chain-live"); Rota.refresh(el);
-                   return el._deferred === true && document.body.contains(el); }"""
+        """() => { const region = document.getElementById("chain-live").closest("[data-live]");
+                   htmx.trigger(region, "rota:refresh");
+                   return region.dataset.liveDeferred === "1" && document.getElementById("chain-live") !== null; }"""
     )
     assert held_back, "a live refresh went ahead under the open confirmation"
     # ... and when one replaced it anyway (in flight before the click), OK still sends the request.

@@ -88,7 +88,8 @@ PERIOD = "start=2026-11-02&end=2026-11-04"
 
 
 def test_usage_per_user_per_day_ranked_and_the_csv_matches_the_page(usage, django_assert_num_queries):
-    with django_assert_num_queries(6):  # session, user, groups, unread; used, lost
+    # session, user, groups, unread; attempts that ran, attempts suspended, nodes' GPUs, their ranks
+    with django_assert_num_queries(8):
         response = usage["cluster_manager"].get(f"/monitor/usage/?{PERIOD}&by=user&step=day")
     assert response.status_code == 200
     table = _table(response.content.decode())
@@ -114,6 +115,18 @@ def test_usage_per_user_per_day_ranked_and_the_csv_matches_the_page(usage, djang
     assert [r if r[0] else ["", "Total", *r[2:]] for r in rows[1:]] == table
 
 
+def test_the_ranks_of_many_attempts_are_read_in_chunks_with_the_same_result(
+    usage, monkeypatch, django_assert_num_queries
+):
+    from monitor import selectors
+
+    whole = usage["ops"].get(f"/monitor/usage/?{PERIOD}&by=user&step=day").content.decode()
+    monkeypatch.setattr(selectors, "RANK_CHUNK", 1)
+    with django_assert_num_queries(7 + 4):  # one query of ranks for each of the period's 4 attempts
+        chunked = usage["ops"].get(f"/monitor/usage/?{PERIOD}&by=user&step=day").content.decode()
+    assert _table(chunked) == _table(whole)
+
+
 def test_usage_per_team_and_node_group_per_week(usage):
     body = usage["ops"].get("/monitor/usage/?start=2026-10-28&end=2026-11-10&by=team&step=week").content.decode()
     # weeks: Wed 10-28 (cut), Mon 11-02, Mon 11-09 (cut); cat's job from 11-01 19:00 spans the first two
@@ -124,6 +137,15 @@ def test_usage_per_team_and_node_group_per_week(usage):
     ]
     body = usage["ops"].get(f"/monitor/usage/?{PERIOD}&by=group&step=week").content.decode()
     assert _table(body)[:2] == [["1", "training", "96.0", "4.0", "96.0"], ["2", "dev", "4.0", "0.0", "4.0"]]
+
+
+def test_equal_totals_as_shown_rank_by_name(admins):
+    node = NodeFactory(name="t0", gpu_count=3)
+    # 3 GPUs for 1 h = 3.0 GPU-h; zed's job is 0.1 s longer: the same figure shown, so the name decides
+    _job(UserFactory(username="u-zed"), [node], DAY + timedelta(hours=1), DAY + timedelta(hours=2, seconds=0.1))
+    _job(UserFactory(username="u-amy"), [node], DAY + timedelta(hours=3), DAY + timedelta(hours=4))
+    table = _table(admins["ops"].get(f"/monitor/usage/?{PERIOD}&by=user&step=day").content.decode())
+    assert [row[:3] for row in table[:2]] == [["1", "u-amy", "3.0"], ["2", "u-zed", "3.0"]]
 
 
 def test_a_running_job_counts_until_now(admins):

@@ -1,9 +1,8 @@
-// Drives static/js/realtime.js in Node with a fake WebSocket, timers and document.
+// Drives static/js/realtime.js (an ES module) in Node with a fake WebSocket, timers and document.
 // Usage: node realtime_js_harness.js <path to realtime.js>; exits non-zero on a failed assertion.
 "use strict";
 const assert = require("assert");
-const fs = require("fs");
-const vm = require("vm");
+const { pathToFileURL } = require("url");
 
 const sockets = [];
 class FakeSocket {
@@ -46,9 +45,18 @@ const indicator = {
     return name in this.attributes ? this.attributes[name] : null;
   },
 };
+// What the page hears as DOM events on <body>: [name, detail] in order.
+const announced = [];
 const document = {
   hidden: false,
-  readyState: "complete",
+  readyState: "interactive",
+  body: {
+    dispatchEvent(event) {
+      assert.strictEqual(event.bubbles, true, `${event.type} does not bubble`);
+      announced.push([event.type, event.detail]);
+      return true;
+    },
+  },
   addEventListener(type, fn) {
     listeners[type] = fn;
   },
@@ -82,8 +90,10 @@ function runTimers() {
   return due.map((t) => t.ms);
 }
 
-vm.runInNewContext(fs.readFileSync(process.argv[2], "utf8"), { window, Math, JSON, Map, Set, Object, Array });
-const rt = window.Rota.realtime;
+async function main() {
+globalThis.window = window;
+globalThis.document = document;
+const { realtime: rt } = await import(pathToFileURL(process.argv[2]).href);
 const seen = { open: 0, reconnect: 0, close: 0, status: [], lines: [], behind: [], end: [] };
 rt.on("open", () => seen.open++);
 rt.on("reconnect", () => seen.reconnect++);
@@ -97,7 +107,7 @@ rt.connect();
 assert.strictEqual(sockets.length, 1);
 const first = sockets[0];
 assert.strictEqual(first.url, "wss://rota.example/ws/events/");
-assert.deepStrictEqual(Array.from(first.protocols), ["rota.v1"]); // (an array of the script's realm)
+assert.deepStrictEqual(first.protocols, ["rota.v1"]);
 assert.strictEqual(indicator.attributes["data-state"], "connecting");
 rt.subscribeChain(5);
 rt.subscribeChain(5);
@@ -121,6 +131,20 @@ first.serverSends({ type: "log.lines", stream: "s1", chain: 5, rank: 1, data: "a
 first.serverSends({ type: "chain.status", chain_id: 5, status: "running" });
 assert.deepStrictEqual(seen.lines, [["a\n", "7:10"]]);
 assert.deepStrictEqual(seen.status, ["running"]);
+// The page heard: the state changes, the socket opening, the chain's event by type and by chain —
+// and nothing of the log stream (its lines are the stream's own).
+const running = { type: "chain.status", chain_id: 5, status: "running" };
+assert.deepStrictEqual(announced, [
+  ["rota:live-state", { state: "connecting" }],
+  ["rota:live-state", { state: "live" }],
+  ["rota:live", {}],
+  ["rota:chain.status", running],
+  ["rota:chain-5", running],
+]);
+first.serverSends({ type: "node.state", node_id: 3, state: "ready" });
+assert.deepStrictEqual(announced.slice(5), [["rota:node.state", { type: "node.state", node_id: 3, state: "ready" }]]);
+first.serverSends({ type: "pong" });
+assert.strictEqual(announced.length, 6, "a pong is not news");
 
 // The connection drops: offline, a jittered retry within the first backoff step, then everything
 // is re-subscribed and the log re-followed from its cursor, and the page is told to re-fetch.
@@ -209,3 +233,9 @@ assert.strictEqual(sockets.length, socketsBefore);
 rt.connect();
 assert.strictEqual(sockets.length, socketsBefore + 1);
 process.stdout.write("ok\n");
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+});

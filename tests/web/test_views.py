@@ -341,7 +341,11 @@ def test_actions_from_the_logs_page_come_back_to_it(cluster, submit, user, page)
     assert response["Location"] == f"/experiments/{chain.pk}/logs/"
     response = page.post(f"/experiments/{chain.pk}/stop/", {"view": "logs"}, **HTMX)
     body = response.content.decode()
-    assert "?view=logs" in body and "Attempts" not in body
+    # The logs page's header: its forms keep sending view=logs, and the overview's parts are absent.
+    assert '<input type="hidden" name="view" value="logs">' in body and "Attempts" not in body
+    # The page's live region asks for the logs view of the header, too.
+    page_body = page.get(f"/experiments/{chain.pk}/logs/").content.decode()
+    assert f'hx-get="/experiments/{chain.pk}/?view=logs" hx-target="#chain-live"' in page_body
 
 
 def test_move_to_the_front_of_my_queue(cluster, submit, user, page, task_log):

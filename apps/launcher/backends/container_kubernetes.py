@@ -2,11 +2,13 @@
 
 The objects are built by ``kubernetes.container_manifests`` (read its docstring for what a run
 looks like). This module drives them with the job backend's plumbing and conventions: the same
-``ApiClient`` (bounded pool), JSON calls through ``kubernetes.api``, an ``Informer`` (list + watch,
-relisted every ``relist_interval``) over the pods labelled ``rota.dev/container-run``, the stop
-reason written as an annotation on the run's Service before the pod is deleted, tombstones for
-pods that vanished, and ``LogFollower`` threads writing each service's container log into the
-container log store through the launcher's fenced ``LogJournal`` (exactly once across restarts).
+``ApiClient`` (bounded pool), JSON calls through ``kubernetes.api`` (``ApiCalls``), and the same
+informer and log-follower wiring (``kubernetes.watching.PodWatching``): an ``Informer`` (list +
+watch, relisted every ``relist_interval``) over the pods labelled ``rota.dev/container-run``, and
+``LogFollower`` threads writing each service's container log into the container log store through
+the launcher's fenced ``LogJournal`` (exactly once across restarts). Its own: the stop reason
+written as an annotation on the run's Service before the pod is deleted, tombstones for pods that
+vanished, what a pod means per service.
 
 Restart safety: every name is derived from (container id, run), creates answer 409 when the object
 exists, and a new process rebuilds its view from a list, so a portal restarted mid-start neither
@@ -19,16 +21,14 @@ from __future__ import annotations
 import collections
 import functools
 import logging
-import threading
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from kubernetes import client
 
 from apps.launcher.backends.base import LogJournal, RankPhase
 from apps.launcher.backends.container_base import ContainerBackend, ContainerSpec, ServiceObservation, run_key
-from apps.launcher.backends.kubernetes.api import CONNECT_TIMEOUT, ApiCalls, Streams
+from apps.launcher.backends.kubernetes.api import ApiCalls
 from apps.launcher.backends.kubernetes.container_ingress import IngressConfig, build_ingress, ingress_name
 from apps.launcher.backends.kubernetes.container_manifests import (
     ContainerManifests,
@@ -38,15 +38,13 @@ from apps.launcher.backends.kubernetes.container_manifests import (
     token_secret_name,
 )
 from apps.launcher.backends.kubernetes.informer import Informer
-from apps.launcher.backends.kubernetes.logs import LOG_READ_TIMEOUT, LogFollower
 from apps.launcher.backends.kubernetes.manifests import JsonDict
 from apps.launcher.backends.kubernetes.status import FINAL_POD_PHASES, STUCK_WAITING_REASONS, _disruption
-from apps.logs.store import LogStamp
+from apps.launcher.backends.kubernetes.watching import PodWatching
 
 log = logging.getLogger(__name__)
 
 _RELEASED_MEMORY = 10_000
-_JOIN_TIMEOUT = 5.0
 
 
 def _reason(reason: object, message: object) -> str:
@@ -120,7 +118,7 @@ def _pending(status: JsonDict, waiting: JsonDict) -> str:
     return _reason(status.get("reason"), status.get("message"))
 
 
-class KubernetesContainerBackend(ContainerBackend, ApiCalls):
+class KubernetesContainerBackend(PodWatching, ContainerBackend, ApiCalls):
     """Development containers as pods in ``namespace`` (see the module docstring)."""
 
     name = "kubernetes"
@@ -157,15 +155,12 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
             default_image=default_image,
         )
         self.label_run = self.manifests.label_run
-        self._lock = threading.RLock()
-        self._closing = threading.Event()
-        self._streams = Streams(self._closing)
+        self._init_watching()
         self._pods: dict[int, JsonDict] = {}  # run key → the newest pod object seen
         self._seen_at: dict[int, float] = {}
         self._tombstones: dict[int, dict[str, ServiceObservation]] = {}
         self._stopped: set[int] = set()
         self._released: collections.OrderedDict[int, None] = collections.OrderedDict()
-        self._followers: dict[tuple[int, int], LogFollower] = {}
         self._services_listed: tuple[float, set[int]] | None = None
         self._informer: Informer | None = None
 
@@ -179,8 +174,7 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
             return None
 
     def _synced(self) -> bool:
-        informer = self._informer
-        return informer is not None and informer.synced.is_set() and informer.alive
+        return self._serving(self._informer)
 
     def _pod(self, key: int) -> JsonDict | None:
         """The run's pod: from the informer's cache, or read (before the first list completes)."""
@@ -320,7 +314,7 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
             self._seen_at.pop(key, None)
             self._tombstones.pop(key, None)
             self._stopped.discard(key)
-            followers = [self._followers.pop(k) for k in list(self._followers) if k[0] == key]
+            followers = self._drop_followers_locked(key)
             if self._services_listed is not None:
                 self._services_listed[1].discard(key)
         for follower in followers:
@@ -364,28 +358,14 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
                 self._services_listed = listed = (now, keys)
         return set(listed[1])
 
-    def close(self) -> None:
-        self._closing.set()
-        self._streams.abort_all()
-        with self._lock:
-            followers = list(self._followers.values())
-        for follower in followers:
-            follower.cancel()
-        if self._informer is not None:
-            self._informer.join(_JOIN_TIMEOUT)
-        for follower in followers:
-            follower.join(_JOIN_TIMEOUT)
-
     # -- watching ---------------------------------------------------------------------------------------
 
     def start_watching(self) -> None:
         """Start the pod informer (idempotent)."""
         with self._lock:
-            if self._closing.is_set():
-                raise RuntimeError("the backend is closed")
-            if self._informer is not None:
+            if not self._begin_watching():
                 return
-            self._informer = Informer(
+            self._informer = self._new_informer(
                 name="container-pods",
                 list_call=functools.partial(
                     self._core.list_namespaced_pod, self._namespace, label_selector=self.label_run
@@ -393,10 +373,6 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
                 select=lambda obj: self._key_of(obj) is not None,
                 on_replace=self._replace,
                 on_event=self._on_event,
-                relist_interval=self._relist_interval,
-                request_timeout=self._request_timeout,
-                closing=self._closing,
-                streams=self._streams,
             )
             self._informer.start()
 
@@ -457,8 +433,7 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
     # -- logs ---------------------------------------------------------------------------------------------
 
     def _maybe_follow_logs_locked(self, key: int, pod: JsonDict) -> None:
-        if self._log_journal is None or self._closing.is_set():
-            return
+        """Follow each service's container log (log index = the service's rank) once it ran."""
         meta = pod.get("metadata") or {}
         statuses = {str(s.get("name")): s for s in (pod.get("status") or {}).get("containerStatuses") or []}
         services = decode_services((meta.get("annotations") or {}).get(self.manifests.annotation_services, ""))
@@ -472,21 +447,7 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
                 or (state.get("terminated") or {}).get("containerID")
                 or container.get("containerID")
             ):
-                follower = LogFollower(self, key, rank, str(meta.get("name") or run_name(key)), container=name)  # type: ignore[arg-type]
-                self._followers[(key, rank)] = follower
-                follower.start()
-
-    def _open_log(self, pod: str, since_seconds: int | None, container: str) -> Any:
-        kwargs: dict[str, Any] = {
-            "container": container,
-            "follow": True,
-            "timestamps": True,
-            "_preload_content": False,
-            "_request_timeout": (CONNECT_TIMEOUT, LOG_READ_TIMEOUT),
-        }
-        if since_seconds is not None:
-            kwargs["since_seconds"] = since_seconds
-        return self._core.read_namespaced_pod_log(pod, self._namespace, **kwargs)
+                self._follow_locked((key, rank), str(meta.get("name") or run_name(key)), name)
 
     def _pod_finished(self, key: tuple[int, int], name: str) -> bool:
         """Has the service's container (or its whole pod) ended? (a log follower asks at its end)"""
@@ -506,19 +467,6 @@ class KubernetesContainerBackend(ContainerBackend, ApiCalls):
             if status.get("name") == service:
                 return bool((status.get("state") or {}).get("terminated"))
         return False
-
-    def _emit_logs(self, attempt_id: int, rank: int, lines: list[tuple[LogStamp, str]]) -> bool:
-        if self._log_journal is None:
-            return True
-        try:
-            return self._log_journal.append(attempt_id, rank, lines) is not None
-        except Exception:
-            log.exception("log journal failed for container run %s service %s", attempt_id, rank)
-            return False
-
-    def active_log_streams(self) -> set[tuple[int, int]]:
-        with self._lock:
-            return {key for key, follower in self._followers.items() if not follower.done.is_set()}
 
 
 __all__ = ["KubernetesContainerBackend", "service_observations"]

@@ -205,13 +205,3 @@ def js_strings() -> dict[str, str]:
         "searchFailed": _("The search failed: %(e)s"),
     }
     return strings
-
-
-@register.simple_tag
-def optional_static(path: str) -> str:
-    """The URL of a static file that may not exist (another part of the project ships it): empty
-    when the manifest of a production build has no entry for it, instead of a server error."""
-    try:
-        return static(path)
-    except ValueError:
-        return ""

@@ -11,6 +11,7 @@ security context, RBAC) is in docs/kubernetes.md. The modules:
 * ``api`` — HTTP plumbing (JSON responses, cutting long-lived streams);
 * ``informer`` — list + watch of one resource into callbacks, in a thread;
 * ``logs`` — following container logs with exact resumption;
+* ``watching`` — the informer and log-follower wiring both backends share (``PodWatching``);
 * ``backend`` — ``KubernetesBackend``, the ``Backend`` the launcher drives.
 """
 

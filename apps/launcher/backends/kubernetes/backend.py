@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,9 +26,8 @@ from apps.launcher.backends.base import (
     RankObservation,
     RankPhase,
 )
-from apps.launcher.backends.kubernetes.api import CONNECT_TIMEOUT, ApiCalls, Streams
+from apps.launcher.backends.kubernetes.api import ApiCalls
 from apps.launcher.backends.kubernetes.informer import Informer
-from apps.launcher.backends.kubernetes.logs import LOG_READ_TIMEOUT, LogFollower
 from apps.launcher.backends.kubernetes.manifests import (
     CONTAINER_NAME,
     DEFAULT_SECRET_ENV_PATTERN,
@@ -39,12 +37,12 @@ from apps.launcher.backends.kubernetes.manifests import (
     service_name,
 )
 from apps.launcher.backends.kubernetes.status import FINAL_POD_PHASES, container_ran, observe_node, observe_pod
+from apps.launcher.backends.kubernetes.watching import PodWatching
 from apps.logs.store import LogStamp
 
 log = logging.getLogger(__name__)
 
 _RELEASED_MEMORY = 100_000  # how many released attempt ids are remembered (events for them ignored)
-_JOIN_TIMEOUT = 5.0
 
 
 @dataclass
@@ -53,7 +51,7 @@ class _Seen:
     seen_at: float  # time.monotonic() when this version was stored
 
 
-class KubernetesBackend(Backend, ApiCalls):
+class KubernetesBackend(PodWatching, Backend, ApiCalls):
     """One Pod per rank in ``namespace``; the whole design is in docs/kubernetes.md."""
 
     name = "kubernetes"
@@ -98,14 +96,11 @@ class KubernetesBackend(Backend, ApiCalls):
         self.label_rank = self.manifests.label_rank
         self.annotation_stop_reason = self.manifests.annotation_stop_reason
 
-        self._lock = threading.RLock()
-        self._closing = threading.Event()
-        self._streams = Streams(self._closing)
+        self._init_watching()
         self._pods: dict[tuple[int, int], _Seen] = {}
         self._tombstones: dict[tuple[int, int], RankObservation] = {}
         self._stop_reasons: dict[int, str] = {}
         self._released: collections.OrderedDict[int, None] = collections.OrderedDict()
-        self._followers: dict[tuple[int, int], LogFollower] = {}
         self._last_output: dict[int, float] = {}
         self._nodes: dict[str, JsonDict] = {}
         self._services_listed: tuple[float, set[int]] | None = None  # (when, attempts with a Service)
@@ -138,18 +133,6 @@ class KubernetesBackend(Backend, ApiCalls):
             self._core.list_namespaced_pod, self._namespace, selector=f"{self.label_attempt}={attempt_id}"
         )
         return [pod for pod in pods if (key := self._pod_key(pod)) is not None and key[0] == attempt_id]
-
-    def _open_log(self, pod: str, since_seconds: int | None, container: str = CONTAINER_NAME) -> Any:
-        kwargs: dict[str, Any] = {
-            "container": container,
-            "follow": True,
-            "timestamps": True,
-            "_preload_content": False,
-            "_request_timeout": (CONNECT_TIMEOUT, LOG_READ_TIMEOUT),
-        }
-        if since_seconds is not None:
-            kwargs["since_seconds"] = since_seconds
-        return self._core.read_namespaced_pod_log(pod, self._namespace, **kwargs)
 
     # ----------------------------------------------------------------------------------------------
     # Backend interface
@@ -305,7 +288,7 @@ class KubernetesBackend(Backend, ApiCalls):
                 del self._pods[key]
             for key in [key for key in self._tombstones if key[0] == attempt_id]:
                 del self._tombstones[key]
-            followers = [self._followers.pop(key) for key in list(self._followers) if key[0] == attempt_id]
+            followers = self._drop_followers_locked(attempt_id)
             self._stop_reasons.pop(attempt_id, None)
             self._last_output.pop(attempt_id, None)
             if self._services_listed is not None:
@@ -326,8 +309,7 @@ class KubernetesBackend(Backend, ApiCalls):
             )
 
     def nodes(self) -> list[NodeObservation]:
-        informer = self._node_informer
-        if informer is not None and informer.synced.is_set() and informer.alive:
+        if self._serving(self._node_informer):
             with self._lock:
                 objs = list(self._nodes.values())
         else:
@@ -338,36 +320,15 @@ class KubernetesBackend(Backend, ApiCalls):
         with self._lock:
             return self._last_output.get(attempt_id)
 
-    def close(self) -> None:
-        self._closing.set()
-        self._streams.abort_all()
-        with self._lock:
-            followers = list(self._followers.values())
-        for follower in followers:
-            follower.cancel()
-        for informer in (self._pod_informer, self._node_informer):
-            if informer is not None:
-                informer.join(_JOIN_TIMEOUT)
-        for follower in followers:
-            follower.join(_JOIN_TIMEOUT)
-
     # ----------------------------------------------------------------------------------------------
     # Watching
 
     def start_watching(self) -> None:
         """Start the pod and node informers (idempotent). ``close()`` stops them."""
         with self._lock:
-            if self._closing.is_set():
-                raise RuntimeError("the backend is closed")
-            if self._pod_informer is not None:
+            if not self._begin_watching():
                 return
-            common: dict[str, Any] = {
-                "relist_interval": self._relist_interval,
-                "request_timeout": self._request_timeout,
-                "closing": self._closing,
-                "streams": self._streams,
-            }
-            self._pod_informer = Informer(
+            self._pod_informer = self._new_informer(
                 name="pods",
                 list_call=functools.partial(
                     self._core.list_namespaced_pod, self._namespace, label_selector=self.label_attempt
@@ -375,15 +336,13 @@ class KubernetesBackend(Backend, ApiCalls):
                 select=lambda obj: self._pod_key(obj) is not None,
                 on_replace=lambda items, started: self._replace_pods(items, started),
                 on_event=self._on_pod_event,
-                **common,
             )
-            self._node_informer = Informer(
+            self._node_informer = self._new_informer(
                 name="nodes",
                 list_call=self._core.list_node,
                 select=lambda obj: bool((obj.get("metadata") or {}).get("name")),
                 on_replace=self._replace_nodes,
                 on_event=self._on_node_event,
-                **common,
             )
             self._pod_informer.start()
             self._node_informer.start()
@@ -397,8 +356,7 @@ class KubernetesBackend(Backend, ApiCalls):
         return True
 
     def _pods_synced(self) -> bool:
-        informer = self._pod_informer
-        return informer is not None and informer.synced.is_set() and informer.alive
+        return self._serving(self._pod_informer)
 
     def _replace_pods(self, pods: list[JsonDict], started: float, attempt_id: int | None = None) -> None:
         """A (re)list result: pods not in it, last seen before the list was sent, are gone."""
@@ -478,25 +436,20 @@ class KubernetesBackend(Backend, ApiCalls):
     # Logs
 
     def _maybe_follow_logs_locked(self, key: tuple[int, int], pod: JsonDict) -> None:
-        if (self._log_sink is None and self._log_journal is None) or self._closing.is_set() or key in self._followers:
-            return
         status = pod.get("status") or {}
         phase = status.get("phase")
         if phase == "Running" or (phase in FINAL_POD_PHASES and container_ran(status)):
-            follower = LogFollower(self, key[0], key[1], (pod.get("metadata") or {}).get("name") or "")
-            self._followers[key] = follower
-            follower.start()
+            self._follow_locked(key, (pod.get("metadata") or {}).get("name") or "", CONTAINER_NAME)
+
+    def _has_log_sink(self) -> bool:
+        return self._log_sink is not None
 
     def _emit_logs(self, attempt_id: int, rank: int, lines: list[tuple[LogStamp, str]]) -> bool:
         """Hand lines to the journal or the sink; ``False`` when the journal did not take them
-        (refused, or failed: the follower then resumes from the journal's stored position)."""
+        (refused, or failed: the follower then resumes from the journal's stored position). Lines
+        taken are the attempt's last output (the hung-job watchdog)."""
         if self._log_journal is not None:
-            try:
-                written = self._log_journal.append(attempt_id, rank, lines)
-            except Exception:
-                log.exception("log journal failed for attempt %s rank %s", attempt_id, rank)
-                return False
-            if written is None:
+            if not self._journal_append(attempt_id, rank, lines):
                 return False
         elif self._log_sink is not None:
             try:
@@ -516,8 +469,3 @@ class KubernetesBackend(Backend, ApiCalls):
             return seen is None or (seen.obj.get("status") or {}).get("phase") in FINAL_POD_PHASES
         pod = self._ignore_404(self._core.read_namespaced_pod, name, self._namespace)
         return pod is None or (pod.get("status") or {}).get("phase") in FINAL_POD_PHASES
-
-    def active_log_streams(self) -> set[tuple[int, int]]:
-        """``(attempt, rank)`` pairs whose log follower is still running (for tests and /monitor)."""
-        with self._lock:
-            return {key for key, follower in self._followers.items() if not follower.done.is_set()}

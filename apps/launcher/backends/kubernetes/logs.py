@@ -20,7 +20,7 @@ from apps.launcher.backends.kubernetes.manifests import CONTAINER_NAME
 from apps.logs.store import LogPosition, LogStamp
 
 if TYPE_CHECKING:
-    from apps.launcher.backends.kubernetes.backend import KubernetesBackend
+    from apps.launcher.backends.kubernetes.watching import PodWatching
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class LogFollower:
     previous process left unwritten is fetched again and nothing is written twice."""
 
     def __init__(
-        self, backend: KubernetesBackend, attempt_id: int, rank: int, pod: str, container: str = CONTAINER_NAME
+        self, backend: PodWatching, attempt_id: int, rank: int, pod: str, container: str = CONTAINER_NAME
     ) -> None:
         self.attempt_id = attempt_id
         self.rank = rank

@@ -1,0 +1,109 @@
+"""Live regions in a real browser: a region refreshes itself on the realtime event its template
+declares (hx-trigger on an event realtime.js dispatches), and no main page throws a JavaScript
+error or leaves a console error (a module that failed to load, a blocked resource)."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+
+import pytest
+from playwright.sync_api import expect
+
+from apps.accounts import services as account_services
+from apps.experiments import services as experiment_services
+from apps.experiments.models import Chain
+from tests.browser.conftest import sign_in
+from tests.browser.test_portal import TICKER
+from tests.conftest import wait_until
+from tests.factories import UserFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# Every request a live region sends from now on, with the event that triggered it.
+RECORD_REFRESHES = """() => {
+    window.__refreshes = [];
+    document.body.addEventListener("htmx:beforeRequest", (e) => {
+        const region = e.detail.elt;
+        if (!region.matches("[data-live]")) return;
+        const cause = e.detail.requestConfig.triggeringEvent;
+        window.__refreshes.push([region.getAttribute("hx-target"), cause ? cause.type : null]);
+    });
+}"""
+
+
+def test_live_regions_refresh_on_the_realtime_events_their_templates_declare(
+    browser_page, cluster, submit, user, workspace
+):
+    tab = browser_page
+    (workspace / "ticker.py").write_text(textwrap.dedent(TICKER))
+    chain = submit(user, name="evented", entrypoint="ticker.py")
+    wait_until(lambda: Chain.objects.get(pk=chain.pk).status == "running", timeout=30, message="job to run")
+    sign_in(tab)
+
+    # The job page: the header region listens to its own chain's events (rota:chain-<id>).
+    tab.goto(f"{tab.base}/experiments/{chain.pk}/")
+    expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
+    header = tab.locator("#chain-live h1 [data-status]")
+    expect(header).to_have_attribute("data-status", "running")
+    tab.evaluate(RECORD_REFRESHES)
+    experiment_services.experiment_suspend(actor=user, chain=Chain.objects.get(pk=chain.pk))
+    expect(header).to_have_attribute("data-status", "held")
+    refreshes = tab.evaluate("window.__refreshes")
+    assert refreshes, "the region never asked for itself"
+    assert {tuple(r) for r in refreshes} == {("#chain-live", f"rota:chain-{chain.pk}")}
+    assert tab.evaluate("typeof window.Rota") == "undefined"  # modules: nothing global of ours
+
+    # The list: one region for the table, refreshed on any job's status event.
+    tab.goto(f"{tab.base}/experiments/")
+    expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
+    row_status = tab.locator(f"#row-{chain.pk} [data-status]")
+    expect(row_status).to_have_attribute("data-status", "held")
+    tab.evaluate(RECORD_REFRESHES)
+    experiment_services.experiment_resume(actor=user, chain=Chain.objects.get(pk=chain.pk))
+    expect(row_status).to_have_attribute("data-status", re.compile(r"^(waiting|starting|running)$"))
+    causes = {cause for _target, cause in tab.evaluate("window.__refreshes")}
+    assert causes and causes <= {"rota:chain.status", "rota:attempt.started", "rota:chain.explanation"}
+    experiment_services.experiment_stop(actor=user, chain=Chain.objects.get(pk=chain.pk))
+    expect(row_status).to_have_attribute("data-status", re.compile(r"^(stopping|stopped|canceled)$"))
+
+
+def test_no_main_page_throws_or_logs_a_javascript_error(browser_page, cluster, submit, user, workspace):
+    tab = browser_page
+    console_errors: list[str] = []
+    tab.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    (workspace / "hello.py").write_text("print('hello', flush=True)\n")
+    chain = submit(user, name="pages", entrypoint="hello.py")
+    wait_until(lambda: Chain.objects.get(pk=chain.pk).finished, timeout=30, message="job to finish")
+    account_services.ensure_admin_groups()
+    UserFactory(username="p-root", groups=["root"])
+
+    pages = [
+        "/",
+        "/experiments/",
+        f"/experiments/{chain.pk}/",
+        f"/experiments/{chain.pk}/logs/",
+        "/submit/",
+        "/notifications/",
+        "/containers/",
+        "/discuss/",
+        "/discuss/new/",
+        "/account/",
+        "/account/tokens/",
+        "/account/settings/",
+    ]
+    sign_in(tab)
+    for path in pages:
+        tab.goto(tab.base + path)
+        # The entry module ran (it sets the realtime indicator) on every signed-in page.
+        expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
+        if path.endswith("/logs/"):  # the log viewer's modules loaded and read the log
+            expect(tab.locator("[data-log-lines] .ln .tx").filter(has_text="hello")).to_have_count(1)
+        assert not console_errors, f"{path}: {console_errors}"
+
+    tab.context.clear_cookies()
+    sign_in(tab, "p-root")
+    for path in ["/monitor/users/", "/monitor/nodes/", "/monitor/scheduler/", "/monitor/quotas/", "/monitor/audit/"]:
+        tab.goto(tab.base + path)
+        expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
+        assert not console_errors, f"{path}: {console_errors}"
