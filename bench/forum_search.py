@@ -24,6 +24,8 @@ import statistics
 import time
 from typing import Any
 
+from bench.host import host_figures
+
 BENCH_DB = "rota_bench_forum"
 PG_ADMIN_URL = os.environ.get("ROTA_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 TARGET_MS = 100.0
@@ -309,6 +311,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--reuse", action="store_true", help="time on the database a --keep run left")
     args = parser.parse_args()
+    print(f"host: {host_figures()}")
     if not args.reuse:
         _recreate_database()
     try:
@@ -324,6 +327,7 @@ def main() -> None:
     print(f"{'query kind':<32} {'matches':>15} {'p50':>8} {'p95':>8} {'max':>8}")
     for row in rows:
         print(f"{row['kind']:<32} {row['matches']:>15} {row['p50']:>8.1f} {row['p95']:>8.1f} {row['max']:>8.1f}")
+    print(f"\nhost afterwards: {host_figures()}")
     overall = rows[-1]["p95"]
     print(f"\ntarget p95 <= {TARGET_MS:.0f} ms: {'met' if overall <= TARGET_MS else 'NOT met'} ({overall:.1f} ms)")
 

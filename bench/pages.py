@@ -16,11 +16,13 @@ endpoint a researcher ("heavy") and an admin use, ``--requests`` warm times each
 warm-up requests, over one keep-alive connection, and prints p50 / p95 / max of the wall time
 seen by the client (server time plus the client's own few hundred microseconds) and the number
 of SQL queries a warm request runs (counted in this process through Django's test client against
-the same database). The closing verdict checks the targets of docs/PERFORMANCE.md and exits 1 on
-a miss. It prints the host's load average and the time of a 10M-step Python loop, to compare
-hosts, and drops the database, stops daphne and removes its files when done or interrupted
-(``--keep`` leaves the database for a later ``--reuse``, which migrates it, issues a new token and
-times it without seeding again; the sizes are then those of the kept database, printed).
+the same database). The closing verdict checks the targets of docs/PERFORMANCE.md (each deep
+page against its first page too) and exits 1 on a miss. It prints the host's load average and
+the time of a 10M-step Python loop, to compare hosts, and drops the database, stops daphne and
+removes its files when done or interrupted (``--keep`` leaves the database for a later
+``--reuse``, which migrates it, issues a new token and times it without seeding again; the sizes
+are then those of the kept database, printed). The seed ends with ``VACUUM ANALYZE``, the state
+autovacuum keeps a long-lived database in.
 """
 
 from __future__ import annotations
@@ -324,7 +326,9 @@ def seed(args: argparse.Namespace) -> Seeded:
             cursor.execute("SET LOCAL session_replication_role = origin")
         token = account_services.token_create(actor=users[0], name="bench", scope="read_only").raw
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
+        # A database that has lived for months has been vacuumed by autovacuum: its visibility map
+        # lets counts and key-only pages read indexes alone. Freshly COPYed rows have none yet.
+        cursor.execute("VACUUM ANALYZE")
     counts["users"] = len(users) + 1
     return Seeded(users[0].pk, admin.pk, token, heavy_job, counts)
 
@@ -458,6 +462,7 @@ class Endpoint:
     who: str  # "heavy" (session), "admin" (session), "token" (heavy's API token)
     p95_target: float = 100.0
     p50_target: float | None = None
+    deep_of: str | None = None  # the path of the first page this deep page must be no slower than
 
 
 def endpoints(seeded: Seeded, args: argparse.Namespace) -> list[Endpoint]:
@@ -470,18 +475,30 @@ def endpoints(seeded: Seeded, args: argparse.Namespace) -> list[Endpoint]:
     return [
         Endpoint(f"dashboard (a user with {args.heavy_jobs:,} jobs)", "/", "heavy", p50_target=60),
         Endpoint("experiments list, first page", "/experiments/", "heavy", p50_target=60),
-        Endpoint(f"experiments list, page {deep}", f"/experiments/?page={deep}", "heavy", p50_target=60),
+        Endpoint(
+            f"experiments list, page {deep}",
+            f"/experiments/?page={deep}",
+            "heavy",
+            p50_target=60,
+            deep_of="/experiments/",
+        ),
         Endpoint("experiments list, admin, first page", "/experiments/?scope=all", "admin", p50_target=60),
         Endpoint(
             f"experiments list, admin, page {admin_deep:,}",
             f"/experiments/?scope=all&page={admin_deep}",
             "admin",
             p50_target=60,
+            deep_of="/experiments/?scope=all",
         ),
         Endpoint("job detail", f"/experiments/{job}/", "heavy"),
         Endpoint("log page", f"/experiments/{job}/logs/", "heavy"),
         Endpoint("API experiments, first page", "/api/v1/experiments/", "token"),
-        Endpoint(f"API experiments, page {api_deep}", f"/api/v1/experiments/?page={api_deep}", "token"),
+        Endpoint(
+            f"API experiments, page {api_deep}",
+            f"/api/v1/experiments/?page={api_deep}",
+            "token",
+            deep_of="/api/v1/experiments/",
+        ),
         Endpoint("API experiment detail", f"/api/v1/experiments/{job}/", "token"),
         Endpoint("OpenAPI schema", "/api/schema/", "token"),
         Endpoint("API me", "/api/v1/me/", "token"),
@@ -590,7 +607,7 @@ def main() -> int:
     print("| endpoint | p50 ms | p95 ms | max ms | queries |")
     print("|---|--:|--:|--:|--:|")
     misses = []
-    first_list = deep_list = None
+    p50_of = {r["endpoint"].path: r["p50"] for r in results}
     for r in results:
         ep: Endpoint = r["endpoint"]
         print(f"| {ep.label} | {r['p50']:.1f} | {r['p95']:.1f} | {r['max']:.1f} | {r['queries']} |")
@@ -598,12 +615,10 @@ def main() -> int:
             misses.append(f"{ep.label}: p95 {r['p95']:.1f} > {ep.p95_target:.0f} ms")
         if ep.p50_target is not None and r["p50"] > ep.p50_target:
             misses.append(f"{ep.label}: p50 {r['p50']:.1f} > {ep.p50_target:.0f} ms")
-        if ep.path == "/experiments/?scope=all":
-            first_list = r["p50"]
-        elif ep.path.startswith("/experiments/?scope=all&page="):
-            deep_list = r["p50"]
-    if first_list is not None and deep_list is not None and deep_list > first_list * 1.25 + 2:
-        misses.append(f"deep admin page p50 {deep_list:.1f} ms vs first page {first_list:.1f} ms")
+        first = p50_of.get(ep.deep_of or "")
+        # "No slower than the first page", with the run-to-run noise of a shared host allowed for.
+        if first is not None and r["p50"] > first * 1.25 + 2:
+            misses.append(f"{ep.label}: p50 {r['p50']:.1f} ms vs the first page's {first:.1f} ms")
     print()
     print("verdict: " + ("all targets met" if not misses else "missed: " + "; ".join(misses)))
     return 1 if misses else 0

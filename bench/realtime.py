@@ -58,6 +58,8 @@ from typing import Any
 
 import aiohttp
 
+from bench.host import host_figures
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DB = os.environ.get("ROTA_BENCH_DB", "rota_bench_realtime")
 PG_ADMIN_URL = os.environ.get("ROTA_BENCH_PG", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -783,16 +785,6 @@ async def bench_stalled(servers: Servers, fixture: Fixture, megabytes: int) -> d
 
 
 # --- main ----------------------------------------------------------------------------------------
-
-
-def host_figures() -> str:
-    """The load average and the time of a 10M-step Python loop: how busy and how fast this host is."""
-    started = time.perf_counter()
-    for _ in range(10_000_000):
-        pass
-    loop_s = time.perf_counter() - started
-    one, five, _fifteen = os.getloadavg()
-    return f"load average {one:.2f} (1 min) / {five:.2f} (5 min); 10M-step Python loop {loop_s:.2f} s"
 
 
 def p95_target_ms(viewers: int, processes: int) -> float | None:

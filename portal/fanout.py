@@ -8,9 +8,10 @@ second that collapsed into seconds of lag (docs/PERFORMANCE.md, ``bench/realtime
 
 Instead each server process (each event loop) has one ``Fanout``: it joins a group on the layer,
 with a channel of its own, when the first local socket joins it and leaves when the last one
-leaves; one task receives the group's messages, encodes the event's JSON once and hands the message
-to each local member's ``rota_event`` in turn, in the order the layer delivered them (the outbox's
-commit order). Consumers stay what STYLE.md asks: they authenticate, join groups (here, through
+leaves; one task receives the group's messages, encodes the event's JSON once (``text``) and frames it
+once (``frame``, a ``portal.frames.TextFrame`` a socket under daphne can write as it is) and hands
+the message to each local member's ``rota_event`` in turn, in the order the layer delivered them
+(the outbox's commit order). Consumers stay what STYLE.md asks: they authenticate, join groups (here, through
 ``get_fanout().join``) and forward; a consumer in two groups of one event gets it twice and
 forwards it once (the event's ``id``). Messages carry the group they were sent to (``group``) so
 the fan-out knows whom they are for. Layers forget a group membership after a while (Channels'
@@ -30,6 +31,8 @@ from typing import Any, Protocol
 
 from channels.layers import get_channel_layer
 
+from portal.frames import TextFrame
+
 logger = logging.getLogger(__name__)
 
 RENEW_SECONDS = 3600.0
@@ -37,7 +40,8 @@ RENEW_SECONDS = 3600.0
 
 
 class Member(Protocol):
-    """A local socket: takes an event message (with ``text``, the event's JSON, encoded once)."""
+    """A local socket: takes an event message (with ``text``, the event's JSON, encoded once, and
+    ``frame``, its websocket frame, built once)."""
 
     async def rota_event(self, message: dict[str, Any]) -> None: ...
 
@@ -104,11 +108,12 @@ class Fanout:
                         logger.exception("realtime fan-out could not renew its membership of %s", group)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
-        """Hand a group message to the group's local members, the event encoded once for all."""
+        """Hand a group message to the group's local members, the event encoded and framed once for all."""
         members = self.members.get(str(message.get("group")))
         if not members or "event" not in message:
             return
-        message = {**message, "text": json.dumps(message["event"])}
+        text = json.dumps(message["event"])
+        message = {**message, "text": text, "frame": TextFrame(text)}
         for member in list(members):
             try:
                 await member.rota_event(message)

@@ -81,6 +81,7 @@ from apps.logs import params as log_params
 from apps.logs import tailer as tailing
 from apps.logs.store import ChainCursor, get_log_store
 from portal.fanout import get_fanout
+from portal.frames import frame_writer
 from portal.realtime import ADMINS_GROUP, chain_group, team_group, user_group
 
 logger = logging.getLogger(__name__)
@@ -109,11 +110,21 @@ class RequestError(Exception):
 
 def _chain_for_follow(user: Any, chain_id: int, rank: int) -> tailing.ChainState:
     """The chain's state if ``user`` may see it and it has ``rank``; else ``RequestError``."""
+    _check_follow(user, chain_id, rank)
+    return _follow_state(chain_id)
+
+
+def _check_follow(user: Any, chain_id: int, rank: int) -> None:
+    """``RequestError`` unless ``user`` may see the chain and it has ``rank`` (one query)."""
     node_count = chains_visible_to(user=user).filter(pk=chain_id).values_list("node_count", flat=True).first()
     if node_count is None:
         raise RequestError("not_found", f"No job {chain_id} that you can see.")
     if not 0 <= rank < node_count:
         raise RequestError("not_found", f"Job {chain_id} has ranks 0 to {node_count - 1}; there is no rank {rank}.")
+
+
+def _follow_state(chain_id: int) -> tailing.ChainState:
+    """The chain's state now (its attempts), or ``RequestError`` when it has none yet."""
     state = tailing.chain_states([chain_id]).get(chain_id)
     if state is None:
         raise RequestError("not_found", f"Job {chain_id} has no attempt yet.")
@@ -266,9 +277,14 @@ async def start_follow(
     stream: str | None,
     on_done: Callable[[LogSink], Any],
     statuses: bool = False,
+    checked: bool = False,
 ) -> LogSink:
-    """Check the user may see the chain's rank, resolve the start, and start a viewer."""
-    state = await database_sync_to_async(_chain_for_follow)(user, chain_id, rank)
+    """Check the user may see the chain's rank (unless the caller just did: ``checked``), resolve
+    the start, and start a viewer."""
+    if checked:
+        state = await database_sync_to_async(_follow_state)(chain_id)
+    else:
+        state = await database_sync_to_async(_chain_for_follow)(user, chain_id, rank)
     cursor, tail = parse_start(message, state)
     start = await asyncio.to_thread(
         tailing.resolve_start, get_log_store(), chain_id, rank, state.attempt_ids, cursor=cursor, tail=tail
@@ -431,6 +447,8 @@ class EventsConsumer(AsyncWebsocketConsumer):
         self._seen: deque[str] = deque(maxlen=SEEN_EVENT_IDS)  # the ids of the latest events, oldest first
         self._seen_ids: set[str] = set()  # the same, to look up
         self.user_groups = await database_sync_to_async(_user_groups)(user)
+        # Under daphne, events (framed once per process) are written to the socket as they are.
+        self.write_frame = frame_writer(self.scope.get("rota_server_send"))
         self.fanout = get_fanout()
         self.joined: list[str] = []
         for group in self.user_groups:
@@ -548,8 +566,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     async def rota_event(self, message: dict[str, Any]) -> None:
         """An event from ``portal.realtime`` (handed over by ``portal.fanout``, with ``text``, its
-        JSON): forward it once, even if it came through two groups. ``chain.visibility`` is not
-        forwarded: it makes the consumer re-check that chain."""
+        JSON, and ``frame``, its websocket frame): forward it once, even if it came through two
+        groups — under daphne by writing the frame as it is (``portal.frames``), else by ``send``.
+        ``chain.visibility`` is not forwarded: it makes the consumer re-check that chain."""
         event_id = message.get("id")
         if event_id is not None:
             if event_id in self._seen_ids:
@@ -564,6 +583,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
             return
         if event.get("type") == ACCESS_EVENT:
             await self._access_changed()
+            return
+        frame = message.get("frame")
+        if frame is not None and self.write_frame is not None and self.write_frame(frame):
             return
         await self.send(text_data=message.get("text") or json.dumps(message["event"]))
 
@@ -615,15 +637,15 @@ class LogsConsumer(AsyncWebsocketConsumer):
         self.user = user
         kwargs = self.scope["url_route"]["kwargs"]
         self.chain_id, self.rank = int(kwargs["chain"]), int(kwargs["rank"])
-        try:
-            if self.chain_id > MAX_ID or self.rank > MAX_RANK:
-                raise RequestError("not_found", "No such job.")
-            await database_sync_to_async(_chain_for_follow)(user, self.chain_id, self.rank)
-        except RequestError:
+        if self.chain_id > MAX_ID or self.rank > MAX_RANK:
             await self.close(code=CLOSE_NOT_FOUND)
             return
         self.sink: LogSink | None = None
         self._start_lock = asyncio.Lock()
+        # The first follow trusts this check instead of repeating it (one visibility query per
+        # socket, not two): a change after it is a ``chain.visibility`` or ``user.access`` event,
+        # which reaches this socket because it joins the groups before checking.
+        self._checked = True
         # The chain's group for ``chain.visibility`` and the user's for ``user.access`` (other events
         # are ignored).
         self.fanout = get_fanout()
@@ -631,6 +653,14 @@ class LogsConsumer(AsyncWebsocketConsumer):
         for group in (chain_group(self.chain_id), user_group(user.pk)):
             await self.fanout.join(group, self)
             self.joined.append(group)
+        try:
+            await database_sync_to_async(_chain_for_follow)(user, self.chain_id, self.rank)
+        except RequestError:
+            for group in list(self.joined):
+                self.joined.remove(group)
+                await self.fanout.leave(group, self)
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
         await self.accept(subprotocol=negotiated_subprotocol(self.scope))
         self.counted = "logs"
         WEBSOCKETS.labels("logs").inc()
@@ -647,6 +677,7 @@ class LogsConsumer(AsyncWebsocketConsumer):
 
     async def _start(self, message: dict[str, Any]) -> None:
         async with self._start_lock:
+            checked, self._checked = self._checked, False  # later follows check again
             if self.sink is not None and self.sink.viewer is not None:
                 await self.sink.viewer.close()
                 self.sink = None
@@ -660,6 +691,7 @@ class LogsConsumer(AsyncWebsocketConsumer):
                     stream=None,
                     on_done=self._done,
                     statuses=True,
+                    checked=checked,
                 )
             except RequestError as exc:
                 await self.send(text_data=json.dumps({"type": "error", "code": exc.code, "message": exc.message}))

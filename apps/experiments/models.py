@@ -77,6 +77,9 @@ class Chain(models.Model):
             models.Index(fields=["owner", "-id"]),
             models.Index(fields=["owner", "status"]),
             models.Index(fields=["status"]),
+            # A user's unfinished jobs, newest first (the dashboard's list): without it PostgreSQL
+            # walks the primary key backwards through everyone's finished jobs (issue 19).
+            models.Index(fields=["owner", "-id"], condition=Q(finished=False), name="chain_owner_unfinished"),
         ]
 
     def __str__(self) -> str:

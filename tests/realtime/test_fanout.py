@@ -36,12 +36,14 @@ class Layer:
 class Socket:
     def __init__(self, fail: bool = False) -> None:
         self.got: list[tuple[str, str]] = []
+        self.frames: list[Any] = []
         self.fail = fail
 
     async def rota_event(self, message: dict[str, Any]) -> None:
         if self.fail:
             raise ConnectionError("gone")
         self.got.append((message["group"], message["text"]))
+        self.frames.append(message["frame"])
 
 
 def event(group: str, n: int) -> dict[str, Any]:
@@ -73,6 +75,11 @@ async def test_one_membership_per_group_and_each_message_to_its_groups_sockets_i
     chain_texts = [("chain.7", f'{{"type": "chain.status", "n": {n}}}') for n in range(3)]
     assert sockets[0].got == [*chain_texts, ("user.1", '{"type": "chain.status", "n": 3}')]
     assert all(socket.got == chain_texts for socket in sockets[1:])
+    # One frame per message for every socket (framed once), holding the same text.
+    for n in range(3):
+        frame = sockets[0].frames[n]
+        assert frame.text == chain_texts[n][1]
+        assert all(socket.frames[n] is frame for socket in sockets[1:])
 
     for socket in sockets[:-1]:
         await fanout.leave("chain.7", socket)

@@ -560,6 +560,79 @@ async def test_unsharing_cuts_a_team_mate_off_the_chains_events_and_logs_at_once
     await cli.disconnect()
 
 
+async def test_a_cli_socket_checks_visibility_once_for_its_first_follow_and_again_for_a_restart(
+    ws_app, job, user, token_for, log_store, monkeypatch
+):
+    """Connecting checked who may see the chain; the first request trusts that check (a change
+    since is an event the socket gets), so 1,000 viewers connecting cost 1,000 visibility queries,
+    not 2,000. A later request (a restart after ``log.behind``) checks again."""
+    from apps.experiments import consumers
+
+    chain, attempt_id = job
+    checked: list[int] = []
+    real = consumers.chains_visible_to
+
+    def counting(*, user: Any) -> Any:
+        checked.append(user.pk)
+        return real(user=user)
+
+    monkeypatch.setattr(consumers, "chains_visible_to", counting)
+    write(log_store, chain.pk, attempt_id, ["one"])
+    comm = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=await database_sync_to_async(token_for)(user))
+    assert (await comm.connect())[0]
+    assert checked == [user.pk]
+    await comm.send_json_to({})
+    got = await receive_until(comm, lambda m: line_count(m) >= 1 and m[-1]["type"] == "log.status")
+    assert contents(log_data(got)) == ["one"]
+    assert checked == [user.pk]
+    await comm.send_json_to({})  # a restart
+    got = await receive_until(comm, lambda m: line_count(m) >= 1 and m[-1]["type"] == "log.status")
+    assert contents(log_data(got)) == ["one"]
+    assert checked == [user.pk, user.pk]
+    await comm.disconnect()
+
+
+async def test_unsharing_between_connect_and_the_first_request_still_cuts_the_team_mate_off(
+    ws_app, job, user, other_user, token_for, log_store
+):
+    """The first request does not check again, so the change must reach the socket as an event: it
+    is closed (4404) before it asks, and is sent no line."""
+    from django.contrib.auth.models import Group
+
+    from apps.experiments import services
+
+    chain, attempt_id = job
+
+    def share() -> None:
+        team = Group.objects.create(name="vision")
+        for member in (user, other_user):
+            member.team = team
+            member.save(update_fields=["team"])
+        services.experiment_share(user=user, chain=chain, shared=True)
+
+    await database_sync_to_async(share)()
+    write(log_store, chain.pk, attempt_id, ["private"])
+    cli = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=await database_sync_to_async(token_for)(other_user))
+    assert (await cli.connect())[0]
+    await database_sync_to_async(services.experiment_share)(user=user, chain=chain, shared=False)
+    message = f"No job {chain.pk} that you can see."
+    assert await cli.receive_json_from() == {"type": "error", "code": "not_found", "message": message}
+    assert await cli.receive_output() == {"type": "websocket.close", "code": 4404}
+    assert get_hub().tailers == {}
+    await cli.disconnect()
+
+
+async def test_a_cli_socket_refused_at_connect_leaves_the_groups_it_joined(ws_app, job, other_user, token_for):
+    """Groups are joined before the check (so no change is missed); a refused socket leaves them."""
+    from portal.fanout import get_fanout
+
+    chain, _attempt_id = job
+    comm = communicator(ws_app, f"/ws/logs/{chain.pk}/0/", token=await database_sync_to_async(token_for)(other_user))
+    connected, code = await comm.connect()
+    assert (connected, code) == (False, 4404)
+    assert get_fanout().members == {}
+
+
 async def test_leaving_the_team_cuts_a_team_mate_off_the_shared_chain_at_once(
     ws_app, job, user, other_user, token_for, log_store
 ):

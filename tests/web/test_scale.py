@@ -11,11 +11,12 @@ from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.cluster.choices import NodeState
 from apps.experiments.choices import ChainStatus, QueueStatus
 from apps.experiments.models import Attempt, Chain
 from apps.experiments.selectors import chains_visible_to
-from apps.web.selectors import QUEUE_SUMMARY_KEY, dashboard
-from tests.factories import EnvironmentFactory, GroupFactory, NodeGroupFactory, UserFactory
+from apps.web.selectors import CLUSTER_OVERVIEW_KEY, QUEUE_SUMMARY_KEY, cluster_overview, dashboard
+from tests.factories import EnvironmentFactory, GroupFactory, NodeFactory, NodeGroupFactory, UserFactory
 
 
 def make_chain(owner, name, *, shared=False, status=ChainStatus.WAITING, queue=QueueStatus.QUEUED, nodes=1):
@@ -119,6 +120,36 @@ def test_without_a_cache_period_the_counts_are_computed_every_time(people, setti
     assert dashboard(user=alice).queues[0].lanes[0].waiting_jobs == 5
     make_chain(carol, "carol-new")
     assert dashboard(user=alice).queues[0].lanes[0].waiting_jobs == 6
+
+
+def test_node_counts_are_shared_and_cached_for_the_period(db, settings):
+    settings.ROTA_QUEUE_SUMMARY_SECONDS = 60
+    cache.delete(CLUSTER_OVERVIEW_KEY)
+    NodeFactory(name="gpu-1")
+    NodeFactory(name="gpu-2", state=NodeState.DISABLED)
+    first = cluster_overview()
+    assert [(g.name, g.total, g.free, g.disabled, g.training) for g in first] == [("training", 2, 1, 1, True)]
+    # the cache holds counts per node group only
+    assert cache.get(CLUSTER_OVERVIEW_KEY) == [
+        {"name": "training", "total": 2, "busy": 0, "free": 1, "not_ready": 0, "disabled": 1, "training": True}
+    ]
+    NodeFactory(name="gpu-3")
+    with CaptureQueriesContext(connection) as ctx:
+        assert cluster_overview() == first  # a few seconds old, as documented
+    assert len(ctx.captured_queries) == 0
+    cache.delete(CLUSTER_OVERVIEW_KEY)
+    assert [(g.total, g.free) for g in cluster_overview()] == [(3, 2)]
+    cache.delete(CLUSTER_OVERVIEW_KEY)
+
+
+def test_without_a_cache_period_the_node_counts_are_read_every_time(db, settings):
+    settings.ROTA_QUEUE_SUMMARY_SECONDS = 0
+    cache.delete(CLUSTER_OVERVIEW_KEY)
+    NodeFactory(name="gpu-1")
+    assert cluster_overview()[0].total == 1
+    NodeFactory(name="gpu-2")
+    assert cluster_overview()[0].total == 2
+    assert cache.get(CLUSTER_OVERVIEW_KEY) is None
 
 
 def test_the_schema_is_built_once_per_language_and_format_and_is_the_same_for_everyone(db, make_client, settings):
