@@ -388,6 +388,7 @@ SPECTACULAR_SETTINGS = {
         "QuotaKindEnum": "apps.quotas.choices.QuotaKind",
         "EntrypointKindEnum": "apps.experiments.choices.EntrypointKind",
         "ChainStatusEnum": "apps.experiments.choices.ChainStatus",
+        "ChainActionEnum": "apps.experiments.choices.ChainAction",
         "NodeStateEnum": "apps.cluster.choices.NodeState",
         "RankStatusEnum": "apps.experiments.choices.RankStatus",
         "WorkerStatusEnum": "apps.experiments.choices.WorkerStatus",
