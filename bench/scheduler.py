@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.scheduler              # both sections
     .venv/bin/python -m bench.scheduler --plan-only  # the pure policy only (no database)
     .venv/bin/python -m bench.scheduler --baseline d26c984   # plan() now vs at a git revision
+    .venv/bin/python -m bench.scheduler --same-as 7a9a5d4    # same Plans as at a git revision?
 
 Section "plan": the pure policy ``plan(snapshot)`` on synthetic snapshots (bench/workload.py) with
 2,000 nodes, 2,000 running attempts (a full cluster) and 100 / 1,000 / 10,000 waiting attempts,
@@ -10,6 +11,13 @@ plus the same with 1,700 running attempts so idle nodes exist and backfill start
 full cluster again with reservations switched off (the slowest case: no reservation short-cuts the
 explanations of the jobs behind a starving one). The timed runs keep the garbage collector on.
 Target (docs/PERFORMANCE.md): 10,000 waiting + 2,000 running on 2,000 nodes <= 50 ms median.
+
+``--same-as REV`` is the check for a change meant to make ``plan`` faster without changing what it
+decides: on many snapshots (workload seeds, sizes from a small to the benchmark's cluster, several
+configurations, with claims, aged chains and run-time estimates mixed in) the ``Plan`` of today's
+policy must equal, as plain data, the one of the policy at ``REV``: the same starts, suspends,
+reservations, checkpoint requests and explanations (messages, positions, holders and the ``repr``
+of each holder tuple, which the driver fingerprints), in the same order.
 
 Section "pass" (bench/scheduler_pass.py): the same workloads written into a scratch PostgreSQL
 database, and ``driver`` load + ``plan`` + apply timed as production runs it. Target <= 500 ms.
@@ -19,14 +27,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import enum
 import gc
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -142,6 +153,123 @@ def compare_plan(rev: str, *, n_waiting: int = 10_000, runs: int = 15) -> list[d
     return out
 
 
+#: (nodes, running, waiting) of the snapshots ``same_plans`` compares: a small cluster where most jobs
+#: start or suspend, a crowded small one, the benchmark's cluster with idle nodes, and a full one.
+SAME_SIZES: tuple[tuple[int, int, int], ...] = (
+    (120, 60, 300),
+    (300, 290, 900),
+    (2_000, 1_700, 3_000),
+    (2_000, 2_000, 3_000),
+)
+#: configurations ``same_plans`` compares under (each with every size and seed)
+SAME_CONFIGS: tuple[tuple[str, PolicyConfig], ...] = (
+    ("defaults", PolicyConfig()),
+    ("reservations off", PolicyConfig(reservation_wait_seconds=math.inf)),
+    ("estimate backfill", PolicyConfig(estimate_backfill=True, backfill_suspendable=True)),
+    ("no estimates, no checkpoint requests", PolicyConfig(use_estimates=False, request_checkpoints=False)),
+    ("everyone urgent, no waits", PolicyConfig(urgent_priority=0, preempt_wait_seconds=0.0, victim_wait_seconds=0.0)),
+    ("short slices and starvation", PolicyConfig(time_slice_seconds=1800, starvation_seconds=3600)),
+)
+
+
+def _enrich(snapshot: Any, seed: int) -> Any:
+    """The workload snapshot with what ``make_snapshot`` leaves at its defaults set on some attempts: claims,
+    chains that already ran (aged ABOVE_NORMAL), run-time estimates and runners' expected ends; and with
+    ties in the queue order (equal first submissions, custom ranks several jobs share)."""
+    rng = random.Random(seed * 31 + 7)
+    now = snapshot.now
+    waiting = []
+    for w in snapshot.waiting:
+        # ties: first submissions rounded to 100 s, custom ranks that several jobs share
+        first = round(w.first_submitted_at, -2) if rng.random() < 0.3 else w.first_submitted_at
+        if w.custom_rank == w.first_submitted_at:
+            rank = first if rng.random() < 0.9 else rng.choice((0.0, -1.0, first + 3600.0))
+        else:
+            rank = rng.choice((w.custom_rank, 0.0, round(w.custom_rank, -3)))
+        waiting.append(
+            dataclasses.replace(
+                w,
+                first_submitted_at=first,
+                custom_rank=rank,
+                claim=rng.random() < 0.03,
+                chain_ran=rng.choice((0.0, 0.0, 600.0, 3600.0)),
+                run_estimate=None if rng.random() < 0.5 else rng.choice((300.0, 1800.0, 7200.0, 86400.0)),
+            )
+        )
+    running = tuple(
+        dataclasses.replace(
+            r,
+            chain_ran_before=rng.choice((0.0, 0.0, 1200.0)),
+            expected_end=None if rng.random() < 0.5 else now + rng.choice((-60.0, 300.0, 1800.0, 20000.0)),
+        )
+        for r in snapshot.running
+    )
+    return dataclasses.replace(snapshot, waiting=tuple(waiting), running=running)
+
+
+def plan_data(value: Any) -> Any:
+    """A ``Plan`` (or any part of it) as plain, comparable data: dataclasses and named tuples become
+    (type name, fields), enums their value, mappings their items in iteration order. An explanation
+    also carries the ``repr`` of its holders, which the driver fingerprints to find changed rows."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    names = getattr(value, "_fields", None) or (
+        tuple(f.name for f in dataclasses.fields(value)) if dataclasses.is_dataclass(value) else None
+    )
+    if names is not None:
+        data = tuple((name, plan_data(getattr(value, name))) for name in names)
+        if type(value).__name__ == "Explanation":
+            data += (("holders repr", repr(value.holders)),)
+        return (type(value).__name__, data)
+    if isinstance(value, Mapping):
+        return tuple((plan_data(k), plan_data(v)) for k, v in value.items())
+    if isinstance(value, (tuple, list)):
+        return tuple(plan_data(v) for v in value)
+    return value
+
+
+def same_plans(rev: str, *, seeds: range = range(1, 7)) -> tuple[int, list[str], Counter[str]]:
+    """Compare today's ``plan`` with the one at git revision ``rev`` on every (seed, size, configuration,
+    plain or enriched) snapshot; returns how many were compared, a line per snapshot that differs, and
+    what the compared plans hold (starts, suspends per reason, explanations per code...), to show
+    which rules the comparison exercised."""
+    old = load_policy_at(rev)
+    compared = 0
+    differ: list[str] = []
+    seen: Counter[str] = Counter()
+    for seed in seeds:
+        for n_nodes, n_running, n_waiting in SAME_SIZES:
+            plain = make_snapshot(n_nodes, n_running, n_waiting, seed)
+            for variant, base in (("plain", plain), ("enriched", _enrich(plain, seed))):
+                for title, config in SAME_CONFIGS:
+                    snapshot = dataclasses.replace(base, config=config)
+                    old_config = old.PolicyConfig(
+                        **{f.name: getattr(config, f.name) for f in dataclasses.fields(old.PolicyConfig)}
+                    )
+                    result = plan(snapshot)
+                    seen.update(
+                        ["starts"] * len(result.starts)
+                        + [f"suspends {s.reason.value}" for s in result.suspends]
+                        + ["reservations"] * len(result.reservations)
+                        + ["checkpoint requests"] * len(result.checkpoint_requests)
+                        + ["demotions"] * len(result.demotions)
+                        + [f"explained {e.code.value}" for e in result.explanations.values()]
+                    )
+                    now_plan = plan_data(result)
+                    then_plan = plan_data(old.plan(dataclasses.replace(snapshot, config=old_config)))
+                    compared += 1
+                    if now_plan != then_plan:
+                        where = next(
+                            (i for i, (a, b) in enumerate(zip(now_plan[1], then_plan[1], strict=True)) if a != b), -1
+                        )
+                        field = now_plan[1][where][0] if where >= 0 else "?"
+                        differ.append(
+                            f"seed {seed}, {n_nodes} nodes / {n_running} running / {n_waiting} waiting, {variant}, "
+                            f"{title}: Plan.{field} differs"
+                        )
+    return compared, differ, seen
+
+
 def print_plan(results: list[dict[str, Any]], title: str) -> None:
     print(title)
     print(f"  {'waiting':>8} {'median ms':>10} {'p95 ms':>8} {'starts':>7} {'suspends':>9} {'demoted':>8}  codes")
@@ -159,7 +287,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pass-only", action="store_true", help="run only the full-pass section (PostgreSQL)")
     parser.add_argument("--sizes", default="100,1000,10000", help="waiting-queue sizes of the pass section")
     parser.add_argument("--baseline", metavar="REV", help="only compare plan() at 10,000 waiting with git revision REV")
+    parser.add_argument("--same-as", metavar="REV", help="only check that plan() decides as at git revision REV")
     args = parser.parse_args(argv)
+
+    if args.same_as:
+        compared, differ, seen = same_plans(args.same_as)
+        for line in differ:
+            print(f"  DIFFERENT: {line}")
+        print("the compared plans hold: " + ", ".join(f"{k} {v:,}" for k, v in sorted(seen.items())))
+        print(f"same Plans as {args.same_as}: {compared - len(differ)} of {compared} snapshots")
+        return 1 if differ else 0
 
     if args.baseline:
         rows = compare_plan(args.baseline)

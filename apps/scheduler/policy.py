@@ -37,8 +37,9 @@ from __future__ import annotations
 import bisect
 import enum
 import math
+import operator
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 # The levels and the infeasibility rule the submit service shares (a pure module below this one).
@@ -168,16 +169,19 @@ class Snapshot:
     config: PolicyConfig = PolicyConfig()
 
 
-@dataclass(frozen=True, slots=True)
-class Start:
+class Start(NamedTuple):
+    """Start ``attempt_id`` on ``nodes``. Named tuples, as ``Suspend``, ``Holder`` and ``Explanation``: a pass
+    may decide thousands of them, and ``tuple.__new__`` builds one in a single C call (see "Fast constructors")."""
+
     attempt_id: int
     nodes: tuple[str, ...]  # index = rank
     priority: int  # the resolved level (never AUTO); also the quota level it is charged to
     effective_priority: int | None = None  # runs at this lower level (its chain aged); None = ``priority``
 
 
-@dataclass(frozen=True, slots=True)
-class Suspend:
+class Suspend(NamedTuple):
+    """Ask ``attempt_id`` to suspend (a named tuple, as ``Start``)."""
+
     attempt_id: int  # the victim
     reason: SuspendReason
     beneficiary_attempt_id: int  # 0 = nobody (OVER_QUOTA)
@@ -196,9 +200,11 @@ class Infeasible:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class Holder:
-    """An attempt holding (or about to hold) what a waiting attempt needs."""
+class Holder(NamedTuple):
+    """An attempt holding (or about to hold) what a waiting attempt needs.
+
+    A named tuple rather than a frozen dataclass like the rest of the plan: a pass builds one per running
+    attempt, and ``_holder`` builds a tuple in one C call (see "Fast constructors" below)."""
 
     attempt_id: int
     user: str
@@ -206,8 +212,10 @@ class Holder:
     priority: int
 
 
-@dataclass(frozen=True, slots=True)
-class Explanation:
+class Explanation(NamedTuple):
+    """Why a waiting attempt did not start. A named tuple for the same reason as ``Holder``: one per waiting
+    attempt (10,000 in the benchmark), built by ``_explain``."""
+
     attempt_id: int
     code: ReasonCode
     message: str  # English, specific; the portal and CLI show it as is
@@ -247,32 +255,23 @@ MAX_HOLDERS = 5
 # --------------------------------------------------------------------------------------------------
 # Fast constructors (a speed trick, kept here and nowhere else)
 #
-# A pass builds one ``Explanation`` per waiting attempt (10,000 in the benchmark) and one ``Holder``
-# per running attempt. The generated ``__init__`` of a frozen dataclass writes each field through
-# ``object.__setattr__`` (to get round its own ``__setattr__``, which raises), about twice the cost of
-# a plain slot write. ``_explain`` and ``_holder`` build the same objects by calling the slot
-# descriptors' ``__set__`` directly on a bare instance: same type, same field values, equal and
-# hashable like the real thing (``test_fast_constructors_build_what_the_dataclass_builds`` checks
-# it). They are only valid for these two classes, which have no ``__post_init__`` and no field
-# computed at construction; add a field to either class and its constructor here must follow.
+# A pass builds one ``Explanation`` per waiting attempt (10,000 in the benchmark), one ``Holder`` per
+# running attempt, and a ``Start`` or ``Suspend`` per decision (over a thousand in the benchmark). All
+# four are named tuples, so ``_build(cls, fields)`` (``tuple.__new__``) makes one in a single C call,
+# skipping the Python-level ``__new__`` that ``collections.namedtuple`` generates (which only fills in
+# defaults); a frozen dataclass, as these were, costs three to five times as much to build (its
+# ``__init__`` writes each field through ``object.__setattr__``). What it returns is exactly what
+# ``Explanation(...)`` etc. return (same type, equal, same hash and ``repr``;
+# ``test_fast_constructors_build_what_the_named_tuples_build`` checks it), provided every field is
+# passed, defaults included: add a field to one of these classes and its ``_build`` calls (and
+# ``_explain``, ``_holder``) must follow.
+
+_build: Any = tuple.__new__
 
 
-def _slot_setters(cls: type) -> tuple:
-    """The ``__set__`` of each slot of a slotted dataclass, in field order."""
-    return tuple(cls.__dict__[f.name].__set__ for f in fields(cls))
-
-
-_E_SET = _slot_setters(Explanation)
-_H_SET = _slot_setters(Holder)
-
-
-def _holder(attempt_id: int, user: str, nodes: int, priority: int, _new: Any = object.__new__) -> Holder:
-    """``Holder(...)`` without the frozen-dataclass ``__init__`` cost (one per running attempt per pass)."""
-    h = _new(Holder)
-    _H_SET[0](h, attempt_id)
-    _H_SET[1](h, user)
-    _H_SET[2](h, nodes)
-    _H_SET[3](h, priority)
+def _holder(attempt_id: int, user: str, nodes: int, priority: int, _new: Any = _build) -> Holder:
+    """``Holder(...)`` in one C call (one per running attempt per pass)."""
+    h: Holder = _new(Holder, (attempt_id, user, nodes, priority))
     return h
 
 
@@ -284,19 +283,10 @@ def _explain(
     holders: tuple[Holder, ...],
     resolved_priority: int | None,
     eta: float | None = None,
-    _new: Any = object.__new__,
-    _set: tuple = _E_SET,
+    _new: Any = _build,
 ) -> Explanation:
-    """``Explanation(...)`` at half the cost: a pass builds one per waiting attempt, and the generated
-    ``__init__`` of a frozen dataclass goes through ``object.__setattr__`` for every field."""
-    e = _new(Explanation)
-    _set[0](e, attempt_id)
-    _set[1](e, code)
-    _set[2](e, message)
-    _set[3](e, position)
-    _set[4](e, holders)
-    _set[5](e, resolved_priority)
-    _set[6](e, eta)
+    """``Explanation(...)`` in one C call (one per waiting attempt per pass)."""
+    e: Explanation = _new(Explanation, (attempt_id, code, message, position, holders, resolved_priority, eta))
     return e
 
 
@@ -311,6 +301,7 @@ _ABOVE_NORMAL = int(Priority.ABOVE_NORMAL)
 _AUTO = int(Priority.AUTO)
 _PREEMPTED = SuspendReason.PREEMPTED
 _TIME_SHARE = SuspendReason.TIME_SHARE
+_OVER_QUOTA = SuspendReason.OVER_QUOTA
 
 
 # The fair-share key of an attempt waiting past starvation_seconds: ahead of any usage (>= 0), smallest estimated
@@ -318,6 +309,7 @@ _TIME_SHARE = SuspendReason.TIME_SHARE
 _STARVING = -1e15
 _STARVING_UNKNOWN = _STARVING + 1e14
 _CLAIM = 100  # a claimant's sort key is -level - _CLAIM: before every level
+_LEVEL_KEY = 1 << 32  # level x _LEVEL_KEY + node count: one int per (level, node count), as no group has 2^32 nodes
 
 
 class _Entry(NamedTuple):
@@ -329,6 +321,13 @@ class _Entry(NamedTuple):
     place: float  # first submission (FIFO); ``custom_rank`` swaps places among one user's own jobs
     attempt_id: int  # unique, so ``waiting`` is never compared
     waiting: Waiting
+
+
+# sort keys that C computes (the sorts of a pass mostly use these, not lambdas)
+_place_of = operator.itemgetter(2)  # an entry's place
+_name_of = operator.attrgetter("name")
+_id_of = operator.attrgetter("attempt_id")
+_user_order = operator.attrgetter("custom_rank", "first_submitted_at", "attempt_id")  # a user's own order
 
 
 def priority_name(priority: int) -> str:
@@ -536,8 +535,9 @@ class _Group:
         self.held_at: dict[int, int] = {}  # priority -> schedulable nodes held at that priority
         self.prio_holders_cache: dict[int, tuple[Holder, ...]] = {}
         self.message_cache: dict[tuple[int, int, int, int], str] = {}
-        # (level, node count) -> (code, message, holders) of a user-independent "blocked"; emptied on any change
-        self.blocked_cache: dict[tuple[int, int], tuple[ReasonCode, str, tuple[Holder, ...]]] = {}
+        # level x _LEVEL_KEY + node count -> (code, message, holders) of a user-independent "blocked"; emptied on
+        # any change (an int key: looked up once per waiting attempt, and cheaper than a (level, n) tuple)
+        self.blocked_cache: dict[int, tuple[ReasonCode, str, tuple[Holder, ...]]] = {}
         self.exhausted: dict[int, bool] = {}  # priority -> no runner left to book for an estimate
         self.starters: list[Holder] = []  # attempts that started on free nodes in this pass
         self.claimers: list[Holder] = []  # attempts holding free nodes while they wait for suspends
@@ -904,7 +904,7 @@ class _Pass:
             held.update(r.nodes)
         node_group: dict[str, tuple[str, bool]] = {}
         rooms: dict[tuple[str, str], _Room] = {}
-        for node in sorted(self.s.nodes, key=lambda n: n.name):
+        for node in sorted(self.s.nodes, key=_name_of):
             g = groups.get(node.group)
             if g is None:
                 g = groups[node.group] = _Group(node.group)
@@ -936,7 +936,7 @@ class _Pass:
         quota_running = self.quota_running
         user_group_holders = self.user_group_holders
         over_quota = self.over_quota()
-        for r in sorted(self.s.running, key=lambda r: r.attempt_id):
+        for r in sorted(self.s.running, key=_id_of):
             priority = r.priority
             if priority == _ABOVE_NORMAL and now - r.started_at + r.chain_ran_before >= cfg.above_normal_aging_seconds:
                 priority = _NORMAL
@@ -949,8 +949,16 @@ class _Pass:
                 if info is not None and info[1] and info[0] == r.group:
                     value += 1
             runner = _Runner(r, priority, value, usage.get(r.user, 0.0))
-            quota_running.setdefault(key, []).append(runner.holder)
-            user_group_holders.setdefault((r.user, r.group), []).append(runner.holder)
+            holders = quota_running.get(key)
+            if holders is None:
+                quota_running[key] = [runner.holder]
+            else:
+                holders.append(runner.holder)
+            holders = user_group_holders.get((r.user, r.group))
+            if holders is None:
+                user_group_holders[(r.user, r.group)] = [runner.holder]
+            else:
+                holders.append(runner.holder)
             g = groups.get(r.group)
             if g is None:
                 continue
@@ -1013,33 +1021,36 @@ class _Pass:
         no beneficiary; their nodes count as being freed for everyone else in this pass.
         """
         used: dict[tuple[str, str, int], int] = {}  # by runners not already suspending
+        by_key: dict[tuple[str, str, int], list[Running]] = {}
         get = used.get
+        mine_of = by_key.get
         for r in self.s.running:
             if not r.suspending:
                 key = (r.user, r.group, r.quota_priority)
                 used[key] = get(key, 0) + len(r.nodes)
+                mine = mine_of(key)
+                if mine is None:
+                    by_key[key] = [r]
+                else:
+                    mine.append(r)
         out: set[int] = set()
-        over = sorted(key for key, nodes in used.items() if nodes > self.quota(*key))
-        if not over:
-            return out
-        wanted = set(over)
-        by_key: dict[tuple[str, str, int], list[Running]] = {}
-        for r in self.s.running:
-            if not r.suspending:
-                key = (r.user, r.group, r.quota_priority)
-                if key in wanted:
-                    by_key.setdefault(key, []).append(r)
+        quotas = self.s.quotas
+        no_quota: Mapping[tuple[str, int], int] = {}
+        over = sorted(
+            key for key, nodes in used.items() if nodes > quotas.get(key[0], no_quota).get((key[1], key[2]), 0)
+        )
         restart = self.cfg.restart_cost_seconds
         now = self.now
         for key in over:
             excess = used[key] - self.quota(*key)
             mine = by_key[key]
-
-            def cost(r: Running) -> float:
-                since = now - (r.started_at if r.last_checkpoint_at is None else r.last_checkpoint_at)
-                return len(r.nodes) * (since + restart)
-
-            mine.sort(key=lambda r: (cost(r), -r.started_at, r.attempt_id))
+            if len(mine) > 1:  # cheapest first: nodes x (work since the last checkpoint + restart)
+                ordered = []
+                for r in mine:
+                    since = now - (r.started_at if r.last_checkpoint_at is None else r.last_checkpoint_at)
+                    ordered.append((len(r.nodes) * (since + restart), -r.started_at, r.attempt_id, r))
+                ordered.sort()
+                mine = [r for *_, r in ordered]
             chosen: list[Running] = []
             total = 0
             for r in mine:
@@ -1051,9 +1062,9 @@ class _Pass:
                 if total - len(r.nodes) >= excess:
                     total -= len(r.nodes)
                     chosen.remove(r)
-            for r in sorted(chosen, key=lambda r: r.attempt_id):
+            for r in sorted(chosen, key=_id_of):
                 out.add(r.attempt_id)
-                self.suspends.append(Suspend(r.attempt_id, SuspendReason.OVER_QUOTA, 0))
+                self.suspends.append(_build(Suspend, (r.attempt_id, _OVER_QUOTA, 0)))
         return out
 
     # ---- 2. feasibility --------------------------------------------------------------------------
@@ -1075,7 +1086,7 @@ class _Pass:
             by_user.setdefault((w.user, w.group), []).append(w)
         out: dict[int, int | str] = {}
         for (user, group), lst in sorted(by_user.items()):
-            lst.sort(key=lambda w: (w.custom_rank, w.first_submitted_at, w.attempt_id))
+            lst.sort(key=_user_order)
             # room left per level, highest level first; it shrinks as earlier AUTO jobs take it
             room = [[lvl, self.quota(user, group, lvl) - self.quota_used.get((user, group, lvl), 0)] for lvl in LEVELS]
             for w in lst:
@@ -1117,58 +1128,59 @@ class _Pass:
         usage = self.s.usage
         top_quota = self.top_quota
         aging = self.cfg.above_normal_aging_seconds
-        ranked: dict[str, set[tuple[str, int]]] = {}  # group -> (user, level) with a custom rank somewhere
-        queues: dict[str, list[_Entry]] = {}
-        # per group, the longest-waiting attempt past the reservation wait: ((-level, queued_at, id), index)
-        longest: dict[str, tuple[tuple[int, float, int], int]] = {}
+        # Entries are gathered per (group, user, level) as they are read, as ``custom_rank`` reorders the jobs of
+        # one user at one level (``order``); ``ranked``: the entries whose custom rank is not their first submission.
+        owned: dict[tuple[str, str, int], list[_Entry]] = {}
+        owned_get = owned.get
+        by_group: dict[str, list[tuple[tuple[str, str, int], list[_Entry]]]] = {}
+        ranked: dict[tuple[str, str, int], list[_Entry]] = {}
         usage_of = usage.get
         new_entry = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
-        cutoff = self.now - self.cfg.reservation_wait_seconds
         starving = self.now - self.cfg.starvation_seconds  # queued before this: fair share no longer delays it
         autos: list[Waiting] = []
         bad: list[Waiting] = []
         for w in self.s.waiting:
-            g = groups.get(w.group)
+            group = w.group
+            g = groups.get(group)
             n = w.node_count
             if g is not None and 0 < n <= g.size and w.environment_ok:
                 level = w.priority
-                uq = quotas.get(w.user)
+                user = w.user
+                uq = quotas.get(user)
                 if level == _AUTO:
-                    top_key = (w.user, w.group)
+                    top_key = (user, group)
                     top = top_quota.get(top_key)
                     if top is None:
-                        top = top_quota[top_key] = max((uq or {}).get((w.group, lvl), 0) for lvl in LEVELS)
+                        top = top_quota[top_key] = max((uq or {}).get((group, lvl), 0) for lvl in LEVELS)
                     if top >= n:
                         autos.append(w)
                         continue
-                elif level in _LEVEL_SET and uq is not None and uq.get((w.group, level), 0) >= n:
+                elif level in _LEVEL_SET and uq is not None and uq.get((group, level), 0) >= n:
                     if level == _ABOVE_NORMAL and w.chain_ran >= aging:
                         level = _NORMAL  # its chain aged: it queues and runs at NORMAL, charged to ABOVE_NORMAL
                         self.quota_level[w.attempt_id] = _ABOVE_NORMAL
+                    key = (group, user, level)
+                    mine = owned_get(key)
+                    if mine is None:
+                        mine = owned[key] = []
+                        by_group.setdefault(group, []).append((key, mine))
                     # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
                     entry = new_entry(
                         _Entry,
                         (
                             -level - _CLAIM if w.claim else -level,
-                            usage_of(w.user, 0.0) if w.queued_at > starving else self.starving_key(w),
+                            usage_of(user, 0.0) if w.queued_at > starving else self.starving_key(w),
                             w.first_submitted_at,
                             w.attempt_id,
                             w,
                         ),
                     )
-                    queue = queues.get(w.group)
-                    if queue is None:
-                        queue = queues[w.group] = []
-                    if w.queued_at <= cutoff and not w.claim:
-                        best = longest.get(w.group)
-                        if best is None or (-level, w.queued_at, w.attempt_id) < best[0]:
-                            longest[w.group] = ((-level, w.queued_at, w.attempt_id), len(queue))
-                    queue.append(entry)
+                    mine.append(entry)
                     if w.custom_rank != w.first_submitted_at:
-                        ranked.setdefault(w.group, set()).add((w.user, level))
+                        ranked.setdefault(key, []).append(entry)
                     continue
             bad.append(w)
-        bad.sort(key=lambda w: w.attempt_id)
+        bad.sort(key=_id_of)
         for w in bad:
             code, message = self.check_feasible(w)
             self.infeasible.append(Infeasible(w.attempt_id, code, message))
@@ -1179,6 +1191,11 @@ class _Pass:
             res = resolved_auto[w.attempt_id]
             level = res if isinstance(res, int) else _AUTO
             claim = w.claim and level != _AUTO
+            key = (w.group, w.user, level)
+            mine = owned_get(key)
+            if mine is None:
+                mine = owned[key] = []
+                by_group.setdefault(w.group, []).append((key, mine))
             entry = _Entry(
                 -level - _CLAIM if claim else -level,
                 usage.get(w.user, 0.0) if w.queued_at > starving else self.starving_key(w),
@@ -1186,15 +1203,12 @@ class _Pass:
                 w.attempt_id,
                 w,
             )
-            queue = queues.setdefault(w.group, [])
-            if level != _AUTO and not w.claim and w.queued_at <= cutoff:
-                best = longest.get(w.group)
-                if best is None or (-level, w.queued_at, w.attempt_id) < best[0]:
-                    longest[w.group] = ((-level, w.queued_at, w.attempt_id), len(queue))
-            queue.append(entry)
-        for name in sorted(queues):
-            queue = queues[name]
-            self.order(queue, name, ranked, longest.get(name))
+            mine.append(entry)
+            # an AUTO job's own rank does not reorder its user's jobs, but it moves among them when another does
+            if w.custom_rank != w.first_submitted_at and key in ranked:
+                ranked[key].append(entry)
+        for name in sorted(by_group):
+            queue = self.order(by_group[name], ranked)
             self.walk(groups[name], queue, resolved_auto)
 
         suspended = {s.attempt_id for s in self.suspends}
@@ -1212,46 +1226,93 @@ class _Pass:
 
     def order(
         self,
-        queue: list[_Entry],
-        group: str,
-        ranked: Mapping[str, set[tuple[str, int]]],
-        longest: tuple[tuple[int, float, int], int] | None,
-    ) -> None:
-        """Sort one group's queue: claimants first (jobs were suspended for them), then priority, fair
-        share (decayed usage), the user's own order, id.
+        owned: list[tuple[tuple[str, str, int], list[_Entry]]],
+        ranked: Mapping[tuple[str, str, int], list[_Entry]],
+    ) -> list[_Entry]:
+        """One group's queue, from its entries per (group, user, level): claimants first (jobs were
+        suspended for them), then priority, fair share (decayed usage), the user's own order, id.
 
         ``custom_rank`` only reorders a user's own jobs: those of one (user, level) keep the set of
         places their first submissions give them in FIFO order and the rank decides which job takes
-        which place, so nobody jumps another user's jobs. ``longest``, the oldest attempt that has
-        waited past ``reservation_wait_seconds`` at the highest level with such waiters, goes first in
-        its level: it is the one that gets the reservation, and a newer job ahead of it in fair-share
-        order does not take the nodes it is waiting for.
+        which place, so nobody jumps another user's jobs (``ranked``: the entries whose custom rank is
+        not their first submission, per key; the other keys keep their places). Then the oldest attempt
+        that has waited past ``reservation_wait_seconds`` at the highest level with such waiters goes
+        first in its level (``promote_longest``).
         """
-        if longest is not None:  # before the places move entries around: the index is the append order's
-            e = queue[longest[1]]
-            queue[longest[1]] = e._replace(share=-math.inf)
-        mine = ranked.get(group)
-        if mine:
-            # entries of each ranked (user, level), by index; the level comes from the sort key, as claims move it
-            places: dict[tuple[str, int], list[int]] = {}
-            for i, e in enumerate(queue):
-                rank = e[0]
-                key = (e[4].user, -rank - _CLAIM if rank <= -_CLAIM else -rank)
-                if key in mine:
-                    idx = places.get(key)
-                    if idx is None:
-                        places[key] = [i]
-                    else:
-                        idx.append(i)
-            new = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
-            for idx in places.values():
-                slots = sorted([queue[i][2] for i in idx])
-                by_rank = sorted([(queue[i][4].custom_rank, queue[i][2], queue[i][3], i) for i in idx])
-                for slot, (_, place, _, i) in zip(slots, by_rank, strict=True):
-                    if slot != place:
-                        e = queue[i]
-                        queue[i] = new(_Entry, (e[0], e[1], slot, e[3], e[4]))
+        queue: list[_Entry] = []
+        for key, mine in owned:
+            movers = ranked.get(key)
+            if movers is not None and len(mine) > 1:
+                self.swap_places(mine, movers)
+            queue += mine
         queue.sort()
+        self.promote_longest(queue)
+        return queue
+
+    @staticmethod
+    def swap_places(mine: list[_Entry], movers: list[_Entry]) -> None:
+        """Give the entries of one (group, user, level) the places of their first submissions in the order
+        of their custom ranks (custom rank, first submission, id): the k-th in that order takes the k-th
+        earliest place. ``movers`` are the entries whose custom rank is not their first submission.
+
+        Mostly nothing moves (a rank that passes none of the user's other jobs), and that is checked
+        first without building the rank order: when the span between each mover's rank and its place
+        holds no other entry's place, and the movers' spans do not overlap, every pair of entries is in
+        the same order by rank as by place, so every entry keeps its own.
+        """
+        places = sorted(map(_place_of, mine))
+        spans = []
+        for e in movers:
+            lo, hi = (e[4].custom_rank, e[2]) if e[4].custom_rank < e[2] else (e[2], e[4].custom_rank)
+            if bisect.bisect_right(places, hi) - bisect.bisect_left(places, lo) > 1:
+                break  # another entry's place is within its span: it may pass it
+            spans.append((lo, hi))
+        else:
+            spans.sort()
+            if all(spans[k][1] < spans[k + 1][0] for k in range(len(spans) - 1)):
+                return
+        by_rank = sorted([(e[4].custom_rank, e[2], e[3], j) for j, e in enumerate(mine)])
+        new = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
+        for slot, (_, place, _, j) in zip(places, by_rank, strict=True):
+            if slot != place:
+                e = mine[j]
+                mine[j] = new(_Entry, (e[0], e[1], slot, e[3], e[4]))
+
+    def promote_longest(self, queue: list[_Entry]) -> None:
+        """Move the attempt that gets the group's reservation to the front of its level in the sorted queue.
+
+        That is the longest-waiting attempt past ``reservation_wait_seconds`` (oldest ``queued_at``, then id)
+        at the highest level with such waiters, claimants and AUTO attempts that found no level excepted: a
+        newer job ahead of it in fair-share order must not take the nodes it is waiting for. Moving it gives
+        the order a fair-share key below every other one would, and is found on the sorted queue, looking at
+        the levels only down to the first one with such a waiter rather than at every attempt as it is queued.
+        """
+        cutoff = self.now - self.cfg.reservation_wait_seconds
+        if cutoff == -math.inf:  # reservations are off
+            return
+        claim_key = -_CLAIM
+        unresolved = -_AUTO  # the rank of an AUTO attempt that found no level: last, never a candidate
+        i = 0
+        end = len(queue)
+        while i < end and queue[i][0] <= claim_key:  # claimants first, never candidates
+            i += 1
+        run_start = i
+        run_rank = None
+        best = -1
+        best_key: tuple[float, int] = (math.inf, 0)
+        while i < end:
+            e = queue[i]
+            rank = e[0]
+            if rank != run_rank:
+                if best >= 0 or rank == unresolved:
+                    break  # found in the level above, or only AUTO attempts without a level are left
+                run_rank, run_start = rank, i
+            queued_at = e[4].queued_at
+            if queued_at <= cutoff and (queued_at, e[3]) < best_key:
+                best, best_key = i, (queued_at, e[3])
+            i += 1
+        if best > run_start:
+            queue.insert(run_start, queue.pop(best))
 
     def quota_holders(self, key: tuple[str, str, int]) -> tuple[Holder, ...]:
         used = self.quota_used.get(key, 0)
@@ -1330,15 +1391,16 @@ class _Pass:
                 g.reserved_free -= n - avail
                 avail = n
             if avail >= n:
-                starts.append(Start(aid, g.take_nodes(n), qlevel, None if qlevel == level else level))
-                me = Holder(aid, user, n, level)
+                starts.append(_build(Start, (aid, g.take_nodes(n), qlevel, None if qlevel == level else level)))
+                me = _holder(aid, user, n, level)
                 quota_used[key] = used + n
                 quota_pass.setdefault(key, []).append(me)
                 g.starters.append(me)
                 continue
             # Nothing changed in the group since an attempt of this level and size was found blocked for
             # reasons that do not depend on who asks: same answer (most of a long queue ends here).
-            same = g.blocked_cache.get((level, n))
+            blocked_key = level * _LEVEL_KEY + n
+            same = g.blocked_cache.get(blocked_key)
             if same is not None and (g.reserver is not None or now - w.queued_at < reservation_wait):
                 g.position += 1
                 explanations[aid] = _explain(aid, same[0], same[1], g.position, same[2], level)
@@ -1413,7 +1475,7 @@ class _Pass:
                 # 7. anti-starvation: hold what is being freed for it, and what is idle when it can start
                 # soon; nobody behind it in the queue may suspend anyone in the group until it starts.
                 # Idle nodes it could not use for a long time stay open to jobs behind it (backfill).
-                me = Holder(aid, user, n, level)
+                me = _holder(aid, user, n, level)
                 g.reserver = w
                 g.blocked_cache.clear()
                 g.reserver_holder = me
@@ -1451,7 +1513,7 @@ class _Pass:
                 or code is ReasonCode.NO_NODES
                 or (eta is None and not g.ts_nodes.get(level) and g.exhausted.get(level))
             ):
-                g.blocked_cache[(level, n)] = (code, message, holders)
+                g.blocked_cache[blocked_key] = (code, message, holders)
 
     def backfills(self, g: _Group, w: Waiting, level: int) -> bool:
         """May ``w`` start on idle nodes held by ``g``'s reservation? Only if it will not delay the
@@ -1484,7 +1546,7 @@ class _Pass:
         g.blocked_cache.clear()
         g.claimed_free += from_free
         sources = g.claim_becoming(from_becoming) if from_becoming else []
-        me = Holder(aid, w.user, n, level)
+        me = _holder(aid, w.user, n, level)
         self.quota_used[key] = self.quota_used.get(key, 0) + n
         self.quota_pass.setdefault(key, []).append(me)
         if from_free:
@@ -1510,7 +1572,7 @@ class _Pass:
                 freed += r.value
                 if reason is _TIME_SHARE:
                     ts_count += 1
-                self.suspends.append(Suspend(r.attempt_id, reason, aid))
+                self.suspends.append(_build(Suspend, (r.attempt_id, reason, aid)))
             if freed > need:  # the last victim's extra nodes go to whoever needs them next
                 g.becoming.append([victims[-1][0], freed - need])
                 g.becoming_total += freed - need

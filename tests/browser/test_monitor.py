@@ -73,3 +73,48 @@ def test_admin_creates_a_user_sets_a_quota_drains_a_node_and_reads_the_audit_log
         actor=User.objects.get(username="b-root"), node=Node.objects.get(name="n2"), reason="x"
     )
     expect(load).to_contain_text("4 nodes: 0 used, 2 free, 2 unavailable")
+
+
+def test_the_scheduler_overview_charts_the_last_day_and_week(browser_page, cluster):
+    from django.utils import timezone
+
+    from apps.scheduler.history import minute_of
+    from apps.scheduler.models import LoadSample
+
+    now = minute_of(timezone.now())
+    recent = range(now - 119, now + 1)  # the last two hours, every minute
+    older = [m for m in range(now - 3000, now - 2000) if m % 10 == 0]  # a day and a half ago, thinned
+
+    def sample(m: int) -> LoadSample:
+        back = now - m
+        levels = {"30": [0, 5], "10": [0, 2]} if back == 0 else {"10": [back % 5, 2]}
+        used = back % 5
+        return LoadSample(
+            minute=m, group=cluster.group, nodes=4, used=used, free=4 - used, gpus=32, gpus_used=8 * used,
+            running=used, waiting=7 if back == 0 else 2, levels=levels,
+        )  # fmt: skip
+
+    LoadSample.objects.all().delete()  # the set-up passes' own samples
+    LoadSample.objects.bulk_create([sample(m) for m in [*recent, *older]])
+    tab = browser_page
+    UserFactory(username="c-ops", groups=["ops"])
+    sign_in(tab, "c-ops")
+    tab.goto(tab.base + "/monitor/scheduler/")
+    group = tab.locator('[data-history-group="training"]')
+    expect(group.locator("canvas")).to_have_count(2)  # nodes, jobs
+    charts = group.locator('[role="img"]')
+    expect(charts.first).to_have_attribute("aria-label", re.compile(r"^Nodes\. Nodes used: 0 now, at most 4, "))
+    expect(charts.nth(1)).to_have_attribute("aria-label", re.compile(r"Waiting at HIGH: 5 now, at most 5, "))
+    group.get_by_text("The figures of training as a table").click()
+    rows = group.locator("details tbody tr")
+    expect(rows).to_have_count(2)  # hourly: now and an hour ago
+    any_time = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d$")
+    expect(rows.first.locator("td")).to_have_text([any_time, "0", "4", "4", "0 / 32", "0", "7"])
+    expect(rows.nth(1).locator("td")).to_have_text([any_time, "0", "4", "4", "0 / 32", "0", "2"])
+
+    tab.get_by_role("button", name="Last 7 days").click()
+    expect(tab.get_by_role("button", name="Last 7 days")).to_have_attribute("aria-pressed", "true")
+    group = tab.locator('[data-history-group="training"]')
+    expect(group.locator("canvas")).to_have_count(2)
+    # every six hours from the last tenth minute: it (sampled), then 36, 42 and 48 hours back
+    expect(group.locator("details tbody tr")).to_have_count(4)

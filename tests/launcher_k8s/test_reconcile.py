@@ -518,3 +518,106 @@ def test_the_watchdog_reads_output_from_the_log_store_after_a_restart(kube, make
     Reconciler(restarted, now=now + timedelta(hours=1)).run()  # and the watchdog still works
     attempt.refresh_from_db()
     assert (attempt.worker_status, attempt.stop_reason) == (WorkerStatus.STOPPING, StopReason.HUNG)
+
+
+#: The issue's scale. kmock serves each *create* in time growing with its object count, so the pods
+#: and Services are put straight into the emulator (as tests/launcher_k8s/test_kubernetes_backend.py
+#: does); the jobs are rows. What is measured — the API calls of the launcher's real reconcile
+#: pass — goes through HTTP as in production.
+PODS = 1000
+
+
+@pytest.mark.usefixtures("nodes")
+def test_a_reconcile_pass_over_1000_running_pods_makes_a_bounded_number_of_api_calls(
+    kube: KubeServer, make_backend: Any, pod_watch: Any, node_watch: Any, workspace: Any
+) -> None:
+    from apps.cluster.models import NodeGroup
+    from apps.experiments.choices import QueueStatus, RankStatus
+    from apps.experiments.models import Chain, Rank
+
+    from .conftest import wait_until
+
+    owner = UserFactory(username="olga")
+    group = NodeGroup.objects.get(name="training")
+    nodes = list(Node.objects.order_by("name"))
+    now = timezone.now()
+    chains = Chain.objects.bulk_create(
+        Chain(
+            owner=owner,
+            name=f"job-{i}",
+            workspace=str(workspace),
+            entrypoint="train.py",
+            node_group=group,
+            node_count=1,
+            priority=10,
+            environment_name="",
+            status=ChainStatus.RUNNING,
+        )
+        for i in range(PODS)
+    )
+    attempts = Attempt.objects.bulk_create(
+        Attempt(
+            chain=chain,
+            index=0,
+            priority=10,
+            effective_priority=10,
+            quota_priority=10,
+            queue_status=QueueStatus.SCHEDULED,
+            worker_status=WorkerStatus.RUNNING,
+            scheduled_at=now,
+            started_at=now,
+        )
+        for chain in chains
+    )
+    for chain, attempt in zip(chains, attempts, strict=True):
+        chain.latest_attempt = attempt
+    Chain.objects.bulk_update(chains, ["latest_attempt"])
+    Rank.objects.bulk_create(
+        Rank(attempt=a, rank=0, node=nodes[i % len(nodes)], holds_node=False, status=RankStatus.RUNNING)
+        for i, a in enumerate(attempts)
+    )
+    started = "2030-01-01T10:00:00Z"
+    running = {
+        "phase": "Running",
+        "startTime": started,
+        "containerStatuses": [{"name": "job", "ready": True, "state": {"running": {"startedAt": started}}}],
+    }
+
+    def seed() -> None:
+        for i, attempt in enumerate(attempts):
+            meta = {"namespace": NAMESPACE, "uid": f"uid-{attempt.pk}", "resourceVersion": "1"}
+            labels = {"rota.dev/attempt": str(attempt.pk)}
+            kube.emulator.objects["v1/pods", NAMESPACE, f"rota-{attempt.pk}-0"] = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {**meta, "name": f"rota-{attempt.pk}-0", "labels": {**labels, "rota.dev/rank": "0"}},
+                "spec": {"containers": [], "nodeName": nodes[i % len(nodes)].name},
+                "status": running,
+            }
+            kube.emulator.objects["v1/services", NAMESPACE, f"rota-{attempt.pk}"] = {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {**meta, "name": f"rota-{attempt.pk}", "labels": labels},
+                "spec": {"clusterIP": "None"},
+            }
+
+    kube.call(seed)
+    # As the worker runs it: informers on, relisting every 10 minutes (no log journal: the log
+    # streams are the followers', not the pass's).
+    backend = make_backend(relist_interval=600.0)
+    backend.start_watching()
+    assert backend.wait_synced(30)
+    wait_until(lambda: pod_watch.opened == 1 and node_watch.opened == 1, what="both watches open")
+
+    def one_pass() -> tuple[int, Any]:
+        before = len(kube.requests())
+        result = Reconciler(backend).run()
+        return len(kube.requests()) - before, result
+
+    calls, result = one_pass()
+    # Every job is seen running and left alone: nothing started, stopped or released.
+    assert Attempt.objects.filter(worker_status=WorkerStatus.RUNNING).count() == PODS
+    assert (result.started, result.running) == ([], [])  # already running: no transition to report
+    assert (result.finished, result.requeued, result.killed, result.cleaned) == ({}, {}, [], [])
+    assert calls == 1  # the Services, listed once per relist interval; pods and nodes are the informers'
+    assert [one_pass()[0] for _ in range(2)] == [0, 0]  # then nothing until the next relist

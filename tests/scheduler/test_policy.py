@@ -291,6 +291,50 @@ def test_order_is_priority_then_fair_share_then_custom_rank_then_fifo() -> None:
     assert result.explanations[2].holders == (Holder(4, "cat", 1, P.NORMAL), Holder(3, "cat", 1, P.NORMAL))
 
 
+def test_an_auto_job_takes_the_place_its_rank_gives_it_when_another_job_reorders() -> None:
+    # cat's NORMAL jobs 2 and 3 were submitted before AUTO job 4 (which resolves to NORMAL). Job 3's rank
+    # (650 s ago) passes none of the others, but it makes cat's NORMAL jobs ranked, so AUTO job 4's own rank
+    # (900 s ago) counts: the three take the places 800 / 700 / 600 s ago in rank order 4, 2, 3.
+    result = plan(
+        snap(
+            nodes("a"),
+            wait=[
+                waiting(2, "cat", submitted_ago=800),
+                waiting(3, "cat", submitted_ago=700, custom_rank=NOW - 650),
+                waiting(4, "cat", priority=P.AUTO, submitted_ago=600, custom_rank=NOW - 900),
+            ],
+            quotas={"cat": {("g", P.NORMAL): 10}},
+        )
+    )
+    assert started(result) == {4: ("a",)}
+    assert [(aid, e.position) for aid, e in sorted(result.explanations.items())] == [(2, 1), (3, 2)]
+
+
+def test_swap_places_gives_places_in_rank_order() -> None:
+    """The shortcut in ``swap_places`` (nothing moves unless a rank passes another job) against the
+    plain rule on random queues of one user's jobs, with equal first submissions and shared ranks."""
+    import random
+
+    from apps.scheduler.policy import _Entry, _Pass
+
+    rng = random.Random(11)
+    for case in range(3000):
+        jobs = []
+        for k in range(rng.randint(2, 7)):
+            first = float(rng.choice((100, 200, 300, 400, 500, 600)))
+            rank = first if rng.random() < 0.6 else float(rng.choice((0, 150, 200, 350, 700)))
+            w = waiting(k + 1, "ann", submitted_ago=NOW - first, custom_rank=rank)
+            jobs.append(_Entry(-P.NORMAL, 0.0, first, k + 1, w))
+        mine = list(jobs)
+        movers = [e for e in jobs if e.waiting.custom_rank != e.place]
+        _Pass.swap_places(mine, movers)
+        slots = sorted(e.place for e in jobs)
+        by_rank = sorted(jobs, key=lambda e: (e.waiting.custom_rank, e.place, e.attempt_id))
+        expected = {e.attempt_id: slot for slot, e in zip(slots, by_rank, strict=True)}
+        assert {e.attempt_id: e.place for e in mine} == expected, case
+        assert [e.attempt_id for e in mine] == [e.attempt_id for e in jobs]  # rewritten where they are
+
+
 # 4. Gang, whole nodes, rooms --------------------------------------------------------------------
 
 
@@ -679,7 +723,7 @@ def test_a_group_without_schedulable_nodes_says_so() -> None:
     )
 
 
-def test_fast_factories_match_the_dataclasses() -> None:
+def test_fast_factories_match_the_named_tuples() -> None:
     assert _holder(1, "ann", 2, P.HIGH) == Holder(1, "ann", 2, P.HIGH)
     holders = (Holder(1, "ann", 2, P.HIGH),)
     assert _explain(7, ReasonCode.QUOTA, "m", 3, holders, 10, 5.0) == Explanation(

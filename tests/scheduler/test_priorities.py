@@ -17,8 +17,18 @@ def test_policy_levels_are_the_quota_levels_highest_first() -> None:
     assert tuple(int(p) for p in QUOTA_LEVELS) == LEVELS
 
 
-def test_fast_constructors_build_what_the_dataclass_builds() -> None:
-    from apps.scheduler.policy import Explanation, Holder, ReasonCode, _explain, _holder
+def test_fast_constructors_build_what_the_named_tuples_build() -> None:
+    from apps.scheduler.policy import (
+        Explanation,
+        Holder,
+        ReasonCode,
+        Start,
+        Suspend,
+        SuspendReason,
+        _build,
+        _explain,
+        _holder,
+    )
 
     holder = _holder(3, "ann", 2, 10)
     assert type(holder) is Holder
@@ -26,4 +36,14 @@ def test_fast_constructors_build_what_the_dataclass_builds() -> None:
     assert hash(holder) == hash(Holder(3, "ann", 2, 10))
     fast = _explain(7, ReasonCode.QUOTA, "msg", 2, (holder,), 10, 5.0)
     assert fast == Explanation(7, ReasonCode.QUOTA, "msg", 2, (Holder(3, "ann", 2, 10),), 10, 5.0)
-    assert _explain(7, ReasonCode.QUOTA, "msg", 2, (), None) == Explanation(7, ReasonCode.QUOTA, "msg", 2, (), None)
+    assert type(fast) is Explanation
+    assert repr(fast) == repr(Explanation(7, ReasonCode.QUOTA, "msg", 2, (Holder(3, "ann", 2, 10),), 10, 5.0))
+    assert repr(holder) == "Holder(attempt_id=3, user='ann', nodes=2, priority=10)"  # what the driver fingerprints
+    default_eta = _explain(7, ReasonCode.QUOTA, "msg", 2, (), None)
+    assert default_eta == Explanation(7, ReasonCode.QUOTA, "msg", 2, (), None)
+    assert default_eta.eta is None
+    suspend = _build(Suspend, (4, SuspendReason.PREEMPTED, 7))
+    assert type(suspend) is Suspend and suspend == Suspend(4, SuspendReason.PREEMPTED, 7)
+    assert repr(suspend) == repr(Suspend(attempt_id=4, reason=SuspendReason.PREEMPTED, beneficiary_attempt_id=7))
+    start = _build(Start, (7, ("n1", "n2"), 10, None))
+    assert type(start) is Start and start == Start(7, ("n1", "n2"), 10)
