@@ -319,7 +319,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "portal.storage.StaticFilesStorage"  # hashed names, the modules' imports included
             if PRODUCTION
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )

@@ -3,7 +3,7 @@
 
 import { T } from "../portal/i18n.js";
 import { realtime } from "../realtime.js";
-import { cfg, followBtn, jumpBtn, latestAttempt, positionEl, state } from "./context.js";
+import { actions, cfg, followBtn, jumpBtn, latestAttempt, positionEl, state } from "./context.js";
 import { SEP_RE, bytes } from "./format.js";
 import { loadLater, openTail } from "./loading.js";
 import { append, scrollToBottom, showEnded, updateStatus } from "./view.js";
@@ -152,3 +152,5 @@ export function bindFollow() {
     }
   });
 }
+
+Object.assign(actions, { checkEnded, setFollowing, startFollowing, stopFollowing });

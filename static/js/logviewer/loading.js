@@ -2,8 +2,7 @@
  * (scrolling up, across attempts) or later; scrolling near either end loads more. */
 
 import { T } from "../portal/i18n.js";
-import { CONTEXT, PAGE, body, cfg, latestAttempt, linesEl, nextAttempt, prevAttempt, state } from "./context.js";
-import { checkEnded, setFollowing, startFollowing, stopFollowing } from "./follow.js";
+import { CONTEXT, PAGE, actions, body, cfg, latestAttempt, linesEl, nextAttempt, prevAttempt, state } from "./context.js";
 import { records } from "./format.js";
 import { append, clearNotes, nearBottom, note, prepend, renderTop, scrollToBottom, scrollToLine, showEmptyIfNeeded, showEnded, updateStatus } from "./view.js";
 
@@ -28,7 +27,7 @@ export function applyMeta(page) {
 
 export function reset() {
   state.gen += 1;
-  stopFollowing();
+  actions.stopFollowing();
   linesEl.textContent = "";
   state.top = state.bottom = null;
   state.lines = 0;
@@ -57,8 +56,8 @@ export function openTail(follow) {
     state.atLiveEnd = page.attempt_id === latestAttempt() && page.eof;
     showEmptyIfNeeded();
     scrollToBottom();
-    if (follow) startFollowing();
-    else checkEnded();
+    if (follow) actions.startFollowing();
+    else actions.checkEnded();
     updateStatus();
   }, failed);
 }
@@ -87,7 +86,7 @@ export function openAt(attempt, offset, mark) {
     if (!target && offset === 0) target = linesEl.querySelector('[data-sep="' + attempt + '"]') || linesEl.querySelector(".ln");
     if (mark && target && target.classList.contains("ln")) target.classList.add("target");
     scrollToLine(target);
-    setFollowing(false);
+    actions.setFollowing(false);
     updateStatus();
     return target;
   }, failed);
@@ -156,9 +155,11 @@ export function loadLater() {
 export function bindScroll() {
   body.addEventListener("scroll", function () {
     if (state.programmaticScroll) { state.programmaticScroll = false; return; }
-    if (state.following && !nearBottom()) setFollowing(false);
+    if (state.following && !nearBottom()) actions.setFollowing(false);
     if (body.scrollTop < 150) loadEarlier();
     if (!state.following && nearBottom() && !state.atLiveEnd) loadLater();
     updateStatus();
   });
 }
+
+actions.loadEarlier = loadEarlier;

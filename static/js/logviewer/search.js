@@ -3,11 +3,10 @@
 
 import { T, fmt } from "../portal/i18n.js";
 import { toast } from "../portal/toast.js";
-import { attemptNumber, cfg, countEl, latestAttempt, linesEl, matchesEl, q, searchForm, searchInput, searchbar, state } from "./context.js";
+import { actions, attemptNumber, cfg, countEl, latestAttempt, linesEl, matchesEl, q, searchForm, searchInput, searchbar, state } from "./context.js";
 import { setFollowing } from "./follow.js";
 import { TS_RE, cleanText } from "./format.js";
 import { openAt } from "./loading.js";
-import { switchRank } from "./toolbar.js";
 import { currentAttempt, highlight, scrollToLine, updateStatus } from "./view.js";
 
 export function rehighlight() {
@@ -59,7 +58,7 @@ export function renderSearchbar() {
     b.textContent = fmt(T.rank, { n: r }) + " (" + n + ")";
     b.disabled = !n;
     if (r === state.rank) b.setAttribute("aria-current", "true");
-    b.addEventListener("click", function () { switchRank(r, true); });
+    b.addEventListener("click", function () { actions.switchRank(r, true); });
     searchbar.appendChild(b);
   });
   if (s.truncated) { let t = document.createElement("span"); t.className = "subtle"; t.textContent = T.truncatedResults; searchbar.appendChild(t); }

@@ -3,7 +3,7 @@
 
 import { copy } from "../portal/clipboard.js";
 import { T } from "../portal/i18n.js";
-import { body, followBtn, jumpBtn, linesEl, nextAttempt, prevAttempt, q, rankSelect, root, state } from "./context.js";
+import { actions, body, followBtn, jumpBtn, linesEl, nextAttempt, prevAttempt, q, rankSelect, root, state } from "./context.js";
 import { setFollowing, startFollowing } from "./follow.js";
 import { openAt, openTail, reset } from "./loading.js";
 import { gotoHit, renderSearchbar } from "./search.js";
@@ -112,3 +112,5 @@ export function bindToolbar() {
     if (e.key === "f" || e.key === "F") { e.preventDefault(); followBtn.click(); }
   });
 }
+
+actions.switchRank = switchRank;

@@ -2,10 +2,8 @@
  * end and trimmed at the other (at most MAX_LINES lines), notes, scrolling, the status line. */
 
 import { LANG, T, fmt } from "../portal/i18n.js";
-import { MAX_LINES, attemptNumber, body, countEl, latestAttempt, linesEl, positionEl, prevAttempt, q, state, statusLabel } from "./context.js";
-import { followLive, setFollowing } from "./follow.js";
+import { MAX_LINES, actions, attemptNumber, body, countEl, latestAttempt, linesEl, positionEl, prevAttempt, state, statusLabel } from "./context.js";
 import { ERR_RE, TS_RE, WARN_RE, cleanText } from "./format.js";
-import { loadEarlier } from "./loading.js";
 
 export function highlight(el, text) {
   let s = state.search;
@@ -94,7 +92,7 @@ export function renderTop() {
     btn.type = "button";
     btn.className = "btn btn-sm";
     btn.textContent = T.loadEarlier;
-    btn.addEventListener("click", loadEarlier);
+    btn.addEventListener("click", () => actions.loadEarlier());
     marker.appendChild(btn);
   }
   marker.setAttribute("data-top", "");
@@ -148,7 +146,7 @@ export function trimBottom() {
   state.lines = MAX_LINES;
   state.bottom = { a: Number(keep.getAttribute("data-a")), o: Number(keep.getAttribute("data-e")) };
   state.atLiveEnd = false;
-  setFollowing(false);
+  actions.setFollowing(false);
 }
 
 export function showEmptyIfNeeded() {
