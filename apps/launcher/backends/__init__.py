@@ -105,7 +105,7 @@ def _gpu_metrics() -> Any:
     """Prometheus (DCGM exporter) for containers' GPU utilisation, or None when not configured."""
     from django.conf import settings
 
-    from apps.launcher.backends.kubernetes.gpu_metrics import PrometheusGpuMetrics
+    from apps.launcher.backends.kubernetes.gpu_metrics import PrometheusGpuMetrics  # the Kubernetes client (docstring)
 
     conf: dict[str, Any] = settings.ROTA_CONTAINERS
     if not conf["GPU_METRICS_URL"]:
