@@ -489,7 +489,14 @@ ROTA_CONTAINERS: dict[str, Any] = {
     "START_TIMEOUT_SECONDS": env_float("ROTA_CONTAINER_START_TIMEOUT_SECONDS", 120.0),
     "NODE_PORT_MIN": env_int("ROTA_CONTAINER_NODE_PORT_MIN", 30000),
     "NODE_PORT_MAX": env_int("ROTA_CONTAINER_NODE_PORT_MAX", 32767),
-    # Host name users ssh to for NodePorts (Kubernetes); empty = the host of ROTA_PUBLIC_URL.
+    # Local backend: each running container with SSH gets a port of this range for its own sshd
+    # (freed when it stops), listening on SSH_LISTEN ("127.0.0.1": this machine only; "0.0.0.0":
+    # every interface). docs/containers.md, "SSH".
+    "SSH_PORT_MIN": env_int("ROTA_CONTAINER_SSH_PORT_MIN", 22000),
+    "SSH_PORT_MAX": env_int("ROTA_CONTAINER_SSH_PORT_MAX", 22999),
+    "SSH_LISTEN": env_str("ROTA_CONTAINER_SSH_LISTEN", "127.0.0.1"),
+    # Host name users ssh to (NodePorts on Kubernetes, the machine locally); empty = the host of
+    # ROTA_PUBLIC_URL.
     "SSH_HOST": env_str("ROTA_CONTAINER_SSH_HOST"),
     # Ingress (Kubernetes): a host of its own for containers' HTTP services (a separate origin
     # from the portal; empty = no Ingress, the portal's proxy only), its IngressClass, and where

@@ -13,8 +13,9 @@ memory and GPUs of the containers wanted running, never exceed it; nor do expose
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -702,6 +703,8 @@ def container_observed(
         if c.desired == DesiredState.DELETED:
             c.ssh_node_port = None
             c.services.update(node_port=None)
+        elif not _ports_kept_between_runs():
+            c.ssh_node_port = None  # the local backend's SSH port is the run's (container_assign_ssh_port)
     c.save()
     emit(c)
     enqueue_on_commit(SCHEDULE)
@@ -717,6 +720,14 @@ def container_services_restarted(*, container_id: int, names: Iterable[str]) -> 
         c.save(update_fields=["restart_services"])
 
 
+def _ports_kept_between_runs() -> bool:
+    """NodePorts (Kubernetes) stay a container's until it is deleted; the local backend's SSH port
+    is freed when a run ends."""
+    from django.conf import settings
+
+    return bool(settings.ROTA_BACKEND == "kubernetes")
+
+
 NODE_PORTS_EXHAUSTED = gettext_noop(
     "Every NodePort of the cluster's range for containers is taken; ask an admin to widen the range."
 )
@@ -728,7 +739,8 @@ def container_assign_node_ports(*, container_id: int) -> None:
     ``ROTA_CONTAINERS['NODE_PORT_MIN'..'NODE_PORT_MAX']`` (Kubernetes backend; the launcher calls
     this before starting a run). A port, once given, stays the container's until it is deleted, so
     the SSH command does not change between runs. The count was checked against the owner's port
-    quota at create and edit; the unique columns make two assignments of one port impossible."""
+    quota at create and edit; the unique columns make two assignments of one port impossible
+    (``_take_ports``)."""
     from django.conf import settings
 
     c = Container.objects.select_for_update().filter(pk=container_id).first()
@@ -737,20 +749,71 @@ def container_assign_node_ports(*, container_id: int) -> None:
     services = list(c.services.filter(protocol=Protocol.TCP, node_port__isnull=True))
     if not services and (c.ssh_node_port or not c.ssh):
         return
-    used = set(Container.objects.exclude(ssh_node_port=None).values_list("ssh_node_port", flat=True))
-    used |= set(ContainerService.objects.exclude(node_port=None).values_list("node_port", flat=True))
-    low, high = int(settings.ROTA_CONTAINERS["NODE_PORT_MIN"]), int(settings.ROTA_CONTAINERS["NODE_PORT_MAX"])
-    free = (port for port in range(low, high + 1) if port not in used)
-    try:
-        if c.ssh and not c.ssh_node_port:
-            c.ssh_node_port = next(free)
-            c.save(update_fields=["ssh_node_port"])
-        for service in services:
-            service.node_port = next(free)
-            service.save(update_fields=["node_port"])
-    except StopIteration:
+    conf = settings.ROTA_CONTAINERS
+    if not _take_ports(c, services, int(conf["NODE_PORT_MIN"]), int(conf["NODE_PORT_MAX"])):
         # Stored on the container in English, translated when shown (``presentation``).
-        raise ApplicationError(NODE_PORTS_EXHAUSTED, code="node_ports_exhausted", status=503) from None
+        raise ApplicationError(NODE_PORTS_EXHAUSTED, code="node_ports_exhausted", status=503)
+
+
+SSH_PORTS_EXHAUSTED = gettext_noop(
+    "Every SSH port of this machine's range for containers is taken; ask an admin to widen the range."
+)
+
+
+@transaction.atomic
+def container_assign_ssh_port(*, container_id: int, usable: Callable[[int], bool] | None = None) -> None:
+    """Give the container's SSH service a port of ``ROTA_CONTAINERS['SSH_PORT_MIN'..'SSH_PORT_MAX']``
+    for its own sshd (local backend; the launcher calls this before starting a run, ``usable``
+    says whether a port can be bound on the machine right now). Kept in ``ssh_node_port`` like a
+    NodePort, with the same uniqueness, but only while the container is on a node: it is freed
+    when the run ends (``container_observed``), so the port may change between runs."""
+    from django.conf import settings
+
+    c = Container.objects.select_for_update().filter(pk=container_id).first()
+    if c is None or not c.ssh or c.ssh_node_port:
+        return
+    conf = settings.ROTA_CONTAINERS
+    if not _take_ports(c, [], int(conf["SSH_PORT_MIN"]), int(conf["SSH_PORT_MAX"]), usable):
+        raise ApplicationError(SSH_PORTS_EXHAUSTED, code="ssh_ports_exhausted", status=503)
+
+
+def _take_ports(
+    c: Container,
+    services: list[ContainerService],
+    low: int,
+    high: int,
+    usable: Callable[[int], bool] | None = None,
+) -> bool:
+    """Assign ports of ``low..high`` no container holds (and ``usable``) to the container's SSH (if
+    on and unassigned) and to ``services``; False when the range runs out. Race-safe: each save
+    is in a savepoint and a unique column refuses a port another launcher took meanwhile
+    (PostgreSQL waits for that transaction, then refuses); then the free ports are read again,
+    up to five times."""
+    for attempt in range(5):
+        used = set(Container.objects.exclude(ssh_node_port=None).values_list("ssh_node_port", flat=True))
+        used |= set(ContainerService.objects.exclude(node_port=None).values_list("node_port", flat=True))
+        wanted = int(bool(c.ssh and not c.ssh_node_port)) + sum(1 for s in services if s.node_port is None)
+        free = (port for port in range(low, high + 1) if port not in used and (usable is None or usable(port)))
+        chosen = list(itertools.islice(free, wanted))
+        if len(chosen) < wanted:
+            return False
+        try:
+            with transaction.atomic():
+                if c.ssh and not c.ssh_node_port:
+                    c.ssh_node_port = chosen.pop(0)
+                    c.save(update_fields=["ssh_node_port"])
+                for service in services:
+                    if service.node_port is None:
+                        service.node_port = chosen.pop(0)
+                        service.save(update_fields=["node_port"])
+            return True
+        except IntegrityError:
+            if attempt == 4:
+                raise  # the launcher's pass logs it and tries again at its next pass
+            c.refresh_from_db(fields=["ssh_node_port"])
+            for service in services:
+                service.refresh_from_db(fields=["node_port"])
+    return False  # not reached
 
 
 # -- idle reclaim ---------------------------------------------------------------------------------

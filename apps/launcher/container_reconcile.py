@@ -6,7 +6,8 @@ thing. It keeps no memory between passes; backends start each service at most on
 status change is a conditional report (``apps.containers.services.container_observed``) about one
 run, so two passes at once, or a report about an older run, change nothing twice.
 
-- **starting**: start the run's services; once JupyterLab answers its status API with the run's
+- **starting**: give TCP services their ports (NodePorts on Kubernetes; locally a port of the
+  machine for the run's sshd), start the run's services; once JupyterLab answers its status API with the run's
   token → ``running`` (its address recorded for the proxy). JupyterLab ending, or not answering
   within ``ROTA_CONTAINERS['START_TIMEOUT_SECONDS']`` → stop, ``failed`` with the reason.
 - **running**: record each service's state; restart the services the owner asked to restart;
@@ -255,9 +256,14 @@ def _reconcile_one(backend: ContainerBackend, c: Container, result: ContainerPas
         )
         return
     kubernetes = backend.name == "kubernetes"
-    if kubernetes and c.status == ContainerStatus.STARTING:
+    if c.status == ContainerStatus.STARTING and (kubernetes or (c.ssh and not c.ssh_node_port)):
         try:
-            container_services.container_assign_node_ports(container_id=c.pk)
+            if kubernetes:
+                container_services.container_assign_node_ports(container_id=c.pk)
+            else:  # the local backend's sshd gets a port of the machine for this run
+                container_services.container_assign_ssh_port(
+                    container_id=c.pk, usable=getattr(backend, "ssh_port_usable", None)
+                )
         except ApplicationError as exc:
             _fail_start(backend, c, result, exc.message)
             return

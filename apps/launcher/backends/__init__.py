@@ -78,7 +78,7 @@ def _create_container_backend() -> ContainerBackend:
         conf: dict[str, Any] = settings.ROTA_CONTAINERS
         run_root = Path(conf["RUN_ROOT"])
         run_root.mkdir(parents=True, exist_ok=True)
-        return LocalContainerBackend(run_root, get_container_log_store())
+        return LocalContainerBackend(run_root, get_container_log_store(), ssh_listen=str(conf["SSH_LISTEN"]))
     # the Kubernetes client, Django's models (journal) and ownership (imports this package): docstring
     from apps.launcher.backends.container_kubernetes import KubernetesContainerBackend
     from apps.launcher.log_journal import StoreLogJournal

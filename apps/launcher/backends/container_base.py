@@ -45,7 +45,8 @@ class ContainerSpec:
     gid: int | None = None
     uid_mapped: bool = False
     capabilities: tuple[str, ...] = ()
-    node_ports: dict[str, int] = field(default_factory=dict)  # tcp service name → NodePort (kubernetes)
+    # tcp service name → NodePort (kubernetes); locally only "ssh": the port of the run's sshd
+    node_ports: dict[str, int] = field(default_factory=dict)
     # What admins set for the pods of the container's node group and environment (kubernetes),
     # as for jobs; memlock and further capabilities are in ``capabilities``, variables in ``env``.
     pod: PodOptions = field(default_factory=PodOptions)

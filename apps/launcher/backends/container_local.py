@@ -11,8 +11,9 @@ JupyterLab listens on 127.0.0.1 on a free port chosen at start (kept in the run'
 restarted portal finds it again), with ``base_url`` = the portal path and the run's secret token in
 ``JUPYTER_TOKEN`` (environment, not argv: the process list is readable by everyone). Only the
 portal's proxy, which adds the token, talks to it. Custom HTTP services listen on their declared
-port on 127.0.0.1. SSH needs ``sshd`` on PATH; without it the ssh service fails with a message in
-its log and the rest of the container runs on.
+port on 127.0.0.1. SSH: the run's own ``sshd`` (``sshd_command``) on the port the launcher gave the
+run (``ROTA_CONTAINERS['SSH_PORT_MIN'..'SSH_PORT_MAX']``) and ``SSH_LISTEN``; without ``sshd`` on
+the machine the ssh service fails with a message in its log and the rest of the container runs on.
 
 GPU utilisation (idle reclaim on GPU groups) is read with ``nvidia-smi`` when it is on PATH: the
 GPUs of the run's ``CUDA_VISIBLE_DEVICES`` when its variables name them, else every GPU of the
@@ -75,26 +76,84 @@ def jupyter_command(python: str, port: int, base_url: str, root: str) -> str:
     return "exec " + shlex.join(argv)
 
 
-def sshd_command(port: int, run_dir: str) -> str:
+SSHD = "/usr/sbin/sshd"
+
+
+def sshd_command(port: int | None, listen: str, run_dir: str) -> str:
+    """The ssh service: the container's own sshd on ``listen:port`` (the port the launcher gave the
+    run), with a host key of its own (made at first start, kept in the run's directory), public
+    keys only, read from ``$HOME/.ssh/authorized_keys`` of the service (the workspace, or the home
+    of the owner's POSIX account when the server runs as root and starts it as that account).
+    ``-f /dev/null``: none of the machine's ``sshd_config`` applies (its port, its ``AllowUsers``,
+    its PAM set-up). sshd must be started by its absolute path (it re-executes itself); as root it
+    needs its privilege-separation directory ``/run/sshd``. Run as root it logs in any account of
+    the machine whose key is in that file; run as another user it can log in only that user
+    (docs/containers.md, "SSH")."""
+    if not port:
+        return "echo 'No SSH port was assigned to this run: SSH is unavailable' >&2; exit 1"
     key = f"{run_dir}/ssh_host_ed25519_key"
+    options = [
+        "-D",
+        "-e",
+        "-f",
+        "/dev/null",
+        "-p",
+        str(port),
+        "-h",
+        key,
+        "-o",
+        f"ListenAddress={listen}",
+        "-o",
+        "PidFile=none",
+        "-o",
+        "PasswordAuthentication=no",
+        "-o",
+        "KbdInteractiveAuthentication=no",
+        "-o",
+        "Subsystem=sftp internal-sftp",
+    ]
     return (
-        "command -v sshd >/dev/null || { echo 'sshd is not installed on this machine: SSH is unavailable'"
-        " >&2; exit 127; }; "
+        f'sshd="$(command -v sshd || echo {SSHD})"; '
+        "[ -x \"$sshd\" ] || { echo 'sshd is not installed on this machine: SSH is unavailable' >&2; exit 127; }; "
+        '[ "$(id -u)" != 0 ] || mkdir -p -m 0755 /run/sshd; '
         f"[ -f {shlex.quote(key)} ] || ssh-keygen -q -t ed25519 -N '' -f {shlex.quote(key)}; "
-        f'exec "$(command -v sshd)" -D -e -p {port} -h {shlex.quote(key)} -o PidFile=none'
-        " -o AuthorizedKeysFile=$HOME/.ssh/authorized_keys -o PasswordAuthentication=no"
+        f'exec "$sshd" {shlex.join(options)} -o "AuthorizedKeysFile=$HOME/.ssh/authorized_keys"'
     )
+
+
+def port_bindable(address: str, port: int) -> bool:
+    """Whether a TCP port can be bound on ``address`` right now (nothing of this machine listens on
+    it). ``SO_REUSEADDR`` as sshd sets it: connections of an earlier sshd still in TIME_WAIT do not
+    keep the port from its next one."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((address, port))
+        except OSError:
+            return False
+    return True
 
 
 class LocalContainerBackend(ContainerBackend):
     name = "local"
 
     def __init__(
-        self, run_root: Path, log_store: LogStore, *, python: str = sys.executable, nvidia_smi: str = "nvidia-smi"
+        self,
+        run_root: Path,
+        log_store: LogStore,
+        *,
+        python: str = sys.executable,
+        nvidia_smi: str = "nvidia-smi",
+        ssh_listen: str = "127.0.0.1",
     ) -> None:
         self.runs = LocalBackend(Path(run_root), log_store, python=python)
         self.python = python
         self.nvidia_smi = nvidia_smi
+        self.ssh_listen = ssh_listen
+
+    def ssh_port_usable(self, port: int) -> bool:
+        """Whether a run's sshd could listen on ``port`` now (the launcher skips ports others hold)."""
+        return port_bindable(self.ssh_listen, port)
 
     def _launch_spec(self, spec: ContainerSpec, port: int) -> LaunchSpec:
         workspace = Path(spec.workspace)
@@ -119,7 +178,7 @@ class LocalContainerBackend(ContainerBackend):
             elif service.name == "startup":
                 command = spec.startup_script
             elif service.name == "ssh":
-                command = sshd_command(service.port, run_dir)
+                command = sshd_command(spec.node_ports.get("ssh"), self.ssh_listen, run_dir)
             else:
                 env["PORT"] = str(service.port)
                 command = service.command
@@ -265,4 +324,4 @@ class LocalContainerBackend(ContainerBackend):
         return True
 
 
-__all__ = ["LocalContainerBackend", "free_port", "jupyter_command"]
+__all__ = ["LocalContainerBackend", "free_port", "jupyter_command", "port_bindable", "sshd_command"]
