@@ -683,6 +683,8 @@ def container_observed(
     if status == ContainerStatus.RUNNING:
         c.status = ContainerStatus.RUNNING
         c.last_activity_at = now
+        c.gpu_utilisation = None  # a new run: its GPUs have not been read yet
+        c.gpu_busy_at = None
     elif status == ContainerStatus.STOPPING:
         c.status = ContainerStatus.STOPPING
     else:
@@ -764,15 +766,46 @@ def container_record_activity(*, container_id: int, run: int, last_activity: dat
     ).update(last_activity_at=last_activity)
 
 
+@transaction.atomic
+def container_record_gpu_utilisation(*, container_id: int, run: int, percent: float | None, at: datetime) -> None:
+    """The launcher read the GPU utilisation of the current run (``None``: it could not). Kept for
+    the container's page; at or over the group's ``gpu_util_threshold``, or unknown, the GPUs
+    count as busy at ``at`` (unknown never counts as idle). The run's first reading starts the
+    GPUs' idle clock whatever it says."""
+    c = (
+        Container.objects.select_for_update()
+        .filter(pk=container_id, run=run, status=ContainerStatus.RUNNING)
+        .only("id", "node_group_id", "gpu_busy_at")
+        .first()
+    )
+    if c is None:
+        return
+    policy = ContainerGroupPolicy.objects.filter(node_group_id=c.node_group_id).first()
+    threshold = policy.gpu_util_threshold if policy else ContainerGroupPolicy().gpu_util_threshold
+    updates: dict[str, Any] = {"gpu_utilisation": percent}
+    if c.gpu_busy_at is None or ((percent is None or percent >= threshold) and c.gpu_busy_at < at):
+        updates["gpu_busy_at"] = at
+    Container.objects.filter(pk=c.pk).update(**updates)
+
+
+def _idle_since(c: Container, now: datetime) -> datetime:
+    """Since when the container has been idle: the newest of JupyterLab's last activity, the start,
+    the queueing and the owner's "keep" — and, with GPUs, the last time they were busy or could not
+    be measured (never measured in this run yet: not idle at all)."""
+    since = max(t for t in (c.last_activity_at, c.started_at, c.kept_at, c.queued_at) if t is not None)
+    if int((c.started_spec or {}).get("gpus") or 0) > 0:
+        since = max(since, c.gpu_busy_at or now)
+    return since
+
+
 def containers_reclaim_idle(now: datetime | None = None) -> dict[str, list[int]]:
     """Warn, then stop, running containers idle past their group's settings.
 
-    Idle since the newest of: the last activity JupyterLab reported, the start, the owner's "keep".
-    Past ``idle_seconds`` the owner is warned (a notification and the container's page); past a
-    further ``grace_seconds`` without a "keep", it is stopped with reason ``idle``. Groups whose
-    policy turns reclaim off are left alone. GPU utilisation is not measured by the backends yet,
-    so a container with GPUs is judged by JupyterLab's activity alone (docs/containers.md).
-    Returns the ids warned and stopped."""
+    Idle since ``_idle_since``: JupyterLab's kernels, terminals and API quiet and, for a container
+    with GPUs, every GPU under the group's ``gpu_util_threshold`` (measured by the backend; unknown
+    counts as busy). Past ``idle_seconds`` the owner is warned (a notification and the container's
+    page); past a further ``grace_seconds`` without a "keep", it is stopped with reason ``idle``.
+    Groups whose policy turns reclaim off are left alone. Returns the ids warned and stopped."""
     from apps.notifications.choices import NotificationKind
     from apps.notifications.services import notify
 
@@ -786,7 +819,7 @@ def containers_reclaim_idle(now: datetime | None = None) -> dict[str, list[int]]
         policy = policies.get(c.node_group_id) or ContainerGroupPolicy(node_group_id=c.node_group_id)
         if not policy.idle_reclaim:
             continue
-        since = max(t for t in (c.last_activity_at, c.started_at, c.kept_at, c.queued_at) if t is not None)
+        since = _idle_since(c, now)
         idle = (now - since).total_seconds()
         with transaction.atomic():
             locked = (

@@ -91,6 +91,22 @@ class ChainStatus(models.TextChoices):
     CANCELED = "canceled", _("Canceled")
 
 
+#: chain statuses whose latest attempt is queued (the rest carry their attempt's worker status)
+QUEUED_CHAIN_STATUSES = frozenset({ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.HELD})
+
+
+class ChainAction(models.TextChoices):
+    """What a person may do to a chain. Which of them a user may do now: ``actions.chain_actions``."""
+
+    STOP = "stop", _("Stop")  # a waiting job is canceled, a running one stopped
+    MARK_OUTCOME = "mark_outcome", _("Stop as succeeded or failed")  # HAI's stop --succeeded / --failed
+    SUSPEND = "suspend", _("Suspend")
+    RESUME = "resume", _("Resume")  # a held job may run again; a stopped, failed or canceled one is retried
+    SET_PRIORITY = "set_priority", _("Change priority")  # and the custom rank ("move to the front")
+    MOVE_GROUP = "move_group", _("Move to another node group")
+    EDIT = "edit", _("Edit tags, star, notes and sharing")
+
+
 class StopReason(models.TextChoices):
     USER = "user", _("Stopped by its owner")
     ADMIN = "admin", _("Stopped by an admin")

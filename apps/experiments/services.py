@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,10 @@ from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDen
 from apps.core.priorities import QUOTA_LEVELS, Priority, parse_priority
 from apps.core.tasks import enqueue_on_commit
 from apps.experiments import events, lifecycle
+from apps.experiments.actions import chain_actions, may_act
 from apps.experiments.choices import (
-    HOLDING_WORKER_STATUSES,
+    ChainAction,
+    ChainStatus,
     EntrypointKind,
     StopReason,
     SuspendReason,
@@ -58,18 +60,30 @@ def _fail(field: str, message: str) -> ApplicationError:
     return ApplicationError(message, fields={field: [message]})
 
 
-def can_act_on(user: User, chain: Chain) -> bool:
-    """Owner or platform admin: stop, suspend, resume, priority."""
-    return chain.owner_id == user.pk or user.is_platform_admin
-
-
 def _require_actor(user: User, chain: Chain) -> None:
-    # Anyone who cannot act on a chain is told it does not exist if they cannot even see it.
-    if can_act_on(user, chain):
+    """Refuse anyone but the owner and platform admins (``actions.may_act``); who may not even see
+    the chain is told it does not exist."""
+    if may_act(user=user, chain=chain):
         return
     if chain_visible(user=user, chain=chain):
         raise PermissionDenied(_("Only the owner of this job or an admin may do that."))
     raise NotFound(_("No such job."))
+
+
+def _require_action(actor: User, chain: Chain, action: ChainAction, refusal: Callable[[], str] | None = None) -> None:
+    """Refuse ``action`` unless ``chain_actions`` allows it: ``_require_actor``'s answer for someone
+    who may not act on the chain, else a ``Conflict`` saying ``refusal()`` (or what was refused and
+    why) when its state does not allow it. Callers pass ``chain`` as read under its lock, so its
+    state cannot change before they write."""
+    _require_actor(actor, chain)
+    if action not in chain_actions(user=actor, chain=chain):
+        message = (
+            refusal()
+            if refusal is not None
+            else _("A job that is %(s)s cannot be changed that way (%(a)s).")
+            % {"s": chain.get_status_display(), "a": action.label}
+        )
+        raise Conflict(message)
 
 
 def _validate_priority(user: User, value: int | str) -> int:
@@ -295,63 +309,79 @@ def experiment_stop(*, actor: User, chain: Chain, outcome: str = WorkerStatus.ST
 
     ``outcome`` succeeded or failed (HAI's ``stop --succeeded/--failed``) stops a job that has run
     and records it as succeeded or failed once its processes are gone; a waiting job can only be
-    canceled.
+    canceled. Allowed as ``chain_actions`` says (``STOP``, ``MARK_OUTCOME``).
     """
     if outcome not in STOP_OUTCOMES:
         raise _fail("outcome", _("Stop as stopped, succeeded or failed."))
     _require_actor(actor, chain)
     chain = lock_chain(chain.pk)
+    if outcome == WorkerStatus.STOPPED:
+        _require_action(actor, chain, ChainAction.STOP, refusal=lambda: _already_finished(chain))
+    else:
+        _require_action(
+            actor,
+            chain,
+            ChainAction.MARK_OUTCOME,
+            refusal=lambda: (
+                _already_finished(chain)
+                if chain.finished
+                else _("This job has not run, so it can only be stopped (canceled), not marked %(o)s.") % {"o": outcome}
+            ),
+        )
     attempt = _latest(chain)
     reason = STOP_OUTCOMES[outcome] or (StopReason.USER if actor.pk == chain.owner_id else StopReason.ADMIN)
-    if attempt.worker_status == WorkerStatus.QUEUED and outcome != WorkerStatus.STOPPED:
-        raise Conflict(
-            _("This job has not run, so it can only be stopped (canceled), not marked %(o)s.") % {"o": outcome}
-        )
     if attempt.worker_status == WorkerStatus.QUEUED:
         lifecycle.attempt_mark_finished(attempt_id=attempt.pk, status=WorkerStatus.CANCELED, stop_reason=reason)
-    elif attempt.worker_status in HOLDING_WORKER_STATUSES:
-        if attempt.worker_status != WorkerStatus.STOPPING:
-            lifecycle.transition(
-                attempt_id=attempt.pk,
-                target=WorkerStatus.STOPPING,
-                stop_reason=reason,
-                stop_requested_at=timezone.now(),
-            )
-            lifecycle.sync_chain(chain_id=chain.pk)
-            enqueue_on_commit(lifecycle.RECONCILE)
-        elif outcome != WorkerStatus.STOPPED:  # already stopping: how it is recorded may still change
-            Attempt.objects.filter(pk=attempt.pk, worker_status=WorkerStatus.STOPPING).update(stop_reason=reason)
-    else:
-        raise Conflict(_("This job has already finished (%(s)s).") % {"s": chain.get_status_display()})
+    elif attempt.worker_status != WorkerStatus.STOPPING:
+        lifecycle.transition(
+            attempt_id=attempt.pk,
+            target=WorkerStatus.STOPPING,
+            stop_reason=reason,
+            stop_requested_at=timezone.now(),
+        )
+        lifecycle.sync_chain(chain_id=chain.pk)
+        enqueue_on_commit(lifecycle.RECONCILE)
+    elif outcome != WorkerStatus.STOPPED:  # already stopping: how it is recorded may still change
+        Attempt.objects.filter(pk=attempt.pk, worker_status=WorkerStatus.STOPPING).update(stop_reason=reason)
     chain.refresh_from_db()
     return chain
+
+
+def _already_finished(chain: Chain) -> str:
+    return _("This job has already finished (%(s)s).") % {"s": chain.get_status_display()}
 
 
 @transaction.atomic
 def experiment_suspend(*, actor: User, chain: Chain) -> Chain:
     """Suspend a job: a running one gets the suspend notice and is requeued *held* (it waits
-    for ``experiment_resume``); a waiting one is held where it is."""
+    for ``experiment_resume``); a waiting one is held where it is; one the scheduler is already
+    suspending becomes a person's suspend, so it is held after. Allowed as ``chain_actions`` says."""
     _require_actor(actor, chain)
     chain = lock_chain(chain.pk)
+    _require_action(
+        actor,
+        chain,
+        ChainAction.SUSPEND,
+        refusal=lambda: (
+            _("This job is already suspended; resume it to let it run.")
+            if chain.status == ChainStatus.HELD
+            else _("Only a waiting or running job can be suspended (this one is %(s)s).")
+            % {"s": chain.get_status_display()}
+        ),
+    )
     attempt = _latest(chain)
     reason = SuspendReason.USER if actor.pk == chain.owner_id else SuspendReason.ADMIN
     if attempt.worker_status == WorkerStatus.QUEUED:
-        if chain.held:
-            raise Conflict(_("This job is already suspended; resume it to let it run."))
         Chain.objects.filter(pk=chain.pk).update(held=True)
         Attempt.objects.filter(pk=attempt.pk).update(**lifecycle.hold_fields())
         lifecycle.sync_chain(chain_id=chain.pk)
         enqueue_on_commit(lifecycle.SCHEDULE)
-    elif attempt.worker_status in (WorkerStatus.STARTING, WorkerStatus.RUNNING):
-        lifecycle.attempt_request_suspend(attempt_id=attempt.pk, reason=reason)
-        lifecycle.sync_chain(chain_id=chain.pk)
     elif attempt.worker_status == WorkerStatus.SUSPENDING:
         # Already suspending for the scheduler: make it a person's suspend, so it is held after.
         Attempt.objects.filter(pk=attempt.pk, worker_status=WorkerStatus.SUSPENDING).update(suspend_reason=reason)
     else:
-        raise Conflict(
-            _("Only a waiting or running job can be suspended (this one is %(s)s).") % {"s": chain.get_status_display()}
-        )
+        lifecycle.attempt_request_suspend(attempt_id=attempt.pk, reason=reason)
+        lifecycle.sync_chain(chain_id=chain.pk)
     chain.refresh_from_db()
     return chain
 
@@ -359,36 +389,37 @@ def experiment_suspend(*, actor: User, chain: Chain) -> Chain:
 @transaction.atomic
 def experiment_resume(*, actor: User, chain: Chain) -> Chain:
     """Resume a job: a held one may run again; a stopped, failed or canceled one gets a new
-    attempt carrying its whole-life state."""
+    attempt carrying its whole-life state. Allowed as ``chain_actions`` says."""
     _require_actor(actor, chain)
     chain = lock_chain(chain.pk)
+    _require_action(actor, chain, ChainAction.RESUME, refusal=lambda: _not_resumable(chain))
     attempt = _latest(chain)
     if attempt.worker_status == WorkerStatus.QUEUED:
-        if not chain.held:
-            raise Conflict(_("This job is already waiting to run."))
         Chain.objects.filter(pk=chain.pk).update(held=False)
         # The next scheduling pass writes the real explanation (or starts it).
         Attempt.objects.filter(pk=attempt.pk).update(pending_code="", pending_message="", pending_digest="")
         chain.held = False
-    elif attempt.worker_status in (WorkerStatus.STOPPED, WorkerStatus.FAILED, WorkerStatus.CANCELED):
+    else:
         if Chain.objects.filter(owner=chain.owner, name=chain.name, finished=False).exclude(pk=chain.pk).exists():
             raise Conflict(_("Another unfinished job is named %(n)r; stop or rename it first.") % {"n": chain.name})
         lifecycle.requeue(chain=chain, previous=attempt)
-    elif attempt.worker_status == WorkerStatus.SUCCEEDED:
-        raise Conflict(_("This job succeeded; submit it again to run it once more."))
-    else:
-        raise Conflict(
-            _("This job is %(s)s; only a suspended or stopped job can be resumed.") % {"s": chain.get_status_display()}
-        )
     lifecycle.sync_chain(chain_id=chain.pk)
     enqueue_on_commit(lifecycle.SCHEDULE)
     chain.refresh_from_db()
     return chain
 
 
+def _not_resumable(chain: Chain) -> str:
+    if chain.status in (ChainStatus.WAITING, ChainStatus.SUSPENDED):
+        return _("This job is already waiting to run.")
+    if chain.status == ChainStatus.SUCCEEDED:
+        return _("This job succeeded; submit it again to run it once more.")
+    return _("This job is %(s)s; only a suspended or stopped job can be resumed.") % {"s": chain.get_status_display()}
+
+
 @transaction.atomic
 def experiment_tag(*, user: User, chain: Chain, tag: str) -> list[str]:
-    _require_actor(user, chain)
+    _require_action(user, chain, ChainAction.EDIT)
     (name,) = _validate_tags([tag]) or [""]
     if not name:
         raise _fail("tag", _("Give a tag."))
@@ -398,13 +429,13 @@ def experiment_tag(*, user: User, chain: Chain, tag: str) -> list[str]:
 
 @transaction.atomic
 def experiment_untag(*, user: User, chain: Chain, tag: str) -> list[str]:
-    _require_actor(user, chain)
+    _require_action(user, chain, ChainAction.EDIT)
     ChainTag.objects.filter(chain=chain, name=tag.strip()).delete()
     return sorted(chain.tags.values_list("name", flat=True))
 
 
 def experiment_star(*, user: User, chain: Chain, starred: bool = True) -> Chain:
-    _require_actor(user, chain)
+    _require_action(user, chain, ChainAction.EDIT)
     Chain.objects.filter(pk=chain.pk).update(starred=starred)
     chain.starred = starred
     return chain
@@ -416,7 +447,7 @@ def experiment_share(*, user: User, chain: Chain, shared: bool = True) -> Chain:
 
     Sharing sends the chain's status to the team; unsharing sends ``chain.visibility`` (after
     commit) so team-mates' open sockets drop their subscriptions and log follows of it."""
-    _require_actor(user, chain)
+    _require_action(user, chain, ChainAction.EDIT)
     if shared and chain.owner.team_id is None:
         raise ApplicationError(_("You are not in a team, so there is nobody to share with."))
     team_id = lifecycle.shared_chain_teams([chain.pk]).get(chain.pk)  # before the change: who saw it
@@ -434,7 +465,8 @@ def experiment_share(*, user: User, chain: Chain, shared: bool = True) -> Chain:
 def experiment_set_priority(
     *, user: User, chain: Chain, priority: int | str | None = None, custom_rank: float | None = None
 ) -> Chain:
-    """Change the requested priority and/or custom rank (owner or admin; once per 10 s per job).
+    """Change the requested priority and/or custom rank of an unfinished job (owner or admin, as
+    ``chain_actions`` says; once per 10 s per job).
 
     The new priority applies to the waiting attempt and to attempts after a suspend; a running
     attempt keeps the level it was admitted at.
@@ -448,15 +480,14 @@ def experiment_set_priority(
         fields["priority"] = _validate_priority(user, priority)
     if custom_rank is not None:
         fields["custom_rank"] = float(custom_rank)
+    chain = lock_chain(chain.pk)
+    _require_action(user, chain, ChainAction.SET_PRIORITY, refusal=lambda: _("This job has finished."))
     updated = (
-        Chain.objects.filter(pk=chain.pk, finished=False)
+        Chain.objects.filter(pk=chain.pk)
         .exclude(priority_updated_at__gt=now - PRIORITY_UPDATE_INTERVAL)
         .update(**fields)
     )
     if not updated:
-        fresh = Chain.objects.get(pk=chain.pk)
-        if fresh.finished:
-            raise Conflict(_("This job has finished."))
         raise RateLimited(
             _("The priority of a job can be changed once every %(s)d seconds.")
             % {"s": PRIORITY_UPDATE_INTERVAL.seconds}
@@ -498,12 +529,16 @@ def experiment_move_group(*, actor: User, chain: Chain, group: str) -> Chain:
     ``chain.status`` event tells the pages showing it."""
     _require_actor(actor, chain)
     chain = lock_chain(chain.pk)
-    attempt = _latest(chain)
-    if attempt.worker_status != WorkerStatus.QUEUED:
-        raise Conflict(
+    _require_action(
+        actor,
+        chain,
+        ChainAction.MOVE_GROUP,
+        refusal=lambda: (
             _("Only a waiting job can move to another node group (this one is %(s)s); suspend it first.")
             % {"s": chain.get_status_display()}
-        )
+        ),
+    )
+    attempt = _latest(chain)
     node_group = NodeGroup.objects.filter(name=group).first()
     if node_group is None:
         known = ", ".join(NodeGroup.objects.order_by("name").values_list("name", flat=True)) or _("none")
@@ -522,7 +557,7 @@ def experiment_move_group(*, actor: User, chain: Chain, group: str) -> Chain:
 
 
 def experiment_set_notes(*, user: User, chain: Chain, notes: str) -> Chain:
-    _require_actor(user, chain)
+    _require_action(user, chain, ChainAction.EDIT)
     Chain.objects.filter(pk=chain.pk).update(notes=notes[:10000])
     chain.notes = notes[:10000]
     return chain

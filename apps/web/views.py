@@ -38,7 +38,8 @@ from apps.core.errors import ApplicationError, NotFound
 from apps.core.paging import IdFirstPaginator
 from apps.core.priorities import Priority
 from apps.experiments import services as experiment_services
-from apps.experiments.choices import ChainStatus
+from apps.experiments.actions import chain_actions
+from apps.experiments.choices import QUEUED_CHAIN_STATUSES, ChainStatus
 from apps.experiments.filtersets import STATUS_GROUPS, ChainFilterSet
 from apps.experiments.models import Chain
 from apps.experiments.selectors import attempt_runtime_seconds, chain_detail, chains_visible_to
@@ -350,21 +351,14 @@ def detail_context(request: SignedInRequest, pk: int, view: str = "overview") ->
     attempts = list(chain.attempts.all())
     latest = attempts[-1] if attempts else None
     user = request.user
-    can_act = chain.owner_id == user.pk or user.is_platform_admin
-    status = chain.status
     return {
         "chain": chain,
         "attempts": attempts,
         "attempts_desc": list(reversed(attempts)),
         "latest": latest,
         "ranks": list(latest.ranks.all()) if latest else [],
-        "can_act": can_act,
-        "can_stop": can_act and not chain.finished,
-        "can_suspend": can_act
-        and status in (ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.STARTING, ChainStatus.RUNNING),
-        "can_resume": can_act
-        and status in (ChainStatus.HELD, ChainStatus.STOPPED, ChainStatus.FAILED, ChainStatus.CANCELED),
-        "waiting": status in (ChainStatus.WAITING, ChainStatus.SUSPENDED, ChainStatus.HELD),
+        "actions": chain_actions(user=user, chain=chain),
+        "waiting": chain.status in QUEUED_CHAIN_STATUSES,
         "own_holders": own_quota_holders(
             code=latest.pending_code, holders=latest.pending_holders, owner=user.username, chain_id=chain.pk
         )

@@ -73,10 +73,14 @@ def test_web_pods_get_no_api_credentials_and_the_worker_is_never_doubled() -> No
     container = web["containers"][0]
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    probed = []
     for deployment in ("rota-web", "rota-worker"):
         for c in by_kind("Deployment", deployment)["spec"]["template"]["spec"]["containers"]:
             assert c["resources"]["requests"] and c["resources"]["limits"]["memory"]
             assert not c["image"].endswith(":latest")
+            probed.append((c["name"], next(iter(c["livenessProbe"]))))
+    # Every long-running container has a liveness probe (the two exec ones are tested below).
+    assert probed == [("web", "httpGet"), ("passes", "exec"), ("qcluster", "exec")]
     migrate = by_kind("Job", "rota-migrate")["spec"]["template"]["spec"]["containers"][0]
     assert migrate["command"] == ["python", "manage.py", "migrate", "--noinput"]
 

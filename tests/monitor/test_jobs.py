@@ -3,6 +3,8 @@ one or in a batch, each audited with the status before and after."""
 
 from __future__ import annotations
 
+import re
+
 from apps.core.models import AuditEntry
 from apps.experiments.choices import ChainStatus, WorkerStatus
 from apps.experiments.models import Chain
@@ -15,16 +17,30 @@ def test_lists_everyones_jobs_with_filters_and_constant_queries(cluster, submit,
     for i in range(3):
         submit(ann, name=f"ann-{i}", tags=["t1"])
     submit(ben, name="ben-0")
-    with django_assert_num_queries(8):  # session, user, groups; count, rows, tags; node groups; unread
+    # session, user, groups; count, the page's keys, its rows, their tags; node groups; unread
+    with django_assert_num_queries(9):
         body = admins["quota_editor"].get("/monitor/jobs/").content.decode()
     assert body.count("<tr data-job=") == 4 and "ann-2" in body and "ben-0" in body
     assert 'name="ids"' not in body  # a quota editor sees, does not act
     for i in range(5):
         submit(ben, name=f"more-{i}")
-    with django_assert_num_queries(8):
+    with django_assert_num_queries(9):
         assert admins["quota_editor"].get("/monitor/jobs/").content.decode().count("<tr data-job=") == 9
     only_ben = admins["ops"].get("/monitor/jobs/?owner=ben&status=pending").content.decode()
     assert "ann-" not in only_ben and 'name="ids"' in only_ben
+
+
+def test_a_deep_page_lists_its_jobs_newest_first(cluster, submit, admins, monkeypatch, django_assert_num_queries):
+    from monitor import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    ann = UserFactory(username="pager")
+    chains = [submit(ann, name=f"p-{i}", tags=["x"]) for i in range(5)]
+    with django_assert_num_queries(9):
+        body = admins["ops"].get("/monitor/jobs/?page=2").content.decode()
+    assert [int(pk) for pk in re.findall(r'<tr data-job="(\d+)"', body)] == [chains[2].pk, chains[1].pk]
+    last = admins["ops"].get("/monitor/jobs/?page=3&owner=pager").content.decode()
+    assert [int(pk) for pk in re.findall(r'<tr data-job="(\d+)"', last)] == [chains[0].pk]
 
 
 def test_batch_suspend_and_stop_audit_each_job(cluster, submit, admins):

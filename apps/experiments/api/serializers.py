@@ -6,7 +6,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.priorities import Priority
-from apps.experiments.choices import EntrypointKind
+from apps.experiments.actions import chain_actions, may_act
+from apps.experiments.choices import ChainAction, EntrypointKind
 from apps.experiments.models import Attempt, Chain, Rank
 from apps.experiments.selectors import attempt_runtime_seconds
 from apps.experiments.services import MAX_RUN_ESTIMATE_SECONDS, MAX_WATCHDOG_SECONDS
@@ -48,6 +49,10 @@ class ChainListSerializer(serializers.ModelSerializer):
     started_at = serializers.DateTimeField(source="latest_attempt.started_at", default=None)
     tags = serializers.SerializerMethodField()
     pending = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField(
+        help_text="What you may do to this job now (actions.chain_actions): empty unless it is yours or you are"
+        " an admin; the endpoints refuse the others (409 for its state, 403 or 404 for who you are)."
+    )
 
     class Meta:
         model = Chain
@@ -71,6 +76,7 @@ class ChainListSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
             "pending",
+            "actions",
         ]
 
     def get_priority_name(self, obj: Chain) -> str | None:
@@ -85,6 +91,11 @@ class ChainListSerializer(serializers.ModelSerializer):
     @extend_schema_field(PendingSerializer(allow_null=True))
     def get_pending(self, obj: Chain) -> dict[str, Any] | None:
         return pending_of(obj.latest_attempt)
+
+    @extend_schema_field(serializers.ListField(child=serializers.ChoiceField(choices=ChainAction.choices)))
+    def get_actions(self, obj: Chain) -> list[str]:
+        allowed = chain_actions(user=self.context["request"].user, chain=obj)
+        return [action.value for action in ChainAction if action in allowed]
 
 
 class RankSerializer(serializers.ModelSerializer):
@@ -137,7 +148,7 @@ class ChainDetailSerializer(ChainListSerializer):
     attempts = AttemptSerializer(many=True, read_only=True)
     environment = serializers.CharField(source="environment_name")
     runtime_seconds = serializers.SerializerMethodField()
-    can_act = serializers.SerializerMethodField()
+    can_act = serializers.SerializerMethodField(help_text="You may act on this job at all (owner or admin).")
 
     class Meta(ChainListSerializer.Meta):
         fields = [
@@ -163,9 +174,7 @@ class ChainDetailSerializer(ChainListSerializer):
         return round(sum(attempt_runtime_seconds(a) for a in obj.attempts.all()), 3)
 
     def get_can_act(self, obj: Chain) -> bool:
-        request = self.context.get("request")
-        user = getattr(request, "user", None)
-        return bool(user and (obj.owner_id == user.pk or user.is_platform_admin))
+        return may_act(user=self.context["request"].user, chain=obj)
 
 
 class SubmitSerializer(serializers.Serializer):

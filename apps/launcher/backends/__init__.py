@@ -95,9 +95,22 @@ def _create_container_backend() -> ContainerBackend:
         ),
         default_image=str(settings.ROTA_CONTAINERS["IMAGE"]),
         ingress=_ingress_config(),
+        gpu_metrics=_gpu_metrics(),
     )
     backend.start_watching()
     return backend
+
+
+def _gpu_metrics() -> Any:
+    """Prometheus (DCGM exporter) for containers' GPU utilisation, or None when not configured."""
+    from django.conf import settings
+
+    from apps.launcher.backends.kubernetes.gpu_metrics import PrometheusGpuMetrics
+
+    conf: dict[str, Any] = settings.ROTA_CONTAINERS
+    if not conf["GPU_METRICS_URL"]:
+        return None
+    return PrometheusGpuMetrics(str(conf["GPU_METRICS_URL"]), query=str(conf["GPU_UTIL_QUERY"]))
 
 
 def _ingress_config() -> Any:

@@ -15,8 +15,11 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from apps.accounts.models import User
 from apps.core.priorities import Priority
 from apps.core.reversing import reverse_pk
+from apps.experiments.actions import chain_actions
+from apps.experiments.choices import ChainAction
 from apps.experiments.models import Attempt, Chain
 from apps.experiments.selectors import attempt_runtime_seconds
 from apps.web import presentation
@@ -111,6 +114,18 @@ def chain_runtime(chain: Chain) -> float:
 @register.filter
 def attempt_runtime(attempt: Attempt) -> float:
     return attempt_runtime_seconds(attempt)
+
+
+@register.simple_tag(name="chain_actions")
+def chain_actions_tag(chain: Chain, user: User) -> frozenset[ChainAction]:
+    """``{% chain_actions chain user as actions %}``: what ``user`` may do to ``chain`` (a list row)."""
+    return chain_actions(user=user, chain=chain)
+
+
+@register.filter
+def allows(actions: frozenset[ChainAction], name: str) -> bool:
+    """``{% if actions|allows:"stop" %}``: an unknown action name is an error, not a silent no."""
+    return ChainAction(name) in actions
 
 
 @register.simple_tag
