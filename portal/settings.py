@@ -319,7 +319,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (
-            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            "portal.storage.StaticFilesStorage"  # hashed names, the modules' imports included
             if PRODUCTION
             else "django.contrib.staticfiles.storage.StaticFilesStorage"
         )
@@ -498,6 +498,11 @@ ROTA_CONTAINERS: dict[str, Any] = {
     "INGRESS_HOST": env_str("ROTA_CONTAINER_INGRESS_HOST"),
     "INGRESS_AUTH_URL": env_str("ROTA_CONTAINER_INGRESS_AUTH_URL", f"{ROTA_PUBLIC_URL.rstrip('/')}/containers/auth/"),
     "IDLE_CHECK_SECONDS": env_float("ROTA_CONTAINER_IDLE_CHECK_SECONDS", 60.0),
+    # Kubernetes: Prometheus scraping NVIDIA's DCGM exporter, for GPU utilisation as an idle signal
+    # (empty = unknown: containers with GPUs are then never stopped as idle), and the query.
+    "GPU_METRICS_URL": env_str("ROTA_CONTAINER_GPU_METRICS_URL"),
+    "GPU_UTIL_QUERY": env_str("ROTA_CONTAINER_GPU_UTIL_QUERY")
+    or 'max(DCGM_FI_DEV_GPU_UTIL{{namespace="{namespace}",pod="{pod}"}})',
     # Kubernetes: the image of containers without an environment (it must have JupyterLab and bash).
     "IMAGE": env_str("ROTA_CONTAINER_IMAGE", "quay.io/jupyter/minimal-notebook:2024-12-09"),
 }

@@ -88,6 +88,10 @@ class Container(models.Model):
     stopped_at = models.DateTimeField(null=True, blank=True)
     edited_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(null=True, blank=True)
+    # GPU groups: the last GPU utilisation the launcher read (%, None = unknown or not read yet) and
+    # when the GPUs were last seen busy (at or over the group's threshold) or not measurable.
+    gpu_utilisation = models.FloatField(null=True, blank=True)
+    gpu_busy_at = models.DateTimeField(null=True, blank=True)
     idle_warned_at = models.DateTimeField(null=True, blank=True)
     kept_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Environment, Node, NodeGroup
@@ -42,10 +43,13 @@ from apps.containers.events import ContainerChanged
 from apps.containers.models import Container, ContainerGroupPolicy, ContainerService
 from apps.containers.selectors import QuotaUse, quota_use
 from apps.core.audit import audit_record
-from apps.core.errors import ApplicationError, Conflict, NotFound
+from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 from apps.core.passes import CONTAINER_RECONCILE as RECONCILE
 from apps.core.passes import SCHEDULE
 from apps.core.tasks import enqueue_on_commit
+from apps.experiments.models import Rank  # the rank table says which nodes jobs hold
+from apps.notifications.choices import NotificationKind
+from apps.notifications.services import notify
 from apps.quotas.selectors import quota_resolve
 from portal.realtime import ADMINS_GROUP, send_event_on_commit, user_group
 
@@ -486,9 +490,6 @@ def group_policy_set(
     gpu_util_threshold: int = 5,
 ) -> ContainerGroupPolicy:
     """Set how a node group hosts containers (cluster managers and ops). Audited."""
-    from apps.accounts.choices import AdminGroup
-    from apps.core.errors import PermissionDenied
-
     if not actor.in_admin_group(AdminGroup.CLUSTER_MANAGER, AdminGroup.OPS):
         raise PermissionDenied(_("Only cluster managers and ops may change container settings."))
     if kind not in GroupKind.values:
@@ -553,8 +554,6 @@ def containers_place(now: datetime | None = None) -> list[int]:
     update from ``queued`` (a container stopped meanwhile is not placed). Containers of a
     preemptible group on a node a training job took are stopped and queued again. Returns the
     ids placed."""
-    from apps.experiments.models import Rank  # the rank table says which nodes jobs hold
-
     now = now or timezone.now()
     held = set(Rank.objects.filter(holds_node=True).values_list("node_id", flat=True))
     rows = list(Node.objects.select_related("group").all())
@@ -683,6 +682,8 @@ def container_observed(
     if status == ContainerStatus.RUNNING:
         c.status = ContainerStatus.RUNNING
         c.last_activity_at = now
+        c.gpu_utilisation = None  # a new run: its GPUs have not been read yet
+        c.gpu_busy_at = None
     elif status == ContainerStatus.STOPPING:
         c.status = ContainerStatus.STOPPING
     else:
@@ -764,18 +765,46 @@ def container_record_activity(*, container_id: int, run: int, last_activity: dat
     ).update(last_activity_at=last_activity)
 
 
+@transaction.atomic
+def container_record_gpu_utilisation(*, container_id: int, run: int, percent: float | None, at: datetime) -> None:
+    """The launcher read the GPU utilisation of the current run (``None``: it could not). Kept for
+    the container's page; at or over the group's ``gpu_util_threshold``, or unknown, the GPUs
+    count as busy at ``at`` (unknown never counts as idle). The run's first reading starts the
+    GPUs' idle clock whatever it says."""
+    c = (
+        Container.objects.select_for_update()
+        .filter(pk=container_id, run=run, status=ContainerStatus.RUNNING)
+        .only("id", "node_group_id", "gpu_busy_at")
+        .first()
+    )
+    if c is None:
+        return
+    policy = ContainerGroupPolicy.objects.filter(node_group_id=c.node_group_id).first()
+    threshold = policy.gpu_util_threshold if policy else ContainerGroupPolicy().gpu_util_threshold
+    updates: dict[str, Any] = {"gpu_utilisation": percent}
+    if c.gpu_busy_at is None or ((percent is None or percent >= threshold) and c.gpu_busy_at < at):
+        updates["gpu_busy_at"] = at
+    Container.objects.filter(pk=c.pk).update(**updates)
+
+
+def _idle_since(c: Container, now: datetime) -> datetime:
+    """Since when the container has been idle: the newest of JupyterLab's last activity, the start,
+    the queueing and the owner's "keep" — and, with GPUs, the last time they were busy or could not
+    be measured (never measured in this run yet: not idle at all)."""
+    since = max(t for t in (c.last_activity_at, c.started_at, c.kept_at, c.queued_at) if t is not None)
+    if int((c.started_spec or {}).get("gpus") or 0) > 0:
+        since = max(since, c.gpu_busy_at or now)
+    return since
+
+
 def containers_reclaim_idle(now: datetime | None = None) -> dict[str, list[int]]:
     """Warn, then stop, running containers idle past their group's settings.
 
-    Idle since the newest of: the last activity JupyterLab reported, the start, the owner's "keep".
-    Past ``idle_seconds`` the owner is warned (a notification and the container's page); past a
-    further ``grace_seconds`` without a "keep", it is stopped with reason ``idle``. Groups whose
-    policy turns reclaim off are left alone. GPU utilisation is not measured by the backends yet,
-    so a container with GPUs is judged by JupyterLab's activity alone (docs/containers.md).
-    Returns the ids warned and stopped."""
-    from apps.notifications.choices import NotificationKind
-    from apps.notifications.services import notify
-
+    Idle since ``_idle_since``: JupyterLab's kernels, terminals and API quiet and, for a container
+    with GPUs, every GPU under the group's ``gpu_util_threshold`` (measured by the backend; unknown
+    counts as busy). Past ``idle_seconds`` the owner is warned (a notification and the container's
+    page); past a further ``grace_seconds`` without a "keep", it is stopped with reason ``idle``.
+    Groups whose policy turns reclaim off are left alone. Returns the ids warned and stopped."""
     now = now or timezone.now()
     done: dict[str, list[int]] = {"warned": [], "stopped": []}
     policies = {p.node_group_id: p for p in ContainerGroupPolicy.objects.all()}
@@ -786,7 +815,7 @@ def containers_reclaim_idle(now: datetime | None = None) -> dict[str, list[int]]
         policy = policies.get(c.node_group_id) or ContainerGroupPolicy(node_group_id=c.node_group_id)
         if not policy.idle_reclaim:
             continue
-        since = max(t for t in (c.last_activity_at, c.started_at, c.kept_at, c.queued_at) if t is not None)
+        since = _idle_since(c, now)
         idle = (now - since).total_seconds()
         with transaction.atomic():
             locked = (

@@ -165,7 +165,9 @@ def jupyter_last_activity(address: str, spec: ContainerSpec, timeout: float = 1.
     return parse_datetime(value) if isinstance(value, str) else None
 
 
-def _check_activity(c: Container, spec: ContainerSpec, address: str | None) -> None:
+def _check_activity(backend: ContainerBackend, c: Container, spec: ContainerSpec, address: str | None) -> None:
+    """Every ``IDLE_CHECK_SECONDS``: JupyterLab's last activity and, with GPUs, the backend's
+    reading of their utilisation (None when it cannot measure: recorded as busy)."""
     interval = float(_conf()["IDLE_CHECK_SECONDS"])
     now = time.monotonic()
     if not address or now - _last_activity_check.get(c.pk, -1e9) < interval:
@@ -174,6 +176,11 @@ def _check_activity(c: Container, spec: ContainerSpec, address: str | None) -> N
     last = jupyter_last_activity(address, spec)
     if last is not None:
         container_services.container_record_activity(container_id=c.pk, run=c.run, last_activity=last)
+    if spec.gpus > 0:
+        percent = backend.gpu_utilisation(c.pk, c.run)
+        container_services.container_record_gpu_utilisation(
+            container_id=c.pk, run=c.run, percent=percent, at=timezone.now()
+        )
 
 
 _last_reclaim = [-1e9]
@@ -315,4 +322,4 @@ def _reconcile_one(backend: ContainerBackend, c: Container, result: ContainerPas
         observed = backend.observe(c.pk, c.run)
     endpoints = backend.endpoints(c.pk, c.run)
     _record_states(c, _states(observed), endpoints)
-    _check_activity(c, spec, endpoints.get("jupyter"))
+    _check_activity(backend, c, spec, endpoints.get("jupyter"))

@@ -8,13 +8,13 @@ if (box) start();
 
 /** Draw the job's charts and keep them current. */
 function start() {
-  let grid = box.querySelector("[data-chart-grid]");
-  let empty = box.querySelector("[data-chart-empty]");
-  let error = box.querySelector("[data-chart-error]");
-  let PALETTE = ["#4f5fe0", "#e0743a", "#16a37a", "#c2399b", "#c99a06", "#2b9bd4", "#7d5fd6", "#d9534f"];
-  let numbers = {};
+  const grid = box.querySelector("[data-chart-grid]");
+  const empty = box.querySelector("[data-chart-empty]");
+  const error = box.querySelector("[data-chart-error]");
+  const PALETTE = ["#4f5fe0", "#e0743a", "#16a37a", "#c2399b", "#c99a06", "#2b9bd4", "#7d5fd6", "#d9534f"];
+  const numbers = {};
   (box.getAttribute("data-attempts") || "").split(",").forEach(function (pair) {
-    let p = pair.split(":");
+    const p = pair.split(":");
     if (p.length === 2) numbers[p[0]] = Number(p[1]);
   });
   let xMode = "step";
@@ -39,25 +39,25 @@ function start() {
   }
 
   function build(name, points) {
-    let card = document.createElement("div");
+    const card = document.createElement("div");
     card.className = "chart-card";
-    let title = document.createElement("h3");
+    const title = document.createElement("h3");
     title.textContent = name;
     card.appendChild(title);
-    let target = document.createElement("div");
+    const target = document.createElement("div");
     target.className = "chart";
     card.appendChild(target);
     grid.appendChild(card);
 
-    let attempts = [];
+    const attempts = [];
     points.forEach(function (p) { if (attempts.indexOf(p.attempt_id) < 0) attempts.push(p.attempt_id); });
-    let xOf = xMode === "time" ? function (p) { return Date.parse(p.t) / 1000; } : function (p) { return p.step; };
-    let xs = Array.from(new Set(points.map(xOf))).sort(function (a, b) { return a - b; });
-    let index = new Map(xs.map(function (x, i) { return [x, i]; }));
-    let columns = attempts.map(function () { return new Array(xs.length).fill(null); });
+    const xOf = xMode === "time" ? function (p) { return Date.parse(p.t) / 1000; } : function (p) { return p.step; };
+    const xs = Array.from(new Set(points.map(xOf))).sort(function (a, b) { return a - b; });
+    const index = new Map(xs.map(function (x, i) { return [x, i]; }));
+    const columns = attempts.map(function () { return new Array(xs.length).fill(null); });
     points.forEach(function (p) { columns[attempts.indexOf(p.attempt_id)][index.get(xOf(p))] = p.value; });
 
-    let opts = {
+    const opts = {
       width: Math.max(240, target.clientWidth || card.clientWidth - 28),
       height: 210,
       scales: { x: { time: xMode === "time" } },
@@ -81,7 +81,7 @@ function start() {
     destroy();
     grid.textContent = "";
     grid.removeAttribute("aria-busy");
-    let names = Object.keys(series || {}).sort();
+    const names = Object.keys(series || {}).sort();
     grid.hidden = names.length === 0;
     empty.hidden = names.length !== 0;
     names.forEach(function (name) { build(name, series[name]); });
@@ -92,7 +92,7 @@ function start() {
       .then(function (r) { if (!r.ok) throw new Error(r.statusText); return r.json(); })
       .then(function (data) {
         error.hidden = true;
-        let sig = JSON.stringify(Object.keys(data.series).map(function (k) { return [k, data.series[k].length]; }));
+        const sig = JSON.stringify(Object.keys(data.series).map(function (k) { return [k, data.series[k].length]; }));
         if (sig === signature && series) return;
         signature = sig;
         series = data.series;
@@ -116,7 +116,7 @@ function start() {
       clearTimeout(pending);
       pending = setTimeout(function () {
         charts.forEach(function (c) {
-          let w = c.root.parentNode.clientWidth;
+          const w = c.root.parentNode.clientWidth;
           if (w && Math.abs(w - c.width) > 4) c.setSize({ width: w, height: 210 });
         });
       }, 100);
@@ -126,8 +126,8 @@ function start() {
 
   load();
   setInterval(function () {
-    let live = document.getElementById("chain-live");
-    let finished = live && ["succeeded", "failed", "stopped", "canceled"].indexOf(live.getAttribute("data-chain-status")) >= 0;
+    const live = document.getElementById("chain-live");
+    const finished = live && ["succeeded", "failed", "stopped", "canceled"].indexOf(live.getAttribute("data-chain-status")) >= 0;
     if (!document.hidden && !finished) load();
   }, 15000);
 }

@@ -21,11 +21,11 @@ function post(url, data) {
 }
 
 function setup(form) {
-  let area = form.querySelector("textarea[data-markdown-editor]");
+  const area = form.querySelector("textarea[data-markdown-editor]");
   if (!area || typeof window.EasyMDE !== "function") return;
-  let label = function (name, fallback) { return form.getAttribute("data-label-" + name) || fallback; };
-  let sprite = form.getAttribute("data-icon-sprite") || "";
-  let status = document.createElement("p");
+  const label = function (name, fallback) { return form.getAttribute("data-label-" + name) || fallback; };
+  const sprite = form.getAttribute("data-icon-sprite") || "";
+  const status = document.createElement("p");
   status.className = "small editor-status";
   status.setAttribute("role", "status");
 
@@ -39,7 +39,7 @@ function setup(form) {
 
   let previews = 0;
   function previewRender(text, preview) {
-    let mine = ++previews;
+    const mine = ++previews;
     let data = new FormData();
     data.append("body", text);
     post(form.getAttribute("data-preview-url"), data)
@@ -65,7 +65,7 @@ function setup(form) {
       .catch(function () { onError(label("failed", "That did not work; try again.")); });
   }
 
-  let editor = new window.EasyMDE({
+  const editor = new window.EasyMDE({
     element: area,
     autoDownloadFontAwesome: false,
     spellChecker: false,
@@ -116,20 +116,20 @@ function setup(form) {
   });
 
   // The visible input gets the field's label (the original textarea is hidden).
-  let input = editor.codemirror.getInputField();
+  const input = editor.codemirror.getInputField();
   input.id = area.id + "-editor";
   input.setAttribute("aria-label", label("field", area.getAttribute("aria-label") || ""));
-  let fieldLabel = form.querySelector('label[for="' + area.id + '"]');
+  const fieldLabel = form.querySelector('label[for="' + area.id + '"]');
   if (fieldLabel) fieldLabel.htmlFor = input.id;
   if (area.getAttribute("aria-invalid") === "true") input.setAttribute("aria-invalid", "true");
-  let container = editor.codemirror.getWrapperElement().parentNode;
+  const container = editor.codemirror.getWrapperElement().parentNode;
   container.parentNode.insertBefore(status, container.nextSibling);
   // EasyMDE says "saved" after every save, also when an empty text removed the draft: say so
   // only when there is a draft.
-  let save = editor.autosave.bind(editor);
+  const save = editor.autosave.bind(editor);
   editor.autosave = function () {
     save();
-    let saved = document.getElementById("autosaved");
+    const saved = document.getElementById("autosaved");
     if (saved && !editor.value()) saved.textContent = "";
   };
   editor.autosave();

@@ -9,15 +9,15 @@ if (box) start();
 
 /** Draw the history charts and tables, and keep them current. */
 function start() {
-  let grid = box.querySelector("[data-history-grid]");
-  let empty = box.querySelector("[data-history-empty]");
-  let error = box.querySelector("[data-history-error]");
-  let L = {};
+  const grid = box.querySelector("[data-history-grid]");
+  const empty = box.querySelector("[data-history-empty]");
+  const error = box.querySelector("[data-history-error]");
+  const L = {};
   Array.prototype.forEach.call(box.attributes, function (a) {
     if (a.name.indexOf("data-label-") === 0) L[a.name.slice(11)] = a.value;
   });
-  let COLORS = { used: "#4f5fe0", free: "#16a37a", nodes: "#8a8f98", running: "#e0743a", waiting: "#c2399b" };
-  let LEVEL_COLORS = ["#d9534f", "#c99a06", "#2b9bd4", "#7d5fd6", "#16a37a", "#e0743a", "#4f5fe0", "#8a8f98", "#c2399b"];
+  const COLORS = { used: "#4f5fe0", free: "#16a37a", nodes: "#8a8f98", running: "#e0743a", waiting: "#c2399b" };
+  const LEVEL_COLORS = ["#d9534f", "#c99a06", "#2b9bd4", "#7d5fd6", "#16a37a", "#e0743a", "#4f5fe0", "#8a8f98", "#c2399b"];
   let span = "24h";
   let data = null;
   let charts = [];
@@ -36,14 +36,14 @@ function start() {
     };
   }
   function el(tag, cls, text) {
-    let e = document.createElement(tag);
+    const e = document.createElement(tag);
     if (cls) e.className = cls;
     if (text !== undefined) e.textContent = text;
     return e;
   }
   function stamp(seconds) {
-    let d = new Date(seconds * 1000);
-    let pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    const d = new Date(seconds * 1000);
+    const pad = function (n) { return (n < 10 ? "0" : "") + n; };
     return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + pad(d.getHours()) + ":" + pad(d.getMinutes());
   }
   function last(values) {
@@ -56,7 +56,7 @@ function start() {
     return { now: last(values), max: max, mean: n ? Math.round((sum / n) * 10) / 10 : null };
   }
   function summary(label, values) {
-    let s = stats(values);
+    const s = stats(values);
     if (s.now === null) return fmt(L["no-data"], { name: label });
     return fmt(L.summary, { name: label, now: s.now, max: s.max, mean: s.mean });
   }
@@ -67,14 +67,14 @@ function start() {
   }
 
   function chart(card, title, lines) {
-    let wrap = el("div", "chart-card");
+    const wrap = el("div", "chart-card");
     wrap.appendChild(el("h4", "", title));
-    let target = el("div", "chart");
+    const target = el("div", "chart");
     target.setAttribute("role", "img");
     target.setAttribute("aria-label", title + ". " + lines.map(function (l) { return summary(l.label, l.values); }).join(" "));
     wrap.appendChild(target);
     card.appendChild(wrap);
-    let opts = {
+    const opts = {
       width: Math.max(240, target.clientWidth || wrap.clientWidth - 28),
       height: 190,
       scales: { x: { time: true }, y: { range: function (_u, _min, max) { return [0, Math.max(1, max)]; } } },
@@ -89,25 +89,25 @@ function start() {
   }
 
   function table(card, group) {
-    let details = el("details", "history-table");
+    const details = el("details", "history-table");
     details.appendChild(el("summary", "", fmt(L.table, { name: group.name })));
-    let every = span === "24h" ? 60 : 36; // hourly, or every six hours
-    let heads = [L.time, L.used, L.free, L.nodes, L["gpus-used"], L.running, L.waiting];
-    let tbl = el("table", "table table-compact");
-    let tr = el("tr");
+    const every = span === "24h" ? 60 : 36; // hourly, or every six hours
+    const heads = [L.time, L.used, L.free, L.nodes, L["gpus-used"], L.running, L.waiting];
+    const tbl = el("table", "table table-compact");
+    const tr = el("tr");
     heads.forEach(function (h, i) { let th = el("th", i ? "right" : "", h); th.scope = "col"; tr.appendChild(th); });
-    let thead = el("thead"); thead.appendChild(tr); tbl.appendChild(thead);
-    let tbody = el("tbody");
+    const thead = el("thead"); thead.appendChild(tr); tbl.appendChild(thead);
+    const tbody = el("tbody");
     for (let i = data.t.length - 1; i >= 0; i -= every) {
       if (group.nodes[i] === null) continue;
-      let row = el("tr");
+      const row = el("tr");
       row.appendChild(el("td", "", stamp(data.t[i])));
       [group.used[i], group.free[i], group.nodes[i], group.gpus_used[i] + " / " + group.gpus[i], group.running[i], group.waiting[i]]
         .forEach(function (v) { row.appendChild(el("td", "right num", String(v))); });
       tbody.appendChild(row);
     }
     tbl.appendChild(tbody);
-    let scroll = el("div", "table-wrap");
+    const scroll = el("div", "table-wrap");
     scroll.appendChild(tbl);
     details.appendChild(scroll);
     card.appendChild(details);
@@ -117,13 +117,13 @@ function start() {
     destroy();
     grid.textContent = "";
     grid.removeAttribute("aria-busy");
-    let groups = (data && data.groups) || [];
+    const groups = (data && data.groups) || [];
     empty.hidden = groups.length !== 0;
     groups.forEach(function (g) {
-      let section = el("section", "stack history-group");
+      const section = el("section", "stack history-group");
       section.setAttribute("data-history-group", g.name);
       section.appendChild(el("h3", "", g.name));
-      let pair = el("div", "grid grid-2");
+      const pair = el("div", "grid grid-2");
       section.appendChild(pair);
       grid.appendChild(section);
       chart(pair, L["nodes-title"], [
@@ -131,7 +131,7 @@ function start() {
         { label: L.free, values: g.free, color: COLORS.free },
         { label: L.nodes, values: g.nodes, color: COLORS.nodes, dash: [4, 4] },
       ]);
-      let levels = Object.keys(g.waiting_by_level).map(function (name, i) {
+      const levels = Object.keys(g.waiting_by_level).map(function (name, i) {
         return { label: fmt(L["waiting-at"], { level: name }), values: g.waiting_by_level[name], color: LEVEL_COLORS[i % LEVEL_COLORS.length], dash: [3, 3] };
       });
       chart(pair, L["jobs-title"], [
@@ -143,12 +143,12 @@ function start() {
   }
 
   function load() {
-    let url = box.getAttribute("data-history-url") + "?range=" + encodeURIComponent(span);
+    const url = box.getAttribute("data-history-url") + "?range=" + encodeURIComponent(span);
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) throw new Error(r.statusText); return r.json(); })
       .then(function (json) {
         error.hidden = true;
-        let sig = JSON.stringify([json.range, json.t[json.t.length - 1], json.groups.map(function (g) { return [g.name, last(g.nodes), last(g.waiting)]; })]);
+        const sig = JSON.stringify([json.range, json.t[json.t.length - 1], json.groups.map(function (g) { return [g.name, last(g.nodes), last(g.waiting)]; })]);
         if (sig === signature && data) return;
         signature = sig;
         data = json;
@@ -174,7 +174,7 @@ function start() {
       clearTimeout(pending);
       pending = setTimeout(function () {
         charts.forEach(function (c) {
-          let w = c.root.parentNode.clientWidth;
+          const w = c.root.parentNode.clientWidth;
           if (w && Math.abs(w - c.width) > 4) c.setSize({ width: w, height: 190 });
         });
       }, 100);

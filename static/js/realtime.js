@@ -1,7 +1,7 @@
 /*
  * Rota realtime client — one websocket per page (an ES module, no build step, no framework).
  *
- *   import { realtime } from "./realtime.js";
+ *   import { realtime } from "./realtime.js"   // (from a module next to it)
  *   realtime.connect();                          // idempotent; opens /ws/events/ (session cookie)
  *   const off = realtime.on("chain.status", (event) => { ... });  // returns an unregister function
  *   realtime.on("reconnect", () => refetchWhatIsOnScreen());      // pseudo-events: open, reconnect, close

@@ -11,6 +11,8 @@ import pytest
 from playwright.sync_api import expect
 
 from apps.accounts import services as account_services
+from apps.cluster import services as cluster_services
+from apps.cluster.models import Node
 from apps.experiments import services as experiment_services
 from apps.experiments.models import Chain
 from tests.browser.conftest import sign_in
@@ -66,6 +68,21 @@ def test_live_regions_refresh_on_the_realtime_events_their_templates_declare(
     assert causes and causes <= {"rota:chain.status", "rota:attempt.started", "rota:chain.explanation"}
     experiment_services.experiment_stop(actor=user, chain=Chain.objects.get(pk=chain.pk))
     expect(row_status).to_have_attribute("data-status", re.compile(r"^(stopping|stopped|canceled)$"))
+
+
+def test_the_admin_node_tree_refreshes_on_node_events(browser_page, cluster):
+    tab = browser_page
+    account_services.ensure_admin_groups()
+    root = UserFactory(username="l-root", groups=["root"])
+    sign_in(tab, "l-root")
+    tab.goto(tab.base + "/monitor/nodes/")
+    expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
+    expect(tab.locator('tr[data-node="n2"] [data-node-state]')).to_have_attribute("data-node-state", "free")
+    tab.evaluate(RECORD_REFRESHES)
+    cluster_services.node_disable(actor=root, node=Node.objects.get(name="n2"), reason="ECC errors")
+    expect(tab.locator('tr[data-node="n2"] [data-node-state]')).to_have_attribute("data-node-state", "disabled")
+    causes = {tuple(r) for r in tab.evaluate("window.__refreshes")}
+    assert causes and causes <= {("#nodes-live", "rota:node.state"), ("#nodes-live", "rota:scheduler.pass")}
 
 
 def test_no_main_page_throws_or_logs_a_javascript_error(browser_page, cluster, submit, user, workspace):

@@ -161,6 +161,8 @@ assert.deepStrictEqual(second.sent, [
   { action: "follow_log", stream: "s1", chain: 5, rank: 1, cursor: "7:10" },
 ]);
 assert.deepStrictEqual([seen.open, seen.reconnect], [2, 1]);
+// The page hears the reopening too (its live regions re-fetch themselves on rota:live).
+assert.deepStrictEqual(announced.slice(-2), [["rota:live-state", { state: "live" }], ["rota:live", {}]]);
 
 // Behind: told, and re-followed from the cursor at once. End: called once, not re-followed.
 second.serverSends({ type: "log.behind", stream: "s1", chain: 5, rank: 1, cursor: "7:50" });

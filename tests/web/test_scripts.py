@@ -67,3 +67,41 @@ def test_realtime_is_one_module_instance_for_the_whole_page():
         for _names, target in IMPORT.findall(script.read_text()):
             if target.endswith("realtime.js"):
                 assert (script.parent / target).resolve() == JS / "realtime.js", script
+
+
+def test_the_module_graph_has_no_cycle():
+    """Production names static files by a hash of their content, imports included
+    (portal/storage.py): a cycle of imports has no such name, and collectstatic would fail."""
+    graph = {
+        script: {(script.parent / target).resolve() for _names, target in IMPORT.findall(script.read_text())}
+        for script in our_scripts()
+    }
+    done: set[Path] = set()
+
+    def visit(node: Path, path: tuple[Path, ...]) -> None:
+        assert node not in path, " -> ".join(p.name for p in (*path, node))
+        if node in done:
+            return
+        for child in graph[node]:
+            visit(child, (*path, node))
+        done.add(node)
+
+    for script in graph:
+        visit(script, ())
+
+
+def test_production_static_files_import_the_hashed_modules(settings, tmp_path):
+    """collectstatic with the production storage: every module imports the hashed names, so a
+    deploy never mixes cached old modules with new ones."""
+    from django.core.management import call_command
+
+    settings.STATIC_ROOT = tmp_path
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {"BACKEND": "portal.storage.StaticFilesStorage"}}
+    call_command("collectstatic", "--noinput", "-v0")
+    hashed = sorted((tmp_path / "js").rglob("*.[0-9a-f]*.js"))
+    entry = next(p for p in hashed if re.fullmatch(r"portal\.[0-9a-f]{12}\.js", p.name))
+    assert re.search(r'^import \{ initLive \} from "\./portal/live\.[0-9a-f]{12}\.js";$', entry.read_text(), re.M)
+    for module in hashed:
+        for _names, target in IMPORT.findall(module.read_text()):
+            assert re.search(r"\.[0-9a-f]{12}\.js$", target), f"{module.name} imports {target}"
+            assert (module.parent / target).resolve().is_file(), f"{module.name} imports {target}"

@@ -61,7 +61,14 @@ class ContainerSerializer(serializers.ModelSerializer):
     node_group = serializers.CharField(source="node_group.name")
     environment = serializers.CharField(source="environment.name", allow_null=True, default=None)
     node = serializers.CharField(source="node.name", allow_null=True, default=None)
-    url = serializers.SerializerMethodField(help_text="Where JupyterLab opens (through the portal).")
+    url = serializers.SerializerMethodField(
+        help_text="Where JupyterLab opens (through the portal, or on the containers host with an Ingress)."
+    )
+    gpu_utilisation = serializers.FloatField(
+        read_only=True,
+        allow_null=True,
+        help_text="The last GPU utilisation read of the running container's GPUs (%); null when unknown.",
+    )
     ssh_command = serializers.SerializerMethodField()
     services = serializers.SerializerMethodField()
     pending_edits = serializers.BooleanField(source="has_pending_edits")
@@ -97,6 +104,7 @@ class ContainerSerializer(serializers.ModelSerializer):
             "started_at",
             "stopped_at",
             "last_activity_at",
+            "gpu_utilisation",
             "created_at",
         ]
 

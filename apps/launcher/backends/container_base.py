@@ -99,5 +99,10 @@ class ContainerBackend(abc.ABC):
     def known_runs(self) -> set[tuple[int, int]]:
         """(container id, run) of everything the backend still has."""
 
+    def gpu_utilisation(self, container_id: int, run: int) -> float | None:
+        """The run's GPU utilisation now, in percent (the busiest of its GPUs), or None when it
+        cannot be measured here. None never counts as idle (idle reclaim, docs/containers.md)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and threads (tests, shutdown)."""

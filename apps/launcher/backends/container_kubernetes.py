@@ -37,6 +37,7 @@ from apps.launcher.backends.kubernetes.container_manifests import (
     tcp_service_name,
     token_secret_name,
 )
+from apps.launcher.backends.kubernetes.gpu_metrics import PrometheusGpuMetrics
 from apps.launcher.backends.kubernetes.informer import Informer
 from apps.launcher.backends.kubernetes.manifests import JsonDict
 from apps.launcher.backends.kubernetes.status import FINAL_POD_PHASES, STUCK_WAITING_REASONS, _disruption
@@ -136,12 +137,14 @@ class KubernetesContainerBackend(PodWatching, ContainerBackend, ApiCalls):
         relist_interval: float = 30.0,
         request_timeout: float = 30.0,
         ingress: IngressConfig | None = None,
+        gpu_metrics: PrometheusGpuMetrics | None = None,
     ) -> None:
         if relist_interval <= 0:
             raise ValueError("relist_interval must be > 0")
         self._core = client.CoreV1Api(api_client)
         self._networking = client.NetworkingV1Api(api_client)
         self._ingress = ingress  # None: HTTP services are reached through the portal's proxy only
+        self._gpu_metrics = gpu_metrics  # None: GPU utilisation unknown (never idle by GPU)
         self._namespace = namespace
         self._log_journal = log_journal
         self._stop_grace = max(0, int(stop_grace_seconds))
@@ -267,6 +270,12 @@ class KubernetesContainerBackend(PodWatching, ContainerBackend, ApiCalls):
         host = f"[{ip}]" if ":" in str(ip) else str(ip)
         return {name: f"{host}:{port}" for name, protocol, port in decode_services(annotation) if protocol == "http"}
 
+    def gpu_utilisation(self, container_id: int, run: int) -> float | None:
+        """The busiest GPU of the run's pod from Prometheus (DCGM exporter), None when unknown."""
+        if self._gpu_metrics is None:
+            return None
+        return self._gpu_metrics.utilisation(namespace=self._namespace, pod=run_name(run_key(container_id, run)))
+
     def restart_service(self, spec: ContainerSpec, service: str) -> None:
         """Bump the service's restart annotation; its wrapper restarts it inside the container."""
         if service not in {s.name for s in spec.services}:
@@ -357,6 +366,11 @@ class KubernetesContainerBackend(PodWatching, ContainerBackend, ApiCalls):
             with self._lock:
                 self._services_listed = listed = (now, keys)
         return set(listed[1])
+
+    def close(self) -> None:
+        super().close()
+        if self._gpu_metrics is not None:
+            self._gpu_metrics.close()
 
     # -- watching ---------------------------------------------------------------------------------------
 

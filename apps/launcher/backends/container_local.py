@@ -13,13 +13,20 @@ restarted portal finds it again), with ``base_url`` = the portal path and the ru
 portal's proxy, which adds the token, talks to it. Custom HTTP services listen on their declared
 port on 127.0.0.1. SSH needs ``sshd`` on PATH; without it the ssh service fails with a message in
 its log and the rest of the container runs on.
+
+GPU utilisation (idle reclaim on GPU groups) is read with ``nvidia-smi`` when it is on PATH: the
+GPUs of the run's ``CUDA_VISIBLE_DEVICES`` when its variables name them, else every GPU of the
+machine (the local backend does not isolate GPUs, so the busiest one keeps the container: it can
+only delay a reclaim, never cause one). No ``nvidia-smi``, or a reading it cannot give → unknown.
 """
 
 from __future__ import annotations
 
 import shlex
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -82,9 +89,12 @@ def sshd_command(port: int, run_dir: str) -> str:
 class LocalContainerBackend(ContainerBackend):
     name = "local"
 
-    def __init__(self, run_root: Path, log_store: LogStore, *, python: str = sys.executable) -> None:
+    def __init__(
+        self, run_root: Path, log_store: LogStore, *, python: str = sys.executable, nvidia_smi: str = "nvidia-smi"
+    ) -> None:
         self.runs = LocalBackend(Path(run_root), log_store, python=python)
         self.python = python
+        self.nvidia_smi = nvidia_smi
 
     def _launch_spec(self, spec: ContainerSpec, port: int) -> LaunchSpec:
         workspace = Path(spec.workspace)
@@ -197,6 +207,39 @@ class LocalContainerBackend(ContainerBackend):
         for path in (state_file(run_dir, rank), claim_file(run_dir, rank), sigterm_sent_file(run_dir, rank)):
             path.unlink(missing_ok=True)
         self.start(spec)
+
+    def gpu_utilisation(self, container_id: int, run: int) -> float | None:
+        """``nvidia-smi``'s utilisation of the run's GPUs (module docstring), None when unknown."""
+        exe = shutil.which(self.nvidia_smi)
+        if exe is None:
+            return None
+        try:
+            out = subprocess.run(
+                [exe, "--query-gpu=index,utilization.gpu", "--format=csv,noheader,nounits"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+        readings: dict[str, float | None] = {}
+        for line in out.splitlines():
+            index, _, value = (part.strip() for part in line.partition(","))
+            if not index:
+                continue
+            try:
+                readings[index] = float(value)
+            except ValueError:  # "[N/A]", "[Not Supported]"
+                readings[index] = None
+        meta = self.runs._meta(run_key(container_id, run)) or {}
+        ranks = (meta.get("spec") or {}).get("ranks") or [{}]
+        visible = str((ranks[0].get("env") or {}).get("CUDA_VISIBLE_DEVICES") or "")
+        wanted = [i.strip() for i in visible.split(",") if i.strip()] or list(readings)
+        values = [readings.get(i) for i in wanted]
+        if not values or any(v is None for v in values):
+            return None
+        return max(v for v in values if v is not None)
 
     def stop(self, container_id: int, run: int) -> None:
         self.runs.stop(run_key(container_id, run))

@@ -44,6 +44,20 @@ export const state = cfg && {
   programmaticScroll: false,
 };
 
+/* The modules form one chain of imports, each importing only those below it (format, context,
+ * view, loading, follow, search, toolbar), so production can give them content-hashed names
+ * (a cycle has no fixed point). The few calls that go up the chain — the window's "Load earlier"
+ * button, loading that starts or stops following, a search result switching the rank — go
+ * through this registry, which the upper modules fill in when they load. */
+export const actions = {
+  loadEarlier: null, // loading.js
+  checkEnded: null, // follow.js
+  setFollowing: null,
+  startFollowing: null,
+  stopFollowing: null,
+  switchRank: null, // toolbar.js
+};
+
 export function attemptNumber(id) { return state.attempts.indexOf(id) + 1; }
 export function latestAttempt() { return state.attempts[state.attempts.length - 1]; }
 export function prevAttempt(id) { let i = state.attempts.indexOf(id); return i > 0 ? state.attempts[i - 1] : null; }

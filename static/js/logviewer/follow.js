@@ -3,7 +3,7 @@
 
 import { T } from "../portal/i18n.js";
 import { realtime } from "../realtime.js";
-import { cfg, followBtn, jumpBtn, latestAttempt, positionEl, state } from "./context.js";
+import { actions, cfg, followBtn, jumpBtn, latestAttempt, positionEl, state } from "./context.js";
 import { SEP_RE, bytes } from "./format.js";
 import { loadLater, openTail } from "./loading.js";
 import { append, scrollToBottom, showEnded, updateStatus } from "./view.js";
@@ -53,10 +53,10 @@ export function startFollowing() {
 
 export function followLive() {
   if (checkEnded()) { schedulePoll(5000); return; }
-  let rt = liveSocket();
+  const rt = liveSocket();
   if (!rt) { schedulePoll(1000); return; }
   let gen = state.gen;
-  let cursor = state.bottom.a + ":" + state.bottom.o;
+  const cursor = state.bottom.a + ":" + state.bottom.o;
   state.stream = rt.followLog({
     chain: cfg.chain,
     rank: state.rank,
@@ -90,11 +90,11 @@ export function followLive() {
 
 export function appendStream(data, cursor) {
   let a = state.bottom.a, o = state.bottom.o;
-  let recs = [];
-  let parts = data.split("\n");
+  const recs = [];
+  const parts = data.split("\n");
   if (parts[parts.length - 1] === "") parts.pop();
   parts.forEach(function (text) {
-    let sep = SEP_RE.exec(text);
+    const sep = SEP_RE.exec(text);
     if (sep) {
       a = Number(sep[2]);
       o = 0;
@@ -103,12 +103,12 @@ export function appendStream(data, cursor) {
       return;
     }
     if (text === "" && recs.length === 0 && parts.length > 1 && SEP_RE.test(parts[1])) return;
-    let end = o + bytes(text) + 1;
+    const end = o + bytes(text) + 1;
     recs.push({ a: a, o: o, e: end, text: text });
     o = end;
   });
   append(recs);
-  let m = /^(\d+):(\d+)$/.exec(cursor || "");
+  const m = /^(\d+):(\d+)$/.exec(cursor || "");
   state.bottom = m ? { a: Number(m[1]), o: Number(m[2]) } : { a: a, o: o };
   if (state.ended) { state.ended = false; showEnded(); }
   if (state.following) scrollToBottom();
@@ -141,9 +141,9 @@ export function bindFollow() {
 
   // A resumed job gets a new attempt: follow it if we were at the end.
   document.addEventListener("htmx:afterSwap", function (e) {
-    let live = document.getElementById("chain-live");
+    const live = document.getElementById("chain-live");
     if (!live || e.target !== live && !live.contains(e.target)) return;
-    let status = live.getAttribute("data-chain-status");
+    const status = live.getAttribute("data-chain-status");
     if (status && state.ended && ["waiting", "held", "suspended", "canceled", "stopped", "failed", "succeeded"].indexOf(status) < 0) {
       state.ended = false;
       state.finished = false;
@@ -152,3 +152,5 @@ export function bindFollow() {
     }
   });
 }
+
+Object.assign(actions, { checkEnded, setFollowing, startFollowing, stopFollowing });

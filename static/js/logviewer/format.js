@@ -25,13 +25,13 @@ export function cleanText(text) {
 
 /** Whole lines of ``data`` (read from ``start`` in ``attempt``) as records with byte offsets. */
 export function records(data, attempt, start) {
-  let out = [];
+  const out = [];
   if (!data) return out;
   let parts = data.split("\n");
   if (parts[parts.length - 1] === "") parts.pop();
   let off = start;
   parts.forEach(function (text) {
-    let end = off + bytes(text) + 1;
+    const end = off + bytes(text) + 1;
     out.push({ a: attempt, o: off, e: end, text: text });
     off = end;
   });

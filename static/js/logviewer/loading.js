@@ -2,13 +2,12 @@
  * (scrolling up, across attempts) or later; scrolling near either end loads more. */
 
 import { T } from "../portal/i18n.js";
-import { CONTEXT, PAGE, body, cfg, latestAttempt, linesEl, nextAttempt, prevAttempt, state } from "./context.js";
-import { checkEnded, setFollowing, startFollowing, stopFollowing } from "./follow.js";
+import { CONTEXT, PAGE, actions, body, cfg, latestAttempt, linesEl, nextAttempt, prevAttempt, state } from "./context.js";
 import { records } from "./format.js";
 import { append, clearNotes, nearBottom, note, prepend, renderTop, scrollToBottom, scrollToLine, showEmptyIfNeeded, showEnded, updateStatus } from "./view.js";
 
 export function read(params) {
-  let url = new URL(cfg.readUrl, location.origin);
+  const url = new URL(cfg.readUrl, location.origin);
   url.searchParams.set("rank", state.rank);
   Object.keys(params).forEach(function (k) { if (params[k] !== null && params[k] !== undefined) url.searchParams.set(k, params[k]); });
   return fetch(url.toString(), { credentials: "same-origin", headers: { Accept: "application/json" } }).then(function (r) {
@@ -28,13 +27,13 @@ export function applyMeta(page) {
 
 export function reset() {
   state.gen += 1;
-  stopFollowing();
+  actions.stopFollowing();
   linesEl.textContent = "";
   state.top = state.bottom = null;
   state.lines = 0;
   state.atLiveEnd = false;
   state.ended = false;
-  let loading = note(T.loading, true);
+  const loading = note(T.loading, true);
   linesEl.appendChild(loading);
   return state.gen;
 }
@@ -57,19 +56,19 @@ export function openTail(follow) {
     state.atLiveEnd = page.attempt_id === latestAttempt() && page.eof;
     showEmptyIfNeeded();
     scrollToBottom();
-    if (follow) startFollowing();
-    else checkEnded();
+    if (follow) actions.startFollowing();
+    else actions.checkEnded();
     updateStatus();
   }, failed);
 }
 
 export function openAt(attempt, offset, mark) {
   let gen = reset();
-  let before = offset > 0 ? read({ mode: "backward", attempt: attempt, offset: offset, limit: CONTEXT }) : Promise.resolve(null);
-  let after = read({ mode: "forward", attempt: attempt, offset: offset, limit: PAGE });
+  const before = offset > 0 ? read({ mode: "backward", attempt: attempt, offset: offset, limit: CONTEXT }) : Promise.resolve(null);
+  const after = read({ mode: "forward", attempt: attempt, offset: offset, limit: PAGE });
   return Promise.all([before, after]).then(function (pages) {
     if (gen !== state.gen) return;
-    let b = pages[0], f = pages[1];
+    const b = pages[0], f = pages[1];
     applyMeta(f);
     state.top = { a: attempt, o: b ? b.start : f.start };
     state.bottom = { a: attempt, o: f.end };
@@ -87,7 +86,7 @@ export function openAt(attempt, offset, mark) {
     if (!target && offset === 0) target = linesEl.querySelector('[data-sep="' + attempt + '"]') || linesEl.querySelector(".ln");
     if (mark && target && target.classList.contains("ln")) target.classList.add("target");
     scrollToLine(target);
-    setFollowing(false);
+    actions.setFollowing(false);
     updateStatus();
     return target;
   }, failed);
@@ -95,21 +94,21 @@ export function openAt(attempt, offset, mark) {
 
 export function loadEarlier() {
   if (!state.top || state.loading) return Promise.resolve();
-  let top = state.top;
+  const top = state.top;
   let gen = state.gen;
-  let prev = prevAttempt(top.a);
+  const prev = prevAttempt(top.a);
   if (top.o === 0 && prev === null) return Promise.resolve();
   state.loading = true;
-  let request = top.o > 0
+  const request = top.o > 0
     ? read({ mode: "backward", attempt: top.a, offset: top.o, limit: PAGE })
     : read({ mode: "tail", attempt: prev, limit: PAGE });
-  let heightBefore = body.scrollHeight;
+  const heightBefore = body.scrollHeight;
   return request.then(function (page) {
     state.loading = false;
     if (gen !== state.gen) return;
-    let recs = records(page.data, page.attempt_id, page.start);
+    const recs = records(page.data, page.attempt_id, page.start);
     if (top.o === 0) {
-      let existing = linesEl.querySelector('[data-sep="' + top.a + '"]');
+      const existing = linesEl.querySelector('[data-sep="' + top.a + '"]');
       if (!existing) recs.push({ sep: top.a });
     }
     state.top = { a: page.attempt_id, o: page.start };
@@ -124,7 +123,7 @@ export function loadEarlier() {
 /** One page forwards from the bottom. Resolves true when more is waiting. */
 export function loadLater() {
   if (!state.bottom || state.loading) return Promise.resolve(false);
-  let bottom = state.bottom;
+  const bottom = state.bottom;
   let gen = state.gen;
   state.loading = true;
   return read({ mode: "forward", attempt: bottom.a, offset: bottom.o, limit: PAGE }).then(function (page) {
@@ -135,7 +134,7 @@ export function loadLater() {
     state.bottom = { a: bottom.a, o: page.end };
     let more = !page.eof;
     if (page.eof) {
-      let next = nextAttempt(bottom.a);
+      const next = nextAttempt(bottom.a);
       if (next) {
         append([{ sep: next }]);
         state.bottom = { a: next, o: 0 };
@@ -156,9 +155,11 @@ export function loadLater() {
 export function bindScroll() {
   body.addEventListener("scroll", function () {
     if (state.programmaticScroll) { state.programmaticScroll = false; return; }
-    if (state.following && !nearBottom()) setFollowing(false);
+    if (state.following && !nearBottom()) actions.setFollowing(false);
     if (body.scrollTop < 150) loadEarlier();
     if (!state.following && nearBottom() && !state.atLiveEnd) loadLater();
     updateStatus();
   });
 }
+
+actions.loadEarlier = loadEarlier;

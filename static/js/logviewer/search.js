@@ -3,11 +3,10 @@
 
 import { T, fmt } from "../portal/i18n.js";
 import { toast } from "../portal/toast.js";
-import { attemptNumber, cfg, countEl, latestAttempt, linesEl, matchesEl, q, searchForm, searchInput, searchbar, state } from "./context.js";
+import { actions, attemptNumber, cfg, countEl, latestAttempt, linesEl, matchesEl, q, searchForm, searchInput, searchbar, state } from "./context.js";
 import { setFollowing } from "./follow.js";
 import { TS_RE, cleanText } from "./format.js";
 import { openAt } from "./loading.js";
-import { switchRank } from "./toolbar.js";
 import { currentAttempt, highlight, scrollToLine, updateStatus } from "./view.js";
 
 export function rehighlight() {
@@ -17,11 +16,11 @@ export function rehighlight() {
 export function runSearch(text) {
   text = text.trim();
   if (!text) { clearSearch(); return Promise.resolve(); }
-  let attempt = currentAttempt() || latestAttempt();
+  const attempt = currentAttempt() || latestAttempt();
   state.search = { q: text, attempt: attempt, matches: null, index: -1 };
   countEl.textContent = T.searching;
   rehighlight();
-  let url = new URL(cfg.searchUrl, location.origin);
+  const url = new URL(cfg.searchUrl, location.origin);
   url.searchParams.set("q", text);
   url.searchParams.set("attempt", attempt);
   return fetch(url.toString(), { credentials: "same-origin", headers: { Accept: "application/json" } })
@@ -47,19 +46,19 @@ export function renderSearchbar() {
   matchesEl.textContent = "";
   if (!s || !s.matches) { searchbar.hidden = true; matchesEl.hidden = true; return; }
   searchbar.hidden = false;
-  let label = document.createElement("strong");
+  const label = document.createElement("strong");
   label.textContent = fmt(T.attempt, { n: attemptNumber(s.attempt) }) + " · " + T.ranksMatching;
   searchbar.appendChild(label);
-  let ranks = Object.keys(s.counts || {}).map(Number).sort(function (x, y) { return x - y; });
+  const ranks = Object.keys(s.counts || {}).map(Number).sort(function (x, y) { return x - y; });
   ranks.forEach(function (r) {
-    let n = s.counts[String(r)];
+    const n = s.counts[String(r)];
     let b = document.createElement("button");
     b.type = "button";
     b.className = "btn btn-xs rank-hit";
     b.textContent = fmt(T.rank, { n: r }) + " (" + n + ")";
     b.disabled = !n;
     if (r === state.rank) b.setAttribute("aria-current", "true");
-    b.addEventListener("click", function () { switchRank(r, true); });
+    b.addEventListener("click", function () { actions.switchRank(r, true); });
     searchbar.appendChild(b);
   });
   if (s.truncated) { let t = document.createElement("span"); t.className = "subtle"; t.textContent = T.truncatedResults; searchbar.appendChild(t); }
@@ -68,10 +67,10 @@ export function renderSearchbar() {
     s.matches.forEach(function (m, i) {
       let b = document.createElement("button");
       b.type = "button";
-      let lno = document.createElement("span");
+      const lno = document.createElement("span");
       lno.className = "lno";
       lno.textContent = "L" + m.line;
-      let tx = document.createElement("span");
+      const tx = document.createElement("span");
       highlight(tx, cleanText(m.text.replace(TS_RE, "")).slice(0, 300));
       b.appendChild(lno);
       b.appendChild(tx);
@@ -87,14 +86,14 @@ export function gotoHit(i) {
   let s = state.search;
   if (!s || !s.matches || !s.matches.length) return;
   s.index = (i + s.matches.length) % s.matches.length;
-  let m = s.matches[s.index];
-  let el = linesEl.querySelector('.ln[data-a="' + s.attempt + '"][data-o="' + m.offset + '"]');
-  let shown = el ? Promise.resolve(el) : openAt(s.attempt, m.offset, false);
+  const m = s.matches[s.index];
+  const el = linesEl.querySelector('.ln[data-a="' + s.attempt + '"][data-o="' + m.offset + '"]');
+  const shown = el ? Promise.resolve(el) : openAt(s.attempt, m.offset, false);
   shown.then(function (target) {
     Array.prototype.slice.call(linesEl.querySelectorAll("mark.current, .ln.target")).forEach(function (x) { x.classList.remove("current", "target"); });
     if (target && target.classList) {
       target.classList.add("target");
-      let mark = target.querySelector("mark.hit");
+      const mark = target.querySelector("mark.hit");
       if (mark) mark.classList.add("current");
       setFollowing(false);
       scrollToLine(target);

@@ -3,7 +3,7 @@
 
 import { copy } from "../portal/clipboard.js";
 import { T } from "../portal/i18n.js";
-import { body, followBtn, jumpBtn, linesEl, nextAttempt, prevAttempt, q, rankSelect, root, state } from "./context.js";
+import { actions, body, followBtn, jumpBtn, linesEl, nextAttempt, prevAttempt, q, rankSelect, root, state } from "./context.js";
 import { setFollowing, startFollowing } from "./follow.js";
 import { openAt, openTail, reset } from "./loading.js";
 import { gotoHit, renderSearchbar } from "./search.js";
@@ -26,7 +26,7 @@ export function switchRank(r, keepSearch) {
     url.searchParams.set("rank", r);
     a.href = url.toString();
   });
-  let s = state.search;
+  const s = state.search;
   if (keepSearch && s && s.all) {
     s.matches = s.all.filter(function (m) { return m.rank === r; });
     s.index = -1;
@@ -37,20 +37,20 @@ export function switchRank(r, keepSearch) {
 }
 
 export function jumpAttempt(direction) {
-  let cur = currentAttempt();
+  const cur = currentAttempt();
   if (!cur) return;
   let target;
   if (direction < 0) {
     let sep = linesEl.querySelector('[data-sep="' + cur + '"]');
-    let startLoaded = (state.top && state.top.a === cur && state.top.o === 0) || sep;
-    let atStart = sep ? sep.offsetTop >= body.scrollTop - 4 : state.top && state.top.a === cur && state.top.o === 0 && body.scrollTop < 40;
+    const startLoaded = (state.top && state.top.a === cur && state.top.o === 0) || sep;
+    const atStart = sep ? sep.offsetTop >= body.scrollTop - 4 : state.top && state.top.a === cur && state.top.o === 0 && body.scrollTop < 40;
     target = startLoaded && atStart ? prevAttempt(cur) : cur;
     if (target === null) return;
   } else {
     target = nextAttempt(cur);
     if (target === null) return;
   }
-  let el = linesEl.querySelector('[data-sep="' + target + '"]');
+  const el = linesEl.querySelector('[data-sep="' + target + '"]');
   if (el) { setFollowing(false); scrollToLine(el); updateStatus(); return; }
   if (target === state.attempts[0] && state.top && state.top.a === target && state.top.o === 0) {
     setFollowing(false); state.programmaticScroll = true; body.scrollTop = 0; return;
@@ -67,7 +67,7 @@ export function toggle(button, cls, key, invert) {
   try { saved = localStorage.getItem(key); } catch (e) { saved = null; }
   apply(saved === null ? button.getAttribute("aria-pressed") === "true" : saved === "1");
   button.addEventListener("click", function () {
-    let on = button.getAttribute("aria-pressed") !== "true";
+    const on = button.getAttribute("aria-pressed") !== "true";
     apply(on);
     try { localStorage.setItem(key, on ? "1" : "0"); } catch (e) { /* private mode */ }
   });
@@ -78,9 +78,9 @@ export function bindToolbar() {
   rankSelect.addEventListener("change", function () { switchRank(Number(rankSelect.value), true); });
 
   linesEl.addEventListener("click", function (e) {
-    let g = e.target.closest(".g");
+    const g = e.target.closest(".g");
     if (!g) return;
-    let line = g.closest(".ln");
+    const line = g.closest(".ln");
     Array.prototype.slice.call(linesEl.querySelectorAll(".ln.target")).forEach(function (x) { x.classList.remove("target"); });
     line.classList.add("target");
     let url = setUrl({ rank: state.rank, attempt: line.getAttribute("data-a"), at: line.getAttribute("data-o") });
@@ -95,7 +95,7 @@ export function bindToolbar() {
   jumpBtn.addEventListener("click", function () { openTail(true); });
   q("[data-log-bottom]").addEventListener("click", function () { openTail(true); });
   q("[data-log-top]").addEventListener("click", function () {
-    let first = state.attempts[0];
+    const first = state.attempts[0];
     if (state.top && state.top.a === first && state.top.o === 0) { setFollowing(false); state.programmaticScroll = true; body.scrollTop = 0; return; }
     openAt(first, 0, false);
   });
@@ -107,8 +107,10 @@ export function bindToolbar() {
   toggle(q("[data-log-ts]"), "no-ts", "rota:log-ts", true);
 
   document.addEventListener("keydown", function (e) {
-    let typing = /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName);
+    const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName);
     if (typing || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.key === "f" || e.key === "F") { e.preventDefault(); followBtn.click(); }
   });
 }
+
+actions.switchRank = switchRank;

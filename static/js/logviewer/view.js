@@ -2,22 +2,20 @@
  * end and trimmed at the other (at most MAX_LINES lines), notes, scrolling, the status line. */
 
 import { LANG, T, fmt } from "../portal/i18n.js";
-import { MAX_LINES, attemptNumber, body, countEl, latestAttempt, linesEl, positionEl, prevAttempt, q, state, statusLabel } from "./context.js";
-import { followLive, setFollowing } from "./follow.js";
+import { MAX_LINES, actions, attemptNumber, body, countEl, latestAttempt, linesEl, positionEl, prevAttempt, state, statusLabel } from "./context.js";
 import { ERR_RE, TS_RE, WARN_RE, cleanText } from "./format.js";
-import { loadEarlier } from "./loading.js";
 
 export function highlight(el, text) {
-  let s = state.search;
+  const s = state.search;
   if (!s || !s.q) { el.textContent = text; return; }
-  let lower = text.toLowerCase(), needle = s.q.toLowerCase();
+  const lower = text.toLowerCase(), needle = s.q.toLowerCase();
   let at = lower.indexOf(needle);
   if (at < 0) { el.textContent = text; return; }
   el.textContent = "";
   let pos = 0;
   while (at >= 0) {
     if (at > pos) el.appendChild(document.createTextNode(text.slice(pos, at)));
-    let mark = document.createElement("mark");
+    const mark = document.createElement("mark");
     mark.className = "hit";
     mark.textContent = text.slice(at, at + needle.length);
     el.appendChild(mark);
@@ -33,15 +31,15 @@ export function lineEl(rec) {
   div.setAttribute("data-a", rec.a);
   div.setAttribute("data-o", rec.o);
   div.setAttribute("data-e", rec.e);
-  let gutter = document.createElement("span");
+  const gutter = document.createElement("span");
   gutter.className = "g";
   gutter.textContent = "#";
   gutter.title = T.linkToLine || "";
   div.appendChild(gutter);
   let text = rec.text;
-  let m = TS_RE.exec(text);
+  const m = TS_RE.exec(text);
   if (m) {
-    let ts = document.createElement("span");
+    const ts = document.createElement("span");
     ts.className = "ts";
     ts.textContent = m[2] + "." + m[3];
     ts.title = m[1] + " " + m[2] + "." + m[3] + " UTC";
@@ -51,7 +49,7 @@ export function lineEl(rec) {
   text = cleanText(text);
   if (ERR_RE.test(text)) div.classList.add("err");
   else if (WARN_RE.test(text)) div.classList.add("warn");
-  let tx = document.createElement("span");
+  const tx = document.createElement("span");
   tx.className = "tx";
   highlight(tx, text);
   div.appendChild(tx);
@@ -84,17 +82,17 @@ export function renderTop() {
   if (old) old.remove();
   let marker;
   if (!state.top) return;
-  let bof = state.top.o === 0 && prevAttempt(state.top.a) === null;
+  const bof = state.top.o === 0 && prevAttempt(state.top.a) === null;
   if (bof) {
     marker = note(T.startOfLog);
   } else {
     marker = document.createElement("div");
     marker.className = "log-more";
-    let btn = document.createElement("button");
+    const btn = document.createElement("button");
     btn.type = "button";
     btn.className = "btn btn-sm";
     btn.textContent = T.loadEarlier;
-    btn.addEventListener("click", loadEarlier);
+    btn.addEventListener("click", () => actions.loadEarlier());
     marker.appendChild(btn);
   }
   marker.setAttribute("data-top", "");
@@ -108,7 +106,7 @@ export function append(recs) {
   if (!recs.length) return;
   let frag = document.createDocumentFragment();
   recs.forEach(function (r) { frag.appendChild(r.sep ? sepEl(r.sep) : lineEl(r)); });
-  let endNote = linesEl.querySelector("[data-end]");
+  const endNote = linesEl.querySelector("[data-end]");
   linesEl.insertBefore(frag, endNote || null);
   state.lines += recs.filter(function (r) { return !r.sep; }).length;
   clearNotes();
@@ -129,8 +127,8 @@ export function prepend(recs) {
 export function trimTop() {
   if (state.lines <= MAX_LINES) return;
   let lines = linesEl.querySelectorAll(".ln");
-  let drop = state.lines - MAX_LINES;
-  let first = lines[drop];
+  const drop = state.lines - MAX_LINES;
+  const first = lines[drop];
   let node = linesEl.querySelector("[data-top]");
   node = node ? node.nextSibling : linesEl.firstChild;
   while (node && node !== first) { let next = node.nextSibling; node.remove(); node = next; }
@@ -142,13 +140,13 @@ export function trimTop() {
 export function trimBottom() {
   if (state.lines <= MAX_LINES) return;
   let lines = linesEl.querySelectorAll(".ln");
-  let keep = lines[MAX_LINES - 1];
+  const keep = lines[MAX_LINES - 1];
   let node = keep.nextSibling;
   while (node && !node.hasAttribute("data-end")) { let next = node.nextSibling; node.remove(); node = next; }
   state.lines = MAX_LINES;
   state.bottom = { a: Number(keep.getAttribute("data-a")), o: Number(keep.getAttribute("data-e")) };
   state.atLiveEnd = false;
-  setFollowing(false);
+  actions.setFollowing(false);
 }
 
 export function showEmptyIfNeeded() {
@@ -161,7 +159,7 @@ export function showEnded() {
   let old = linesEl.querySelector("[data-end]");
   if (old) old.remove();
   if (!state.ended) return;
-  let n = note(fmt(T.jobEnded, { s: statusLabel(state.status) }));
+  const n = note(fmt(T.jobEnded, { s: statusLabel(state.status) }));
   n.setAttribute("data-end", "");
   linesEl.appendChild(n);
 }
@@ -177,10 +175,10 @@ export function scrollToLine(el) {
   body.scrollTop = Math.max(0, el.offsetTop - body.clientHeight / 3);
 }
 export function firstVisible() {
-  let rect = body.getBoundingClientRect();
+  const rect = body.getBoundingClientRect();
   for (let dy = 8; dy < 80; dy += 12) {
     let el = document.elementFromPoint(rect.left + 60, rect.top + dy);
-    let hit = el && el.closest && el.closest(".ln, .log-sep");
+    const hit = el && el.closest && el.closest(".ln, .log-sep");
     if (hit && linesEl.contains(hit)) return hit;
   }
   return linesEl.querySelector(".ln");
@@ -192,8 +190,8 @@ export function currentAttempt() {
 }
 
 export function updateStatus() {
-  let parts = [];
-  let a = currentAttempt();
+  const parts = [];
+  const a = currentAttempt();
   if (a) parts.push(fmt(T.attempt, { n: attemptNumber(a) }) + " / " + state.attempts.length);
   parts.push(fmt(T.rank, { n: state.rank }));
   parts.push(fmt(T.lines, { n: state.lines.toLocaleString(LANG) }));
@@ -201,9 +199,9 @@ export function updateStatus() {
   else if (state.following) parts.push(state.stream ? T.followLive : T.followPolling);
   else parts.push(T.paused);
   positionEl.textContent = parts.join(" · ");
-  let cur = state.search;
+  const cur = state.search;
   if (cur && cur.matches) {
-    let total = cur.counts ? cur.counts[String(state.rank)] || 0 : cur.matches.length;
+    const total = cur.counts ? cur.counts[String(state.rank)] || 0 : cur.matches.length;
     countEl.textContent = total ? (cur.index >= 0 ? fmt(T.matchOf, { i: cur.index + 1, n: total }) : fmt(T.matches, { n: total })) : T.noMatches;
   } else {
     countEl.textContent = "";
