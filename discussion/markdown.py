@@ -37,6 +37,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
 from apps.accounts.models import User
+from apps.cluster.models import Node
 
 JOB_REF_RE = re.compile(r"#([0-9]{1,12})(?![0-9A-Za-z_])")
 # Django user names: letters, digits and @ . + - _; a mention never ends with a dot (end of sentence).
@@ -221,8 +222,6 @@ def _known_users(text: str) -> dict[str, str]:
 
 def _known_nodes(text: str) -> set[str]:
     """The node names among the text's words (one query)."""
-    from apps.cluster.models import Node
-
     words = sorted({m.group(0) for m in NODE_RE.finditer(text)})[:MAX_NODE_CANDIDATES]
     if not words:
         return set()

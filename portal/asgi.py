@@ -13,9 +13,9 @@ application = build_application(django_asgi_app)
 
 from django.conf import settings  # noqa: E402
 
+from apps.core.loops import start_background_loops  # noqa: E402
+
 if settings.ROTA_TASK_RUNNER == "thread":
     # Embedded profile: the scheduler and launcher run inside the server process, so their
     # events reach websockets through the in-memory channel layer.
-    from apps.core.loops import start_background_loops
-
     start_background_loops()

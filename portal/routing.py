@@ -2,6 +2,7 @@
 
 Consumers are collected from each app's ``routing.websocket_urlpatterns``. Who is connecting (session
 cookie or token; the Origin rule) is settled by ``apps.accounts.ws_auth.websocket_stack``.
+Imported once Django is set up (``portal/asgi.py``), so it imports the apps at the top.
 """
 
 from __future__ import annotations
@@ -10,6 +11,11 @@ from importlib import import_module
 from typing import Any
 
 from channels.routing import ProtocolTypeRouter, URLRouter
+from channels.sessions import SessionMiddlewareStack
+from django.urls import re_path
+
+from apps.accounts.ws_auth import websocket_stack
+from apps.containers.proxy import ContainerProxy, matches
 
 WEBSOCKET_ROUTE_MODULES: list[str] = ["apps.experiments.routing"]
 
@@ -24,8 +30,6 @@ class NoSuchSocket:
 
 
 def websocket_urlpatterns() -> list[Any]:
-    from django.urls import re_path
-
     patterns: list[Any] = []
     for module in WEBSOCKET_ROUTE_MODULES:
         patterns.extend(import_module(module).websocket_urlpatterns)
@@ -42,18 +46,11 @@ class ContainerPathRouter:
         self.default = default
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        from apps.containers.proxy import matches
-
         app = self.proxy if matches(scope.get("path", "")) else self.default
         await app(scope, receive, send)
 
 
 def build_application(http_app: Any) -> ProtocolTypeRouter:
-    from channels.sessions import SessionMiddlewareStack
-
-    from apps.accounts.ws_auth import websocket_stack
-    from apps.containers.proxy import ContainerProxy
-
     # The proxy resolves the session's user itself, with its container lookup in one database trip.
     proxy = SessionMiddlewareStack(ContainerProxy())
     return ProtocolTypeRouter(

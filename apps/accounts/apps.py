@@ -6,4 +6,4 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
-        from apps.accounts import schema  # noqa: F401  (registers the OpenAPI auth extension)
+        from apps.accounts import schema  # noqa: F401  (registers the OpenAPI auth extension once the apps are loaded)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from apps.accounts.choices import AdminGroup
 from apps.accounts.models import User
 from apps.cluster.choices import NodeState
 from apps.cluster.models import Environment, Node, NodeGroup
@@ -42,10 +43,13 @@ from apps.containers.events import ContainerChanged
 from apps.containers.models import Container, ContainerGroupPolicy, ContainerService
 from apps.containers.selectors import QuotaUse, quota_use
 from apps.core.audit import audit_record
-from apps.core.errors import ApplicationError, Conflict, NotFound
+from apps.core.errors import ApplicationError, Conflict, NotFound, PermissionDenied
 from apps.core.passes import CONTAINER_RECONCILE as RECONCILE
 from apps.core.passes import SCHEDULE
 from apps.core.tasks import enqueue_on_commit
+from apps.experiments.models import Rank  # the rank table says which nodes jobs hold
+from apps.notifications.choices import NotificationKind
+from apps.notifications.services import notify
 from apps.quotas.selectors import quota_resolve
 from portal.realtime import ADMINS_GROUP, send_event_on_commit, user_group
 
@@ -486,9 +490,6 @@ def group_policy_set(
     gpu_util_threshold: int = 5,
 ) -> ContainerGroupPolicy:
     """Set how a node group hosts containers (cluster managers and ops). Audited."""
-    from apps.accounts.choices import AdminGroup
-    from apps.core.errors import PermissionDenied
-
     if not actor.in_admin_group(AdminGroup.CLUSTER_MANAGER, AdminGroup.OPS):
         raise PermissionDenied(_("Only cluster managers and ops may change container settings."))
     if kind not in GroupKind.values:
@@ -553,8 +554,6 @@ def containers_place(now: datetime | None = None) -> list[int]:
     update from ``queued`` (a container stopped meanwhile is not placed). Containers of a
     preemptible group on a node a training job took are stopped and queued again. Returns the
     ids placed."""
-    from apps.experiments.models import Rank  # the rank table says which nodes jobs hold
-
     now = now or timezone.now()
     held = set(Rank.objects.filter(holds_node=True).values_list("node_id", flat=True))
     rows = list(Node.objects.select_related("group").all())
@@ -806,9 +805,6 @@ def containers_reclaim_idle(now: datetime | None = None) -> dict[str, list[int]]
     counts as busy). Past ``idle_seconds`` the owner is warned (a notification and the container's
     page); past a further ``grace_seconds`` without a "keep", it is stopped with reason ``idle``.
     Groups whose policy turns reclaim off are left alone. Returns the ids warned and stopped."""
-    from apps.notifications.choices import NotificationKind
-    from apps.notifications.services import notify
-
     now = now or timezone.now()
     done: dict[str, list[int]] = {"warned": [], "stopped": []}
     policies = {p.node_group_id: p for p in ContainerGroupPolicy.objects.all()}

@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from apps.core.logging import install_server_log_scrubbing
+
 
 class CoreConfig(AppConfig):
     name = "apps.core"
@@ -8,6 +10,4 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         # Daphne writes its access log straight to a stream, past every logging filter; make it
         # scrub tokens before the server starts (daphne loads the application first).
-        from apps.core.logging import install_server_log_scrubbing
-
         install_server_log_scrubbing()

@@ -74,7 +74,7 @@ def chain_list(*, user: User, own: bool = False) -> QuerySet[Chain]:
 def chain_detail(*, user: User, key: str | int) -> Chain:
     chain = chain_get(user=user, key=key)
     return (
-        Chain.objects.select_related("latest_attempt", "owner", "node_group", "environment")
+        Chain.objects.select_related("latest_attempt", "owner__team", "node_group", "environment")
         .prefetch_related(
             Prefetch("tags", queryset=ChainTag.objects.order_by("name")),
             Prefetch(

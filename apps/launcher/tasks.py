@@ -7,6 +7,10 @@ import time
 
 from apps.core.health import record_pass
 from apps.core.leases import run_single_flight
+from apps.launcher.backends import reset_backend
+from apps.launcher.container_reconcile import reconcile_containers
+from apps.launcher.ownership import ownership
+from apps.launcher.reconcile import reconcile
 
 LEASE = "launcher"
 
@@ -15,9 +19,6 @@ def reconcile_pass() -> bool:
     """Run a reconcile pass if this process owns the cluster (``apps.launcher.ownership``; taking
     the lease when it is free) and no other thread of it is running one (that one then runs once
     more). A process that does not own the cluster does nothing: the owner's loop runs the pass."""
-    from apps.launcher.ownership import ownership
-    from apps.launcher.reconcile import reconcile
-
     if not ownership.claim():
         return False
     took: list[float] = []
@@ -36,16 +37,11 @@ def reconcile_pass() -> bool:
 def keep_ownership(stop: threading.Event) -> None:
     """Long-running processes (``rota_worker``): renew the cluster-owner lease from a thread until
     ``stop`` is set, so a long reconcile pass never lets it lapse."""
-    from apps.launcher.ownership import ownership
-
     ownership.keep_alive(stop)
 
 
 def release_ownership() -> None:
     """Clean shutdown: close the backend (watches, log streams), then let go of the lease."""
-    from apps.launcher.backends import reset_backend
-    from apps.launcher.ownership import ownership
-
     reset_backend()
     ownership.release()
 
@@ -56,9 +52,6 @@ CONTAINER_LEASE = "containers"
 def container_reconcile_pass() -> bool:
     """Run a pass over development containers if this process owns the cluster (as for jobs: the
     owner's backend holds the runs) and no other thread of it is running one."""
-    from apps.launcher.container_reconcile import reconcile_containers
-    from apps.launcher.ownership import ownership
-
     if not ownership.claim():
         return False
     return run_single_flight(CONTAINER_LEASE, reconcile_containers, ttl=120.0)

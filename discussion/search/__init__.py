@@ -20,6 +20,9 @@ from django.db import connection
 from apps.core.tasks import enqueue_on_commit
 from discussion.search.base import SearchBackend, SearchHit, SearchPage, SearchRequest, SearchSort
 from discussion.search.documents import refresh_database_document
+from discussion.search.meili import MeiliBackend
+from discussion.search.postgres import PostgresBackend
+from discussion.search.sqlite import SqliteBackend
 
 __all__ = ["SearchBackend", "SearchHit", "SearchPage", "SearchRequest", "SearchSort", "get_backend", "post_changed"]
 
@@ -27,15 +30,9 @@ __all__ = ["SearchBackend", "SearchHit", "SearchPage", "SearchRequest", "SearchS
 def get_backend() -> SearchBackend:
     """Meilisearch when configured, else the database's own."""
     if settings.MEILISEARCH_URL:
-        from discussion.search.meili import MeiliBackend
-
         return MeiliBackend.from_settings()
     if connection.vendor == "postgresql":
-        from discussion.search.postgres import PostgresBackend
-
         return PostgresBackend()
-    from discussion.search.sqlite import SqliteBackend
-
     return SqliteBackend()
 
 

@@ -142,7 +142,7 @@ def test_reconcile_task_does_nothing_where_another_process_owns_the_cluster(monk
         name=OWNER_LEASE, holder="elsewhere:1:b:1:owner:x", expires_at=timezone.now() + timedelta(hours=1)
     )
     passes: list[int] = []
-    monkeypatch.setattr("apps.launcher.reconcile.reconcile", lambda: passes.append(1))
+    monkeypatch.setattr(tasks, "reconcile", lambda: passes.append(1))
     assert tasks.reconcile_pass() is False
     assert passes == []
     Lease.objects.filter(name=OWNER_LEASE).update(expires_at=timezone.now() - timedelta(seconds=1))

@@ -130,3 +130,47 @@ def test_every_page_keeps_its_query_count_with_a_thousand_jobs(
         print("\n" + "\n".join(lines))
     assert counts == BUDGET
     assert api_counts == API_BUDGET
+
+
+# A user in a team, whose team-mate shares half of their jobs: the pages and endpoints that apply
+# the visibility rule (``chains_visible_to``) read the team-mates' keys first, one query more than
+# for a user without a team (the bench's users all have teams); the own-jobs pages do not.
+TEAM_BUDGET = {
+    "/": BUDGET["/"],
+    "/experiments/": BUDGET["/experiments/"],
+    "/experiments/?scope=all&page=30": BUDGET["/experiments/?scope=all&page=30"] + 1,
+    "/experiments/{chain}/": BUDGET["/experiments/{chain}/"] + 1,
+    "/api/v1/experiments/": API_BUDGET["/api/v1/experiments/"] + 1,
+    "/api/v1/experiments/?page=20": API_BUDGET["/api/v1/experiments/?page=20"] + 1,
+    "/api/v1/experiments/{chain}/": API_BUDGET["/api/v1/experiments/{chain}/"] + 1,
+}
+
+
+def test_a_team_member_pays_one_query_for_the_team_whatever_the_page(
+    cluster, submit, user, other_user, page, api, settings
+):
+    from apps.accounts.models import User
+    from tests.factories import GroupFactory
+
+    settings.ROTA_QUEUE_SUMMARY_SECONDS = 60
+    cache.delete(QUEUE_SUMMARY_KEY)
+    cache.delete(CLUSTER_OVERVIEW_KEY)
+    team = GroupFactory(name="vision")
+    User.objects.filter(pk__in=[user.pk, other_user.pk]).update(team=team)
+    newest = thousand_jobs(cluster, user, other_user)
+    Chain.objects.filter(owner=other_user, id__gt=newest.pk - 400).update(shared_with_team=True)
+    for i in range(3):
+        submit(user, name=f"live-{i}", nodes=2)
+    counts = {}
+    for url in TEAM_BUDGET:
+        target = url.format(chain=newest.pk)
+        client = api if url.startswith("/api/") else page
+        client.get(target)
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(target)
+        assert response.status_code == 200, target
+        counts[url] = len(ctx.captured_queries)
+    assert counts == TEAM_BUDGET
+    # the team's shared jobs are really in the lists: the budget is not that of an empty page
+    listed = api.get("/api/v1/experiments/?owner=bob").json()
+    assert listed["count"] == Chain.objects.filter(owner=other_user, shared_with_team=True).count() > 0

@@ -1,7 +1,9 @@
 """The configured backend, one per process (``ROTA_BACKEND``: local | kubernetes).
 
-Django is imported inside the functions: the backends themselves are plain Python, and the rank
-supervisor imports them without Django.
+Django, the backends and what they need are imported inside the functions: the backends themselves
+are plain Python, and the rank supervisor imports this package (through ``backends.base``) without
+Django; the Kubernetes client is loaded only where that backend runs; ``ownership`` and the
+backend modules import this package (so importing them here at the top would be a cycle).
 """
 
 from __future__ import annotations
@@ -12,12 +14,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from apps.logs.store import get_log_store
+from apps.logs.store import LogStore, get_log_store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: both modules import this package
     from apps.launcher.backends.base import Backend
     from apps.launcher.backends.container_base import ContainerBackend
-    from apps.logs.store import LogStore
 
 _lock = threading.Lock()
 _backend: Backend | None = None
@@ -54,8 +55,6 @@ def get_container_log_store() -> LogStore:
     """Where container services' output goes: ``<log root>/containers/<container id>/<run key>/``."""
     from django.conf import settings
 
-    from apps.logs.store import LogStore
-
     return LogStore(
         settings.ROTA_LOG_ROOT / "containers", line_max_bytes=int(settings.ROTA_LAUNCHER["LOG_LINE_MAX_BYTES"])
     )
@@ -74,12 +73,13 @@ def _create_container_backend() -> ContainerBackend:
     from django.conf import settings
 
     if settings.ROTA_BACKEND == "local":
-        from apps.launcher.backends.container_local import LocalContainerBackend
+        from apps.launcher.backends.container_local import LocalContainerBackend  # the backend chosen (docstring)
 
         conf: dict[str, Any] = settings.ROTA_CONTAINERS
         run_root = Path(conf["RUN_ROOT"])
         run_root.mkdir(parents=True, exist_ok=True)
         return LocalContainerBackend(run_root, get_container_log_store())
+    # the Kubernetes client, Django's models (journal) and ownership (imports this package): docstring
     from apps.launcher.backends.container_kubernetes import KubernetesContainerBackend
     from apps.launcher.log_journal import StoreLogJournal
     from apps.launcher.ownership import ownership
@@ -105,7 +105,7 @@ def _gpu_metrics() -> Any:
     """Prometheus (DCGM exporter) for containers' GPU utilisation, or None when not configured."""
     from django.conf import settings
 
-    from apps.launcher.backends.kubernetes.gpu_metrics import PrometheusGpuMetrics
+    from apps.launcher.backends.kubernetes.gpu_metrics import PrometheusGpuMetrics  # the Kubernetes client (docstring)
 
     conf: dict[str, Any] = settings.ROTA_CONTAINERS
     if not conf["GPU_METRICS_URL"]:
@@ -117,7 +117,7 @@ def _ingress_config() -> Any:
     """The containers' Ingress settings, or None when no containers host is configured."""
     from django.conf import settings
 
-    from apps.launcher.backends.kubernetes.container_ingress import IngressConfig
+    from apps.launcher.backends.kubernetes.container_ingress import IngressConfig  # imports this package
 
     conf: dict[str, Any] = settings.ROTA_CONTAINERS
     if not conf["INGRESS_HOST"]:
@@ -152,12 +152,14 @@ def _create() -> Backend:
     from django.conf import settings
 
     if settings.ROTA_BACKEND == "local":
+        # Django's settings (posix) and the backend chosen, which imports this package (docstring)
         from apps.accounts.posix import unmapped_owners_refused
         from apps.launcher.backends.local import LocalBackend, single_tenant_warning
 
         logging.getLogger("apps.launcher").warning(single_tenant_warning(refuse_unmapped=unmapped_owners_refused()))
         settings.ROTA_RUN_ROOT.mkdir(parents=True, exist_ok=True)
         return LocalBackend(settings.ROTA_RUN_ROOT, get_log_store())
+    # the Kubernetes client, Django's models (journal) and ownership (imports this package): docstring
     from apps.launcher.backends.kubernetes import KubernetesBackend
     from apps.launcher.log_journal import StoreLogJournal
     from apps.launcher.ownership import ownership

@@ -19,7 +19,7 @@ from apps.launcher.backends.kubernetes.api import BACKOFF_MAX, BACKOFF_MIN, abor
 from apps.launcher.backends.kubernetes.manifests import CONTAINER_NAME
 from apps.logs.store import LogPosition, LogStamp
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: watching imports this module
     from apps.launcher.backends.kubernetes.watching import PodWatching
 
 log = logging.getLogger(__name__)
