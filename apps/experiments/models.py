@@ -162,6 +162,12 @@ class Attempt(models.Model):
             models.Index(fields=["worker_status"]),
             # Usage over a period (/monitor/usage/) reads the attempts that ended in or after it.
             models.Index(fields=["finished_at"], name="attempt_finished_at"),
+            # The last day's preemptions (/monitor/scheduler/), newest first; only asked-to-suspend rows.
+            models.Index(
+                fields=["suspend_requested_at"],
+                name="attempt_suspend_requested_at",
+                condition=Q(suspend_requested_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
