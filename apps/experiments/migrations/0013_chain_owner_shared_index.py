@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('cluster', '0004_pod_settings'),
-        ('experiments', '0011_chain_owner_unfinished_index'),
+        ('experiments', '0012_attempt_suspend_requested_at_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
