@@ -299,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if differ else 0
 
     if args.baseline:
+        print(_host())
         rows = compare_plan(args.baseline)
         print(f"plan() at 10,000 waiting, 2,000 nodes: now vs {args.baseline} (median CPU ms, alternating runs)")
         for r in rows:
@@ -308,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         worst = max(r["ratio"] for r in rows)
         print(f"target: within 10% of {args.baseline}: worst x{worst:.2f} {'OK' if worst <= 1.10 else 'OVER TARGET'}")
+        print(_host())
         return 0
 
     if not args.pass_only:

@@ -588,7 +588,7 @@ def scheduler_view(request: AdminRequest) -> HttpResponse:
     loads = selectors.scheduler_loads()
     if group and group not in {load.name for load in loads}:
         group = ""
-    paginator = Paginator(selectors.scheduler_queue(group=group), PAGE_SIZE)
+    paginator = IdFirstPaginator(selectors.scheduler_queue(group=group), PAGE_SIZE)  # narrow rows to sort
     page = paginator.get_page(request.GET.get("page"))
     summary = last_pass_summary()
     context = _context(

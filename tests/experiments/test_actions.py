@@ -326,3 +326,12 @@ def test_actions_of_list_rows_cost_no_query(world, every_state):
         answers = [chain_actions(user=user, chain=chain) for chain in rows]
     assert len(queries) == 0
     assert answers == [ACTIONS_BY_STATUS[chain.status] for chain in rows]
+
+
+def test_a_template_asking_for_an_unknown_action_fails_loudly():
+    from apps.web.templatetags.rota import allows
+
+    assert allows(frozenset({A.STOP}), "stop") is True
+    assert allows(frozenset({A.STOP}), "resume") is False
+    with pytest.raises(ValueError, match="'stpo' is not a valid ChainAction"):
+        allows(frozenset({A.STOP}), "stpo")

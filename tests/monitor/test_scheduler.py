@@ -78,16 +78,33 @@ def test_queue_filter_by_group_and_constant_queries(cluster, submit, admins, dja
     with task_log.paused():
         for i in range(3):
             submit(ann, name=f"a{i}", nodes=4, priority="LOW")
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         body = admins["ops"].get("/monitor/scheduler/").content.decode()
     assert body.count("data-queued=") == 3
     with task_log.paused():
         for i in range(5):
             submit(ann, name=f"b{i}", nodes=4, priority="LOW")
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         body = admins["ops"].get("/monitor/scheduler/?group=training").content.decode()
     assert body.count("data-queued=") == 8
     assert admins["ops"].get("/monitor/scheduler/?group=nope").content.decode().count("data-queued=") == 8
+
+
+def test_a_later_queue_page_continues_the_schedulers_order(cluster, submit, admins, monkeypatch):
+    from monitor import views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    ann = UserFactory(username="q-pages")
+    chains = [submit(ann, name=f"w{i}", nodes=4, priority="LOW") for i in range(5)]  # one runs, four wait
+    waiting = list(
+        Attempt.objects.filter(chain__in=chains, queue_status="queued")
+        .order_by("queue_position", "pk")
+        .values_list("chain_id", flat=True)
+    )
+    assert len(waiting) == 4
+    pages = [admins["ops"].get(f"/monitor/scheduler/?page={n}").content.decode() for n in (1, 2)]
+    listed = [[int(pk) for pk in re.findall(r'data-queued="(\d+)"', body)] for body in pages]
+    assert listed == [waiting[:2], waiting[2:]]
 
 
 def test_no_pass_recorded_says_so_and_live_refresh_renders_the_region(cluster, admins):
