@@ -312,15 +312,16 @@ _CLAIM = 100  # a claimant's sort key is -level - _CLAIM: before every level
 _LEVEL_KEY = 1 << 32  # level x _LEVEL_KEY + node count: one int per (level, node count), as no group has 2^32 nodes
 
 
-class _Entry(NamedTuple):
-    """One waiting attempt in its group's queue; the queue sorts these tuples field by field."""
-
-    rank: int  # -level, or -level - _CLAIM for a claimant (jobs were suspended for it): before every level
-    share: float  # decayed usage of its user (fair share); below 0 past starvation_seconds (``starving_key``),
-    # -inf for the reservation candidate
-    place: float  # first submission (FIFO); ``custom_rank`` swaps places among one user's own jobs
-    attempt_id: int  # unique, so ``waiting`` is never compared
-    waiting: Waiting
+#: One waiting attempt in its group's queue; the queue sorts these tuples field by field:
+#: (rank, share, place, attempt_id, waiting) --
+#: rank: -level, or -level - _CLAIM for a claimant (jobs were suspended for it): before every level;
+#: share: decayed usage of its user (fair share); below 0 past starvation_seconds (``starving_key``);
+#: place: first submission (FIFO); ``custom_rank`` swaps places among one user's own jobs;
+#: attempt_id: unique, so ``waiting`` is never compared.
+#: A plain tuple, read by index: a pass builds one per waiting attempt, and a tuple display costs about a
+#: fifth of building a named tuple (even through ``tuple.__new__``, which copies a temporary tuple into the
+#: subclass instance); named tuples compare as plain tuples, so the order is the same.
+_Entry = tuple[int, float, float, int, Waiting]
 
 
 # sort keys that C computes (the sorts of a pass mostly use these, not lambdas)
@@ -1047,9 +1048,20 @@ class _Pass:
         )
         restart = self.cfg.restart_cost_seconds
         now = self.now
+        suspends = self.suspends
         for key in over:
             excess = used[key] - self.quota(*key)
             mine = by_key[key]
+            if excess == used[key]:
+                # No quota left at all (the common case: a level's quota set to 0). The cheapest-first
+                # choice below would take every runner holding a node, whatever the order, and the drop
+                # pass would remove exactly the ones holding none (their removal keeps total >= excess,
+                # anyone else's does not): the same set without computing costs or sorting.
+                for r in sorted(mine, key=_id_of):
+                    if r.nodes:
+                        out.add(r.attempt_id)
+                        suspends.append(_build(Suspend, (r.attempt_id, _OVER_QUOTA, 0)))
+                continue
             if len(mine) > 1:  # cheapest first: nodes x (work since the last checkpoint + restart)
                 ordered = []
                 for r in mine:
@@ -1141,7 +1153,6 @@ class _Pass:
         by_group: dict[str, list[tuple[tuple[str, str, int], list[_Entry]]]] = {}
         ranked: dict[tuple[str, str, int], list[_Entry]] = {}
         usage_of = usage.get
-        new_entry = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
         starving = self.now - self.cfg.starvation_seconds  # queued before this: fair share no longer delays it
         autos: list[Waiting] = []
         bad: list[Waiting] = []
@@ -1171,15 +1182,12 @@ class _Pass:
                         mine = owned[key] = []
                         by_group.setdefault(group, []).append((key, mine))
                     # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
-                    entry = new_entry(
-                        _Entry,
-                        (
-                            -level - _CLAIM if w.claim else -level,
-                            usage_of(user, 0.0) if w.queued_at > starving else self.starving_key(w),
-                            w.first_submitted_at,
-                            w.attempt_id,
-                            w,
-                        ),
+                    entry = (
+                        -level - _CLAIM if w.claim else -level,
+                        usage_of(user, 0.0) if w.queued_at > starving else self.starving_key(w),
+                        w.first_submitted_at,
+                        w.attempt_id,
+                        w,
                     )
                     mine.append(entry)
                     if w.custom_rank != w.first_submitted_at:
@@ -1202,7 +1210,7 @@ class _Pass:
             if mine is None:
                 mine = owned[key] = []
                 by_group.setdefault(w.group, []).append((key, mine))
-            entry = _Entry(
+            entry = (
                 -level - _CLAIM if claim else -level,
                 usage.get(w.user, 0.0) if w.queued_at > starving else self.starving_key(w),
                 w.first_submitted_at,
@@ -1284,11 +1292,10 @@ class _Pass:
             if all(spans[k][1] < spans[k + 1][0] for k in range(len(spans) - 1)):
                 return
         by_rank = sorted([(e[4].custom_rank, e[2], e[3], j) for j, e in enumerate(mine)])
-        new = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
         for slot, (_, place, _, j) in zip(places, by_rank, strict=True):
             if slot != place:
                 e = mine[j]
-                mine[j] = new(_Entry, (e[0], e[1], slot, e[3], e[4]))
+                mine[j] = (e[0], e[1], slot, e[3], e[4])
 
     def promote_longest(self, queue: list[_Entry]) -> None:
         """Move the attempt that gets the group's reservation to the front of its level in the sorted queue.
@@ -1360,6 +1367,8 @@ class _Pass:
         quota_level = self.quota_level
         usage_of = self.s.usage.get
         claim_key = -_CLAIM
+        blocked_get = g.blocked_cache.get  # the dict is cleared, never replaced, so the bound method stays valid
+        new = _build
         for entry in queue:
             w = entry[4]  # entry.waiting, entry.rank: indexing is the cheaper read in this loop
             rank = entry[0]
@@ -1412,10 +1421,11 @@ class _Pass:
             # Nothing changed in the group since an attempt of this level and size was found blocked for
             # reasons that do not depend on who asks: same answer (most of a long queue ends here).
             blocked_key = level * _LEVEL_KEY + n
-            same = g.blocked_cache.get(blocked_key)
+            same = blocked_get(blocked_key)
             if same is not None and (g.reserver is not None or now - w.queued_at < reservation_wait):
-                g.position += 1
-                explanations[aid] = _explain(aid, same[0], same[1], g.position, same[2], level)
+                g.position = position = g.position + 1
+                # ``_explain(aid, *same, position, level)`` inlined: the call is a tenth of this path's cost
+                explanations[aid] = new(Explanation, (aid, same[0], same[1], position, same[2], level, None))
                 continue
 
             becoming = g.becoming_total
