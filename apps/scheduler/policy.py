@@ -885,7 +885,6 @@ class _Pass:
         self.quota_pass: dict[tuple[str, str, int], list[Holder]] = {}
         self.quota_holders_cache: dict[tuple[str, str, int], tuple[int, tuple[Holder, ...]]] = {}
         self.user_group_holders: dict[tuple[str, str], list[Holder]] = {}
-        self.top_quota: dict[tuple[str, str], int] = {}
         self.starts: list[Start] = []
         self.suspends: list[Suspend] = []
         self.demotions: list[Demotion] = []
@@ -1144,7 +1143,6 @@ class _Pass:
         groups = self.groups
         quotas = self.s.quotas
         usage = self.s.usage
-        top_quota = self.top_quota
         aging = self.cfg.above_normal_aging_seconds
         # Entries are gathered per (group, user, level) as they are read, as ``custom_rank`` reorders the jobs of
         # one user at one level (``order``); ``ranked``: the entries whose custom rank is not their first submission.
@@ -1156,43 +1154,62 @@ class _Pass:
         starving = self.now - self.cfg.starvation_seconds  # queued before this: fair share no longer delays it
         autos: list[Waiting] = []
         bad: list[Waiting] = []
+        # Per (group, user, level as submitted): [group size (-1: no such group), quota at that level (at the
+        # highest level for AUTO; 0 for an unknown level or a user without quotas), its entries once it has any].
+        # The tests below are the fast feasibility check, with one lookup per attempt instead of four: a job
+        # queues when 0 < nodes <= group size, its environment is ready and its quota covers its nodes (AUTO: the
+        # highest of its user's quotas there); anything else goes to ``check_feasible``.
+        slots: dict[tuple[str, str, int], list[Any]] = {}
+        slot_of = slots.get
         for w in self.s.waiting:
             group = w.group
-            g = groups.get(group)
-            n = w.node_count
-            if g is not None and 0 < n <= g.size and w.environment_ok:
-                level = w.priority
-                user = w.user
+            user = w.user
+            level = w.priority
+            key = (group, user, level)
+            slot = slot_of(key)
+            if slot is None:
+                g = groups.get(group)
                 uq = quotas.get(user)
                 if level == _AUTO:
-                    top_key = (user, group)
-                    top = top_quota.get(top_key)
-                    if top is None:
-                        top = top_quota[top_key] = max((uq or {}).get((group, lvl), 0) for lvl in LEVELS)
-                    if top >= n:
-                        autos.append(w)
-                        continue
-                elif level in _LEVEL_SET and uq is not None and uq.get((group, level), 0) >= n:
-                    if level == _ABOVE_NORMAL and w.chain_ran >= aging:
-                        level = _NORMAL  # its chain aged: it queues and runs at NORMAL, charged to ABOVE_NORMAL
-                        self.quota_level[w.attempt_id] = _ABOVE_NORMAL
+                    q = max((uq or {}).get((group, lvl), 0) for lvl in LEVELS)
+                elif level in _LEVEL_SET and uq is not None:
+                    q = uq.get((group, level), 0)
+                else:
+                    q = 0
+                slot = slots[key] = [-1 if g is None else g.size, q, None]
+            n = w.node_count
+            if 0 < n <= slot[0] and n <= slot[1] and w.environment_ok:
+                if level == _AUTO:
+                    autos.append(w)
+                    continue
+                if level == _ABOVE_NORMAL and w.chain_ran >= aging:
+                    level = _NORMAL  # its chain aged: it queues and runs at NORMAL, charged to ABOVE_NORMAL
+                    self.quota_level[w.attempt_id] = _ABOVE_NORMAL
                     key = (group, user, level)
                     mine = owned_get(key)
                     if mine is None:
                         mine = owned[key] = []
                         by_group.setdefault(group, []).append((key, mine))
-                    # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
-                    entry = (
-                        -level - _CLAIM if w.claim else -level,
-                        usage_of(user, 0.0) if w.queued_at > starving else self.starving_key(w),
-                        w.first_submitted_at,
-                        w.attempt_id,
-                        w,
-                    )
-                    mine.append(entry)
-                    if w.custom_rank != w.first_submitted_at:
-                        ranked.setdefault(key, []).append(entry)
-                    continue
+                else:
+                    mine = slot[2]
+                    if mine is None:
+                        mine = owned_get(key)  # aged ABOVE_NORMAL jobs may have opened this NORMAL list
+                        if mine is None:
+                            mine = owned[key] = []
+                            by_group.setdefault(group, []).append((key, mine))
+                        slot[2] = mine
+                # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
+                entry = (
+                    -level - _CLAIM if w.claim else -level,
+                    usage_of(user, 0.0) if w.queued_at > starving else self.starving_key(w),
+                    w.first_submitted_at,
+                    w.attempt_id,
+                    w,
+                )
+                mine.append(entry)
+                if w.custom_rank != w.first_submitted_at:
+                    ranked.setdefault(key, []).append(entry)
+                continue
             bad.append(w)
         bad.sort(key=_id_of)
         for w in bad:
@@ -1365,6 +1382,7 @@ class _Pass:
         preempt_wait = cfg.preempt_wait_seconds
         estimate_backfill = cfg.estimate_backfill
         quota_level = self.quota_level
+        normal = _NORMAL
         usage_of = self.s.usage.get
         claim_key = -_CLAIM
         blocked_get = g.blocked_cache.get  # the dict is cleared, never replaced, so the bound method stays valid
@@ -1385,7 +1403,8 @@ class _Pass:
                 continue
 
             # 2. quota (an aged chain is charged to the level it was admitted at)
-            qlevel = quota_level.get(aid, level) if quota_level else level
+            # only attempts queued at NORMAL can be aged ABOVE_NORMAL ones (``run``): no lookup for the others
+            qlevel = quota_level.get(aid, level) if level == normal and quota_level else level
             key = (user, gname, qlevel)
             used = quota_used.get(key, 0)
             q = quota_of.get(key)
