@@ -80,6 +80,9 @@ class Chain(models.Model):
             # A user's unfinished jobs, newest first (the dashboard's list): without it PostgreSQL
             # walks the primary key backwards through everyone's finished jobs (issue 19).
             models.Index(fields=["owner", "-id"], condition=Q(finished=False), name="chain_owner_unfinished"),
+            # Jobs shared with the team, per owner: the team side of the visibility rule (``owner =
+            # me OR (owner IN team-mates AND shared)``) reads these instead of all the team-mates' jobs.
+            models.Index(fields=["owner", "-id"], condition=Q(shared_with_team=True), name="chain_owner_shared"),
         ]
 
     def __str__(self) -> str:
