@@ -302,6 +302,7 @@ _AUTO = int(Priority.AUTO)
 _PREEMPTED = SuspendReason.PREEMPTED
 _TIME_SHARE = SuspendReason.TIME_SHARE
 _OVER_QUOTA = SuspendReason.OVER_QUOTA
+_WAITING_FOR_SUSPEND = ReasonCode.WAITING_FOR_SUSPEND
 
 
 # The fair-share key of an attempt waiting past starvation_seconds: ahead of any usage (>= 0), smallest estimated
@@ -424,7 +425,7 @@ class _Runner:
         self.booked = False  # counted in a MIN_RUNTIME / TIME_SLICE estimate of an attempt ahead
         self.ts_eligible = False
         self.listed = False  # appears in a cached tuple of holders
-        self.holder = _holder(r.attempt_id, r.user, len(r.nodes), priority)
+        self.holder = _build(Holder, (r.attempt_id, r.user, len(r.nodes), priority))  # ``_holder`` inlined
 
 
 class _Room:
@@ -1383,6 +1384,7 @@ class _Pass:
         estimate_backfill = cfg.estimate_backfill
         quota_level = self.quota_level
         normal = _NORMAL
+        auto = _AUTO
         usage_of = self.s.usage.get
         claim_key = -_CLAIM
         blocked_get = g.blocked_cache.get  # the dict is cleared, never replaced, so the bound method stays valid
@@ -1394,7 +1396,7 @@ class _Pass:
             n = w.node_count
             user = w.user
             aid = w.attempt_id
-            if level == _AUTO:
+            if level == auto:
                 g.position += 1
                 mine = self.user_group_holders.get((user, gname), ())
                 holders = tuple(sorted(mine, key=lambda h: (-h.priority, -h.nodes, h.attempt_id))[:MAX_HOLDERS])
@@ -1587,7 +1589,7 @@ class _Pass:
         g.blocked_cache.clear()
         g.claimed_free += from_free
         sources = g.claim_becoming(from_becoming) if from_becoming else []
-        me = _holder(aid, w.user, n, level)
+        me = _build(Holder, (aid, w.user, n, level))  # ``_holder`` inlined
         self.quota_used[key] = self.quota_used.get(key, 0) + n
         self.quota_pass.setdefault(key, []).append(me)
         if from_free:
@@ -1599,7 +1601,7 @@ class _Pass:
             else ""
         )
         if not victims:
-            holders = tuple(r.holder for r in sources[:MAX_HOLDERS])
+            holders = tuple([r.holder for r in sources[:MAX_HOLDERS]])
             message = (
                 f"{from_becoming} of the {_nodes(n)} it needs in '{g.name}' are being freed by suspending job(s) "
                 f"{_ids(holders)}; it starts once {'it has' if len(sources) == 1 else 'they have'} stopped.{held}"
@@ -1625,7 +1627,9 @@ class _Pass:
                 f"{_nodes(need)} in '{g.name}'{also}; it starts once "
                 f"{'it has' if len(victims) + len(sources) == 1 else 'they have'} stopped.{held}"
             )
-        self.explanations[aid] = _explain(aid, ReasonCode.WAITING_FOR_SUSPEND, message, g.position, holders, level)
+        self.explanations[aid] = _build(  # ``_explain`` inlined
+            Explanation, (aid, _WAITING_FOR_SUSPEND, message, g.position, holders, level, None)
+        )
 
     def blocked(
         self,
