@@ -1445,7 +1445,7 @@ class _Pass:
             same = blocked_get(blocked_key)
             if same is not None and (g.reserver is not None or now - w.queued_at < reservation_wait):
                 g.position = position = g.position + 1
-                # ``_explain(aid, *same, position, level)`` inlined: the call is a tenth of this path's cost
+                # ``_explain(aid, *same, position, level)`` inlined: a call fewer on the path most attempts take
                 explanations[aid] = new(Explanation, (aid, same[0], same[1], position, same[2], level, None))
                 continue
 
