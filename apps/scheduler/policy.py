@@ -302,6 +302,7 @@ _AUTO = int(Priority.AUTO)
 _PREEMPTED = SuspendReason.PREEMPTED
 _TIME_SHARE = SuspendReason.TIME_SHARE
 _OVER_QUOTA = SuspendReason.OVER_QUOTA
+_WAITING_FOR_SUSPEND = ReasonCode.WAITING_FOR_SUSPEND
 
 
 # The fair-share key of an attempt waiting past starvation_seconds: ahead of any usage (>= 0), smallest estimated
@@ -312,15 +313,16 @@ _CLAIM = 100  # a claimant's sort key is -level - _CLAIM: before every level
 _LEVEL_KEY = 1 << 32  # level x _LEVEL_KEY + node count: one int per (level, node count), as no group has 2^32 nodes
 
 
-class _Entry(NamedTuple):
-    """One waiting attempt in its group's queue; the queue sorts these tuples field by field."""
-
-    rank: int  # -level, or -level - _CLAIM for a claimant (jobs were suspended for it): before every level
-    share: float  # decayed usage of its user (fair share); below 0 past starvation_seconds (``starving_key``),
-    # -inf for the reservation candidate
-    place: float  # first submission (FIFO); ``custom_rank`` swaps places among one user's own jobs
-    attempt_id: int  # unique, so ``waiting`` is never compared
-    waiting: Waiting
+#: One waiting attempt in its group's queue; the queue sorts these tuples field by field:
+#: (rank, share, place, attempt_id, waiting) --
+#: rank: -level, or -level - _CLAIM for a claimant (jobs were suspended for it): before every level;
+#: share: decayed usage of its user (fair share); below 0 past starvation_seconds (``starving_key``);
+#: place: first submission (FIFO); ``custom_rank`` swaps places among one user's own jobs;
+#: attempt_id: unique, so ``waiting`` is never compared.
+#: A plain tuple, read by index: a pass builds one per waiting attempt, and a tuple display costs about a
+#: fifth of building a named tuple (even through ``tuple.__new__``, which copies a temporary tuple into the
+#: subclass instance); named tuples compare as plain tuples, so the order is the same.
+_Entry = tuple[int, float, float, int, Waiting]
 
 
 # sort keys that C computes (the sorts of a pass mostly use these, not lambdas)
@@ -423,7 +425,7 @@ class _Runner:
         self.booked = False  # counted in a MIN_RUNTIME / TIME_SLICE estimate of an attempt ahead
         self.ts_eligible = False
         self.listed = False  # appears in a cached tuple of holders
-        self.holder = _holder(r.attempt_id, r.user, len(r.nodes), priority)
+        self.holder = _build(Holder, (r.attempt_id, r.user, len(r.nodes), priority))  # ``_holder`` inlined
 
 
 class _Room:
@@ -884,7 +886,6 @@ class _Pass:
         self.quota_pass: dict[tuple[str, str, int], list[Holder]] = {}
         self.quota_holders_cache: dict[tuple[str, str, int], tuple[int, tuple[Holder, ...]]] = {}
         self.user_group_holders: dict[tuple[str, str], list[Holder]] = {}
-        self.top_quota: dict[tuple[str, str], int] = {}
         self.starts: list[Start] = []
         self.suspends: list[Suspend] = []
         self.demotions: list[Demotion] = []
@@ -1047,9 +1048,20 @@ class _Pass:
         )
         restart = self.cfg.restart_cost_seconds
         now = self.now
+        suspends = self.suspends
         for key in over:
             excess = used[key] - self.quota(*key)
             mine = by_key[key]
+            if excess == used[key]:
+                # No quota left at all (the common case: a level's quota set to 0). The cheapest-first
+                # choice below would take every runner holding a node, whatever the order, and the drop
+                # pass would remove exactly the ones holding none (their removal keeps total >= excess,
+                # anyone else's does not): the same set without computing costs or sorting.
+                for r in sorted(mine, key=_id_of):
+                    if r.nodes:
+                        out.add(r.attempt_id)
+                        suspends.append(_build(Suspend, (r.attempt_id, _OVER_QUOTA, 0)))
+                continue
             if len(mine) > 1:  # cheapest first: nodes x (work since the last checkpoint + restart)
                 ordered = []
                 for r in mine:
@@ -1132,7 +1144,6 @@ class _Pass:
         groups = self.groups
         quotas = self.s.quotas
         usage = self.s.usage
-        top_quota = self.top_quota
         aging = self.cfg.above_normal_aging_seconds
         # Entries are gathered per (group, user, level) as they are read, as ``custom_rank`` reorders the jobs of
         # one user at one level (``order``); ``ranked``: the entries whose custom rank is not their first submission.
@@ -1141,50 +1152,65 @@ class _Pass:
         by_group: dict[str, list[tuple[tuple[str, str, int], list[_Entry]]]] = {}
         ranked: dict[tuple[str, str, int], list[_Entry]] = {}
         usage_of = usage.get
-        new_entry = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
         starving = self.now - self.cfg.starvation_seconds  # queued before this: fair share no longer delays it
         autos: list[Waiting] = []
         bad: list[Waiting] = []
+        # Per (group, user, level as submitted): [group size (-1: no such group), quota at that level (at the
+        # highest level for AUTO; 0 for an unknown level or a user without quotas), its entries once it has any].
+        # The tests below are the fast feasibility check, with one lookup per attempt instead of four: a job
+        # queues when 0 < nodes <= group size, its environment is ready and its quota covers its nodes (AUTO: the
+        # highest of its user's quotas there); anything else goes to ``check_feasible``.
+        slots: dict[tuple[str, str, int], list[Any]] = {}
+        slot_of = slots.get
         for w in self.s.waiting:
             group = w.group
-            g = groups.get(group)
-            n = w.node_count
-            if g is not None and 0 < n <= g.size and w.environment_ok:
-                level = w.priority
-                user = w.user
+            user = w.user
+            level = w.priority
+            key = (group, user, level)
+            slot = slot_of(key)
+            if slot is None:
+                g = groups.get(group)
                 uq = quotas.get(user)
                 if level == _AUTO:
-                    top_key = (user, group)
-                    top = top_quota.get(top_key)
-                    if top is None:
-                        top = top_quota[top_key] = max((uq or {}).get((group, lvl), 0) for lvl in LEVELS)
-                    if top >= n:
-                        autos.append(w)
-                        continue
-                elif level in _LEVEL_SET and uq is not None and uq.get((group, level), 0) >= n:
-                    if level == _ABOVE_NORMAL and w.chain_ran >= aging:
-                        level = _NORMAL  # its chain aged: it queues and runs at NORMAL, charged to ABOVE_NORMAL
-                        self.quota_level[w.attempt_id] = _ABOVE_NORMAL
+                    q = max((uq or {}).get((group, lvl), 0) for lvl in LEVELS)
+                elif level in _LEVEL_SET and uq is not None:
+                    q = uq.get((group, level), 0)
+                else:
+                    q = 0
+                slot = slots[key] = [-1 if g is None else g.size, q, None]
+            n = w.node_count
+            if 0 < n <= slot[0] and n <= slot[1] and w.environment_ok:
+                if level == _AUTO:
+                    autos.append(w)
+                    continue
+                if level == _ABOVE_NORMAL and w.chain_ran >= aging:
+                    level = _NORMAL  # its chain aged: it queues and runs at NORMAL, charged to ABOVE_NORMAL
+                    self.quota_level[w.attempt_id] = _ABOVE_NORMAL
                     key = (group, user, level)
                     mine = owned_get(key)
                     if mine is None:
                         mine = owned[key] = []
                         by_group.setdefault(group, []).append((key, mine))
-                    # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
-                    entry = new_entry(
-                        _Entry,
-                        (
-                            -level - _CLAIM if w.claim else -level,
-                            usage_of(user, 0.0) if w.queued_at > starving else self.starving_key(w),
-                            w.first_submitted_at,
-                            w.attempt_id,
-                            w,
-                        ),
-                    )
-                    mine.append(entry)
-                    if w.custom_rank != w.first_submitted_at:
-                        ranked.setdefault(key, []).append(entry)
-                    continue
+                else:
+                    mine = slot[2]
+                    if mine is None:
+                        mine = owned_get(key)  # aged ABOVE_NORMAL jobs may have opened this NORMAL list
+                        if mine is None:
+                            mine = owned[key] = []
+                            by_group.setdefault(group, []).append((key, mine))
+                        slot[2] = mine
+                # the scheduling order (see ``order``); attempt ids are unique, so Waiting is never compared
+                entry = (
+                    -level - _CLAIM if w.claim else -level,
+                    usage_of(user, 0.0) if w.queued_at > starving else self.starving_key(w),
+                    w.first_submitted_at,
+                    w.attempt_id,
+                    w,
+                )
+                mine.append(entry)
+                if w.custom_rank != w.first_submitted_at:
+                    ranked.setdefault(key, []).append(entry)
+                continue
             bad.append(w)
         bad.sort(key=_id_of)
         for w in bad:
@@ -1202,7 +1228,7 @@ class _Pass:
             if mine is None:
                 mine = owned[key] = []
                 by_group.setdefault(w.group, []).append((key, mine))
-            entry = _Entry(
+            entry = (
                 -level - _CLAIM if claim else -level,
                 usage.get(w.user, 0.0) if w.queued_at > starving else self.starving_key(w),
                 w.first_submitted_at,
@@ -1284,11 +1310,10 @@ class _Pass:
             if all(spans[k][1] < spans[k + 1][0] for k in range(len(spans) - 1)):
                 return
         by_rank = sorted([(e[4].custom_rank, e[2], e[3], j) for j, e in enumerate(mine)])
-        new = tuple.__new__  # ``_Entry(...)`` without the named tuple's Python-level ``__new__``
         for slot, (_, place, _, j) in zip(places, by_rank, strict=True):
             if slot != place:
                 e = mine[j]
-                mine[j] = new(_Entry, (e[0], e[1], slot, e[3], e[4]))
+                mine[j] = (e[0], e[1], slot, e[3], e[4])
 
     def promote_longest(self, queue: list[_Entry]) -> None:
         """Move the attempt that gets the group's reservation to the front of its level in the sorted queue.
@@ -1358,8 +1383,12 @@ class _Pass:
         preempt_wait = cfg.preempt_wait_seconds
         estimate_backfill = cfg.estimate_backfill
         quota_level = self.quota_level
+        normal = _NORMAL
+        auto = _AUTO
         usage_of = self.s.usage.get
         claim_key = -_CLAIM
+        blocked_get = g.blocked_cache.get  # the dict is cleared, never replaced, so the bound method stays valid
+        new = _build
         for entry in queue:
             w = entry[4]  # entry.waiting, entry.rank: indexing is the cheaper read in this loop
             rank = entry[0]
@@ -1367,7 +1396,7 @@ class _Pass:
             n = w.node_count
             user = w.user
             aid = w.attempt_id
-            if level == _AUTO:
+            if level == auto:
                 g.position += 1
                 mine = self.user_group_holders.get((user, gname), ())
                 holders = tuple(sorted(mine, key=lambda h: (-h.priority, -h.nodes, h.attempt_id))[:MAX_HOLDERS])
@@ -1376,7 +1405,8 @@ class _Pass:
                 continue
 
             # 2. quota (an aged chain is charged to the level it was admitted at)
-            qlevel = quota_level.get(aid, level) if quota_level else level
+            # only attempts queued at NORMAL can be aged ABOVE_NORMAL ones (``run``): no lookup for the others
+            qlevel = quota_level.get(aid, level) if level == normal and quota_level else level
             key = (user, gname, qlevel)
             used = quota_used.get(key, 0)
             q = quota_of.get(key)
@@ -1412,10 +1442,11 @@ class _Pass:
             # Nothing changed in the group since an attempt of this level and size was found blocked for
             # reasons that do not depend on who asks: same answer (most of a long queue ends here).
             blocked_key = level * _LEVEL_KEY + n
-            same = g.blocked_cache.get(blocked_key)
+            same = blocked_get(blocked_key)
             if same is not None and (g.reserver is not None or now - w.queued_at < reservation_wait):
-                g.position += 1
-                explanations[aid] = _explain(aid, same[0], same[1], g.position, same[2], level)
+                g.position = position = g.position + 1
+                # ``_explain(aid, *same, position, level)`` inlined: a call fewer on the path most attempts take
+                explanations[aid] = new(Explanation, (aid, same[0], same[1], position, same[2], level, None))
                 continue
 
             becoming = g.becoming_total
@@ -1558,7 +1589,7 @@ class _Pass:
         g.blocked_cache.clear()
         g.claimed_free += from_free
         sources = g.claim_becoming(from_becoming) if from_becoming else []
-        me = _holder(aid, w.user, n, level)
+        me = _build(Holder, (aid, w.user, n, level))  # ``_holder`` inlined
         self.quota_used[key] = self.quota_used.get(key, 0) + n
         self.quota_pass.setdefault(key, []).append(me)
         if from_free:
@@ -1570,7 +1601,7 @@ class _Pass:
             else ""
         )
         if not victims:
-            holders = tuple(r.holder for r in sources[:MAX_HOLDERS])
+            holders = tuple([r.holder for r in sources[:MAX_HOLDERS]])
             message = (
                 f"{from_becoming} of the {_nodes(n)} it needs in '{g.name}' are being freed by suspending job(s) "
                 f"{_ids(holders)}; it starts once {'it has' if len(sources) == 1 else 'they have'} stopped.{held}"
@@ -1596,7 +1627,9 @@ class _Pass:
                 f"{_nodes(need)} in '{g.name}'{also}; it starts once "
                 f"{'it has' if len(victims) + len(sources) == 1 else 'they have'} stopped.{held}"
             )
-        self.explanations[aid] = _explain(aid, ReasonCode.WAITING_FOR_SUSPEND, message, g.position, holders, level)
+        self.explanations[aid] = _build(  # ``_explain`` inlined
+            Explanation, (aid, _WAITING_FOR_SUSPEND, message, g.position, holders, level, None)
+        )
 
     def blocked(
         self,

@@ -315,7 +315,7 @@ def test_swap_places_gives_places_in_rank_order() -> None:
     plain rule on random queues of one user's jobs, with equal first submissions and shared ranks."""
     import random
 
-    from apps.scheduler.policy import _Entry, _Pass
+    from apps.scheduler.policy import _Pass
 
     rng = random.Random(11)
     for case in range(3000):
@@ -324,15 +324,15 @@ def test_swap_places_gives_places_in_rank_order() -> None:
             first = float(rng.choice((100, 200, 300, 400, 500, 600)))
             rank = first if rng.random() < 0.6 else float(rng.choice((0, 150, 200, 350, 700)))
             w = waiting(k + 1, "ann", submitted_ago=NOW - first, custom_rank=rank)
-            jobs.append(_Entry(-P.NORMAL, 0.0, first, k + 1, w))
+            jobs.append((-P.NORMAL, 0.0, first, k + 1, w))  # an entry: (rank, share, place, attempt_id, waiting)
         mine = list(jobs)
-        movers = [e for e in jobs if e.waiting.custom_rank != e.place]
+        movers = [e for e in jobs if e[4].custom_rank != e[2]]
         _Pass.swap_places(mine, movers)
-        slots = sorted(e.place for e in jobs)
-        by_rank = sorted(jobs, key=lambda e: (e.waiting.custom_rank, e.place, e.attempt_id))
-        expected = {e.attempt_id: slot for slot, e in zip(slots, by_rank, strict=True)}
-        assert {e.attempt_id: e.place for e in mine} == expected, case
-        assert [e.attempt_id for e in mine] == [e.attempt_id for e in jobs]  # rewritten where they are
+        slots = sorted(e[2] for e in jobs)
+        by_rank = sorted(jobs, key=lambda e: (e[4].custom_rank, e[2], e[3]))
+        expected = {e[3]: slot for slot, e in zip(slots, by_rank, strict=True)}
+        assert {e[3]: e[2] for e in mine} == expected, case
+        assert [e[3] for e in mine] == [e[3] for e in jobs]  # rewritten where they are
 
 
 # 4. Gang, whole nodes, rooms --------------------------------------------------------------------
