@@ -10,8 +10,11 @@ sshd command line without a live platform.
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -99,10 +102,29 @@ def workspaces(settings):
     ``authorized_keys`` under a world-writable directory, as it would on a real machine."""
     var = Path(django_settings.BASE_DIR) / "var"
     var.mkdir(exist_ok=True)
-    root = Path(tempfile.mkdtemp(prefix="ssh-test-", dir=var))
+    home = Path(pwd.getpwuid(os.getuid()).pw_dir)
+    # A clone under /tmp has a world-writable ancestor; sshd stops its walk up at the login's home.
+    base = next((p for p in (var, home) if strict_modes_accept(p, home)), None)
+    assert base is not None, f"neither {var} nor {home} has only owner-writable ancestors (sshd StrictModes)"
+    root = Path(tempfile.mkdtemp(prefix="ssh-test-", dir=base))
     root.chmod(0o755)
     yield root
     shutil.rmtree(root, ignore_errors=True)
+
+
+def strict_modes_accept(path: Path, home: Path) -> bool:
+    """Whether sshd's StrictModes would accept a file below ``path``: ``path`` and each directory
+    above it, up to the login's home or ``/``, is owned by root or us and writable by nobody else."""
+    for d in (path, *path.parents):
+        try:
+            st = d.stat()
+        except OSError:
+            return False
+        if st.st_uid not in (0, os.getuid()) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return False
+        if d == home:
+            return True
+    return True
 
 
 @needs_sshd
