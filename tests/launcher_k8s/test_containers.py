@@ -10,6 +10,7 @@ kmock's watch replays current objects only, so the informer is driven by relists
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
@@ -593,6 +594,150 @@ def test_the_wrapper_exits_with_the_services_status_when_it_ends_on_its_own(tmp_
         check=False,
     )
     assert result.returncode == 7
+
+
+#: A service's Python: logs ``started <pid>``, and on SIGTERM (unless told to ignore it) takes a
+#: few seconds to save its state, logs ``saved`` and exits 3.
+SAVING_PYTHON = """
+import os, pathlib, signal, sys, time
+log = pathlib.Path(sys.argv[1])
+def term(*_):
+    time.sleep(3)
+    with log.open("a") as f:
+        f.write("saved\\n")
+    sys.exit(3)
+signal.signal(signal.SIGTERM, signal.SIG_IGN if sys.argv[2:] == ["ignore"] else term)
+with log.open("a") as f:
+    f.write(f"started {os.getpid()}\\n")
+while True:
+    time.sleep(0.05)
+"""
+
+
+def _bash_service_with_python(tmp_path: Path, *extra: str) -> tuple[str, Path]:
+    """A ``bash -c`` service whose Python child does the work. Two commands, so the bash stays as
+    the group leader (``bash -c`` with one command would ``exec`` it) and dies of a TERM at once."""
+    script = tmp_path / "service.py"
+    script.write_text(SAVING_PYTHON)
+    log = tmp_path / "service.log"
+    return f"{sys.executable} {script} {log} {' '.join(extra)}; echo the python ended", log
+
+
+def _pids(log: Path) -> list[int]:
+    return [int(line.split()[1]) for line in log.read_text().splitlines() if line.startswith("started ")]
+
+
+def _end_left_over(proc: subprocess.Popen[bytes], *pids: int) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, 9)
+        proc.wait(5)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_on_a_stop_the_wrapper_waits_for_the_python_under_a_bash_service(tmp_path: Path) -> None:
+    """The kubelet's TERM to PID 1: the ``bash -c`` leader dies of it at once, but the wrapper (whose
+    exit would kill everything left in the container) exits only once its Python has saved."""
+    service, log = _bash_service_with_python(tmp_path)
+    proc = subprocess.Popen(
+        ["bash", "-c", SERVICE_WRAPPER, "rota-service", "bash", "-c", service],
+        env={**os.environ, "ROTA_RESTART_FILE": str(tmp_path / "absent"), "ROTA_STOP_GRACE_SECONDS": "30"},
+        start_new_session=True,
+    )
+    try:
+        wait_until(lambda: log.exists() and _pids(log), timeout=10, what="the service's Python")
+        proc.terminate()
+        assert proc.wait(15) == 143  # the service's status: its bash, killed by the TERM
+        assert log.read_text().splitlines()[1:] == ["saved"]  # written before the wrapper exited
+    finally:
+        _end_left_over(proc, *(_pids(log) if log.exists() else ()))
+
+
+def test_on_a_stop_the_wrapper_kills_what_is_left_at_the_end_of_the_grace(tmp_path: Path) -> None:
+    service, log = _bash_service_with_python(tmp_path, "ignore")
+    proc = subprocess.Popen(
+        ["bash", "-c", SERVICE_WRAPPER, "rota-service", "bash", "-c", service],
+        env={**os.environ, "ROTA_RESTART_FILE": str(tmp_path / "absent"), "ROTA_STOP_GRACE_SECONDS": "1"},
+        start_new_session=True,
+    )
+    try:
+        python = wait_until(lambda: log.exists() and _pids(log), timeout=10, what="the service's Python")[0]
+        proc.terminate()
+        assert proc.wait(15) == 143
+        wait_until(lambda: not _alive(python), timeout=5, what="the Python that ignores TERM to be killed")
+        assert "saved" not in log.read_text()
+    finally:
+        _end_left_over(proc, *(_pids(log) if log.exists() else ()))
+
+
+def test_a_service_that_ends_on_its_own_is_not_held_by_a_leftover_background_process(tmp_path: Path) -> None:
+    pid_file = tmp_path / "bg.pid"
+    proc = subprocess.Popen(
+        ["bash", "-c", SERVICE_WRAPPER, "rota-service", "bash", "-c", f"sleep 300 & echo $! > {pid_file}; exit 4"],
+        env={**os.environ, "ROTA_RESTART_FILE": str(tmp_path / "absent"), "ROTA_STOP_GRACE_SECONDS": "30"},
+        start_new_session=True,
+    )
+    try:
+        assert proc.wait(10) == 4  # at once, whatever the service left behind
+        assert _alive(int(pid_file.read_text()))  # (in a pod, PID 1's exit ends it)
+    finally:
+        _end_left_over(proc, *([int(pid_file.read_text())] if pid_file.exists() else []))
+
+
+def test_a_restart_lets_the_services_python_save_before_starting_it_again(tmp_path: Path) -> None:
+    marker = tmp_path / "restart"
+    marker.write_text("1")
+    service, log = _bash_service_with_python(tmp_path)
+    proc = subprocess.Popen(
+        ["bash", "-c", SERVICE_WRAPPER, "rota-service", "bash", "-c", service],
+        env={**os.environ, "ROTA_RESTART_FILE": str(marker), "ROTA_STOP_GRACE_SECONDS": "30"},
+        start_new_session=True,
+    )
+    try:
+        first = wait_until(lambda: log.exists() and _pids(log), timeout=10, what="the first start")[0]
+        marker.write_text("2")
+        wait_until(lambda: len(_pids(log)) == 2, timeout=15, what="the restart")
+        # The first Python saved before the second one started; the container goes on.
+        assert [line.split()[0] for line in log.read_text().splitlines()] == ["started", "saved", "started"]
+        assert not _alive(first)
+        assert proc.poll() is None
+    finally:
+        _end_left_over(proc, *(_pids(log) if log.exists() else ()))
+
+
+def test_a_restart_kills_what_ignores_the_term_at_the_end_of_the_grace_and_starts_again(tmp_path: Path) -> None:
+    marker = tmp_path / "restart"
+    marker.write_text("1")
+    service, log = _bash_service_with_python(tmp_path, "ignore")
+    proc = subprocess.Popen(
+        ["bash", "-c", SERVICE_WRAPPER, "rota-service", "bash", "-c", service],
+        env={**os.environ, "ROTA_RESTART_FILE": str(marker), "ROTA_STOP_GRACE_SECONDS": "1"},
+        start_new_session=True,
+    )
+    try:
+        first = wait_until(lambda: log.exists() and _pids(log), timeout=10, what="the first start")[0]
+        marker.write_text("2")
+        wait_until(lambda: len(_pids(log)) == 2, timeout=15, what="the restart")
+        assert not _alive(first)
+        assert "saved" not in log.read_text()
+        assert proc.poll() is None
+    finally:
+        _end_left_over(proc, *(_pids(log) if log.exists() else ()))
+
+
+def test_the_pods_services_get_the_grace_as_the_wrappers_bound() -> None:
+    pod = ContainerManifests(namespace=NAMESPACE, termination_grace_seconds=25).build_pod(make_spec(), "uid-1")
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 25
+    for container in pod["spec"]["containers"]:
+        assert {e["name"]: e.get("value") for e in container["env"]}["ROTA_STOP_GRACE_SECONDS"] == "25"
 
 
 # -- the launcher's container pass with the database ------------------------------------------------

@@ -48,25 +48,40 @@ RESTART_DIR = "/etc/rota/restart"
 JUPYTER_TOKEN_KEY = "JUPYTER_TOKEN"  # noqa: S105 - a key name, not a secret
 
 #: PID 1 of every service container (bash): runs the service as its own process group, forwards
-#: TERM/INT/HUP to it, and restarts it when the file ``$ROTA_RESTART_FILE`` (a downward-API view
-#: of the pod annotation ``rota.dev/restart-<service>``) changes. Exits with the service's status
-#: when the service ends on its own.
+#: TERM/INT/HUP to it (as TERM), and restarts it when the file ``$ROTA_RESTART_FILE`` (a
+#: downward-API view of the pod annotation ``rota.dev/restart-<service>``) changes. After a
+#: forwarded stop signal, and after a restart's TERM, it waits until the service's whole process
+#: group is gone, not only its leader, for at most ``$ROTA_STOP_GRACE_SECONDS`` (the pod's
+#: ``terminationGracePeriodSeconds``): a ``bash -c`` service dies of the TERM at once while its
+#: Python may still be saving state, and PID 1 exiting kills every process left in the container.
+#: What is left at the end of the grace is SIGKILLed (a restart then starts the service again).
+#: A service that ends on its own is not waited for beyond its leader: the wrapper exits with its
+#: status at once, so a forgotten background process cannot hold the container.
 SERVICE_WRAPPER = (
-    'f="$ROTA_RESTART_FILE"; seen=$(cat "$f" 2>/dev/null); '
-    "trap 'kill -TERM -- -$child 2>/dev/null; stopping=1' TERM INT HUP; stopping=0; "
+    'f="$ROTA_RESTART_FILE"; grace="${ROTA_STOP_GRACE_SECONDS:-10}"; seen=$(cat "$f" 2>/dev/null); '
+    "stopping=0; child=; end=0; "
+    # The grace of a stop counts from the first signal; a later one forwards TERM again.
+    "trap '[ $stopping = 1 ] || end=$((SECONDS+grace)); stopping=1; kill -TERM -- -$child 2>/dev/null' "
+    "TERM INT HUP; "
     "while :; do "
     'set -m; "$@" & child=$!; set +m; restarted=0; '
+    # A stop that came while the service was (re)starting.
+    '[ "$stopping" = 1 ] && kill -TERM -- -$child 2>/dev/null; '
     'while kill -0 "$child" 2>/dev/null; do '
     'now=$(cat "$f" 2>/dev/null); '
     'if [ "$stopping" = 0 ] && [ "$now" != "$seen" ]; then '
     'seen=$now; restarted=1; echo "rota: restarting the service" >&2; '
-    "kill -TERM -- -$child 2>/dev/null; n=0; "
-    'while kill -0 "$child" 2>/dev/null && [ $n -lt 50 ]; do sleep 0.1; n=$((n+1)); done; '
-    "kill -KILL -- -$child 2>/dev/null; fi; "
+    "end=$((SECONDS+grace)); kill -TERM -- -$child 2>/dev/null; "
+    'while kill -0 -- -"$child" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1 & wait $!; done; '
+    'kill -0 -- -"$child" 2>/dev/null && kill -KILL -- -"$child" 2>/dev/null; fi; '
     "sleep 1 & wait $!; "
     "done; "
     'wait "$child"; status=$?; '
-    '[ "$restarted" = 1 ] && [ "$stopping" = 0 ] && continue; '
+    'if [ "$stopping" = 1 ]; then '
+    'while kill -0 -- -"$child" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.1 & wait $!; done; '
+    'kill -0 -- -"$child" 2>/dev/null && kill -KILL -- -"$child" 2>/dev/null; '
+    'exit "$status"; fi; '
+    '[ "$restarted" = 1 ] && continue; '
     'exit "$status"; '
     "done"
 )
@@ -236,6 +251,7 @@ class ContainerManifests:
             "ROTA_CONTAINER_ID": str(spec.container_id),
             "ROTA_SERVICE": service.name,
             "ROTA_RESTART_FILE": f"{RESTART_DIR}/{service.name}",
+            "ROTA_STOP_GRACE_SECONDS": str(self._grace),  # SERVICE_WRAPPER's bound on a stop
         }
         if service.port and service.name != "jupyter":
             values["PORT"] = str(service.port)
