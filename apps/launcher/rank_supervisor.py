@@ -18,7 +18,9 @@ What the supervisor does:
 3. pumps the child's merged stdout+stderr from a pipe (``os.read``, no buffering beyond the line)
    into the log store's ``LogWriter`` and waits for the child's exit via a pidfd (no polling);
 4. when the child (the group leader) exits, SIGKILLs whatever is left of its group (as a container
-   runtime would), drains the pipe for a moment, and records the outcome atomically.
+   runtime would), drains the pipe for a moment, and records the outcome atomically. After a
+   SIGTERM to the group (a suspend) it first lets the rest of the group finish (the Python under
+   ``bash job.sh`` saving its checkpoint), until the platform's kill or ``GROUP_AFTER_TERM_SECONDS``.
 
 The state file (JSON, replaced atomically with ``os.replace``) holds the supervisor's and the
 child's **identity**: pid, plus the process start time from ``/proc/<pid>/stat`` (field 22, clock
@@ -73,6 +75,16 @@ STOP_MARKER = "stop"
 DRAIN_SECONDS = 2.0
 """After the child exits, how long to keep reading output still in (or still written to) the pipe."""
 
+GROUP_POLL_SECONDS = 0.1
+"""While waiting for the rest of a group after a SIGTERM, how often to look whether it is gone."""
+
+GROUP_AFTER_TERM_SECONDS = 900.0
+"""After a SIGTERM went to the group (a suspend, or the supervisor told to terminate) and the leader
+exited, how long the rest of the group may run on before it is killed. Under ``bash job.sh`` the
+shell dies of the SIGTERM at once while its Python is still saving a checkpoint; killing the group
+then would cut the checkpoint off. The platform's own kill at the end of the grace period
+(``stop``) ends it sooner; this bound only keeps a supervisor from waiting forever."""
+
 _BASE_ENV_KEYS = ("PATH", "HOME", "LANG")
 _DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 _LOG_PREFIX = "[rota] "
@@ -125,6 +137,27 @@ def proc_stat(pid: int) -> tuple[str, int] | None:
         return rest[0].decode(), int(rest[19])  # field 3 = state, field 22 = starttime
     except (IndexError, ValueError):
         return None
+
+
+def group_has_live_members(pgid: int, leader: int) -> bool:
+    """Whether a process other than ``leader`` (a zombie until reaped) is alive in group ``pgid``.
+
+    Read from ``/proc``: ``killpg(pgid, 0)`` cannot say it, since the unreaped leader keeps the
+    group in existence."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == leader:
+            continue
+        try:
+            raw = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        rest = raw[raw.rfind(b")") + 2 :].split()
+        try:
+            if int(rest[2]) == pgid and rest[0] not in (b"Z", b"X"):  # field 5 = pgrp, field 3 = state
+                return True
+        except (IndexError, ValueError):
+            continue
+    return False
 
 
 def proc_start_ticks(pid: int) -> int | None:
@@ -491,8 +524,22 @@ class Supervisor:
         pipe_open = True
         exited = False
         drain_deadline = 0.0
+        group_deadline: float | None = None  # waiting for the group after a SIGTERM (see below)
         try:
             while True:
+                if group_deadline is not None:
+                    # The platform's kill (the ``stop`` marker) cannot reach the group through
+                    # ``signal_child_group`` any more (the leader it checks is a zombie): see it here.
+                    if (
+                        time.monotonic() < group_deadline
+                        and not marker_exists(self.run_dir, STOP_MARKER)
+                        and group_has_live_members(proc.pid, proc.pid)
+                    ):
+                        pipe_open = self._copy_output_for(read_fd, pipe_open, GROUP_POLL_SECONDS)
+                        continue
+                    group_deadline = None
+                    self._kill_rest_of_group(proc.pid)
+                    drain_deadline = time.monotonic() + DRAIN_SECONDS
                 if exited:
                     remaining = drain_deadline - time.monotonic()
                     if not pipe_open or remaining <= 0:
@@ -512,15 +559,40 @@ class Supervisor:
                         pipe_open = False
                 if not exited and os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
                     exited = True
-                    # The leader is a zombie until reaped, so its group id cannot be reused yet:
-                    # kill what is left of the group (background processes), as a container would.
-                    with contextlib.suppress(ProcessLookupError, PermissionError):
-                        os.killpg(proc.pid, signal.SIGKILL)
+                    if self._term_sent():
+                        # The group was told to terminate: its other processes (the Python under
+                        # ``bash job.sh``) may still be saving a checkpoint. Let them finish.
+                        group_deadline = time.monotonic() + GROUP_AFTER_TERM_SECONDS
+                        continue
+                    self._kill_rest_of_group(proc.pid)
                     drain_deadline = time.monotonic() + DRAIN_SECONDS
         finally:
             os.close(read_fd)
             if pidfd is not None:
                 os.close(pidfd)
+
+    def _copy_output_for(self, read_fd: int, pipe_open: bool, seconds: float) -> bool:
+        """Wait up to ``seconds`` for output and copy it to the log; returns whether the pipe is open."""
+        if not pipe_open:
+            time.sleep(seconds)
+            return False
+        if select.select([read_fd], [], [], seconds)[0]:
+            data = os.read(read_fd, 65536)
+            if not data:
+                return False
+            self._write_output(data)
+        return True
+
+    def _term_sent(self) -> bool:
+        """Whether a SIGTERM went to the child's group (a suspend, or this supervisor terminated)."""
+        return self._terminated_by is not None or sigterm_sent_file(self.run_dir, self.rank).exists()
+
+    @staticmethod
+    def _kill_rest_of_group(pgid: int) -> None:
+        """SIGKILL what is left of the group (background processes), as a container runtime would.
+        The leader is a zombie until reaped, so its group id cannot have been reused."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
 
     def _write_output(self, data: bytes) -> None:
         assert self._writer is not None

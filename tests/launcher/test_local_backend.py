@@ -494,6 +494,64 @@ def test_suspend_sigterm_reaches_a_trapping_job_once_and_a_clean_exit_is_reporte
     assert harness.log(20)[-2:] == ["checkpoint saved", "[rota] exited with code 0 after suspend request"]
 
 
+def test_a_suspend_lets_the_python_under_a_bash_entrypoint_finish_its_checkpoint(harness: Harness) -> None:
+    """``bash job.sh`` dies of the SIGTERM at once; its Python, still saving, must not be killed with it."""
+    harness.script(
+        "ckpt.py",
+        """
+        import os, pathlib, signal, sys, time
+        out = pathlib.Path(os.environ["OUT"])
+        def on_term(signum, frame):
+            time.sleep(1.5)  # writing the checkpoint
+            (out / "saved").write_text("ok")
+            print("checkpoint saved", flush=True)
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, on_term)
+        print("ready", flush=True)
+        while True:
+            time.sleep(0.05)
+        """,
+    )
+    entry = harness.script("job.sh", 'python3 "$(dirname "$0")/ckpt.py"\necho "after python"\n')
+    harness.backend.start(harness.spec(25, entry))
+    harness.wait_log(25, "ready")
+    harness.backend.signal_suspend(25)
+    obs = harness.wait_final(25)[0]
+    assert (obs.phase, obs.exit_code, obs.message) == (RankPhase.KILLED, 143, "killed by SIGTERM (suspend)")
+    assert (harness.workspace / "saved").read_text() == "ok"
+    assert "checkpoint saved" in harness.log(25)
+
+
+def test_after_a_suspend_the_group_is_killed_when_the_platform_stops_it(harness: Harness) -> None:
+    """The wait for the rest of the group ends with the platform's kill at the end of the grace."""
+    harness.script(
+        "stubborn.py",
+        """
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ready", flush=True)
+        while True:
+            time.sleep(0.05)
+        """,
+    )
+    entry = harness.script("job.sh", 'python3 "$(dirname "$0")/stubborn.py"\n')
+    harness.backend.start(harness.spec(26, entry))
+    harness.wait_log(26, "ready")
+    harness.backend.signal_suspend(26)
+    shell = rank_supervisor.read_state(harness.root / "run" / "26", 0)
+    assert shell is not None and shell.child_pid is not None
+    wait_until(
+        lambda: (rank_supervisor.proc_stat(shell.child_pid) or ("gone",))[0] == "Z",
+        what="the shell to die of the SIGTERM (a zombie until its supervisor reaps it)",
+    )
+    time.sleep(0.3)  # a supervisor that kills the group at once would have done so by now
+    assert {o.phase for o in harness.backend.observe(26).values()} == {RankPhase.RUNNING}
+    harness.backend.stop(26, reason="suspend")
+    obs = harness.wait_final(26)[0]
+    assert obs.phase == RankPhase.KILLED
+    assert obs.message == "killed by SIGTERM (suspend)"
+
+
 def test_suspend_kills_a_job_with_default_sigterm_handling(harness: Harness) -> None:
     entry = harness.script("plain.py", "import time\nprint('ready')\ntime.sleep(60)\n")
     harness.backend.start(harness.spec(21, entry, kind=EntrypointKind.PYTHON))

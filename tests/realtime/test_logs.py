@@ -13,6 +13,7 @@ from channels.db import database_sync_to_async
 from apps.experiments import lifecycle
 from apps.logs import store as logstore
 from apps.logs.tailer import get_hub
+from portal.realtime import outbox
 from tests.realtime.conftest import (
     communicator,
     contents,
@@ -529,6 +530,9 @@ async def test_unsharing_cuts_a_team_mate_off_the_chains_events_and_logs_at_once
         services.experiment_share(user=user, chain=chain, shared=True)
 
     await database_sync_to_async(share)()
+    # The job's own events (started, shared) leave through the outbox's thread: let them go before the
+    # team-mate subscribes, or one can arrive ahead of the "subscribed" answer on a slow host.
+    assert await asyncio.to_thread(outbox.flush, 10.0)
     write(log_store, chain.pk, attempt_id, ["shared 1"])
     token = await database_sync_to_async(token_for)(other_user)
     page = communicator(ws_app, "/ws/events/", token=token)
