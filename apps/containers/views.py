@@ -23,6 +23,7 @@ from apps.containers.models import Container
 from apps.containers.presentation import open_base, ssh_command, status_message
 from apps.core.errors import ApplicationError, NotFound
 from apps.quotas.selectors import environments_for
+from apps.web.htmx import partial_or_page, render_htmx
 
 
 def _visible(request: HttpRequest, pk: int) -> Container:
@@ -30,6 +31,17 @@ def _visible(request: HttpRequest, pk: int) -> Container:
         return selectors.container_get(user=request.user, pk=pk)  # type: ignore[arg-type]
     except NotFound:
         raise Http404(_("No such container.")) from None
+
+
+def _back(request: HttpRequest, pk: int) -> str:
+    """Where an action on a container returns: the list it was sent from (`back=list`, with the
+    admin's `all=1` view kept), else the container's page. Only these two: never a URL from the form."""
+    back = request.POST.get("back", "")
+    if back == "list":
+        return reverse("containers:list")
+    if back == "list-all":
+        return reverse("containers:list") + "?all=1"
+    return reverse("containers:detail", args=[pk])
 
 
 def _apply_errors(form: Any, exc: ApplicationError) -> None:
@@ -45,6 +57,7 @@ def _apply_errors(form: Any, exc: ApplicationError) -> None:
 
 
 @login_required
+@partial_or_page()
 def container_list_view(request: HttpRequest) -> HttpResponse:
     user: Any = request.user
     show_all = user.is_platform_admin and request.GET.get("all") == "1"
@@ -63,12 +76,16 @@ def container_list_view(request: HttpRequest) -> HttpResponse:
     rows = selectors.containers_visible_to(user)
     if not show_all:
         rows = rows.filter(owner=user)
+    containers = [(c, status_message(c), open_base(c)) for c in rows.order_by("owner__username", "name")]
+    if request.method == "GET" and getattr(request, "htmx", False):  # a live refresh: the table only
+        context = {"containers": containers, "show_all": show_all}
+        return render_htmx(request, "containers/partials/list_live.html", context)
     status = 400 if request.method == "POST" else 200
     return render(
         request,
         "containers/container_list.html",
         {
-            "containers": [(c, status_message(c), open_base(c)) for c in rows.order_by("owner__username", "name")],
+            "containers": containers,
             "quota": selectors.quota_overview(user=user),
             "form": form,
             "show_all": show_all,
@@ -87,6 +104,7 @@ ACTIONS = {
 
 
 @login_required
+@partial_or_page()
 def container_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
     user: Any = request.user
     container = _visible(request, pk)
@@ -112,7 +130,7 @@ def container_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
                 service, done = ACTIONS[action]
                 service(actor=user, container=container)
                 messages.success(request, str(done))
-                return redirect(reverse("containers:detail", args=[pk]))
+                return redirect(_back(request, pk))
             if action == "delete":
                 services.container_delete(actor=user, container=container)
                 messages.success(request, _("Container %(n)s deleted.") % {"n": container.name})
@@ -138,7 +156,7 @@ def container_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
                 status = 400
         except ApplicationError as exc:
             messages.error(request, exc.message)
-            return redirect(reverse("containers:detail", args=[pk]))
+            return redirect(_back(request, pk))
     container = _visible(request, pk)
     spec = (
         container.started_spec
@@ -159,19 +177,20 @@ def container_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
     log_service = request.GET.get("service") or "jupyter"
     if log_service not in {s["slot"].name for s in slots}:
         log_service = "jupyter"
+    context = {
+        "c": container,
+        "message": status_message(container),
+        "slots": slots,
+        "open_url": base + "lab",
+        "ssh_command": ssh_command(container),
+        "log_service": log_service,
+    }
+    if request.method == "GET" and getattr(request, "htmx", False):  # a live refresh: status and services only
+        return render_htmx(request, "containers/partials/detail_live.html", context)
     return render(
         request,
         "containers/container_detail.html",
-        {
-            "c": container,
-            "message": status_message(container),
-            "slots": slots,
-            "open_url": base + "lab",
-            "ssh_command": ssh_command(container),
-            "form": form,
-            "log_service": log_service,
-            "current": "containers",
-        },
+        {**context, "form": form, "current": "containers"},
         status=status,
     )
 

@@ -1,22 +1,8 @@
 /*
- * Containers pages: live status (container.status events from the page's one socket; the page
- * re-reads itself when a shown container changes, and on reconnect), and the log of one service
- * read through the API by offset while the page is open.
+ * A container's page: the log of one service, read through the API by offset while the page is
+ * open. (Status is a live region of the template: htmx re-renders it on container.status events
+ * and whenever the socket opens, see portal/live.js.)
  */
-
-import { realtime } from "./realtime.js";
-
-function watchStatus() {
-  if (!document.querySelector("[data-container-id]")) return;
-  realtime.connect();
-  realtime.on("container.status", (event) => {
-    const row = document.querySelector(`[data-container-id="${event.container_id}"]`);
-    if (!row) return;
-    const badge = row.querySelector("[data-container-status]");
-    if (badge && badge.textContent.trim().toLowerCase() !== event.status) location.reload();
-  });
-  realtime.on("reconnect", () => location.reload());
-}
 
 function followLog() {
   const pre = document.querySelector("[data-container-log]");
@@ -49,5 +35,4 @@ function followLog() {
   poll();
 }
 
-watchStatus();
 followLog();

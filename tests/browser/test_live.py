@@ -22,9 +22,15 @@ from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-# Every request a live region sends from now on, with the event that triggered it.
-RECORD_REFRESHES = """() => {
+# Every request a live region sends from now on, with the event that triggered it. First it waits
+# until no region has a request in flight (htmx marks the region `htmx-request` meanwhile): the
+# answer to a request sent before the recording began (the refresh on the socket opening) could
+# show the change the test makes next without being recorded.
+RECORD_REFRESHES = """async () => {
+    while (document.querySelector("[data-live].htmx-request")) await new Promise((r) => setTimeout(r, 25));
     window.__refreshes = [];
+    if (window.__recording) return;
+    window.__recording = true;
     document.body.addEventListener("htmx:beforeRequest", (e) => {
         const region = e.detail.elt;
         if (!region.matches("[data-live]")) return;
@@ -32,6 +38,9 @@ RECORD_REFRESHES = """() => {
         window.__refreshes.push([region.getAttribute("hx-target"), cause ? cause.type : null]);
     });
 }"""
+
+# Wait until a region asked for itself because of the event `cause`.
+REFRESHED_ON = "(cause) => (window.__refreshes || []).some((r) => r[1] === cause)"
 
 
 def test_live_regions_refresh_on_the_realtime_events_their_templates_declare(
@@ -51,6 +60,7 @@ def test_live_regions_refresh_on_the_realtime_events_their_templates_declare(
     tab.evaluate(RECORD_REFRESHES)
     experiment_services.experiment_suspend(actor=user, chain=Chain.objects.get(pk=chain.pk))
     expect(header).to_have_attribute("data-status", "held")
+    tab.wait_for_function(REFRESHED_ON, arg=f"rota:chain-{chain.pk}")
     refreshes = tab.evaluate("window.__refreshes")
     assert refreshes, "the region never asked for itself"
     assert {tuple(r) for r in refreshes} == {("#chain-live", f"rota:chain-{chain.pk}")}
@@ -64,6 +74,7 @@ def test_live_regions_refresh_on_the_realtime_events_their_templates_declare(
     tab.evaluate(RECORD_REFRESHES)
     experiment_services.experiment_resume(actor=user, chain=Chain.objects.get(pk=chain.pk))
     expect(row_status).to_have_attribute("data-status", re.compile(r"^(waiting|starting|running)$"))
+    tab.wait_for_function(REFRESHED_ON, arg="rota:chain.status")
     causes = {cause for _target, cause in tab.evaluate("window.__refreshes")}
     assert causes and causes <= {"rota:chain.status", "rota:attempt.started", "rota:chain.explanation"}
     experiment_services.experiment_stop(actor=user, chain=Chain.objects.get(pk=chain.pk))
@@ -81,6 +92,7 @@ def test_the_admin_node_tree_refreshes_on_node_events(browser_page, cluster):
     tab.evaluate(RECORD_REFRESHES)
     cluster_services.node_disable(actor=root, node=Node.objects.get(name="n2"), reason="ECC errors")
     expect(tab.locator('tr[data-node="n2"] [data-node-state]')).to_have_attribute("data-node-state", "disabled")
+    tab.wait_for_function(REFRESHED_ON, arg="rota:node.state")
     causes = {tuple(r) for r in tab.evaluate("window.__refreshes")}
     assert causes and causes <= {("#nodes-live", "rota:node.state"), ("#nodes-live", "rota:scheduler.pass")}
 

@@ -107,3 +107,40 @@ def test_actions_from_the_page(pages, task_log):
 def test_pages_in_chinese(pages):
     response = pages["owner"].get("/containers/", HTTP_ACCEPT_LANGUAGE="zh-hans")
     assert "我的容器" in response.content.decode()
+
+
+def test_an_action_from_the_list_comes_back_to_the_list_and_nowhere_else(pages, task_log):
+    url = f"/containers/{pages['c'].pk}/"
+    assert pages["owner"].post(url, {"action": "start", "back": "list"})["Location"] == "/containers/"
+    assert pages["admin"].post(url, {"action": "stop", "back": "list-all"})["Location"] == "/containers/?all=1"
+    # Anything else is the container's page: the form names a place, never a URL.
+    assert pages["owner"].post(url, {"action": "start", "back": "https://evil.example/"})["Location"] == url
+    # Somebody else's container: 404 wherever it was sent from, and nothing changed.
+    before = db_state()
+    refused = pages["other"].post(url, {"action": "stop", "back": "list"})
+    assert refused.status_code == 404 and db_state() == before
+
+
+def test_live_refreshes_answer_with_the_region_only(pages):
+    c = pages["c"]
+    headers = {"HX-Request": "true"}
+    table = pages["owner"].get("/containers/", headers=headers)
+    body = table.content.decode()
+    assert table.status_code == 200 and body.startswith('<div id="containers-live">')
+    assert f'data-container-id="{c.pk}"' in body and 'data-container-status="stopped"' in body
+    assert "<html" not in body and 'name="back" value="list"' in body
+    assert "HX-Request" in table["Vary"]
+    mine = pages["admin"].get("/containers/", headers=headers).content.decode()
+    everyone = pages["admin"].get("/containers/?all=1", headers=headers).content.decode()
+    assert f'data-container-id="{c.pk}"' not in mine and f'data-container-id="{c.pk}"' in everyone
+    assert 'name="back" value="list-all"' in everyone
+    detail = pages["owner"].get(f"/containers/{c.pk}/", headers=headers)
+    body = detail.content.decode()
+    assert detail.status_code == 200 and body.startswith('<div id="container-live">')
+    assert 'data-container-status="stopped"' in body and "data-container-log" not in body
+    # The same refresh of somebody else's container is a 404, like the page.
+    assert pages["other"].get(f"/containers/{c.pk}/", headers=headers).status_code == 404
+    # The whole page carries the regions, their triggers and the log outside them.
+    page = pages["owner"].get(f"/containers/{c.pk}/").content.decode()
+    assert 'hx-target="#container-live"' in page and "rota:container.status from:body" in page
+    assert page.index('id="container-live"') < page.index("data-container-log")
