@@ -338,6 +338,17 @@ class PriorityForm(forms.Form):
         choice_field(self, "priority").choices = priority_choices(user)
 
 
+class MoveGroupForm(forms.Form):
+    """Where to move a waiting job (``experiment_move_group``): one of the node groups the user may
+    use (``selectors.usable_node_groups``, what the submit form offers)."""
+
+    group = forms.ChoiceField(label=_("Node group"))
+
+    def __init__(self, *args: Any, groups: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        choice_field(self, "group").choices = [(g, g) for g in groups]
+
+
 class TagForm(forms.Form):
     tag = forms.CharField(label=_("Tag"), max_length=64)
 

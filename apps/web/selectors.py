@@ -23,7 +23,7 @@ from apps.core.priorities import QUOTA_LEVELS, Priority
 from apps.experiments.choices import ChainStatus, QueueStatus
 from apps.experiments.models import Attempt, Chain, ChainTag, Rank
 from apps.experiments.selectors import QuotaLevel, attempt_runtime_seconds, chain_list, quota_overview
-from apps.quotas.selectors import environments_for, quota_resolve
+from apps.quotas.selectors import ResolvedQuota, environments_for, quota_resolve
 from apps.web.choices import SEVERITY_ORDER, NoticeAudience
 from apps.web.models import Notice, UserPreference
 
@@ -115,11 +115,20 @@ class SubmitChoices:
     hints: dict[str, Any]
 
 
-def submit_choices(*, user: User) -> SubmitChoices:
-    quota = quota_resolve(user=user)
+def usable_node_groups(*, user: User, quota: ResolvedQuota | None = None) -> list[str]:
+    """The node groups ``user`` may put a job in, by name: those where they have node quota at some
+    level, every group for platform admins. The submit form offers them, and so does the job page's
+    move to another node group. ``quota``: the user's, when the caller has resolved it already."""
+    if quota is None:
+        quota = quota_resolve(user=user)
     with_quota = {g for (g, _p), v in quota.node.items() if v > 0}
     every_group = list(NodeGroup.objects.order_by("name").values_list("name", flat=True))
-    groups = every_group if user.is_platform_admin else [g for g in every_group if g in with_quota]
+    return every_group if user.is_platform_admin else [g for g in every_group if g in with_quota]
+
+
+def submit_choices(*, user: User) -> SubmitChoices:
+    quota = quota_resolve(user=user)
+    groups = usable_node_groups(user=user, quota=quota)
     per_group: dict[str, dict[str, int]] = {}
     for (group, level), value in quota.node.items():
         per_group.setdefault(group, {})[str(level)] = value

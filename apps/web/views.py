@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, timedelta
-from functools import wraps
-from typing import Any
+from functools import partial, wraps
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -39,7 +39,7 @@ from apps.core.paging import IdFirstPaginator
 from apps.core.priorities import Priority
 from apps.experiments import services as experiment_services
 from apps.experiments.actions import chain_actions
-from apps.experiments.choices import QUEUED_CHAIN_STATUSES, ChainStatus
+from apps.experiments.choices import QUEUED_CHAIN_STATUSES, ChainAction, ChainStatus, WorkerStatus
 from apps.experiments.filtersets import STATUS_GROUPS, ChainFilterSet
 from apps.experiments.models import Chain
 from apps.experiments.selectors import attempt_runtime_seconds, chain_detail, chains_visible_to
@@ -52,6 +52,7 @@ from apps.web.choices import Theme
 from apps.web.cli import cli_command
 from apps.web.forms import (
     BatchForm,
+    MoveGroupForm,
     PreferenceForm,
     PriorityForm,
     SignInForm,
@@ -61,6 +62,9 @@ from apps.web.forms import (
 )
 from apps.web.htmx import HtmxRequest, partial_or_page, render_htmx
 from apps.web.presentation import own_quota_holders
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 THEME_COOKIE = "rota_theme"
 
@@ -351,13 +355,14 @@ def detail_context(request: SignedInRequest, pk: int, view: str = "overview") ->
     attempts = list(chain.attempts.all())
     latest = attempts[-1] if attempts else None
     user = request.user
+    actions = chain_actions(user=user, chain=chain)
     return {
         "chain": chain,
         "attempts": attempts,
         "attempts_desc": list(reversed(attempts)),
         "latest": latest,
         "ranks": list(latest.ranks.all()) if latest else [],
-        "actions": chain_actions(user=user, chain=chain),
+        "actions": actions,
         "waiting": chain.status in QUEUED_CHAIN_STATUSES,
         "own_holders": own_quota_holders(
             code=latest.pending_code, holders=latest.pending_holders, owner=user.username, chain_id=chain.pk
@@ -365,6 +370,9 @@ def detail_context(request: SignedInRequest, pk: int, view: str = "overview") ->
         if latest is not None and chain.owner_id == user.pk
         else [],
         "priority_form": PriorityForm(user=user, initial={"priority": chain.priority}),
+        "move_groups": [g for g in selectors.usable_node_groups(user=user) if g != chain.node_group.name]
+        if ChainAction.MOVE_GROUP in actions
+        else [],
         "runtime": sum(attempt_runtime_seconds(a) for a in attempts),
         "cli": cli_command(selectors.chain_submission(chain=chain)).command,
         "team_name": chain.owner.team.name if chain.owner.team is not None else "",
@@ -384,8 +392,18 @@ def chain_detail_view(request: SignedInRequest, pk: int) -> HttpResponse:
     return render(request, "web/chain_detail.html", context)
 
 
-ACTIONS = {
+#: the job page's plain actions: URL keyword → (the service, what the user is told when it is done)
+ACTIONS: dict[str, tuple[Callable[..., Chain], StrOrPromise]] = {
     "stop": (experiment_services.experiment_stop, gettext_lazy("Stopping the job; its processes get SIGTERM.")),
+    # HAI's stop --succeeded / --failed (ChainAction.MARK_OUTCOME)
+    "stop_succeeded": (
+        partial(experiment_services.experiment_stop, outcome=WorkerStatus.SUCCEEDED),
+        gettext_lazy("Stopping the job; it is recorded as succeeded once its processes have ended."),
+    ),
+    "stop_failed": (
+        partial(experiment_services.experiment_stop, outcome=WorkerStatus.FAILED),
+        gettext_lazy("Stopping the job; it is recorded as failed once its processes have ended."),
+    ),
     "suspend": (
         experiment_services.experiment_suspend,
         gettext_lazy("Suspending the job: it gets the notice, saves a checkpoint, then waits until you resume it."),
@@ -437,6 +455,34 @@ def chain_priority_view(request: SignedInRequest, pk: int) -> HttpResponse:
             messages.error(request, exc.message)
         else:
             messages.success(request, _("Priority set to %(p)s.") % {"p": chain.get_priority_display()})
+    return respond_after_action(request, pk)
+
+
+@login_required
+@require_POST
+def chain_move_view(request: SignedInRequest, pk: int) -> HttpResponse:
+    """Move a waiting job to another node group the user may use (``experiment_move_group``)."""
+    chain = visible_chain(request, pk)
+    groups = selectors.usable_node_groups(user=request.user)
+    form = MoveGroupForm(request.POST, groups=groups)
+    if not form.is_valid():
+        given, known = request.POST.get("group", "").strip(), ", ".join(groups) or _("none")
+        messages.error(
+            request,
+            _("%(g)r is not a node group you may use; choose one of: %(k)s.") % {"g": given, "k": known}
+            if given
+            else _("Choose one of the node groups you may use: %(k)s.") % {"k": known},
+        )
+    else:
+        try:
+            experiment_services.experiment_move_group(actor=request.user, chain=chain, group=form.cleaned_data["group"])
+        except ApplicationError as exc:
+            messages.error(request, exc.message)
+        else:
+            messages.success(
+                request,
+                _("Moved to %(g)s: the job waits in that group's queue now.") % {"g": form.cleaned_data["group"]},
+            )
     return respond_after_action(request, pk)
 
 

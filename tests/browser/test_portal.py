@@ -10,7 +10,9 @@ import textwrap
 import pytest
 from playwright.sync_api import expect
 
+from apps.cluster import services as cluster_services
 from apps.experiments.models import Chain
+from apps.quotas import services as quota_services
 from tests.browser.conftest import sign_in
 from tests.conftest import wait_until
 
@@ -217,3 +219,52 @@ def test_a_confirmed_suspend_or_stop_is_sent_even_when_a_refresh_replaced_the_he
     confirm(tab)
     expect(header_status(tab)).to_have_attribute("data-status", re.compile(r"^(stopping|stopped|canceled)$"))
     wait_until(lambda: Chain.objects.get(pk=chain.pk).finished, message="the stop to reach the server")
+
+
+def open_more_actions(tab) -> None:
+    """Open the job header's "More actions" menu once the page is live and no refresh is in flight
+    (one landing after the click would replace the header, closing the menu; while it is open, live
+    refreshes wait)."""
+    expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
+    tab.wait_for_function("() => !document.querySelector('[data-live].htmx-request')")
+    tab.locator('#chain-live summary[aria-label="More actions"]').click()
+    expect(tab.locator('#chain-live details.menu[open] > summary[aria-label="More actions"]')).to_have_count(1)
+
+
+def test_move_a_waiting_job_and_stop_a_running_one_as_failed_from_the_menu(
+    browser_page, cluster, submit, user, workspace
+):
+    tab = browser_page
+    (workspace / "ticker.py").write_text(textwrap.dedent(TICKER))
+    spare = cluster_services.node_group_upsert(actor=None, name="spare")
+    cluster_services.node_upsert(actor=None, name="s0", group=spare, gpu_count=8, room="a")
+    quota_services.quota_set(actor=None, user=user, kind="node", node_group=spare, priority=10, value=1)
+    cluster.set_quota(user, 10, 1)  # one node in training: the second job waits for the first
+    runner = submit(user, name="runner", entrypoint="ticker.py")
+    wait_until(lambda: Chain.objects.get(pk=runner.pk).status == "running", timeout=30, message="job to run")
+    waiter = submit(user, name="waiter", entrypoint="ticker.py")
+    sign_in(tab)
+
+    # The waiting job moves to the group with a free node, and starts there.
+    tab.goto(f"{tab.base}/experiments/{waiter.pk}/")
+    expect(header_status(tab)).to_have_attribute("data-status", "waiting")
+    open_more_actions(tab)
+    tab.get_by_label("Move to node group…").select_option("spare")
+    tab.get_by_role("button", name="Move", exact=True).click()
+    expect(tab.get_by_text("Moved to spare: the job waits in that group's queue now.")).to_be_visible()
+    expect(header_status(tab)).to_have_attribute("data-status", re.compile(r"^(waiting|starting|running)$"))
+    expect(tab.locator("#chain-live .lead")).to_contain_text("spare")
+    wait_until(lambda: Chain.objects.get(pk=waiter.pk).status == "running", timeout=30, message="moved job to run")
+
+    # The running job is stopped and recorded as failed, after the (danger) confirmation.
+    tab.goto(f"{tab.base}/experiments/{runner.pk}/")
+    expect(header_status(tab)).to_have_attribute("data-status", "running")
+    open_more_actions(tab)
+    expect(tab.get_by_role("button", name="Move", exact=True)).to_have_count(0)  # a running job is not moved
+    tab.get_by_role("button", name="Stop as failed").click()
+    expect(tab.locator("#confirm-text")).to_have_text(re.compile(r"^Stop this job and record it as failed\?"))
+    expect(tab.locator("#confirm-ok")).to_have_class(re.compile(r"\bbtn-danger-solid\b"))
+    confirm(tab)
+    expect(header_status(tab)).to_have_attribute("data-status", "failed")
+    runner.refresh_from_db()
+    assert (runner.status, runner.latest_attempt.stop_reason) == ("failed", "marked_failed")

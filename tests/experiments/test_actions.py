@@ -262,9 +262,11 @@ def test_a_stop_of_a_stopping_job_changes_only_how_it_is_recorded(world):
 
 # --- what the pages and the API offer -----------------------------------------------------------
 
-#: the form each action posts to on the job page (stop as succeeded/failed and moves have none there)
+#: the form each action posts to on the job page
 PAGE_FORMS = {
     A.STOP: "/experiments/{pk}/stop/",
+    A.MARK_OUTCOME: "/experiments/{pk}/stop/succeeded/",
+    A.MOVE_GROUP: "/experiments/{pk}/move/",
     A.SUSPEND: "/experiments/{pk}/suspend/",
     A.RESUME: "/experiments/{pk}/resume/",
     A.SET_PRIORITY: "/experiments/{pk}/priority/",

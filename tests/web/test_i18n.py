@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
+from apps.cluster import services as cluster_services
 from apps.experiments import services as experiment_services
+from apps.quotas import services as quota_services
 from apps.web.models import Notice
 
 LOCALE = Path(settings.BASE_DIR) / "locale"
@@ -85,6 +87,10 @@ def english_left(html: str) -> list[str]:
 def zh_pages(cluster, submit, user, browser_for, workspace):
     (workspace / "x.py").write_text("print(1)\n")
     cluster.set_quota(user, 10, 1)
+    # A second node group the user may use: the waiting job's page offers to move it there.
+    spare = cluster_services.node_group_upsert(actor=None, name="gpu2")
+    cluster_services.node_upsert(actor=None, name="s0", group=spare, gpu_count=8, room="a")
+    quota_services.quota_set(actor=None, user=user, kind="node", node_group=spare, priority=10, value=1)
     running = submit(user, name="j1", entrypoint="x.py", priority=10, tags=["t1"])
     waiting = submit(user, name="j2", entrypoint="x.py", priority=10)
     held = submit(user, name="j3", entrypoint="x.py", priority=10)
@@ -114,6 +120,10 @@ def test_pages_in_chinese_have_no_english_left(zh_pages):
         response = zh.get(url)
         assert response.status_code == (404 if url == "/experiments/999999/" else 200), url
         body = response.content.decode()
+        if url == f"/experiments/{running.pk}/":
+            assert "停止并记为成功" in body and "停止并记为失败" in body
+        if url == f"/experiments/{waiting.pk}/":
+            assert "移到节点组…" in body
         found = english_left(body)
         if found:
             leftovers[url] = found

@@ -8,19 +8,23 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.accounts.models import ApiToken
+from apps.cluster import services as cluster_services
 from apps.core.tasks import run_now
 from apps.experiments import lifecycle
 from apps.experiments import services as experiment_services
-from apps.experiments.choices import ChainStatus, WorkerStatus
+from apps.experiments.choices import ChainStatus, RankStatus, StopReason, WorkerStatus
 from apps.experiments.models import Attempt, Chain
+from apps.quotas import services as quota_services
 from apps.web.cli import cli_command
 from apps.web.models import Notice, UserPreference
 from tests.factories import GroupFactory, UserFactory
+from tests.permissions import db_state
 from tests.web.conftest import HTMX
 
 # --- sign in and out --------------------------------------------------------------------------
@@ -356,6 +360,158 @@ def test_move_to_the_front_of_my_queue(cluster, submit, user, page, task_log):
     assert "Moved to the front of your queue" in body
     second.refresh_from_db()
     assert second.custom_rank is not None and second.custom_rank < first.created_at.timestamp()
+
+
+# --- stop as succeeded or failed, move to another node group -------------------------------------
+
+
+def mark_url(chain: Chain, outcome: str) -> str:
+    return f"/experiments/{chain.pk}/stop/{outcome}/"
+
+
+def spare_group(name: str = "spare", nodes: int = 1) -> None:
+    """Another node group of ``nodes`` nodes where everyone may hold one node at NORMAL."""
+    public = Group.objects.get(name="public")
+    group = cluster_services.node_group_upsert(actor=None, name=name)
+    for i in range(nodes):
+        cluster_services.node_upsert(actor=None, name=f"{name}-{i}", group=group, gpu_count=8, room="a")
+    quota_services.quota_set(actor=None, group=public, kind="node", node_group=group, priority=10, value=1)
+
+
+def run(chain: Chain) -> None:
+    """The started job's rank runs (as the launcher would report it)."""
+    chain.refresh_from_db()
+    lifecycle.rank_update(attempt_id=chain.latest_attempt_id, rank=0, status=RankStatus.RUNNING)
+    assert lifecycle.attempt_mark_running(attempt_id=chain.latest_attempt_id)
+    chain.refresh_from_db()
+    assert chain.status == ChainStatus.RUNNING
+
+
+def test_stop_as_succeeded_over_htmx_and_as_failed_as_a_plain_form(cluster, submit, user, page):
+    good, bad = submit(user, name="good"), submit(user, name="bad")
+    run(good)
+    body = page.get(f"/experiments/{good.pk}/").content.decode()
+    for outcome in ("succeeded", "failed"):  # in the menu, each behind the confirmation dialog
+        form = re.search(rf'<form method="post" action="{mark_url(good, outcome)}".*?</form>', body, re.S)
+        assert form is not None and "data-confirm-danger data-confirm=" in form.group(0)
+        assert f"Stop this job and record it as {outcome}?" in form.group(0)
+    response = page.post(mark_url(good, "succeeded"), {"view": "overview"}, **HTMX)
+    body = response.content.decode()
+    assert 'id="chain-live"' in body and 'data-chain-status="stopping"' in body
+    assert "it is recorded as succeeded once its processes have ended." in body  # the toast
+    attempt = Attempt.objects.get(pk=good.latest_attempt_id)
+    assert (attempt.worker_status, attempt.stop_reason) == (WorkerStatus.STOPPING, StopReason.MARKED_SUCCEEDED)
+    response = page.post(mark_url(bad, "failed"))
+    assert response.status_code == 302 and response["Location"] == f"/experiments/{bad.pk}/"
+    assert "it is recorded as failed once its processes have ended." in page.get(response["Location"]).content.decode()
+    attempt = Attempt.objects.get(pk=bad.latest_attempt_id)
+    assert (attempt.worker_status, attempt.stop_reason) == (WorkerStatus.STOPPING, StopReason.MARKED_FAILED)
+
+
+def test_stop_as_is_offered_only_to_a_job_that_has_run_and_has_not_ended(cluster, submit, user, page, task_log):
+    done = submit(user, name="done")
+    run(done)
+    with task_log.paused():  # no pass starts the waiting one
+        finish(done, WorkerStatus.SUCCEEDED)
+        waiting = submit(user, name="never-ran")
+        refusals = {
+            waiting: "This job has not run, so it can only be stopped (canceled), not marked failed.",
+            done: "This job has already finished (Succeeded).",
+        }
+        for chain, refusal in refusals.items():
+            body = page.get(f"/experiments/{chain.pk}/").content.decode()
+            assert "/stop/succeeded/" not in body and "/stop/failed/" not in body and "Stop as" not in body
+            before = db_state()
+            body = page.post(mark_url(chain, "failed"), **HTMX).content.decode()
+            assert refusal in body
+            assert db_state() == before
+
+
+def test_move_a_waiting_job_to_another_node_group_over_htmx_and_as_a_plain_form(cluster, submit, user, page, task_log):
+    spare_group()
+    with task_log.paused():  # it stays waiting: no pass starts it in its new group
+        chain = submit(user, name="mover")
+        body = page.get(f"/experiments/{chain.pk}/").content.decode()
+        form = re.search(rf'<form [^>]*action="/experiments/{chain.pk}/move/".*?</form>', body, re.S)
+        assert form is not None
+        assert re.findall(r'<option value="([^"]+)"', form.group(0)) == ["spare"]  # not where it is already
+        response = page.post(f"/experiments/{chain.pk}/move/", {"group": "spare"}, **HTMX)
+        body = response.content.decode()
+        assert 'id="chain-live"' in body and "Moved to spare: the job waits in that group&#x27;s queue now." in body
+        assert "spare · 1 node" in body  # the header says where it is now
+        chain.refresh_from_db()
+        assert (chain.node_group.name, chain.status) == ("spare", ChainStatus.WAITING)
+        assert task_log.count("apps.scheduler.tasks.schedule_pass") >= 1
+        response = page.post(f"/experiments/{chain.pk}/move/", {"group": "training"})
+        assert response.status_code == 302 and response["Location"] == f"/experiments/{chain.pk}/"
+        assert "Moved to training" in page.get(response["Location"]).content.decode()
+        chain.refresh_from_db()
+        assert chain.node_group.name == "training"
+
+
+def test_a_move_the_service_refuses_says_why_and_changes_nothing(cluster, submit, user, page, task_log):
+    spare_group("spare", nodes=1)
+    spare_group("wide", nodes=2)
+    cluster_services.node_group_upsert(actor=None, name="elsewhere")  # no quota for anyone there
+    with task_log.paused():
+        big = submit(user, name="two-nodes", nodes=2)
+    refusals = [
+        (
+            {"group": "nowhere"},
+            "&#x27;nowhere&#x27; is not a node group you may use; choose one of: spare, training, wide.",
+        ),
+        ({"group": "elsewhere"}, "&#x27;elsewhere&#x27; is not a node group you may use"),
+        ({}, "Choose one of the node groups you may use: spare, training, wide."),
+        ({"group": "spare"}, "Group spare has 1 usable node(s); this job asks for 2."),
+        ({"group": "wide"}, "Needs 2 nodes but alice&#x27;s quota in &#x27;wide&#x27; at NORMAL is 1 node"),
+        ({"group": "training"}, "This job is already in training."),
+    ]
+    for data, message in refusals:
+        before = db_state()
+        body = page.post(f"/experiments/{big.pk}/move/", data, **HTMX).content.decode()
+        assert message in body and 'class="toast toast-error"' in body, data
+        assert db_state() == before
+    body = page.post(f"/experiments/{big.pk}/move/", {"group": "nowhere"}, follow=True).content.decode()
+    assert "&#x27;nowhere&#x27; is not a node group you may use" in body
+
+
+def test_a_running_job_cannot_be_moved(cluster, submit, user, page):
+    spare_group()
+    chain = submit(user, name="runner")
+    run(chain)
+    body = page.get(f"/experiments/{chain.pk}/").content.decode()
+    assert f"/experiments/{chain.pk}/move/" not in body and "Move to node group" not in body
+    before = db_state()
+    body = page.post(f"/experiments/{chain.pk}/move/", {"group": "spare"}, follow=True).content.decode()
+    assert "Only a waiting job can move to another node group (this one is Running); suspend it first." in body
+    assert db_state() == before
+
+
+def test_a_team_mate_may_neither_mark_nor_move_a_shared_job(cluster, submit, user, other_user, browser_for, task_log):
+    spare_group()
+    team = GroupFactory(name="lab")
+    for member in (user, other_user):
+        member.team = team
+        member.save()
+    running = submit(user, name="shared-running", shared_with_team=True)
+    run(running)
+    with task_log.paused():
+        waiting = submit(user, name="shared-waiting", shared_with_team=True)
+    bob = browser_for(other_user)
+    for chain in (running, waiting):
+        body = bob.get(f"/experiments/{chain.pk}/").content.decode()
+        assert chain.name in body and "/stop/succeeded/" not in body and "/move/" not in body
+    attempts = [
+        (mark_url(running, "succeeded"), {}, HTMX),
+        (mark_url(running, "failed"), {}, {}),
+        (f"/experiments/{waiting.pk}/move/", {"group": "spare"}, HTMX),
+        (f"/experiments/{waiting.pk}/move/", {"group": "spare"}, {}),
+    ]
+    for url, data, headers in attempts:
+        before = db_state()
+        response = bob.post(url, data, follow=not headers, **headers)
+        assert "Only the owner of this job or an admin may do that." in response.content.decode(), url
+        assert db_state() == before
 
 
 def cap_quota(cluster, user, nodes: int) -> None:

@@ -19,6 +19,12 @@ export function confirmDialog(question, danger) {
   });
 }
 
+/** A destructive action confirms with a red button: the submitter is a .btn-danger, or a menu item
+ * marked data-confirm-danger. */
+function isDanger(submitter) {
+  return !!submitter && (submitter.classList.contains("btn-danger") || submitter.hasAttribute("data-confirm-danger"));
+}
+
 // Plain (non-htmx) forms: a submit button with data-confirm asks first.
 document.addEventListener("submit", (e) => {
   const form = e.target;
@@ -27,7 +33,7 @@ document.addEventListener("submit", (e) => {
   const question = submitter && submitter.getAttribute("data-confirm");
   if (!question || form.dataset.confirmed) return;
   e.preventDefault();
-  confirmDialog(question, submitter.classList.contains("btn-danger")).then((ok) => {
+  confirmDialog(question, isDanger(submitter)).then((ok) => {
     if (!ok) return;
     // A live refresh may have replaced the form meanwhile: a detached form does not submit.
     if (!form.isConnected) {
@@ -81,7 +87,7 @@ document.addEventListener("htmx:confirm", (e) => {
   if (!question) return;
   e.preventDefault();
   const detail = e.detail;
-  confirmDialog(question, submitter && submitter.classList.contains("btn-danger")).then((ok) => {
+  confirmDialog(question, isDanger(submitter)).then((ok) => {
     if (!ok) return;
     if (document.body.contains(detail.elt)) detail.issueRequest(true);
     else resendConfirmed(detail);
