@@ -75,7 +75,7 @@ def test_create_open_run_a_cell_and_stop_a_container(browser_page, live_containe
     expect(row.locator("[data-container-status]")).to_have_text("Stopped", timeout=60_000)
     c.refresh_from_db()
     assert (c.status, c.desired) == (ContainerStatus.STOPPED, "stopped")
-    assert row.get_by_role("link", name="Open").count() == 0
+    expect(row.get_by_role("link", name="Open")).to_have_count(0)
     cookies = {k["name"]: k["value"] for k in tab.context.cookies() if k["name"] == "sessionid"}
     response = httpx.get(f"{tab.base}/containers/alice/lab/lab", cookies=cookies, timeout=30)
     assert response.status_code == 503  # the lab is closed behind it
