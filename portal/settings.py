@@ -146,7 +146,7 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "csp",
-    # django-htmx is used for its middleware and HX-* helpers only (apps/web/htmx.py): not an
+    # django-htmx is used for its middleware and HX-* helpers only (apps/core/htmx.py): not an
     # installed app, so its own copies of htmx stay out of the static files (ours is vendored).
     "apps.core",
     "apps.accounts",
@@ -175,7 +175,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",  # request.htmx: partial or whole page (apps/web/htmx.py)
+    "django_htmx.middleware.HtmxMiddleware",  # request.htmx: partial or whole page (apps/core/htmx.py)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Late, as django-axes asks: a sign-in refused for guessing becomes a 429 (apps/accounts/lockout.py).
