@@ -1,6 +1,8 @@
 /* Metrics charts of a job (uPlot, vendored): one chart per metric name, one line per attempt,
  * x = step (default) or wall-clock time; drag to zoom, double-click to reset. Reloaded every
  * 15 s while the job is unfinished and the tab is visible; redrawn when the theme changes. */
+import { chartSet, themedAxis } from "./portal/chart-set.js";
+import { onChoice } from "./portal/dom.js";
 import { T, fmt } from "./portal/i18n.js";
 
 const box = document.querySelector("[data-charts]");
@@ -19,24 +21,8 @@ function start() {
   });
   let xMode = "step";
   let series = null;
-  let charts = [];
   let signature = "";
-
-  function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
-
-  function axis() {
-    return {
-      stroke: css("--text-2"),
-      grid: { stroke: css("--border"), width: 1 },
-      ticks: { stroke: css("--border"), width: 1 },
-      font: "11px " + css("--font").split(",")[0],
-    };
-  }
-
-  function destroy() {
-    charts.forEach(function (c) { c.destroy(); });
-    charts = [];
-  }
+  const charts = chartSet(grid, function () { if (series) render(); });
 
   function build(name, points) {
     const card = document.createElement("div");
@@ -58,10 +44,9 @@ function start() {
     points.forEach(function (p) { columns[attempts.indexOf(p.attempt_id)][index.get(xOf(p))] = p.value; });
 
     const opts = {
-      width: Math.max(240, target.clientWidth || card.clientWidth - 28),
       height: 210,
       scales: { x: { time: xMode === "time" } },
-      axes: [axis(), Object.assign(axis(), { size: 56 })],
+      axes: [themedAxis(), themedAxis({ size: 56 })],
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
       series: [{ label: xMode === "time" ? T.time : T.step }].concat(attempts.map(function (a, i) {
@@ -74,12 +59,11 @@ function start() {
         };
       })),
     };
-    charts.push(new window.uPlot(opts, [xs].concat(columns), target));
+    charts.draw(target, opts, [xs].concat(columns));
   }
 
   function render() {
-    destroy();
-    grid.textContent = "";
+    charts.clear();
     grid.removeAttribute("aria-busy");
     const names = Object.keys(series || {}).sort();
     grid.hidden = names.length === 0;
@@ -102,27 +86,10 @@ function start() {
       });
   }
 
-  Array.prototype.slice.call(document.querySelectorAll("[data-chart-x]")).forEach(function (b) {
-    b.addEventListener("click", function () {
-      xMode = b.getAttribute("data-chart-x");
-      document.querySelectorAll("[data-chart-x]").forEach(function (o) { o.setAttribute("aria-pressed", o === b ? "true" : "false"); });
-      if (series) render();
-    });
+  onChoice("data-chart-x", function (value) {
+    xMode = value;
+    if (series) render();
   });
-
-  if (window.ResizeObserver) {
-    let pending = null;
-    new ResizeObserver(function () {
-      clearTimeout(pending);
-      pending = setTimeout(function () {
-        charts.forEach(function (c) {
-          const w = c.root.parentNode.clientWidth;
-          if (w && Math.abs(w - c.width) > 4) c.setSize({ width: w, height: 210 });
-        });
-      }, 100);
-    }).observe(grid);
-  }
-  window.addEventListener("rota:theme", function () { if (series) render(); });
 
   load();
   setInterval(function () {

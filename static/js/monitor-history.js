@@ -4,6 +4,9 @@
  * table of the same figures (hourly, or every six hours for 7 days) for screen readers and for
  * reading exact values. Reloaded every minute while the tab is visible; redrawn on theme change.
  * Labels come from the card's data-label-* attributes (translated by the template). An ES module. */
+import { chartSet, themedAxis } from "./portal/chart-set.js";
+import { onChoice } from "./portal/dom.js";
+
 const box = document.querySelector("[data-history]");
 if (box) start();
 
@@ -20,20 +23,11 @@ function start() {
   const LEVEL_COLORS = ["#d9534f", "#c99a06", "#2b9bd4", "#7d5fd6", "#16a37a", "#e0743a", "#4f5fe0", "#8a8f98", "#c2399b"];
   let span = "24h";
   let data = null;
-  let charts = [];
   let signature = "";
+  const charts = chartSet(grid, function () { if (data) render(); });
 
   function fmt(text, values) {
     return String(text || "").replace(/\{(\w+)\}/g, function (_m, key) { return key in values ? String(values[key]) : ""; });
-  }
-  function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
-  function axis() {
-    return {
-      stroke: css("--text-2"),
-      grid: { stroke: css("--border"), width: 1 },
-      ticks: { stroke: css("--border"), width: 1 },
-      font: "11px " + css("--font").split(",")[0],
-    };
   }
   function el(tag, cls, text) {
     const e = document.createElement(tag);
@@ -61,11 +55,6 @@ function start() {
     return fmt(L.summary, { name: label, now: s.now, max: s.max, mean: s.mean });
   }
 
-  function destroy() {
-    charts.forEach(function (c) { c.destroy(); });
-    charts = [];
-  }
-
   function chart(card, title, lines) {
     const wrap = el("div", "chart-card");
     wrap.appendChild(el("h4", "", title));
@@ -75,17 +64,16 @@ function start() {
     wrap.appendChild(target);
     card.appendChild(wrap);
     const opts = {
-      width: Math.max(240, target.clientWidth || wrap.clientWidth - 28),
       height: 190,
       scales: { x: { time: true }, y: { range: function (_u, _min, max) { return [0, Math.max(1, max)]; } } },
-      axes: [axis(), Object.assign(axis(), { size: 44 })],
+      axes: [themedAxis(), themedAxis({ size: 44 })],
       cursor: { drag: { x: true, y: false } },
       legend: { live: true },
       series: [{ label: L.time }].concat(lines.map(function (l) {
         return { label: l.label, stroke: l.color, width: 1.6, dash: l.dash, spanGaps: false, points: { show: false } };
       })),
     };
-    charts.push(new window.uPlot(opts, [data.t].concat(lines.map(function (l) { return l.values; })), target));
+    charts.draw(target, opts, [data.t].concat(lines.map(function (l) { return l.values; })));
   }
 
   function table(card, group) {
@@ -114,8 +102,7 @@ function start() {
   }
 
   function render() {
-    destroy();
-    grid.textContent = "";
+    charts.clear();
     grid.removeAttribute("aria-busy");
     const groups = (data && data.groups) || [];
     empty.hidden = groups.length !== 0;
@@ -158,29 +145,12 @@ function start() {
       });
   }
 
-  Array.prototype.forEach.call(document.querySelectorAll("[data-history-range]"), function (b) {
-    b.addEventListener("click", function () {
-      span = b.getAttribute("data-history-range");
-      document.querySelectorAll("[data-history-range]").forEach(function (o) { o.setAttribute("aria-pressed", o === b ? "true" : "false"); });
-      data = null;
-      signature = "";
-      load();
-    });
+  onChoice("data-history-range", function (value) {
+    span = value;
+    data = null;
+    signature = "";
+    load();
   });
-
-  if (window.ResizeObserver) {
-    let pending = null;
-    new ResizeObserver(function () {
-      clearTimeout(pending);
-      pending = setTimeout(function () {
-        charts.forEach(function (c) {
-          const w = c.root.parentNode.clientWidth;
-          if (w && Math.abs(w - c.width) > 4) c.setSize({ width: w, height: 190 });
-        });
-      }, 100);
-    }).observe(grid);
-  }
-  window.addEventListener("rota:theme", function () { if (data) render(); });
 
   load();
   setInterval(function () { if (!document.hidden) load(); }, 60000);

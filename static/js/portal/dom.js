@@ -10,6 +10,19 @@ export function $$(sel, root) {
   return Array.from((root || document).querySelectorAll(sel));
 }
 
+/**
+ * The buttons carrying `attribute` as one choice (a chart's range or axis): a click marks that
+ * button pressed and the others not (aria-pressed) and calls `pick` with its value.
+ */
+export function onChoice(attribute, pick) {
+  $$(`[${attribute}]`).forEach((button) => {
+    button.addEventListener("click", () => {
+      $$(`[${attribute}]`).forEach((other) => other.setAttribute("aria-pressed", other === button ? "true" : "false"));
+      pick(button.getAttribute(attribute));
+    });
+  });
+}
+
 /** The CSRF token (cookie, else a form's hidden input) for requests sent by script. */
 export function csrfToken() {
   const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
