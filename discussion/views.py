@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.models import User
 from apps.core.errors import ApplicationError, NotFound
-from apps.web.htmx import HtmxRequest
+from apps.core.htmx import HtmxRequest
 from discussion import permissions, search, selectors, services, uploads
 from discussion.choices import Category, Moderation, PostOrder, ReportAction, ReportStatus
 from discussion.forms import PostForm, ReplyForm, ReportForm

@@ -34,6 +34,7 @@ from apps.cluster import services as cluster_services
 from apps.cluster.models import Node, NodeGroup
 from apps.containers import services as container_services
 from apps.core.errors import ApplicationError
+from apps.core.htmx import HtmxRequest, partial_or_page, render_htmx
 from apps.core.paging import IdFirstPaginator
 from apps.core.priorities import Priority
 from apps.experiments.choices import ChainStatus
@@ -42,7 +43,6 @@ from apps.experiments.models import Chain
 from apps.quotas.choices import QuotaKind
 from apps.scheduler.status import last_pass_summary
 from apps.web import services as web_services
-from apps.web.htmx import HtmxRequest, partial_or_page, render_htmx
 from apps.web.models import Notice
 from monitor import selectors, services
 from monitor.access import Power, has_power, monitor_view, powers_of

@@ -146,7 +146,7 @@ INSTALLED_APPS = [
     "django_q",
     "axes",
     "csp",
-    # django-htmx is used for its middleware and HX-* helpers only (apps/web/htmx.py): not an
+    # django-htmx is used for its middleware and HX-* helpers only (apps/core/htmx.py): not an
     # installed app, so its own copies of htmx stay out of the static files (ours is vendored).
     "apps.core",
     "apps.accounts",
@@ -175,7 +175,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_htmx.middleware.HtmxMiddleware",  # request.htmx: partial or whole page (apps/web/htmx.py)
+    "django_htmx.middleware.HtmxMiddleware",  # request.htmx: partial or whole page (apps/core/htmx.py)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Late, as django-axes asks: a sign-in refused for guessing becomes a 429 (apps/accounts/lockout.py).
@@ -487,6 +487,10 @@ ROTA_CONTAINERS: dict[str, Any] = {
     "WORKSPACE_ROOT": Path(env_str("ROTA_CONTAINER_WORKSPACE_ROOT", str(DATA_DIR / "workspaces"))).resolve(),
     "RUN_ROOT": Path(env_str("ROTA_CONTAINER_RUN_ROOT", str(DATA_DIR / "containers"))).resolve(),
     "START_TIMEOUT_SECONDS": env_float("ROTA_CONTAINER_START_TIMEOUT_SECONDS", 120.0),
+    # A stop, a restart and a restart of one service send the services SIGTERM (JupyterLab shuts
+    # its kernels down, a service saves), then SIGKILL what is left after this many seconds: the
+    # pods' terminationGracePeriodSeconds (ROTA_STOP_GRACE_SECONDS in their wrapper) on Kubernetes.
+    "STOP_GRACE_SECONDS": env_int("ROTA_CONTAINER_STOP_GRACE_SECONDS", 10),
     "NODE_PORT_MIN": env_int("ROTA_CONTAINER_NODE_PORT_MIN", 30000),
     "NODE_PORT_MAX": env_int("ROTA_CONTAINER_NODE_PORT_MAX", 32767),
     # Local backend: each running container with SSH gets a port of this range for its own sshd
@@ -513,6 +517,10 @@ ROTA_CONTAINERS: dict[str, Any] = {
     # Kubernetes: the image of containers without an environment (it must have JupyterLab and bash).
     "IMAGE": env_str("ROTA_CONTAINER_IMAGE", "quay.io/jupyter/minimal-notebook:2024-12-09"),
 }
+if ROTA_CONTAINERS["STOP_GRACE_SECONDS"] < 0:
+    raise ImproperlyConfigured(
+        f"ROTA_CONTAINER_STOP_GRACE_SECONDS must be at least 0, got {ROTA_CONTAINERS['STOP_GRACE_SECONDS']}"
+    )
 if ROTA_CONTAINERS["INGRESS_HOST"]:
     if ROTA_CONTAINERS["INGRESS_HOST"] == urlsplit(ROTA_PUBLIC_URL).hostname:
         raise ImproperlyConfigured(

@@ -22,8 +22,8 @@ from apps.containers.layout import service_slots
 from apps.containers.models import Container
 from apps.containers.presentation import open_base, ssh_command, status_message
 from apps.core.errors import ApplicationError, NotFound
+from apps.core.htmx import partial_or_page, render_htmx
 from apps.quotas.selectors import environments_for
-from apps.web.htmx import partial_or_page, render_htmx
 
 
 def _visible(request: HttpRequest, pk: int) -> Container:

@@ -10,12 +10,17 @@ run, so two passes at once, or a report about an older run, change nothing twice
   machine for the run's sshd), start the run's services; once JupyterLab answers its status API with the run's
   token → ``running`` (its address recorded for the proxy). JupyterLab ending, or not answering
   within ``ROTA_CONTAINERS['START_TIMEOUT_SECONDS']`` → stop, ``failed`` with the reason.
-- **running**: record each service's state; restart the services the owner asked to restart;
-  JupyterLab ending → ``failed``; the node lost → stop (queued again if still wanted). Other
-  services may end (a start-up script does) without ending the container.
-- **stopping**: kill the run; once nothing is left, forget it → ``stopped`` (or queued again
-  for a restart).
-Runs the backend still has that no container claims any more are stopped and forgotten.
+- **running**: record each service's state; restart the services the owner asked to restart
+  (a step per pass: SIGTERM, SIGKILL after ``ROTA_CONTAINERS['STOP_GRACE_SECONDS']``, start again;
+  a JupyterLab being restarted is not a failed one); JupyterLab ending → ``failed``; the node
+  lost → stop (queued again if still wanted). Other services may end (a start-up script does)
+  without ending the container.
+- **stopping**: stop the run, a step per pass (SIGTERM, then SIGKILL once the stop grace has
+  passed: the backend keeps the time, so a restarted portal goes on); once nothing is left,
+  forget it → ``stopped``, node and ports freed (or queued again for a restart). Never a wait in
+  the pass for the grace.
+Runs the backend still has that no container claims any more (a failed run) are stopped the same
+way, pass after pass, and forgotten once ended.
 """
 
 from __future__ import annotations
@@ -282,7 +287,9 @@ def _reconcile_one(backend: ContainerBackend, c: Container, result: ContainerPas
         result.started.append(c.pk)
     observed = backend.observe(c.pk, c.run)
     jupyter = observed.get("jupyter")
-    if jupyter is not None and jupyter.phase.is_final:
+    # A JupyterLab the owner asked to restart ends on the way; the restart below starts it again.
+    restarting = c.status == ContainerStatus.RUNNING and "jupyter" in c.restart_services
+    if jupyter is not None and jupyter.phase.is_final and not restarting:
         backend.stop(c.pk, c.run)
         why = jupyter.message or f"exit code {jupyter.exit_code}"
         message = f"JupyterLab ended: {why}. See the jupyter log."
@@ -320,11 +327,12 @@ def _reconcile_one(backend: ContainerBackend, c: Container, result: ContainerPas
     if c.restart_services:
         restarted = []
         for name in c.restart_services:
-            began = time.monotonic()
-            backend.restart_service(spec, name)
-            restarted.append(name)
-            logger.info("container %s: restarted service %s (%.0f ms)", c.pk, name, (time.monotonic() - began) * 1000)
-        container_services.container_services_restarted(container_id=c.pk, names=restarted)
+            # One step each pass (TERM, then KILL after the grace, then start): never a wait here.
+            if backend.restart_service(spec, name):
+                restarted.append(name)
+                logger.info("container %s: restarted service %s", c.pk, name)
+        if restarted:
+            container_services.container_services_restarted(container_id=c.pk, names=restarted)
         observed = backend.observe(c.pk, c.run)
     endpoints = backend.endpoints(c.pk, c.run)
     _record_states(c, _states(observed), endpoints)

@@ -20,7 +20,8 @@ What the supervisor does:
 4. when the child (the group leader) exits, SIGKILLs whatever is left of its group (as a container
    runtime would), drains the pipe for a moment, and records the outcome atomically. After a
    SIGTERM to the group (a suspend) it first lets the rest of the group finish (the Python under
-   ``bash job.sh`` saving its checkpoint), until the platform's kill or ``GROUP_AFTER_TERM_SECONDS``.
+   ``bash job.sh`` saving its checkpoint), until the platform's kill (the ``stop`` marker, or a SIGKILL
+   of the group by the backend) or ``GROUP_AFTER_TERM_SECONDS``.
 
 The state file (JSON, replaced atomically with ``os.replace``) holds the supervisor's and the
 child's **identity**: pid, plus the process start time from ``/proc/<pid>/stat`` (field 22, clock
@@ -28,7 +29,9 @@ ticks since boot), plus the kernel boot id. A pid alone can be reused by an unre
 a crash or a reboot; pid + start time + boot id cannot, so the backend never signals a stranger.
 
 Markers are plain files the backend writes *before* it signals: ``suspend`` (SIGTERM to the group)
-and ``stop`` (SIGKILL). They let the supervisor tell a platform kill (KILLED) from a crash (FAILED),
+and ``stop`` (SIGKILL). A ``suspend`` marker noted ``stop`` is a stop with a grace (a development
+container's: SIGTERM first, SIGKILL at the end of the grace, counted from the marker's time), reported
+as a stop. They let the supervisor tell a platform kill (KILLED) from a crash (FAILED),
 and they close the race with a rank that is just starting: the backend writes the marker, then
 reads the state; the supervisor writes the state with the child's pid, then re-reads the markers.
 One of the two always sees the other. SIGTERM is delivered at most once per rank
@@ -177,6 +180,16 @@ class ProcessIdentity:
     def of(cls, pid: int) -> ProcessIdentity:
         return cls(pid=pid, start_ticks=proc_start_ticks(pid), boot=boot_id())
 
+    def exists(self) -> bool:
+        """Still the same process, running or an unreaped zombie (whose pid, and so the process group
+        it leads, cannot have been reused). Linux only (``/proc``)."""
+        if self.pid <= 0 or (self.boot and boot_id() and self.boot != boot_id()):
+            return False
+        stat = proc_stat(self.pid)
+        if stat is None or self.start_ticks is None:
+            return False
+        return stat[0] not in ("X", "x") and stat[1] == self.start_ticks
+
     def is_alive(self) -> bool:
         """Running (not a zombie) and still the same process."""
         if self.pid <= 0 or (self.boot and boot_id() and self.boot != boot_id()):
@@ -287,6 +300,26 @@ def marker_note(run_dir: Path, name: str) -> str:
     return lines[1].strip() if len(lines) > 1 else ""
 
 
+def marker_time(run_dir: Path, name: str) -> float | None:
+    """When a marker was written (its first line), or None if it is gone or unreadable."""
+    try:
+        first = (run_dir / name).read_text().partition("\n")[0]
+        return float(first)
+    except (OSError, ValueError):
+        return None
+
+
+def platform_request(run_dir: Path) -> str:
+    """What the platform asked of the run: "stop", "suspend" or "" (nothing). A kill that ends a
+    suspend (the job was ready, or its grace ran out) says "suspend"; a stop with a grace (the
+    ``suspend`` marker noted ``stop``) says "stop"."""
+    if marker_exists(run_dir, STOP_MARKER):
+        return "suspend" if marker_note(run_dir, STOP_MARKER) == "suspend" else "stop"
+    if marker_exists(run_dir, SUSPEND_MARKER):
+        return "stop" if marker_note(run_dir, SUSPEND_MARKER) == "stop" else "suspend"
+    return ""
+
+
 def write_marker(run_dir: Path, name: str, *, note: str = "") -> None:
     """Create a marker: its time, and ``note`` on a second line (the first writer's are kept)."""
     with contextlib.suppress(FileExistsError):
@@ -313,6 +346,20 @@ def signal_child_group(run_dir: Path, state: RankState, sig: signal.Signals) -> 
         os.close(fd)
     try:
         os.killpg(state.child_pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def kill_child_group(state: RankState) -> bool:
+    """SIGKILL the rank's child process group, also once its leader has exited but is not reaped
+    yet: after a SIGTERM the supervisor waits for the rest of the group before it reaps the leader,
+    and the zombie keeps the group id from being reused. Returns whether the signal was sent."""
+    child = state.child()
+    if child is None or state.child_pgid is None or not child.exists():
+        return False
+    try:
+        os.killpg(state.child_pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         return False
     return True
@@ -644,12 +691,7 @@ class Supervisor:
     # -- signals -----------------------------------------------------------------------------
 
     def _platform_request(self) -> str:
-        if marker_exists(self.run_dir, STOP_MARKER):
-            # A kill that ends a suspend (the job was ready, or its grace ran out) says so.
-            return "suspend" if marker_note(self.run_dir, STOP_MARKER) == "suspend" else "stop"
-        if marker_exists(self.run_dir, SUSPEND_MARKER):
-            return "suspend"
-        return ""
+        return platform_request(self.run_dir)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._terminated_by = signum

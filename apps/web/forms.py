@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from apps.accounts.choices import Role, TokenScope
 from apps.accounts.models import User
@@ -89,7 +90,10 @@ class SubmitForm(forms.Form):
     )
     group = forms.ChoiceField(label=_("Node group"))
     nodes = forms.IntegerField(
-        label=_("Nodes"), min_value=1, initial=1, help_text=_("Whole nodes; one rank runs on each.")
+        label=pgettext_lazy("count", "Nodes"),
+        min_value=1,
+        initial=1,
+        help_text=_("Whole nodes; one rank runs on each."),
     )
     priority = forms.TypedChoiceField(
         label=_("Priority"),

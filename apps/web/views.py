@@ -3,7 +3,7 @@
 
 HTMX requests (``request.htmx``, django-htmx) get partials — a table body, a row, the live part of
 a job's page — with any messages appended as out-of-band toasts; the same URLs answer plain
-requests with whole pages (``Vary: HX-Request``, apps/web/htmx.py), so everything also works
+requests with whole pages (``Vary: HX-Request``, apps/core/htmx.py), so everything also works
 without JavaScript.
 """
 
@@ -35,6 +35,7 @@ from apps.accounts.models import User
 from apps.accounts.posix import posix_account, unmapped_owners_refused
 from apps.cluster.models import NodeGroup
 from apps.core.errors import ApplicationError, NotFound
+from apps.core.htmx import HtmxRequest, partial_or_page, render_htmx
 from apps.core.paging import IdFirstPaginator
 from apps.core.priorities import Priority
 from apps.experiments import services as experiment_services
@@ -60,7 +61,6 @@ from apps.web.forms import (
     TagForm,
     TokenCreateForm,
 )
-from apps.web.htmx import HtmxRequest, partial_or_page, render_htmx
 from apps.web.presentation import own_quota_holders
 
 if TYPE_CHECKING:

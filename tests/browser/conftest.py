@@ -91,6 +91,38 @@ def browser_page(chromium, platform, capsys):
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
+@pytest.fixture
+def load_history(monkeypatch):
+    """Put the scheduler's load history in the test's hands: ``load_history(samples, now=...)``
+    replaces every ``LoadSample`` with ``samples`` and pins the history charts' clock at ``now``.
+
+    The platform's scheduling loop samples the load of each new minute as the tests run: a minute
+    that turned between the test building its samples and the page asking for them made the real
+    sample (nothing waiting) the chart's "now" instead of the test's. With the clock pinned the page
+    reads up to the test's minute only, and this process takes no more samples (a pass already
+    sampling when the rows are replaced waits for the transaction, then yields to the test's row)."""
+    from django.db import transaction
+
+    from apps.scheduler import history
+    from apps.scheduler.models import LoadSample
+    from monitor import selectors
+
+    real = selectors.load_history
+
+    def replace(samples, *, now) -> None:
+        def pinned(*, span, now=None):  # the view passes its clock: the test's is used
+            return real(span=span, now=at)
+
+        at = now
+        monkeypatch.setattr(history.MEMO, "sampled", history.minute_of(now) + 10**6)
+        with transaction.atomic():
+            LoadSample.objects.all().delete()  # the set-up passes' own samples
+            LoadSample.objects.bulk_create(samples)
+        monkeypatch.setattr(selectors, "load_history", pinned)
+
+    return replace
+
+
 def sign_in(tab, username: str = "alice", password: str = "pw-for-tests-1") -> None:  # noqa: S107 - the fixtures' password
     tab.goto(tab.base + "/login/")
     tab.get_by_label("User name").fill(username)

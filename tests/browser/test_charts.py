@@ -86,7 +86,7 @@ def test_the_job_metrics_charts_fit_their_cards_as_the_window_changes(browser_pa
     charts_fit(tab, 3, above=width - 4, below=width + 4)
 
 
-def test_the_scheduler_history_charts_fit_their_cards_as_the_window_changes(browser_page, cluster):
+def test_the_scheduler_history_charts_fit_their_cards_as_the_window_changes(browser_page, cluster, load_history):
     from django.utils import timezone
 
     from apps.scheduler.history import minute_of
@@ -99,9 +99,9 @@ def test_the_scheduler_history_charts_fit_their_cards_as_the_window_changes(brow
             running=used, waiting=waiting, levels={"10": [waiting, 2]},
         )  # fmt: skip
 
-    now = minute_of(timezone.now())
-    LoadSample.objects.all().delete()  # the set-up passes' own samples
-    LoadSample.objects.bulk_create(sample(m) for m in range(now - 180, now + 1))  # the last three hours
+    at = timezone.now()
+    now = minute_of(at)
+    load_history([sample(m) for m in range(now - 180, now + 1)], now=at)  # the last three hours
     UserFactory(username="h-ops", groups=["ops"])
     tab = browser_page
     sign_in(tab, "h-ops")

@@ -7,6 +7,8 @@ tab as the "Open" button says (``target=_blank``)."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -31,9 +33,11 @@ def test_create_open_run_a_cell_and_stop_a_container(browser_page, live_containe
     form.get_by_label("CPU cores").fill("1")
     form.get_by_label("Memory (GiB)").fill("1")
     form.get_by_role("button", name="Create").click()
-
+    # The container's page is where the created container leads: it exists once that is loaded
+    # (a click returns before the form's answer; the row may not be there yet).
+    tab.wait_for_url(re.compile(r"/containers/\d+/$"))
     c = Container.objects.get(owner=user, name="lab")
-    tab.wait_for_url(f"{tab.base}/containers/{c.pk}/")
+    assert tab.url == f"{tab.base}/containers/{c.pk}/"
     # Status arrives live on the container's page (queued → starting → running), no reload.
     expect(tab.locator("[data-container-status]")).to_have_text("Running", timeout=90_000)
     c.refresh_from_db()
@@ -71,7 +75,7 @@ def test_create_open_run_a_cell_and_stop_a_container(browser_page, live_containe
     expect(row.locator("[data-container-status]")).to_have_text("Stopped", timeout=60_000)
     c.refresh_from_db()
     assert (c.status, c.desired) == (ContainerStatus.STOPPED, "stopped")
-    assert row.get_by_role("link", name="Open").count() == 0
+    expect(row.get_by_role("link", name="Open")).to_have_count(0)
     cookies = {k["name"]: k["value"] for k in tab.context.cookies() if k["name"] == "sessionid"}
     response = httpx.get(f"{tab.base}/containers/alice/lab/lab", cookies=cookies, timeout=30)
     assert response.status_code == 503  # the lab is closed behind it

@@ -136,3 +136,46 @@ def test_no_main_page_throws_or_logs_a_javascript_error(browser_page, cluster, s
         tab.goto(tab.base + path)
         expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
         assert not console_errors, f"{path}: {console_errors}"
+
+
+def test_a_refresh_that_answers_while_a_menu_is_open_waits_until_it_is_closed(browser_page, cluster):
+    tab = browser_page
+    account_services.ensure_admin_groups()
+    root = UserFactory(username="m-root", groups=["root"])
+    sign_in(tab, "m-root")
+    tab.goto(tab.base + "/monitor/nodes/")
+    expect(tab.locator("#rt-status")).to_have_attribute("data-state", "live")
+    tab.evaluate(RECORD_REFRESHES)  # also: no refresh in flight from here on
+
+    # Hold the tree's next refresh at the network until the admin has opened a node's menu.
+    held: list = []
+
+    def hold(route) -> None:
+        if route.request.headers.get("hx-request"):
+            held.append(route)
+        else:
+            route.continue_()
+
+    tab.route("**/monitor/nodes/**", hold)
+    with tab.expect_request(lambda r: "/monitor/nodes/" in r.url and r.headers.get("hx-request")):
+        cluster_services.node_disable(actor=root, node=Node.objects.get(name="n2"), reason="ECC errors")
+    for _ in range(500):  # the route handler runs as Playwright dispatches the request's events
+        if held:
+            break
+        tab.wait_for_timeout(20)
+    assert held, "the refresh on the node event was not held"
+    row = tab.locator('tr[data-node="n1"]')
+    row.get_by_label("Actions for n1").click()
+    row.locator('form:has(input[value="drain"])').get_by_label("Reason").fill("disk swap")
+    held[0].continue_()
+    tab.unroute("**/monitor/nodes/**")  # lets anything else it held go on
+    tab.wait_for_function("() => !document.querySelector('[data-live].htmx-request')")
+
+    # The answer was kept back: the menu is open with what was typed, the row not yet refreshed.
+    expect(row.locator("details.menu")).to_have_attribute("open", "")
+    assert row.locator('form:has(input[value="drain"])').get_by_label("Reason").input_value() == "disk swap"
+    n2 = tab.locator('tr[data-node="n2"] [data-node-state]')
+    expect(n2).to_have_attribute("data-node-state", "free")
+    # Closed: the tree fetches itself again and shows the change.
+    row.get_by_label("Actions for n1").click()
+    expect(n2).to_have_attribute("data-node-state", "disabled")

@@ -75,13 +75,14 @@ def test_admin_creates_a_user_sets_a_quota_drains_a_node_and_reads_the_audit_log
     expect(load).to_contain_text("4 nodes: 0 used, 2 free, 2 unavailable")
 
 
-def test_the_scheduler_overview_charts_the_last_day_and_week(browser_page, cluster):
+def test_the_scheduler_overview_charts_the_last_day_and_week(browser_page, cluster, load_history):
     from django.utils import timezone
 
     from apps.scheduler.history import minute_of
     from apps.scheduler.models import LoadSample
 
-    now = minute_of(timezone.now())
+    at = timezone.now()
+    now = minute_of(at)
     recent = range(now - 119, now + 1)  # the last two hours, every minute
     older = [m for m in range(now - 3000, now - 2000) if m % 10 == 0]  # a day and a half ago, thinned
 
@@ -94,8 +95,7 @@ def test_the_scheduler_overview_charts_the_last_day_and_week(browser_page, clust
             running=used, waiting=7 if back == 0 else 2, levels=levels,
         )  # fmt: skip
 
-    LoadSample.objects.all().delete()  # the set-up passes' own samples
-    LoadSample.objects.bulk_create([sample(m) for m in [*recent, *older]])
+    load_history([sample(m) for m in [*recent, *older]], now=at)
     tab = browser_page
     UserFactory(username="c-ops", groups=["ops"])
     sign_in(tab, "c-ops")

@@ -60,6 +60,7 @@ def live_containers(platform, settings, tmp_path):
         "RUN_ROOT": tmp_path / "containers",
         "WORKSPACE_ROOT": tmp_path / "workspaces",
         "START_TIMEOUT_SECONDS": 60.0,
+        "STOP_GRACE_SECONDS": 2,  # short, so a service that ignores SIGTERM is killed soon
     }
     stop = threading.Event()
 
@@ -86,9 +87,12 @@ def live_containers(platform, settings, tmp_path):
         for container_id, run in backend.known_runs():
             backend.stop(container_id, run)
         for container_id, run in backend.known_runs():
-            wait_until(
-                lambda c=container_id, r=run: not backend.alive(c, r), timeout=20, message="container run to end"
-            )
+
+            def ended(c: int = container_id, r: int = run) -> bool:
+                backend.stop(c, r)  # a stop is a step per call: SIGKILL once the grace has passed
+                return not backend.alive(c, r)
+
+            wait_until(ended, timeout=float(settings.ROTA_CONTAINERS["STOP_GRACE_SECONDS"]) + 20, message="run to end")
             backend.release(container_id, run)
 
 

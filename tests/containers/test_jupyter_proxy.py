@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,22 @@ from apps.containers import services
 from apps.containers.choices import ContainerStatus
 from apps.containers.models import Container
 from tests.conftest import wait_until
+
+
+def processes_with(needle: str) -> list[int]:
+    """Live processes whose command line contains ``needle`` (a kernel: its connection file)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if needle in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 def session_cookie(user) -> dict[str, str]:
@@ -128,9 +145,19 @@ def test_owner_uses_jupyterlab_through_the_proxy_and_nobody_else_can(
     # An admin may open it.
     assert httpx.get(f"{url}api/status", cookies=session_cookie(admin_user), timeout=30).status_code == 200
 
-    # Restart JupyterLab alone: it comes back on the same address with the same token.
+    # Restart JupyterLab alone: it comes back on the same address with the same token. It is told
+    # to terminate, not killed: it shuts down cleanly (its server file goes with it), and its
+    # kernel, in a session of its own, does not outlive it.
+    from apps.launcher.backends import get_container_backend
+
+    runtime = get_container_backend().runs.run_dir(c.pk * 1_000_000 + c.run) / "jupyter-runtime"
+    old_server_files = sorted(runtime.glob("jpserver-*.json"))
+    assert len(old_server_files) == 1
+    assert len(processes_with(f"kernel-{kernel_id}.json")) == 1
     services.container_restart_service(actor=user, container=c, service="jupyter")
     wait_until(lambda: Container.objects.get(pk=c.pk).restart_services == [], timeout=30, message="restart")
+    assert processes_with(f"kernel-{kernel_id}.json") == []
+    assert not old_server_files[0].exists()
     wait_until(
         lambda: httpx.get(f"{url}api/status", cookies=owner, timeout=5).status_code == 200,
         timeout=60,
@@ -147,6 +174,4 @@ def test_owner_uses_jupyterlab_through_the_proxy_and_nobody_else_can(
     services.container_stop(actor=user, container=c)
     wait_until(lambda: Container.objects.get(pk=c.pk).status == ContainerStatus.STOPPED, timeout=60, message="stopped")
     assert httpx.get(f"{url}lab", cookies=owner, timeout=30).status_code == 503
-    from apps.launcher.backends import get_container_backend
-
     assert get_container_backend().known_runs() == set()

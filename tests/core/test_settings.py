@@ -76,6 +76,8 @@ def test_production_refuses_to_start_without(tmp_path, missing, message):
         ({"ROTA_ENV": "staging"}, "ROTA_ENV must be"),
         ({"ROTA_SCHED_MIN_RUN_SECONDS": "soon"}, "ROTA_SCHED_MIN_RUN_SECONDS must be a number"),
         ({**GOOD, "REDIS_URL": "redis://127.0.0.1:6379/cache"}, "REDIS_URL must select a numbered database"),
+        ({"ROTA_CONTAINER_STOP_GRACE_SECONDS": "-1"}, "ROTA_CONTAINER_STOP_GRACE_SECONDS must be at least 0, got -1"),
+        ({"ROTA_CONTAINER_STOP_GRACE_SECONDS": "1.5"}, "ROTA_CONTAINER_STOP_GRACE_SECONDS must be an integer"),
     ],
 )
 def test_bad_values_are_rejected_with_a_clear_message(tmp_path, env, message):

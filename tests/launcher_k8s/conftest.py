@@ -257,8 +257,11 @@ class KubeServer:
         return self.call(collect)
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds."""
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it is truthy; fail the test after ``timeout`` seconds. The default
+    leaves room for a loaded CI host (two test workers and a browser on two cores): the backend's
+    watch and log threads, their HTTP to the emulated API server and the processes some tests start
+    can take seconds there; a wait ends as soon as the condition holds."""
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()

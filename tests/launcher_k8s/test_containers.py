@@ -161,7 +161,7 @@ def test_the_pod_runs_every_service_as_the_owner_with_the_job_pods_security_cont
     )
 
 
-def _job_spec(uid: int, gid: int) -> Any:
+def _job_spec(uid: int, gid: int | None) -> Any:
     from apps.launcher.backends.base import EntrypointKind, LaunchSpec, RankSpec
 
     return LaunchSpec(
@@ -178,6 +178,31 @@ def _job_spec(uid: int, gid: int) -> Any:
         image="i",
         ranks=(RankSpec(rank=0, node="n", env={}),),
     )
+
+
+@pytest.mark.parametrize(
+    ("uid", "gid", "expected"),
+    [
+        (4321, 4000, {"runAsNonRoot": True, "runAsUser": 4321, "runAsGroup": 4000}),
+        (10007, None, {"runAsNonRoot": True, "runAsUser": 10007}),  # no mapped account: the image's group
+    ],
+)
+def test_the_container_pods_identity_is_the_job_pods_and_neither_re_owns_volumes(
+    uid: int, gid: int | None, expected: dict[str, Any]
+) -> None:
+    """Same identity on pod and containers as a training job's pod, and no ``fsGroup`` on either
+    (docs/kubernetes.md, "Identity and signals": it would re-own shared volumes at each start)."""
+    pod = ContainerManifests(namespace=NAMESPACE).build_pod(make_spec(uid=uid, gid=gid), "uid-1")
+    job = _job_spec(uid=uid, gid=gid)
+    job_pod = Manifests(namespace=NAMESPACE).build_pod(job, job.ranks[0], "u")
+    assert pod["spec"]["securityContext"] == job_pod["spec"]["securityContext"]
+    assert pod["spec"]["securityContext"] == {**expected, "seccompProfile": {"type": "RuntimeDefault"}}
+    job_container = job_pod["spec"]["containers"][0]["securityContext"]
+    assert [c["securityContext"] for c in pod["spec"]["containers"]] == [job_container] * 5
+    assert {k: job_container[k] for k in expected} == expected
+    for spec in (pod["spec"], job_pod["spec"]):
+        assert not {"fsGroup", "fsGroupChangePolicy", "supplementalGroups"} & set(spec["securityContext"])
+    kubernetes_validate.validate(pod, K8S_VERSION, strict=True)
 
 
 def test_every_object_of_a_run_is_valid_against_the_kubernetes_schema() -> None:
@@ -738,6 +763,28 @@ def test_the_pods_services_get_the_grace_as_the_wrappers_bound() -> None:
     assert pod["spec"]["terminationGracePeriodSeconds"] == 25
     for container in pod["spec"]["containers"]:
         assert {e["name"]: e.get("value") for e in container["env"]}["ROTA_STOP_GRACE_SECONDS"] == "25"
+
+
+def test_the_stop_grace_setting_is_the_container_pods_grace(
+    api_client: client.ApiClient, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ROTA_CONTAINERS['STOP_GRACE_SECONDS']`` reaches the backend the portal builds: the pods'
+    ``terminationGracePeriodSeconds``, their wrapper's bound and the grace of the stop's delete."""
+    from apps.launcher import backends
+
+    settings.ROTA_BACKEND = "kubernetes"
+    settings.ROTA_CONTAINERS = {**settings.ROTA_CONTAINERS, "STOP_GRACE_SECONDS": 25, "INGRESS_HOST": ""}
+    monkeypatch.setattr(backends, "_kube_api_client", lambda: api_client)
+    backends.reset_backend()
+    try:
+        backend = backends.get_container_backend()
+        assert isinstance(backend, KubernetesContainerBackend)
+        pod = backend.manifests.build_pod(make_spec(), "uid-1")
+        assert pod["spec"]["terminationGracePeriodSeconds"] == 25
+        for container in pod["spec"]["containers"]:
+            assert {e["name"]: e.get("value") for e in container["env"]}["ROTA_STOP_GRACE_SECONDS"] == "25"
+    finally:
+        backends.reset_backend()
 
 
 # -- the launcher's container pass with the database ------------------------------------------------

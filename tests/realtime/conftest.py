@@ -121,9 +121,10 @@ def communicator(
 
 
 async def receive_until(
-    comm: WebsocketCommunicator, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 5.0
+    comm: WebsocketCommunicator, done: Callable[[list[dict[str, Any]]], bool], timeout: float = PATIENCE
 ) -> list[dict[str, Any]]:
-    """Messages received until ``done(messages)`` holds; fails after ``timeout`` seconds."""
+    """Messages received until ``done(messages)`` holds; fails after ``timeout`` seconds (what must
+    arrive gets ``PATIENCE``, like the communicator's own waits)."""
     messages: list[dict[str, Any]] = []
     deadline = time.monotonic() + timeout
     while not done(messages):

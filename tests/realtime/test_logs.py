@@ -15,6 +15,7 @@ from apps.logs import store as logstore
 from apps.logs.tailer import get_hub
 from portal.realtime import outbox
 from tests.realtime.conftest import (
+    PATIENCE,
     communicator,
     contents,
     finish,
@@ -38,7 +39,7 @@ def line_count(messages: list[dict[str, Any]]) -> int:
     return len(contents(log_data(messages)))
 
 
-async def until_attached(count: int, timeout: float = 5.0) -> Any:
+async def until_attached(count: int, timeout: float = PATIENCE) -> Any:
     """The (single) tailer once ``count`` viewers follow it live."""
     hub = get_hub()
     deadline = asyncio.get_running_loop().time() + timeout
@@ -472,7 +473,7 @@ async def test_a_broken_tailer_tells_its_viewers_instead_of_going_silent(ws_app,
 
     tailer.hub.store.read = unreadable  # this test's store instance only
     write(log_store, chain.pk, attempt_id, ["never delivered"])
-    reply = await comm.receive_json_from(timeout=5)
+    reply = await comm.receive_json_from()
     assert (reply["type"], reply["code"], reply["stream"]) == ("error", "internal", "s")
     assert get_hub().tailers == {}
     await comm.disconnect()

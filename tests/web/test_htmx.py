@@ -1,4 +1,4 @@
-"""htmx on the server (django-htmx, apps/web/htmx.py): one URL answers htmx with a partial and a
+"""htmx on the server (django-htmx, apps/core/htmx.py): one URL answers htmx with a partial and a
 plain request with the whole page, says so in ``Vary``, and speaks to the page through HX-*
 headers set by django-htmx's helpers."""
 

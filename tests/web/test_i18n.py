@@ -18,7 +18,8 @@ LOCALE = Path(settings.BASE_DIR) / "locale"
 
 
 def po_entries(path: Path) -> list[tuple[str, str, bool]]:
-    """(msgid, first msgstr, fuzzy) of every entry of a .po file, header excluded."""
+    """(msgid, first msgstr, fuzzy) of every entry of a .po file, header excluded. A message with a
+    context is keyed as gettext keys it: ``context + "\\x04" + msgid``."""
     import ast
 
     entries = []
@@ -29,7 +30,7 @@ def po_entries(path: Path) -> list[tuple[str, str, bool]]:
         for line in block.splitlines():
             if line.startswith("#,") and "fuzzy" in line:
                 fuzzy = True
-            match = re.match(r"^(msgid|msgid_plural|msgstr(?:\[0\])?) (\".*\")$", line)
+            match = re.match(r"^(msgctxt|msgid|msgid_plural|msgstr(?:\[0\])?) (\".*\")$", line)
             if match:
                 current = match.group(1).replace("[0]", "")
                 fields[current] = [match.group(2)]
@@ -39,6 +40,8 @@ def po_entries(path: Path) -> list[tuple[str, str, bool]]:
             continue
         msgid = "".join(ast.literal_eval(part) for part in fields["msgid"])
         msgstr = "".join(ast.literal_eval(part) for part in fields.get("msgstr", ['""']))
+        if "msgctxt" in fields:
+            msgid = "".join(ast.literal_eval(part) for part in fields["msgctxt"]) + "\x04" + msgid
         if msgid:
             entries.append((msgid, msgstr, fuzzy))
     return entries

@@ -78,7 +78,12 @@ def _create_container_backend() -> ContainerBackend:
         conf: dict[str, Any] = settings.ROTA_CONTAINERS
         run_root = Path(conf["RUN_ROOT"])
         run_root.mkdir(parents=True, exist_ok=True)
-        return LocalContainerBackend(run_root, get_container_log_store(), ssh_listen=str(conf["SSH_LISTEN"]))
+        return LocalContainerBackend(
+            run_root,
+            get_container_log_store(),
+            ssh_listen=str(conf["SSH_LISTEN"]),
+            stop_grace_seconds=float(conf["STOP_GRACE_SECONDS"]),
+        )
     # the Kubernetes client, Django's models (journal) and ownership (imports this package): docstring
     from apps.launcher.backends.container_kubernetes import KubernetesContainerBackend
     from apps.launcher.log_journal import StoreLogJournal
@@ -94,6 +99,7 @@ def _create_container_backend() -> ContainerBackend:
             get_container_log_store(), holds=ownership.holds, chain_of=lambda key: str(key // 1_000_000)
         ),
         default_image=str(settings.ROTA_CONTAINERS["IMAGE"]),
+        stop_grace_seconds=int(settings.ROTA_CONTAINERS["STOP_GRACE_SECONDS"]),
         ingress=_ingress_config(),
         gpu_metrics=_gpu_metrics(),
     )

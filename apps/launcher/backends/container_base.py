@@ -85,12 +85,16 @@ class ContainerBackend(abc.ABC):
         """Where the run's HTTP services answer, service name → "host:port" (for the proxy)."""
 
     @abc.abstractmethod
-    def restart_service(self, spec: ContainerSpec, service: str) -> None:
-        """Kill one service's processes and start it again (same run, same log)."""
+    def restart_service(self, spec: ContainerSpec, service: str) -> bool:
+        """Stop one service's processes (SIGTERM, SIGKILL after the stop grace) and start it again
+        (same run, same log). Never waits for the grace: returns False while the service is still
+        ending (call again on a later pass), True once the restart is done or handed over."""
 
     @abc.abstractmethod
     def stop(self, container_id: int, run: int) -> None:
-        """Kill everything of the run at once. Repeats are harmless."""
+        """Stop everything of the run: SIGTERM to its services, SIGKILL to what is left after the
+        stop grace. Never waits for the grace: call it on each pass until ``observe`` shows every
+        service ended. Repeats are harmless."""
 
     @abc.abstractmethod
     def release(self, container_id: int, run: int) -> None:

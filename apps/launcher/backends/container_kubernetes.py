@@ -276,15 +276,17 @@ class KubernetesContainerBackend(PodWatching, ContainerBackend, ApiCalls):
             return None
         return self._gpu_metrics.utilisation(namespace=self._namespace, pod=run_name(run_key(container_id, run)))
 
-    def restart_service(self, spec: ContainerSpec, service: str) -> None:
-        """Bump the service's restart annotation; its wrapper restarts it inside the container."""
+    def restart_service(self, spec: ContainerSpec, service: str) -> bool:
+        """Bump the service's restart annotation; its wrapper restarts it inside the container
+        (TERM, the grace, KILL: ``SERVICE_WRAPPER``), so the restart is handed over at once."""
         if service not in {s.name for s in spec.services}:
-            return
+            return True
         patch = {"metadata": {"annotations": {self.manifests.restart_annotation(service): str(time.time_ns())}}}
         patched = self._ignore_404(self._core.patch_namespaced_pod, run_name(spec.key), self._namespace, patch)
         if patched is not None:
             with self._lock:
                 self._upsert_locked(patched, time.monotonic())
+        return True
 
     def stop(self, container_id: int, run: int) -> None:
         key = run_key(container_id, run)

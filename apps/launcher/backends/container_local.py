@@ -15,6 +15,15 @@ port on 127.0.0.1. SSH: the run's own ``sshd`` (``sshd_command``) on the port th
 run (``ROTA_CONTAINERS['SSH_PORT_MIN'..'SSH_PORT_MAX']``) and ``SSH_LISTEN``; without ``sshd`` on
 the machine the ssh service fails with a message in its log and the rest of the container runs on.
 
+Stopping (a stop, a whole-container restart, a failed start) and restarting one service are
+graceful, as the Kubernetes backend's service wrapper does it: SIGTERM to each service's whole
+process group, so JupyterLab shuts its kernels down and a user's service can save; the supervisor
+waits for the rest of the group when the leader exits first (a ``bash -c`` service); what is left
+at the end of ``stop_grace_seconds`` (``ROTA_CONTAINERS['STOP_GRACE_SECONDS']``) is SIGKILLed.
+Neither ever waits: each call does the next step (``LocalBackend.stop_gracefully`` and
+``restart_rank``), and the launcher's pass calls again until the services have ended. The grace
+counts from a time kept in the run's files, so a portal restarted meanwhile kills on time too.
+
 GPU utilisation (idle reclaim on GPU groups) is read with ``nvidia-smi`` when it is on PATH: the
 GPUs of the run's ``CUDA_VISIBLE_DEVICES`` when its variables name them, else every GPU of the
 machine (the local backend does not isolate GPUs, so the busiest one keeps the container: it can
@@ -25,14 +34,12 @@ from __future__ import annotations
 
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from apps.launcher.backends.base import EntrypointKind, LaunchSpec, RankPhase, RankSpec
+from apps.launcher.backends.base import EntrypointKind, LaunchSpec, RankSpec
 from apps.launcher.backends.container_base import (
     ContainerBackend,
     ContainerSpec,
@@ -40,7 +47,6 @@ from apps.launcher.backends.container_base import (
     run_key,
 )
 from apps.launcher.backends.local import LocalBackend
-from apps.launcher.rank_supervisor import claim_file, read_state, signal_child_group, sigterm_sent_file, state_file
 from apps.logs.store import LogStore
 
 JUPYTER_PORT_ENV = "ROTA_JUPYTER_PORT"
@@ -145,8 +151,12 @@ class LocalContainerBackend(ContainerBackend):
         python: str = sys.executable,
         nvidia_smi: str = "nvidia-smi",
         ssh_listen: str = "127.0.0.1",
+        stop_grace_seconds: float = 10.0,
     ) -> None:
+        if stop_grace_seconds < 0:
+            raise ValueError("stop_grace_seconds must be >= 0")
         self.runs = LocalBackend(Path(run_root), log_store, python=python)
+        self.stop_grace_seconds = float(stop_grace_seconds)
         self.python = python
         self.nvidia_smi = nvidia_smi
         self.ssh_listen = ssh_listen
@@ -243,29 +253,17 @@ class LocalContainerBackend(ContainerBackend):
                 found[str(env[SERVICE_ENV])] = f"127.0.0.1:{env['PORT']}"
         return found
 
-    def restart_service(self, spec: ContainerSpec, service: str) -> None:
-        """SIGKILL the service's group (no stop marker: the rest of the run goes on), wait for its
-        supervisor to record the end, forget the rank's files, and start it again."""
-        key = spec.key
-        run_dir = self.runs.run_dir(key)
+    def restart_service(self, spec: ContainerSpec, service: str) -> bool:
+        """One step of restarting a service, the rest of the run going on (module docstring):
+        SIGTERM its group, SIGKILL what is left after the grace, and once it has ended start it
+        again (same log). Returns True when done (or when there is nothing to restart)."""
         rank = next((s.rank for s in spec.services if s.name == service), None)
-        if rank is None or not run_dir.is_dir():
-            return
-        state = read_state(run_dir, rank)
-        if state is not None and not RankPhase(state.phase).is_final:
-            signal_child_group(run_dir, state, signal.SIGKILL)
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
-            state = read_state(run_dir, rank)
-            supervisor = state.supervisor() if state is not None else None
-            if state is not None and RankPhase(state.phase).is_final and not (supervisor and supervisor.is_alive()):
-                break
-            time.sleep(0.05)  # waiting for another process to record an exit it reports only in a file
-        else:
-            return  # the next pass tries again
-        for path in (state_file(run_dir, rank), claim_file(run_dir, rank), sigterm_sent_file(run_dir, rank)):
-            path.unlink(missing_ok=True)
+        if rank is None or not self.runs.run_dir(spec.key).is_dir():
+            return True
+        if not self.runs.restart_rank(spec.key, rank, grace_seconds=self.stop_grace_seconds):
+            return False
         self.start(spec)
+        return True
 
     def gpu_utilisation(self, container_id: int, run: int) -> float | None:
         """``nvidia-smi``'s utilisation of the run's GPUs (module docstring), None when unknown."""
@@ -301,7 +299,8 @@ class LocalContainerBackend(ContainerBackend):
         return max(v for v in values if v is not None)
 
     def stop(self, container_id: int, run: int) -> None:
-        self.runs.stop(run_key(container_id, run))
+        """One step of a graceful stop (module docstring); call again until the services have ended."""
+        self.runs.stop_gracefully(run_key(container_id, run), grace_seconds=self.stop_grace_seconds)
 
     def release(self, container_id: int, run: int) -> None:
         self.runs.release(run_key(container_id, run))
@@ -314,14 +313,6 @@ class LocalContainerBackend(ContainerBackend):
         key = run_key(container_id, run)
         run_dir = self.runs.run_dir(key)
         return any(self.runs._rank_alive(run_dir, rank) for rank in self.runs._ranks(run_dir))
-
-    def wait_stopped(self, container_id: int, run: int, timeout: float = 10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.alive(container_id, run):
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.05)
-        return True
 
 
 __all__ = ["LocalContainerBackend", "free_port", "jupyter_command", "port_bindable", "sshd_command"]

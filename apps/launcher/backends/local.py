@@ -22,6 +22,12 @@ Design (see ``apps/launcher/rank_supervisor.py`` for the process side):
   rank's process group (once per rank); ``stop`` writes ``stop`` then SIGKILLs them. The supervisor
   reads the markers to report KILLED rather than FAILED, and re-reads them right after it records a
   new child, so a rank that was starting while the marker was written is not missed.
+- **Stops with a grace** (``stop_gracefully``, development containers): one step per call, never
+  a wait. The first call writes ``suspend`` noted ``stop`` and SIGTERMs each rank's group; each
+  supervisor then lets the rest of the group finish after its leader exits; a call once the grace
+  has passed since the marker's time is ``stop``. The time is in the marker, so a restarted portal
+  goes on counting from the same moment. ``restart_rank`` does the same for one rank (its
+  ``rank-R.sigterm`` file's time starts its grace), then forgets it so ``start`` starts it again.
 - **Observation** is derived from the state files plus liveness checks: a RUNNING state whose
   supervisor is gone is RUNNING if the child still lives (adopted: its output is no longer
   captured, see the limitation in ``rank_supervisor``), else FAILED "lost: supervisor and process
@@ -59,10 +65,14 @@ from apps.launcher.rank_supervisor import (
     SUSPEND_MARKER,
     RankState,
     claim_file,
+    kill_child_group,
     marker_exists,
+    marker_time,
+    platform_request,
     read_json,
     read_state,
     signal_child_group,
+    sigterm_sent_file,
     state_file,
     supervisor_log_file,
     write_json_atomic,
@@ -176,6 +186,61 @@ class LocalBackend(Backend):
         write_marker(run_dir, STOP_MARKER, note="suspend" if reason == "suspend" else "stop")
         self._signal_all(run_dir, signal.SIGKILL)
 
+    def stop_gracefully(self, attempt_id: int, *, grace_seconds: float) -> None:
+        """Stop the attempt, letting its ranks save first; one step per call, it never waits.
+
+        The first call writes the ``suspend`` marker noted ``stop`` and SIGTERMs each live rank's
+        process group (once per rank); once ``grace_seconds`` have passed since the marker was
+        written, a call is ``stop``: what is left is SIGKILLed. Call it again (each pass) until
+        ``observe`` shows every rank final. Repeats are harmless."""
+        run_dir = self.run_dir(attempt_id)
+        if not run_dir.is_dir():
+            return
+        if grace_seconds <= 0 or marker_exists(run_dir, STOP_MARKER):
+            self.stop(attempt_id)
+            return
+        write_marker(run_dir, SUSPEND_MARKER, note="stop")
+        since = marker_time(run_dir, SUSPEND_MARKER)
+        if since is not None and time.time() - since >= grace_seconds:
+            self.stop(attempt_id)
+            return
+        self._signal_all(run_dir, signal.SIGTERM)
+
+    def restart_rank(self, attempt_id: int, rank: int, *, grace_seconds: float) -> bool:
+        """Make one rank ready to be started again, the rest of the attempt running on; one step
+        per call, it never waits. Returns True once the rank is forgotten (``start`` then starts
+        it again), False while it is still ending: call again later.
+
+        A live rank gets SIGTERM to its process group (once); ``grace_seconds`` after it (the time
+        of its ``rank-R.sigterm`` file), what is left of the group is SIGKILLed. Once its
+        supervisor has recorded the end and exited, the rank's files are removed (never its log)."""
+        run_dir = self.run_dir(attempt_id)
+        if not run_dir.is_dir():
+            return True
+        state = read_state(run_dir, rank)
+        if state is None:
+            age = self._claim_age(run_dir, rank)
+            if age is not None and age <= self.claim_timeout:
+                return False  # its supervisor is still starting
+        else:
+            supervisor, child = state.supervisor(), state.child()
+            supervising = supervisor is not None and supervisor.is_alive()
+            if not RankPhase(state.phase).is_final and (supervising or (child is not None and child.exists())):
+                if signal_child_group(run_dir, state, signal.SIGTERM):
+                    return False
+                try:
+                    since: float | None = sigterm_sent_file(run_dir, rank).stat().st_mtime
+                except FileNotFoundError:
+                    since = None  # its process is not started yet
+                if since is not None and time.time() - since >= grace_seconds:
+                    kill_child_group(state)
+                return False
+            if supervising:
+                return False  # it has recorded the end and is about to exit
+        for path in (state_file(run_dir, rank), claim_file(run_dir, rank), sigterm_sent_file(run_dir, rank)):
+            path.unlink(missing_ok=True)
+        return True
+
     def observe(self, attempt_id: int) -> dict[int, RankObservation]:
         run_dir = self.run_dir(attempt_id)
         meta = self._meta(attempt_id)
@@ -284,7 +349,11 @@ class LocalBackend(Backend):
     def _signal_all(self, run_dir: Path, sig: signal.Signals) -> None:
         for rank in self._ranks(run_dir):
             state = read_state(run_dir, rank)
-            if state is not None and not RankPhase(state.phase).is_final:
+            if state is None or RankPhase(state.phase).is_final:
+                continue
+            if sig == signal.SIGKILL:
+                kill_child_group(state)  # also a group whose leader has exited after a SIGTERM
+            else:
                 signal_child_group(run_dir, state, sig)
 
     def _claim_age(self, run_dir: Path, rank: int) -> float | None:
@@ -329,8 +398,7 @@ class LocalBackend(Backend):
                 self._from_state(state, RankPhase.RUNNING, node),
                 message="adopted: supervisor gone, output is no longer captured",
             )
-        request = "stop" if marker_exists(run_dir, STOP_MARKER) else ""
-        request = request or ("suspend" if marker_exists(run_dir, SUSPEND_MARKER) else "")
+        request = platform_request(run_dir)
         if request:
             return dataclasses.replace(
                 self._from_state(state, RankPhase.KILLED, node),

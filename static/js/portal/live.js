@@ -15,7 +15,8 @@
  * - polling while the socket is not live (data-live-poll seconds, while the tab is visible), as a
  *   `rota:refresh` event sent to the region;
  * - holding a refresh back while the user is busy in the region (typing in it, a menu of it open,
- *   the confirmation dialog open), and sending it when they are done;
+ *   the confirmation dialog open) — and the answer of one sent just before — and sending it when
+ *   they are done;
  * - opening the socket, and subscribing the chains of a job's page (data-chain-page).
  */
 
@@ -63,6 +64,16 @@ document.addEventListener("htmx:confirm", (e) => {
 });
 document.addEventListener("htmx:beforeRequest", (e) => {
   if (isLiveRegion(e.detail.elt)) lastRequest.set(e.detail.elt, Date.now());
+});
+// A refresh sent before the user got busy in the region (opened a menu, began typing) answers
+// while they are: its swap would close the menu or drop what they typed. Keep the region as it
+// is and fetch it again once they are done.
+document.addEventListener("htmx:beforeSwap", (e) => {
+  // The element that sent the request: the region for a refresh, a form for the user's own action.
+  const region = e.detail.requestConfig && e.detail.requestConfig.elt;
+  if (!isLiveRegion(region) || !busy(region)) return;
+  e.detail.shouldSwap = false;
+  region.dataset.liveDeferred = "1";
 });
 document.addEventListener("focusout", () => setTimeout(refreshDeferred, 50));
 document.addEventListener(

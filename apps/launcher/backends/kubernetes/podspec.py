@@ -8,7 +8,9 @@ them to ``build_pod_spec``, which wraps them in the one pod spec Rota runs:
   when an admin mapped one), on the pod and on every container, with the same hardened container
   context (no privilege escalation, not privileged, every capability dropped but the ones an admin
   granted, RuntimeDefault seccomp). No ``fsGroup``: it would make the kubelet re-own every file of
-  a shared volume (a home, a dataset) at each start; the uid already owns the user's files there;
+  a shared volume (a home, a dataset) at each start; ``fsGroupChangePolicy: OnRootMismatch`` does
+  not help where users' gids differ (a volume whose root has another user's group is re-owned,
+  recursively and made group-writable, at every start); the uid already owns the user's files;
 * **who it says it is** — ``USER``/``LOGNAME``/``HOME`` (``identity_env``): the uid's account is
   on shared storage, not in the image's ``/etc/passwd``, and ``getpass.getuser()`` (torch.compile,
   …) reads these before passwd;
