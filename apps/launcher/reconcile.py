@@ -224,8 +224,14 @@ def _first_failure(observed: dict[int, RankObservation]) -> RankObservation | No
 
 
 def _failure_message(obs: RankObservation) -> str:
-    detail = f": {obs.message}" if obs.message else ""
-    return f"rank {obs.rank} exited with code {obs.exit_code}{detail}"
+    """Why a rank failed, for people: ``rank 3 exited with code 1``, then what the backend said
+    (``after suspend request``, an OOM kill …) without repeating the code."""
+    said = f"exited with code {obs.exit_code}"
+    rest = obs.message or ""
+    if rest == said or rest.startswith(said + " "):
+        rest = rest[len(said) :].strip()
+        return f"rank {obs.rank} {said} {rest}" if rest else f"rank {obs.rank} {said}"
+    return f"rank {obs.rank} {said}: {rest}" if rest else f"rank {obs.rank} {said}"
 
 
 class Reconciler:
